@@ -1,0 +1,293 @@
+import {
+  generateKeyPairSync,
+  createPrivateKey,
+  createPublicKey,
+  randomBytes,
+  type KeyObject,
+} from 'node:crypto';
+import * as openpgp from 'openpgp';
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import type { PrivateKey } from '@libp2p/interface';
+import { KithError } from '../../common/errors.ts';
+import { asAgentId, asFingerprint, type AgentId, type Fingerprint } from '../../common/ids.ts';
+import { migrate, type Db } from '../../store/db.ts';
+import { certifyAgent, type AgentCertificate } from './certificate.ts';
+import { SecretBox } from './secretbox.ts';
+
+/** Everything a running node knows about itself, private keys unlocked. */
+export interface Identity {
+  fingerprint: Fingerprint;
+  name: string;
+  email: string;
+  /** The entity's OpenPGP key, decrypted (signs certificates, messages; decrypts mail). */
+  entityKey: openpgp.PrivateKey;
+  entityPublicArmored: string;
+  agentId: AgentId;
+  /** The libp2p Ed25519 key of this agent. */
+  agentKey: PrivateKey;
+  /** X25519 key pair that peels onion layers addressed to this agent. */
+  onion: { publicKey: Buffer; privateKey: KeyObject };
+  certificate: AgentCertificate;
+  /** Password of the SMTP/IMAP account (user = email), generated at init. */
+  mailPassword: string;
+}
+
+const MIGRATIONS = [
+  `CREATE TABLE identity_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+   CREATE TABLE entity (
+     fingerprint TEXT PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL,
+     public_key TEXT NOT NULL, private_key TEXT NOT NULL, created_at INTEGER NOT NULL);
+   CREATE TABLE agent (
+     peer_id TEXT PRIMARY KEY, entity TEXT NOT NULL REFERENCES entity(fingerprint),
+     private_key BLOB NOT NULL, onion_private BLOB NOT NULL, onion_public BLOB NOT NULL,
+     cert_canonical TEXT NOT NULL, cert_signature TEXT NOT NULL);
+   CREATE TABLE secret (name TEXT PRIMARY KEY, value BLOB NOT NULL);`,
+];
+
+const CERT_VALIDITY_DAYS = 365;
+
+export function migrateIdentity(db: Db): void {
+  migrate(db, 'identity', MIGRATIONS);
+}
+
+export function hasIdentity(db: Db): boolean {
+  migrateIdentity(db);
+  return db.prepare('SELECT 1 FROM entity LIMIT 1').get() !== undefined;
+}
+
+const EMAIL = /^[^\s@<>()",;:]+@[^\s@<>()",;:]+\.[^\s@<>()",;:]+$/;
+
+/** Creates the entity key, the agent key and its certificate, all sealed under the passphrase. */
+export async function createIdentity(
+  db: Db,
+  options: { name: string; email: string; passphrase: string; now?: Date },
+): Promise<Identity> {
+  if (!EMAIL.test(options.email)) {
+    throw new KithError(
+      'ERR_BAD_EMAIL',
+      `not an e-mail address: ${options.email}`,
+      'give one like alice@example.org',
+    );
+  }
+  if (options.passphrase.length < 8) {
+    throw new KithError(
+      'ERR_WEAK_PASSPHRASE',
+      'the passphrase is shorter than 8 characters',
+      'choose a longer one',
+    );
+  }
+  if (hasIdentity(db)) {
+    throw new KithError(
+      'ERR_IDENTITY_EXISTS',
+      'this data directory already has an identity',
+      'use another --data-dir',
+    );
+  }
+  const now = options.now ?? new Date();
+  const { privateKey: armoredPrivate, publicKey: armoredPublic } = await openpgp.generateKey({
+    type: 'ecc',
+    curve: 'curve25519Legacy', // v4 EdDSA + ECDH/Curve25519: the form GnuPG 2.2 reads
+    userIDs: [{ name: options.name, email: options.email }],
+    passphrase: options.passphrase,
+    format: 'armored',
+    date: now,
+  });
+  const entityKey = await openpgp.decryptKey({
+    privateKey: await openpgp.readPrivateKey({ armoredKey: armoredPrivate }),
+    passphrase: options.passphrase,
+  });
+  const fingerprint = asFingerprint(entityKey.getFingerprint());
+  const salt = SecretBox.newSalt();
+  const box = SecretBox.derive(options.passphrase, salt);
+  const agentKey = await generateKeyPair('Ed25519');
+  const agentId = asAgentId(peerIdFromPrivateKey(agentKey).toString());
+  const onion = generateKeyPairSync('x25519');
+  const onionPublic = rawX25519Public(onion.publicKey);
+  const certificate = await certifyAgent(entityKey, {
+    agent: agentId,
+    onionKey: onionPublic.toString('base64url'),
+    notBefore: now,
+    notAfter: new Date(now.getTime() + CERT_VALIDITY_DAYS * 86_400_000),
+  });
+  const mailPassword = randomBytes(18).toString('base64url');
+  db.transaction(() => {
+    db.prepare('INSERT INTO identity_meta (key, value) VALUES (?, ?)').run('salt', salt);
+    db.prepare(
+      'INSERT INTO entity (fingerprint, name, email, public_key, private_key, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+    ).run(fingerprint, options.name, options.email, armoredPublic, armoredPrivate, now.getTime());
+    db.prepare(
+      `INSERT INTO agent (peer_id, entity, private_key, onion_private, onion_public, cert_canonical, cert_signature)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      agentId,
+      fingerprint,
+      box.seal(privateKeyToProtobuf(agentKey), 'agent-key'),
+      box.seal(onion.privateKey.export({ format: 'der', type: 'pkcs8' }), 'onion-key'),
+      onionPublic,
+      certificate.canonical,
+      certificate.signature,
+    );
+    db.prepare('INSERT INTO secret (name, value) VALUES (?, ?)').run(
+      'mail-password',
+      box.seal(Buffer.from(mailPassword), 'mail-password'),
+    );
+  })();
+  return {
+    fingerprint,
+    name: options.name,
+    email: options.email,
+    entityKey,
+    entityPublicArmored: armoredPublic,
+    agentId,
+    agentKey,
+    onion: { publicKey: onionPublic, privateKey: onion.privateKey },
+    certificate,
+    mailPassword,
+  };
+}
+
+/** Unlocks the stored identity. Wrong passphrase: ERR_WRONG_PASSPHRASE; damaged rows: ERR_KEYS_CORRUPT. */
+export async function loadIdentity(db: Db, passphrase: string): Promise<Identity> {
+  if (!hasIdentity(db)) {
+    throw new KithError(
+      'ERR_NO_IDENTITY',
+      'this data directory has no identity yet',
+      'run `kith init` first',
+    );
+  }
+  const entity = db.prepare('SELECT * FROM entity LIMIT 1').get() as {
+    fingerprint: string;
+    name: string;
+    email: string;
+    public_key: string;
+    private_key: string;
+  };
+  const agent = db.prepare('SELECT * FROM agent WHERE entity = ? LIMIT 1').get(entity.fingerprint) as {
+    peer_id: string;
+    private_key: Buffer;
+    onion_private: Buffer;
+    onion_public: Buffer;
+    cert_canonical: string;
+    cert_signature: string;
+  };
+  const salt = (db.prepare("SELECT value FROM identity_meta WHERE key = 'salt'").get() as { value: Buffer })
+    .value;
+  let locked: openpgp.PrivateKey;
+  try {
+    locked = await openpgp.readPrivateKey({ armoredKey: entity.private_key });
+  } catch (err) {
+    throw new KithError(
+      'ERR_KEYS_CORRUPT',
+      `the stored entity key is damaged: ${(err as Error).message}`,
+      RESTORE,
+    );
+  }
+  let entityKey: openpgp.PrivateKey;
+  try {
+    entityKey = await openpgp.decryptKey({ privateKey: locked, passphrase });
+  } catch (err) {
+    if (/incorrect key passphrase|Error decrypting private key/i.test((err as Error).message)) {
+      throw new KithError(
+        'ERR_WRONG_PASSPHRASE',
+        'wrong passphrase',
+        'try again with the passphrase given at `kith init` (KITH_PASSPHRASE for services)',
+      );
+    }
+    throw new KithError(
+      'ERR_KEYS_CORRUPT',
+      `the stored entity key is damaged: ${(err as Error).message}`,
+      RESTORE,
+    );
+  }
+  const box = SecretBox.derive(passphrase, salt);
+  let agentKey: PrivateKey;
+  let onionPrivate: KeyObject;
+  try {
+    agentKey = privateKeyFromProtobuf(box.open(agent.private_key, 'agent-key'));
+    onionPrivate = createPrivateKey({
+      key: box.open(agent.onion_private, 'onion-key'),
+      format: 'der',
+      type: 'pkcs8',
+    });
+  } catch (err) {
+    if (err instanceof KithError) throw err;
+    throw new KithError(
+      'ERR_KEYS_CORRUPT',
+      `the stored agent key is damaged: ${(err as Error).message}`,
+      RESTORE,
+    );
+  }
+  if (peerIdFromPrivateKey(agentKey).toString() !== agent.peer_id) {
+    throw new KithError('ERR_KEYS_CORRUPT', 'the stored agent key does not match its peer id', RESTORE);
+  }
+  const secret = db.prepare("SELECT value FROM secret WHERE name = 'mail-password'").get() as {
+    value: Buffer;
+  };
+  return {
+    fingerprint: asFingerprint(entity.fingerprint),
+    name: entity.name,
+    email: entity.email,
+    entityKey,
+    entityPublicArmored: entity.public_key,
+    agentId: asAgentId(agent.peer_id),
+    agentKey,
+    onion: { publicKey: Buffer.from(agent.onion_public), privateKey: onionPrivate },
+    certificate: {
+      body: JSON.parse(agent.cert_canonical),
+      canonical: agent.cert_canonical,
+      signature: agent.cert_signature,
+    },
+    mailPassword: box.open(secret.value, 'mail-password').toString(),
+  };
+}
+
+/** Public facts about the stored identity, readable without the passphrase (`kith id`). */
+export function describeStoredIdentity(db: Db): {
+  fingerprint: Fingerprint;
+  name: string;
+  email: string;
+  agentId: AgentId;
+  notBefore: string;
+  notAfter: string;
+  publicKey: string;
+  certificate: { canonical: string; signature: string };
+} {
+  if (!hasIdentity(db)) {
+    throw new KithError(
+      'ERR_NO_IDENTITY',
+      'this data directory has no identity yet',
+      'run `kith init` first',
+    );
+  }
+  const row = db
+    .prepare(
+      `SELECT e.fingerprint, e.name, e.email, e.public_key, a.peer_id, a.cert_canonical, a.cert_signature
+       FROM entity e JOIN agent a ON a.entity = e.fingerprint LIMIT 1`,
+    )
+    .get() as Record<string, string>;
+  const body = JSON.parse(row.cert_canonical) as { notBefore: string; notAfter: string };
+  return {
+    fingerprint: asFingerprint(row.fingerprint),
+    name: row.name,
+    email: row.email,
+    agentId: asAgentId(row.peer_id),
+    notBefore: body.notBefore,
+    notAfter: body.notAfter,
+    publicKey: row.public_key,
+    certificate: { canonical: row.cert_canonical, signature: row.cert_signature },
+  };
+}
+
+export function rawX25519Public(key: KeyObject): Buffer {
+  // The raw 32 bytes are the last 32 of the SPKI DER encoding.
+  const der = key.export({ format: 'der', type: 'spki' });
+  return der.subarray(der.length - 32);
+}
+
+export function x25519PublicFromRaw(raw: Uint8Array): KeyObject {
+  const prefix = Buffer.from('302a300506032b656e032100', 'hex');
+  return createPublicKey({ key: Buffer.concat([prefix, raw]), format: 'der', type: 'spki' });
+}
+
+const RESTORE = 'restore the data directory from a backup';

@@ -1,0 +1,126 @@
+import { z } from 'zod';
+
+const port = z.number().int().min(0).max(65535);
+const host = z.string().min(1);
+const duration = z.number().int().positive();
+
+/** The whole node configuration. Defaults live in config/defaults.ts; docs/operations.md explains each. */
+export const configSchema = z
+  .object({
+    /** Directory holding everything this node owns: database, keys, blobs, redis, TLS. */
+    dataDir: z.string().min(1),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    /** Where the passphrase for the private keys comes from when no one can type it (services). */
+    passphrase: z
+      .object({
+        /** Name of an environment variable holding the passphrase. */
+        env: z.string().min(1),
+        /** A file whose first line is the passphrase (docker secrets). */
+        file: z.string().min(1).optional(),
+      })
+      .strict(),
+    redis: z
+      .object({
+        /** redis://host:port/db of an existing Redis; empty = start a private redis-server. */
+        url: z.string().url().optional(),
+        /** Key prefix, so several nodes can share one Redis. */
+        prefix: z.string().min(1),
+        /** redis-server binary for the private server. */
+        binary: z.string().min(1),
+      })
+      .strict(),
+    p2p: z
+      .object({
+        listen: z.array(z.string().startsWith('/')),
+        /** Addresses to announce instead of the listening ones (a public IP, a DynDNS name). */
+        announce: z.array(z.string().startsWith('/')),
+        maxLinks: z.number().int().positive(),
+        idleLinkMs: duration,
+        /** Announce our addresses to neighbours this often, and whenever they change. */
+        announceIntervalMs: duration,
+        /** Forget a neighbour's addresses after this much silence. */
+        addressTtlMs: duration,
+        /** Relay for trusted NATed neighbours (circuit relay v2, trusted reservations only). */
+        relay: z
+          .object({
+            enabled: z.boolean(),
+            maxReservations: z.number().int().positive(),
+            /** Bytes one relayed connection may carry; 0 = no limit. */
+            maxBytesPerConnection: z.number().int().min(0),
+          })
+          .strict(),
+        /** Multiaddrs of trusted public neighbours to keep a relay reservation with. */
+        relays: z.array(z.string().startsWith('/')),
+        /** UDP port of the STUN responder for trusted peers (0 = off). */
+        stunPort: port,
+        upnp: z.boolean(),
+        /** Answer "where is X?" with signed address records (never relays). */
+        directory: z.boolean(),
+      })
+      .strict(),
+    smtp: z
+      .object({
+        host,
+        port,
+        /** Implicit TLS on connect instead of STARTTLS (port 465 style). */
+        secure: z.boolean(),
+        /** Allow AUTH without TLS (only sensible on loopback test setups). */
+        allowInsecureAuth: z.boolean(),
+        maxMessageBytes: z.number().int().positive(),
+        maxRecipients: z.number().int().positive(),
+      })
+      .strict(),
+    imap: z
+      .object({
+        host,
+        port,
+        /** Port for implicit TLS (993 style); 0 = off. */
+        tlsPort: port,
+        allowInsecureAuth: z.boolean(),
+        /** Largest APPEND accepted, advertised as APPENDLIMIT. */
+        appendLimit: z.number().int().positive(),
+      })
+      .strict(),
+    http: z
+      .object({
+        /** Serves Thunderbird autoconfig on loopback. */
+        host,
+        port,
+      })
+      .strict(),
+    tls: z
+      .object({
+        /** PEM files of your own certificate; when absent a self-signed one made at init is used. */
+        cert: z.string().optional(),
+        key: z.string().optional(),
+      })
+      .strict(),
+    delivery: z
+      .object({
+        /** No progress report for this long: re-send along another path. */
+        stallTimeoutMs: duration,
+        /** Give up (and send a "failed" status email) after this long. */
+        maxAgeMs: duration,
+        /** Send a "delivered" status email even when the client did not ask with NOTIFY=SUCCESS. */
+        alwaysReportDelivery: z.boolean(),
+        /** How long a hop remembers who handed it a message (for reports and complaints). */
+        hopMemoryMs: duration,
+        /** Bytes this node holds at most for others (store and forward). */
+        maxHeldBytes: z.number().int().positive(),
+        /** Complaints against one neighbour before its trust is revoked. */
+        complaintThreshold: z.number().int().positive(),
+      })
+      .strict(),
+    discovery: z
+      .object({
+        maxHops: z.number().int().min(1).max(16),
+        /** Discovery questions accepted per neighbour per minute. */
+        perNeighbourPerMinute: z.number().int().positive(),
+        cacheMs: duration,
+        timeoutMs: duration,
+      })
+      .strict(),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;

@@ -1,0 +1,60 @@
+import type { Fingerprint, MessageId } from '../common/ids.ts';
+
+/**
+ * The boundary between the gateway (SMTP, IMAP, status emails) and the agent. The gateway
+ * never touches libp2p, Redis or the routing tables; it calls these.
+ */
+
+/** Where a recipient address leads, decided before RCPT TO is answered. */
+export type RecipientResolution =
+  | { ok: true; fingerprint: Fingerprint; email?: string }
+  | {
+      ok: false;
+      /** unknown: nobody by that address; ambiguous: several keys claim it; unreachable: not in the web of trust. */
+      reason: 'unknown' | 'ambiguous' | 'unreachable';
+      /** A sentence for the user that says what to do. */
+      message: string;
+    };
+
+export interface OutboundMessage {
+  /** Kith message id the gateway chose (also stored with the submission). */
+  id: MessageId;
+  from: Fingerprint;
+  to: Fingerprint;
+  /** The RFC 5322 message, byte for byte, as a file that stays until delivery ends. */
+  rawPath: string;
+  size: number;
+}
+
+/** What the SMTP side hands to the agent. */
+export interface DeliveryService {
+  resolveRecipient(address: string): Promise<RecipientResolution>;
+  /** Durable when it resolves: the outbox row is committed and the queue job exists or will be re-created. */
+  submit(message: OutboundMessage): Promise<void>;
+}
+
+/** What became of an outbound message, as the agent learns it from progress reports. */
+export type DeliveryEvent =
+  | { kind: 'progress'; id: MessageId; to: Fingerprint; at: Date; hop: number; hopAgent?: string }
+  | { kind: 'delivered'; id: MessageId; to: Fingerprint; at: Date }
+  | { kind: 'delayed'; id: MessageId; to: Fingerprint; at: Date; lastHop?: string; action: string }
+  | { kind: 'failed'; id: MessageId; to: Fingerprint; at: Date; reason: string };
+
+/** A message that arrived from the network for this node's entity, signature already checked. */
+export interface InboundMessage {
+  id: MessageId;
+  /** The RFC 5322 message as the sender submitted it. */
+  raw: Buffer;
+  sender: { fingerprint: Fingerprint; email?: string; name?: string };
+  /** True only if the OpenPGP signature verified against the sender entity's key. */
+  verified: boolean;
+  receivedAt: Date;
+}
+
+/** What the agent hands to the gateway: incoming mail and delivery status. */
+export interface GatewaySink {
+  /** Durable in the mailbox when it resolves (the agent reports "delivered" only then). */
+  receive(message: InboundMessage): Promise<void>;
+  /** Turns a status change into a status email when the user asked for one. */
+  status(event: DeliveryEvent): Promise<void>;
+}
