@@ -19,7 +19,7 @@ export async function ensureSelfSignedCertificate(tlsDir: string): Promise<TlsMa
   if (existsSync(keyFile) && existsSync(certFile)) return loadTls(certFile, keyFile);
   const pems = await generate([{ name: 'commonName', value: 'localhost' }], {
     keySize: 2048,
-    days: 3650,
+    notAfterDate: new Date(Date.now() + 3650 * 86_400_000),
     algorithm: 'sha256',
     extensions: [
       {
