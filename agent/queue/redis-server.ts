@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import { KithError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
 
@@ -22,28 +22,40 @@ export function connectionFromUrl(url: string): RedisConnection {
   };
 }
 
-/** Checks that Redis answers; a clear error otherwise. */
+/** Checks that Redis answers PING (a plain socket: no client library state to clean up). */
 export async function pingRedis(connection: RedisConnection, timeoutMs = 3000): Promise<void> {
-  const client = new Redis({
-    ...connection,
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    connectTimeout: timeoutMs,
-    retryStrategy: () => null,
-  });
-  client.on('error', () => {});
+  const where = connection.path ?? `${connection.host}:${connection.port}`;
   try {
-    await client.connect();
-    await client.ping();
+    await new Promise<void>((resolve, reject) => {
+      const socket = connection.path
+        ? createConnection(connection.path)
+        : createConnection(connection.port ?? 6379, connection.host ?? '127.0.0.1');
+      let reply = '';
+      const done = (err?: Error): void => {
+        socket.destroy();
+        if (err) reject(err);
+        else resolve();
+      };
+      socket.setTimeout(timeoutMs, () => done(new Error('timed out')));
+      socket.once('error', done);
+      socket.on('data', (chunk) => {
+        reply += chunk.toString('latin1');
+        if (reply.includes('+PONG\r\n')) done();
+        else if (/^-.*\r\n/m.test(reply)) done(new Error(reply.trim()));
+      });
+      socket.once('connect', () => {
+        const auth = connection.password
+          ? `AUTH ${connection.username ? connection.username + ' ' : ''}${connection.password}\r\n`
+          : '';
+        socket.write(`${auth}PING\r\n`);
+      });
+    });
   } catch (err) {
-    const where = connection.path ?? `${connection.host}:${connection.port}`;
     throw new KithError(
       'ERR_REDIS_UNREACHABLE',
       `Redis at ${where} does not answer: ${(err as Error).message}`,
       'start Redis there, fix redis.url (KITH_REDIS_URL), or leave it empty so Kith starts its own',
     );
-  } finally {
-    client.disconnect();
   }
 }
 
@@ -87,7 +99,7 @@ export class PrivateRedis {
       args.push('--port', String(port), '--bind', '127.0.0.1', '--requirepass', password);
       this.connection = { host: '127.0.0.1', port, password };
     }
-    const child = spawn(this.options.binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(this.options.binary, args, { stdio: 'ignore' });
     this.child = child;
     const spawnError = new Promise<never>((_, reject) => {
       child.once('error', (err: NodeJS.ErrnoException) => {
@@ -110,7 +122,9 @@ export class PrivateRedis {
         ),
       );
     });
-    await Promise.race([spawnError, this.waitReady()]);
+    let failed = false;
+    spawnError.catch(() => (failed = true));
+    await Promise.race([spawnError, this.waitReady(() => failed)]);
     this.options.log.debug(
       { redis: this.connection.path ?? this.connection.port },
       'private redis-server ready',
@@ -118,9 +132,9 @@ export class PrivateRedis {
     return this.connection;
   }
 
-  private async waitReady(): Promise<void> {
+  private async waitReady(failed: () => boolean): Promise<void> {
     const deadline = Date.now() + 15_000;
-    for (;;) {
+    while (!failed()) {
       try {
         await pingRedis(this.connection!, 500);
         return;
