@@ -32,7 +32,10 @@ describe('configuration', () => {
   it('reads the config file in the data directory; env beats file, flags beat env', () => {
     const dir = tempDir();
     try {
-      writeFileSync(join(dir.path, 'config.yaml'), 'imap:\n  port: 3143\nsmtp:\n  port: 3587\nlogLevel: debug\n');
+      writeFileSync(
+        join(dir.path, 'config.yaml'),
+        'imap:\n  port: 3143\nsmtp:\n  port: 3587\nlogLevel: debug\n',
+      );
       const config = loadConfig({
         env: { KITH_DATA_DIR: dir.path, KITH_SMTP_PORT: '4587' },
         overrides: { logLevel: 'warn' },

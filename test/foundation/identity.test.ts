@@ -47,7 +47,11 @@ describe('identity', () => {
     expect(loaded.onion.publicKey.equals(created.onion.publicKey)).toBe(true);
     expect(loaded.mailPassword).toBe(created.mailPassword);
     const publicKey = await openpgp.readKey({ armoredKey: loaded.entityPublicArmored });
-    const cert = await verifyAgentCertificate(publicKey, loaded.certificate.canonical, loaded.certificate.signature);
+    const cert = await verifyAgentCertificate(
+      publicKey,
+      loaded.certificate.canonical,
+      loaded.certificate.signature,
+    );
     expect(cert.body.agent).toBe(loaded.agentId);
     expect(cert.body.onionKey).toBe(loaded.onion.publicKey.toString('base64url'));
   });
@@ -77,13 +81,21 @@ describe('identity', () => {
   it('a certificate altered after signing does not verify', async () => {
     const id = await createIdentity(db, { name: 'Alice', email: 'alice@example.org', passphrase: PASS });
     const publicKey = await openpgp.readKey({ armoredKey: id.entityPublicArmored });
-    const forged = id.certificate.canonical.replace(/"notAfter":"[^"]+"/, '"notAfter":"2999-01-01T00:00:00.000Z"');
+    const forged = id.certificate.canonical.replace(
+      /"notAfter":"[^"]+"/,
+      '"notAfter":"2999-01-01T00:00:00.000Z"',
+    );
     expect(await codeOf(verifyAgentCertificate(publicKey, forged, id.certificate.signature))).toBe(
       'ERR_CERT_SIGNATURE',
     );
     expect(
       await codeOf(
-        verifyAgentCertificate(publicKey, id.certificate.canonical, id.certificate.signature, new Date('2100-01-01')),
+        verifyAgentCertificate(
+          publicKey,
+          id.certificate.canonical,
+          id.certificate.signature,
+          new Date('2100-01-01'),
+        ),
       ),
     ).toBe('ERR_CERT_EXPIRED');
   });
@@ -103,16 +115,30 @@ describe('identity', () => {
     expect(listed).toContain('alice@example.org');
     const verify = execFileSync(
       'gpg',
-      ['--batch', '--status-fd', '1', '--verify', join(dir.path, 'cert.json.asc'), join(dir.path, 'cert.json')],
+      [
+        '--batch',
+        '--status-fd',
+        '1',
+        '--verify',
+        join(dir.path, 'cert.json.asc'),
+        join(dir.path, 'cert.json'),
+      ],
       { env, stdio: ['ignore', 'pipe', 'pipe'] },
     ).toString();
     expect(verify).toMatch(new RegExp(`VALIDSIG ${stored.fingerprint}`));
-    writeFileSync(join(dir.path, 'cert.json'), stored.certificate.canonical.replace('kith-agent-cert', 'kith-agent-crt'));
+    writeFileSync(
+      join(dir.path, 'cert.json'),
+      stored.certificate.canonical.replace('kith-agent-cert', 'kith-agent-crt'),
+    );
     expect(() =>
-      execFileSync('gpg', ['--batch', '--verify', join(dir.path, 'cert.json.asc'), join(dir.path, 'cert.json')], {
-        env,
-        stdio: 'pipe',
-      }),
+      execFileSync(
+        'gpg',
+        ['--batch', '--verify', join(dir.path, 'cert.json.asc'), join(dir.path, 'cert.json')],
+        {
+          env,
+          stdio: 'pipe',
+        },
+      ),
     ).toThrow();
   });
 });

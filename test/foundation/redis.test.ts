@@ -56,9 +56,9 @@ describe('private redis-server', () => {
   it('says how to install redis-server when it is missing', async () => {
     const dir = tempDir();
     try {
-      expect(await codeOf(openRedis({ dir: dir.path, binary: 'redis-server-missing', log: silentLogger() }))).toBe(
-        'ERR_REDIS_MISSING',
-      );
+      expect(
+        await codeOf(openRedis({ dir: dir.path, binary: 'redis-server-missing', log: silentLogger() })),
+      ).toBe('ERR_REDIS_MISSING');
     } finally {
       dir.remove();
     }
@@ -68,7 +68,12 @@ describe('private redis-server', () => {
     const dir = tempDir();
     try {
       const code = await codeOf(
-        openRedis({ url: 'redis://127.0.0.1:1/0', dir: dir.path, binary: 'redis-server', log: silentLogger() }),
+        openRedis({
+          url: 'redis://127.0.0.1:1/0',
+          dir: dir.path,
+          binary: 'redis-server',
+          log: silentLogger(),
+        }),
       );
       expect(code).toBe('ERR_REDIS_UNREACHABLE');
     } finally {
