@@ -1,0 +1,547 @@
+import type { Connection, PeerId, Stream } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import type { Config } from '../../config/schema.ts';
+import { KithError } from '../../common/errors.ts';
+import { asAgentId, type AgentId, type Fingerprint } from '../../common/ids.ts';
+import type { Logger } from '../../common/logger.ts';
+import type { Identity } from '../identity/identity.ts';
+import { decodeInvitation, encodeInvitation } from '../trust/invitation-code.ts';
+import type { EntityRecord, TrustChange, TrustStore } from '../trust/store.ts';
+import { readFrames, readJson, writeJson } from './frames.ts';
+import { createGater } from './gater.ts';
+import { acceptHello, buildHello, HELLO_PROTOCOL, type HelloMessage, type HelloReply } from './hello.ts';
+import {
+  acceptInviterReply,
+  INVITE_PROTOCOL,
+  redeemInvitation,
+  type InviteReply,
+  type InviteRequest,
+} from './invite.ts';
+import { createNode, guardBuiltIns, type KithLibp2p } from './node.ts';
+import { FRAMES_PROTOCOL, LinkTransport } from './transport.ts';
+import type { AddressBook, ContactView, Links, LinksOptions } from './types.ts';
+
+/** Small control messages (hello, invitation) never need more. */
+const CONTROL_MAX_BYTES = 256 * 1024;
+/** A provisional peer (unknown, let in because an invitation is open) must prove itself by then. */
+const PROVISIONAL_MS = 10_000;
+const EXCHANGE_TIMEOUT_MS = 15_000;
+/** Invitation codes carry at most this many addresses (announced ones first). */
+const MAX_CODE_ADDRESSES = 6;
+
+/**
+ * The link manager of one agent: owns the libp2p node, admits only trusted agents (gater +
+ * hello), runs invitations, and hands the protocol core a Transport over the verified links.
+ */
+export class LinkManager implements Links {
+  private node: KithLibp2p | undefined;
+  private linkTransport: LinkTransport | undefined;
+  private readonly provisional = new Map<string, ReturnType<typeof setTimeout>>();
+  private readonly expected = new Map<string, number>();
+  private addressDials = 0;
+  private readonly inviteDials = new Set<string>();
+  private unsubscribe: (() => void) | undefined;
+  private addressBook: AddressBook | undefined;
+  private readonly redeemedListeners: ((entity: EntityRecord) => void)[] = [];
+  private readonly config: Config['p2p'];
+  private readonly identity: Identity;
+  private readonly trustStore: TrustStore;
+  private readonly log: Logger;
+  private idleTimer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(options: LinksOptions) {
+    this.config = options.config;
+    this.identity = options.identity;
+    this.trustStore = options.trust;
+    this.log = options.log;
+  }
+
+  get self(): AgentId {
+    return this.identity.agentId;
+  }
+
+  get transport(): LinkTransport {
+    if (this.linkTransport === undefined)
+      throw new KithError('ERR_NOT_STARTED', 'the link manager is not started');
+    return this.linkTransport;
+  }
+
+  /** The running libp2p node, for sibling modules (reachability) that register their own protocols. */
+  get libp2p(): KithLibp2p {
+    if (this.node === undefined) throw new KithError('ERR_NOT_STARTED', 'the link manager is not started');
+    return this.node;
+  }
+
+  async start(): Promise<void> {
+    if (this.node !== undefined) return;
+    // Our own entity is trusted, so every agent it certifies (our other devices) is a neighbour.
+    await this.trustStore.addEntity(this.identity.entityPublicArmored, {
+      trusted: true,
+      contact: true,
+      source: 'self',
+    });
+    await this.trustStore.addAgentCertificate(this.identity.certificate);
+    const gater = createGater(this.trustStore, {
+      expectsOutbound: (peer) => this.addressDials > 0 || (this.expected.get(peer) ?? 0) > 0,
+      onProvisional: (peer) => this.markProvisional(peer),
+    });
+    const node = await createNode({
+      privateKey: this.identity.agentKey,
+      listen: this.config.listen,
+      announce: this.config.announce,
+      gater,
+      maxConnections: this.config.maxLinks + 16,
+    });
+    this.node = node;
+    this.linkTransport = new LinkTransport(this.identity.agentId, node, this.log);
+    const trustedOnly =
+      (handler: (stream: Stream, from: AgentId, connection: Connection) => Promise<void>) =>
+      (stream: Stream, connection: Connection) => {
+        const from = connection.remotePeer.toString();
+        if (!this.trustStore.isTrustedAgent(from as AgentId)) {
+          stream.abort(new Error('not a trusted agent'));
+          return;
+        }
+        handler(stream, from as AgentId, connection).catch((err) => {
+          this.log.debug({ err, from }, 'stream handler failed');
+          stream.abort(err as Error);
+        });
+      };
+    const trustedOrProvisional =
+      (handler: (stream: Stream, from: AgentId) => Promise<void>) =>
+      (stream: Stream, connection: Connection) => {
+        const from = connection.remotePeer.toString();
+        if (!this.provisional.has(from) && !this.trustStore.isTrustedAgent(from as AgentId)) {
+          stream.abort(new Error('not a trusted agent'));
+          return;
+        }
+        handler(stream, from as AgentId).catch((err) => {
+          this.log.debug({ err, from }, 'stream handler failed');
+          stream.abort(err as Error);
+        });
+      };
+    const options = { runOnLimitedConnection: true };
+    await node.handle(
+      FRAMES_PROTOCOL,
+      trustedOnly((s, from) => this.transport.receive(from, s)),
+      options,
+    );
+    await node.handle(
+      HELLO_PROTOCOL,
+      trustedOrProvisional((s, from) => this.answerHello(s, from)),
+      options,
+    );
+    await node.handle(
+      INVITE_PROTOCOL,
+      trustedOrProvisional((s, from) => this.answerInvite(s, from)),
+      options,
+    );
+    node.addEventListener('connection:open', (event) => this.onConnectionOpen(event.detail));
+    node.addEventListener('peer:disconnect', (event) => this.onPeerDisconnect(event.detail));
+    this.unsubscribe = this.trustStore.onChange((change) => this.onTrustChange(change));
+    await node.start();
+    await guardBuiltIns(node, (peer) => this.trustStore.isTrustedAgent(peer as AgentId));
+    this.idleTimer = setInterval(() => this.closeIdleLinks(), Math.min(this.config.idleLinkMs, 60_000));
+    this.idleTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    const node = this.node;
+    if (node === undefined) return;
+    this.unsubscribe?.();
+    if (this.idleTimer) clearInterval(this.idleTimer);
+    for (const timer of this.provisional.values()) clearTimeout(timer);
+    this.provisional.clear();
+    for (const peer of this.linkTransport?.neighbours() ?? []) this.linkTransport?.setLink(peer, false);
+    this.node = undefined;
+    await withTimeout(Promise.resolve(node.stop()), 5_000);
+  }
+
+  multiaddrs(): Multiaddr[] {
+    return this.node?.getMultiaddrs() ?? [];
+  }
+
+  setAddressBook(book: AddressBook): void {
+    this.addressBook = book;
+  }
+
+  onInvitationRedeemed(listener: (entity: EntityRecord) => void): void {
+    this.redeemedListeners.push(listener);
+  }
+
+  isLinked(agent: AgentId): boolean {
+    return this.linkTransport?.isUp(agent) ?? false;
+  }
+
+  // ---- dialing ---------------------------------------------------------------------------
+
+  /**
+   * Dials an address (with or without /p2p/ID) and runs the hello exchange; resolves with the
+   * linked agent. The peer must be trusted (or belong to an entity trusted by fingerprint).
+   */
+  async dial(address: string | Multiaddr): Promise<AgentId> {
+    const node = this.libp2p;
+    const target = typeof address === 'string' ? parseAddress(address) : address;
+    const peer = target.getComponents().find((c) => c.name === 'p2p')?.value;
+    const release = this.expectOutbound(peer);
+    try {
+      const connection = await node.dial(target, { signal: AbortSignal.timeout(EXCHANGE_TIMEOUT_MS) });
+      const remote = asAgentId(connection.remotePeer.toString());
+      if (!this.isLinked(remote)) await this.sayHello(connection);
+      return remote;
+    } catch (err) {
+      if (err instanceof KithError) throw err;
+      throw new KithError(
+        'ERR_DIAL_FAILED',
+        `cannot reach ${target.toString()}: ${(err as Error).message}`,
+        undefined,
+        {
+          cause: err,
+        },
+      );
+    } finally {
+      release();
+    }
+  }
+
+  /** Links with a known agent using the addresses the address book has for it. */
+  async connect(agent: AgentId): Promise<void> {
+    if (this.isLinked(agent)) return;
+    const addresses = this.addressBook?.addressesOf(agent) ?? [];
+    if (addresses.length === 0) throw new KithError('ERR_NO_ADDRESS', `no known address for agent ${agent}`);
+    let lastError: unknown;
+    for (const address of addresses) {
+      const target = withPeer(parseAddress(address), agent);
+      try {
+        await this.dial(target);
+        this.addressBook?.markWorked(agent, address);
+        return;
+      } catch (err) {
+        lastError = err;
+        this.addressBook?.markFailed(agent, address);
+      }
+    }
+    throw lastError instanceof KithError
+      ? lastError
+      : new KithError('ERR_DIAL_FAILED', `cannot reach agent ${agent}`, undefined, { cause: lastError });
+  }
+
+  private expectOutbound(peer: string | undefined): () => void {
+    if (peer === undefined) {
+      this.addressDials++;
+      return () => this.addressDials--;
+    }
+    this.expected.set(peer, (this.expected.get(peer) ?? 0) + 1);
+    return () => {
+      const left = (this.expected.get(peer) ?? 1) - 1;
+      if (left <= 0) this.expected.delete(peer);
+      else this.expected.set(peer, left);
+    };
+  }
+
+  // ---- invitations -----------------------------------------------------------------------
+
+  /** Issues a one-time invitation code valid for ttlMs, naming this agent and its addresses. */
+  createInvitation(options: { ttlMs: number }): string {
+    const { secret } = this.trustStore.issueInvitation(options.ttlMs);
+    const announced = this.config.announce.map((a) => multiaddr(a));
+    const addresses = [...announced, ...this.multiaddrs()].map(withoutPeer);
+    const unique = [...new Map(addresses.map((a) => [a.toString(), a])).values()].slice(
+      0,
+      MAX_CODE_ADDRESSES,
+    );
+    return encodeInvitation({
+      entity: this.identity.fingerprint,
+      agent: this.identity.agentId,
+      addresses: unique,
+      secret,
+    });
+  }
+
+  /** Redeems a code: dials the inviter, proves the secret, and both sides now trust each other. */
+  async acceptInvitation(text: string): Promise<EntityRecord> {
+    const code = decodeInvitation(text);
+    if (code.entity === this.identity.fingerprint) {
+      throw new KithError('ERR_OWN_INVITATION', 'this invitation was made by this very entity');
+    }
+    if (code.addresses.length === 0)
+      throw new KithError('ERR_NO_ADDRESS', 'the invitation carries no address');
+    const node = this.libp2p;
+    const release = this.expectOutbound(code.agent);
+    this.inviteDials.add(code.agent);
+    let lastError: unknown;
+    try {
+      for (const address of code.addresses) {
+        let connection: Connection;
+        try {
+          connection = await node.dial(withPeer(address, code.agent), {
+            signal: AbortSignal.timeout(EXCHANGE_TIMEOUT_MS),
+          });
+        } catch (err) {
+          lastError = err;
+          continue;
+        }
+        let reply: InviteReply;
+        try {
+          reply = await this.exchangeInvitation(connection, code.secret);
+        } catch (err) {
+          if (err instanceof KithError) throw err;
+          // The inviter's gater cut us off: no invitation of its is open any more.
+          throw new KithError(
+            'ERR_INVITATION_REFUSED',
+            `the inviter refused the connection: ${(err as Error).message}`,
+            'the code is used, expired or unknown; ask for a new one',
+          );
+        }
+        const inviter = await acceptInviterReply(this.trustStore, code, reply, this.log);
+        this.promote(code.agent);
+        return inviter;
+      }
+    } finally {
+      this.inviteDials.delete(code.agent);
+      release();
+    }
+    throw new KithError(
+      'ERR_DIAL_FAILED',
+      `cannot reach the inviter at any address in the code: ${(lastError as Error)?.message}`,
+      'check that the inviting node is running and reachable',
+    );
+  }
+
+  private async exchangeInvitation(connection: Connection, secret: Uint8Array): Promise<InviteReply> {
+    const stream = await connection.newStream(INVITE_PROTOCOL, {
+      signal: AbortSignal.timeout(EXCHANGE_TIMEOUT_MS),
+    });
+    const request: InviteRequest = {
+      v: 1,
+      secret: Buffer.from(secret).toString('base64url'),
+      hello: buildHello(this.identity, this.trustStore),
+    };
+    await writeJson(stream, request);
+    const reply = await readJson<InviteReply>(readFrames(stream, CONTROL_MAX_BYTES));
+    await stream.close().catch(() => undefined);
+    return reply;
+  }
+
+  private async answerInvite(stream: Stream, from: AgentId): Promise<void> {
+    const frames = readFrames(stream, CONTROL_MAX_BYTES);
+    const request = await readJson<InviteRequest>(frames);
+    let reply: InviteReply;
+    let entity: EntityRecord | undefined;
+    try {
+      entity = await redeemInvitation(this.trustStore, from, request, this.log);
+      reply = { v: 1, hello: buildHello(this.identity, this.trustStore) };
+    } catch (err) {
+      const code = err instanceof KithError ? err.code : 'ERR_INVITATION_REFUSED';
+      this.log.info({ from, code }, 'refused an invitation redemption');
+      reply = { v: 1, refused: code, message: (err as Error).message };
+    }
+    await writeJson(stream, reply);
+    await stream.close().catch(() => undefined);
+    if (entity !== undefined) {
+      this.log.info({ fingerprint: entity.fingerprint, email: entity.email }, 'invitation redeemed');
+      this.promote(from);
+      for (const listener of this.redeemedListeners) listener(entity);
+    }
+  }
+
+  // ---- trust -----------------------------------------------------------------------------
+
+  /** Trusts an entity by fingerprint (checked out of band) and dials the given addresses. */
+  async trust(fingerprint: string, options: { addresses?: string[] } = {}): Promise<EntityRecord> {
+    for (const address of options.addresses ?? []) parseAddress(address);
+    const entity = this.trustStore.trustFingerprint(fingerprint, options);
+    for (const address of options.addresses ?? []) {
+      try {
+        await this.dial(address);
+      } catch (err) {
+        this.log.info({ err, address }, 'could not reach a newly trusted entity yet');
+      }
+    }
+    return this.trustStore.entity(entity.fingerprint)!;
+  }
+
+  /** Revokes an entity: its links close at once (the trust change listener) and it is refused from now on. */
+  revoke(fingerprint: string): EntityRecord {
+    return this.trustStore.revoke(fingerprint);
+  }
+
+  /** Trusted entities and contacts, their agents, last known addresses and link state. */
+  contacts(): ContactView[] {
+    return this.trustStore
+      .entities()
+      .filter((e) => e.source !== 'self' && (e.trusted || e.contact || e.revokedAt !== undefined))
+      .map((entity) => ({
+        fingerprint: entity.fingerprint,
+        name: entity.name,
+        email: entity.email,
+        trusted: entity.trusted,
+        contact: entity.contact,
+        revoked: entity.revokedAt !== undefined,
+        source: entity.source,
+        agents: this.trustStore.agentsOf(entity.fingerprint).map((agent) => ({
+          agentId: agent.agentId,
+          revoked: agent.revoked,
+          notAfter: new Date(agent.notAfter).toISOString(),
+          linked: this.isLinked(agent.agentId),
+          addresses: this.addressBook?.addressesOf(agent.agentId) ?? [],
+        })),
+        addressHints: this.trustStore.addressHints(entity.fingerprint),
+      }));
+  }
+
+  private onTrustChange(change: TrustChange): void {
+    const drop = (agents: AgentId[]) => {
+      for (const agent of agents) {
+        this.linkTransport?.setLink(agent, false);
+        void this.node?.hangUp(peerIdFromString(agent)).catch(() => undefined);
+      }
+    };
+    if (change.kind === 'entity-revoked') drop(change.agents);
+    else if (change.kind === 'agent-revoked') {
+      drop([change.agent]);
+      if (change.fingerprint === this.identity.fingerprint) void this.pushHello();
+    } else if (change.kind === 'agent-added' && change.fingerprint === this.identity.fingerprint) {
+      void this.pushHello();
+    }
+  }
+
+  /** Sends a fresh hello to every neighbour: our entity's agents or revocations changed. */
+  async pushHello(): Promise<void> {
+    const node = this.node;
+    if (node === undefined) return;
+    await Promise.allSettled(
+      this.transport.neighbours().map(async (peer) => {
+        const connection = node.getConnections(peerIdFromString(peer)).find((c) => c.status === 'open');
+        if (connection) await this.sayHello(connection);
+      }),
+    );
+  }
+
+  // ---- hello and link state --------------------------------------------------------------
+
+  private onConnectionOpen(connection: Connection): void {
+    const remote = connection.remotePeer.toString();
+    if (connection.direction !== 'outbound' || this.inviteDials.has(remote)) return;
+    this.sayHello(connection).catch((err) => {
+      this.log.info({ err, remote }, 'hello failed; closing the connection');
+      void connection.close().catch(() => undefined);
+    });
+  }
+
+  private async sayHello(connection: Connection): Promise<EntityRecord> {
+    const remote = asAgentId(connection.remotePeer.toString());
+    const stream = await connection.newStream(HELLO_PROTOCOL, {
+      signal: AbortSignal.timeout(EXCHANGE_TIMEOUT_MS),
+      runOnLimitedConnection: true,
+    });
+    await writeJson(stream, buildHello(this.identity, this.trustStore));
+    const reply = await readJson<HelloReply>(readFrames(stream, CONTROL_MAX_BYTES));
+    await stream.close().catch(() => undefined);
+    if ('refused' in reply)
+      throw new KithError('ERR_NOT_TRUSTED', `${remote} refused our hello: ${reply.refused}`);
+    const entity = await acceptHello(this.trustStore, remote, reply, this.log);
+    this.promote(remote);
+    return entity;
+  }
+
+  private async answerHello(stream: Stream, from: AgentId): Promise<void> {
+    const hello = await readJson<HelloMessage>(readFrames(stream, CONTROL_MAX_BYTES));
+    try {
+      await acceptHello(this.trustStore, from, hello, this.log);
+    } catch (err) {
+      // Say nothing about ourselves to a peer we do not trust.
+      await writeJson(stream, { v: 1, refused: err instanceof KithError ? err.code : 'ERR_NOT_TRUSTED' });
+      await stream.close().catch(() => undefined);
+      throw err;
+    }
+    await writeJson(stream, buildHello(this.identity, this.trustStore));
+    await stream.close().catch(() => undefined);
+    this.promote(from);
+  }
+
+  private markProvisional(peer: string): void {
+    if (this.provisional.has(peer)) return;
+    const timer = setTimeout(() => {
+      this.provisional.delete(peer);
+      if (!this.trustStore.isTrustedAgent(peer as AgentId)) {
+        this.log.info({ peer }, 'closing a provisional connection that never proved itself');
+        void this.node?.hangUp(peerIdFromString(peer)).catch(() => undefined);
+      }
+    }, PROVISIONAL_MS);
+    timer.unref();
+    this.provisional.set(peer, timer);
+  }
+
+  private promote(peer: string): void {
+    const timer = this.provisional.get(peer);
+    if (timer) clearTimeout(timer);
+    this.provisional.delete(peer);
+    if (this.trustStore.isTrustedAgent(peer as AgentId)) this.linkTransport?.setLink(peer as AgentId, true);
+  }
+
+  private onPeerDisconnect(peer: PeerId): void {
+    const id = peer.toString();
+    const timer = this.provisional.get(id);
+    if (timer) clearTimeout(timer);
+    this.provisional.delete(id);
+    this.linkTransport?.setLink(id as AgentId, false);
+  }
+
+  /** Closes links without traffic for idleLinkMs (relay links excepted: see config.p2p.relays). */
+  private closeIdleLinks(): void {
+    const node = this.node;
+    if (node === undefined) return;
+    const now = Date.now();
+    for (const [peer, last] of this.transport.lastActivity) {
+      if (now - last < this.config.idleLinkMs || this.isRelayPeer(peer)) continue;
+      this.log.debug({ peer }, 'closing an idle link');
+      void node.hangUp(peerIdFromString(peer)).catch(() => undefined);
+    }
+  }
+
+  private isRelayPeer(peer: string): boolean {
+    return this.config.relays.some((r) => r.includes(peer));
+  }
+
+  /** Entity fingerprint of a linked agent (for the control channel and logs). */
+  entityOf(agent: AgentId): Fingerprint | undefined {
+    return this.trustStore.entityOfAgent(agent);
+  }
+}
+
+function parseAddress(text: string): Multiaddr {
+  try {
+    return multiaddr(text);
+  } catch (err) {
+    throw new KithError(
+      'ERR_BAD_ADDRESS',
+      `not a multiaddr: ${text} (${(err as Error).message})`,
+      'e.g. /ip4/203.0.113.5/tcp/4410 or /dns4/home.example.org/tcp/4410',
+    );
+  }
+}
+
+function withoutPeer(address: Multiaddr): Multiaddr {
+  const components = address.getComponents().filter((c) => c.name !== 'p2p');
+  return multiaddr(components.map((c) => `/${c.name}${c.value === undefined ? '' : `/${c.value}`}`).join(''));
+}
+
+function withPeer(address: Multiaddr, peer: string): Multiaddr {
+  return withoutPeer(address).encapsulate(`/p2p/${peer}`);
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,105 @@
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { identify, identifyPush } from '@libp2p/identify';
+import type { ConnectionGater, PrivateKey, StreamHandler, StreamHandlerOptions } from '@libp2p/interface';
+import { ping } from '@libp2p/ping';
+import { tcp } from '@libp2p/tcp';
+import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p';
+
+/** The libp2p services every Kith agent runs. */
+export type KithServices = {
+  identify: ReturnType<ReturnType<typeof identify>>;
+  identifyPush: ReturnType<ReturnType<typeof identifyPush>>;
+  ping: ReturnType<ReturnType<typeof ping>>;
+};
+
+export type KithLibp2p = Libp2p<KithServices>;
+
+/** What the node factory needs; everything else is fixed by the design (TCP, Noise, yamux). */
+export interface NodeOptions {
+  /** The agent's certified Ed25519 key: its peer id is what certificates name. */
+  privateKey: PrivateKey;
+  listen: string[];
+  /** Replaces the announced addresses (a public IP, a /dns4 name); empty = the listening ones. */
+  announce: string[];
+  gater: ConnectionGater;
+  /** Upper bound on open connections (links plus provisional ones). */
+  maxConnections: number;
+  /** Parts the NAT layer adds (agent/nat/): relay, WebRTC, UPnP, the relayed address. */
+  extras?: NodeExtras;
+}
+
+/** Optional additions to the node; each list is appended to the fixed parts. */
+export interface NodeExtras {
+  /** Extra transports after TCP (circuit relay, WebRTC). */
+  transports?: NonNullable<Libp2pOptions['transports']>;
+  /** Extra services next to identify and ping (relay server, UPnP), by name. */
+  services?: Record<string, (components: never) => unknown>;
+  /** Extra listen addresses (`/p2p-circuit`, `/webrtc`). */
+  listen?: string[];
+  /** Added to the announced addresses instead of replacing them. */
+  appendAnnounce?: string[];
+  /** How long one address dial may take (WebRTC over a relay needs more than the default). */
+  addressDialTimeout?: number;
+}
+
+/** Builds (does not start) the libp2p node of one agent. */
+export async function createNode(options: NodeOptions): Promise<KithLibp2p> {
+  return createLibp2p({
+    start: false,
+    privateKey: options.privateKey,
+    addresses: {
+      listen: [...options.listen, ...(options.extras?.listen ?? [])],
+      announce: options.announce,
+      appendAnnounce: options.extras?.appendAnnounce,
+    },
+    transports: [tcp(), ...(options.extras?.transports ?? [])],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionGater: options.gater,
+    connectionManager: {
+      maxConnections: options.maxConnections,
+      addressDialTimeout: options.extras?.addressDialTimeout,
+    },
+    services: {
+      ...(options.extras?.services as Record<string, never>),
+      identify: identify(),
+      identifyPush: identifyPush(),
+      ping: ping(),
+    },
+  });
+}
+
+/** Protocols registered by libp2p's own services, which provisional peers must not reach. */
+export function builtInProtocols(node: KithLibp2p): string[] {
+  return node.getProtocols().filter((p) => !p.startsWith('/kith/'));
+}
+
+type RegistrarView = {
+  components: {
+    registrar: { getHandler(protocol: string): { handler: StreamHandler; options: StreamHandlerOptions } };
+  };
+};
+
+/**
+ * Re-registers libp2p's built-in handlers (identify, ping) behind `allow`. The services take no
+ * per-peer policy, and libp2p's own middleware hook is unusable in 3.3 (its registrar appends the
+ * handler to the shared middleware array on every stream), so we wrap the handler itself.
+ */
+export async function guardBuiltIns(node: KithLibp2p, allow: (peer: string) => boolean): Promise<void> {
+  const registrar = (node as unknown as RegistrarView).components.registrar;
+  for (const protocol of builtInProtocols(node)) {
+    const { handler, options } = registrar.getHandler(protocol);
+    await node.handle(
+      protocol,
+      (stream, connection) => {
+        if (!allow(connection.remotePeer.toString())) {
+          stream.abort(new Error('not a trusted peer'));
+          return;
+        }
+        return handler(stream, connection);
+      },
+      { ...options, force: true },
+    );
+  }
+}

@@ -1,0 +1,149 @@
+import type { PeerId, Stream } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
+import type { Logger } from '../../common/logger.ts';
+import { KithError } from '../../common/errors.ts';
+import type { AgentId } from '../../common/ids.ts';
+import { MAX_FRAME_BYTES, type Transport } from '../transport.ts';
+import { readFrames, writeFrame } from './frames.ts';
+import type { KithLibp2p } from './node.ts';
+
+export const FRAMES_PROTOCOL = '/kith/frames/1';
+
+type FrameHandler = (from: AgentId, frame: Uint8Array) => void | Promise<void>;
+type LinkHandler = (peer: AgentId, up: boolean) => void;
+
+/**
+ * The Transport the protocol core talks to, over libp2p. Each side sends on one long-lived
+ * stream it opened to each neighbour (so two simultaneous openers never race for one stream)
+ * and reads the stream the neighbour opened; order holds per neighbour and direction.
+ * Backpressure end to end: send() resolves once yamux accepted the bytes, and the reader awaits
+ * the frame handler before reading on, so a slow receiver slows the sender.
+ */
+export class LinkTransport implements Transport {
+  private frameHandler: FrameHandler | undefined;
+  private readonly linkHandlers: LinkHandler[] = [];
+  private readonly outbound = new Map<string, Promise<Stream>>();
+  private readonly tails = new Map<string, Promise<void>>();
+  private readonly up = new Set<AgentId>();
+  /** Last time a frame went either way per neighbour (idle links are closed). */
+  readonly lastActivity = new Map<string, number>();
+
+  constructor(
+    readonly self: AgentId,
+    private readonly node: KithLibp2p,
+    private readonly log: Logger,
+  ) {}
+
+  neighbours(): AgentId[] {
+    return [...this.up];
+  }
+
+  isUp(peer: AgentId): boolean {
+    return this.up.has(peer);
+  }
+
+  async send(to: AgentId, frame: Uint8Array): Promise<void> {
+    if (frame.length > MAX_FRAME_BYTES) {
+      throw new KithError(
+        'ERR_FRAME_TOO_LARGE',
+        `a frame of ${frame.length} bytes exceeds ${MAX_FRAME_BYTES}`,
+      );
+    }
+    if (!this.up.has(to)) throw new KithError('ERR_NO_LINK', `no open link to ${to}`);
+    const previous = this.tails.get(to) ?? Promise.resolve();
+    const mine = previous.catch(() => undefined).then(() => this.write(to, frame));
+    const tail = mine.catch(() => undefined);
+    this.tails.set(to, tail);
+    void tail.then(() => {
+      if (this.tails.get(to) === tail) this.tails.delete(to);
+    });
+    return mine;
+  }
+
+  private async write(to: AgentId, frame: Uint8Array): Promise<void> {
+    let stream: Stream;
+    try {
+      stream = await this.streamTo(to);
+      await writeFrame(stream, frame);
+    } catch (err) {
+      this.outbound.delete(to);
+      if (err instanceof KithError) throw err;
+      throw new KithError('ERR_NO_LINK', `the link to ${to} failed: ${(err as Error).message}`, undefined, {
+        cause: err,
+      });
+    }
+    this.lastActivity.set(to, Date.now());
+  }
+
+  private streamTo(to: AgentId): Promise<Stream> {
+    let pending = this.outbound.get(to);
+    if (pending === undefined) {
+      pending = this.openStream(peerIdFromString(to));
+      this.outbound.set(to, pending);
+      pending.catch(() => this.outbound.delete(to));
+    }
+    return pending;
+  }
+
+  private async openStream(peer: PeerId): Promise<Stream> {
+    const connection = this.node.getConnections(peer).find((c) => c.status === 'open');
+    if (connection === undefined) throw new KithError('ERR_NO_LINK', `no open connection to ${peer}`);
+    const stream = await connection.newStream(FRAMES_PROTOCOL, {
+      signal: AbortSignal.timeout(10_000),
+      runOnLimitedConnection: true,
+    });
+    // A long-lived stream: no inactivity timeout; the link manager closes idle links instead.
+    stream.inactivityTimeout = 0;
+    stream.addEventListener('close', () => {
+      if (this.outbound.get(peer.toString()) !== undefined) this.outbound.delete(peer.toString());
+    });
+    return stream;
+  }
+
+  onFrame(handler: FrameHandler): void {
+    this.frameHandler = handler;
+  }
+
+  onLinkChange(handler: LinkHandler): void {
+    this.linkHandlers.push(handler);
+  }
+
+  /** Reads one neighbour's incoming frame stream until it ends (the frames protocol handler). */
+  async receive(from: AgentId, stream: Stream): Promise<void> {
+    stream.inactivityTimeout = 0;
+    try {
+      for await (const frame of readFrames(stream, MAX_FRAME_BYTES)) {
+        this.lastActivity.set(from, Date.now());
+        if (this.frameHandler === undefined) continue;
+        try {
+          await this.frameHandler(from, frame);
+        } catch (err) {
+          this.log.error({ err, from }, 'frame handler failed');
+        }
+      }
+    } catch (err) {
+      this.log.debug({ err, from }, 'incoming frame stream ended');
+      stream.abort(err as Error);
+    }
+  }
+
+  /** Called by the link manager when a neighbour's link is verified or lost. */
+  setLink(peer: AgentId, up: boolean): void {
+    if (up === this.up.has(peer)) return;
+    if (up) {
+      this.up.add(peer);
+      this.lastActivity.set(peer, Date.now());
+    } else {
+      this.up.delete(peer);
+      this.outbound.delete(peer);
+      this.lastActivity.delete(peer);
+    }
+    for (const handler of this.linkHandlers) {
+      try {
+        handler(peer, up);
+      } catch (err) {
+        this.log.error({ err, peer }, 'link change handler failed');
+      }
+    }
+  }
+}

@@ -1,0 +1,519 @@
+import { createHash, randomBytes } from 'node:crypto';
+import * as openpgp from 'openpgp';
+import type { Logger } from '../../common/logger.ts';
+import { KithError } from '../../common/errors.ts';
+import { asAgentId, asFingerprint, type AgentId, type Fingerprint } from '../../common/ids.ts';
+import type { Db } from '../../store/db.ts';
+import { verifyAgentCertificate, type AgentCertificate } from '../identity/certificate.ts';
+import { admit, certificateValidAt, type Admission } from './decisions.ts';
+import { invitationSecretBytes } from './invitation-code.ts';
+import { verifyAgentRevocation, type AgentRevocation } from './revocation.ts';
+import { migrateTrust } from './schema.ts';
+
+/** How an entity came to be known. */
+export type TrustSource = 'invitation' | 'fingerprint' | 'wrote-first' | 'self';
+
+/** One entity as the trust store knows it. */
+export interface EntityRecord {
+  fingerprint: Fingerprint;
+  /** Armored public key; undefined while trusted by fingerprint and not fetched yet. */
+  publicKey?: string;
+  name: string;
+  email: string;
+  /** We link with its agents and forward for them. */
+  trusted: boolean;
+  /** Its key <-> address binding is verified: mail to its address goes to this key. */
+  contact: boolean;
+  source: TrustSource;
+  addedAt: number;
+  revokedAt?: number;
+}
+
+/** One certified agent of a known entity. */
+export interface AgentRecord {
+  agentId: AgentId;
+  entity: Fingerprint;
+  /** X25519 onion public key, 32 raw bytes. */
+  onionKey: Buffer;
+  notBefore: number;
+  notAfter: number;
+  certificate: { canonical: string; signature: string };
+  revoked: boolean;
+}
+
+/** What changed, so links can close at once and caches can drop. */
+export type TrustChange =
+  | { kind: 'entity-trusted'; fingerprint: Fingerprint }
+  | { kind: 'entity-revoked'; fingerprint: Fingerprint; agents: AgentId[] }
+  | { kind: 'agent-added'; fingerprint: Fingerprint; agent: AgentId }
+  | { kind: 'agent-revoked'; fingerprint: Fingerprint; agent: AgentId };
+
+/** Outcome of redeeming an invitation secret. */
+export interface RedeemResult {
+  /** The SHA-256 of the secret, the invitation's id. */
+  id: string;
+}
+
+type EntityRow = {
+  fingerprint: string;
+  public_key: string | null;
+  name: string;
+  email: string;
+  trusted: number;
+  contact: number;
+  source: TrustSource;
+  added_at: number;
+  revoked_at: number | null;
+};
+type AgentRow = {
+  peer_id: string;
+  entity: string;
+  onion_key: string;
+  not_before: number;
+  not_after: number;
+  cert_canonical: string;
+  cert_signature: string;
+};
+
+/**
+ * Durable trust state of one node: entities (trusted neighbours, contacts), their certified
+ * agents, revocations and invitations. All checks the connection gater makes are synchronous
+ * SQLite reads, so admission never waits on the event loop.
+ */
+export class TrustStore {
+  private readonly keys = new Map<string, openpgp.PublicKey>();
+  private readonly listeners = new Set<(change: TrustChange) => void>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly log: Logger,
+    private readonly clock: () => number = Date.now,
+  ) {
+    migrateTrust(db);
+  }
+
+  /** Subscribes to trust changes; returns the unsubscribe function. */
+  onChange(listener: (change: TrustChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(change: TrustChange): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(change);
+      } catch (err) {
+        this.log.error({ err }, 'trust change listener failed');
+      }
+    }
+  }
+
+  // ---- entities --------------------------------------------------------------------------
+
+  /**
+   * Records an entity from its armored public key. `trusted`/`contact` only ever widen here;
+   * narrowing is `revoke`. Re-adding a revoked entity needs `trusted: true` (an explicit act).
+   */
+  async addEntity(
+    armored: string,
+    options: { trusted: boolean; contact: boolean; source: TrustSource; expect?: Fingerprint },
+  ): Promise<EntityRecord> {
+    const key = await readPublicKey(armored);
+    const fingerprint = asFingerprint(key.getFingerprint());
+    if (options.expect !== undefined && options.expect !== fingerprint) {
+      throw new KithError(
+        'ERR_FINGERPRINT_MISMATCH',
+        `the key presented has fingerprint ${fingerprint}, not the expected ${options.expect}`,
+        'check the fingerprint out of band again; someone may be impersonating this entity',
+      );
+    }
+    const user = key.users.find((u) => u.userID)?.userID;
+    const now = this.clock();
+    const existing = this.entityRow(fingerprint);
+    const trusted = options.trusted || (existing?.trusted === 1 && existing.revoked_at === null);
+    const contact = options.contact || existing?.contact === 1;
+    this.db
+      .prepare(
+        `INSERT INTO trust_entity (fingerprint, public_key, name, email, trusted, contact, source, added_at)
+         VALUES (@fingerprint, @key, @name, @email, @trusted, @contact, @source, @now)
+         ON CONFLICT(fingerprint) DO UPDATE SET public_key = @key, name = @name, email = @email,
+           trusted = @trusted, contact = @contact,
+           revoked_at = CASE WHEN @trusted = 1 THEN NULL ELSE revoked_at END`,
+      )
+      .run({
+        fingerprint,
+        key: key.armor(),
+        name: user?.name ?? '',
+        email: user?.email ?? '',
+        trusted: trusted ? 1 : 0,
+        contact: contact ? 1 : 0,
+        source: existing?.source ?? options.source,
+        now,
+      });
+    this.keys.set(fingerprint, key);
+    if (trusted && !(existing?.trusted === 1 && existing.revoked_at === null)) {
+      this.emit({ kind: 'entity-trusted', fingerprint });
+    }
+    return this.entity(fingerprint)!;
+  }
+
+  /**
+   * Trusts an entity by fingerprint checked out of band. Its key arrives later over the hello
+   * protocol (checked against this fingerprint) from an agent at one of `addresses`.
+   */
+  trustFingerprint(fingerprintText: string, options: { addresses?: string[] } = {}): EntityRecord {
+    const fingerprint = asFingerprintOrThrow(fingerprintText);
+    const now = this.clock();
+    this.db
+      .prepare(
+        `INSERT INTO trust_entity (fingerprint, trusted, contact, source, added_at)
+         VALUES (?, 1, 1, 'fingerprint', ?)
+         ON CONFLICT(fingerprint) DO UPDATE SET trusted = 1, contact = 1, revoked_at = NULL`,
+      )
+      .run(fingerprint, now);
+    for (const address of options.addresses ?? []) {
+      this.db
+        .prepare('INSERT OR IGNORE INTO trust_address_hint (entity, address, added_at) VALUES (?, ?, ?)')
+        .run(fingerprint, address, now);
+    }
+    this.emit({ kind: 'entity-trusted', fingerprint });
+    return this.entity(fingerprint)!;
+  }
+
+  /** Drops trust in an entity and all its agents; links close at once (the listener does it). */
+  revoke(fingerprintText: string): EntityRecord {
+    const fingerprint = asFingerprintOrThrow(fingerprintText);
+    const row = this.entityRow(fingerprint);
+    if (row === undefined) {
+      throw new KithError('ERR_UNKNOWN_ENTITY', `no entity ${fingerprint} is known`, 'see `kith contacts`');
+    }
+    this.db
+      .prepare('UPDATE trust_entity SET trusted = 0, revoked_at = ? WHERE fingerprint = ?')
+      .run(this.clock(), fingerprint);
+    const agents = this.agentsOf(fingerprint).map((a) => a.agentId);
+    this.emit({ kind: 'entity-revoked', fingerprint, agents });
+    return this.entity(fingerprint)!;
+  }
+
+  entity(fingerprint: Fingerprint): EntityRecord | undefined {
+    const row = this.entityRow(fingerprint);
+    return row === undefined ? undefined : toEntity(row);
+  }
+
+  /** Every known entity, trusted or contact or revoked, by e-mail address. */
+  entities(): EntityRecord[] {
+    return (
+      this.db.prepare('SELECT * FROM trust_entity ORDER BY email, fingerprint').all() as EntityRow[]
+    ).map(toEntity);
+  }
+
+  /** The entity's parsed public key, or undefined when not known yet. */
+  async publicKey(fingerprint: Fingerprint): Promise<openpgp.PublicKey | undefined> {
+    const cached = this.keys.get(fingerprint);
+    if (cached) return cached;
+    const armored = this.entityRow(fingerprint)?.public_key;
+    if (!armored) return undefined;
+    const key = await readPublicKey(armored);
+    this.keys.set(fingerprint, key);
+    return key;
+  }
+
+  /** Addresses given with `trust FINGERPRINT --address` (dial targets before anything is learned). */
+  addressHints(fingerprint: Fingerprint): string[] {
+    return (
+      this.db.prepare('SELECT address FROM trust_address_hint WHERE entity = ?').all(fingerprint) as {
+        address: string;
+      }[]
+    ).map((r) => r.address);
+  }
+
+  private entityRow(fingerprint: string): EntityRow | undefined {
+    return this.db.prepare('SELECT * FROM trust_entity WHERE fingerprint = ?').get(fingerprint) as
+      EntityRow | undefined;
+  }
+
+  // ---- agents ----------------------------------------------------------------------------
+
+  /**
+   * Stores an agent certificate after checking it against its (known) entity key. Refuses
+   * certificates of unknown entities and of revoked agents. Returns whether it was new.
+   */
+  async addAgentCertificate(cert: { canonical: string; signature: string }): Promise<AgentRecord> {
+    const entity = parseCertEntity(cert.canonical);
+    const key = await this.publicKey(entity);
+    if (key === undefined) {
+      throw new KithError('ERR_UNKNOWN_ENTITY', `the certificate's entity ${entity} is not known here`);
+    }
+    const checked: AgentCertificate = await verifyAgentCertificate(
+      key,
+      cert.canonical,
+      cert.signature,
+      new Date(this.clock()),
+    );
+    const agent = checked.body.agent;
+    if (this.isRevokedAgent(agent)) {
+      throw new KithError('ERR_AGENT_REVOKED', `agent ${agent} has been revoked`);
+    }
+    const known = this.agentRow(agent);
+    if (known !== undefined && known.entity !== entity) {
+      throw new KithError('ERR_CERT_WRONG_ENTITY', `agent ${agent} is already certified by another entity`);
+    }
+    const notBefore = Date.parse(checked.body.notBefore);
+    const notAfter = Date.parse(checked.body.notAfter);
+    // Keep the newest certificate (renewals extend notAfter).
+    if (known === undefined || notAfter > known.not_after) {
+      this.db
+        .prepare(
+          `INSERT INTO trust_agent (peer_id, entity, onion_key, not_before, not_after, cert_canonical, cert_signature, added_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(peer_id) DO UPDATE SET onion_key = excluded.onion_key, not_before = excluded.not_before,
+             not_after = excluded.not_after, cert_canonical = excluded.cert_canonical,
+             cert_signature = excluded.cert_signature`,
+        )
+        .run(
+          agent,
+          entity,
+          checked.body.onionKey,
+          notBefore,
+          notAfter,
+          cert.canonical,
+          cert.signature,
+          this.clock(),
+        );
+    }
+    if (known === undefined) this.emit({ kind: 'agent-added', fingerprint: entity, agent });
+    return this.agent(agent)!;
+  }
+
+  /**
+   * Applies an entity-signed revocation of one of its agents (it travels on to neighbours).
+   * Returns false when it was already known.
+   */
+  async addAgentRevocation(revocation: { canonical: string; signature: string }): Promise<boolean> {
+    const entity = parseCertEntity(revocation.canonical);
+    const key = await this.publicKey(entity);
+    if (key === undefined) {
+      throw new KithError('ERR_UNKNOWN_ENTITY', `the revocation's entity ${entity} is not known here`);
+    }
+    const checked: AgentRevocation = await verifyAgentRevocation(
+      key,
+      revocation.canonical,
+      revocation.signature,
+    );
+    if (this.isRevokedAgent(checked.agent)) return false;
+    this.db
+      .prepare(
+        `INSERT INTO trust_agent_revocation (peer_id, entity, revoked_at, canonical, signature) VALUES (?, ?, ?, ?, ?)`,
+      )
+      .run(checked.agent, entity, this.clock(), revocation.canonical, revocation.signature);
+    this.emit({ kind: 'agent-revoked', fingerprint: entity, agent: checked.agent });
+    return true;
+  }
+
+  /** Signed revocations of this entity's agents, to hand on to neighbours. */
+  agentRevocations(fingerprint: Fingerprint): { canonical: string; signature: string }[] {
+    return this.db
+      .prepare(
+        'SELECT canonical, signature FROM trust_agent_revocation WHERE entity = ? AND canonical IS NOT NULL',
+      )
+      .all(fingerprint) as { canonical: string; signature: string }[];
+  }
+
+  agent(agentId: AgentId): AgentRecord | undefined {
+    const row = this.agentRow(agentId);
+    return row === undefined ? undefined : this.toAgent(row);
+  }
+
+  /** All certified agents of an entity (expired and revoked ones included, flagged). */
+  agentsOf(fingerprint: Fingerprint): AgentRecord[] {
+    return (this.db.prepare('SELECT * FROM trust_agent WHERE entity = ?').all(fingerprint) as AgentRow[]).map(
+      (row) => this.toAgent(row),
+    );
+  }
+
+  private agentRow(agentId: string): AgentRow | undefined {
+    return this.db.prepare('SELECT * FROM trust_agent WHERE peer_id = ?').get(agentId) as
+      AgentRow | undefined;
+  }
+
+  private toAgent(row: AgentRow): AgentRecord {
+    return {
+      agentId: asAgentId(row.peer_id),
+      entity: asFingerprint(row.entity),
+      onionKey: Buffer.from(row.onion_key, 'base64url'),
+      notBefore: row.not_before,
+      notAfter: row.not_after,
+      certificate: { canonical: row.cert_canonical, signature: row.cert_signature },
+      revoked: this.isRevokedAgent(row.peer_id),
+    };
+  }
+
+  // ---- questions the gater and the protocol core ask (TrustView) -------------------------
+
+  /** We link with and forward for this entity. */
+  isTrustedEntity(fingerprint: Fingerprint): boolean {
+    const row = this.entityRow(fingerprint);
+    return row !== undefined && row.trusted === 1 && row.revoked_at === null;
+  }
+
+  /** The entity that certified this agent, if any certificate is stored. */
+  entityOfAgent(agentId: AgentId): Fingerprint | undefined {
+    const row = this.agentRow(agentId);
+    return row === undefined ? undefined : asFingerprint(row.entity);
+  }
+
+  /** Its certificate was revoked by its entity, or its entity's trust was revoked here. */
+  isRevokedAgent(agentId: string): boolean {
+    if (this.db.prepare('SELECT 1 FROM trust_agent_revocation WHERE peer_id = ?').get(agentId)) return true;
+    const row = this.db
+      .prepare(
+        `SELECT e.revoked_at FROM trust_agent a JOIN trust_entity e ON e.fingerprint = a.entity WHERE a.peer_id = ?`,
+      )
+      .get(agentId) as { revoked_at: number | null } | undefined;
+    return row?.revoked_at != null;
+  }
+
+  /** Holds a stored certificate, valid now, from an entity we trust, and is not revoked. */
+  isTrustedAgent(agentId: AgentId): boolean {
+    const row = this.agentRow(agentId);
+    if (row === undefined || this.isRevokedAgent(agentId)) return false;
+    return (
+      this.isTrustedEntity(asFingerprint(row.entity)) &&
+      certificateValidAt(row.not_before, row.not_after, this.clock())
+    );
+  }
+
+  /** Valid, unrevoked certified agents of a trusted entity, with their onion keys. */
+  certifiedAgents(fingerprint: Fingerprint): AgentRecord[] {
+    if (!this.isTrustedEntity(fingerprint)) return [];
+    const now = this.clock();
+    return this.agentsOf(fingerprint).filter(
+      (a) => !a.revoked && certificateValidAt(a.notBefore, a.notAfter, now),
+    );
+  }
+
+  /** The gater's decision for a peer that has just completed the Noise handshake. */
+  admission(agentId: string): Admission {
+    const id = agentId as AgentId;
+    return admit({
+      revoked: this.isRevokedAgent(id),
+      certifiedByTrusted: this.isTrustedAgent(id),
+      openInvitation: this.hasOpenInvitation(),
+      awaitingKey: this.awaitingKey().length > 0,
+    });
+  }
+
+  /** Entities trusted by fingerprint whose key or agents are not known yet. */
+  awaitingKey(): Fingerprint[] {
+    return (
+      this.db
+        .prepare(
+          `SELECT fingerprint FROM trust_entity e WHERE trusted = 1 AND revoked_at IS NULL
+           AND (public_key IS NULL OR NOT EXISTS (SELECT 1 FROM trust_agent a WHERE a.entity = e.fingerprint))`,
+        )
+        .all() as { fingerprint: string }[]
+    ).map((r) => asFingerprint(r.fingerprint));
+  }
+
+  // ---- invitations -----------------------------------------------------------------------
+
+  /** Issues a one-time invitation secret valid for `ttlMs`; only its hash is stored. */
+  issueInvitation(ttlMs: number): { secret: Uint8Array; expiresAt: number } {
+    if (!Number.isInteger(ttlMs) || ttlMs <= 0) {
+      throw new KithError(
+        'ERR_BAD_TTL',
+        `an invitation lifetime must be a positive number of ms, not ${ttlMs}`,
+      );
+    }
+    const secret = new Uint8Array(randomBytes(invitationSecretBytes()));
+    const now = this.clock();
+    this.db
+      .prepare('INSERT INTO trust_invitation (secret_hash, created_at, expires_at) VALUES (?, ?, ?)')
+      .run(hashSecret(secret), now, now + ttlMs);
+    return { secret, expiresAt: now + ttlMs };
+  }
+
+  /** True while some invitation is neither redeemed nor expired (the gater admits strangers provisionally). */
+  hasOpenInvitation(): boolean {
+    return (
+      this.db
+        .prepare('SELECT 1 FROM trust_invitation WHERE redeemed_at IS NULL AND expires_at > ? LIMIT 1')
+        .get(this.clock()) !== undefined
+    );
+  }
+
+  /**
+   * Marks an invitation redeemed by `by`, atomically: of two concurrent redeemers exactly one
+   * wins. Throws ERR_INVITATION_UNKNOWN / _USED / _EXPIRED.
+   */
+  redeemInvitation(secret: Uint8Array, by: string): RedeemResult {
+    const id = hashSecret(secret);
+    const now = this.clock();
+    return this.db.transaction(() => {
+      const row = this.db.prepare('SELECT * FROM trust_invitation WHERE secret_hash = ?').get(id) as
+        { expires_at: number; redeemed_at: number | null } | undefined;
+      if (row === undefined) throw new KithError('ERR_INVITATION_UNKNOWN', 'no such invitation');
+      if (row.redeemed_at !== null)
+        throw new KithError('ERR_INVITATION_USED', 'this invitation was already used');
+      if (row.expires_at <= now) throw new KithError('ERR_INVITATION_EXPIRED', 'this invitation has expired');
+      this.db
+        .prepare('UPDATE trust_invitation SET redeemed_at = ?, redeemed_by = ? WHERE secret_hash = ?')
+        .run(now, by, id);
+      return { id };
+    })();
+  }
+
+  /** Puts a redeemed invitation back when the exchange after redeeming failed, so the code still works. */
+  unredeemInvitation(id: string): void {
+    this.db
+      .prepare('UPDATE trust_invitation SET redeemed_at = NULL, redeemed_by = NULL WHERE secret_hash = ?')
+      .run(id);
+  }
+}
+
+export function hashSecret(secret: Uint8Array): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
+function asFingerprintOrThrow(text: string): Fingerprint {
+  try {
+    return asFingerprint(text);
+  } catch {
+    throw new KithError(
+      'ERR_BAD_FINGERPRINT',
+      `not an entity fingerprint: ${text}`,
+      'give the 40 hex digits shown by `kith id` on the other side',
+    );
+  }
+}
+
+function parseCertEntity(canonical: string): Fingerprint {
+  try {
+    return asFingerprint((JSON.parse(canonical) as { entity: string }).entity);
+  } catch {
+    throw new KithError('ERR_CERT_MALFORMED', 'malformed signed statement: no entity fingerprint');
+  }
+}
+
+async function readPublicKey(armored: string): Promise<openpgp.PublicKey> {
+  try {
+    const key = await openpgp.readKey({ armoredKey: armored });
+    return key.isPrivate() ? key.toPublic() : key;
+  } catch (err) {
+    throw new KithError('ERR_BAD_KEY', `not an OpenPGP public key: ${(err as Error).message}`);
+  }
+}
+
+function toEntity(row: EntityRow): EntityRecord {
+  return {
+    fingerprint: asFingerprint(row.fingerprint),
+    publicKey: row.public_key ?? undefined,
+    name: row.name,
+    email: row.email,
+    trusted: row.trusted === 1 && row.revoked_at === null,
+    contact: row.contact === 1,
+    source: row.source,
+    addedAt: row.added_at,
+    revokedAt: row.revoked_at ?? undefined,
+  };
+}

@@ -1,0 +1,115 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { defaultConfig } from '../../config/defaults.ts';
+import type { Config } from '../../config/schema.ts';
+import { asAgentId } from '../../common/ids.ts';
+import { silentLogger } from '../../common/logger.ts';
+import { openDatabase, type Db } from '../../store/db.ts';
+import { certifyAgent } from '../../agent/identity/certificate.ts';
+import { createIdentity, type Identity } from '../../agent/identity/identity.ts';
+import { createLinks, type LinkManager } from '../../agent/links/index.ts';
+import { createTrustStore, type TrustStore } from '../../agent/trust/index.ts';
+
+/** One agent under test: real SQLite file, real libp2p on 127.0.0.1 port 0. */
+export interface TestAgent {
+  name: string;
+  identity: Identity;
+  db: Db;
+  trust: TrustStore;
+  links: LinkManager;
+  address(): string;
+  stop(): Promise<void>;
+}
+
+export function p2pConfig(overrides: Partial<Config['p2p']> = {}): Config['p2p'] {
+  return { ...defaultConfig().p2p, listen: ['/ip4/127.0.0.1/tcp/0'], ...overrides };
+}
+
+const dirs: string[] = [];
+
+function freshDb(): Db {
+  const dir = mkdtempSync(join(tmpdir(), 'kith-links-'));
+  dirs.push(dir);
+  return openDatabase(join(dir, 'kith.db'));
+}
+
+export function removeTempDirs(): void {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
+/** A new entity with one agent, started. */
+export async function startAgent(name: string, config: Partial<Config['p2p']> = {}): Promise<TestAgent> {
+  const db = freshDb();
+  const identity = await createIdentity(db, {
+    name,
+    email: `${name}@example.org`,
+    passphrase: 'correct horse',
+  });
+  return startWith(name, identity, db, config);
+}
+
+/** Another agent of the same entity (a second device), certified by the entity key. */
+export async function startSibling(of: TestAgent, name: string): Promise<TestAgent> {
+  const identity = await siblingIdentity(of.identity);
+  return startWith(name, identity, freshDb(), {});
+}
+
+export async function siblingIdentity(entity: Identity): Promise<Identity> {
+  const agentKey = await generateKeyPair('Ed25519');
+  const agentId = asAgentId(peerIdFromPrivateKey(agentKey).toString());
+  const onion = generateKeyPairSync('x25519');
+  const onionPublic = onion.publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
+  const now = new Date();
+  const certificate = await certifyAgent(entity.entityKey, {
+    agent: agentId,
+    onionKey: onionPublic.toString('base64url'),
+    notBefore: now,
+    notAfter: new Date(now.getTime() + 86_400_000),
+  });
+  return {
+    ...entity,
+    agentId,
+    agentKey,
+    onion: { publicKey: onionPublic, privateKey: onion.privateKey },
+    certificate,
+  };
+}
+
+async function startWith(
+  name: string,
+  identity: Identity,
+  db: Db,
+  config: Partial<Config['p2p']>,
+): Promise<TestAgent> {
+  const log = silentLogger();
+  const trust = createTrustStore({ db, log });
+  const links = createLinks({ identity, trust, config: p2pConfig(config), log });
+  await links.start();
+  return {
+    name,
+    identity,
+    db,
+    trust,
+    links,
+    address: () => links.multiaddrs()[0].toString(),
+    stop: async () => {
+      await links.stop();
+      db.close();
+    },
+  };
+}
+
+/** Polls until `check` holds (links settle asynchronously), or fails with `what`. */
+export async function eventually(check: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
