@@ -48,6 +48,7 @@ export class LinkManager implements Links {
   private readonly identity: Identity;
   private readonly trustStore: TrustStore;
   private readonly log: Logger;
+  private readonly extras: LinksOptions['extras'];
   private idleTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(options: LinksOptions) {
@@ -55,6 +56,7 @@ export class LinkManager implements Links {
     this.identity = options.identity;
     this.trustStore = options.trust;
     this.log = options.log;
+    this.extras = options.extras;
   }
 
   get self(): AgentId {
@@ -92,6 +94,7 @@ export class LinkManager implements Links {
       announce: this.config.announce,
       gater,
       maxConnections: this.config.maxLinks + 16,
+      extras: this.extras,
     });
     this.node = node;
     this.linkTransport = new LinkTransport(this.identity.agentId, node, this.log);

@@ -5,6 +5,7 @@ import type { Logger } from '../../common/logger.ts';
 import type { Identity } from '../identity/identity.ts';
 import type { Transport } from '../transport.ts';
 import type { EntityRecord, TrustSource, TrustStore } from '../trust/store.ts';
+import type { NodeExtras } from './node.ts';
 
 /** What createLinks needs. */
 export interface LinksOptions {
@@ -12,6 +13,8 @@ export interface LinksOptions {
   trust: TrustStore;
   config: Config['p2p'];
   log: Logger;
+  /** Transports, services and addresses the NAT layer adds (agent/nat/natExtras). */
+  extras?: NodeExtras;
 }
 
 /** Where links look up and report agents' addresses (agent/reachability implements it). */
