@@ -1,0 +1,158 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { ALICE, BOB_FPR, STRANGER_FPR, aliceMessage, startHarness, type Harness } from './harness.ts';
+import { RawSmtp } from './raw-client.ts';
+
+describe('who may send what to whom', () => {
+  let h: Harness;
+  const clients: RawSmtp[] = [];
+  beforeAll(async () => {
+    h = await startHarness({ authDelayMs: 150 });
+  });
+  afterAll(async () => {
+    for (const c of clients) c.close();
+    await h.stop();
+  });
+
+  async function session(): Promise<RawSmtp> {
+    const { client, greeting } = await RawSmtp.connect(h.port);
+    expect(greeting.code).toBe(220);
+    clients.push(client);
+    return client;
+  }
+
+  async function loggedIn(): Promise<RawSmtp> {
+    const c = await session();
+    expect((await c.login(ALICE.user, ALICE.password)).code).toBe(235);
+    return c;
+  }
+
+  // smtp-server lists AUTH before TLS too (hiding it would also lift its "log in first" rule),
+  // but refuses to take credentials over cleartext.
+  test('EHLO advertises the extensions; AUTH is refused before STARTTLS', async () => {
+    const c = await session();
+    const plain = await c.command('EHLO client.test');
+    for (const ext of [
+      'PIPELINING',
+      '8BITMIME',
+      'SMTPUTF8',
+      'ENHANCEDSTATUSCODES',
+      'DSN',
+      'STARTTLS',
+      'SIZE 1048576',
+    ]) {
+      expect(plain.lines.some((l) => l.slice(4) === ext)).toBe(true);
+    }
+    const early = await c.command(
+      `AUTH PLAIN ${Buffer.from(`\0alice\0${ALICE.password}`).toString('base64')}`,
+    );
+    expect([early.code, early.enhanced]).toEqual([538, '5.7.0']);
+    expect(early.text).toContain('STARTTLS');
+    await c.startTls();
+    const secure = await c.command('EHLO client.test');
+    expect(secure.lines.some((l) => l.slice(4) === 'AUTH PLAIN LOGIN')).toBe(true);
+  });
+
+  test('unauthenticated MAIL FROM gets 530 5.7.0', async () => {
+    const c = await session();
+    await c.command('EHLO client.test');
+    await c.startTls();
+    await c.command('EHLO client.test');
+    const r = await c.command('MAIL FROM:<alice@example.org>');
+    expect([r.code, r.enhanced]).toEqual([530, '5.7.0']);
+  });
+
+  test('MAIL FROM must be one of the account addresses: 553 5.7.1 naming the allowed ones', async () => {
+    const c = await loggedIn();
+    const r = await c.command('MAIL FROM:<mallory@example.org>');
+    expect([r.code, r.enhanced]).toEqual([553, '5.7.1']);
+    expect(r.text).toContain('alice@example.org');
+    expect((await c.command('MAIL FROM:<Alice@Home.Example>')).code).toBe(250);
+  });
+
+  test('a spoofed From: header is refused at the end of DATA and nothing goes out', async () => {
+    const before = (await h.delivery.outbox()).length;
+    const c = await loggedIn();
+    expect((await c.command('MAIL FROM:<alice@example.org>')).code).toBe(250);
+    expect((await c.command('RCPT TO:<bob@example.org>')).code).toBe(250);
+    const r = await c.data(aliceMessage({ from: 'ceo@bank.example', subject: 'spoof' }));
+    expect([r.code, r.enhanced]).toEqual([553, '5.7.1']);
+    expect(r.text).toContain('ceo@bank.example');
+    // Sender: is checked the same way
+    await c.command('MAIL FROM:<alice@example.org>');
+    await c.command('RCPT TO:<bob@example.org>');
+    const sender = await c.data(aliceMessage({ extraHeaders: ['Sender: ceo@bank.example'] }));
+    expect([sender.code, sender.enhanced]).toEqual([553, '5.7.1']);
+    expect((await h.delivery.outbox()).length).toBe(before);
+  });
+
+  test('each recipient is refused on its own, with a code and a sentence saying what to do; the rest go', async () => {
+    const c = await loggedIn();
+    await c.command('MAIL FROM:<alice@example.org>');
+    const unknown = await c.command('RCPT TO:<stranger@example.org>');
+    expect([unknown.code, unknown.enhanced]).toEqual([550, '5.1.1']);
+    expect(unknown.text).toContain('accept an invitation from this person first');
+    const ambiguous = await c.command('RCPT TO:<sam@example.com>');
+    expect([ambiguous.code, ambiguous.enhanced]).toEqual([550, '5.1.4']);
+    expect(ambiguous.text).toContain('fingerprint address');
+    const unreachable = await c.command('RCPT TO:<far@example.com>');
+    expect([unreachable.code, unreachable.enhanced]).toEqual([550, '5.4.4']);
+    h.delivery.failing.add('flaky@example.org');
+    const flaky = await c.command('RCPT TO:<flaky@example.org>');
+    expect([flaky.code, flaky.enhanced]).toEqual([451, '4.4.3']);
+    const bob = await c.command('RCPT TO:<bob@example.org>');
+    expect([bob.code, bob.enhanced]).toEqual([250, '2.1.5']);
+    // first contact: the fingerprint address needs no contact entry
+    const stranger = await c.command(`RCPT TO:<${STRANGER_FPR.toLowerCase()}@kith>`);
+    expect(stranger.code).toBe(250);
+    const r = await c.data(aliceMessage({ subject: 'partial' }));
+    expect(r.code).toBe(250);
+    const copies = (await h.delivery.outbox()).filter((m) => m.raw.includes('Subject: partial'));
+    expect(copies.map((m) => m.to).sort()).toEqual([BOB_FPR, STRANGER_FPR].sort());
+  });
+
+  test('two addresses of the same entity get one copy', async () => {
+    const c = await loggedIn();
+    await c.command('MAIL FROM:<alice@example.org>');
+    await c.command('RCPT TO:<bob@example.org>');
+    await c.command('RCPT TO:<bob-alias@example.org>');
+    expect((await c.data(aliceMessage({ subject: 'twice' }))).code).toBe(250);
+    const copies = (await h.delivery.outbox()).filter((m) => m.raw.includes('Subject: twice'));
+    expect(copies).toHaveLength(1);
+  });
+
+  test('too many recipients: 452 for each one past the limit', async () => {
+    const c = await loggedIn();
+    await c.command('MAIL FROM:<alice@example.org>');
+    const addresses = [
+      'bob@example.org',
+      'carol@example.net',
+      ...[1, 2, 3, 4].map((i) => `${String(i).repeat(40)}@kith`),
+    ];
+    const codes = [];
+    for (const a of addresses) codes.push((await c.command(`RCPT TO:<${a}>`)).code);
+    expect(codes).toEqual([250, 250, 250, 250, 250, 452]);
+  });
+
+  test('AUTH guessing is slowed down and logged without the password', async () => {
+    const c = await session();
+    await c.command('EHLO client.test');
+    await c.startTls();
+    await c.command('EHLO client.test');
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const started = Date.now();
+      const r = await c.command(`AUTH PLAIN ${Buffer.from(`\0alice\0guess-${i}`).toString('base64')}`);
+      times.push(Date.now() - started);
+      expect([r.code, r.enhanced]).toEqual([535, '5.7.8']);
+    }
+    // 150 ms per recent failure from this address: the third guess waits about three times as long
+    expect(times[2]).toBeGreaterThanOrEqual(400);
+    expect(times[2]).toBeGreaterThan(times[0] * 2);
+    const warnings = h.logs.filter((l) => l.msg === 'authentication failed');
+    expect(warnings.length).toBeGreaterThanOrEqual(3);
+    expect(JSON.stringify(h.logs)).not.toContain('guess-');
+    expect(
+      (await c.command(`AUTH PLAIN ${Buffer.from(`\0alice\0${ALICE.password}`).toString('base64')}`)).code,
+    ).toBe(235);
+  });
+});
