@@ -1,0 +1,49 @@
+import { readFile } from 'node:fs/promises';
+import { KithError } from '../../../common/errors.ts';
+import { AUTHED, ok, type CommandSpec } from '../context.ts';
+import { parseDateTime } from '../format.ts';
+import { ParseError, textOf, type Literal } from '../values.ts';
+import { flagList, mailboxArg } from './args.ts';
+
+/** APPEND (RFC 3501 6.3.11) with UIDPLUS APPENDUID and APPENDLIMIT; one message per command. */
+export const append: CommandSpec = {
+  states: AUTHED,
+  async run(ctx, cmd) {
+    const name = mailboxArg(ctx, cmd.args, 0);
+    let i = 1;
+    let flags: string[] = [];
+    let date: Date | undefined;
+    if (cmd.args[i]?.t === 'list') flags = flagList(cmd.args[i++]).filter((f) => f !== '\\Recent');
+    const maybeDate = cmd.args[i];
+    if (maybeDate?.t === 'string') {
+      const d = parseDateTime(maybeDate.v);
+      if (!d) throw new ParseError('invalid date-time');
+      date = d;
+      i++;
+    }
+    const msg = cmd.args[i];
+    if (!msg || msg.t !== 'literal') throw new ParseError('APPEND needs a message literal');
+    if (cmd.args.length > i + 1) throw new ParseError('MULTIAPPEND is not supported');
+    if (msg.size > ctx.options.appendLimit) {
+      throw new KithError('ERR_IMAP_TOOBIG', 'message larger than APPENDLIMIT', 'send a smaller message');
+    }
+    if (msg.size === 0) throw new ParseError('empty message');
+    const raw = await literalBytes(msg);
+    const box = ctx.store.mailbox(name);
+    const res = await ctx.store.append({
+      mailbox: box.name,
+      raw,
+      flags,
+      internalDate: date,
+      origin: ctx.origin,
+    });
+    return ok('APPEND completed', `APPENDUID ${res.uidValidity} ${res.uid}`);
+  },
+};
+
+/** The bytes of a literal (read back from disk when it was spilled). */
+export async function literalBytes(lit: Literal): Promise<Buffer> {
+  if (lit.data) return lit.data;
+  if (lit.file) return readFile(lit.file);
+  return Buffer.from(textOf(lit) ?? '', 'latin1');
+}

@@ -1,0 +1,21 @@
+import { AUTHED, ok, type CommandSpec } from '../context.ts';
+import { textOf } from '../values.ts';
+
+const SUPPORTED = new Set(['CONDSTORE', 'UTF8=ACCEPT']);
+
+/** ENABLE (RFC 5161): CONDSTORE and UTF8=ACCEPT; unknown extensions are ignored. */
+export const enable: CommandSpec = {
+  states: AUTHED,
+  async run(ctx, cmd) {
+    const done: string[] = [];
+    for (const a of cmd.args) {
+      const name = (textOf(a) ?? '').toUpperCase();
+      if (SUPPORTED.has(name) && !ctx.enabled.has(name)) {
+        ctx.enabled.add(name);
+        done.push(name);
+      }
+    }
+    ctx.untagged(`ENABLED${done.length ? ' ' + done.join(' ') : ''}`);
+    return ok('ENABLE completed');
+  },
+};

@@ -1,0 +1,104 @@
+import { AUTHED, ok, type CommandContext, type CommandSpec } from '../context.ts';
+import type { MailboxInfo } from '../../mailbox/types.ts';
+import { ParseError, textOf, type Value } from '../values.ts';
+import { decodeMailboxName } from '../utf7.ts';
+import { mailboxOut, stringArg } from './args.ts';
+import { statusItems, statusLine } from './status.ts';
+
+/** Turns a LIST pattern into a RegExp: '*' matches anything, '%' anything but the delimiter. */
+export function patternToRegExp(pattern: string): RegExp {
+  let re = '';
+  for (const ch of pattern) {
+    if (ch === '*') re += '.*';
+    else if (ch === '%') re += '[^/]*';
+    else re += ch.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  }
+  // INBOX matches case-insensitively; the rest of the name does not.
+  return new RegExp(`^${re}$`, 's');
+}
+
+function matches(name: string, pattern: string): boolean {
+  if (patternToRegExp(pattern).test(name)) return true;
+  return (
+    name.toUpperCase().startsWith('INBOX') && patternToRegExp(pattern.replace(/^inbox/i, 'INBOX')).test(name)
+  );
+}
+
+function listCommand(lsub: boolean): CommandSpec {
+  return {
+    states: AUTHED,
+    async run(ctx, cmd) {
+      const args = [...cmd.args];
+      const selection = new Set<string>();
+      const returns = new Set<string>();
+      let statusWanted: string[] | null = null;
+      if (!lsub && args[0]?.t === 'list') {
+        for (const v of (args.shift() as { v: Value[] }).v) selection.add((textOf(v) ?? '').toUpperCase());
+      }
+      const reference = decode(ctx, stringArg(args, 0, 'reference'));
+      const patternArg = args[1];
+      if (!patternArg) throw new ParseError('missing mailbox pattern');
+      const patterns =
+        patternArg.t === 'list'
+          ? patternArg.v.map((_, i) => stringArg(patternArg.v, i, 'pattern'))
+          : [stringArg(args, 1, 'pattern')];
+      if (args[2]) {
+        if (lsub || textOf(args[2])?.toUpperCase() !== 'RETURN' || args[3]?.t !== 'list')
+          throw new ParseError('invalid LIST options');
+        const opts = args[3].v;
+        for (let i = 0; i < opts.length; i++) {
+          const o = (textOf(opts[i]) ?? '').toUpperCase();
+          if (o === 'STATUS') {
+            const items = opts[i + 1];
+            if (!items || items.t !== 'list') throw new ParseError('STATUS needs a list');
+            statusWanted = statusItems(items.v);
+            i++;
+          } else returns.add(o);
+        }
+      }
+      if (selection.has('SUBSCRIBED')) returns.add('SUBSCRIBED');
+      const all = ctx.store.mailboxes();
+      const verb = lsub ? 'LSUB' : 'LIST';
+      if (patterns.length === 1 && patterns[0] === '' && !selection.size) {
+        ctx.untagged(`${verb} (\\Noselect) "/" ""`);
+        return ok(`${verb} completed`);
+      }
+      const names = new Set<string>();
+      for (const p of patterns) {
+        const full = decode(ctx, reference + p);
+        for (const m of all) if (matches(m.name, full)) names.add(m.name);
+      }
+      for (const m of all) {
+        if (!names.has(m.name)) continue;
+        if ((lsub || selection.has('SUBSCRIBED')) && !m.subscribed) continue;
+        if (selection.has('SPECIAL-USE') && !m.specialUse) continue;
+        ctx.untagged(
+          `${verb} (${attributes(m, all, lsub || returns.has('SUBSCRIBED')).join(' ')}) "/" ${mailboxOut(ctx, m.name)}`,
+        );
+        if (statusWanted) {
+          const line = statusLine(ctx, m.name, statusWanted);
+          if (line) ctx.untagged(line);
+        }
+        await ctx.drain();
+      }
+      return ok(`${verb} completed`);
+    },
+  };
+}
+
+function decode(ctx: CommandContext, name: string): string {
+  return ctx.enabled.has('UTF8=ACCEPT') ? name : decodeMailboxName(name);
+}
+
+function attributes(m: MailboxInfo, all: readonly MailboxInfo[], subscribed: boolean): string[] {
+  const attrs: string[] = [];
+  attrs.push(all.some((o) => o.name.startsWith(m.name + '/')) ? '\\HasChildren' : '\\HasNoChildren');
+  if (m.specialUse) attrs.push(m.specialUse);
+  if (subscribed && m.subscribed) attrs.push('\\Subscribed');
+  return attrs;
+}
+
+/** LIST with LIST-EXTENDED (RFC 5258), SPECIAL-USE (RFC 6154) and LIST-STATUS (RFC 5819). */
+export const list = listCommand(false);
+/** LSUB (RFC 3501 6.3.9). */
+export const lsub = listCommand(true);

@@ -1,0 +1,81 @@
+import { SELECTED, ok, type CommandSpec } from '../context.ts';
+import { matches, parseSearch, searchNeeds } from '../search.ts';
+import { compressSet } from '../sequence.ts';
+import { ParseError, textOf, type Value } from '../values.ts';
+
+const BATCH = 200;
+
+function searchCommand(byUid: boolean): CommandSpec {
+  return {
+    states: SELECTED,
+    noExpunge: !byUid,
+    async run(ctx, cmd) {
+      const sel = ctx.selected!;
+      let args: readonly Value[] = cmd.args;
+      let returns: string[] | null = null;
+      if ((textOf(args[0]) ?? '').toUpperCase() === 'RETURN') {
+        const list = args[1];
+        if (!list || list.t !== 'list') throw new ParseError('RETURN needs a list');
+        returns = list.v.map((v) => (textOf(v) ?? '').toUpperCase());
+        if (returns.some((r) => !['MIN', 'MAX', 'ALL', 'COUNT'].includes(r)))
+          throw new ParseError('unknown RETURN option');
+        if (returns.length === 0) returns = ['ALL'];
+        args = args.slice(2);
+      }
+      const { node } = parseSearch(args);
+      const need = searchNeeds(node);
+      const hits: [number, number, number][] = [];
+      const n = sel.uids.length;
+      const maxUid = n ? sel.uids[n - 1]! : 0;
+      for (let b = 0; b < n; b += BATCH) {
+        const uids = sel.uids.slice(b, b + BATCH);
+        const rows = need.meta
+          ? new Map(
+              ctx.store
+                .messages(sel.mailbox.id, uids, { raw: need.raw, header: need.header })
+                .map((r) => [r.uid, r]),
+            )
+          : null;
+        for (let j = 0; j < uids.length; j++) {
+          const uid = uids[j]!;
+          const row = rows?.get(uid) ?? null;
+          if (rows && !row) continue;
+          let bytes: Buffer | null = null;
+          if (row && need.raw) bytes = await ctx.store.readRaw(row);
+          else if (row && need.header) bytes = await ctx.store.readHeader(row);
+          const subject = {
+            seq: b + j + 1,
+            uid,
+            maxSeq: n,
+            maxUid,
+            flags: sel.flags.get(uid) ?? [],
+            modseq: sel.modseqs.get(uid) ?? 0,
+            row,
+            bytes,
+          };
+          if (matches(node, subject)) hits.push([b + j + 1, uid, subject.modseq]);
+        }
+      }
+      const ids = hits.map(([s, u]) => (byUid ? u : s));
+      const usesModseq = JSON.stringify(node).includes('"modseq"');
+      const highest = usesModseq && hits.length ? ` (MODSEQ ${Math.max(...hits.map((h) => h[2]))})` : '';
+      if (returns) {
+        const parts = [`(TAG "${cmd.tag}")`];
+        if (byUid) parts.push('UID');
+        if (returns.includes('MIN') && ids.length) parts.push(`MIN ${Math.min(...ids)}`);
+        if (returns.includes('MAX') && ids.length) parts.push(`MAX ${Math.max(...ids)}`);
+        if (returns.includes('COUNT')) parts.push(`COUNT ${ids.length}`);
+        if (returns.includes('ALL') && ids.length) parts.push(`ALL ${compressSet(ids)}`);
+        ctx.untagged(`ESEARCH ${parts.join(' ')}`);
+      } else {
+        ctx.untagged(`SEARCH${ids.length ? ' ' + ids.join(' ') : ''}${highest}`);
+      }
+      return ok('SEARCH completed');
+    },
+  };
+}
+
+/** SEARCH (RFC 3501 6.4.4, ESEARCH RETURN from RFC 4731, MODSEQ from RFC 7162). */
+export const search = searchCommand(false);
+/** UID SEARCH. */
+export const uidSearch = searchCommand(true);

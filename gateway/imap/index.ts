@@ -1,0 +1,1 @@
+export { createImapServer, type ImapServer, type ImapServerOptions } from './server.ts';

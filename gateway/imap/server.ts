@@ -1,0 +1,120 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createSecureContext, createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import { KithError } from '../../common/errors.ts';
+import type { Logger } from '../../common/logger.ts';
+import type { Authenticator } from '../auth.ts';
+import type { MailStore } from '../mailbox/types.ts';
+import type { TlsMaterial } from '../tls.ts';
+import { ImapConnection } from './connection.ts';
+
+/** Dependencies and settings of the IMAP server. */
+export interface ImapServerOptions {
+  /** The mailbox store it serves. */
+  store: MailStore;
+  /** Credentials (shared with SMTP submission). */
+  auth: Authenticator;
+  /** Certificate for STARTTLS and implicit TLS. */
+  tls: TlsMaterial;
+  /** Address to listen on (loopback by default in config). */
+  host: string;
+  /** Plain port with STARTTLS; 0 = ephemeral. */
+  port: number;
+  /** Implicit-TLS port; undefined = off, 0 = ephemeral. */
+  tlsPort?: number;
+  /** Allow LOGIN/AUTHENTICATE without TLS. */
+  allowInsecureAuth: boolean;
+  /** Largest APPEND accepted (advertised as APPENDLIMIT). */
+  appendLimit: number;
+  log: Logger;
+  /** Where big literals are spooled (default: a fresh directory under the OS temp dir). */
+  tmpDir?: string;
+}
+
+/** The IMAP server. */
+export interface ImapServer {
+  /** Starts listening; resolves to the ports actually bound. */
+  start(): Promise<{ port: number; tlsPort?: number }>;
+  /** Says BYE to every client, waits (bounded) for running commands, closes the listeners. */
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+/** Creates the gateway's IMAP4rev1 server over the mailbox store. */
+export function createImapServer(opts: ImapServerOptions): ImapServer {
+  const connections = new Set<ImapConnection>();
+  const secureContext = createSecureContext({ key: opts.tls.key, cert: opts.tls.cert });
+  let plain: Server | null = null;
+  let secure: TlsServer | null = null;
+  let tmpDir = '';
+  let ownTmp = false;
+
+  const accept = (socket: import('node:net').Socket, isSecure: boolean): void => {
+    const conn = new ImapConnection(socket, {
+      store: opts.store,
+      auth: opts.auth,
+      log: opts.log,
+      options: { allowInsecureAuth: opts.allowInsecureAuth, appendLimit: opts.appendLimit },
+      secureContext,
+      tmpDir,
+      secure: isSecure,
+      onClose: (c) => connections.delete(c),
+    });
+    connections.add(conn);
+  };
+
+  const listen = (server: Server | TlsServer, port: number): Promise<number> =>
+    new Promise((resolve, reject) => {
+      server.once('error', (err) =>
+        reject(
+          new KithError(
+            'ERR_IMAP_LISTEN',
+            `cannot listen on ${opts.host}:${port}: ${err.message}`,
+            'choose another imap port',
+          ),
+        ),
+      );
+      server.listen(port, opts.host, () => resolve((server.address() as AddressInfo).port));
+    });
+
+  return {
+    async start() {
+      if (opts.tmpDir) tmpDir = opts.tmpDir;
+      else {
+        tmpDir = mkdtempSync(join(tmpdir(), 'kith-imap-'));
+        ownTmp = true;
+      }
+      plain = createServer((s) => accept(s, false));
+      const port = await listen(plain, opts.port);
+      let tlsPort: number | undefined;
+      if (opts.tlsPort !== undefined) {
+        secure = createTlsServer({ key: opts.tls.key, cert: opts.tls.cert }, (s) => accept(s, true));
+        secure.on('tlsClientError', (err) =>
+          opts.log.debug({ err: err.message }, 'imap tls handshake failed'),
+        );
+        tlsPort = await listen(secure, opts.tlsPort);
+      }
+      opts.log.info({ port, tlsPort }, 'imap server listening');
+      return tlsPort === undefined ? { port } : { port, tlsPort };
+    },
+
+    async stop(timeoutMs = 5000) {
+      const closing = [plain, secure].map(
+        (s) => new Promise<void>((resolve) => (s ? s.close(() => resolve()) : resolve())),
+      );
+      const deadline = Date.now() + timeoutMs;
+      while ([...connections].some((c) => c.busy) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      for (const c of connections) c.close('server shutting down');
+      await Promise.race([
+        Promise.all(closing),
+        new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref()),
+      ]);
+      plain = null;
+      secure = null;
+      if (ownTmp) rmSync(tmpDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,99 @@
+// Pure decisions of the mailbox store, kept apart from SQL so they can be tested directly.
+
+/** The special-use mailboxes every account has from the start (RFC 6154 attributes). */
+export const SPECIAL_MAILBOXES: readonly { name: string; use: string | null }[] = [
+  { name: 'INBOX', use: null },
+  { name: 'Sent', use: '\\Sent' },
+  { name: 'Drafts', use: '\\Drafts' },
+  { name: 'Trash', use: '\\Trash' },
+  { name: 'Junk', use: '\\Junk' },
+  { name: 'Archive', use: '\\Archive' },
+];
+
+/** The hierarchy delimiter of mailbox names. */
+export const DELIMITER = '/';
+
+/** What to do with a message's complaint candidate after a change. */
+export type ComplaintAction = 'record' | 'withdraw' | 'keep';
+
+/**
+ * A message is a complaint while some copy of it sits in Junk or carries $Junk. Once every copy
+ * is gone (the user deleted the spam) the complaint stands: deleting is not "this was not spam".
+ */
+export function complaintAction(
+  copies: readonly { inJunk: boolean; flags: readonly string[] }[],
+  active: boolean,
+): ComplaintAction {
+  if (copies.length === 0) return 'keep';
+  const junk = copies.some((c) => c.inJunk || c.flags.some((f) => f.toLowerCase() === '$junk'));
+  if (junk && !active) return 'record';
+  if (!junk && active) return 'withdraw';
+  return 'keep';
+}
+
+/** Canonical form of a mailbox name: INBOX is case-insensitive (RFC 3501 5.1), others are not. */
+export function canonicalName(name: string): string {
+  if (name.toUpperCase() === 'INBOX') return 'INBOX';
+  if (name.toUpperCase().startsWith('INBOX' + DELIMITER)) return 'INBOX' + name.slice(5);
+  return name;
+}
+
+/** Why a mailbox name is unusable, or null if it is fine. */
+export function invalidName(name: string): string | null {
+  if (name === '') return 'empty mailbox name';
+  if (name.length > 512) return 'mailbox name too long';
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f*%]/.test(name)) return 'mailbox name contains forbidden characters';
+  if (name.startsWith(DELIMITER) || name.endsWith(DELIMITER) || name.includes(DELIMITER + DELIMITER)) {
+    return 'mailbox name has an empty level';
+  }
+  return null;
+}
+
+/** Applies a STORE operation to a flag list; returns the new list (order kept, no duplicates). */
+export function applyFlags(
+  current: readonly string[],
+  mode: 'set' | 'add' | 'remove',
+  flags: readonly string[],
+): string[] {
+  const lower = (f: string): string => f.toLowerCase();
+  if (mode === 'set') return dedupe(flags);
+  if (mode === 'add') return dedupe([...current, ...flags]);
+  const drop = new Set(flags.map(lower));
+  return current.filter((f) => !drop.has(lower(f)));
+}
+
+function dedupe(flags: readonly string[]): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const f of flags) {
+    const k = f.toLowerCase();
+    if (k === '\\recent' || seen.has(k)) continue;
+    seen.add(k);
+    out.push(f);
+  }
+  return out;
+}
+
+/** Converts bare LF line ends to CRLF: IMAP sizes and offsets are of the CRLF form. */
+export function toCrlf(raw: Buffer): Buffer {
+  let bare = false;
+  for (let i = raw.indexOf(0x0a); i >= 0; i = raw.indexOf(0x0a, i + 1)) {
+    if (i === 0 || raw[i - 1] !== 0x0d) {
+      bare = true;
+      break;
+    }
+  }
+  if (!bare) return raw;
+  const parts: Buffer[] = [];
+  let last = 0;
+  for (let i = raw.indexOf(0x0a); i >= 0; i = raw.indexOf(0x0a, i + 1)) {
+    if (i === 0 || raw[i - 1] !== 0x0d) {
+      parts.push(raw.subarray(last, i), CRLF);
+      last = i + 1;
+    }
+  }
+  parts.push(raw.subarray(last));
+  return Buffer.concat(parts);
+}
+const CRLF = Buffer.from('\r\n');

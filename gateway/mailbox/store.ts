@@ -1,0 +1,659 @@
+import { readFile } from 'node:fs/promises';
+import { KithError } from '../../common/errors.ts';
+import type { Logger } from '../../common/logger.ts';
+import { migrate, type Db } from '../../store/db.ts';
+import type { BlobStore } from '../../store/blobs.ts';
+import { analyzeMessage } from '../mime/index.ts';
+import { headerValue, parseHeader } from '../mime/header.ts';
+import {
+  applyFlags,
+  canonicalName,
+  complaintAction,
+  DELIMITER,
+  invalidName,
+  SPECIAL_MAILBOXES,
+  toCrlf,
+} from './decisions.ts';
+import { MAILBOX_MIGRATIONS } from './schema.ts';
+import type {
+  ComplaintCandidate,
+  ComplaintEvent,
+  EntryMeta,
+  MailboxInfo,
+  MailboxStatus,
+  MailChange,
+  MailStore,
+  MessageRow,
+  StoreResult,
+  CopyResult,
+} from './types.ts';
+
+// Bodies up to this size live in the SQLite row (one read for FETCH); larger ones are blob files.
+const INLINE_LIMIT = 256 * 1024;
+// Batch size for IN (...) lists, below SQLite's variable limit.
+const CHUNK = 500;
+
+/** Dependencies of the mailbox store. */
+export interface MailStoreDeps {
+  /** The node's database (store/db.ts openDatabase). */
+  db: Db;
+  /** Where large message bodies are kept. */
+  blobs: BlobStore;
+  log: Logger;
+}
+
+interface MailboxRow {
+  id: number;
+  name: string;
+  special_use: string | null;
+  uidvalidity: number;
+  uidnext: number;
+  highest_modseq: number;
+  subscribed: number;
+}
+
+function toInfo(r: MailboxRow): MailboxInfo {
+  return {
+    id: r.id,
+    name: r.name,
+    specialUse: r.special_use,
+    uidValidity: r.uidvalidity,
+    uidNext: r.uidnext,
+    highestModseq: r.highest_modseq,
+    subscribed: r.subscribed === 1,
+  };
+}
+
+const splitFlags = (s: string): string[] => (s === '' ? [] : s.split(' '));
+
+function noMailbox(name: string): KithError {
+  return new KithError('ERR_NO_MAILBOX', `no mailbox named ${name}`, 'create it first');
+}
+
+/** Creates the durable mailbox store (SQLite rows + blob files) used by IMAP, SMTP status mail and the agent. */
+export function createMailStore(deps: MailStoreDeps): MailStore {
+  const { db, blobs, log } = deps;
+  const listeners = new Set<(c: MailChange) => void>();
+  const complaintListeners = new Set<(c: ComplaintEvent) => void>();
+  const inFlight = new Set<Promise<unknown>>();
+  let started = false;
+  let stopping = false;
+  // Statements are prepared lazily: the tables exist only after start() migrated them.
+  let q!: ReturnType<typeof prepare>;
+
+  function prepare() {
+    return {
+      mailboxByName: db.prepare('SELECT * FROM mbx_mailboxes WHERE name = ?'),
+      mailboxById: db.prepare('SELECT * FROM mbx_mailboxes WHERE id = ?'),
+      mailboxes: db.prepare('SELECT * FROM mbx_mailboxes ORDER BY name'),
+      insertMailbox: db.prepare(
+        'INSERT INTO mbx_mailboxes (name, special_use, uidvalidity, subscribed) VALUES (?, ?, ?, 1)',
+      ),
+      bumpUid: db.prepare(
+        'UPDATE mbx_mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING uidnext - 1 AS uid, highest_modseq AS modseq',
+      ),
+      bumpModseq: db.prepare(
+        'UPDATE mbx_mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING highest_modseq AS modseq',
+      ),
+      insertMessage: db.prepare(
+        `INSERT INTO mbx_messages (size, internal_date, raw, blob, header_end, envelope, bodystructure, body, tree, kith_id)
+         VALUES (@size, @internalDate, @raw, @blob, @headerEnd, @envelope, @bodystructure, @body, @tree, @kithId)`,
+      ),
+      insertEntry: db.prepare(
+        'INSERT INTO mbx_entries (mailbox_id, uid, message_id, flags, modseq) VALUES (?, ?, ?, ?, ?)',
+      ),
+      entries: db.prepare('SELECT uid, flags, modseq FROM mbx_entries WHERE mailbox_id = ? ORDER BY uid'),
+      entryRange: db.prepare(
+        'SELECT uid, flags, modseq, message_id FROM mbx_entries WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid',
+      ),
+      updateFlags: db.prepare(
+        'UPDATE mbx_entries SET flags = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?',
+      ),
+      deleteEntry: db.prepare('DELETE FROM mbx_entries WHERE mailbox_id = ? AND uid = ?'),
+      copiesOf: db.prepare(
+        `SELECT e.flags, m.special_use FROM mbx_entries e JOIN mbx_mailboxes m ON m.id = e.mailbox_id WHERE e.message_id = ?`,
+      ),
+      orphan: db.prepare(
+        'DELETE FROM mbx_messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM mbx_entries WHERE message_id = ?) RETURNING blob',
+      ),
+      blobUsers: db.prepare('SELECT 1 FROM mbx_messages WHERE blob = ? LIMIT 1'),
+      activeComplaint: db.prepare(
+        'SELECT * FROM mbx_complaints WHERE message_id = ? AND withdrawn IS NULL ORDER BY id DESC LIMIT 1',
+      ),
+      insertComplaint: db.prepare(
+        'INSERT INTO mbx_complaints (message_id, kith_id, mailbox, uid, created) VALUES (?, ?, ?, ?, ?) RETURNING id',
+      ),
+      withdrawComplaint: db.prepare('UPDATE mbx_complaints SET withdrawn = ? WHERE id = ?'),
+      kithIdOf: db.prepare('SELECT kith_id FROM mbx_messages WHERE id = ?'),
+      junkCopy: db.prepare(
+        `SELECT m.name, e.uid FROM mbx_entries e JOIN mbx_mailboxes m ON m.id = e.mailbox_id
+         WHERE e.message_id = ? ORDER BY (m.special_use = '\\Junk') DESC, (instr(lower(e.flags), '$junk') > 0) DESC LIMIT 1`,
+      ),
+      complaints: db.prepare('SELECT * FROM mbx_complaints WHERE withdrawn IS NULL ORDER BY id'),
+      meta: db.prepare('SELECT value FROM mbx_meta WHERE key = ?'),
+      setMeta: db.prepare(
+        'INSERT INTO mbx_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+      ),
+      status: db.prepare(
+        `SELECT count(*) AS messages,
+                sum(CASE WHEN instr(' ' || lower(e.flags) || ' ', ' \\seen ') = 0 THEN 1 ELSE 0 END) AS unseen,
+                sum(CASE WHEN instr(' ' || lower(e.flags) || ' ', ' \\deleted ') > 0 THEN 1 ELSE 0 END) AS deleted,
+                coalesce(sum(m.size), 0) AS size
+         FROM mbx_entries e JOIN mbx_messages m ON m.id = e.message_id WHERE e.mailbox_id = ?`,
+      ),
+    };
+  }
+
+  function emit(change: MailChange): void {
+    for (const l of listeners) {
+      try {
+        l(change);
+      } catch (err) {
+        log.error({ err }, 'mailbox change listener failed');
+      }
+    }
+  }
+
+  function emitComplaint(ev: ComplaintEvent): void {
+    for (const l of complaintListeners) {
+      try {
+        l(ev);
+      } catch (err) {
+        log.error({ err }, 'complaint listener failed');
+      }
+    }
+  }
+
+  function requireStarted(): void {
+    if (!started)
+      throw new KithError('ERR_MAILSTORE_STOPPED', 'the mailbox store is not running', 'start it first');
+  }
+
+  function getMailbox(name: string): MailboxInfo {
+    requireStarted();
+    const row = q.mailboxByName.get(canonicalName(name)) as MailboxRow | undefined;
+    if (!row) throw noMailbox(name);
+    return toInfo(row);
+  }
+
+  function mailboxById(id: number): MailboxInfo {
+    const row = q.mailboxById.get(id) as MailboxRow | undefined;
+    if (!row) throw new KithError('ERR_NO_MAILBOX', 'the mailbox was deleted', 'select another mailbox');
+    return toInfo(row);
+  }
+
+  function nextUidValidity(): number {
+    // Never reuse a UIDVALIDITY, even for a mailbox re-created under an old name.
+    const last = ((q.meta.get('uidvalidity') as { value: number } | undefined)?.value ?? 0) as number;
+    const next = Math.max(last + 1, Math.floor(Date.now() / 1000));
+    q.setMeta.run('uidvalidity', next);
+    return next;
+  }
+
+  function createMailboxRow(name: string, specialUse: string | null): MailboxInfo {
+    const id = Number(q.insertMailbox.run(name, specialUse, nextUidValidity()).lastInsertRowid);
+    return mailboxById(id);
+  }
+
+  // Runs after every change to a message's copies, inside the same transaction.
+  function reviewComplaint(messageId: number, pending: ComplaintEvent[]): void {
+    const copies = (q.copiesOf.all(messageId) as { flags: string; special_use: string | null }[]).map(
+      (c) => ({
+        inJunk: c.special_use === '\\Junk',
+        flags: splitFlags(c.flags),
+      }),
+    );
+    const active = q.activeComplaint.get(messageId) as
+      { id: number; kith_id: string | null; mailbox: string; uid: number; created: number } | undefined;
+    const action = complaintAction(copies, active !== undefined);
+    if (action === 'record') {
+      const where = q.junkCopy.get(messageId) as { name: string; uid: number };
+      const kithId = (q.kithIdOf.get(messageId) as { kith_id: string | null }).kith_id;
+      const now = Date.now();
+      const { id } = q.insertComplaint.get(messageId, kithId, where.name, where.uid, now) as { id: number };
+      pending.push({
+        kind: 'recorded',
+        candidate: { id, kithId, mailbox: where.name, uid: where.uid, at: new Date(now) },
+      });
+    } else if (action === 'withdraw' && active) {
+      q.withdrawComplaint.run(Date.now(), active.id);
+      pending.push({
+        kind: 'withdrawn',
+        candidate: {
+          id: active.id,
+          kithId: active.kith_id,
+          mailbox: active.mailbox,
+          uid: active.uid,
+          at: new Date(active.created),
+        },
+      });
+    }
+  }
+
+  function removeOrphan(messageId: number, blobsToCheck: string[]): void {
+    const gone = q.orphan.get(messageId, messageId) as { blob: string | null } | undefined;
+    if (gone?.blob) blobsToCheck.push(gone.blob);
+  }
+
+  function collectBlobs(hashes: string[]): void {
+    for (const hash of hashes) {
+      if (q.blobUsers.get(hash)) continue;
+      track(blobs.remove(hash).catch((err: unknown) => log.warn({ err, hash }, 'could not remove a blob')));
+    }
+  }
+
+  function track<T>(p: Promise<T>): Promise<T> {
+    inFlight.add(p);
+    void p.finally(() => inFlight.delete(p)).catch(() => undefined);
+    return p;
+  }
+
+  function entriesIn(
+    mailboxId: number,
+    uids: readonly number[],
+  ): { uid: number; flags: string; modseq: number; message_id: number }[] {
+    if (uids.length === 0) return [];
+    const sorted = [...uids].sort((a, b) => a - b);
+    const want = new Set(sorted);
+    const rows = q.entryRange.all(mailboxId, sorted[0], sorted[sorted.length - 1]) as {
+      uid: number;
+      flags: string;
+      modseq: number;
+      message_id: number;
+    }[];
+    return rows.filter((r) => want.has(r.uid));
+  }
+
+  async function append(input: {
+    mailbox?: string;
+    raw: Buffer;
+    flags?: string[];
+    internalDate?: Date;
+    origin?: unknown;
+  }): Promise<{ mailbox: string; uid: number; uidValidity: number }> {
+    requireStarted();
+    if (stopping)
+      throw new KithError('ERR_MAILSTORE_STOPPED', 'the mailbox store is stopping', 'retry after restart');
+    const box = getMailbox(input.mailbox ?? 'INBOX');
+    const raw = toCrlf(input.raw);
+    const analysis = analyzeMessage(raw);
+    let blob: string | null = null;
+    if (raw.length > INLINE_LIMIT) blob = (await track(blobs.put(raw))).hash;
+    const headerEnd = analysis.tree.bodyStart;
+    const fields = parseHeader(raw.toString('latin1', 0, headerEnd));
+    const kithId = headerValue(fields, 'x-kith-message-id')?.trim() ?? null;
+    const flags = applyFlags([], 'set', input.flags ?? []);
+    const pending: ComplaintEvent[] = [];
+    const result = db.transaction(() => {
+      const current = mailboxById(box.id);
+      const messageId = Number(
+        q.insertMessage.run({
+          size: raw.length,
+          internalDate: (input.internalDate ?? new Date()).getTime(),
+          raw: blob ? null : raw,
+          blob,
+          headerEnd,
+          envelope: Buffer.from(analysis.envelope, 'latin1'),
+          bodystructure: Buffer.from(analysis.bodystructure, 'latin1'),
+          body: Buffer.from(analysis.body, 'latin1'),
+          tree: JSON.stringify(analysis.tree),
+          kithId,
+        }).lastInsertRowid,
+      );
+      const { uid, modseq } = q.bumpUid.get(current.id) as { uid: number; modseq: number };
+      q.insertEntry.run(current.id, uid, messageId, flags.join(' '), modseq);
+      reviewComplaint(messageId, pending);
+      return { mailbox: current.name, uid, uidValidity: current.uidValidity, modseq, mailboxId: current.id };
+    })();
+    emit({
+      kind: 'exists',
+      mailboxId: result.mailboxId,
+      uid: result.uid,
+      flags,
+      modseq: result.modseq,
+      origin: input.origin,
+    });
+    pending.forEach(emitComplaint);
+    return { mailbox: result.mailbox, uid: result.uid, uidValidity: result.uidValidity };
+  }
+
+  function transfer(
+    mailboxId: number,
+    uids: readonly number[],
+    dest: string,
+    removeSource: boolean,
+    origin: unknown,
+  ): CopyResult {
+    requireStarted();
+    const target = getMailbox(dest);
+    const pending: ComplaintEvent[] = [];
+    const created: { uid: number; flags: string[]; modseq: number }[] = [];
+    const expunged: number[] = [];
+    let expungeModseq = 0;
+    const pairs = db.transaction(() => {
+      const out: [number, number][] = [];
+      const rows = entriesIn(mailboxId, uids);
+      for (const r of rows) {
+        const { uid, modseq } = q.bumpUid.get(target.id) as { uid: number; modseq: number };
+        q.insertEntry.run(target.id, uid, r.message_id, r.flags, modseq);
+        created.push({ uid, flags: splitFlags(r.flags), modseq });
+        out.push([r.uid, uid]);
+      }
+      if (removeSource && target.id !== mailboxId) {
+        for (const r of rows) {
+          q.deleteEntry.run(mailboxId, r.uid);
+          expunged.push(r.uid);
+        }
+        if (rows.length) expungeModseq = (q.bumpModseq.get(mailboxId) as { modseq: number }).modseq;
+      }
+      for (const r of rows) reviewComplaint(r.message_id, pending);
+      return out;
+    })();
+    for (const c of created) emit({ kind: 'exists', mailboxId: target.id, ...c, origin });
+    if (expunged.length) emit({ kind: 'expunge', mailboxId, uids: expunged, modseq: expungeModseq, origin });
+    pending.forEach(emitComplaint);
+    return { uidValidity: target.uidValidity, pairs };
+  }
+
+  const store: MailStore = {
+    async start() {
+      if (started) return;
+      migrate(db, 'mailbox', MAILBOX_MIGRATIONS);
+      q = prepare();
+      db.transaction(() => {
+        for (const m of SPECIAL_MAILBOXES) {
+          if (!q.mailboxByName.get(m.name)) createMailboxRow(m.name, m.use);
+        }
+      })();
+      started = true;
+      stopping = false;
+    },
+
+    async stop(timeoutMs = 5000) {
+      stopping = true;
+      const all = Promise.allSettled([...inFlight]);
+      await Promise.race([all, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+      started = false;
+      listeners.clear();
+      complaintListeners.clear();
+    },
+
+    deliver(input) {
+      return append(input).then(({ mailbox, uid }) => ({ mailbox, uid }));
+    },
+
+    append,
+
+    mailboxes() {
+      requireStarted();
+      return (q.mailboxes.all() as MailboxRow[]).map(toInfo);
+    },
+
+    mailbox: getMailbox,
+
+    createMailbox(name) {
+      requireStarted();
+      const canonical = canonicalName(name);
+      const why = invalidName(canonical);
+      if (why) throw new KithError('ERR_BAD_MAILBOX_NAME', why, 'choose another name');
+      if (q.mailboxByName.get(canonical)) {
+        throw new KithError(
+          'ERR_MAILBOX_EXISTS',
+          `mailbox ${canonical} already exists`,
+          'choose another name',
+        );
+      }
+      const info = db.transaction(() => createMailboxRow(canonical, null))();
+      emit({ kind: 'mailboxes' });
+      return info;
+    },
+
+    deleteMailbox(name) {
+      const box = getMailbox(name);
+      if (box.name === 'INBOX' || box.specialUse) {
+        throw new KithError(
+          'ERR_SPECIAL_MAILBOX',
+          `${box.name} cannot be deleted`,
+          'it is one of the standard mailboxes',
+        );
+      }
+      const blobsToCheck: string[] = [];
+      db.transaction(() => {
+        const rows = q.entryRange.all(box.id, 0, Number.MAX_SAFE_INTEGER) as {
+          uid: number;
+          message_id: number;
+        }[];
+        db.prepare('DELETE FROM mbx_mailboxes WHERE id = ?').run(box.id);
+        for (const r of rows) removeOrphan(r.message_id, blobsToCheck);
+      })();
+      collectBlobs(blobsToCheck);
+      emit({ kind: 'mailbox-deleted', mailboxId: box.id });
+      emit({ kind: 'mailboxes' });
+    },
+
+    renameMailbox(from, to) {
+      const box = getMailbox(from);
+      const target = canonicalName(to);
+      const why = invalidName(target);
+      if (why) throw new KithError('ERR_BAD_MAILBOX_NAME', why, 'choose another name');
+      if (q.mailboxByName.get(target)) {
+        throw new KithError('ERR_MAILBOX_EXISTS', `mailbox ${target} already exists`, 'choose another name');
+      }
+      if (box.specialUse) {
+        throw new KithError(
+          'ERR_SPECIAL_MAILBOX',
+          `${box.name} cannot be renamed`,
+          'it is one of the standard mailboxes',
+        );
+      }
+      if (box.name === 'INBOX') {
+        // RFC 3501: renaming INBOX moves its messages to the new mailbox and leaves INBOX empty.
+        const created = store.createMailbox(target);
+        const uids = (q.entries.all(box.id) as { uid: number }[]).map((e) => e.uid);
+        transfer(box.id, uids, created.name, true, undefined);
+        return;
+      }
+      db.transaction(() => {
+        const children = (q.mailboxes.all() as MailboxRow[]).filter((m) =>
+          m.name.startsWith(box.name + DELIMITER),
+        );
+        db.prepare('UPDATE mbx_mailboxes SET name = ? WHERE id = ?').run(target, box.id);
+        for (const c of children) {
+          db.prepare('UPDATE mbx_mailboxes SET name = ? WHERE id = ?').run(
+            target + c.name.slice(box.name.length),
+            c.id,
+          );
+        }
+      })();
+      emit({ kind: 'mailboxes' });
+    },
+
+    setSubscribed(name, subscribed) {
+      const box = getMailbox(name);
+      db.prepare('UPDATE mbx_mailboxes SET subscribed = ? WHERE id = ?').run(subscribed ? 1 : 0, box.id);
+    },
+
+    status(name): MailboxStatus {
+      const box = getMailbox(name);
+      const s = q.status.get(box.id) as {
+        messages: number;
+        unseen: number | null;
+        deleted: number | null;
+        size: number;
+      };
+      return {
+        ...box,
+        messages: s.messages,
+        unseen: s.unseen ?? 0,
+        deleted: s.deleted ?? 0,
+        size: s.size,
+      };
+    },
+
+    mailboxInfo(id) {
+      requireStarted();
+      return mailboxById(id);
+    },
+
+    entries(mailboxId): EntryMeta[] {
+      requireStarted();
+      return (q.entries.all(mailboxId) as { uid: number; flags: string; modseq: number }[]).map((r) => ({
+        uid: r.uid,
+        flags: splitFlags(r.flags),
+        modseq: r.modseq,
+      }));
+    },
+
+    messages(mailboxId, uids, opts) {
+      requireStarted();
+      const out: MessageRow[] = [];
+      const cols = [
+        'e.uid',
+        'e.flags',
+        'e.modseq',
+        'm.id',
+        'm.size',
+        'm.internal_date',
+        'm.header_end',
+        'm.blob',
+        opts.envelope ? 'm.envelope' : 'NULL AS envelope',
+        opts.structure
+          ? 'm.bodystructure, m.body, m.tree'
+          : 'NULL AS bodystructure, NULL AS body, NULL AS tree',
+        opts.raw ? 'm.raw' : opts.header ? `substr(m.raw, 1, m.header_end) AS raw` : 'NULL AS raw',
+      ].join(', ');
+      const sorted = [...uids].sort((a, b) => a - b);
+      for (let i = 0; i < sorted.length; i += CHUNK) {
+        const chunk = sorted.slice(i, i + CHUNK);
+        const stmt = db.prepare(
+          `SELECT ${cols} FROM mbx_entries e JOIN mbx_messages m ON m.id = e.message_id
+           WHERE e.mailbox_id = ? AND e.uid IN (${chunk.map(() => '?').join(',')}) ORDER BY e.uid`,
+        );
+        for (const r of stmt.all(mailboxId, ...chunk) as Record<string, unknown>[]) {
+          out.push({
+            uid: r.uid as number,
+            flags: splitFlags(r.flags as string),
+            modseq: r.modseq as number,
+            messageId: r.id as number,
+            size: r.size as number,
+            internalDate: new Date(r.internal_date as number),
+            headerEnd: r.header_end as number,
+            blob: (r.blob as string | null) ?? null,
+            inline: (r.raw as Buffer | null) ?? null,
+            envelope: (r.envelope as Buffer | null) ?? null,
+            bodystructure: (r.bodystructure as Buffer | null) ?? null,
+            body: (r.body as Buffer | null) ?? null,
+            tree: (r.tree as string | null) ?? null,
+          });
+        }
+      }
+      return out;
+    },
+
+    async readRaw(row) {
+      if (row.inline && row.inline.length === row.size) return row.inline;
+      if (row.blob) return readFile(blobs.pathOf(row.blob));
+      const r = db.prepare('SELECT raw FROM mbx_messages WHERE id = ?').get(row.messageId) as
+        { raw: Buffer | null } | undefined;
+      if (!r?.raw)
+        throw new KithError('ERR_MESSAGE_GONE', 'the message body is missing', 'the message was expunged');
+      return r.raw;
+    },
+
+    async readHeader(row) {
+      if (row.inline && row.inline.length >= row.headerEnd) return row.inline.subarray(0, row.headerEnd);
+      if (row.blob) return (await readFile(blobs.pathOf(row.blob))).subarray(0, row.headerEnd);
+      return (await store.readRaw(row)).subarray(0, row.headerEnd);
+    },
+
+    setFlags(mailboxId, uids, mode, flags, opts = {}): StoreResult {
+      requireStarted();
+      const pending: ComplaintEvent[] = [];
+      const updated: EntryMeta[] = [];
+      const failed: number[] = [];
+      db.transaction(() => {
+        let modseq = 0;
+        for (const r of entriesIn(mailboxId, uids)) {
+          if (opts.unchangedSince !== undefined && r.modseq > opts.unchangedSince) {
+            failed.push(r.uid);
+            continue;
+          }
+          const before = splitFlags(r.flags);
+          const after = applyFlags(before, mode, flags);
+          if (after.join(' ') === r.flags) continue;
+          if (modseq === 0) modseq = (q.bumpModseq.get(mailboxId) as { modseq: number }).modseq;
+          q.updateFlags.run(after.join(' '), modseq, mailboxId, r.uid);
+          updated.push({ uid: r.uid, flags: after, modseq });
+          reviewComplaint(r.message_id, pending);
+        }
+      })();
+      for (const u of updated) emit({ kind: 'flags', mailboxId, ...u, origin: opts.origin });
+      pending.forEach(emitComplaint);
+      return { updated, failed };
+    },
+
+    copy(mailboxId, uids, dest, origin) {
+      return transfer(mailboxId, uids, dest, false, origin);
+    },
+
+    move(mailboxId, uids, dest, origin) {
+      return transfer(mailboxId, uids, dest, true, origin);
+    },
+
+    expunge(mailboxId, uids, origin) {
+      requireStarted();
+      const blobsToCheck: string[] = [];
+      const removed: number[] = [];
+      let modseq = 0;
+      db.transaction(() => {
+        const rows = uids
+          ? entriesIn(mailboxId, uids)
+          : (q.entryRange.all(mailboxId, 0, Number.MAX_SAFE_INTEGER) as {
+              uid: number;
+              flags: string;
+              message_id: number;
+            }[]);
+        for (const r of rows) {
+          if (!splitFlags(r.flags).some((f) => f.toLowerCase() === '\\deleted')) continue;
+          q.deleteEntry.run(mailboxId, r.uid);
+          removeOrphan(r.message_id, blobsToCheck);
+          removed.push(r.uid);
+        }
+        if (removed.length) modseq = (q.bumpModseq.get(mailboxId) as { modseq: number }).modseq;
+      })();
+      collectBlobs(blobsToCheck);
+      if (removed.length) emit({ kind: 'expunge', mailboxId, uids: removed, modseq, origin });
+      return removed;
+    },
+
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+
+    complaintCandidates(): ComplaintCandidate[] {
+      requireStarted();
+      return (
+        q.complaints.all() as {
+          id: number;
+          kith_id: string | null;
+          mailbox: string;
+          uid: number;
+          created: number;
+        }[]
+      ).map((r) => ({
+        id: r.id,
+        kithId: r.kith_id,
+        mailbox: r.mailbox,
+        uid: r.uid,
+        at: new Date(r.created),
+      }));
+    },
+
+    onComplaint(listener) {
+      complaintListeners.add(listener);
+      return () => complaintListeners.delete(listener);
+    },
+  };
+  return store;
+}
