@@ -313,7 +313,8 @@ export class ImapConnection implements CommandContext {
 
   /** True while a command is running (stop() waits for these, bounded). */
   get busy(): boolean {
-    return this.busySince !== 0;
+    // A command waiting for the client (IDLE, AUTHENTICATE) is not work in progress.
+    return this.busySince !== 0 && this.lineWaiter === null;
   }
 
   private cleanup(): void {
