@@ -81,9 +81,37 @@ export async function* readFrames(stream: Stream, maxBytes: number): AsyncGenera
   }
 }
 
-/** Writes one frame, waiting for the stream to drain when its buffer is full. */
+/** Bytes a stream may hold unsent before writeFrame waits (pipelining without unbounded memory). */
+const WRITE_HIGH_WATER = 256 * 1024;
+
+/**
+ * Writes one frame and waits while the stream holds more than WRITE_HIGH_WATER unsent bytes.
+ * Not `stream.onDrain()`: in @libp2p/utils 7.4 its promise is never reset after the first
+ * 'drain', so every later call resolves at once and the write buffer grows without bound.
+ */
 export async function writeFrame(stream: Stream, payload: Uint8Array, signal?: AbortSignal): Promise<void> {
-  if (!stream.send(encodeFrame(payload))) await stream.onDrain({ signal });
+  stream.send(encodeFrame(payload));
+  while (stream.writableNeedsDrain && stream.writeBufferLength > WRITE_HIGH_WATER) {
+    await nextDrain(stream, signal);
+  }
+}
+
+function nextDrain(stream: Stream, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const done = (err?: Error): void => {
+      stream.removeEventListener('drain', onDrain);
+      stream.removeEventListener('close', onClose);
+      signal?.removeEventListener('abort', onAbort);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onDrain = (): void => done();
+    const onClose = (): void => done(new KithError('ERR_NO_LINK', 'the stream closed while sending'));
+    const onAbort = (): void => done(new KithError('ERR_ABORTED', 'sending was aborted'));
+    stream.addEventListener('drain', onDrain);
+    stream.addEventListener('close', onClose);
+    signal?.addEventListener('abort', onAbort);
+  });
 }
 
 /** Small request/response messages (hello, invitation, addresses) are JSON in one frame. */

@@ -6,6 +6,9 @@ import { ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
 import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p';
 
+/** Largest yamux receive window per stream (the default grows to 16 MiB). */
+const STREAM_WINDOW_BYTES = 1024 * 1024;
+
 /** The libp2p services every Kith agent runs. */
 export type KithServices = {
   identify: ReturnType<ReturnType<typeof identify>>;
@@ -55,7 +58,9 @@ export async function createNode(options: NodeOptions): Promise<KithLibp2p> {
     },
     transports: [tcp(), ...(options.extras?.transports ?? [])],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    // A paused stream still receives up to one window; keep that below libp2p's 4 MiB read
+    // buffer limit (which resets the stream) and memory per link small.
+    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: STREAM_WINDOW_BYTES } })],
     connectionGater: options.gater,
     connectionManager: {
       maxConnections: options.maxConnections,

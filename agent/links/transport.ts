@@ -1,13 +1,18 @@
 import type { PeerId, Stream } from '@libp2p/interface';
+import type { Uint8ArrayList } from 'uint8arraylist';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { Logger } from '../../common/logger.ts';
 import { KithError } from '../../common/errors.ts';
 import type { AgentId } from '../../common/ids.ts';
 import { MAX_FRAME_BYTES, type Transport } from '../transport.ts';
-import { readFrames, writeFrame } from './frames.ts';
+import { FrameDecoder, writeFrame } from './frames.ts';
 import type { KithLibp2p } from './node.ts';
 
 export const FRAMES_PROTOCOL = '/kith/frames/1';
+
+/** Decoded frames waiting for the handler before we stop granting the sender more window. */
+const RECEIVE_HIGH_WATER = 1024 * 1024;
+const RECEIVE_LOW_WATER = 256 * 1024;
 
 type FrameHandler = (from: AgentId, frame: Uint8Array) => void | Promise<void>;
 type LinkHandler = (peer: AgentId, up: boolean) => void;
@@ -108,22 +113,71 @@ export class LinkTransport implements Transport {
     this.linkHandlers.push(handler);
   }
 
-  /** Reads one neighbour's incoming frame stream until it ends (the frames protocol handler). */
+  /**
+   * Reads one neighbour's incoming frame stream until it ends (the frames protocol handler).
+   * libp2p's async iterator buffers without bound and yamux keeps granting window, so we pause
+   * the stream ourselves past a high-water mark: yamux then stops sending window updates and
+   * the sender's send() stalls on onDrain().
+   */
   async receive(from: AgentId, stream: Stream): Promise<void> {
     stream.inactivityTimeout = 0;
+    const decoder = new FrameDecoder(MAX_FRAME_BYTES);
+    const queue: Uint8Array[] = [];
+    let queued = 0;
+    let paused = false;
+    let ended = false;
+    let wake: (() => void) | undefined;
+    const onMessage = (event: { data: Uint8Array | Uint8ArrayList }): void => {
+      try {
+        for (const frame of decoder.push(event.data.subarray())) {
+          queue.push(frame);
+          queued += frame.length;
+        }
+      } catch (err) {
+        this.log.warn({ err, from }, 'bad frame stream; resetting it');
+        stream.abort(err as Error);
+        ended = true;
+      }
+      if (!paused && queued > RECEIVE_HIGH_WATER && stream.status === 'open') {
+        paused = true;
+        stream.pause();
+      }
+      wake?.();
+    };
+    const onEnd = (): void => {
+      ended = true;
+      wake?.();
+    };
+    stream.addEventListener('message', onMessage);
+    stream.addEventListener('close', onEnd);
+    stream.addEventListener('remoteCloseWrite', onEnd);
     try {
-      for await (const frame of readFrames(stream, MAX_FRAME_BYTES)) {
+      for (;;) {
+        const frame = queue.shift();
+        if (frame === undefined) {
+          if (ended) break;
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+          continue;
+        }
+        queued -= frame.length;
         this.lastActivity.set(from, Date.now());
-        if (this.frameHandler === undefined) continue;
-        try {
-          await this.frameHandler(from, frame);
-        } catch (err) {
-          this.log.error({ err, from }, 'frame handler failed');
+        if (this.frameHandler !== undefined) {
+          try {
+            await this.frameHandler(from, frame);
+          } catch (err) {
+            this.log.error({ err, from }, 'frame handler failed');
+          }
+        }
+        if (paused && queued < RECEIVE_LOW_WATER && stream.status === 'open') {
+          paused = false;
+          stream.resume();
         }
       }
-    } catch (err) {
-      this.log.debug({ err, from }, 'incoming frame stream ended');
-      stream.abort(err as Error);
+    } finally {
+      stream.removeEventListener('message', onMessage);
+      stream.removeEventListener('close', onEnd);
+      stream.removeEventListener('remoteCloseWrite', onEnd);
     }
   }
 

@@ -1,0 +1,90 @@
+import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
+import { revokeAgentCertificate } from '../../agent/trust/index.ts';
+import { eventually, removeTempDirs, sleep, startAgent, startSibling, type TestAgent } from './helpers.ts';
+
+const running: TestAgent[] = [];
+function track(a: TestAgent): TestAgent {
+  running.push(a);
+  return a;
+}
+
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((a) => a.stop()));
+});
+afterAll(removeTempDirs);
+
+async function linkedPair(): Promise<[TestAgent, TestAgent]> {
+  const alice = track(await startAgent('alice'));
+  const bob = track(await startAgent('bob'));
+  await bob.links.acceptInvitation(alice.links.createInvitation({ ttlMs: 60_000 }));
+  await eventually(() => alice.links.isLinked(bob.identity.agentId), 'linked');
+  return [alice, bob];
+}
+
+describe('links: revocation, several agents per entity, trust by fingerprint', () => {
+  it('revoke closes the open link at once and refuses new ones', async () => {
+    const [alice, bob] = await linkedPair();
+    const revoked = alice.links.revoke(bob.identity.fingerprint);
+    expect(revoked.trusted).toBe(false);
+    expect(alice.links.isLinked(bob.identity.agentId)).toBe(false);
+    await eventually(() => !bob.links.isLinked(alice.identity.agentId), 'bob sees the link close');
+    await expect(bob.links.dial(alice.address())).rejects.toThrow();
+    await sleep(300);
+    expect(alice.links.libp2p.getConnections(bob.links.libp2p.peerId)).toHaveLength(0);
+    await expect(bob.links.transport.send(alice.identity.agentId, Buffer.from('x'))).rejects.toMatchObject({
+      code: 'ERR_NO_LINK',
+    });
+    expect(alice.links.contacts()[0]).toMatchObject({ trusted: false, revoked: true });
+  });
+
+  it("a trusted entity's second agent is accepted; once its certificate is revoked it is refused", async () => {
+    const [alice, bob] = await linkedPair();
+    // Alice's entity certifies a second device; her first agent tells its neighbours.
+    const laptop = track(await startSibling(alice, 'alice-laptop'));
+    await alice.trust.addAgentCertificate(laptop.identity.certificate);
+    await eventually(
+      () => bob.trust.isTrustedAgent(laptop.identity.agentId),
+      'bob learns the new certificate',
+    );
+    // The laptop has its own trust store: it trusts bob by fingerprint, checked out of band.
+    await laptop.links.trust(bob.identity.fingerprint, { addresses: [bob.address()] });
+    expect(laptop.links.isLinked(bob.identity.agentId)).toBe(true);
+    await eventually(() => bob.links.isLinked(laptop.identity.agentId), 'bob links with the laptop');
+    expect(laptop.links.contacts()[0]).toMatchObject({ email: 'bob@example.org', trusted: true });
+    const got: string[] = [];
+    bob.links.transport.onFrame((from, frame) => void got.push(`${from}:${Buffer.from(frame)}`));
+    await laptop.links.transport.send(bob.identity.agentId, Buffer.from('from the laptop'));
+    await eventually(() => got.length === 1, 'frame from the laptop');
+    expect(got).toEqual([`${laptop.identity.agentId}:from the laptop`]);
+
+    // The laptop is lost: the entity revokes its certificate; the revocation travels to bob.
+    const revocation = await revokeAgentCertificate(alice.identity.entityKey, laptop.identity.agentId);
+    await alice.trust.addAgentRevocation(revocation);
+    await eventually(() => bob.trust.isRevokedAgent(laptop.identity.agentId), 'bob learns the revocation');
+    await eventually(() => !bob.links.isLinked(laptop.identity.agentId), 'bob drops the laptop link');
+    await eventually(() => !laptop.links.isLinked(bob.identity.agentId), 'the laptop sees it closed');
+    await expect(laptop.links.dial(bob.address())).rejects.toThrow();
+    expect(bob.links.isLinked(alice.identity.agentId)).toBe(true);
+  });
+
+  it('an agent certified by an untrusted entity is refused', async () => {
+    const [, bob] = await linkedPair();
+    const mallory = track(await startAgent('mallory'));
+    mallory.trust.trustFingerprint(bob.identity.fingerprint);
+    await expect(mallory.links.dial(bob.address())).rejects.toThrow();
+    await sleep(300);
+    expect(bob.links.isLinked(mallory.identity.agentId)).toBe(false);
+    expect(bob.links.libp2p.getConnections(mallory.links.libp2p.peerId)).toHaveLength(0);
+  });
+
+  it('trusting a fingerprint links only with agents of that entity', async () => {
+    const [alice, bob] = await linkedPair();
+    const carol = track(await startAgent('carol'));
+    // Carol was given alice's fingerprint but bob's address: the agent there is not alice's.
+    bob.trust.trustFingerprint(carol.identity.fingerprint);
+    carol.trust.trustFingerprint(alice.identity.fingerprint);
+    await expect(carol.links.dial(bob.address())).rejects.toMatchObject({ code: 'ERR_NOT_TRUSTED' });
+    expect(carol.trust.entity(bob.identity.fingerprint)).toBeUndefined();
+    expect(carol.links.isLinked(bob.identity.agentId)).toBe(false);
+  });
+});
