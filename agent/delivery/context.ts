@@ -1,0 +1,76 @@
+import type { Logger } from '../../common/logger.ts';
+import type { AgentId, Fingerprint, MessageId } from '../../common/ids.ts';
+import type { Transport } from '../transport.ts';
+import type { AgentKeys, SignatureVerifier } from '../onion/keys.ts';
+import type { TrustView } from '../routing/trust.ts';
+import type { Count } from '../onion/wire.ts';
+import type { DeliveryStore } from './store.ts';
+
+export interface DeliveryOptions {
+  /** No progress report for this long: re-send along another path. */
+  stallTimeoutMs: number;
+  /** Give up after this long (also the lifetime of every packet). */
+  maxAgeMs: number;
+  /** How long a hop remembers who handed it a packet. */
+  hopMemoryMs: number;
+  /** Bytes this agent holds at most for unreachable next hops. */
+  maxHeldBytes: number;
+  /** Complaints against one neighbour before onComplaintThreshold is called. */
+  complaintThreshold: number;
+  /** Largest inbound payload accepted (default 4 GiB). */
+  maxInboundBytes?: number;
+  /** Chunks in flight beyond the last acknowledged one (default 8). */
+  window?: number;
+  /** Directory where inbound chunked payloads are assembled (required to receive large payloads). */
+  spoolDir?: string;
+}
+
+/** A message handed to the sink: signature checked, exactly once per message id. */
+export interface InboundDelivery {
+  id: MessageId;
+  sender: Fingerprint;
+  /** True only if the sender entity's signature verified. */
+  verified: boolean;
+  size: number;
+  receivedAt: Date;
+  /** Small payloads: the bytes. */
+  data?: Buffer;
+  /** Large payloads: the assembled file; deleted after receive() resolves unless the sink moved it. */
+  file?: string;
+}
+
+/** Where delivered messages go (the mailbox, through the lead's GatewaySink adapter). */
+export interface DeliverySink {
+  /** Durable when it resolves: only then is "delivered" reported to the sender. */
+  receive(message: InboundDelivery): Promise<void>;
+}
+
+/** What happens to an outbound message, for the queue job's progress and status emails. */
+export type DeliveryEvent =
+  | { kind: 'progress'; id: MessageId; at: number; hop: number; hops: number; agent: AgentId }
+  | { kind: 'held'; id: MessageId; at: number; hop: number; agent: AgentId }
+  | { kind: 'chunks'; id: MessageId; at: number; acked: number; total: number }
+  | {
+      kind: 'stalled';
+      id: MessageId;
+      at: number;
+      lastHop: number;
+      action: 'alternate path' | 'waiting for a path';
+    }
+  | { kind: 'delivered'; id: MessageId; at: number }
+  | { kind: 'failed'; id: MessageId; at: number; reason: string }
+  | { kind: 'complained'; id: MessageId; at: number };
+
+/** The parts every piece of the engine shares. */
+export interface EngineContext {
+  transport: Transport;
+  keys: AgentKeys;
+  trust: TrustView;
+  store: DeliveryStore;
+  verifier: SignatureVerifier;
+  count: Count;
+  logger: Logger;
+  now: () => number;
+  options: DeliveryOptions;
+  emit: (event: DeliveryEvent) => void;
+}

@@ -1,0 +1,171 @@
+import type { Logger } from '../../common/logger.ts';
+import type { AgentId, MessageId } from '../../common/ids.ts';
+import type { Transport } from '../transport.ts';
+import { SignatureVerifier, type AgentKeys } from '../onion/keys.ts';
+import { FrameType, WIRE_VERSION } from '../onion/wire.ts';
+import type { PayloadCodec } from '../payload/codec.ts';
+import { Discovery, type DiscoveryOptions } from '../routing/discovery.ts';
+import type { TrustView } from '../routing/trust.ts';
+import type { DeliveryEvent, DeliveryOptions, DeliverySink, EngineContext } from './context.ts';
+import { encodeComplaint } from './frames.ts';
+import { Metrics } from './metrics.ts';
+import { Receiver } from './receiver.ts';
+import { Relay } from './relay.ts';
+import { Sender, type OutboundPayload } from './sender.ts';
+import type { DeliveryStore } from './store.ts';
+
+export type { DeliveryEvent, DeliveryOptions, DeliverySink, InboundDelivery } from './context.ts';
+export type { OutboundPayload } from './sender.ts';
+
+export interface DeliveryEngineDeps {
+  transport: Transport;
+  keys: AgentKeys;
+  trust: TrustView;
+  store: DeliveryStore;
+  codec: PayloadCodec;
+  sink: DeliverySink;
+  logger: Logger;
+  delivery: DeliveryOptions;
+  discovery: DiscoveryOptions;
+  /** Called once when complaints against a neighbour reach the threshold (revoke its trust there). */
+  onComplaintThreshold?: (neighbour: AgentId, count: number) => void;
+  now?: () => number;
+}
+
+const PRUNE_EVERY_MS = 60_000;
+
+/**
+ * The protocol core of one agent, over a Transport: discovery, sending, relaying, receiving,
+ * reports and complaints. The node wires it (BullMQ job progress from events, SQLite store);
+ * the simulator runs thousands of them over an in-memory transport.
+ */
+export class DeliveryEngine {
+  readonly metrics = new Metrics();
+  readonly discovery: Discovery;
+  private readonly relay: Relay;
+  private readonly sender: Sender;
+  private readonly receiver: Receiver;
+  private readonly listeners = new Set<(event: DeliveryEvent) => void>();
+  private pruneTimer?: NodeJS.Timeout;
+  private started = false;
+
+  constructor(private readonly deps: DeliveryEngineDeps) {
+    const now = deps.now ?? Date.now;
+    const verifier = new SignatureVerifier();
+    const ctx: EngineContext = {
+      transport: deps.transport,
+      keys: deps.keys,
+      trust: deps.trust,
+      store: deps.store,
+      verifier,
+      count: this.metrics.count,
+      logger: deps.logger,
+      now,
+      options: deps.delivery,
+      emit: (event) => {
+        for (const listener of this.listeners) listener(event);
+      },
+    };
+    this.discovery = new Discovery({
+      transport: deps.transport,
+      keys: deps.keys,
+      trust: deps.trust,
+      verifier,
+      count: this.metrics.count,
+      logger: deps.logger,
+      now,
+      options: deps.discovery,
+    });
+    this.sender = new Sender(ctx, deps.codec, this.discovery);
+    let relay: Relay | undefined;
+    this.receiver = new Receiver(ctx, deps.codec, deps.sink, (...args) => relay?.report(...args));
+    relay = new Relay(ctx, this.sender, this.receiver, deps.onComplaintThreshold ?? (() => undefined));
+    this.relay = relay;
+  }
+
+  /** Registers for delivery events (progress per hop, stalled, delivered, failed). */
+  onEvent(listener: (event: DeliveryEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Starts handling frames and resumes every pending outbound message of the store. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    const { transport, store } = this.deps;
+    transport.onFrame((from, frame) => this.onFrame(from, frame));
+    transport.onLinkChange((peer, up) => {
+      if (!up || !this.started) return;
+      void this.relay.linkUp(peer);
+      this.sender.linkUp();
+    });
+    this.pruneTimer = setInterval(() => store.pruneHops(Date.now()), PRUNE_EVERY_MS);
+    this.pruneTimer.unref();
+    for (const rec of store.pendingOutbox()) void this.sender.resume(rec.id);
+  }
+
+  /** Stops timers and outstanding deliveries (their state stays in the store for resume). */
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    clearInterval(this.pruneTimer);
+    this.discovery.stop();
+    await this.sender.stop();
+  }
+
+  /** Stores and starts delivering a message; resolves once it is durable in the outbox. */
+  send(payload: OutboundPayload): Promise<void> {
+    return this.sender.send(payload);
+  }
+
+  /** (Re)starts delivery of a stored pending message (after a restart, or a lost queue job). */
+  resume(id: MessageId): Promise<void> {
+    return this.sender.resume(id);
+  }
+
+  /** Sends a complaint about a received message back along its path; false if its path is forgotten. */
+  complain(id: MessageId): boolean {
+    const link = this.receiver.linkOf(id);
+    if (!link) return false;
+    this.deps.transport
+      .send(link.from, encodeComplaint(link.inId))
+      .catch(() => this.metrics.count('complaint_send_failed'));
+    return true;
+  }
+
+  /** Complaints counted against a neighbour at this agent. */
+  complaintsAgainst(neighbour: AgentId): number {
+    return this.relay.complaints.count(neighbour);
+  }
+
+  /** Bytes this agent holds for unreachable next hops. */
+  heldBytes(): number {
+    return this.relay.heldSize();
+  }
+
+  private async onFrame(from: AgentId, frame: Uint8Array): Promise<void> {
+    if (!this.started) return;
+    const buf = Buffer.from(frame.buffer, frame.byteOffset, frame.length);
+    if (buf.length < 2 || buf[0] !== WIRE_VERSION) return this.metrics.count('rejected_frame_version');
+    try {
+      switch (buf[1]) {
+        case FrameType.onion:
+          return await this.relay.onOnion(from, buf);
+        case FrameType.report:
+          return await this.relay.onReport(from, buf);
+        case FrameType.complaint:
+          return await this.relay.onComplaint(from, buf);
+        case FrameType.discoverRequest:
+        case FrameType.discoverResponse:
+          return await this.discovery.handle(from, buf);
+        default:
+          return this.metrics.count('rejected_frame_type');
+      }
+    } catch (err) {
+      // Nothing a neighbour sends may crash the agent; an unexpected error is a bug, logged and counted.
+      this.metrics.count('internal_error');
+      this.deps.logger.error({ from, err: (err as Error).message }, 'frame handling failed');
+    }
+  }
+}

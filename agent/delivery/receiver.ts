@@ -1,0 +1,239 @@
+import { createHash } from 'node:crypto';
+import type { AgentId, MessageId } from '../../common/ids.ts';
+import { isKithError } from '../../common/errors.ts';
+import type { HopSecret } from '../onion/layers.ts';
+import { chunkLength, openChunk } from '../payload/chunks.ts';
+import type { PayloadCodec } from '../payload/codec.ts';
+import { decodeManifest, type Manifest } from '../payload/manifest.ts';
+import { hashFile } from '../payload/source.ts';
+import { ChunkBitmap, removeSpool, spoolPath, writeChunk } from '../payload/spool.ts';
+import { decodeUnit } from '../payload/unit.ts';
+import { RejectReason, ReportKind } from '../reports/report.ts';
+import type { DeliverySink, EngineContext } from './context.ts';
+import { rejectName } from './relay.ts';
+
+type Reply = (kind: ReportKind, value?: number) => void;
+
+interface Assembly {
+  manifest: Manifest;
+  key: Buffer;
+  bitmap: ChunkBitmap;
+  path: string;
+}
+
+/**
+ * The recipient's side: open the unit, check the manifest (for us, signed by whom), assemble
+ * chunks in the spool file, hand the message to the sink exactly once, and only then report
+ * "delivered".
+ */
+export class Receiver {
+  /** Messages being handed to the sink right now (a duplicate must not start a second hand-off). */
+  private readonly delivering = new Set<MessageId>();
+  private readonly assemblies = new Map<MessageId, Assembly>();
+  /** Neighbour and link id of each recent message's manifest packet: where a complaint goes. */
+  private readonly links = new Map<MessageId, { from: AgentId; inId: string }>();
+
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly codec: PayloadCodec,
+    private readonly sink: DeliverySink,
+    private readonly report: (
+      to: AgentId,
+      link: string,
+      secret: HopSecret,
+      kind: ReportKind,
+      value?: number,
+    ) => void,
+  ) {}
+
+  /** Where a complaint about a received message goes (undefined once forgotten). */
+  linkOf(id: MessageId): { from: AgentId; inId: string } | undefined {
+    return this.links.get(id);
+  }
+
+  async onUnit(packet: { from: AgentId; inId: string; secret: HopSecret; body: Buffer }): Promise<void> {
+    const { ctx } = this;
+    const reply: Reply = (kind, value = 0) =>
+      this.report(packet.from, packet.inId, packet.secret, kind, value);
+    let unit;
+    try {
+      unit = decodeUnit(packet.body);
+    } catch {
+      ctx.count('rejected_unit_malformed');
+      return reply(ReportKind.rejected, RejectReason.corrupt);
+    }
+    const id = unit.id.toString('hex') as MessageId;
+    if (ctx.store.isDelivered(id)) {
+      ctx.count('duplicate_message');
+      return reply(ReportKind.delivered);
+    }
+    try {
+      if (unit.kind === 'manifest') await this.onManifest(id, unit.sealed, packet, reply);
+      else await this.onChunk(id, unit.index, unit.sealed, reply);
+    } catch (err) {
+      if (!isKithError(err)) throw err;
+      ctx.count(rejectName(err.code));
+      ctx.logger.debug({ code: err.code }, 'inbound unit rejected');
+    }
+  }
+
+  private async onManifest(
+    id: MessageId,
+    sealed: Buffer,
+    packet: { from: AgentId; inId: string },
+    reply: Reply,
+  ): Promise<void> {
+    const { ctx } = this;
+    if (this.links.size >= 10_000) this.links.delete(this.links.keys().next().value as MessageId);
+    this.links.set(id, { from: packet.from, inId: packet.inId });
+    if (this.delivering.has(id)) return ctx.count('duplicate_message');
+    const existing = this.assembly(id);
+    if (existing) {
+      // A resumed or re-routed transfer: tell the sender where to continue.
+      ctx.count('duplicate_manifest');
+      const rec = ctx.store.getInbound(id);
+      if (rec) ctx.store.putInbound({ ...rec, from: packet.from, inId: packet.inId });
+      return reply(ReportKind.chunkAck, existing.bitmap.contiguous());
+    }
+    let opened;
+    try {
+      opened = await this.codec.open(sealed);
+    } catch (err) {
+      reply(ReportKind.rejected, RejectReason.undecryptable);
+      throw err;
+    }
+    const { manifest, inline } = decodeManifest(opened.plaintext);
+    if (manifest.id !== id || manifest.to !== ctx.trust.self || manifest.from !== opened.sender) {
+      ctx.count('rejected_not_for_me');
+      return reply(ReportKind.rejected, RejectReason.notForMe);
+    }
+    if (manifest.size > (ctx.options.maxInboundBytes ?? 4 * 1024 ** 3)) {
+      ctx.count('rejected_too_large');
+      return reply(ReportKind.rejected, RejectReason.tooLarge);
+    }
+    const base = { id, sender: opened.sender, verified: opened.verified, size: manifest.size };
+    if (manifest.chunks === 0) {
+      if (createHash('sha256').update(inline).digest('hex') !== manifest.sha256) {
+        ctx.count('rejected_payload_corrupt');
+        return reply(ReportKind.rejected, RejectReason.corrupt);
+      }
+      await this.handOff(id, { ...base, data: inline, receivedAt: new Date(ctx.now()) }, reply);
+      return;
+    }
+    if (!ctx.options.spoolDir) {
+      ctx.count('rejected_too_large');
+      return reply(ReportKind.rejected, RejectReason.tooLarge);
+    }
+    const bitmap = new ChunkBitmap(manifest.chunks);
+    ctx.store.putInbound({
+      id,
+      manifest: opened.plaintext,
+      sender: opened.sender,
+      verified: opened.verified,
+      received: bitmap.bits,
+      from: packet.from,
+      inId: packet.inId,
+    });
+    this.assemblies.set(id, {
+      manifest,
+      key: Buffer.from(manifest.contentKey, 'base64url'),
+      bitmap,
+      path: spoolPath(ctx.options.spoolDir, id),
+    });
+    ctx.count('manifests_received');
+    reply(ReportKind.chunkAck, 0);
+  }
+
+  /** The assembly of a message, reloaded from the store after a restart. */
+  private assembly(id: MessageId): Assembly | undefined {
+    const cached = this.assemblies.get(id);
+    if (cached) return cached;
+    const rec = this.ctx.store.getInbound(id);
+    if (!rec || !this.ctx.options.spoolDir) return undefined;
+    const { manifest } = decodeManifest(rec.manifest);
+    const a = {
+      manifest,
+      key: Buffer.from(manifest.contentKey, 'base64url'),
+      bitmap: new ChunkBitmap(manifest.chunks, Buffer.from(rec.received)),
+      path: spoolPath(this.ctx.options.spoolDir, id),
+    };
+    this.assemblies.set(id, a);
+    return a;
+  }
+
+  private async onChunk(id: MessageId, index: number, sealed: Buffer, reply: Reply): Promise<void> {
+    const { ctx } = this;
+    const a = this.assembly(id);
+    if (!a) return ctx.count('rejected_chunk_unknown');
+    const m = a.manifest;
+    if (index >= m.chunks) return ctx.count('rejected_chunk_oversize');
+    const expected = chunkLength(m.size, m.chunkSize, index) + 16;
+    if (sealed.length < expected) return ctx.count('rejected_chunk_truncated');
+    if (sealed.length > expected) return ctx.count('rejected_chunk_oversize');
+    const data = openChunk(a.key, Buffer.from(id, 'hex'), index, m.chunks, sealed);
+    if (!a.bitmap.has(index)) {
+      await writeChunk(a.path, index * m.chunkSize, data);
+      a.bitmap.set(index);
+      ctx.store.setReceived(id, a.bitmap.bits);
+      ctx.count('chunks_received');
+    }
+    const done = a.bitmap.contiguous();
+    if (done < m.chunks) return reply(ReportKind.chunkAck, done);
+    if (this.delivering.has(id)) return;
+    this.delivering.add(id);
+    try {
+      if ((await hashFile(a.path)) !== m.sha256) {
+        ctx.count('rejected_payload_corrupt');
+        await removeSpool(a.path);
+        this.assemblies.delete(id);
+        ctx.store.deleteInbound(id);
+        return reply(ReportKind.rejected, RejectReason.corrupt);
+      }
+      const file = a.path;
+      const rec = ctx.store.getInbound(id);
+      const inbound = {
+        id,
+        sender: m.from,
+        verified: rec?.verified ?? false,
+        size: m.size,
+        receivedAt: new Date(ctx.now()),
+        file,
+      };
+      this.delivering.delete(id);
+      if (await this.handOff(id, inbound, reply)) {
+        await removeSpool(file);
+        this.assemblies.delete(id);
+        ctx.store.deleteInbound(id);
+      }
+    } finally {
+      this.delivering.delete(id);
+    }
+  }
+
+  private async handOff(
+    id: MessageId,
+    message: Parameters<DeliverySink['receive']>[0],
+    reply: Reply,
+  ): Promise<boolean> {
+    const { ctx } = this;
+    if (this.delivering.has(id)) {
+      ctx.count('duplicate_message');
+      return false;
+    }
+    this.delivering.add(id);
+    try {
+      await this.sink.receive(message);
+    } catch (err) {
+      // Not durable: no "delivered"; the sender's stall timer re-sends and we try again.
+      ctx.count('sink_failed');
+      ctx.logger.warn({ err: (err as Error).message }, 'the sink refused a message');
+      return false;
+    } finally {
+      this.delivering.delete(id);
+    }
+    ctx.store.markDelivered(id, ctx.now());
+    ctx.count('delivered');
+    reply(ReportKind.delivered);
+    return true;
+  }
+}

@@ -1,0 +1,211 @@
+import { createHash } from 'node:crypto';
+import type { AgentId } from '../../common/ids.ts';
+import { isKithError } from '../../common/errors.ts';
+import { agentIdFromPublic, signWith } from '../onion/keys.ts';
+import { peelOnion, type HopSecret } from '../onion/layers.ts';
+import { ComplaintCounter } from '../reports/complaints.ts';
+import { ReportKind, sealReport } from '../reports/report.ts';
+import type { EngineContext } from './context.ts';
+import {
+  decodeComplaint,
+  decodeOnion,
+  decodeReport,
+  encodeComplaint,
+  encodeOnion,
+  encodeReport,
+  hopDigest,
+  linkId,
+} from './frames.ts';
+
+/** The part of the engine that owns outbound packets and their reports (the Sender). */
+export interface Origin {
+  /** True if `link` is a packet this agent originated. */
+  owns(link: string): boolean;
+  /** A report for one of our packets. */
+  onReport(link: string, sealed: Buffer): void;
+  /** A complaint about one of our messages. */
+  onComplaint(link: string): void;
+}
+
+/** The part that takes packets addressed to this agent (the Receiver). */
+export interface Destination {
+  onUnit(packet: { from: AgentId; inId: string; secret: HopSecret; body: Buffer }): Promise<void>;
+}
+
+interface Held {
+  frame: Buffer;
+  expiresAt: number;
+  report?: { to: AgentId; link: string; secret: HopSecret };
+}
+
+const SEEN_LIMIT = 100_000;
+
+/**
+ * What every hop does (docs/protocol.md, "Forwarding"): verify the neighbour's signature, refuse
+ * replays, peel, remember the predecessor, sign and hand on (or hold while the next hop is
+ * unreachable), report; and route reports and complaints back along the remembered links.
+ * Logs name only neighbours and link ids.
+ */
+export class Relay {
+  private readonly held = new Map<AgentId, Held[]>();
+  private heldBytes = 0;
+  private readonly seenReports = new Set<string>();
+  private readonly seenComplaints = new Set<string>();
+  readonly complaints: ComplaintCounter;
+
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly origin: Origin,
+    private readonly destination: Destination,
+    onComplaintThreshold: (neighbour: AgentId, count: number) => void,
+  ) {
+    this.complaints = new ComplaintCounter(ctx.options.complaintThreshold, onComplaintThreshold);
+  }
+
+  /** Sends a sealed progress report for a packet back to the neighbour that handed it to us. */
+  report(to: AgentId, link: string, secret: HopSecret, kind: ReportKind, value = 0): void {
+    const sealed = sealReport(this.ctx.keys, secret, { kind, at: this.ctx.now(), value });
+    this.ctx.transport.send(to, encodeReport(link, sealed)).then(
+      () => this.ctx.count('reports_sent'),
+      () => this.ctx.count('report_send_failed'),
+    );
+  }
+
+  async onOnion(from: AgentId, frame: Buffer): Promise<void> {
+    const { ctx } = this;
+    try {
+      const { header, body, signature } = decodeOnion(frame);
+      if (ctx.trust.isRevoked(from)) return ctx.count('rejected_revoked');
+      if (!ctx.verifier.verifyByAgent(from, hopDigest(ctx.keys.signPublic, header, body), signature)) {
+        return ctx.count('rejected_hop_signature');
+      }
+      const inId = linkId(header);
+      if (ctx.store.hasHopIn(inId)) return ctx.count('rejected_replay');
+      const peeled = peelOnion(ctx.keys.onionPrivate, ctx.keys.onionPublic, header, body);
+      const ins = peeled.instruction;
+      const now = ctx.now();
+      if (ins.expiresAt < now) return ctx.count('rejected_expired');
+      const expiresAt = Math.max(now + ctx.options.hopMemoryMs, ins.expiresAt);
+      if (ins.kind === 'deliver') {
+        ctx.store.putHop({ inId, from, outId: null, to: null, expiresAt });
+        await this.destination.onUnit({ from, inId, secret: peeled.secret, body: peeled.body });
+        return;
+      }
+      const next = agentIdFromPublic(ins.next);
+      if (next === from || next === ctx.keys.id) return ctx.count('rejected_loop');
+      if (ctx.trust.isRevoked(next)) return ctx.count('rejected_revoked');
+      const sig = signWith(ctx.keys, hopDigest(ins.next, peeled.header, peeled.body));
+      const out = encodeOnion(peeled.header, peeled.body, sig);
+      const outId = linkId(peeled.header);
+      ctx.store.putHop({ inId, from, outId, to: next, expiresAt });
+      const report = ins.report ? { to: from, link: inId, secret: peeled.secret } : undefined;
+      try {
+        await ctx.transport.send(next, out);
+        ctx.count('forwarded');
+        ctx.logger.debug({ from, to: next, link: outId }, 'packet handed on');
+        if (report) this.report(report.to, report.link, report.secret, ReportKind.forwarded);
+      } catch {
+        this.hold(next, { frame: out, expiresAt: ins.expiresAt, report });
+      }
+    } catch (err) {
+      if (!isKithError(err)) throw err;
+      ctx.count(rejectName(err.code));
+      ctx.logger.debug({ from, code: err.code }, 'packet rejected');
+    }
+  }
+
+  private hold(next: AgentId, item: Held): void {
+    const { ctx } = this;
+    if (this.heldBytes + item.frame.length > ctx.options.maxHeldBytes) {
+      ctx.count('rejected_hold_full');
+      return;
+    }
+    const list = this.held.get(next) ?? [];
+    list.push(item);
+    this.held.set(next, list);
+    this.heldBytes += item.frame.length;
+    ctx.count('held');
+    ctx.logger.debug({ to: next }, 'next hop unreachable, packet held');
+    if (item.report) this.report(item.report.to, item.report.link, item.report.secret, ReportKind.held);
+  }
+
+  /** Bytes currently held for unreachable next hops. */
+  heldSize(): number {
+    return this.heldBytes;
+  }
+
+  /** A link came up: hand on what we held for it. */
+  async linkUp(peer: AgentId): Promise<void> {
+    const list = this.held.get(peer);
+    if (!list) return;
+    this.held.delete(peer);
+    const now = this.ctx.now();
+    for (let i = 0; i < list.length; i++) {
+      const item = list[i];
+      this.heldBytes -= item.frame.length;
+      if (item.expiresAt < now) {
+        this.ctx.count('held_expired');
+        continue;
+      }
+      try {
+        await this.ctx.transport.send(peer, item.frame);
+        this.ctx.count('forwarded');
+        if (item.report)
+          this.report(item.report.to, item.report.link, item.report.secret, ReportKind.forwarded);
+      } catch {
+        for (const rest of list.slice(i)) this.hold(peer, { ...rest, report: undefined });
+        return;
+      }
+    }
+  }
+
+  async onReport(from: AgentId, frame: Buffer): Promise<void> {
+    const { ctx } = this;
+    let parsed;
+    try {
+      parsed = decodeReport(frame);
+    } catch {
+      return ctx.count('rejected_report_malformed');
+    }
+    const key = createHash('sha256').update(parsed.sealed).digest('hex').slice(0, 32);
+    if (this.seenReports.has(key)) return ctx.count('rejected_report_replay');
+    remember(this.seenReports, key);
+    if (this.origin.owns(parsed.link)) return this.origin.onReport(parsed.link, Buffer.from(parsed.sealed));
+    const hop = ctx.store.hopByOut(parsed.link);
+    if (!hop || hop.to !== from) return ctx.count('rejected_report_unknown');
+    await ctx.transport.send(hop.from, encodeReport(hop.inId, Buffer.from(parsed.sealed))).then(
+      () => ctx.count('reports_relayed'),
+      () => ctx.count('report_send_failed'),
+    );
+  }
+
+  async onComplaint(from: AgentId, frame: Buffer): Promise<void> {
+    const { ctx } = this;
+    let link: string;
+    try {
+      link = decodeComplaint(frame).link;
+    } catch {
+      return ctx.count('rejected_complaint_malformed');
+    }
+    if (this.seenComplaints.has(link)) return ctx.count('rejected_complaint_replay');
+    remember(this.seenComplaints, link);
+    if (this.origin.owns(link)) return this.origin.onComplaint(link);
+    const hop = ctx.store.hopByOut(link);
+    if (!hop || hop.to !== from) return ctx.count('rejected_complaint_unknown');
+    this.complaints.add(hop.from);
+    ctx.count('complaints_relayed');
+    await ctx.transport
+      .send(hop.from, encodeComplaint(hop.inId))
+      .catch(() => ctx.count('complaint_send_failed'));
+  }
+}
+
+function remember(set: Set<string>, key: string): void {
+  if (set.size >= SEEN_LIMIT) set.delete(set.values().next().value as string);
+  set.add(key);
+}
+
+/** ERR_ONION_UNDECRYPTABLE → rejected_onion_undecryptable: one counter per error code. */
+export function rejectName(code: string): string {
+  return `rejected_${code.replace(/^ERR_/, '').toLowerCase()}`;
+}

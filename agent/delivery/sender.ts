@@ -1,0 +1,398 @@
+import { randomBytes } from 'node:crypto';
+import { KithError } from '../../common/errors.ts';
+import type { AgentId, Fingerprint, MessageId } from '../../common/ids.ts';
+import { signWith } from '../onion/keys.ts';
+import { buildOnion, type HopInstruction, type HopSecret } from '../onion/layers.ts';
+import { CHUNK_BYTES, INLINE_MAX, chunkLength, sealChunk } from '../payload/chunks.ts';
+import type { PayloadCodec } from '../payload/codec.ts';
+import { encodeManifest, type Manifest } from '../payload/manifest.ts';
+import { bytesSource, fileSource, type PayloadSource } from '../payload/source.ts';
+import { MAX_BODY, encodeUnit, type Unit } from '../payload/unit.ts';
+import { ReportKind, openReport } from '../reports/report.ts';
+import type { Discovery } from '../routing/discovery.ts';
+import { choosePath, type CachedPath } from '../routing/path-cache.ts';
+import type { EngineContext } from './context.ts';
+import { encodeOnion, hopDigest, linkId } from './frames.ts';
+import type { Origin } from './relay.ts';
+import type { OutboxRecord } from './store.ts';
+
+const MAX_PACKETS = 100_000;
+
+/** What the sender remembers of one packet it sent, to read the reports that come back. */
+interface PacketContext {
+  id: MessageId;
+  agents: AgentId[];
+  pubs: Buffer[];
+  secrets: HopSecret[];
+  chunk?: number;
+}
+
+interface Active {
+  rec: OutboxRecord;
+  source: PayloadSource;
+  path?: CachedPath;
+  nextChunk: number;
+  /** Highest hop (1-based) known to have the current attempt's manifest. */
+  reached: number;
+  links: Set<string>;
+  avoid: Set<AgentId>;
+  stall?: NodeJS.Timeout;
+  pumping: boolean;
+  busy: boolean;
+}
+
+/** What a caller hands to send(). */
+export interface OutboundPayload {
+  id: MessageId;
+  to: Fingerprint;
+  /** A file that stays until delivery ends (mail: the RFC 5322 message), or bytes. */
+  source: { kind: 'file'; path: string } | { kind: 'bytes'; data: Buffer };
+}
+
+/**
+ * The sender's side: seal the manifest, find a path (cache, else discovery), wrap and send the
+ * manifest then the chunks in a window, follow reports, and on a stall move to an alternate path,
+ * resuming from the last acknowledged chunk.
+ */
+export class Sender implements Origin {
+  private readonly active = new Map<MessageId, Active>();
+  private readonly packets = new Map<string, PacketContext>();
+  private stopped = false;
+
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly codec: PayloadCodec,
+    private readonly discovery: Discovery,
+  ) {}
+
+  /** Seals and stores a new message, then starts delivering it. Durable when it resolves. */
+  async send(payload: OutboundPayload): Promise<void> {
+    const { ctx } = this;
+    if (ctx.store.getOutbox(payload.id)) {
+      throw new KithError('ERR_DUPLICATE_MESSAGE', `message ${payload.id} is already in the outbox`);
+    }
+    const source =
+      payload.source.kind === 'file'
+        ? await fileSource(payload.source.path)
+        : bytesSource(payload.source.data);
+    try {
+      const contentKey = randomBytes(32);
+      const inline = source.size <= INLINE_MAX;
+      const manifest: Manifest = {
+        v: 1,
+        id: payload.id,
+        from: ctx.trust.self,
+        to: payload.to,
+        size: source.size,
+        chunkSize: inline ? 0 : CHUNK_BYTES,
+        chunks: inline ? 0 : Math.ceil(source.size / CHUNK_BYTES),
+        contentKey: contentKey.toString('base64url'),
+        sha256: await source.sha256(),
+      };
+      const plain = encodeManifest(manifest, inline ? await source.read(0, source.size) : undefined);
+      const sealedManifest = await this.codec.seal(plain, payload.to);
+      if (sealedManifest.length + 21 > MAX_BODY)
+        throw new KithError('ERR_MANIFEST_TOO_LARGE', 'sealed manifest too large');
+      const now = ctx.now();
+      ctx.store.putOutbox({
+        id: payload.id,
+        to: payload.to,
+        source: payload.source,
+        size: source.size,
+        sealedManifest,
+        contentKey,
+        chunks: manifest.chunks,
+        chunkSize: manifest.chunkSize,
+        acked: 0,
+        state: 'pending',
+        createdAt: now,
+        deadline: now + ctx.options.maxAgeMs,
+      });
+    } finally {
+      await source.close();
+    }
+    void this.resume(payload.id);
+  }
+
+  /** (Re)starts delivery of a stored pending message, e.g. after a restart. */
+  async resume(id: MessageId): Promise<void> {
+    if (this.stopped || this.active.has(id)) return;
+    const rec = this.ctx.store.getOutbox(id);
+    if (!rec || rec.state !== 'pending') return;
+    const source =
+      rec.source.kind === 'file' ? await fileSource(rec.source.path) : bytesSource(rec.source.data);
+    const a: Active = {
+      rec,
+      source,
+      nextChunk: rec.acked,
+      reached: 0,
+      links: new Set(),
+      avoid: new Set(),
+      pumping: false,
+      busy: false,
+    };
+    this.active.set(id, a);
+    await this.attempt(a);
+  }
+
+  /** Messages being delivered now. */
+  activeIds(): MessageId[] {
+    return [...this.active.keys()];
+  }
+
+  /** A link came up: messages waiting for a path try again. */
+  linkUp(): void {
+    for (const a of this.active.values()) if (!a.path && !a.busy) void this.attempt(a);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const a of this.active.values()) {
+      clearTimeout(a.stall);
+      await a.source.close().catch(() => undefined);
+    }
+    this.active.clear();
+    this.packets.clear();
+  }
+
+  private async attempt(a: Active): Promise<void> {
+    const { ctx } = this;
+    if (this.stopped || a.busy) return;
+    if (ctx.now() > a.rec.deadline) return this.finish(a, 'failed', 'no delivery before the deadline');
+    a.busy = true;
+    const to = a.rec.to;
+    const known = () => [...this.discovery.localPaths(to), ...this.discovery.cache.get(to)];
+    let unreachable = false;
+    try {
+      let path = choosePath(known(), a.avoid);
+      if (!path || path.failures > 0 || overlaps(path, a.avoid)) {
+        await this.discovery.find(to);
+        path = choosePath(known(), a.avoid);
+      }
+      if (this.stopped || !this.active.has(a.rec.id)) return;
+      a.path = path;
+      a.reached = 0;
+      a.nextChunk = a.rec.acked;
+      if (!path) {
+        ctx.emit({ kind: 'stalled', id: a.rec.id, at: ctx.now(), lastHop: 0, action: 'waiting for a path' });
+        this.armStall(a);
+        return;
+      }
+      ctx.count('attempts');
+      this.armStall(a);
+      await this.sendUnit(
+        a,
+        { kind: 'manifest', id: Buffer.from(a.rec.id, 'hex'), sealed: a.rec.sealedManifest },
+        true,
+      );
+    } catch (err) {
+      ctx.logger.debug({ err: (err as Error).message }, 'first hop unreachable');
+      unreachable = true;
+    } finally {
+      a.busy = false;
+    }
+    if (unreachable) this.firstHopDown(a);
+  }
+
+  /** The first hop refused the packet: try a fresh alternative at once, else wait for the stall timer. */
+  private firstHopDown(a: Active): void {
+    const { ctx } = this;
+    ctx.count('first_hop_unreachable');
+    if (!a.path) return;
+    this.discovery.cache.fail(a.rec.to, a.path.agents);
+    a.avoid.add(a.path.agents[0]);
+    a.path = undefined;
+    const known = [...this.discovery.localPaths(a.rec.to), ...this.discovery.cache.get(a.rec.to)];
+    const next = choosePath(known, a.avoid);
+    if (next && next.failures === 0 && !overlaps(next, a.avoid)) setImmediate(() => void this.attempt(a));
+    else this.armStall(a);
+  }
+
+  private armStall(a: Active): void {
+    clearTimeout(a.stall);
+    if (this.stopped) return;
+    a.stall = setTimeout(() => this.onStall(a), this.ctx.options.stallTimeoutMs);
+  }
+
+  private onStall(a: Active): void {
+    const { ctx } = this;
+    clearTimeout(a.stall);
+    if (this.stopped || !this.active.has(a.rec.id)) return;
+    if (a.path) {
+      ctx.count('stalled');
+      this.discovery.cache.fail(a.rec.to, a.path.agents);
+      // The hop after the last one that reported is the likeliest culprit; avoid the whole path's relays.
+      for (const agent of a.path.agents.slice(0, -1)) a.avoid.add(agent);
+      ctx.emit({
+        kind: 'stalled',
+        id: a.rec.id,
+        at: ctx.now(),
+        lastHop: a.reached,
+        action: 'alternate path',
+      });
+      a.path = undefined;
+      void this.attempt(a);
+    } else {
+      a.avoid.clear();
+      void this.attempt(a);
+    }
+  }
+
+  private async sendUnit(a: Active, unit: Unit, reportAll: boolean, chunk?: number): Promise<void> {
+    const path = a.path;
+    if (!path) return;
+    const entries = path.entries;
+    const hops = entries.map((e, i) => {
+      const instruction: HopInstruction =
+        i < entries.length - 1
+          ? { kind: 'forward', next: entries[i + 1].signPublic, report: reportAll, expiresAt: a.rec.deadline }
+          : { kind: 'deliver', report: true, expiresAt: a.rec.deadline };
+      return { onionPublic: e.onionKey, instruction };
+    });
+    const { header, body, secrets } = buildOnion(hops, encodeUnit(unit));
+    const sig = signWith(this.ctx.keys, hopDigest(entries[0].signPublic, header, body));
+    const link = linkId(header);
+    this.packets.set(link, {
+      id: a.rec.id,
+      agents: path.agents,
+      pubs: entries.map((e) => e.signPublic),
+      secrets,
+      chunk,
+    });
+    a.links.add(link);
+    if (this.packets.size > MAX_PACKETS) this.packets.delete(this.packets.keys().next().value as string);
+    await this.ctx.transport.send(entries[0].agent, encodeOnion(header, body, sig));
+    this.ctx.count('packets_sent');
+  }
+
+  private async pump(a: Active): Promise<void> {
+    if (a.pumping) return;
+    a.pumping = true;
+    const window = this.ctx.options.window ?? 8;
+    const { rec } = a;
+    try {
+      while (
+        a.path &&
+        a.nextChunk < rec.chunks &&
+        a.nextChunk < rec.acked + window &&
+        this.active.has(rec.id)
+      ) {
+        const index = a.nextChunk++;
+        const data = await a.source.read(index * rec.chunkSize, chunkLength(rec.size, rec.chunkSize, index));
+        const idBuf = Buffer.from(rec.id, 'hex');
+        const sealed = sealChunk(rec.contentKey, idBuf, index, rec.chunks, data);
+        await this.sendUnit(a, { kind: 'chunk', id: idBuf, index, sealed }, false, index);
+      }
+    } catch {
+      a.pumping = false;
+      this.firstHopDown(a);
+    } finally {
+      a.pumping = false;
+    }
+  }
+
+  owns(link: string): boolean {
+    return this.packets.has(link);
+  }
+
+  onReport(link: string, sealed: Buffer): void {
+    const { ctx } = this;
+    const p = this.packets.get(link);
+    if (!p) return;
+    for (let i = p.secrets.length - 1; i >= 0; i--) {
+      let report;
+      try {
+        report = openReport(ctx.verifier, p.pubs[i], p.secrets[i], sealed);
+      } catch {
+        return ctx.count('rejected_report_forged');
+      }
+      if (!report) continue;
+      ctx.count('reports_received');
+      const a = this.active.get(p.id);
+      if (a) this.onHopReport(a, p, link, i, report.kind, report.value, report.at);
+      return;
+    }
+    ctx.count('rejected_report_undecryptable');
+  }
+
+  private onHopReport(
+    a: Active,
+    p: PacketContext,
+    link: string,
+    hop: number,
+    kind: ReportKind,
+    value: number,
+    at: number,
+  ): void {
+    const { ctx } = this;
+    const last = hop === p.secrets.length - 1;
+    const current = a.path && a.path.agents === p.agents;
+    if (current && hop + 1 > a.reached && (kind === ReportKind.forwarded || last)) {
+      for (let h = a.reached + 1; h <= hop + 1; h++) {
+        ctx.emit({
+          kind: 'progress',
+          id: a.rec.id,
+          at,
+          hop: h,
+          hops: p.agents.length,
+          agent: p.agents[h - 1],
+        });
+      }
+      a.reached = hop + 1;
+    }
+    switch (kind) {
+      case ReportKind.forwarded:
+        if (current) this.armStall(a);
+        return;
+      case ReportKind.held:
+        ctx.emit({ kind: 'held', id: a.rec.id, at, hop: hop + 1, agent: p.agents[hop] });
+        return;
+      case ReportKind.chunkAck:
+        if (!last) return;
+        if (p.chunk !== undefined) this.packets.delete(link);
+        if (value > a.rec.acked) {
+          a.rec.acked = Math.min(value, a.rec.chunks);
+          ctx.store.updateOutbox(a.rec.id, { acked: a.rec.acked });
+          ctx.emit({ kind: 'chunks', id: a.rec.id, at, acked: a.rec.acked, total: a.rec.chunks });
+        }
+        if (current) {
+          this.armStall(a);
+          a.nextChunk = Math.max(a.nextChunk, a.rec.acked);
+          void this.pump(a);
+        }
+        return;
+      case ReportKind.delivered:
+        if (last) void this.finish(a, 'delivered');
+        return;
+      case ReportKind.rejected:
+        if (last) void this.finish(a, 'failed', `the recipient refused the message (reason ${value})`);
+        return;
+      default:
+        ctx.count('rejected_report_unknown_kind');
+    }
+  }
+
+  onComplaint(link: string): void {
+    const p = this.packets.get(link);
+    this.ctx.count('complaints_received');
+    if (p) this.ctx.emit({ kind: 'complained', id: p.id, at: this.ctx.now() });
+  }
+
+  private async finish(a: Active, state: 'delivered' | 'failed', reason = ''): Promise<void> {
+    const { ctx } = this;
+    if (this.active.get(a.rec.id) !== a) return;
+    clearTimeout(a.stall);
+    this.active.delete(a.rec.id);
+    ctx.store.updateOutbox(a.rec.id, { state });
+    // Keep manifest contexts a little for late reports and complaints; chunk contexts go now.
+    for (const link of a.links) if (this.packets.get(link)?.chunk !== undefined) this.packets.delete(link);
+    await a.source.close().catch(() => undefined);
+    ctx.count(state === 'delivered' ? 'messages_delivered' : 'messages_failed');
+    if (state === 'delivered') ctx.emit({ kind: 'delivered', id: a.rec.id, at: ctx.now() });
+    else ctx.emit({ kind: 'failed', id: a.rec.id, at: ctx.now(), reason });
+  }
+}
+
+function overlaps(path: CachedPath, avoid: ReadonlySet<AgentId>): boolean {
+  return path.agents.some((agent) => avoid.has(agent));
+}

@@ -1,0 +1,140 @@
+import type { AgentId, Fingerprint, MessageId } from '../../common/ids.ts';
+import { migrate, type Db } from '../../store/db.ts';
+import type { DeliveryStore, HopRecord, InboundRecord, OutboxRecord } from './store.ts';
+
+const MIGRATIONS = [
+  `CREATE TABLE delivery_outbox (
+     id TEXT PRIMARY KEY, recipient TEXT NOT NULL, source_kind TEXT NOT NULL, source_path TEXT,
+     source_data BLOB, size INTEGER NOT NULL, sealed_manifest BLOB NOT NULL, content_key BLOB NOT NULL,
+     chunks INTEGER NOT NULL, chunk_size INTEGER NOT NULL, acked INTEGER NOT NULL, state TEXT NOT NULL,
+     created_at INTEGER NOT NULL, deadline INTEGER NOT NULL);
+   CREATE TABLE delivery_hop (
+     in_id TEXT PRIMARY KEY, from_agent TEXT NOT NULL, out_id TEXT UNIQUE, to_agent TEXT,
+     expires_at INTEGER NOT NULL);
+   CREATE INDEX delivery_hop_expiry ON delivery_hop (expires_at);
+   CREATE TABLE delivery_delivered (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+   CREATE TABLE delivery_inbound (
+     id TEXT PRIMARY KEY, manifest BLOB NOT NULL, sender TEXT NOT NULL, verified INTEGER NOT NULL,
+     received BLOB NOT NULL, from_agent TEXT NOT NULL, in_id TEXT NOT NULL);`,
+];
+
+type Row = Record<string, unknown>;
+
+function toOutbox(r: Row): OutboxRecord {
+  return {
+    id: r.id as MessageId,
+    to: r.recipient as Fingerprint,
+    source:
+      r.source_kind === 'file'
+        ? { kind: 'file', path: r.source_path as string }
+        : { kind: 'bytes', data: r.source_data as Buffer },
+    size: r.size as number,
+    sealedManifest: r.sealed_manifest as Buffer,
+    contentKey: r.content_key as Buffer,
+    chunks: r.chunks as number,
+    chunkSize: r.chunk_size as number,
+    acked: r.acked as number,
+    state: r.state as OutboxRecord['state'],
+    createdAt: r.created_at as number,
+    deadline: r.deadline as number,
+  };
+}
+
+/** The delivery engine's durable state in the node's SQLite database (module "delivery"). */
+export class SqliteDeliveryStore implements DeliveryStore {
+  constructor(private readonly db: Db) {
+    migrate(db, 'delivery', MIGRATIONS);
+  }
+
+  putOutbox(r: OutboxRecord): void {
+    this.db
+      .prepare(`INSERT INTO delivery_outbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(
+        r.id,
+        r.to,
+        r.source.kind,
+        r.source.kind === 'file' ? r.source.path : null,
+        r.source.kind === 'bytes' ? r.source.data : null,
+        r.size,
+        r.sealedManifest,
+        r.contentKey,
+        r.chunks,
+        r.chunkSize,
+        r.acked,
+        r.state,
+        r.createdAt,
+        r.deadline,
+      );
+  }
+  getOutbox(id: MessageId): OutboxRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM delivery_outbox WHERE id = ?').get(id) as Row | undefined;
+    return r && toOutbox(r);
+  }
+  updateOutbox(id: MessageId, patch: Partial<Pick<OutboxRecord, 'acked' | 'state'>>): void {
+    if (patch.acked !== undefined) {
+      this.db.prepare('UPDATE delivery_outbox SET acked = max(acked, ?) WHERE id = ?').run(patch.acked, id);
+    }
+    if (patch.state !== undefined) {
+      this.db.prepare('UPDATE delivery_outbox SET state = ? WHERE id = ?').run(patch.state, id);
+    }
+  }
+  pendingOutbox(): OutboxRecord[] {
+    return (this.db.prepare("SELECT * FROM delivery_outbox WHERE state = 'pending'").all() as Row[]).map(
+      toOutbox,
+    );
+  }
+  putHop(r: HopRecord): void {
+    this.db
+      .prepare('INSERT OR REPLACE INTO delivery_hop VALUES (?, ?, ?, ?, ?)')
+      .run(r.inId, r.from, r.outId, r.to, r.expiresAt);
+  }
+  hopByOut(outId: string): HopRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM delivery_hop WHERE out_id = ?').get(outId) as Row | undefined;
+    return (
+      r && {
+        inId: r.in_id as string,
+        from: r.from_agent as AgentId,
+        outId: r.out_id as string | null,
+        to: r.to_agent as AgentId | null,
+        expiresAt: r.expires_at as number,
+      }
+    );
+  }
+  hasHopIn(inId: string): boolean {
+    return this.db.prepare('SELECT 1 FROM delivery_hop WHERE in_id = ?').get(inId) !== undefined;
+  }
+  pruneHops(now: number): number {
+    return this.db.prepare('DELETE FROM delivery_hop WHERE expires_at < ?').run(now).changes;
+  }
+  isDelivered(id: MessageId): boolean {
+    return this.db.prepare('SELECT 1 FROM delivery_delivered WHERE id = ?').get(id) !== undefined;
+  }
+  markDelivered(id: MessageId, at: number): void {
+    this.db.prepare('INSERT OR IGNORE INTO delivery_delivered VALUES (?, ?)').run(id, at);
+  }
+  getInbound(id: MessageId): InboundRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM delivery_inbound WHERE id = ?').get(id) as Row | undefined;
+    return (
+      r && {
+        id: r.id as MessageId,
+        manifest: r.manifest as Buffer,
+        sender: r.sender as Fingerprint,
+        verified: r.verified === 1,
+        received: r.received as Buffer,
+        from: r.from_agent as AgentId,
+        inId: r.in_id as string,
+      }
+    );
+  }
+  putInbound(r: InboundRecord): void {
+    this.db
+      .prepare('INSERT OR REPLACE INTO delivery_inbound VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(r.id, r.manifest, r.sender, r.verified ? 1 : 0, r.received, r.from, r.inId);
+  }
+  setReceived(id: MessageId, received: Buffer): void {
+    this.db.prepare('UPDATE delivery_inbound SET received = ? WHERE id = ?').run(received, id);
+  }
+  deleteInbound(id: MessageId): void {
+    this.db.prepare('DELETE FROM delivery_inbound WHERE id = ?').run(id);
+  }
+}

@@ -1,0 +1,149 @@
+import type { AgentId, Fingerprint, MessageId } from '../../common/ids.ts';
+
+/** One outbound message as the sender keeps it until it is delivered or given up. */
+export interface OutboxRecord {
+  id: MessageId;
+  to: Fingerprint;
+  /** Where the payload is read from: a file that stays until delivery ends, or small inline bytes. */
+  source: { kind: 'file'; path: string } | { kind: 'bytes'; data: Buffer };
+  size: number;
+  /** The manifest as sealed for the recipient (re-sent unchanged on every attempt). */
+  sealedManifest: Buffer;
+  /** Key of the chunks (the sender's own secret; the recipient gets it inside the manifest). */
+  contentKey: Buffer;
+  chunks: number;
+  chunkSize: number;
+  /** Chunks the recipient acknowledged (cumulative): a resumed transfer starts here. */
+  acked: number;
+  state: 'pending' | 'delivered' | 'failed';
+  /** Unix ms. */
+  createdAt: number;
+  /** Unix ms after which delivery is given up. */
+  deadline: number;
+}
+
+/** What a hop remembers about one packet it handled (routes reports and complaints back). */
+export interface HopRecord {
+  /** Link id of the packet as received (hex of 16 bytes). */
+  inId: string;
+  /** The neighbour that handed it to us. */
+  from: AgentId;
+  /** Link id of the packet as handed on; null at the recipient. */
+  outId: string | null;
+  /** The neighbour it was handed to; null at the recipient. */
+  to: AgentId | null;
+  /** Unix ms after which the record is forgotten. */
+  expiresAt: number;
+}
+
+/** An inbound message the recipient is assembling or has delivered. */
+export interface InboundRecord {
+  id: MessageId;
+  /** Decoded manifest (JSON), the content key inside: the recipient's own secret. */
+  manifest: Buffer;
+  sender: Fingerprint;
+  verified: boolean;
+  /** Bitmap of stored chunks. */
+  received: Buffer;
+  /** Neighbour and link id of the manifest packet, for complaints. */
+  from: AgentId;
+  inId: string;
+}
+
+/**
+ * Durable state of the delivery engine. MemoryDeliveryStore serves the simulator and tests;
+ * SqliteDeliveryStore serves real nodes. Methods are synchronous (better-sqlite3 is).
+ */
+export interface DeliveryStore {
+  /** Adds a new outbound message. */
+  putOutbox(record: OutboxRecord): void;
+  /** The outbound message, if still known. */
+  getOutbox(id: MessageId): OutboxRecord | undefined;
+  /** Records acknowledged chunks and/or the final state. */
+  updateOutbox(id: MessageId, patch: Partial<Pick<OutboxRecord, 'acked' | 'state'>>): void;
+  /** Messages still to deliver (restarted after a crash). */
+  pendingOutbox(): OutboxRecord[];
+  /** Remembers a packet handled as a hop. */
+  putHop(record: HopRecord): void;
+  /** The hop record of a packet we handed on, by its outgoing link id. */
+  hopByOut(outId: string): HopRecord | undefined;
+  /** True if we already handled a packet with this incoming link id (replay). */
+  hasHopIn(inId: string): boolean;
+  /** Forgets hop records that expired. */
+  pruneHops(now: number): number;
+  /** True once a message id was delivered to the sink (exactly once). */
+  isDelivered(id: MessageId): boolean;
+  /** Marks a message id delivered. */
+  markDelivered(id: MessageId, at: number): void;
+  /** An inbound message being assembled. */
+  getInbound(id: MessageId): InboundRecord | undefined;
+  /** Creates or replaces an inbound record. */
+  putInbound(record: InboundRecord): void;
+  /** Persists the bitmap of stored chunks. */
+  setReceived(id: MessageId, received: Buffer): void;
+  /** Drops an inbound record (after delivery). */
+  deleteInbound(id: MessageId): void;
+}
+
+/** In-memory store for the simulator and tests. */
+export class MemoryDeliveryStore implements DeliveryStore {
+  readonly outbox = new Map<MessageId, OutboxRecord>();
+  readonly hopsOut = new Map<string, HopRecord>();
+  readonly hopsIn = new Map<string, HopRecord>();
+  readonly delivered = new Map<MessageId, number>();
+  readonly inbound = new Map<MessageId, InboundRecord>();
+
+  putOutbox(r: OutboxRecord): void {
+    this.outbox.set(r.id, { ...r });
+  }
+  getOutbox(id: MessageId): OutboxRecord | undefined {
+    const r = this.outbox.get(id);
+    return r && { ...r };
+  }
+  updateOutbox(id: MessageId, patch: Partial<Pick<OutboxRecord, 'acked' | 'state'>>): void {
+    const r = this.outbox.get(id);
+    if (r) Object.assign(r, patch);
+  }
+  pendingOutbox(): OutboxRecord[] {
+    return [...this.outbox.values()].filter((r) => r.state === 'pending').map((r) => ({ ...r }));
+  }
+  putHop(r: HopRecord): void {
+    this.hopsIn.set(r.inId, r);
+    if (r.outId) this.hopsOut.set(r.outId, r);
+  }
+  hopByOut(outId: string): HopRecord | undefined {
+    return this.hopsOut.get(outId);
+  }
+  hasHopIn(inId: string): boolean {
+    return this.hopsIn.has(inId);
+  }
+  pruneHops(now: number): number {
+    let n = 0;
+    for (const [k, r] of this.hopsIn) {
+      if (r.expiresAt >= now) continue;
+      this.hopsIn.delete(k);
+      if (r.outId) this.hopsOut.delete(r.outId);
+      n++;
+    }
+    return n;
+  }
+  isDelivered(id: MessageId): boolean {
+    return this.delivered.has(id);
+  }
+  markDelivered(id: MessageId, at: number): void {
+    this.delivered.set(id, at);
+  }
+  getInbound(id: MessageId): InboundRecord | undefined {
+    return this.inbound.get(id);
+  }
+  putInbound(r: InboundRecord): void {
+    this.inbound.set(r.id, r);
+  }
+  setReceived(id: MessageId, received: Buffer): void {
+    const r = this.inbound.get(id);
+    if (r) r.received = Buffer.from(received);
+  }
+  deleteInbound(id: MessageId): void {
+    this.inbound.delete(id);
+  }
+}

@@ -1,0 +1,109 @@
+import * as openpgp from 'openpgp';
+import { KithError } from '../../common/errors.ts';
+import { asFingerprint, type Fingerprint } from '../../common/ids.ts';
+
+/** What opening a sealed manifest yields. */
+export interface Opened {
+  plaintext: Buffer;
+  /** The entity the sender claims to be (cleartext inside the recipient's onion layer). */
+  sender: Fingerprint;
+  /** True only if the signature verified against that entity's key. */
+  verified: boolean;
+}
+
+/**
+ * End-to-end protection of the (small) manifest: sign by the sender entity, encrypt to the
+ * recipient entity. Real nodes use openpgpCodec; the simulator may use plainCodec, which protects
+ * nothing and exists so thousands of simulated agents need no OpenPGP keys.
+ */
+export interface PayloadCodec {
+  /** Signs as our entity and encrypts to `to`. */
+  seal(plaintext: Uint8Array, to: Fingerprint): Promise<Buffer>;
+  /** Decrypts with our entity key and checks the sender's signature. Throws ERR_PAYLOAD_UNDECRYPTABLE. */
+  open(sealed: Uint8Array): Promise<Opened>;
+}
+
+/**
+ * Sealed form: sender fingerprint (20 bytes) | binary OpenPGP message (signed, then encrypted).
+ * The fingerprint is only visible to the recipient (it sits inside the recipient's onion layer) and
+ * says which key to verify with.
+ */
+export function openpgpCodec(deps: {
+  /** Our entity key, decrypted. */
+  entityKey: openpgp.PrivateKey;
+  /** Public keys of entities we know (contacts); undefined when unknown. */
+  publicKey: (fingerprint: Fingerprint) => Promise<openpgp.PublicKey | undefined>;
+}): PayloadCodec {
+  const self = asFingerprint(deps.entityKey.getFingerprint());
+  return {
+    async seal(plaintext, to) {
+      const recipient = await deps.publicKey(to);
+      if (!recipient) {
+        throw new KithError(
+          'ERR_UNKNOWN_RECIPIENT_KEY',
+          `no public key for ${to}`,
+          'add the recipient as a contact first',
+        );
+      }
+      const message = await openpgp.createMessage({ binary: plaintext });
+      const sealed = (await openpgp.encrypt({
+        message,
+        encryptionKeys: recipient,
+        signingKeys: deps.entityKey,
+        format: 'binary',
+      })) as Uint8Array;
+      return Buffer.concat([Buffer.from(self, 'hex'), sealed]);
+    },
+    async open(sealed) {
+      if (sealed.length < 21) throw new KithError('ERR_PAYLOAD_UNDECRYPTABLE', 'sealed manifest too short');
+      const sender = Buffer.from(sealed.subarray(0, 20)).toString('hex').toUpperCase() as Fingerprint;
+      const senderKey = await deps.publicKey(sender);
+      let result;
+      try {
+        const message = await openpgp.readMessage({ binaryMessage: sealed.subarray(20) });
+        result = await openpgp.decrypt({
+          message,
+          decryptionKeys: deps.entityKey,
+          verificationKeys: senderKey ? [senderKey] : [],
+          format: 'binary',
+        });
+      } catch (err) {
+        throw new KithError(
+          'ERR_PAYLOAD_UNDECRYPTABLE',
+          'the message does not decrypt with our key',
+          undefined,
+          {
+            cause: err,
+          },
+        );
+      }
+      let verified = false;
+      if (senderKey && result.signatures.length > 0) {
+        try {
+          await result.signatures[0].verified;
+          verified = true;
+        } catch {
+          verified = false;
+        }
+      }
+      return { plaintext: Buffer.from(result.data as Uint8Array), sender, verified };
+    },
+  };
+}
+
+/** Simulator only: no encryption, no signature; `verified` is always false. */
+export function plainCodec(self: Fingerprint): PayloadCodec {
+  return {
+    async seal(plaintext) {
+      return Buffer.concat([Buffer.from(self, 'hex'), plaintext]);
+    },
+    async open(sealed) {
+      if (sealed.length < 20) throw new KithError('ERR_PAYLOAD_UNDECRYPTABLE', 'sealed manifest too short');
+      return {
+        plaintext: Buffer.from(sealed.subarray(20)),
+        sender: Buffer.from(sealed.subarray(0, 20)).toString('hex').toUpperCase() as Fingerprint,
+        verified: false,
+      };
+    },
+  };
+}

@@ -1,0 +1,55 @@
+import { KithError } from '../../common/errors.ts';
+import { asFingerprint, asMessageId, type Fingerprint, type MessageId } from '../../common/ids.ts';
+
+/**
+ * The manifest (docs/protocol.md, "Manifest"): the only part sealed with OpenPGP. It carries the
+ * content key and the shape of the chunked body, or, for small payloads, the payload itself.
+ */
+export interface Manifest {
+  v: 1;
+  id: MessageId;
+  from: Fingerprint;
+  to: Fingerprint;
+  /** Payload bytes. */
+  size: number;
+  /** Bytes of plaintext per chunk (the last may be shorter); 0 when inline. */
+  chunkSize: number;
+  /** Number of chunks; 0: the payload is inline in the manifest. */
+  chunks: number;
+  /** base64url of the 32-byte ChaCha20-Poly1305 key of the chunks. */
+  contentKey: string;
+  /** Hex SHA-256 of the whole payload, checked once it is assembled. */
+  sha256: string;
+}
+
+/** u32 length of the JSON | JSON | inline payload bytes. */
+export function encodeManifest(m: Manifest, inline: Uint8Array = Buffer.alloc(0)): Buffer {
+  const json = Buffer.from(JSON.stringify(m));
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(json.length);
+  return Buffer.concat([len, json, inline]);
+}
+
+export function decodeManifest(buf: Buffer): { manifest: Manifest; inline: Buffer } {
+  try {
+    const len = buf.readUInt32BE(0);
+    if (len > 4096 || 4 + len > buf.length) throw new Error('bad length');
+    const m = JSON.parse(buf.subarray(4, 4 + len).toString('utf8')) as Manifest;
+    if (m.v !== 1) throw new Error('unknown version');
+    asMessageId(m.id);
+    asFingerprint(m.from);
+    asFingerprint(m.to);
+    for (const n of [m.size, m.chunkSize, m.chunks])
+      if (!Number.isSafeInteger(n) || n < 0) throw new Error('bad number');
+    if (Buffer.from(m.contentKey, 'base64url').length !== 32) throw new Error('bad content key');
+    if (!/^[0-9a-f]{64}$/.test(m.sha256)) throw new Error('bad hash');
+    const inline = buf.subarray(4 + len);
+    if (m.chunks === 0 && inline.length !== m.size) throw new Error('inline payload has the wrong size');
+    if (m.chunks > 0 && (m.chunkSize === 0 || Math.ceil(m.size / m.chunkSize) !== m.chunks)) {
+      throw new Error('chunk count does not match the size');
+    }
+    return { manifest: m, inline };
+  } catch (err) {
+    throw new KithError('ERR_MANIFEST_MALFORMED', `malformed manifest: ${(err as Error).message}`);
+  }
+}

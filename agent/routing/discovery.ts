@@ -1,0 +1,298 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from '../../common/logger.ts';
+import type { AgentId, Fingerprint } from '../../common/ids.ts';
+import { isKithError } from '../../common/errors.ts';
+import type { Transport } from '../transport.ts';
+import { publicFromAgentId, type AgentKeys, type SignatureVerifier } from '../onion/keys.ts';
+import { MAX_HOPS } from '../onion/layers.ts';
+import { FrameType, WIRE_VERSION, type Count } from '../onion/wire.ts';
+import { decodePath, encodePath, signRelayEntry, terminalEntry, verifyPath, type PathEntry } from './path.ts';
+import { PathCache, type CachedPath } from './path-cache.ts';
+import { RateLimiter } from './rate-limit.ts';
+import type { TrustView } from './trust.ts';
+
+export interface DiscoveryOptions {
+  /** Largest hop limit of a question (expanding rings stop here). */
+  maxHops: number;
+  /** Questions accepted per neighbour per minute (burst: the same number). */
+  perNeighbourPerMinute: number;
+  /** How long a learned path stays usable. */
+  cacheMs: number;
+  /** How long one ring waits for an answer. */
+  timeoutMs: number;
+  /** After the first answer, how long to wait for more (alternate paths). */
+  graceMs?: number;
+  /** Hop limits tried in turn, nearest first (default [2, 4, maxHops]). */
+  rings?: number[];
+  /** Simulator: resolves when the network is idle; ends a ring instead of the timeout. */
+  quiesce?: () => Promise<void>;
+}
+
+interface Query {
+  /** Neighbour that asked; null when we asked. */
+  from: AgentId | null;
+  target: Fingerprint;
+  expiresAt: number;
+  responses: number;
+  /** Our own questions: paths received so far and a wake-up. */
+  found?: CachedPath[];
+  wake?: () => void;
+}
+
+const REQUEST_BYTES = 2 + 16 + 20 + 1;
+/** Answers relayed back per question: enough for alternate paths, few enough to bound traffic. */
+const MAX_RESPONSES = 4;
+const MAX_QUERIES = 50_000;
+
+/**
+ * Route discovery (docs/protocol.md, "Discovery"): "who will relay to X?" flooded with a hop
+ * limit, duplicate suppression, a per-neighbour rate limit and answers from the path cache; each
+ * relay on the way back checks the path, caches it and prepends its own signed entry.
+ */
+export class Discovery {
+  readonly cache: PathCache;
+  private readonly queries = new Map<string, Query>();
+  private readonly limiter: RateLimiter<AgentId>;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private stopped = false;
+
+  constructor(
+    private readonly deps: {
+      transport: Transport;
+      keys: AgentKeys;
+      trust: TrustView;
+      verifier: SignatureVerifier;
+      count: Count;
+      logger: Logger;
+      now: () => number;
+      options: DiscoveryOptions;
+    },
+  ) {
+    const o = deps.options;
+    this.cache = new PathCache(o.cacheMs, deps.now);
+    this.limiter = new RateLimiter(o.perNeighbourPerMinute / 60_000, o.perNeighbourPerMinute, deps.now);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    for (const q of this.queries.values()) q.wake?.();
+  }
+
+  /** Paths usable right now without asking anyone: a trusted neighbour that is an agent of X. */
+  localPaths(target: Fingerprint): CachedPath[] {
+    const { trust, transport, now } = this.deps;
+    const up = new Set(transport.neighbours());
+    const expires = now() + this.deps.options.cacheMs;
+    return trust
+      .relayTargets(target)
+      .filter((t) => up.has(t.agent) && !trust.isRevoked(t.agent))
+      .map((t) => {
+        const entry = terminalEntry({ ...t, signPublic: publicOf(t.agent) }, target, expires);
+        return { entries: [entry], agents: [t.agent], learnedAt: now(), failures: 0 };
+      });
+  }
+
+  /** Asks in expanding rings until some path to X is found; [] if none. */
+  async find(target: Fingerprint): Promise<CachedPath[]> {
+    const local = this.localPaths(target);
+    if (local.length > 0) return local;
+    const o = this.deps.options;
+    const rings = o.rings ?? [...new Set([Math.min(2, o.maxHops), Math.min(4, o.maxHops), o.maxHops])];
+    for (const ttl of rings) {
+      if (this.stopped) return [];
+      const found = await this.ask(target, ttl);
+      if (found.length > 0) return found;
+    }
+    return [];
+  }
+
+  private async ask(target: Fingerprint, ttl: number): Promise<CachedPath[]> {
+    const { transport, now, count, options } = this.deps;
+    const id = randomBytes(16);
+    const query: Query = {
+      from: null,
+      target,
+      expiresAt: now() + options.timeoutMs * 2,
+      responses: 0,
+      found: [],
+    };
+    let answered!: Promise<void>;
+    answered = new Promise<void>((resolve) => (query.wake = resolve));
+    this.remember(id.toString('hex'), query);
+    const frame = requestFrame(id, target, ttl);
+    count('discovery_asked');
+    await Promise.all(
+      transport.neighbours().map((n) =>
+        transport.send(n, frame).then(
+          () => count('discovery_frames_sent'),
+          () => undefined,
+        ),
+      ),
+    );
+    if (options.quiesce) await options.quiesce();
+    else {
+      await Promise.race([
+        answered.then(() => this.sleep(options.graceMs ?? 200)),
+        this.sleep(options.timeoutMs),
+      ]);
+    }
+    query.wake = undefined;
+    return query.found ?? [];
+  }
+
+  /** Handles a discovery frame from a neighbour (never throws: bad input is counted). */
+  async handle(from: AgentId, frame: Uint8Array): Promise<void> {
+    const buf = Buffer.from(frame.buffer, frame.byteOffset, frame.length);
+    try {
+      if (buf[1] === FrameType.discoverRequest) await this.onRequest(from, buf);
+      else await this.onResponse(from, buf);
+    } catch (err) {
+      if (isKithError(err)) {
+        this.deps.count(`rejected_${err.code.replace(/^ERR_/, '').toLowerCase()}`);
+        this.deps.logger.debug({ from, code: err.code }, 'discovery frame rejected');
+      } else throw err;
+    }
+  }
+
+  private async onRequest(from: AgentId, buf: Buffer): Promise<void> {
+    const { count, trust, transport, keys, now } = this.deps;
+    if (buf.length !== REQUEST_BYTES) return count('rejected_discovery_malformed');
+    if (trust.isRevoked(from)) return count('rejected_revoked');
+    if (!this.limiter.take(from)) return count('rejected_discovery_rate_limited');
+    const idHex = buf.subarray(2, 18).toString('hex');
+    if (this.queries.has(idHex)) return count('discovery_duplicate');
+    const target = buf.subarray(18, 38).toString('hex').toUpperCase() as Fingerprint;
+    const ttl = Math.min(buf[38], MAX_HOPS);
+    this.remember(idHex, { from, target, expiresAt: now() + this.deps.options.timeoutMs * 2, responses: 0 });
+    const answers = this.answers(target, from);
+    if (answers.length > 0) {
+      count('discovery_answered');
+      for (const entries of answers) await this.respond(from, buf.subarray(2, 18), entries);
+      return;
+    }
+    if (ttl <= 1) return;
+    const onward = requestFrame(buf.subarray(2, 18), target, ttl - 1);
+    for (const n of transport.neighbours()) {
+      if (n === from || n === keys.id) continue;
+      await transport.send(n, onward).then(
+        () => count('discovery_frames_sent'),
+        () => undefined,
+      );
+    }
+  }
+
+  /** Paths we can offer for X, as they leave this agent (our own entry first when we relay). */
+  private answers(target: Fingerprint, asker: AgentId): PathEntry[][] {
+    const { trust, keys, now, transport } = this.deps;
+    const expires = now() + this.deps.options.cacheMs;
+    const targets = trust.relayTargets(target).filter((t) => !trust.isRevoked(t.agent) && t.agent !== asker);
+    const me = targets.find((t) => t.agent === keys.id);
+    if (me) return [[terminalEntry({ ...me, signPublic: keys.signPublic }, target, expires)]];
+    const up = new Set(transport.neighbours());
+    const direct = targets
+      .filter((t) => up.has(t.agent))
+      .slice(0, 2)
+      .map((t) => {
+        const signPublic = publicOf(t.agent);
+        return [
+          signRelayEntry(keys, trust.ownCertificate(), signPublic, target, expires),
+          terminalEntry({ ...t, signPublic }, target, expires),
+        ];
+      });
+    if (direct.length > 0) return direct;
+    const cached = this.cache
+      .get(target)
+      .filter(
+        (p) =>
+          p.failures === 0 && p.entries.length < MAX_HOPS && !p.agents.includes(asker) && up.has(p.agents[0]),
+      )
+      .slice(0, 2);
+    if (cached.length > 0) this.deps.count('discovery_cache_answer');
+    return cached.map((p) => [
+      signRelayEntry(
+        keys,
+        trust.ownCertificate(),
+        p.entries[0].signPublic,
+        target,
+        Math.min(expires, ...p.entries.map((e) => e.expiresAt)),
+      ),
+      ...p.entries,
+    ]);
+  }
+
+  private async respond(to: AgentId, queryId: Buffer, entries: PathEntry[]): Promise<void> {
+    const frame = Buffer.concat([
+      Buffer.from([WIRE_VERSION, FrameType.discoverResponse]),
+      queryId,
+      encodePath(entries),
+    ]);
+    await this.deps.transport.send(to, frame).then(
+      () => this.deps.count('discovery_frames_sent'),
+      () => undefined,
+    );
+  }
+
+  private async onResponse(from: AgentId, buf: Buffer): Promise<void> {
+    const { count, now, keys, trust } = this.deps;
+    if (buf.length < 19) return count('rejected_discovery_malformed');
+    const query = this.queries.get(buf.subarray(2, 18).toString('hex'));
+    if (!query || query.expiresAt < now()) return count('rejected_discovery_unsolicited');
+    if (++query.responses > MAX_RESPONSES) return count('discovery_response_dropped');
+    const entries = decodePath(buf, 18);
+    await verifyPath(entries, {
+      target: query.target,
+      self: keys.id,
+      from,
+      trust,
+      verifier: this.deps.verifier,
+      now: now(),
+      requireCertified: query.from === null,
+    });
+    const path = this.cache.add(query.target, entries);
+    if (query.from === null) {
+      query.found?.push(path);
+      count('discovery_path_found');
+      query.wake?.();
+      return;
+    }
+    if (entries.length >= MAX_HOPS || entries.some((e) => e.agent === query.from)) return;
+    const expires = Math.min(...entries.map((e) => e.expiresAt));
+    const mine = signRelayEntry(keys, trust.ownCertificate(), entries[0].signPublic, query.target, expires);
+    await this.respond(query.from, buf.subarray(2, 18), [mine, ...entries]);
+  }
+
+  private remember(id: string, query: Query): void {
+    if (this.queries.size >= MAX_QUERIES) {
+      const now = this.deps.now();
+      for (const [k, q] of this.queries) if (q.expiresAt < now) this.queries.delete(k);
+      if (this.queries.size >= MAX_QUERIES) this.queries.delete(this.queries.keys().next().value as string);
+    }
+    this.queries.set(id, query);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.stopped) return resolve();
+      const t = setTimeout(() => {
+        this.timers.delete(t);
+        resolve();
+      }, ms);
+      this.timers.add(t);
+    });
+  }
+}
+
+function requestFrame(id: Uint8Array, target: Fingerprint, ttl: number): Buffer {
+  return Buffer.concat([
+    Buffer.from([WIRE_VERSION, FrameType.discoverRequest]),
+    id,
+    Buffer.from(target, 'hex'),
+    Buffer.from([ttl]),
+  ]);
+}
+
+function publicOf(agent: AgentId): Buffer {
+  return publicFromAgentId(agent);
+}

@@ -1,0 +1,82 @@
+import type { AgentId, Fingerprint } from '../../common/ids.ts';
+import type { PathEntry } from './path.ts';
+
+/** A path this agent can use, with what it has learned about it. */
+export interface CachedPath {
+  entries: PathEntry[];
+  /** Agent ids in order, first hop first. */
+  agents: AgentId[];
+  /** Unix ms when it was learned. */
+  learnedAt: number;
+  /** Times it stalled or failed since it was learned. */
+  failures: number;
+}
+
+/**
+ * Picks the path to use next. Why this order: a path that never failed beats one that did; among
+ * those, avoiding agents of a path that just stalled (likely dead) matters more than length; then
+ * fewer hops (fewer chances to stall), then the freshest.
+ */
+export function choosePath(
+  paths: readonly CachedPath[],
+  avoid: ReadonlySet<AgentId> = new Set(),
+): CachedPath | undefined {
+  const overlap = (p: CachedPath) => p.agents.filter((a) => avoid.has(a)).length;
+  return [...paths].sort(
+    (a, b) =>
+      a.failures - b.failures ||
+      overlap(a) - overlap(b) ||
+      a.agents.length - b.agents.length ||
+      b.learnedAt - a.learnedAt,
+  )[0];
+}
+
+/** Paths per target entity, with age and failures; bounded per target and in time. */
+export class PathCache {
+  private readonly paths = new Map<Fingerprint, CachedPath[]>();
+
+  constructor(
+    private readonly maxAgeMs: number,
+    private readonly now: () => number = Date.now,
+    private readonly perTarget = 8,
+  ) {}
+
+  /** Adds a verified path (replacing one through the same agents). */
+  add(target: Fingerprint, entries: PathEntry[]): CachedPath {
+    const agents = entries.map((e) => e.agent);
+    const key = agents.join(',');
+    const list = this.get(target).filter((p) => p.agents.join(',') !== key);
+    const path: CachedPath = { entries, agents, learnedAt: this.now(), failures: 0 };
+    list.push(path);
+    list.sort((a, b) => a.failures - b.failures || a.agents.length - b.agents.length);
+    this.paths.set(target, list.slice(0, this.perTarget));
+    return path;
+  }
+
+  /** Fresh, unexpired paths to a target. */
+  get(target: Fingerprint): CachedPath[] {
+    const now = this.now();
+    const list = (this.paths.get(target) ?? []).filter(
+      (p) => now - p.learnedAt < this.maxAgeMs && p.entries.every((e) => e.expiresAt > now),
+    );
+    if (list.length === 0) this.paths.delete(target);
+    else this.paths.set(target, list);
+    return list;
+  }
+
+  /** Counts a failure against a path (stall, unreachable first hop). */
+  fail(target: Fingerprint, agents: readonly AgentId[]): void {
+    const key = agents.join(',');
+    for (const p of this.paths.get(target) ?? []) if (p.agents.join(',') === key) p.failures++;
+  }
+
+  /** Forgets every path through an agent (revoked, or its link went down for good). */
+  dropAgent(agent: AgentId): void {
+    for (const [target, list] of this.paths) {
+      this.paths.set(
+        target,
+        list.filter((p) => !p.agents.includes(agent)),
+      );
+    }
+  }
+}
