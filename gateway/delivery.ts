@@ -38,7 +38,15 @@ export type DeliveryEvent =
   | { kind: 'progress'; id: MessageId; to: Fingerprint; at: Date; hop: number; hopAgent?: string }
   | { kind: 'delivered'; id: MessageId; to: Fingerprint; at: Date }
   | { kind: 'delayed'; id: MessageId; to: Fingerprint; at: Date; lastHop?: string; action: string }
-  | { kind: 'failed'; id: MessageId; to: Fingerprint; at: Date; reason: string };
+  | {
+      kind: 'failed';
+      id: MessageId;
+      to: Fingerprint;
+      at: Date;
+      reason: string;
+      /** Why, for the status code of the status email: no path found, expired, or refused by the recipient's agent. */
+      cause?: 'no-path' | 'expired' | 'refused';
+    };
 
 /** A message that arrived from the network for this node's entity, signature already checked. */
 export interface InboundMessage {

@@ -12,7 +12,6 @@ export function nstring(value: string | null | undefined): string {
 
 /** An IMAP string (never NIL). */
 export function astring(value: string): string {
-   
   if (/[\r\n\0\x80-\xff]/.test(value) || value.length > 1000) return `{${value.length}}\r\n${value}`;
   return '"' + value.replace(/(["\\])/g, '\\$1') + '"';
 }

@@ -62,7 +62,16 @@ print(json.dumps(out))
 describe('curl imap://', () => {
   test('lists mailboxes and fetches a message over STARTTLS', async () => {
     const base = `imap://127.0.0.1:${h.port}`;
-    const common = ['-s', '--ssl-reqd', '--cacert', caFile, '--user', `${USER}:${PASS}`, '--resolve', `localhost:${h.port}:127.0.0.1`];
+    const common = [
+      '-s',
+      '--ssl-reqd',
+      '--cacert',
+      caFile,
+      '--user',
+      `${USER}:${PASS}`,
+      '--resolve',
+      `localhost:${h.port}:127.0.0.1`,
+    ];
     const list = await run('curl', [...common, `imap://localhost:${h.port}/`]);
     expect(list.stdout).toContain('"Archive"');
     const msg = await run('curl', [...common, `imap://localhost:${h.port}/INBOX;UID=1`]);

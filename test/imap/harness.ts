@@ -105,6 +105,8 @@ export function sampleMessage(i: number, extra = ''): Buffer {
 /** A raw IMAP client for scripted sessions: send lines, collect responses up to the tagged one. */
 export async function rawSession(port: number): Promise<{
   send(line: string): Promise<string[]>;
+  /** Like send, but the whole response text (latin1), blank lines included. */
+  sendText(line: string): Promise<string>;
   write(data: string | Buffer): void;
   readUntil(pred: (text: string) => boolean, ms?: number): Promise<string>;
   close(): void;
@@ -139,10 +141,12 @@ export async function rawSession(port: number): Promise<{
     write: (data) => socket.write(data),
     readUntil,
     async send(line) {
+      return (await this.sendText(line)).split('\r\n').filter(Boolean);
+    },
+    async sendText(line) {
       const tag = `T${++n}`;
-      socket.write(`${tag} ${line}\r\n`);
-      const text = await readUntil((t) => new RegExp(`(^|\\r\\n)${tag} (OK|NO|BAD)[^\\r\\n]*\\r\\n`).test(t));
-      return text.split('\r\n').filter(Boolean);
+      socket.write(Buffer.from(`${tag} ${line}\r\n`, 'latin1'));
+      return readUntil((t) => new RegExp(`(^|\\r\\n)${tag} (OK|NO|BAD)[^\\r\\n]*\\r\\n`).test(t));
     },
     close: () => socket.destroy(),
   };

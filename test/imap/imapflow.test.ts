@@ -58,12 +58,25 @@ describe('imapflow against the Kith IMAP server', () => {
 
   test('append, fetch, flags, search, copy, move and expunge', async () => {
     const c = await connect();
-    const appended = await c.append('Drafts', sampleMessage(1, '\r\nCafé au lait'), ['\\Draft', '\\Seen'], new Date('2026-01-02T03:04:05Z'));
+    const appended = await c.append(
+      'Drafts',
+      sampleMessage(1, '\r\nCafé au lait'),
+      ['\\Draft', '\\Seen'],
+      new Date('2026-01-02T03:04:05Z'),
+    );
     expect(appended).toMatchObject({ destination: 'Drafts' });
     expect(typeof appended && appended && appended.uid).toBe(1);
     const lock = await c.getMailboxLock('Drafts');
     try {
-      const msg = await c.fetchOne('1', { uid: true, flags: true, envelope: true, bodyStructure: true, source: true, internalDate: true, size: true });
+      const msg = await c.fetchOne('1', {
+        uid: true,
+        flags: true,
+        envelope: true,
+        bodyStructure: true,
+        source: true,
+        internalDate: true,
+        size: true,
+      });
       expect(msg).toBeTruthy();
       if (!msg) return;
       expect(msg.uid).toBe(1);
@@ -170,7 +183,9 @@ describe('imapflow against the Kith IMAP server', () => {
       const before = (c.mailbox && typeof c.mailbox === 'object' ? c.mailbox.exists : 0) ?? 0;
       const idling = c.idle();
       await new Promise((r) => setTimeout(r, 100));
-      const heard = new Promise<number>((resolve) => c.once('exists', (d: { count: number }) => resolve(d.count)));
+      const heard = new Promise<number>((resolve) =>
+        c.once('exists', (d: { count: number }) => resolve(d.count)),
+      );
       const t0 = performance.now();
       await h.store.deliver({ raw: sampleMessage(500) });
       const count = await heard;
@@ -191,7 +206,9 @@ describe('imapflow against the Kith IMAP server', () => {
     const lb = await b.getMailboxLock('INBOX');
     try {
       const n = (b.mailbox && typeof b.mailbox === 'object' ? b.mailbox.exists : 0) ?? 0;
-      const flagsSeen = new Promise<{ uid?: number; flags: Set<string> }>((resolve) => b.once('flags', resolve));
+      const flagsSeen = new Promise<{ uid?: number; flags: Set<string> }>((resolve) =>
+        b.once('flags', resolve),
+      );
       await a.messageFlagsAdd(String(n), ['\\Flagged']);
       await b.noop();
       const ev = await flagsSeen;
@@ -215,14 +232,24 @@ describe('imapflow against the Kith IMAP server', () => {
 
   test('UIDVALIDITY, UIDs and MODSEQ survive a restart', async () => {
     const c = await connect();
-    const before = await c.status('INBOX', { uidValidity: true, uidNext: true, highestModseq: true, messages: true });
+    const before = await c.status('INBOX', {
+      uidValidity: true,
+      uidNext: true,
+      highestModseq: true,
+      messages: true,
+    });
     const lock = await c.getMailboxLock('INBOX');
     const uids = await c.search({ all: true }, { uid: true });
     lock.release();
     await c.logout();
     await h.restart();
     const d = await connect();
-    const after = await d.status('INBOX', { uidValidity: true, uidNext: true, highestModseq: true, messages: true });
+    const after = await d.status('INBOX', {
+      uidValidity: true,
+      uidNext: true,
+      highestModseq: true,
+      messages: true,
+    });
     expect(after).toEqual(before);
     const lock2 = await d.getMailboxLock('INBOX');
     try {

@@ -32,7 +32,7 @@ function searchCommand(byUid: boolean): CommandSpec {
         const rows = need.meta
           ? new Map(
               ctx.store
-                .messages(sel.mailbox.id, uids, { raw: need.raw, header: need.header })
+                .messages(sel.mailbox.id, uids, { raw: need.raw, header: need.header, structure: need.raw })
                 .map((r) => [r.uid, r]),
             )
           : null;

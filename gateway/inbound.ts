@@ -1,0 +1,83 @@
+import type { InboundMessage } from './delivery.ts';
+import { fieldsNamed, headerEnd, parseHeader } from './smtp/header-section.ts';
+import { isOwnAddress } from './smtp/addresses.ts';
+import addressparser from 'nodemailer/lib/addressparser';
+
+/** Verdict on who sent an incoming message, as the Authentication-Results header states it. */
+export type SenderVerdict = 'pass' | 'policy' | 'fail';
+
+/**
+ * pass: the OpenPGP signature verified and From: names the signing entity's address (or the
+ * entity has no known address to compare). policy: the signature verified, but From: shows
+ * an address the entity does not have, so the display name of the message is not to be
+ * trusted. fail: the signature did not verify; nothing about the sender is vouched for.
+ */
+export function senderVerdict(message: InboundMessage, fromAddresses: readonly string[]): SenderVerdict {
+  if (!message.verified) return 'fail';
+  const email = message.sender.email;
+  if (email === undefined) return 'pass';
+  return fromAddresses.length > 0 && fromAddresses.every((a) => isOwnAddress([email], a)) ? 'pass' : 'policy';
+}
+
+/** Header fields a sender must not be able to set: ours by definition. */
+function isForged(name: string, value: string, authservId: string): boolean {
+  const lower = name.toLowerCase();
+  if (lower.startsWith('x-kith-')) return true;
+  if (lower !== 'authentication-results') return false;
+  // RFC 8601 section 5: remove results that claim our authserv-id; keep other servers' results.
+  const id = value.split(';')[0].trim().split(/\s+/)[0] ?? '';
+  return id.toLowerCase() === authservId.toLowerCase();
+}
+
+function headerText(value: string): string {
+  return value.replace(/[\r\n\x00-\x1f\x7f";\\]+/g, ' ').trim();
+}
+
+/**
+ * The message as it goes into the recipient's INBOX: forged Kith headers removed, then on
+ * top an Authentication-Results field (RFC 8601) naming the verified sender entity, an
+ * X-Kith-Sender line mail clients can show as a column, and X-Kith-Message-Id (the mailbox
+ * store ties complaints to it). Everything else stays byte for byte.
+ */
+export function prepareInbound(message: InboundMessage, authservId = 'kith'): Buffer {
+  const raw = message.raw;
+  const end = headerEnd(raw);
+  const header = end === -1 ? raw : raw.subarray(0, end);
+  const parsed = parseHeader(header);
+  const from = fieldsNamed(parsed.fields, 'From')
+    .flatMap((f) => addressparser(f.value, { flatten: true }))
+    .map((a) => a.address)
+    .filter(Boolean);
+  const verdict = senderVerdict(message, from);
+  const fpr = message.sender.fingerprint;
+
+  const kept: Buffer[] = [];
+  let cursor = 0;
+  for (const field of parsed.fields) {
+    if (!isForged(field.name, field.value, authservId)) continue;
+    kept.push(raw.subarray(cursor, field.start));
+    cursor = field.end;
+  }
+  kept.push(raw.subarray(cursor));
+
+  const who = message.sender.email
+    ? `${message.sender.name ? `${headerText(message.sender.name)} ` : ''}<${headerText(message.sender.email)}>`
+    : '(no address known)';
+  const results = {
+    pass: `kith=pass header.from=${from[0] ?? 'none'} policy.entity=${fpr}`,
+    policy: `kith=policy reason="From: is not an address of the signing entity" header.from=${from[0] ?? 'none'} policy.entity=${fpr}`,
+    fail: 'kith=fail reason="OpenPGP signature did not verify"',
+  }[verdict];
+  const senderLine = {
+    pass: `${who} verified key ${fpr}`,
+    policy: `${who} verified key ${fpr}; the From: address is not theirs`,
+    fail: 'UNVERIFIED: the signature did not verify; the sender is unknown',
+  }[verdict];
+  const added = [
+    `Authentication-Results: ${authservId}; ${results}`,
+    `X-Kith-Sender: ${senderLine}`,
+    `X-Kith-Message-Id: ${message.id}`,
+    '',
+  ].join('\r\n');
+  return Buffer.concat([Buffer.from(added), ...kept]);
+}

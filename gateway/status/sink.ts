@@ -1,0 +1,100 @@
+import { open } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import type { Logger } from '../../common/logger.ts';
+import type { BlobStore } from '../../store/blobs.ts';
+import type { DeliveryEvent, GatewaySink, InboundMessage } from '../delivery.ts';
+import { prepareInbound } from '../inbound.ts';
+import { headerEnd } from '../smtp/header-section.ts';
+import type { SubmissionStore } from '../submissions.ts';
+import { composeReport, type ComposerOptions } from './compose.ts';
+import { shouldReport, statusAfter, whatToReturn } from './decide.ts';
+
+/** Where status emails and incoming messages go: the mailbox store (gateway/mailbox) or anything like it. */
+export interface MailDrop {
+  /** Stores a message; durable when it resolves. */
+  deliver(input: { mailbox?: string; raw: Buffer; flags?: string[]; internalDate?: Date }): Promise<{
+    mailbox: string;
+    uid: number;
+  }>;
+}
+
+export interface GatewaySinkOptions {
+  /** The entity's mailbox. */
+  store: MailDrop;
+  submissions: SubmissionStore;
+  blobs: BlobStore;
+  composer: ComposerOptions & {
+    /** Report deliveries also when the client did not ask (no NOTIFY). */
+    alwaysReportDelivery: boolean;
+  };
+  /** authserv-id of the Authentication-Results header on incoming mail. */
+  authservId?: string;
+  log: Logger;
+}
+
+const HEADER_READ_LIMIT = 256 * 1024;
+
+/** What the agent calls with incoming mail and delivery events. */
+export function createGatewaySink(options: GatewaySinkOptions): GatewaySink {
+  const { store, submissions, blobs, log } = options;
+  // One event at a time: a repeated event must see the state the previous one left.
+  let queue: Promise<unknown> = Promise.resolve();
+
+  async function loadOriginal(hash: string, wholeNeeded: boolean) {
+    if (!(await blobs.has(hash))) return undefined;
+    const path = blobs.pathOf(hash);
+    if (wholeNeeded) {
+      const raw = await readFile(path);
+      const end = headerEnd(raw);
+      return { header: end === -1 ? raw : raw.subarray(0, end), full: () => raw };
+    }
+    const fh = await open(path, 'r');
+    try {
+      const buf = Buffer.alloc(HEADER_READ_LIMIT);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      const head = buf.subarray(0, bytesRead);
+      const end = headerEnd(head);
+      const header = end === -1 ? head : head.subarray(0, end);
+      return { header, full: () => header };
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async function handle(event: DeliveryEvent): Promise<void> {
+    if (event.kind === 'progress') return;
+    const found = submissions.findByMessage(event.id);
+    if (!found) {
+      log.debug({ id: event.id, kind: event.kind }, 'status for a message the gateway did not submit');
+      return;
+    }
+    const { submission, recipient } = found;
+    const kind = event.kind;
+    if (shouldReport(kind, submission, recipient, options.composer.alwaysReportDelivery)) {
+      const whole = whatToReturn(kind, submission.ret, submission.size, options.composer.maxReturnBytes) === 'full';
+      const original = await loadOriginal(submission.blob, whole);
+      const raw = await composeReport(
+        { submission, recipient, event: event as typeof event & { kind: typeof kind }, original },
+        options.composer,
+      );
+      // The email first, then the state: after a crash in between, a report arrives twice rather than never.
+      const { uid } = await store.deliver({ mailbox: 'INBOX', raw, internalDate: event.at });
+      log.info({ id: event.id, kind, uid }, 'status email delivered');
+      if (kind === 'delayed') submissions.markDelayReported(event.id);
+    }
+    submissions.transition(event.id, statusAfter(kind));
+  }
+
+  return {
+    async receive(message: InboundMessage) {
+      const raw = prepareInbound(message, options.authservId);
+      const { uid } = await store.deliver({ mailbox: 'INBOX', raw, internalDate: message.receivedAt });
+      log.info({ id: message.id, verified: message.verified, uid }, 'incoming message stored');
+    },
+    status(event: DeliveryEvent) {
+      const next = queue.then(() => handle(event));
+      queue = next.catch(() => undefined);
+      return next;
+    },
+  };
+}
