@@ -77,10 +77,9 @@ export class DeliveryEngine {
       options: deps.discovery,
     });
     this.sender = new Sender(ctx, deps.codec, this.discovery);
-    let relay: Relay | undefined;
-    this.receiver = new Receiver(ctx, deps.codec, deps.sink, (...args) => relay?.report(...args));
-    relay = new Relay(ctx, this.sender, this.receiver, deps.onComplaintThreshold ?? (() => undefined));
-    this.relay = relay;
+    // The receiver reports through the relay, which is built after it.
+    this.receiver = new Receiver(ctx, deps.codec, deps.sink, (...args) => this.relay.report(...args));
+    this.relay = new Relay(ctx, this.sender, this.receiver, deps.onComplaintThreshold ?? (() => undefined));
   }
 
   /** Registers for delivery events (progress per hop, stalled, delivered, failed). */

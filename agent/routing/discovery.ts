@@ -118,8 +118,7 @@ export class Discovery {
       responses: 0,
       found: [],
     };
-    let answered!: Promise<void>;
-    answered = new Promise<void>((resolve) => (query.wake = resolve));
+    const answered = new Promise<void>((resolve) => (query.wake = resolve));
     this.remember(id.toString('hex'), query);
     const frame = requestFrame(id, target, ttl);
     count('discovery_asked');
