@@ -6,6 +6,7 @@ export { LinkTransport, FRAMES_PROTOCOL } from './transport.ts';
 export { HELLO_PROTOCOL, type HelloMessage } from './hello.ts';
 export { INVITE_PROTOCOL } from './invite.ts';
 export { createGater } from './gater.ts';
+export type { NodeExtras, KithLibp2p } from './node.ts';
 export { encodeFrame, FrameDecoder, readFrames, writeFrame } from './frames.ts';
 export type { AddressBook, ContactView, Links, LinksOptions } from './types.ts';
 

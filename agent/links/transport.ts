@@ -1,5 +1,4 @@
-import type { PeerId, Stream } from '@libp2p/interface';
-import type { Uint8ArrayList } from 'uint8arraylist';
+import type { PeerId, Stream, StreamMessageEvent } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { Logger } from '../../common/logger.ts';
 import { KithError } from '../../common/errors.ts';
@@ -127,7 +126,7 @@ export class LinkTransport implements Transport {
     let paused = false;
     let ended = false;
     let wake: (() => void) | undefined;
-    const onMessage = (event: { data: Uint8Array | Uint8ArrayList }): void => {
+    const onMessage = (event: StreamMessageEvent): void => {
       try {
         for (const frame of decoder.push(event.data.subarray())) {
           queue.push(frame);
