@@ -121,11 +121,13 @@ export async function composeReport(input: ReportInput, options: ComposerOptions
     attachments.push(
       returned === 'full'
         ? {
+            // an attachment, not inline: clients then offer it as a file to open, and parsers
+            // (mailparser) keep it whole instead of merging its parts into the report
             contentType: 'message/rfc822',
             content: input.original.full(),
             contentTransferEncoding: '8bit',
-            contentDisposition: 'inline',
-            filename: false,
+            contentDisposition: 'attachment',
+            filename: 'original-message.eml',
           }
         : {
             contentType: 'text/rfc822-headers',

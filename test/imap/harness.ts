@@ -136,18 +136,19 @@ export async function rawSession(port: number): Promise<{
     });
   const greeting = await readUntil((t) => t.includes('\r\n'));
   let n = 0;
-  return {
+  const session = {
     greeting,
-    write: (data) => socket.write(data),
+    write: (data: string | Buffer) => socket.write(data),
     readUntil,
-    async send(line) {
-      return (await this.sendText(line)).split('\r\n').filter(Boolean);
+    async send(line: string): Promise<string[]> {
+      return (await session.sendText(line)).split('\r\n').filter(Boolean);
     },
-    async sendText(line) {
+    async sendText(line: string): Promise<string> {
       const tag = `T${++n}`;
       socket.write(Buffer.from(`${tag} ${line}\r\n`, 'latin1'));
       return readUntil((t) => new RegExp(`(^|\\r\\n)${tag} (OK|NO|BAD)[^\\r\\n]*\\r\\n`).test(t));
     },
     close: () => socket.destroy(),
   };
+  return session;
 }

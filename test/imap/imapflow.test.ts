@@ -65,7 +65,7 @@ describe('imapflow against the Kith IMAP server', () => {
       new Date('2026-01-02T03:04:05Z'),
     );
     expect(appended).toMatchObject({ destination: 'Drafts' });
-    expect(typeof appended && appended && appended.uid).toBe(1);
+    expect(appended && appended.uid).toBe(1);
     const lock = await c.getMailboxLock('Drafts');
     try {
       const msg = await c.fetchOne('1', {
@@ -92,15 +92,15 @@ describe('imapflow against the Kith IMAP server', () => {
       const flagged = await c.search({ flagged: true });
       expect(flagged).toEqual([1]);
       expect(await c.search({ body: 'café' })).toEqual([1]);
-      expect(await c.search({ keyword: '$Label1' })).toEqual([1]);
-      expect(await c.search({ unseen: true })).toEqual([]);
+      expect(await c.search({ keyword: '$Label1' } as never)).toEqual([1]);
+      expect(await c.search({ seen: false })).toEqual([]);
 
       const copied = await c.messageCopy('1', 'Archive');
       expect(copied && copied.uidMap?.get(1)).toBe(1);
       const moved = await c.messageMove('1', 'Trash');
       expect(moved && moved.uidMap?.get(1)).toBe(1);
       const status = await c.status('Drafts', { messages: true });
-      expect(status.messages).toBe(0);
+      expect(status).toMatchObject({ messages: 0 });
     } finally {
       lock.release();
     }
@@ -109,7 +109,7 @@ describe('imapflow against the Kith IMAP server', () => {
     const lock2 = await c.getMailboxLock('Trash');
     try {
       await c.messageDelete('1:*');
-      expect((await c.status('Trash', { messages: true })).messages).toBe(0);
+      expect(await c.status('Trash', { messages: true })).toMatchObject({ messages: 0 });
     } finally {
       lock2.release();
     }
@@ -227,7 +227,7 @@ describe('imapflow against the Kith IMAP server', () => {
   test('implicit TLS port works', async () => {
     const c = await connect({ secure: true });
     const st = await c.status('INBOX', { messages: true });
-    expect(st.messages).toBeGreaterThan(0);
+    expect(st && st.messages).toBeGreaterThan(0);
   });
 
   test('UIDVALIDITY, UIDs and MODSEQ survive a restart', async () => {
