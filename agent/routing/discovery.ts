@@ -190,8 +190,9 @@ export class Discovery {
     const me = targets.find((t) => t.agent === keys.id);
     if (me) return [[terminalEntry({ ...me, signPublic: keys.signPublic }, target, expires)]];
     const up = new Set(transport.neighbours());
-    const direct = targets
-      .filter((t) => up.has(t.agent))
+    // An offline trusted target still gets an answer: we hold packets for it until it is back.
+    const direct = [...targets]
+      .sort((x, y) => Number(up.has(y.agent)) - Number(up.has(x.agent)))
       .slice(0, 2)
       .map((t) => {
         const signPublic = publicOf(t.agent);

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import type { Logger } from '../../common/logger.ts';
+import { hashFile } from '../payload/source.ts';
 import { silentLogger } from '../../common/logger.ts';
 import type { Fingerprint } from '../../common/ids.ts';
 import { generateAgentKeys, type AgentKeys } from '../onion/keys.ts';
@@ -18,8 +20,8 @@ export interface SimAgent {
   trust: SimTrust;
   store: DeliveryStore;
   engine: DeliveryEngine;
-  /** Messages its sink received, in order. */
-  inbox: InboundDelivery[];
+  /** Messages its sink received, in order, with the SHA-256 of their payload. */
+  inbox: (InboundDelivery & { sha256: string })[];
 }
 
 export interface SimOptions {
@@ -66,14 +68,23 @@ export class Simulation {
       const trust = new SimTrust(this.world, entity, keys);
       const custom = this.options.customize?.(index) ?? {};
       const store = custom.store ?? new MemoryDeliveryStore();
-      const inbox: InboundDelivery[] = [];
+      const inbox: SimAgent['inbox'] = [];
       const engine = new DeliveryEngine({
         transport,
         keys,
         trust,
         store,
         codec: custom.codec ?? plainCodec(entity),
-        sink: { receive: async (m) => void inbox.push(m) },
+        sink: {
+          receive: async (m) => {
+            const sha256 = m.file
+              ? await hashFile(m.file)
+              : createHash('sha256')
+                  .update(m.data ?? '')
+                  .digest('hex');
+            inbox.push({ ...m, sha256 });
+          },
+        },
         logger: custom.logger ?? silentLogger(),
         delivery: { ...SIM_DELIVERY, ...this.options.delivery },
         discovery: {
