@@ -73,7 +73,8 @@ export function humanText(input: ReportInput, options: ComposerOptions): string 
       const advice = {
         'no-path':
           'No agent in your web of trust found a way to this person. Ask them for an invitation, or check the address, then send the message again.',
-        expired: 'Kith kept trying until the message expired. The recipient may be offline for a long time; try again later.',
+        expired:
+          'Kith kept trying until the message expired. The recipient may be offline for a long time; try again later.',
         refused: "The recipient's agent refused the message.",
       }[event.cause ?? 'no-path'];
       const returned =

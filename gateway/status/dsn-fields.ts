@@ -40,7 +40,8 @@ export function deliveryStatusFields(options: {
   perRecipient.push(`Final-Recipient: rfc822; ${clean(recipient.address)}`);
   perRecipient.push(`Action: ${event.kind}`);
   perRecipient.push(`Status: ${statusCode(event)}`);
-  if (event.kind === 'delayed' && event.lastHop) perRecipient.push(`Remote-MTA: x-kith; ${clean(event.lastHop)}`);
+  if (event.kind === 'delayed' && event.lastHop)
+    perRecipient.push(`Remote-MTA: x-kith; ${clean(event.lastHop)}`);
   if (event.kind === 'failed') perRecipient.push(`Diagnostic-Code: x-kith; ${clean(event.reason)}`);
   perRecipient.push(`Last-Attempt-Date: ${rfc822Date(event.at)}`);
   if (event.kind === 'delayed' && options.willRetryUntil) {

@@ -71,7 +71,8 @@ export function createGatewaySink(options: GatewaySinkOptions): GatewaySink {
     const { submission, recipient } = found;
     const kind = event.kind;
     if (shouldReport(kind, submission, recipient, options.composer.alwaysReportDelivery)) {
-      const whole = whatToReturn(kind, submission.ret, submission.size, options.composer.maxReturnBytes) === 'full';
+      const whole =
+        whatToReturn(kind, submission.ret, submission.size, options.composer.maxReturnBytes) === 'full';
       const original = await loadOriginal(submission.blob, whole);
       const raw = await composeReport(
         { submission, recipient, event: event as typeof event & { kind: typeof kind }, original },
