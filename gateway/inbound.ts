@@ -30,7 +30,7 @@ function isForged(name: string, value: string, authservId: string): boolean {
 }
 
 function headerText(value: string): string {
-  return value.replace(/[\r\n\x00-\x1f\x7f";\\]+/g, ' ').trim();
+  return value.replace(/[\p{Cc}";\\]+/gu, ' ').trim();
 }
 
 /**

@@ -10,7 +10,7 @@ export function rfc822Date(date: Date): string {
 
 /** Strips what must never reach a header-like field line. */
 function clean(value: string): string {
-  return value.replace(/[\r\n\x00-\x1f\x7f]+/g, ' ').trim();
+  return value.replace(/\p{Cc}+/gu, ' ').trim();
 }
 
 /**
