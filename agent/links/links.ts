@@ -527,7 +527,9 @@ function parseAddress(text: string): Multiaddr {
 }
 
 function withoutPeer(address: Multiaddr): Multiaddr {
-  const components = address.getComponents().filter((c) => c.name !== 'p2p');
+  // Only the trailing /p2p/ID: a relayed address names its relay with /p2p/ too.
+  const all = address.getComponents();
+  const components = all.filter((c, i) => !(c.name === 'p2p' && i === all.length - 1));
   return multiaddr(components.map((c) => `/${c.name}${c.value === undefined ? '' : `/${c.value}`}`).join(''));
 }
 
