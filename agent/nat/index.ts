@@ -1,0 +1,83 @@
+import type { Config } from '../../config/schema.ts';
+import type { Logger } from '../../common/logger.ts';
+import type { KithLibp2p } from '../links/node.ts';
+import { DirectUpgrader } from './direct.ts';
+import { ReservationSupervisor } from './reservations.ts';
+import { StunResponder, trustedSourceIps } from './stun.ts';
+
+export {
+  natExtras,
+  relayServerInit,
+  stunServersFor,
+  DEFAULT_STUN_PORT,
+  type NatExtrasOptions,
+} from './extras.ts';
+export { ReservationSupervisor, relayCircuitAddress, retryDelay, type RelayStatus } from './reservations.ts';
+export { StunResponder, trustedSourceIps } from './stun.ts';
+export { DirectUpgrader, shouldUpgrade, isRelayed, webrtcAddressFor } from './direct.ts';
+
+/** What createNat needs. */
+export interface NatOptions {
+  config: Config['p2p'];
+  /** The started libp2p node built with natExtras(config). */
+  node: KithLibp2p;
+  /** Is this peer a trusted agent right now (TrustStore.isTrustedAgent)? */
+  isTrusted: (peer: string) => boolean;
+  log: Logger;
+  /** Upgrade relayed links we open to WebRTC on our own (default true); upgrade() works either way. */
+  autoUpgrade?: boolean;
+}
+
+/** The running NAT layer of one agent. */
+export interface Nat {
+  /** Keeps our reservations with config.relays (absent when none are configured). */
+  readonly reservations: ReservationSupervisor | undefined;
+  /** Answers STUN for trusted peers (absent when config.stunPort is 0). */
+  readonly stun: StunResponder | undefined;
+  /** Upgrades relayed links to direct WebRTC connections. */
+  readonly direct: DirectUpgrader;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The NAT layer beside the link manager: the relay server itself is a libp2p service
+ * (natExtras), this adds what libp2p does not do for us: supervised reservations, a STUN
+ * responder for trusted peers, and WebRTC upgrades of relayed links.
+ */
+export function createNat(options: NatOptions): Nat {
+  const { config, node, isTrusted, log } = options;
+  const reservations =
+    config.relays.length > 0
+      ? new ReservationSupervisor({
+          node,
+          relays: config.relays,
+          log: log.child({ part: 'relay-reservations' }),
+        })
+      : undefined;
+  const stun =
+    config.stunPort > 0
+      ? new StunResponder({
+          port: config.stunPort,
+          isAllowed: (ip) => trustedSourceIps(node.getConnections(), isTrusted).has(ip),
+          log: log.child({ part: 'stun' }),
+        })
+      : undefined;
+  const direct = new DirectUpgrader({ node, isTrusted, log: log.child({ part: 'webrtc' }) });
+  const autoUpgrade = options.autoUpgrade ?? true;
+  return {
+    reservations,
+    stun,
+    direct,
+    async start() {
+      await stun?.start();
+      reservations?.start();
+      if (autoUpgrade) direct.start();
+    },
+    async stop() {
+      await direct.stop();
+      await reservations?.stop();
+      await stun?.stop();
+    },
+  };
+}

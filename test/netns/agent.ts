@@ -1,0 +1,165 @@
+// One Kith agent in a child process, driven by a test over stdin/stdout JSON lines:
+//   stdin  {"id":1,"cmd":"info","args":{}}
+//   stdout {"id":1,"ok":true,"result":{...}}   or {"id":1,"ok":false,"code":"ERR_...","error":"..."}
+// Started as: ip netns exec NS node --import tsx --import ./common/polyfill.ts test/netns/agent.ts '<options json>'
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { defaultConfig } from '../../config/defaults.ts';
+import type { Config } from '../../config/schema.ts';
+import { asAgentId, type AgentId } from '../../common/ids.ts';
+import { createLogger } from '../../common/logger.ts';
+import { openDatabase } from '../../store/db.ts';
+import { createIdentity, hasIdentity, loadIdentity } from '../../agent/identity/identity.ts';
+import { createLinks } from '../../agent/links/index.ts';
+import { createTrustStore } from '../../agent/trust/index.ts';
+import { createNat, isRelayed, natExtras } from '../../agent/nat/index.ts';
+
+/** How the test configures this agent. */
+export interface AgentOptions {
+  name: string;
+  /** Kept across restarts: same keys, same trust. */
+  dataDir: string;
+  p2p: Partial<Config['p2p']>;
+  stunServers?: string[];
+  /** Upgrade relayed links to WebRTC on its own (the tests drive it explicitly instead). */
+  autoUpgrade?: boolean;
+}
+
+const options = JSON.parse(process.argv[2]) as AgentOptions;
+const log = createLogger({ level: 'info', name: options.name, destination: 2 });
+mkdirSync(options.dataDir, { recursive: true });
+const db = openDatabase(join(options.dataDir, 'kith.db'));
+const passphrase = 'netns test passphrase';
+const identity = hasIdentity(db)
+  ? await loadIdentity(db, passphrase)
+  : await createIdentity(db, { name: options.name, email: `${options.name}@example.org`, passphrase });
+const trust = createTrustStore({ db, log });
+const p2p: Config['p2p'] = { ...defaultConfig().p2p, ...options.p2p };
+const links = createLinks({
+  identity,
+  trust,
+  config: p2p,
+  log,
+  extras: natExtras(p2p, { stunServers: options.stunServers }),
+});
+await links.start();
+const node = links.libp2p;
+const isTrusted = (peer: string): boolean => trust.isTrustedAgent(peer as AgentId);
+const nat = createNat({ config: p2p, node, isTrusted, log, autoUpgrade: options.autoUpgrade ?? false });
+
+// Frames "ping:X" are answered with "pong:X"; waiters resolve on the pong.
+const waiters = new Map<string, () => void>();
+links.transport.onFrame(async (from, frame) => {
+  const text = Buffer.from(frame).toString();
+  if (text.startsWith('ping:')) await links.transport.send(from, Buffer.from(`pong:${text.slice(5)}`));
+  else if (text.startsWith('pong:')) waiters.get(`${from} ${text.slice(5)}`)?.();
+});
+
+function connectionsTo(peer?: string) {
+  const conns = peer === undefined ? node.getConnections() : node.getConnections(peerIdFromString(peer));
+  return conns
+    .filter((c) => c.status === 'open')
+    .map((c) => ({
+      peer: c.remotePeer.toString(),
+      address: c.remoteAddr.toString(),
+      relayed: isRelayed(c),
+      webrtc: c.remoteAddr.getComponents().some((x) => x.name === 'webrtc'),
+    }));
+}
+
+async function waitFor(check: () => boolean, what: string, timeoutMs: number): Promise<number> {
+  const started = Date.now();
+  while (!check()) {
+    if (Date.now() - started > timeoutMs)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return Date.now() - started;
+}
+
+type Args = Record<string, unknown>;
+const commands: Record<string, (args: Args) => Promise<unknown> | unknown> = {
+  info: () => ({
+    agentId: identity.agentId,
+    fingerprint: identity.fingerprint,
+    addresses: links.multiaddrs().map(String),
+  }),
+  invite: () => links.createInvitation({ ttlMs: 60_000 }),
+  accept: async ({ code }) => (await links.acceptInvitation(String(code))).email,
+  startNat: () => nat.start(),
+  reservations: () => nat.reservations?.status() ?? [],
+  waitReserved: ({ timeoutMs }) =>
+    waitFor(
+      () => nat.reservations?.allReserved() ?? false,
+      'a relay reservation',
+      Number(timeoutMs ?? 10_000),
+    ),
+  dial: ({ address }) => links.dial(String(address)),
+  linked: ({ peer }) => links.isLinked(asAgentId(String(peer))),
+  waitLinked: ({ peer, timeoutMs }) =>
+    waitFor(
+      () => links.isLinked(asAgentId(String(peer))),
+      `a link to ${String(peer)}`,
+      Number(timeoutMs ?? 10_000),
+    ),
+  connections: ({ peer }) => connectionsTo(peer === undefined ? undefined : String(peer)),
+  hangUp: async ({ peer }) => node.hangUp(peerIdFromString(String(peer))),
+  upgrade: async ({ peer }) => {
+    const connection = await nat.direct.upgrade(peerIdFromString(String(peer)));
+    return connection?.remoteAddr.toString() ?? null;
+  },
+  roundtrip: async ({ to, text, timeoutMs }) => {
+    const peer = asAgentId(String(to));
+    const started = Date.now();
+    const pong = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no pong from ${peer}`)), Number(timeoutMs ?? 10_000));
+      waiters.set(`${peer} ${String(text)}`, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    try {
+      await links.transport.send(peer, Buffer.from(`ping:${String(text)}`));
+      await pong;
+    } finally {
+      waiters.delete(`${peer} ${String(text)}`);
+    }
+    return Date.now() - started;
+  },
+  stunCounts: () => nat.stun?.counts ?? null,
+  stop: async () => {
+    await nat.stop();
+    await links.stop();
+    db.close();
+    setImmediate(() => process.exit(0));
+  },
+};
+
+function reply(message: object): void {
+  process.stdout.write(`${JSON.stringify(message)}\n`);
+}
+
+createInterface({ input: process.stdin }).on('line', (line) => {
+  let request: { id: number; cmd: string; args?: Args };
+  try {
+    request = JSON.parse(line) as typeof request;
+  } catch {
+    return;
+  }
+  const command = commands[request.cmd];
+  Promise.resolve()
+    .then(() => {
+      if (command === undefined) throw new Error(`unknown command ${request.cmd}`);
+      return command(request.args ?? {});
+    })
+    .then(
+      (result) => reply({ id: request.id, ok: true, result: result ?? null }),
+      (err: Error & { code?: string }) =>
+        reply({ id: request.id, ok: false, code: err.code, error: err.message }),
+    );
+});
+// The test went away: do not linger in the namespace.
+process.stdin.on('end', () => process.exit(0));
+reply({ event: 'ready', agentId: identity.agentId });
