@@ -30,7 +30,17 @@ export interface SimOptions {
   /** Ends discovery rings when the network is idle instead of on a timer (fast, deterministic). */
   quiesce?: boolean;
   /** Per-agent overrides (a store, a logger, a codec) by index. */
-  customize?: (index: number) => { store?: DeliveryStore; logger?: Logger; codec?: PayloadCodec } | undefined;
+  customize?: (
+    index: number,
+  ) =>
+    | {
+        store?: DeliveryStore;
+        logger?: Logger;
+        codec?: PayloadCodec;
+        keys?: AgentKeys;
+        fingerprint?: Fingerprint;
+      }
+    | undefined;
 }
 
 export const SIM_DELIVERY: DeliveryOptions = {
@@ -62,11 +72,11 @@ export class Simulation {
     const added: SimAgent[] = [];
     for (let i = 0; i < n; i++) {
       const index = this.agents.length;
-      const keys = generateAgentKeys();
-      const entity = this.world.addEntity([keys]);
+      const custom = this.options.customize?.(index) ?? {};
+      const keys = custom.keys ?? generateAgentKeys();
+      const entity = this.world.addEntity([keys], custom.fingerprint);
       const transport = this.network.add(keys.id);
       const trust = new SimTrust(this.world, entity, keys);
-      const custom = this.options.customize?.(index) ?? {};
       const store = custom.store ?? new MemoryDeliveryStore();
       const inbox: SimAgent['inbox'] = [];
       const engine = new DeliveryEngine({

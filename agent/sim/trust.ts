@@ -14,17 +14,19 @@ export class SimWorld {
   /** Agents revoked everywhere. */
   readonly revoked = new Set<AgentId>();
 
-  /** Creates an entity and certifies the given agents for it. */
-  addEntity(agents: AgentKeys[]): Fingerprint {
+  /** Creates an entity (optionally under a real OpenPGP fingerprint) and certifies the given agents for it. */
+  addEntity(agents: AgentKeys[], fingerprintOverride?: Fingerprint): Fingerprint {
     const pair = generateKeyPairSync('ed25519');
     const der = pair.publicKey.export({ format: 'der', type: 'spki' });
     const publicRaw = der.subarray(der.length - 32);
-    const fingerprint = createHash('sha256')
-      .update(publicRaw)
-      .digest()
-      .subarray(0, 20)
-      .toString('hex')
-      .toUpperCase() as Fingerprint;
+    const fingerprint =
+      fingerprintOverride ??
+      (createHash('sha256')
+        .update(publicRaw)
+        .digest()
+        .subarray(0, 20)
+        .toString('hex')
+        .toUpperCase() as Fingerprint);
     const certified = agents.map((k) => ({
       agent: k.id,
       entity: fingerprint,
