@@ -30,9 +30,7 @@ export interface SimOptions {
   /** Ends discovery rings when the network is idle instead of on a timer (fast, deterministic). */
   quiesce?: boolean;
   /** Per-agent overrides (a store, a logger, a codec) by index. */
-  customize?: (
-    index: number,
-  ) =>
+  customize?: (index: number) =>
     | {
         store?: DeliveryStore;
         logger?: Logger;
