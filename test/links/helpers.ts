@@ -13,6 +13,7 @@ import { certifyAgent } from '../../agent/identity/certificate.ts';
 import { createIdentity, type Identity } from '../../agent/identity/identity.ts';
 import { createLinks, type LinkManager } from '../../agent/links/index.ts';
 import { createTrustStore, type TrustStore } from '../../agent/trust/index.ts';
+import { createReachability, type Reachability } from '../../agent/reachability/index.ts';
 
 /** One agent under test: real SQLite file, real libp2p on 127.0.0.1 port 0. */
 export interface TestAgent {
@@ -21,7 +22,10 @@ export interface TestAgent {
   db: Db;
   trust: TrustStore;
   links: LinkManager;
+  reach: Reachability;
   address(): string;
+  /** Stops and starts again on a new port, same identity and database (a changed address). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -87,20 +91,29 @@ async function startWith(
 ): Promise<TestAgent> {
   const log = silentLogger();
   const trust = createTrustStore({ db, log });
-  const links = createLinks({ identity, trust, config: p2pConfig(config), log });
-  await links.start();
-  return {
-    name,
-    identity,
-    db,
-    trust,
-    links,
-    address: () => links.multiaddrs()[0].toString(),
-    stop: async () => {
-      await links.stop();
-      db.close();
-    },
+  const p2p = p2pConfig(config);
+  const agent = { name, identity, db, trust } as TestAgent;
+  const up = async (): Promise<void> => {
+    agent.links = createLinks({ identity, trust, config: p2p, log });
+    await agent.links.start();
+    agent.reach = createReachability({ links: agent.links, trust, identity, db, config: p2p, log });
+    await agent.reach.start();
   };
+  const down = async (): Promise<void> => {
+    await agent.reach.stop();
+    await agent.links.stop();
+  };
+  await up();
+  agent.address = () => agent.links.multiaddrs()[0].toString();
+  agent.restart = async () => {
+    await down();
+    await up();
+  };
+  agent.stop = async () => {
+    await down();
+    db.close();
+  };
+  return agent;
 }
 
 /** Polls until `check` holds (links settle asynchronously), or fails with `what`. */
