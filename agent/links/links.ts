@@ -481,7 +481,18 @@ export class LinkManager implements Links {
     const timer = this.provisional.get(peer);
     if (timer) clearTimeout(timer);
     this.provisional.delete(peer);
-    if (this.trustStore.isTrustedAgent(peer as AgentId)) this.linkTransport?.setLink(peer as AgentId, true);
+    if (!this.trustStore.isTrustedAgent(peer as AgentId)) return;
+    this.linkTransport?.setLink(peer as AgentId, true);
+    const excess = linksToClose(
+      this.transport.lastActivity,
+      this.config.maxLinks,
+      (p) => p === peer || this.isRelayPeer(p),
+    );
+    for (const victim of excess) {
+      this.log.debug({ peer: victim }, 'closing the least recently used link (link cap)');
+      this.linkTransport?.setLink(victim as AgentId, false);
+      void this.node?.hangUp(peerIdFromString(victim)).catch(() => undefined);
+    }
   }
 
   private onPeerDisconnect(peer: PeerId): void {
@@ -512,6 +523,25 @@ export class LinkManager implements Links {
   entityOf(agent: AgentId): Fingerprint | undefined {
     return this.trustStore.entityOfAgent(agent);
   }
+}
+
+/**
+ * Which links to close when more than `max` are open: the least recently used first, never a
+ * kept one (the link just opened, relay links a NATed agent depends on). Pure, so the policy is
+ * testable without sockets.
+ */
+export function linksToClose(
+  lastActivity: ReadonlyMap<string, number>,
+  max: number,
+  keep: (peer: string) => boolean,
+): string[] {
+  const excess = lastActivity.size - max;
+  if (excess <= 0) return [];
+  return [...lastActivity.entries()]
+    .filter(([peer]) => !keep(peer))
+    .sort((a, b) => a[1] - b[1])
+    .slice(0, excess)
+    .map(([peer]) => peer);
 }
 
 function parseAddress(text: string): Multiaddr {
