@@ -37,14 +37,11 @@ describe('links are kept only while useful', () => {
     await natted.links.acceptInvitation(relay.links.createInvitation({ ttlMs: 60_000 }));
     await natted.links.acceptInvitation(friend.links.createInvitation({ ttlMs: 60_000 }));
     await natted.links.stop();
-    natted.links = (await import('../../agent/links/index.ts')).createLinks({
+    natted.links = createLinks({
       identity: natted.identity,
       trust: natted.trust,
-      config: {
-        ...(await import('./helpers.ts')).p2pConfig({ idleLinkMs: 300 }),
-        relays: [`${relay.address()}`],
-      },
-      log: (await import('../../common/logger.ts')).silentLogger(),
+      config: p2pConfig({ idleLinkMs: 300, relays: [relay.address()] }),
+      log: silentLogger(),
     });
     await natted.links.start();
     await natted.links.dial(relay.address());
