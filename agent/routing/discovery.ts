@@ -39,7 +39,7 @@ interface Query {
   wake?: () => void;
 }
 
-const REQUEST_BYTES = 2 + 16 + 20 + 1;
+const REQUEST_BYTES = 2 + 16 + 20 + 1 + 1;
 /** Answers relayed back per question: enough for alternate paths, few enough to bound traffic. */
 const MAX_RESPONSES = 4;
 const MAX_QUERIES = 50_000;
@@ -164,15 +164,16 @@ export class Discovery {
     if (this.queries.has(idHex)) return count('discovery_duplicate');
     const target = buf.subarray(18, 38).toString('hex').toUpperCase() as Fingerprint;
     const ttl = Math.min(buf[38], MAX_HOPS);
+    const travelled = buf[39];
     this.remember(idHex, { from, target, expiresAt: now() + this.deps.options.timeoutMs * 2, responses: 0 });
-    const answers = this.answers(target, from);
+    const answers = this.answers(target, from, travelled);
     if (answers.length > 0) {
       count('discovery_answered');
       for (const entries of answers) await this.respond(from, buf.subarray(2, 18), entries);
       return;
     }
     if (ttl <= 1) return;
-    const onward = requestFrame(buf.subarray(2, 18), target, ttl - 1);
+    const onward = requestFrame(buf.subarray(2, 18), target, ttl - 1, travelled + 1);
     for (const n of transport.neighbours()) {
       if (n === from || n === keys.id) continue;
       await transport.send(n, onward).then(
@@ -183,7 +184,7 @@ export class Discovery {
   }
 
   /** Paths we can offer for X, as they leave this agent (our own entry first when we relay). */
-  private answers(target: Fingerprint, asker: AgentId): PathEntry[][] {
+  private answers(target: Fingerprint, asker: AgentId, travelled: number): PathEntry[][] {
     const { trust, keys, now, transport } = this.deps;
     const expires = now() + this.deps.options.cacheMs;
     const targets = trust.relayTargets(target).filter((t) => !trust.isRevoked(t.agent) && t.agent !== asker);
@@ -206,7 +207,11 @@ export class Discovery {
       .get(target)
       .filter(
         (p) =>
-          p.failures === 0 && p.entries.length < MAX_HOPS && !p.agents.includes(asker) && up.has(p.agents[0]),
+          // The asker's path is: relays so far, us, the cached path; it must fit an onion header.
+          p.failures === 0 &&
+          travelled + 1 + p.entries.length <= MAX_HOPS &&
+          !p.agents.includes(asker) &&
+          up.has(p.agents[0]),
       )
       .slice(0, 2);
     if (cached.length > 0) this.deps.count('discovery_cache_answer');
@@ -284,12 +289,12 @@ export class Discovery {
   }
 }
 
-function requestFrame(id: Uint8Array, target: Fingerprint, ttl: number): Buffer {
+function requestFrame(id: Uint8Array, target: Fingerprint, ttl: number, travelled = 0): Buffer {
   return Buffer.concat([
     Buffer.from([WIRE_VERSION, FrameType.discoverRequest]),
     id,
     Buffer.from(target, 'hex'),
-    Buffer.from([ttl]),
+    Buffer.from([ttl, travelled]),
   ]);
 }
 

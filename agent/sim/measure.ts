@@ -48,7 +48,7 @@ export function naiveFloodFrames(
   edges: readonly Edge[],
   from: number,
   to: number,
-): { frames: number; found: boolean } {
+): { frames: number; found: boolean; hops: number } {
   const adj = Array.from({ length: n }, () => [] as number[]);
   for (const [a, b] of edges) {
     adj[a].push(b);
@@ -69,8 +69,8 @@ export function naiveFloodFrames(
       }
     }
   }
-  let found = parent[to] !== -2;
-  if (found) for (let x = to; x !== from; x = parent[x]) frames++;
-  found = found && to !== from;
-  return { frames, found };
+  const found = parent[to] !== -2 && to !== from;
+  let hops = 0;
+  if (found) for (let x = to; x !== from; x = parent[x]) hops++;
+  return { frames: frames + hops, found, hops };
 }

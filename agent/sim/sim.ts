@@ -50,7 +50,7 @@ export const SIM_DELIVERY: DeliveryOptions = {
 };
 
 export const SIM_DISCOVERY: DiscoveryOptions = {
-  maxHops: 6,
+  maxHops: 7,
   perNeighbourPerMinute: 600,
   cacheMs: 3_600_000,
   timeoutMs: 2_000,

@@ -190,7 +190,7 @@ describe('bad input is rejected and counted while legitimate traffic flows', () 
         Buffer.from([WIRE_VERSION, FrameType.discoverRequest]),
         randomBytes(16),
         randomBytes(20),
-        Buffer.from([3]),
+        Buffer.from([3, 0]),
       ]);
       await m.transport.send(b.keys.id, frame);
     }
