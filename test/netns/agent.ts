@@ -2,6 +2,8 @@
 //   stdin  {"id":1,"cmd":"info","args":{}}
 //   stdout {"id":1,"ok":true,"result":{...}}   or {"id":1,"ok":false,"code":"ERR_...","error":"..."}
 // Started as: ip netns exec NS node --import tsx --import ./common/polyfill.ts test/netns/agent.ts '<options json>'
+import { randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -15,6 +17,7 @@ import { createIdentity, hasIdentity, loadIdentity } from '../../agent/identity/
 import { createLinks } from '../../agent/links/index.ts';
 import { createTrustStore } from '../../agent/trust/index.ts';
 import { createNat, isRelayed, natExtras } from '../../agent/nat/index.ts';
+import { buildBindingRequest, parseBindingResponse } from '../../agent/nat/stun-codec.ts';
 
 /** How the test configures this agent. */
 export interface AgentOptions {
@@ -28,6 +31,12 @@ export interface AgentOptions {
 }
 
 const options = JSON.parse(process.argv[2]) as AgentOptions;
+if (process.env.NETNS_RTC_LOG) {
+  const { initLogger } = await import('node-datachannel');
+  initLogger((process.env.NETNS_RTC_LOG === 'v' ? 'Verbose' : 'Debug') as 'Debug', (level, message) =>
+    process.stderr.write(`rtc ${level} ${message}\n`),
+  );
+}
 const log = createLogger({ level: 'info', name: options.name, destination: 2 });
 mkdirSync(options.dataDir, { recursive: true });
 const db = openDatabase(join(options.dataDir, 'kith.db'));
@@ -129,6 +138,7 @@ const commands: Record<string, (args: Args) => Promise<unknown> | unknown> = {
     return Date.now() - started;
   },
   stunCounts: () => nat.stun?.counts ?? null,
+  stunProbe: ({ host, port, timeoutMs }) => stunProbe(String(host), Number(port), Number(timeoutMs ?? 1_000)),
   stop: async () => {
     await nat.stop();
     await links.stop();
@@ -136,6 +146,27 @@ const commands: Record<string, (args: Args) => Promise<unknown> | unknown> = {
     setImmediate(() => process.exit(0));
   },
 };
+
+/** Asks a STUN server what address it sees us at; null when no answer comes. */
+async function stunProbe(host: string, port: number, timeoutMs: number): Promise<string | null> {
+  const socket = createSocket('udp4');
+  const transactionId = randomBytes(12);
+  try {
+    return await new Promise<string | null>((resolve) => {
+      const timer = setTimeout(() => resolve(null), timeoutMs);
+      socket.on('message', (packet) => {
+        const answer = parseBindingResponse(packet);
+        if (answer?.transactionId.equals(transactionId)) {
+          clearTimeout(timer);
+          resolve(`${answer.address}:${answer.port}`);
+        }
+      });
+      socket.send(buildBindingRequest(transactionId), port, host);
+    });
+  } finally {
+    socket.close();
+  }
+}
 
 function reply(message: object): void {
   process.stdout.write(`${JSON.stringify(message)}\n`);

@@ -116,21 +116,16 @@ export class Lab {
     run(['ip', '-n', router, 'addr', 'add', `192.168.${n}.1/24`, 'dev', 'lan']);
     run(['ip', '-n', router, 'link', 'set', 'lan', 'up']);
     run(['ip', 'netns', 'exec', router, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
-    run([
-      'ip',
-      'netns',
-      'exec',
-      router,
-      'iptables',
-      '-t',
-      'nat',
-      '-A',
-      'POSTROUTING',
-      '-o',
-      'wan',
-      '-j',
-      'MASQUERADE',
-    ]);
+    const iptables = (...rule: string[]) => run(['ip', 'netns', 'exec', router, 'iptables', ...rule]);
+    iptables('-t', 'nat', '-A', 'POSTROUTING', '-o', 'wan', '-j', 'MASQUERADE');
+    // Like a home router, drop unsolicited packets from outside. This matters for hole punching:
+    // an accepted stray packet leaves a conntrack entry that makes MASQUERADE pick another
+    // source port for our own later packet to that peer, so the STUN-learned port goes stale.
+    const established = ['-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT'];
+    iptables('-A', 'INPUT', '-i', 'wan', ...established);
+    iptables('-A', 'INPUT', '-i', 'wan', '-j', 'DROP');
+    iptables('-A', 'FORWARD', '-i', 'wan', ...established);
+    iptables('-A', 'FORWARD', '-i', 'wan', '-j', 'DROP');
     run(['ip', '-n', host, 'addr', 'add', `${hostIp}/24`, 'dev', 'eth0']);
     run(['ip', '-n', host, 'link', 'set', 'eth0', 'up']);
     run(['ip', '-n', host, 'route', 'add', 'default', 'via', `192.168.${n}.1`]);
@@ -237,7 +232,11 @@ export class AgentProcess {
 
   /** The agent's recent log lines (stderr), for failure messages. */
   log(): string {
-    return this.stderr.join('').split('\n').slice(-40).join('\n');
+    return this.stderr
+      .join('')
+      .split('\n')
+      .slice(-Number(process.env.NETNS_LOG_LINES ?? 40))
+      .join('\n');
   }
 
   async request<T = unknown>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {

@@ -23,8 +23,8 @@ suite('NAT traversal in network namespaces', () => {
   let bobInfo: Info;
   let relayAddress: string;
 
-  const startRelay = () =>
-    lab.spawn(lab.relay, {
+  const startRelay = async () => {
+    const agent = await lab.spawn(lab.relay, {
       name: 'relay',
       dataDir: relayDir,
       p2p: {
@@ -35,9 +35,12 @@ suite('NAT traversal in network namespaces', () => {
         stunPort: 3478,
       },
     });
+    await agent.request('startNat');
+    return agent;
+  };
 
   beforeAll(async () => {
-    lab = new Lab(2);
+    lab = new Lab(3);
     relayDir = lab.dataDir();
     relay = await startRelay();
     relayId = (await relay.request<Info>('info')).agentId;
@@ -80,5 +83,59 @@ suite('NAT traversal in network namespaces', () => {
     const conns = await bob.request<Conn[]>('connections', { peer: aliceInfo.agentId });
     expect(conns.length).toBeGreaterThan(0);
     expect(conns.every((c) => c.relayed)).toBe(true);
+  }, 30_000);
+
+  test('a stranger gets no reservation, no relayed path and no STUN answer', async () => {
+    // Mallory sits behind a third NAT: STUN trust is by source IP (see agent/nat/stun.ts).
+    const mallory = await lab.spawn(lab.sites[2].host, {
+      name: 'mallory',
+      dataDir: lab.dataDir(),
+      p2p: { listen: [`/ip4/${lab.sites[2].hostIp}/tcp/4410`], relays: [relayAddress] },
+      stunServers: [STUN],
+    });
+    try {
+      await mallory.request('startNat');
+      await expect(mallory.request('waitReserved', { timeoutMs: 1_500 })).rejects.toThrow(/timed out/);
+      const aliceRelayed = aliceInfo.addresses.find((a) => a.includes('/p2p-circuit'))!;
+      await expect(mallory.request('dial', { address: aliceRelayed })).rejects.toThrow();
+      expect(
+        await alice.request<Conn[]>('connections', { peer: (await mallory.request<Info>('info')).agentId }),
+      ).toEqual([]);
+    } finally {
+      await mallory.stop();
+    }
+  }, 20_000);
+
+  test('the relayed link upgrades to direct WebRTC, which carries data with the relay stopped', async () => {
+    const direct = await bob.request<string | null>('upgrade', { peer: aliceInfo.agentId });
+    if (direct === null)
+      throw new Error(`no WebRTC connection:\n--- bob\n${bob.log()}\n--- alice\n${alice.log()}`);
+    expect(direct).toContain('/webrtc/');
+    // The relay answered STUN for its trusted NATed neighbours: that is how ICE found the way.
+    expect((await relay.request<{ answered: number }>('stunCounts')).answered).toBeGreaterThan(0);
+    await relay.kill();
+    const conns = await bob.request<Conn[]>('connections', { peer: aliceInfo.agentId });
+    expect(conns.length).toBeGreaterThan(0);
+    expect(conns.every((c) => c.webrtc && !c.relayed)).toBe(true);
+    await bob.request('roundtrip', { to: aliceInfo.agentId, text: 'direct, relay down' });
+    await alice.request('roundtrip', { to: bobInfo.agentId, text: 'direct, both ways' });
+  }, 30_000);
+
+  test('after the relay restarts, a NATed agent is reachable through it again within seconds', async () => {
+    relay = await startRelay();
+    const started = Date.now();
+    await Promise.all([
+      alice.request('waitReserved', { timeoutMs: 10_000 }),
+      bob.request('waitReserved', { timeoutMs: 10_000 }),
+    ]);
+    const renewedMs = Date.now() - started;
+    // Prove the path through the relay, not the WebRTC one: drop the direct link, dial relayed.
+    await bob.request('hangUp', { peer: aliceInfo.agentId });
+    await bob.request('dial', { address: `${relayAddress}/p2p-circuit/p2p/${aliceInfo.agentId}` });
+    await bob.request('roundtrip', { to: aliceInfo.agentId, text: 'through the restarted relay' });
+    const conns = await bob.request<Conn[]>('connections', { peer: aliceInfo.agentId });
+    expect(conns.some((c) => c.relayed)).toBe(true);
+    console.info(`relay reservations renewed ${renewedMs} ms after the relay restarted`);
+    expect(renewedMs).toBeLessThan(5_000);
   }, 30_000);
 });
