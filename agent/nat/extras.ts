@@ -90,7 +90,11 @@ export function natExtras(p2p: Config['p2p'], options: NatExtrasOptions = {}): N
   const stunServers = options.stunServers ?? stunServersFor(p2p.relays);
   const services: NonNullable<NodeExtras['services']> = {};
   if (p2p.relay.enabled) services.relay = circuitRelayServer(relayServerInit(p2p.relay)) as never;
-  if (p2p.upnp) services.upnp = uPnPNAT({ portMappingDescription: 'kith' }) as never;
+  // The router's word that the mapping exists is taken as confirmation: confirming by dial-back
+  // would need @libp2p/autonat (not a dependency), and neighbours drop addresses that prove
+  // wrong anyway (agent/reachability).
+  if (p2p.upnp)
+    services.upnp = uPnPNAT({ portMappingDescription: 'kith', autoConfirmAddress: true }) as never;
   return {
     transports: [
       circuitRelayTransport({ reservationCompletionTimeout: 5_000 }),
