@@ -1,7 +1,9 @@
 import type { Config } from '../../config/schema.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { KithLibp2p } from '../links/node.ts';
+import type { Connection } from '@libp2p/interface';
 import { DirectUpgrader } from './direct.ts';
+import { staleConnections } from './moved.ts';
 import { ReservationSupervisor } from './reservations.ts';
 import { StunResponder, trustedSourceIps } from './stun.ts';
 
@@ -15,6 +17,7 @@ export {
 export { ReservationSupervisor, relayCircuitAddress, retryDelay, type RelayStatus } from './reservations.ts';
 export { StunResponder, trustedSourceIps } from './stun.ts';
 export { DirectUpgrader, shouldUpgrade, isRelayed, webrtcAddressFor } from './direct.ts';
+export { staleConnections } from './moved.ts';
 
 /** What createNat needs. */
 export interface NatOptions {
@@ -65,6 +68,21 @@ export function createNat(options: NatOptions): Nat {
       : undefined;
   const direct = new DirectUpgrader({ node, isTrusted, log: log.child({ part: 'webrtc' }) });
   const autoUpgrade = options.autoUpgrade ?? true;
+  // A relay closes a trusted peer's connections from its old address once it connects from a
+  // new one, so relayed dials to it use the live connection (see staleConnections).
+  const onOpen = (event: CustomEvent<Connection>): void => {
+    const fresh = event.detail;
+    if (!isTrusted(fresh.remotePeer.toString())) return;
+    const others = node.getConnections(fresh.remotePeer);
+    for (const id of staleConnections(fresh, others)) {
+      const stale = others.find((c) => c.id === id);
+      log.info(
+        { peer: fresh.remotePeer.toString(), from: stale?.remoteAddr.toString() },
+        'closing a connection from a moved peer',
+      );
+      stale?.abort(new Error('the peer connected from a new address'));
+    }
+  };
   return {
     reservations,
     stun,
@@ -73,8 +91,10 @@ export function createNat(options: NatOptions): Nat {
       await stun?.start();
       reservations?.start();
       if (autoUpgrade) direct.start();
+      if (config.relay.enabled) node.addEventListener('connection:open', onOpen);
     },
     async stop() {
+      node.removeEventListener('connection:open', onOpen);
       await direct.stop();
       await reservations?.stop();
       await stun?.stop();

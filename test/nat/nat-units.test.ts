@@ -13,6 +13,7 @@ import {
   relayServerInit,
   retryDelay,
   shouldUpgrade,
+  staleConnections,
   StunResponder,
   stunServersFor,
   trustedSourceIps,
@@ -129,6 +130,24 @@ describe('NAT decisions', () => {
       (peer) => peer === PEER,
     );
     expect([...ips]).toEqual(['45.10.0.2']);
+  });
+
+  test('a peer seen from a new IP makes its connections from other IPs stale', () => {
+    const c = (id: string, address: string, status = 'open') => ({
+      id,
+      remoteAddr: multiaddr(address),
+      status: status as 'open',
+    });
+    const fresh = c('new', '/ip4/45.10.0.12/tcp/40000');
+    const others = [
+      fresh,
+      c('old', '/ip4/45.10.0.2/tcp/39000'),
+      c('same-ip', '/ip4/45.10.0.12/tcp/41000'),
+      c('relayed', `/ip4/45.10.0.1/tcp/4410/p2p/${RELAY}/p2p-circuit`),
+      c('closed', '/ip4/45.10.0.3/tcp/1', 'closed'),
+    ];
+    expect(staleConnections(fresh, others)).toEqual(['old']);
+    expect(staleConnections(c('r', `/ip4/45.10.0.1/tcp/4410/p2p/${RELAY}/p2p-circuit`), others)).toEqual([]);
   });
 
   test('only the dialer of a relayed link to a trusted peer without a direct one upgrades', () => {

@@ -1,7 +1,7 @@
 // NAT traversal across real network namespaces: a public relay and two agents behind their own
 // MASQUERADE NATs. Skips (with the reason) where namespaces cannot be created.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { AgentProcess, Lab, netnsUnavailable, RELAY_IP } from './lab.ts';
+import { AgentProcess, Lab, netnsUnavailable, PUBLIC_NET, RELAY_IP } from './lab.ts';
 
 const unavailable = netnsUnavailable();
 if (unavailable) console.warn(`skipping network-namespace tests: ${unavailable}`);
@@ -138,4 +138,33 @@ suite('NAT traversal in network namespaces', () => {
     console.info(`relay reservations renewed ${renewedMs} ms after the relay restarted`);
     expect(renewedMs).toBeLessThan(5_000);
   }, 30_000);
+
+  test('an agent whose public address changes is found again through its relay', async () => {
+    // Alice's ISP gives her router a new public address: her link to the relay breaks (the
+    // NAT forgets its mappings), her supervisor reserves again from the new address, and Bob
+    // reaches her at the same relayed address as before.
+    const site = lab.sites[0];
+    const newIp = `${PUBLIC_NET}.12`;
+    lab.exec(site.router, ['ip', 'addr', 'del', `${site.publicIp}/24`, 'dev', 'wan']);
+    lab.exec(site.router, ['ip', 'addr', 'add', `${newIp}/24`, 'dev', 'wan']);
+    const started = Date.now();
+    const seenFromNewAddress = async () =>
+      (await relay.request<Conn[]>('connections', { peer: aliceInfo.agentId })).some((c) =>
+        c.address.startsWith(`/ip4/${newIp}/`),
+      );
+    while (!(await seenFromNewAddress())) {
+      if (Date.now() - started > 25_000) throw new Error(`alice never came back:\n${alice.log()}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await alice.request('waitReserved', { timeoutMs: 5_000 });
+    const backMs = Date.now() - started;
+    await bob.request('hangUp', { peer: aliceInfo.agentId });
+    await bob.request('dial', { address: `${relayAddress}/p2p-circuit/p2p/${aliceInfo.agentId}` });
+    await bob.request('roundtrip', { to: aliceInfo.agentId, text: 'found again' });
+    // STUN trust followed her: the relay now answers her new address.
+    expect(await alice.request('stunProbe', { host: RELAY_IP, port: 3478 })).toMatch(
+      new RegExp(`^${newIp.replaceAll('.', '\\.')}:`),
+    );
+    console.info(`alice reserved again from her new address ${backMs} ms after it changed`);
+  }, 40_000);
 });
