@@ -2,6 +2,7 @@
 //   stdin  {"id":1,"cmd":"info","args":{}}
 //   stdout {"id":1,"ok":true,"result":{...}}   or {"id":1,"ok":false,"code":"ERR_...","error":"..."}
 // Started as: ip netns exec NS node --import tsx --import ./common/polyfill.ts test/netns/agent.ts '<options json>'
+// Debugging ICE: NETNS_RTC_LOG=1 (or =v for verbose) in the test's environment logs libdatachannel/libjuice to stderr.
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { mkdirSync } from 'node:fs';

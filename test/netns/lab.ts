@@ -73,11 +73,27 @@ export class Lab {
   private readonly tag = `kn${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
 
   constructor(siteCount: number) {
-    this.relay = this.addNamespace('r');
-    run(['ip', '-n', this.relay, 'link', 'add', 'br0', 'type', 'bridge']);
-    run(['ip', '-n', this.relay, 'addr', 'add', `${RELAY_IP}/24`, 'dev', 'br0']);
-    run(['ip', '-n', this.relay, 'link', 'set', 'br0', 'up']);
-    for (let i = 1; i <= siteCount; i++) this.addSite(i);
+    this.relay = `${this.tag}r`;
+    try {
+      this.addNamespace('r');
+      run(['ip', '-n', this.relay, 'link', 'add', 'br0', 'type', 'bridge']);
+      run(['ip', '-n', this.relay, 'addr', 'add', `${RELAY_IP}/24`, 'dev', 'br0']);
+      run(['ip', '-n', this.relay, 'link', 'set', 'br0', 'up']);
+      for (let i = 1; i <= siteCount; i++) this.addSite(i);
+    } catch (err) {
+      this.deleteNamespaces();
+      throw err;
+    }
+  }
+
+  private deleteNamespaces(): void {
+    for (const name of this.namespaces.splice(0).reverse()) {
+      try {
+        run(['ip', 'netns', 'del', name]);
+      } catch {
+        // already gone
+      }
+    }
   }
 
   private addNamespace(suffix: string): string {
@@ -176,13 +192,7 @@ export class Lab {
   /** Kills every agent still running and deletes our namespaces and directories. */
   async teardown(): Promise<void> {
     await Promise.allSettled([...this.children].map((c) => c.kill()));
-    for (const name of this.namespaces.splice(0).reverse()) {
-      try {
-        run(['ip', 'netns', 'del', name]);
-      } catch {
-        // already gone
-      }
-    }
+    this.deleteNamespaces();
     for (const dir of this.dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -232,11 +242,7 @@ export class AgentProcess {
 
   /** The agent's recent log lines (stderr), for failure messages. */
   log(): string {
-    return this.stderr
-      .join('')
-      .split('\n')
-      .slice(-Number(process.env.NETNS_LOG_LINES ?? 40))
-      .join('\n');
+    return this.stderr.join('').split('\n').slice(-60).join('\n');
   }
 
   async request<T = unknown>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
