@@ -1,0 +1,248 @@
+import { Queue, Worker, type Job } from 'bullmq';
+import type { Fingerprint, MessageId } from '../../common/ids.ts';
+import type { Logger } from '../../common/logger.ts';
+import { migrate, type Db } from '../../store/db.ts';
+import type { RedisConnection } from './redis-server.ts';
+import { nextRetryDelay, shouldGiveUp } from './policy.ts';
+
+/** An outbound message as the outbox keeps it durably. */
+export interface OutboxEntry {
+  id: MessageId;
+  sender: Fingerprint;
+  recipient: Fingerprint;
+  /** The RFC 5322 message file (or any payload file), kept until delivery ends. */
+  rawPath: string;
+  size: number;
+  state: 'queued' | 'in-flight' | 'delivered' | 'failed';
+  createdAt: number;
+  attempts: number;
+  lastError?: string;
+}
+
+/** One step of a message's journey, as progress reports tell it. */
+export interface HopRecord {
+  hop: number;
+  /** The agent reached, when the report names it (the sender may know only the hop index). */
+  agent?: string;
+  event: string;
+  at: number;
+}
+
+/** The job's progress value in BullMQ: every hop reached so far, with timestamps. */
+export interface JobProgress {
+  state: OutboxEntry['state'];
+  hops: HopRecord[];
+}
+
+const MIGRATIONS = [
+  `CREATE TABLE outbox (
+     id TEXT PRIMARY KEY, sender TEXT NOT NULL, recipient TEXT NOT NULL,
+     raw_path TEXT NOT NULL, size INTEGER NOT NULL, state TEXT NOT NULL,
+     created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+     attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);
+   CREATE INDEX outbox_state ON outbox(state);
+   CREATE TABLE outbox_hops (
+     id TEXT NOT NULL REFERENCES outbox(id) ON DELETE CASCADE, hop INTEGER NOT NULL,
+     agent TEXT, event TEXT NOT NULL, at INTEGER NOT NULL);
+   CREATE INDEX outbox_hops_id ON outbox_hops(id);`,
+];
+
+export interface OutboxOptions {
+  db: Db;
+  connection: RedisConnection;
+  /** Redis key prefix of this node. */
+  prefix: string;
+  log: Logger;
+  /** Give up after this long (a "failed" status). */
+  maxAgeMs: number;
+  /**
+   * One delivery attempt: hand the message to the first hop of a path. Throwing means
+   * "try again later" (no path yet, next hop unreachable); the queue backs off and retries.
+   */
+  attempt: (entry: OutboxEntry) => Promise<void>;
+  /** Told when an entry is given up (too old). */
+  onGiveUp: (entry: OutboxEntry, reason: string) => void;
+  /** Worker concurrency: attempts in flight at once. */
+  concurrency?: number;
+  clock?: () => number;
+}
+
+/**
+ * The durable outbox: SQLite holds the truth (a row is committed before submit() resolves),
+ * BullMQ on Redis schedules the attempts and shows each message's progress hop by hop. A job
+ * lost with Redis is re-created from the rows at start and every `reconcileMs`.
+ */
+export class Outbox {
+  private queue?: Queue;
+  private worker?: Worker;
+  private reconcileTimer?: NodeJS.Timeout;
+  private readonly clock: () => number;
+  private reconciling = false;
+
+  constructor(private readonly options: OutboxOptions) {
+    this.clock = options.clock ?? Date.now;
+    migrate(options.db, 'outbox', MIGRATIONS);
+  }
+
+  async start(reconcileMs = 30_000): Promise<void> {
+    const { connection, prefix } = this.options;
+    this.queue = new Queue('outbox', { connection, prefix });
+    this.queue.on('error', (err) => this.options.log.warn({ err: err.message }, 'outbox queue error'));
+    this.worker = new Worker('outbox', (job) => this.process(job), {
+      connection,
+      prefix,
+      concurrency: this.options.concurrency ?? 16,
+      settings: { backoffStrategy: (attempts: number) => nextRetryDelay(attempts) },
+    });
+    this.worker.on('error', (err) => this.options.log.warn({ err: err.message }, 'outbox worker error'));
+    await this.reconcile();
+    this.reconcileTimer = setInterval(() => void this.reconcile().catch(() => {}), reconcileMs);
+    this.reconcileTimer.unref();
+  }
+
+  /** Commits the entry, then schedules it. Durable when it resolves, even if Redis is down. */
+  async submit(entry: Omit<OutboxEntry, 'state' | 'createdAt' | 'attempts'>): Promise<void> {
+    const now = this.clock();
+    this.options.db
+      .prepare(
+        `INSERT INTO outbox (id, sender, recipient, raw_path, size, state, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)`,
+      )
+      .run(entry.id, entry.sender, entry.recipient, entry.rawPath, entry.size, now, now);
+    // Redis down must not hold up a durable submission: the row is committed, and the job is
+    // added when Redis answers again (the pending add, or reconcile()).
+    const scheduled = this.schedule(entry.id).then(
+      () => true,
+      () => false,
+    );
+    const timeout = new Promise<false>((resolve) => setTimeout(() => resolve(false), 2000).unref());
+    if (!(await Promise.race([scheduled, timeout]))) {
+      this.options.log.warn({ id: entry.id }, 'queue unavailable; the outbox will re-create the job');
+    }
+  }
+
+  /** Ensures every unfinished entry has a job (after a Redis restart or loss). */
+  async reconcile(): Promise<number> {
+    if (this.reconciling) return 0;
+    this.reconciling = true;
+    try {
+      return await this.reconcileRows();
+    } finally {
+      this.reconciling = false;
+    }
+  }
+
+  private async reconcileRows(): Promise<number> {
+    const rows = this.options.db
+      .prepare("SELECT id FROM outbox WHERE state IN ('queued', 'in-flight')")
+      .all() as { id: MessageId }[];
+    let created = 0;
+    for (const { id } of rows) {
+      const job = await this.queue!.getJob(id);
+      if (!job || (await job.isCompleted()) || (await job.isFailed())) {
+        if (job) await job.remove().catch(() => {});
+        await this.schedule(id);
+        created++;
+      }
+    }
+    if (created > 0) this.options.log.info({ created }, 'outbox jobs re-created from the store');
+    return created;
+  }
+
+  private async schedule(id: MessageId, delayMs = 0): Promise<void> {
+    await this.queue!.add(
+      'deliver',
+      { id },
+      { jobId: id, delay: delayMs, attempts: 1_000_000, backoff: { type: 'custom' }, removeOnComplete: 1000 },
+    );
+  }
+
+  private async process(job: Job): Promise<void> {
+    const entry = this.get((job.data as { id: MessageId }).id);
+    if (!entry || entry.state === 'delivered' || entry.state === 'failed') return;
+    if (shouldGiveUp(entry.createdAt, this.clock(), this.options.maxAgeMs)) {
+      await this.finish(entry.id, 'failed', 'expired: no path delivered it in time');
+      this.options.onGiveUp(entry, 'expired');
+      return;
+    }
+    this.options.db
+      .prepare("UPDATE outbox SET attempts = attempts + 1, state = 'in-flight', updated_at = ? WHERE id = ?")
+      .run(this.clock(), entry.id);
+    try {
+      await this.options.attempt({ ...entry, attempts: entry.attempts + 1 });
+    } catch (err) {
+      this.options.db
+        .prepare('UPDATE outbox SET last_error = ?, updated_at = ? WHERE id = ?')
+        .run((err as Error).message, this.clock(), entry.id);
+      throw err;
+    }
+    await job.updateProgress(this.progressOf(entry.id)).catch(() => {});
+  }
+
+  /** Records a hop reached (from a progress report) in SQLite and in the job's progress. */
+  async recordHop(id: MessageId, record: HopRecord): Promise<void> {
+    this.options.db
+      .prepare('INSERT INTO outbox_hops (id, hop, agent, event, at) VALUES (?, ?, ?, ?, ?)')
+      .run(id, record.hop, record.agent ?? null, record.event, record.at);
+    await this.publishProgress(id);
+  }
+
+  /** The message is in the recipient's mailbox (or given up): no more attempts. */
+  async finish(id: MessageId, state: 'delivered' | 'failed', note?: string): Promise<void> {
+    this.options.db
+      .prepare(
+        'UPDATE outbox SET state = ?, last_error = COALESCE(?, last_error), updated_at = ? WHERE id = ?',
+      )
+      .run(state, note ?? null, this.clock(), id);
+    await this.publishProgress(id);
+  }
+
+  /** Schedules another attempt now (a stalled message goes out along another path). */
+  async retryNow(id: MessageId): Promise<void> {
+    const job = await this.queue!.getJob(id);
+    if (job && !(await job.isActive())) await job.remove().catch(() => {});
+    this.options.db
+      .prepare("UPDATE outbox SET state = 'queued', updated_at = ? WHERE id = ?")
+      .run(this.clock(), id);
+    await this.schedule(id);
+  }
+
+  private async publishProgress(id: MessageId): Promise<void> {
+    const job = await this.queue?.getJob(id).catch(() => undefined);
+    await job?.updateProgress(this.progressOf(id)).catch(() => {});
+  }
+
+  get(id: MessageId): OutboxEntry | undefined {
+    const row = this.options.db.prepare('SELECT * FROM outbox WHERE id = ?').get(id) as
+      Record<string, string | number | null> | undefined;
+    if (!row) return undefined;
+    return {
+      id: row.id as MessageId,
+      sender: row.sender as Fingerprint,
+      recipient: row.recipient as Fingerprint,
+      rawPath: row.raw_path as string,
+      size: row.size as number,
+      state: row.state as OutboxEntry['state'],
+      createdAt: row.created_at as number,
+      attempts: row.attempts as number,
+      lastError: (row.last_error as string | null) ?? undefined,
+    };
+  }
+
+  progressOf(id: MessageId): JobProgress {
+    const entry = this.get(id);
+    const hops = this.options.db
+      .prepare('SELECT hop, agent, event, at FROM outbox_hops WHERE id = ? ORDER BY at, hop')
+      .all(id) as { hop: number; agent: string | null; event: string; at: number }[];
+    return {
+      state: entry?.state ?? 'queued',
+      hops: hops.map((h) => ({ hop: h.hop, agent: h.agent ?? undefined, event: h.event, at: h.at })),
+    };
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.reconcileTimer);
+    await this.worker?.close();
+    await this.queue?.close();
+  }
+}

@@ -1,0 +1,118 @@
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { openRedis, type RedisHandle } from '../../agent/queue/connection.ts';
+import { Outbox, type OutboxEntry } from '../../agent/queue/outbox.ts';
+import { nextRetryDelay, shouldGiveUp } from '../../agent/queue/policy.ts';
+import type { Fingerprint, MessageId } from '../../common/ids.ts';
+import { silentLogger } from '../../common/logger.ts';
+import { openDatabase, type Db } from '../../store/db.ts';
+import { tempDir } from '../helpers/tmp.ts';
+
+const ALICE = 'A'.repeat(40) as Fingerprint;
+const BOB = 'B'.repeat(40) as Fingerprint;
+const id = (n: number): MessageId => n.toString(16).padStart(32, '0') as MessageId;
+
+async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('outbox (SQLite + BullMQ)', () => {
+  let dir: ReturnType<typeof tempDir>;
+  let db: Db;
+  let redis: RedisHandle;
+  let outbox: Outbox | undefined;
+  beforeEach(async () => {
+    dir = tempDir();
+    db = openDatabase(join(dir.path, 'kith.db'));
+    redis = await openRedis({ dir: dir.path, binary: 'redis-server', log: silentLogger() });
+  });
+  afterEach(async () => {
+    await outbox?.stop();
+    outbox = undefined;
+    await redis.stop();
+    db.close();
+    dir.remove();
+  });
+
+  function makeOutbox(attempt: (e: OutboxEntry) => Promise<void>, given: string[] = []): Outbox {
+    return new Outbox({
+      db,
+      connection: redis.connection,
+      prefix: 'kith-test',
+      log: silentLogger(),
+      maxAgeMs: 60_000,
+      attempt,
+      onGiveUp: (entry) => given.push(entry.id),
+    });
+  }
+
+  it('retries with backoff while the next hop is unreachable, and records hops in the job progress', async () => {
+    const attempts: number[] = [];
+    outbox = makeOutbox(async (entry) => {
+      attempts.push(entry.attempts);
+      if (attempts.length < 3) throw new Error('next hop unreachable');
+    });
+    await outbox.start();
+    await outbox.submit({ id: id(1), sender: ALICE, recipient: BOB, rawPath: '/x', size: 10 });
+    await until(() => attempts.length === 3);
+    expect(attempts).toEqual([1, 2, 3]);
+    await outbox.recordHop(id(1), { hop: 1, agent: 'carol-agent', event: 'forwarded', at: 1000 });
+    await outbox.recordHop(id(1), { hop: 2, event: 'delivered', at: 2000 });
+    await outbox.finish(id(1), 'delivered');
+    const queue = new Queue('outbox', { connection: redis.connection, prefix: 'kith-test' });
+    const job = await queue.getJob(id(1));
+    expect(job?.progress).toEqual({
+      state: 'delivered',
+      hops: [
+        { hop: 1, agent: 'carol-agent', event: 'forwarded', at: 1000 },
+        { hop: 2, event: 'delivered', at: 2000 },
+      ],
+    });
+    await queue.close();
+  }, 20_000);
+
+  it('re-creates jobs lost with Redis from the durable rows', async () => {
+    let delivered = false;
+    let allow = false;
+    outbox = makeOutbox(async () => {
+      if (!allow) throw new Error('no path yet');
+      delivered = true;
+    });
+    await outbox.start();
+    await outbox.submit({ id: id(2), sender: ALICE, recipient: BOB, rawPath: '/x', size: 10 });
+    // Redis loses everything (a restart without persistence, a flushed instance).
+    const client = new Redis(redis.connection);
+    await client.flushall();
+    client.disconnect();
+    allow = true;
+    expect(await outbox.reconcile()).toBe(1);
+    await until(() => delivered);
+    expect(outbox.get(id(2))?.state).toBe('in-flight');
+  }, 20_000);
+
+  it('accepts a submission while Redis is down and sends it once Redis is back', async () => {
+    let delivered = 0;
+    outbox = makeOutbox(async () => {
+      delivered++;
+    });
+    await outbox.start();
+    await redis.private!.stop();
+    await outbox.submit({ id: id(3), sender: ALICE, recipient: BOB, rawPath: '/x', size: 10 });
+    expect(outbox.get(id(3))?.state).toBe('queued');
+    await redis.private!.start();
+    await until(() => delivered === 1, 15_000);
+    expect(delivered).toBe(1);
+  }, 30_000);
+
+  it('gives up an entry older than the maximum age', () => {
+    expect(shouldGiveUp(0, 61_000, 60_000)).toBe(true);
+    expect(shouldGiveUp(0, 59_000, 60_000)).toBe(false);
+    expect([1, 2, 3, 20].map(nextRetryDelay)).toEqual([1000, 2000, 4000, 300_000]);
+  });
+});
