@@ -5,8 +5,25 @@ import { openDatabase, type Db } from '../store/db.ts';
 import { BlobStore } from '../store/blobs.ts';
 import { prepareDataDir, type DataPaths } from '../store/datadir.ts';
 import { lockDataDir } from '../store/lock.ts';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { GatewaySink } from '../gateway/delivery.ts';
+import { ControlServer } from './control/server.ts';
+import { DeliveryEngine, type InboundDelivery } from './delivery/engine.ts';
+import { SqliteDeliveryStore } from './delivery/sqlite-store.ts';
 import { loadIdentity, type Identity } from './identity/identity.ts';
+import { createLinks } from './links/index.ts';
+import type { LinkManager } from './links/links.ts';
+import { createNat, natExtras } from './nat/index.ts';
+import { agentKeysFromIdentity } from './onion/keys.ts';
+import { AgentDeliveryService } from './outbound.ts';
+import { openpgpCodec } from './payload/codec.ts';
 import { openRedis, type RedisHandle } from './queue/connection.ts';
+import { Outbox } from './queue/outbox.ts';
+import { createReachability } from './reachability/index.ts';
+import { createTrustStore } from './trust/index.ts';
+import { TrustStoreView } from './trust/routing-view.ts';
+import type { TrustStore } from './trust/store.ts';
 
 /** Something with a lifecycle that the node starts in order and stops in reverse. */
 interface Part {
@@ -35,6 +52,14 @@ export class KithNode {
   blobs!: BlobStore;
   identity!: Identity;
   redis!: RedisHandle;
+  trust!: TrustStore;
+  links!: LinkManager;
+  engine!: DeliveryEngine;
+  outbox!: Outbox;
+  delivery!: AgentDeliveryService;
+  control!: ControlServer;
+  /** Where incoming mail and status go; the gateway installs itself here. */
+  private gateway?: GatewaySink;
 
   constructor(private readonly options: NodeOptions) {
     this.config = options.config;
@@ -68,7 +93,112 @@ export class KithNode {
         log: this.log,
       }));
     if (!this.options.redis) this.parts.push({ name: 'redis', stop: () => this.redis.stop() });
+    await this.startAgent();
     this.log.info({ fingerprint: this.identity.fingerprint, agent: this.identity.agentId }, 'node started');
+  }
+
+  /** Trust, links, NAT, reachability, the delivery engine and its outbox, the control socket. */
+  private async startAgent(): Promise<void> {
+    const { config, log, identity, db } = this;
+    this.trust = createTrustStore({ db, log: log.child({ part: 'trust' }) });
+    this.links = createLinks({
+      identity,
+      trust: this.trust,
+      config: config.p2p,
+      log: log.child({ part: 'links' }),
+      extras: natExtras(config.p2p),
+    });
+    await this.links.start();
+    this.parts.push({ name: 'links', stop: () => this.links.stop() });
+    const nat = createNat({
+      config: config.p2p,
+      node: this.links.libp2p,
+      isTrusted: (peer) => this.trust.isTrustedAgent(peer as never),
+      log: log.child({ part: 'nat' }),
+    });
+    await nat.start();
+    this.parts.push({ name: 'nat', stop: () => nat.stop() });
+    const reachability = createReachability({
+      links: this.links,
+      trust: this.trust,
+      identity,
+      db,
+      config: config.p2p,
+      log: log.child({ part: 'reachability' }),
+    });
+    await reachability.start();
+    this.parts.push({ name: 'reachability', stop: () => reachability.stop() });
+
+    this.engine = new DeliveryEngine({
+      transport: this.links.transport,
+      keys: agentKeysFromIdentity(identity),
+      trust: new TrustStoreView(this.trust, identity),
+      store: new SqliteDeliveryStore(db),
+      codec: openpgpCodec({ entityKey: identity.entityKey, publicKey: (fpr) => this.trust.publicKey(fpr) }),
+      sink: { receive: (message) => this.receive(message) },
+      logger: log.child({ part: 'delivery' }),
+      delivery: { ...config.delivery, spoolDir: join(this.paths.root, 'spool') },
+      discovery: config.discovery,
+      onComplaintThreshold: (neighbour, count) => {
+        const entity = this.trust.entityOfAgent(neighbour);
+        log.warn({ neighbour, count }, 'complaint threshold reached: revoking trust');
+        if (entity) this.links.revoke(entity);
+      },
+    });
+    this.outbox = new Outbox({
+      db,
+      connection: this.redis.connection,
+      prefix: config.redis.prefix,
+      log: log.child({ part: 'outbox' }),
+      maxAgeMs: config.delivery.maxAgeMs,
+      attempt: (entry) => this.delivery.attempt(entry, config.delivery.stallTimeoutMs),
+      onGiveUp: () => undefined,
+    });
+    this.delivery = new AgentDeliveryService({
+      self: identity.fingerprint,
+      trust: this.trust,
+      engine: this.engine,
+      outbox: this.outbox,
+      log,
+    });
+    this.engine.onEvent((event) => {
+      void this.delivery
+        .onEngineEvent(event, this.sink())
+        .catch((err: Error) =>
+          log.warn({ err: err.message, id: event.id }, 'recording a delivery event failed'),
+        );
+    });
+    await this.engine.start();
+    this.parts.push({ name: 'delivery', stop: () => this.engine.stop() });
+    await this.outbox.start();
+    this.parts.push({ name: 'outbox', stop: () => this.outbox.stop() });
+    this.control = new ControlServer(join(this.paths.root, 'control.sock'), log.child({ part: 'control' }));
+    await this.control.start();
+    this.parts.push({ name: 'control', stop: () => this.control.stop() });
+  }
+
+  /** An incoming message, signature checked by the engine, handed to the gateway's mailbox. */
+  private async receive(message: InboundDelivery): Promise<void> {
+    const sender = this.trust.entity(message.sender);
+    await this.sink().receive({
+      id: message.id,
+      raw: message.data ?? (await readFile(message.file!)),
+      sender: { fingerprint: message.sender, email: sender?.email, name: sender?.name },
+      verified: message.verified,
+      receivedAt: message.receivedAt,
+    });
+  }
+
+  /** Installs the gateway that receives incoming mail and delivery status. */
+  attachGateway(sink: GatewaySink): void {
+    this.gateway = sink;
+  }
+
+  private sink(): GatewaySink {
+    if (!this.gateway) {
+      throw new KithError('ERR_NO_GATEWAY', 'the gateway is not attached yet; the message stays queued');
+    }
+    return this.gateway;
   }
 
   /** Stops every started part in reverse order, each bounded in time; safe to call twice. */

@@ -32,6 +32,8 @@ export interface HopRecord {
 export interface JobProgress {
   state: OutboxEntry['state'];
   hops: HopRecord[];
+  /** Large messages: chunks the recipient acknowledged so far. */
+  chunks?: { acked: number; total: number };
 }
 
 const MIGRATIONS = [
@@ -78,6 +80,8 @@ export class Outbox {
   private reconcileTimer?: NodeJS.Timeout;
   private readonly clock: () => number;
   private reconciling = false;
+  /** Chunk progress of large messages in flight; transient, so kept in memory only. */
+  private readonly chunks = new Map<MessageId, { acked: number; total: number }>();
 
   constructor(private readonly options: OutboxOptions) {
     this.clock = options.clock ?? Date.now;
@@ -187,6 +191,12 @@ export class Outbox {
     await this.publishProgress(id);
   }
 
+  /** Records how many chunks of a large message the recipient has acknowledged. */
+  recordChunks(id: MessageId, acked: number, total: number): void {
+    this.chunks.set(id, { acked, total });
+    void this.publishProgress(id);
+  }
+
   /** The message is in the recipient's mailbox (or given up): no more attempts. */
   async finish(id: MessageId, state: 'delivered' | 'failed', note?: string): Promise<void> {
     this.options.db
@@ -194,17 +204,8 @@ export class Outbox {
         'UPDATE outbox SET state = ?, last_error = COALESCE(?, last_error), updated_at = ? WHERE id = ?',
       )
       .run(state, note ?? null, this.clock(), id);
+    this.chunks.delete(id);
     await this.publishProgress(id);
-  }
-
-  /** Schedules another attempt now (a stalled message goes out along another path). */
-  async retryNow(id: MessageId): Promise<void> {
-    const job = await this.queue!.getJob(id);
-    if (job && !(await job.isActive())) await job.remove().catch(() => {});
-    this.options.db
-      .prepare("UPDATE outbox SET state = 'queued', updated_at = ? WHERE id = ?")
-      .run(this.clock(), id);
-    await this.schedule(id);
   }
 
   private async publishProgress(id: MessageId): Promise<void> {
@@ -237,6 +238,7 @@ export class Outbox {
     return {
       state: entry?.state ?? 'queued',
       hops: hops.map((h) => ({ hop: h.hop, agent: h.agent ?? undefined, event: h.event, at: h.at })),
+      ...(this.chunks.has(id) ? { chunks: this.chunks.get(id) } : {}),
     };
   }
 

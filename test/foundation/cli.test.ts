@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { exited, runKith, startKith } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
-const PASS = { KITH_PASSPHRASE: 'a long enough passphrase' };
+const PASS = { KITH_PASSPHRASE: 'a long enough passphrase', KITH_P2P_LISTEN: '["/ip4/127.0.0.1/tcp/0"]' };
 
 describe('kith command line', () => {
   const dir = tempDir();
