@@ -10,6 +10,8 @@ import type { DeliveryService, OutboundMessage, RecipientResolution } from '../.
 export class ContactsDelivery implements DeliveryService {
   /** Addresses whose resolution the test wants to fail temporarily. */
   readonly failing = new Set<string>();
+  /** When set, submit() fails as an agent with a broken outbox would. */
+  failSubmit = false;
 
   constructor(
     private readonly db: Db,
@@ -49,6 +51,7 @@ export class ContactsDelivery implements DeliveryService {
   }
 
   async submit(message: OutboundMessage): Promise<void> {
+    if (this.failSubmit) throw new Error('outbox unavailable');
     this.db
       .prepare('INSERT INTO test_outbox (id, sender, recipient, raw_path, size) VALUES (?, ?, ?, ?, ?)')
       .run(message.id, message.from, message.to, message.rawPath, message.size);

@@ -26,6 +26,15 @@ describe('who may send what to whom', () => {
     return c;
   }
 
+  test('the greeting comes at once (smtp-server would wait 100 ms), with no enhanced code on it', async () => {
+    const started = performance.now();
+    const { client, greeting } = await RawSmtp.connect(h.port);
+    clients.push(client);
+    expect(performance.now() - started).toBeLessThan(100);
+    expect(greeting.code).toBe(220);
+    expect(greeting.enhanced).toBeUndefined();
+  });
+
   // smtp-server lists AUTH before TLS too (hiding it would also lift its "log in first" rule),
   // but refuses to take credentials over cleartext.
   test('EHLO advertises the extensions; AUTH is refused before STARTTLS', async () => {
@@ -131,6 +140,21 @@ describe('who may send what to whom', () => {
     const codes = [];
     for (const a of addresses) codes.push((await c.command(`RCPT TO:<${a}>`)).code);
     expect(codes).toEqual([250, 250, 250, 250, 250, 452]);
+  });
+
+  test('when the agent cannot take the message: 451 4.3.0 (try later), recorded as never accepted', async () => {
+    const c = await loggedIn();
+    await c.command('MAIL FROM:<alice@example.org>');
+    await c.command('RCPT TO:<bob@example.org>');
+    h.delivery.failSubmit = true;
+    try {
+      const r = await c.data(aliceMessage({ subject: 'agent down' }));
+      expect([r.code, r.enhanced]).toEqual([451, '4.3.0']);
+      expect(r.text).toContain('try again later');
+    } finally {
+      h.delivery.failSubmit = false;
+    }
+    expect(h.submissions.list(1)[0]).toMatchObject({ subject: 'agent down', state: 'abandoned' });
   });
 
   test('AUTH guessing is slowed down and logged without the password', async () => {

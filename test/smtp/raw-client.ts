@@ -26,6 +26,7 @@ export class RawSmtp {
 
   static async connect(port: number): Promise<{ client: RawSmtp; greeting: Reply }> {
     const socket = net.connect(port, '127.0.0.1');
+    socket.setNoDelay(true);
     await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
     const client = new RawSmtp(socket);
     const greeting = await client.reply();
