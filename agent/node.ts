@@ -5,9 +5,12 @@ import { openDatabase, type Db } from '../store/db.ts';
 import { BlobStore } from '../store/blobs.ts';
 import { prepareDataDir, type DataPaths } from '../store/datadir.ts';
 import { lockDataDir } from '../store/lock.ts';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { GatewaySink } from '../gateway/delivery.ts';
+import { Gateway, type GatewaySettings } from '../gateway/index.ts';
+import { registerControlMethods } from './control/methods.ts';
+import { fileNotice, parseFileHeader, readFileHeader, saveReceivedBytes, saveReceivedFile } from './files.ts';
 import { ControlServer } from './control/server.ts';
 import { DeliveryEngine, type InboundDelivery } from './delivery/engine.ts';
 import { SqliteDeliveryStore } from './delivery/sqlite-store.ts';
@@ -58,8 +61,10 @@ export class KithNode {
   outbox!: Outbox;
   delivery!: AgentDeliveryService;
   control!: ControlServer;
-  /** Where incoming mail and status go; the gateway installs itself here. */
+  /** Where incoming mail and status go. */
   private gateway?: GatewaySink;
+  /** How mail clients reach this node (SMTP, IMAP, autoconfig, credentials). */
+  mailSettings!: GatewaySettings;
 
   constructor(private readonly options: NodeOptions) {
     this.config = options.config;
@@ -94,6 +99,8 @@ export class KithNode {
       }));
     if (!this.options.redis) this.parts.push({ name: 'redis', stop: () => this.redis.stop() });
     await this.startAgent();
+    await this.startGateway();
+    await this.startDelivery();
     this.log.info({ fingerprint: this.identity.fingerprint, agent: this.identity.agentId }, 'node started');
   }
 
@@ -168,11 +175,48 @@ export class KithNode {
           log.warn({ err: err.message, id: event.id }, 'recording a delivery event failed'),
         );
     });
+  }
+
+  /** The gateway before delivery starts, so that no incoming message finds it missing. */
+  private async startGateway(): Promise<void> {
+    const { identity } = this;
+    const gateway = new Gateway({
+      config: this.config,
+      db: this.db,
+      blobs: this.blobs,
+      account: {
+        user: identity.email,
+        password: identity.mailPassword,
+        fingerprint: identity.fingerprint,
+        addresses: [identity.email],
+      },
+      delivery: this.delivery,
+      tlsDir: this.paths.tls,
+      log: this.log.child({ part: 'gateway' }),
+    });
+    this.parts.push({ name: 'gateway', stop: () => gateway.stop() });
+    this.mailSettings = await gateway.start();
+    this.gateway = gateway.sink;
+  }
+
+  private async startDelivery(): Promise<void> {
+    const { log } = this;
     await this.engine.start();
     this.parts.push({ name: 'delivery', stop: () => this.engine.stop() });
     await this.outbox.start();
     this.parts.push({ name: 'outbox', stop: () => this.outbox.stop() });
     this.control = new ControlServer(join(this.paths.root, 'control.sock'), log.child({ part: 'control' }));
+    registerControlMethods(this.control, {
+      identity: this.identity,
+      links: this.links,
+      engine: this.engine,
+      outbox: this.outbox,
+      delivery: this.delivery,
+      outgoingDir: join(this.paths.root, 'outgoing'),
+      settings: () => ({ mail: this.mailSettings }),
+      stop: () => this.emitStopRequest(),
+    });
+    await mkdir(join(this.paths.root, 'outgoing'), { recursive: true, mode: 0o700 });
     await this.control.start();
     this.parts.push({ name: 'control', stop: () => this.control.stop() });
   }
@@ -180,19 +224,32 @@ export class KithNode {
   /** An incoming message, signature checked by the engine, handed to the gateway's mailbox. */
   private async receive(message: InboundDelivery): Promise<void> {
     const sender = this.trust.entity(message.sender);
+    const from = { fingerprint: message.sender, email: sender?.email, name: sender?.name };
+    const file = message.file
+      ? await readFileHeader(message.file)
+      : message.data && parseFileHeader(message.data);
+    let raw: Buffer;
+    if (file) {
+      const dir = join(this.paths.root, 'received');
+      const saved = message.file
+        ? await saveReceivedFile(message.file, file.offset, file.header.name, dir, message.id)
+        : await saveReceivedBytes(message.data!.subarray(file.offset), file.header.name, dir, message.id);
+      raw = fileNotice(from, this.identity.email, file.header, saved, message.id);
+    } else {
+      raw = message.data ?? (await readFile(message.file!));
+    }
     await this.sink().receive({
       id: message.id,
-      raw: message.data ?? (await readFile(message.file!)),
-      sender: { fingerprint: message.sender, email: sender?.email, name: sender?.name },
+      raw,
+      sender: from,
       verified: message.verified,
       receivedAt: message.receivedAt,
     });
   }
 
-  /** Installs the gateway that receives incoming mail and delivery status. */
-  attachGateway(sink: GatewaySink): void {
-    this.gateway = sink;
-  }
+  /** Resolves when someone asked the node to stop over the control channel (`kith stop`). */
+  private emitStopRequest: () => void = () => undefined;
+  readonly stopRequested = new Promise<void>((resolve) => (this.emitStopRequest = resolve));
 
   private sink(): GatewaySink {
     if (!this.gateway) {

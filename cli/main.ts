@@ -2,6 +2,9 @@ import { Command, CommanderError } from 'commander';
 import { describeError } from '../common/errors.ts';
 import { registerId } from './commands/id.ts';
 import { registerInit } from './commands/init.ts';
+import { registerMail } from './commands/mail.ts';
+import { registerMessages } from './commands/messages.ts';
+import { registerNetwork } from './commands/network.ts';
 import { registerStart } from './commands/start.ts';
 
 /** Builds the `kith` command line; every command gets --help from commander. */
@@ -16,6 +19,9 @@ export function buildProgram(): Command {
   registerInit(program);
   registerId(program);
   registerStart(program);
+  registerNetwork(program);
+  registerMessages(program);
+  registerMail(program);
   return program;
 }
 

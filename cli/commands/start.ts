@@ -6,6 +6,7 @@ import { dataPaths } from '../../store/datadir.ts';
 import { configFrom, print } from '../context.ts';
 import { obtainPassphrase } from '../passphrase.ts';
 import { initialiseNode } from './init.ts';
+import { settingsText } from '../settings.ts';
 
 export function registerStart(program: Command): void {
   program
@@ -23,9 +24,10 @@ export function registerStart(program: Command): void {
       const passphrase = await obtainPassphrase(config);
       const node = new KithNode({ config, passphrase, log });
       await node.start();
-      print(`Kith node running: ${node.identity.name} <${node.identity.email}>`);
-      print(`  fingerprint  ${node.identity.fingerprint}`);
-      print(`  agent        ${node.identity.agentId}`);
+      print(`Kith node running: ${node.identity.name}`);
+      print(settingsText(node.identity.name, node.identity.fingerprint, node.mailSettings));
+      print(`  agent         ${node.identity.agentId}`);
+      for (const address of node.links.multiaddrs()) print(`  p2p           ${address.toString()}`);
       print('Stop with Ctrl-C.');
       await new Promise<void>((resolve) => {
         const stop = (signal: string): void => {
@@ -34,6 +36,7 @@ export function registerStart(program: Command): void {
         };
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
+        void node.stopRequested.then(() => stop('kith stop'));
       });
       await node.stop();
       print('Kith node stopped.');

@@ -1,0 +1,165 @@
+import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { KithError } from '../../common/errors.ts';
+import { asMessageId, type Fingerprint, type MessageId } from '../../common/ids.ts';
+import type { DeliveryEngine } from '../delivery/engine.ts';
+import { writeFilePayload } from '../files.ts';
+import type { Identity } from '../identity/identity.ts';
+import type { LinkManager } from '../links/links.ts';
+import type { AgentDeliveryService } from '../outbound.ts';
+import type { Outbox } from '../queue/outbox.ts';
+import type { ControlServer } from './server.ts';
+
+/** What the control methods reach into; the node passes its parts. */
+export interface ControlDeps {
+  identity: Identity;
+  links: LinkManager;
+  engine: DeliveryEngine;
+  outbox: Outbox;
+  delivery: AgentDeliveryService;
+  /** Directory for payload files of `kith send` (kept until delivery ends). */
+  outgoingDir: string;
+  /** Facts for `kith mail-settings` / `kith status`. */
+  settings: () => Record<string, unknown>;
+  /** Stops the whole node (the demo stops one agent this way). */
+  stop: () => void;
+}
+
+/** Registers the methods the CLI calls on a running node (docs/protocol.md, "Control channel"). */
+export function registerControlMethods(server: ControlServer, deps: ControlDeps): void {
+  const { links } = deps;
+  server.register('status', async () => ({
+    fingerprint: deps.identity.fingerprint,
+    email: deps.identity.email,
+    agentId: deps.identity.agentId,
+    addresses: links.multiaddrs().map((a) => a.toString()),
+    ...deps.settings(),
+  }));
+  server.register('invite', async (p) => ({
+    code: links.createInvitation({ ttlMs: Number(p.ttlMinutes ?? 60 * 24) * 60_000 }),
+  }));
+  server.register('accept', async (p) => publicEntity(await links.acceptInvitation(String(p.code ?? ''))));
+  server.register('trust', async (p) =>
+    publicEntity(
+      await links.trust(String(p.fingerprint ?? ''), { addresses: (p.addresses as string[]) ?? [] }),
+    ),
+  );
+  server.register('revoke', async (p) => publicEntity(links.revoke(String(p.fingerprint ?? ''))));
+  server.register('contacts', async () => links.contacts());
+  server.register('send', async (p) => send(deps, p));
+  server.register('track', async (p, update) =>
+    track(deps, asMessageId(String(p.id ?? '')), update, p.follow !== false),
+  );
+  server.register('stop', async () => {
+    setImmediate(deps.stop);
+    return { stopping: true };
+  });
+}
+
+function publicEntity(e: {
+  fingerprint: Fingerprint;
+  name: string;
+  email: string;
+  trusted: boolean;
+  contact: boolean;
+}) {
+  return { fingerprint: e.fingerprint, name: e.name, email: e.email, trusted: e.trusted, contact: e.contact };
+}
+
+async function send(
+  deps: ControlDeps,
+  p: Record<string, unknown>,
+): Promise<{ id: MessageId; to: Fingerprint }> {
+  const to = String(p.to ?? '');
+  const resolved = await deps.delivery.resolveRecipient(to.includes('@') ? to : `${to}@kith`);
+  if (!resolved.ok) throw new KithError('ERR_RECIPIENT_REFUSED', `${to}: ${resolved.message}`);
+  const id = asMessageId(randomBytes(16).toString('hex'));
+  const path = join(deps.outgoingDir, id);
+  let size: number;
+  if (typeof p.file === 'string') {
+    size = await writeFilePayload(p.file, path);
+  } else if (typeof p.text === 'string') {
+    const { writeFile } = await import('node:fs/promises');
+    const raw = textMessage(
+      deps.identity,
+      resolved.email ?? `${resolved.fingerprint.toLowerCase()}@kith`,
+      p.text,
+      id,
+    );
+    await writeFile(path, raw, { mode: 0o600 });
+    size = raw.length;
+  } else {
+    throw new KithError('ERR_NOTHING_TO_SEND', 'nothing to send', 'give --text or --file');
+  }
+  try {
+    await deps.delivery.submit({
+      id,
+      from: deps.identity.fingerprint,
+      to: resolved.fingerprint,
+      rawPath: path,
+      size,
+    });
+  } catch (err) {
+    await rm(path, { force: true });
+    throw err;
+  }
+  return { id, to: resolved.fingerprint };
+}
+
+/** A minimal RFC 5322 message for `kith send --text` (IM-like: no subject line of its own). */
+export function textMessage(identity: Identity, to: string, text: string, id: MessageId): Buffer {
+  const firstLine = text.split(/\r?\n/)[0].slice(0, 60);
+  const subject = /^[\x20-\x7e]*$/.test(firstLine)
+    ? firstLine
+    : `=?UTF-8?B?${Buffer.from(firstLine).toString('base64')}?=`;
+  const lines = [
+    `From: ${identity.name.replace(/[^\x20-\x7e]|["\\]/g, '')} <${identity.email}>`,
+    `To: <${to}>`,
+    `Subject: ${subject}`,
+    `Date: ${new Date().toUTCString().replace('GMT', '+0000')}`,
+    `Message-ID: <${id}@kith>`,
+    `X-Kith-Message-Id: ${id}`,
+    'MIME-Version: 1.0',
+    'Content-Type: text/plain; charset=utf-8',
+    'Content-Transfer-Encoding: 8bit',
+    '',
+    text.replace(/\r?\n/g, '\r\n'),
+    '',
+  ];
+  return Buffer.from(lines.join('\r\n'), 'utf8');
+}
+
+/** Progress of one outbound message; with follow, updates until it is delivered or failed. */
+async function track(
+  deps: ControlDeps,
+  id: MessageId,
+  update: (value: unknown) => void,
+  follow: boolean,
+): Promise<unknown> {
+  const entry = deps.outbox.get(id);
+  if (!entry)
+    throw new KithError(
+      'ERR_UNKNOWN_MESSAGE',
+      `no outbound message ${id}`,
+      'check the id `kith send` printed',
+    );
+  const snapshot = () => ({ id, to: entry.recipient, size: entry.size, ...deps.outbox.progressOf(id) });
+  const finished = () => ['delivered', 'failed'].includes(deps.outbox.progressOf(id).state);
+  if (!follow || finished()) return snapshot();
+  update(snapshot());
+  await new Promise<void>((resolve) => {
+    const unsubscribe = deps.engine.onEvent((event) => {
+      if (event.id !== id) return;
+      // The outbox records the event first (its listener was registered earlier).
+      setImmediate(() => {
+        update(snapshot());
+        if (finished()) {
+          unsubscribe();
+          resolve();
+        }
+      });
+    });
+  });
+  return snapshot();
+}

@@ -1,0 +1,80 @@
+import type { Command } from 'commander';
+import { resolve } from 'node:path';
+import cliProgress from 'cli-progress';
+import type { JobProgress } from '../../agent/queue/outbox.ts';
+import { print } from '../context.ts';
+import { nodeCall } from '../node-call.ts';
+
+type Tracked = JobProgress & { id: string; to: string; size: number };
+
+export function registerMessages(program: Command): void {
+  program
+    .command('send')
+    .description('send a short text or a file of any size to an entity')
+    .argument('<recipient>', "a contact's e-mail address or an entity fingerprint")
+    .option('--text <text>', 'a short message')
+    .option('--file <path>', 'a file of any size (streamed in authenticated chunks)')
+    .option('--wait', 'follow the message until it is delivered')
+    .action(
+      async (to: string, options: { text?: string; file?: string; wait?: boolean }, command: Command) => {
+        if ((options.text === undefined) === (options.file === undefined)) {
+          command.error('give exactly one of --text or --file', { exitCode: 2 });
+        }
+        const sent = await nodeCall<{ id: string; to: string }>(command, 'send', {
+          to,
+          text: options.text,
+          file: options.file === undefined ? undefined : resolve(options.file),
+        });
+        print(sent.id);
+        if (options.wait) await follow(command, sent.id);
+      },
+    );
+
+  program
+    .command('track')
+    .description('show where an outbound message is, hop by hop (live until delivered)')
+    .argument('<message-id>', 'the id `kith send` printed')
+    .option('--once', 'print the current state and exit')
+    .action(async (id: string, options: { once?: boolean }, command: Command) => {
+      if (options.once) return printTrack(await nodeCall<Tracked>(command, 'track', { id, follow: false }));
+      await follow(command, id);
+    });
+}
+
+/** Live view: a progress bar for chunked messages, a line per hop event. */
+async function follow(command: Command, id: string): Promise<void> {
+  let bar: cliProgress.SingleBar | undefined;
+  let shown = 0;
+  const show = (t: Tracked): void => {
+    for (const hop of t.hops.slice(shown)) {
+      bar?.stop();
+      bar = undefined;
+      print(`${new Date(hop.at).toISOString()}  ${describeHop(hop)}`);
+    }
+    shown = t.hops.length;
+    if (t.chunks && t.state !== 'delivered') {
+      bar ??= new cliProgress.SingleBar(
+        { format: 'chunks [{bar}] {value}/{total} {percentage}%', stream: process.stderr },
+        cliProgress.Presets.shades_classic,
+      );
+      if (!bar.isActive) bar.start(t.chunks.total, t.chunks.acked);
+      bar.update(t.chunks.acked);
+    }
+  };
+  const final = await nodeCall<Tracked>(command, 'track', { id, follow: true }, (u) => show(u as Tracked));
+  show(final);
+  bar?.stop();
+  print(`state: ${final.state}`);
+  if (final.state === 'failed') process.exitCode = 1;
+}
+
+function printTrack(t: Tracked): void {
+  print(`message ${t.id} to ${t.to} (${t.size} bytes): ${t.state}`);
+  for (const hop of t.hops) print(`  ${new Date(hop.at).toISOString()}  ${describeHop(hop)}`);
+  if (t.chunks) print(`  chunks acknowledged: ${t.chunks.acked}/${t.chunks.total}`);
+}
+
+function describeHop(hop: { hop: number; agent?: string; event: string }): string {
+  if (hop.event === 'delivered') return "delivered into the recipient's mailbox";
+  return `hop ${hop.hop} ${hop.event}${hop.agent ? ` (${hop.agent})` : ''}`;
+}

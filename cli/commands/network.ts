@@ -1,0 +1,76 @@
+import type { Command } from 'commander';
+import type { ContactView } from '../../agent/links/types.ts';
+import { print } from '../context.ts';
+import { nodeCall } from '../node-call.ts';
+
+interface EntityView {
+  fingerprint: string;
+  name: string;
+  email: string;
+}
+
+export function registerNetwork(program: Command): void {
+  program
+    .command('invite')
+    .description('print a one-time invitation code for someone you want to link with')
+    .option('--ttl <minutes>', 'how long the code stays valid', '1440')
+    .action(async (options: { ttl: string }, command: Command) => {
+      const { code } = await nodeCall<{ code: string }>(command, 'invite', {
+        ttlMinutes: Number(options.ttl),
+      });
+      print(code);
+    });
+
+  program
+    .command('accept')
+    .description('redeem an invitation code: both sides then trust each other')
+    .argument('<code>', 'the code printed by `kith invite` on the other node')
+    .action(async (code: string, _options: unknown, command: Command) => {
+      const entity = await nodeCall<EntityView>(command, 'accept', { code });
+      print(`Now linked with ${entity.name} <${entity.email}>`);
+      print(`  fingerprint  ${entity.fingerprint}`);
+    });
+
+  program
+    .command('trust')
+    .description('trust an entity by fingerprint, after checking the fingerprint out of band')
+    .argument('<fingerprint>', '40 hex digits')
+    .option('--address <multiaddr...>', 'where one of its agents can be reached')
+    .action(async (fingerprint: string, options: { address?: string[] }, command: Command) => {
+      const entity = await nodeCall<EntityView>(command, 'trust', {
+        fingerprint,
+        addresses: options.address ?? [],
+      });
+      print(`Trusted ${entity.fingerprint}${entity.email ? ` <${entity.email}>` : ''}`);
+    });
+
+  program
+    .command('revoke')
+    .description('stop trusting an entity: its links close now and are refused from now on')
+    .argument('<fingerprint>', '40 hex digits')
+    .action(async (fingerprint: string, _options: unknown, command: Command) => {
+      const entity = await nodeCall<EntityView>(command, 'revoke', { fingerprint });
+      print(`Revoked ${entity.fingerprint}${entity.email ? ` <${entity.email}>` : ''}`);
+    });
+
+  program
+    .command('contacts')
+    .description('list trusted entities and contacts, their agents, addresses and link state')
+    .option('--json', 'print JSON')
+    .action(async (options: { json?: boolean }, command: Command) => {
+      const contacts = await nodeCall<ContactView[]>(command, 'contacts');
+      if (options.json) return print(JSON.stringify(contacts));
+      if (contacts.length === 0) print('No contacts yet: `kith invite` or `kith accept CODE`.');
+      for (const c of contacts) {
+        const state = c.revoked ? 'revoked' : c.trusted ? 'trusted' : 'contact';
+        print(`${c.name} <${c.email}>  ${state}`);
+        print(`  fingerprint  ${c.fingerprint}`);
+        for (const a of c.agents) {
+          print(
+            `  agent        ${a.agentId}  ${a.linked ? 'linked' : 'not linked'}${a.revoked ? ' (revoked)' : ''}`,
+          );
+          for (const addr of a.addresses) print(`               ${addr}`);
+        }
+      }
+    });
+}
