@@ -1,5 +1,5 @@
 import { KithError } from '../common/errors.ts';
-import type { Fingerprint, MessageId } from '../common/ids.ts';
+import type { Fingerprint } from '../common/ids.ts';
 import type { Logger } from '../common/logger.ts';
 import type {
   DeliveryEvent as GatewayEvent,

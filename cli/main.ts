@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { describeError } from '../common/errors.ts';
+import { registerDemo } from './commands/demo.ts';
 import { registerId } from './commands/id.ts';
 import { registerInit } from './commands/init.ts';
 import { registerMail } from './commands/mail.ts';
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerNetwork(program);
   registerMessages(program);
   registerMail(program);
+  registerDemo(program);
   return program;
 }
 
