@@ -79,6 +79,9 @@ export class ImapConnection implements CommandContext {
 
   private attach(socket: Socket): void {
     socket.setTimeout(IDLE_TIMEOUT_MS);
+    // Responses go out in several writes (untagged, then tagged): without this, Nagle plus the
+    // client's delayed ACK add ~40 ms to every small command.
+    socket.setNoDelay?.(true);
     socket.on('data', this.onData);
     socket.on('error', this.onError);
     socket.on('close', this.onClose);

@@ -1,0 +1,361 @@
+// IMAP benchmark: Kith's server vs Dovecot (Debian's dovecot-imapd, run unprivileged from a temp
+// dir) on the same 10,000 messages. Prints times and ratios (Kith time / Dovecot time: < 1 = faster).
+// Run: node --import tsx bench/imap/run.ts [messages]
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import {
+  chmodSync,
+  chownSync,
+  readdirSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  writeFileSync,
+  existsSync,
+} from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '../../common/logger.ts';
+import { openDatabase } from '../../store/db.ts';
+import { BlobStore } from '../../store/blobs.ts';
+import { Authenticator } from '../../gateway/auth.ts';
+import { ensureSelfSignedCertificate } from '../../gateway/tls.ts';
+import { createMailStore } from '../../gateway/mailbox/index.ts';
+import { createImapServer } from '../../gateway/imap/index.ts';
+
+const COUNT = Number(process.argv[2] ?? 10_000);
+const USER = 'bench@example.org';
+const PASS = 'bench-password';
+
+// Deterministic messages of varied size and structure (a third multipart with an attachment).
+function message(i: number): Buffer {
+  const words = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet'];
+  const body = Array.from(
+    { length: 20 + ((i * 37) % 200) },
+    (_, k) => words[(i + k * 7) % words.length],
+  ).join(' ');
+  const subject = i % 100 === 0 ? `needle report ${i}` : `Message ${i} about ${words[i % 10]}`;
+  const head = [
+    `From: Sender ${i % 50} <sender${i % 50}@example.net>`,
+    `To: Bench <${USER}>`,
+    `Subject: ${subject}`,
+    `Date: Mon, 2 Mar 2026 10:${String(i % 60).padStart(2, '0')}:00 +0000`,
+    `Message-ID: <bench-${i}@example.net>`,
+    'MIME-Version: 1.0',
+  ];
+  if (i % 3 === 0) {
+    const att = Buffer.alloc(2000 + (i % 5000), i % 251)
+      .toString('base64')
+      .replace(/.{76}/g, '$&\r\n');
+    return Buffer.from(
+      [
+        ...head,
+        'Content-Type: multipart/mixed; boundary="b"',
+        '',
+        '--b',
+        'Content-Type: text/plain; charset=utf-8',
+        '',
+        body,
+        '--b',
+        'Content-Type: application/octet-stream; name="data.bin"',
+        'Content-Transfer-Encoding: base64',
+        '',
+        att,
+        '--b--',
+        '',
+      ].join('\r\n'),
+    );
+  }
+  return Buffer.from([...head, 'Content-Type: text/plain; charset=utf-8', '', body, ''].join('\r\n'));
+}
+
+/** A minimal pipelining-free IMAP client that only measures: send, read until the tagged reply. */
+class RawClient {
+  private buf = '';
+  private waiter: (() => void) | null = null;
+  private n = 0;
+  private constructor(private readonly socket: Socket) {
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => {
+      this.buf += d;
+      this.waiter?.();
+    });
+  }
+  static async open(port: number): Promise<RawClient> {
+    const socket = connect(port, '127.0.0.1');
+    socket.setNoDelay(true);
+    await new Promise((r) => socket.once('connect', r));
+    const c = new RawClient(socket);
+    await c.until(() => c.buf.includes('\r\n'));
+    c.buf = '';
+    return c;
+  }
+  private until(pred: () => boolean): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer in 60 s: ${this.buf.slice(-200)}`)), 60_000);
+      const check = (): void => {
+        if (pred()) {
+          clearTimeout(timer);
+          this.waiter = null;
+          resolve();
+        }
+      };
+      this.waiter = check;
+      check();
+    });
+  }
+  /** Sends one command; resolves to the response size in bytes. Throws on NO/BAD. */
+  async cmd(line: string | Buffer): Promise<number> {
+    const tag = `BX${++this.n}Q`;
+    if (typeof line === 'string') this.socket.write(`${tag} ${line}\r\n`);
+    else this.socket.write(Buffer.concat([Buffer.from(`${tag} `), line, Buffer.from('\r\n')]));
+    const marker = `${tag} `;
+    let from = 0;
+    let status = '';
+    await this.until(() => {
+      const i = this.buf.indexOf(marker, Math.max(0, from - marker.length));
+      from = this.buf.length;
+      if (i < 0 || (i > 0 && this.buf[i - 1] !== '\n')) return false;
+      const eol = this.buf.indexOf('\r\n', i);
+      if (eol < 0) return false;
+      status = this.buf.slice(i + marker.length, eol);
+      return true;
+    });
+    const size = this.buf.length;
+    this.buf = '';
+    if (!status.startsWith('OK')) throw new Error(`${String(line).slice(0, 60)} -> ${status}`);
+    return size;
+  }
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+async function startKith(dir: string): Promise<{ port: number; stop(): Promise<void> }> {
+  const log = silentLogger();
+  const db = openDatabase(join(dir, 'kith.db'));
+  const blobs = new BlobStore(join(dir, 'blobs'));
+  await blobs.init();
+  const store = createMailStore({ db, blobs, log });
+  await store.start();
+  for (let i = 0; i < COUNT; i++) await store.deliver({ raw: message(i) });
+  const tls = await ensureSelfSignedCertificate(dir);
+  const auth = new Authenticator(
+    [{ user: USER, password: PASS, fingerprint: 'F'.repeat(40), addresses: [USER] }],
+    log,
+  );
+  const server = createImapServer({
+    store,
+    auth,
+    tls,
+    host: '127.0.0.1',
+    port: 0,
+    allowInsecureAuth: true,
+    appendLimit: 50 << 20,
+    log,
+  });
+  const { port } = await server.start();
+  return {
+    port,
+    async stop() {
+      await server.stop();
+      await store.stop();
+      db.close();
+    },
+  };
+}
+
+async function startDovecot(dir: string): Promise<{ port: number; stop(): Promise<void> }> {
+  const maildir = join(dir, 'Maildir');
+  for (const d of ['cur', 'new', 'tmp']) mkdirSync(join(maildir, d), { recursive: true });
+  // Same messages, written straight into the Maildir (Dovecot indexes them on first SELECT, before timing).
+  const now = Math.floor(Date.now() / 1000);
+  for (let i = 0; i < COUNT; i++) writeFileSync(join(maildir, 'cur', `${now}.${i}.bench:2,`), message(i));
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const me = userInfo();
+  for (const d of ['run', 'state', 'home']) mkdirSync(join(dir, d), { recursive: true });
+  // imap-login refuses to run as root; as root it runs as dovenull, which must reach base_dir.
+  for (const d of [dir, join(dir, '..'), join(dir, 'run')]) chmodSync(d, 0o755);
+  // Dovecot never opens mail as root: as root, the mail belongs to dovenull for the run.
+  const mailUid = me.uid === 0 ? Number(execFileSync('id', ['-u', 'dovenull']).toString()) : me.uid;
+  const mailGid = me.uid === 0 ? Number(execFileSync('id', ['-g', 'dovenull']).toString()) : me.gid;
+  if (me.uid === 0) {
+    for (const p of [
+      maildir,
+      join(maildir, 'cur'),
+      join(maildir, 'new'),
+      join(maildir, 'tmp'),
+      join(dir, 'home'),
+    ])
+      chownSync(p, mailUid, mailGid);
+    for (const f of readdirSync(join(maildir, 'cur'))) chownSync(join(maildir, 'cur', f), mailUid, mailGid);
+  }
+  const conf = join(dir, 'dovecot.conf');
+  writeFileSync(
+    conf,
+    `base_dir = ${dir}/run
+state_dir = ${dir}/state
+log_path = ${dir}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = ${me.username}
+default_internal_group = ${me.username === 'root' ? 'root' : me.username}
+default_login_user = ${me.username === 'root' ? 'dovenull' : me.username}
+first_valid_uid = 0
+mail_location = maildir:${maildir}
+passdb {
+  driver = static
+  args = password=${PASS}
+}
+userdb {
+  driver = static
+  args = uid=${mailUid} gid=${mailGid} home=${dir}/home
+}
+service imap-login {
+  chroot =
+  inet_listener imap {
+    port = ${port}
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service anvil {
+  chroot =
+}
+service stats {
+  chroot =
+}
+`,
+  );
+  const child: ChildProcess = spawn('dovecot', ['-F', '-c', conf], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  for (let t = 0; t < 100; t++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    port,
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+type Scenario = { name: string; run(c: RawClient): Promise<number>; reps: number };
+
+const SCENARIOS: Scenario[] = [
+  {
+    name: 'FETCH 1:* headers (UID FLAGS BODY.PEEK[HEADER])',
+    reps: 3,
+    run: (c) => c.cmd('UID FETCH 1:* (UID FLAGS BODY.PEEK[HEADER])'),
+  },
+  {
+    name: 'FETCH 1:* ENVELOPE BODYSTRUCTURE (client list view)',
+    reps: 3,
+    run: (c) => c.cmd('UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE BODYSTRUCTURE)'),
+  },
+  { name: 'FETCH 1:* full bodies (BODY.PEEK[])', reps: 3, run: (c) => c.cmd('UID FETCH 1:* (BODY.PEEK[])') },
+  {
+    name: 'FETCH 200 random single messages',
+    reps: 1,
+    run: async (c) => {
+      let bytes = 0;
+      for (let k = 0; k < 200; k++)
+        bytes += await c.cmd(`UID FETCH ${1 + ((k * 7919) % COUNT)} (BODY.PEEK[])`);
+      return bytes;
+    },
+  },
+  { name: 'SEARCH UNSEEN (flags)', reps: 5, run: (c) => c.cmd('UID SEARCH UNSEEN') },
+  { name: 'SEARCH SUBJECT needle (header)', reps: 3, run: (c) => c.cmd('UID SEARCH SUBJECT needle') },
+  { name: 'SEARCH FROM sender7 (header)', reps: 3, run: (c) => c.cmd('UID SEARCH FROM sender7') },
+  { name: 'SEARCH BODY zulu (full text, no hit)', reps: 2, run: (c) => c.cmd('UID SEARCH BODY zulu') },
+  {
+    name: 'APPEND 500 messages (one at a time)',
+    reps: 1,
+    run: async (c) => {
+      let bytes = 0;
+      for (let k = 0; k < 500; k++) {
+        const m = message(COUNT + k);
+        bytes += await c.cmd(Buffer.concat([Buffer.from(`APPEND Bench {${m.length}+}\r\n`), m]));
+      }
+      return bytes;
+    },
+  },
+];
+
+async function measure(port: number, label: string, createBox: boolean): Promise<Map<string, number>> {
+  const c = await RawClient.open(port);
+  await c.cmd(`LOGIN "${USER}" "${PASS}"`);
+  if (createBox) await c.cmd('CREATE Bench').catch(() => 0);
+  await c.cmd('SELECT INBOX');
+  // Warm-up: Dovecot builds its index and cache here; Kith has nothing to build.
+  await c.cmd('UID FETCH 1:* (UID FLAGS ENVELOPE BODYSTRUCTURE BODY.PEEK[HEADER])');
+  const out = new Map<string, number>();
+  for (const s of SCENARIOS) {
+    const times: number[] = [];
+    for (let r = 0; r < s.reps; r++) {
+      const t0 = performance.now();
+      await s.run(c);
+      times.push(performance.now() - t0);
+    }
+    times.sort((a, b) => a - b);
+    out.set(s.name, times[Math.floor(times.length / 2)]!);
+    process.stderr.write(`  ${label}: ${s.name}: ${times[Math.floor(times.length / 2)]!.toFixed(1)} ms\n`);
+  }
+  c.close();
+  return out;
+}
+
+async function main(): Promise<void> {
+  if (!existsSync('/usr/sbin/dovecot')) {
+    console.error('dovecot not found: apt-get install -y dovecot-imapd');
+    process.exit(1);
+  }
+  const root = mkdtempSync(join(tmpdir(), 'kith-imap-bench-'));
+  try {
+    mkdirSync(join(root, 'kith'));
+    mkdirSync(join(root, 'dovecot'));
+    console.log(`preparing ${COUNT} messages in each server...`);
+    const kith = await startKith(join(root, 'kith'));
+    const dove = await startDovecot(join(root, 'dovecot'));
+    try {
+      const k = await measure(kith.port, 'kith', true);
+      const d = await measure(dove.port, 'dovecot', true);
+      console.log(
+        `\nIMAP on ${COUNT} messages (median ms; ratio = Kith / Dovecot, < 1 means Kith is faster)`,
+      );
+      console.log('scenario'.padEnd(56) + 'kith'.padStart(10) + 'dovecot'.padStart(10) + 'ratio'.padStart(8));
+      for (const s of SCENARIOS) {
+        const a = k.get(s.name)!;
+        const b = d.get(s.name)!;
+        console.log(
+          s.name.padEnd(56) +
+            a.toFixed(1).padStart(10) +
+            b.toFixed(1).padStart(10) +
+            (a / b).toFixed(2).padStart(8),
+        );
+      }
+    } finally {
+      await kith.stop();
+      await dove.stop();
+    }
+  } finally {
+    if (!process.env.KEEP) rmSync(root, { recursive: true, force: true });
+  }
+}
+
+await main();
