@@ -72,12 +72,15 @@ function message(i: number): Buffer {
 /** A minimal pipelining-free IMAP client that only measures: send, read until the tagged reply. */
 class RawClient {
   private buf = '';
+  private bytes = 0;
   private waiter: (() => void) | null = null;
   private n = 0;
   private constructor(private readonly socket: Socket) {
     socket.setEncoding('latin1');
+    // Only the tail is kept (the tagged line is at the end): the client must not be the bottleneck.
     socket.on('data', (d: string) => {
-      this.buf += d;
+      this.bytes += d.length;
+      this.buf = this.buf.length + d.length > 4096 ? (this.buf + d).slice(-4096) : this.buf + d;
       this.waiter?.();
     });
   }
@@ -110,18 +113,17 @@ class RawClient {
     if (typeof line === 'string') this.socket.write(`${tag} ${line}\r\n`);
     else this.socket.write(Buffer.concat([Buffer.from(`${tag} `), line, Buffer.from('\r\n')]));
     const marker = `${tag} `;
-    let from = 0;
     let status = '';
+    this.bytes = 0;
     await this.until(() => {
-      const i = this.buf.indexOf(marker, Math.max(0, from - marker.length));
-      from = this.buf.length;
+      const i = this.buf.lastIndexOf(marker);
       if (i < 0 || (i > 0 && this.buf[i - 1] !== '\n')) return false;
       const eol = this.buf.indexOf('\r\n', i);
       if (eol < 0) return false;
       status = this.buf.slice(i + marker.length, eol);
       return true;
     });
-    const size = this.buf.length;
+    const size = this.bytes;
     this.buf = '';
     if (!status.startsWith('OK')) throw new Error(`${String(line).slice(0, 60)} -> ${status}`);
     return size;

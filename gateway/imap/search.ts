@@ -210,6 +210,7 @@ export function matches(n: SearchNode, m: SearchSubject, cache: Map<string, unkn
       return compareDay(n.op, utcDay(t), n.day);
     }
     case 'header': {
+      if (n.value !== '' && cannotContain(m, n.value, cache)) return false;
       const values = headerValues(m, cache).get(n.field);
       if (!values) return false;
       return n.value === '' || values.some((v) => v.toLowerCase().includes(n.value));
@@ -247,10 +248,41 @@ function compareDay(op: 'before' | 'on' | 'since', day: number, target: number):
   return day >= target;
 }
 
+// A cheap rejection before parsing: an ASCII needle absent from the unfolded raw header, with no
+// encoded words that could hide it, cannot match any field.
+function cannotContain(m: SearchSubject, needle: string, cache: Map<string, unknown>): boolean {
+  if (m.row?.searchHeader != null) return !m.row.searchHeader.includes(needle);
+  if (!/^[\x20-\x7e]*$/.test(needle)) return false;
+  let low = cache.get('low') as string | undefined;
+  if (low === undefined) {
+    const bytes = m.bytes ?? Buffer.alloc(0);
+    const end = m.row ? Math.min(m.row.headerEnd, bytes.length) : bytes.length;
+    low = bytes
+      .toString('latin1', 0, end)
+      .replace(/\r?\n(?=[ \t])/g, '')
+      .toLowerCase();
+    cache.set('low', low);
+  }
+  return !low.includes(needle) && !low.includes('=?');
+}
+
 function headerValues(m: SearchSubject, cache: Map<string, unknown>): Map<string, string[]> {
   let h = cache.get('h') as Map<string, string[]> | undefined;
   if (h) return h;
   h = new Map();
+  if (m.row?.searchHeader != null) {
+    // Already decoded and lower-cased at insert (values compared lower-case anyway).
+    for (const line of m.row.searchHeader.split('\n')) {
+      const colon = line.indexOf(': ');
+      if (colon < 0) continue;
+      const key = line.slice(0, colon);
+      const list = h.get(key) ?? [];
+      list.push(line.slice(colon + 2));
+      h.set(key, list);
+    }
+    cache.set('h', h);
+    return h;
+  }
   const bytes = m.bytes ?? Buffer.alloc(0);
   const end = m.row ? Math.min(m.row.headerEnd, bytes.length) : bytes.length;
   for (const f of parseHeader(bytes.toString('latin1', 0, end))) {

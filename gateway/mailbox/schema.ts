@@ -44,4 +44,8 @@ export const MAILBOX_MIGRATIONS: readonly Migration[] = [
    );
    CREATE INDEX mbx_complaints_message ON mbx_complaints(message_id);
    CREATE TABLE mbx_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);`,
+  // The header block apart (FETCH of headers reads ~1 KB, not the whole message) and a decoded,
+  // lower-cased copy for SEARCH; rows from version 1 have NULLs and fall back to the raw message.
+  `ALTER TABLE mbx_messages ADD COLUMN header BLOB;
+   ALTER TABLE mbx_messages ADD COLUMN search_header TEXT;`,
 ];

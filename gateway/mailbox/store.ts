@@ -4,7 +4,7 @@ import type { Logger } from '../../common/logger.ts';
 import { migrate, type Db } from '../../store/db.ts';
 import type { BlobStore } from '../../store/blobs.ts';
 import { analyzeMessage } from '../mime/index.ts';
-import { headerValue, parseHeader } from '../mime/header.ts';
+import { decodeWords, headerValue, parseHeader, type HeaderField } from '../mime/header.ts';
 import {
   applyFlags,
   canonicalName,
@@ -66,6 +66,14 @@ function toInfo(r: MailboxRow): MailboxInfo {
 
 const splitFlags = (s: string): string[] => (s === '' ? [] : s.split(' '));
 
+/** "key: decoded value" lines, lower-cased: what SEARCH compares header keys against. */
+function searchHeaderOf(fields: readonly HeaderField[]): string {
+  return fields
+    .map((f) => `${f.key}: ${decodeWords(f.value).replace(/[\r\n]+/g, ' ')}`)
+    .join('\n')
+    .toLowerCase();
+}
+
 function noMailbox(name: string): KithError {
   return new KithError('ERR_NO_MAILBOX', `no mailbox named ${name}`, 'create it first');
 }
@@ -80,6 +88,7 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
   let stopping = false;
   // Statements are prepared lazily: the tables exist only after start() migrated them.
   let q!: ReturnType<typeof prepare>;
+  const statements = new Map<string, import('better-sqlite3').Statement>();
 
   function prepare() {
     return {
@@ -96,8 +105,8 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
         'UPDATE mbx_mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING highest_modseq AS modseq',
       ),
       insertMessage: db.prepare(
-        `INSERT INTO mbx_messages (size, internal_date, raw, blob, header_end, envelope, bodystructure, body, tree, kith_id)
-         VALUES (@size, @internalDate, @raw, @blob, @headerEnd, @envelope, @bodystructure, @body, @tree, @kithId)`,
+        `INSERT INTO mbx_messages (size, internal_date, raw, blob, header_end, envelope, bodystructure, body, tree, kith_id, header, search_header)
+         VALUES (@size, @internalDate, @raw, @blob, @headerEnd, @envelope, @bodystructure, @body, @tree, @kithId, @header, @searchHeader)`,
       ),
       insertEntry: db.prepare(
         'INSERT INTO mbx_entries (mailbox_id, uid, message_id, flags, modseq) VALUES (?, ?, ?, ?, ?)',
@@ -298,6 +307,8 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
           body: Buffer.from(analysis.body, 'latin1'),
           tree: JSON.stringify(analysis.tree),
           kithId,
+          header: raw.subarray(0, headerEnd),
+          searchHeader: searchHeaderOf(fields),
         }).lastInsertRowid,
       );
       const { uid, modseq } = q.bumpUid.get(current.id) as { uid: number; modseq: number };
@@ -520,15 +531,25 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
         opts.structure
           ? 'm.bodystructure, m.body, m.tree'
           : 'NULL AS bodystructure, NULL AS body, NULL AS tree',
-        opts.raw ? 'm.raw' : opts.header ? `substr(m.raw, 1, m.header_end) AS raw` : 'NULL AS raw',
+        opts.raw
+          ? 'm.raw'
+          : opts.header
+            ? `coalesce(m.header, substr(m.raw, 1, m.header_end)) AS raw`
+            : 'NULL AS raw',
+        opts.searchHeader ? 'm.search_header' : 'NULL AS search_header',
       ].join(', ');
       const sorted = [...uids].sort((a, b) => a - b);
       for (let i = 0; i < sorted.length; i += CHUNK) {
         const chunk = sorted.slice(i, i + CHUNK);
-        const stmt = db.prepare(
-          `SELECT ${cols} FROM mbx_entries e JOIN mbx_messages m ON m.id = e.message_id
-           WHERE e.mailbox_id = ? AND e.uid IN (${chunk.map(() => '?').join(',')}) ORDER BY e.uid`,
-        );
+        const sql = `SELECT ${cols} FROM mbx_entries e JOIN mbx_messages m ON m.id = e.message_id
+           WHERE e.mailbox_id = ? AND e.uid IN (${chunk.map(() => '?').join(',')}) ORDER BY e.uid`;
+        // Preparing costs more than a one-message query: keep the statements FETCH uses again.
+        let stmt = statements.get(sql);
+        if (!stmt) {
+          if (statements.size > 200) statements.clear();
+          stmt = db.prepare(sql);
+          statements.set(sql, stmt);
+        }
         for (const r of stmt.all(mailboxId, ...chunk) as Record<string, unknown>[]) {
           out.push({
             uid: r.uid as number,
@@ -544,6 +565,7 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
             bodystructure: (r.bodystructure as Buffer | null) ?? null,
             body: (r.body as Buffer | null) ?? null,
             tree: (r.tree as string | null) ?? null,
+            searchHeader: (r.search_header as string | null) ?? null,
           });
         }
       }

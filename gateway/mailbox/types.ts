@@ -60,6 +60,8 @@ export interface MessageRow extends EntryMeta {
   body: Buffer | null;
   /** The MIME tree with offsets, JSON (gateway/mime MimePart). */
   tree: string | null;
+  /** Decoded, lower-cased "key: value" header lines for SEARCH (null for old rows). */
+  searchHeader: string | null;
 }
 
 /** A change other sessions must hear about (IDLE, untagged EXISTS/EXPUNGE/FETCH). */
@@ -152,7 +154,13 @@ export interface MailStore {
   messages(
     mailboxId: number,
     uids: readonly number[],
-    opts: { raw?: boolean; header?: boolean; envelope?: boolean; structure?: boolean },
+    opts: {
+      raw?: boolean;
+      header?: boolean;
+      envelope?: boolean;
+      structure?: boolean;
+      searchHeader?: boolean;
+    },
   ): MessageRow[];
   /** The whole raw message of a row. */
   readRaw(row: MessageRow): Promise<Buffer>;

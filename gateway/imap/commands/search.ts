@@ -32,7 +32,12 @@ function searchCommand(byUid: boolean): CommandSpec {
         const rows = need.meta
           ? new Map(
               ctx.store
-                .messages(sel.mailbox.id, uids, { raw: need.raw, header: need.header, structure: need.raw })
+                .messages(sel.mailbox.id, uids, {
+                  raw: need.raw,
+                  header: need.header && need.raw,
+                  structure: need.raw,
+                  searchHeader: need.header,
+                })
                 .map((r) => [r.uid, r]),
             )
           : null;
@@ -42,7 +47,7 @@ function searchCommand(byUid: boolean): CommandSpec {
           if (rows && !row) continue;
           let bytes: Buffer | null = null;
           if (row && need.raw) bytes = await ctx.store.readRaw(row);
-          else if (row && need.header) bytes = await ctx.store.readHeader(row);
+          else if (row && need.header && row.searchHeader === null) bytes = await ctx.store.readHeader(row);
           const subject = {
             seq: b + j + 1,
             uid,
