@@ -33,21 +33,27 @@ function num(s: string): number {
 export function selectFromSorted(set: SequenceSet, sorted: readonly number[]): number[] {
   if (sorted.length === 0) return [];
   const max = sorted[sorted.length - 1]!;
-  const ranges = set.map(([a, b]) => {
-    const lo = a === Infinity ? max : a;
-    const hi = b === Infinity ? max : b;
-    return lo <= hi ? [lo, hi] : [hi, lo];
-  });
-  const out: number[] = [];
-  for (const v of sorted) {
-    for (const [lo, hi] of ranges) {
-      if (v >= lo! && v <= hi!) {
-        out.push(v);
-        break;
-      }
+  // Binary search per range: a one-message UID FETCH must not walk a 100,000-message snapshot.
+  const lowerBound = (v: number): number => {
+    let lo = 0;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (sorted[mid]! < v) lo = mid + 1;
+      else hi = mid;
     }
+    return lo;
+  };
+  const picked: number[] = [];
+  for (const [a, b] of set) {
+    const x = a === Infinity ? max : a;
+    const y = b === Infinity ? max : b;
+    const lo = Math.min(x, y);
+    const hi = Math.max(x, y);
+    for (let i = lowerBound(lo); i < sorted.length && sorted[i]! <= hi; i++) picked.push(sorted[i]!);
   }
-  return out;
+  if (set.length === 1) return picked;
+  return [...new Set(picked)].sort((p, q) => p - q);
 }
 
 /** Compresses sorted numbers to a sequence-set string ("1:3,7"). */

@@ -541,8 +541,13 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
       const sorted = [...uids].sort((a, b) => a - b);
       for (let i = 0; i < sorted.length; i += CHUNK) {
         const chunk = sorted.slice(i, i + CHUNK);
+        const lo = chunk[0]!;
+        const hi = chunk[chunk.length - 1]!;
+        // A dense chunk (1:*, a SEARCH over everything) reads a range; a sparse one lists its UIDs.
+        const dense = hi - lo + 1 <= chunk.length * 2;
         const sql = `SELECT ${cols} FROM mbx_entries e JOIN mbx_messages m ON m.id = e.message_id
-           WHERE e.mailbox_id = ? AND e.uid IN (${chunk.map(() => '?').join(',')}) ORDER BY e.uid`;
+           WHERE e.mailbox_id = ? AND ${dense ? 'e.uid BETWEEN ? AND ?' : `e.uid IN (${chunk.map(() => '?').join(',')})`} ORDER BY e.uid`;
+        const want = dense ? new Set(chunk) : null;
         // Preparing costs more than a one-message query: keep the statements FETCH uses again.
         let stmt = statements.get(sql);
         if (!stmt) {
@@ -550,7 +555,12 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
           stmt = db.prepare(sql);
           statements.set(sql, stmt);
         }
-        for (const r of stmt.all(mailboxId, ...chunk) as Record<string, unknown>[]) {
+        const rows = (dense ? stmt.all(mailboxId, lo, hi) : stmt.all(mailboxId, ...chunk)) as Record<
+          string,
+          unknown
+        >[];
+        for (const r of rows) {
+          if (want && !want.has(r.uid as number)) continue;
           out.push({
             uid: r.uid as number,
             flags: splitFlags(r.flags as string),

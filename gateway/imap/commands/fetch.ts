@@ -56,11 +56,16 @@ function fetchCommand(byUid: boolean): CommandSpec {
             flagsChanged = new Set(res.updated.map((u) => u.uid));
           }
         }
+        // One socket write per batch, not per message.
+        const out: Buffer[] = [];
         for (const [seq, uid] of batch) {
           const row = byUidRow.get(uid);
           if (!row) continue; // expunged by another session, not yet announced
-          ctx.write(await render(ctx, seq, row, items, need, flagsChanged.has(uid)));
+          out.push(...(await render(ctx, seq, row, items, need, flagsChanged.has(uid))));
         }
+        const total = out.reduce((n, b) => n + b.length, 0);
+        if (total > 1 << 20) for (const b of out) ctx.write(b);
+        else if (total) ctx.write(Buffer.concat(out, total));
         await ctx.drain();
       }
       return ok('FETCH completed');
@@ -96,7 +101,7 @@ async function render(
   items: readonly FetchItem[],
   need: ReturnType<typeof needs>,
   flagsChanged: boolean,
-): Promise<Buffer> {
+): Promise<Buffer[]> {
   const chunks: Buffer[] = [];
   let text = `* ${seq} FETCH (`;
   let first = true;
@@ -129,13 +134,16 @@ async function render(
           text += `${sep()}MODSEQ (${row.modseq})`;
           break;
         case 'ENVELOPE':
-          text += `${sep()}ENVELOPE ${row.envelope!.toString('latin1')}`;
+          chunks.push(Buffer.from(`${text}${sep()}ENVELOPE `, 'latin1'), row.envelope!);
+          text = '';
           break;
         case 'BODY':
-          text += `${sep()}BODY ${row.body!.toString('latin1')}`;
+          chunks.push(Buffer.from(`${text}${sep()}BODY `, 'latin1'), row.body!);
+          text = '';
           break;
         case 'BODYSTRUCTURE':
-          text += `${sep()}BODYSTRUCTURE ${row.bodystructure!.toString('latin1')}`;
+          chunks.push(Buffer.from(`${text}${sep()}BODYSTRUCTURE `, 'latin1'), row.bodystructure!);
+          text = '';
           break;
       }
       continue;
@@ -163,7 +171,7 @@ async function render(
   if (flagsChanged && !flagsSent) text += `${sep()}FLAGS ${formatFlags(row.flags)}`;
   text += ')\r\n';
   chunks.push(Buffer.from(text, 'latin1'));
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+  return chunks;
 }
 
 /** FETCH (RFC 3501 6.4.5, CHANGEDSINCE from RFC 7162). */
