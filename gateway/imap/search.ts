@@ -169,6 +169,17 @@ export function searchNeeds(n: SearchNode): { meta: boolean; header: boolean; ra
   return out;
 }
 
+/**
+ * Header needles every match must contain (the top-level AND's header keys): the store can find
+ * the few messages that have them without reading the others.
+ */
+export function requiredHeaderNeedles(n: SearchNode): string[] {
+  const all = n.k === 'and' ? n.all : [n];
+  return all
+    .filter((x): x is Extract<SearchNode, { k: 'header' }> => x.k === 'header' && x.value !== '')
+    .map((x) => x.value);
+}
+
 /** One message as the evaluator sees it. */
 export interface SearchSubject {
   seq: number;

@@ -140,6 +140,10 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
       ),
       complaints: db.prepare('SELECT * FROM mbx_complaints WHERE withdrawn IS NULL ORDER BY id'),
       meta: db.prepare('SELECT value FROM mbx_meta WHERE key = ?'),
+      headerCandidates: db.prepare(
+        `SELECT e.uid FROM mbx_entries e JOIN mbx_messages m ON m.id = e.message_id
+         WHERE e.mailbox_id = ? AND (m.search_header IS NULL OR instr(m.search_header, ?) > 0)`,
+      ),
       setMeta: db.prepare(
         'INSERT INTO mbx_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
       ),
@@ -580,6 +584,13 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
         }
       }
       return out;
+    },
+
+    headerCandidates(mailboxId, needle) {
+      requireStarted();
+      // Rows from before the search_header column are always candidates.
+      const rows = q.headerCandidates.all(mailboxId, needle) as { uid: number }[];
+      return new Set(rows.map((r) => r.uid));
     },
 
     async readRaw(row) {

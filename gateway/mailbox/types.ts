@@ -162,6 +162,8 @@ export interface MailStore {
       searchHeader?: boolean;
     },
   ): MessageRow[];
+  /** UIDs whose decoded header contains `needle` (lower case) somewhere: a SEARCH pre-filter. */
+  headerCandidates(mailboxId: number, needle: string): Set<number>;
   /** The whole raw message of a row. */
   readRaw(row: MessageRow): Promise<Buffer>;
   /** The header block of a row. */

@@ -1,5 +1,5 @@
 import { SELECTED, ok, type CommandSpec } from '../context.ts';
-import { matches, parseSearch, searchNeeds } from '../search.ts';
+import { matches, parseSearch, requiredHeaderNeedles, searchNeeds } from '../search.ts';
 import { compressSet } from '../sequence.ts';
 import { ParseError, textOf, type Value } from '../values.ts';
 
@@ -27,8 +27,19 @@ function searchCommand(byUid: boolean): CommandSpec {
       const hits: [number, number, number][] = [];
       const n = sel.uids.length;
       const maxUid = n ? sel.uids[n - 1]! : 0;
+      let candidates: Set<number> | null = null;
+      for (const needle of requiredHeaderNeedles(node)) {
+        const found = ctx.store.headerCandidates(sel.mailbox.id, needle);
+        const previous: Set<number> | null = candidates;
+        candidates = previous ? new Set([...previous].filter((u: number) => found.has(u))) : found;
+      }
       for (let b = 0; b < n; b += BATCH) {
-        const uids = sel.uids.slice(b, b + BATCH);
+        let uids = sel.uids.slice(b, b + BATCH);
+        if (candidates) {
+          const keep = candidates;
+          uids = uids.filter((u) => keep.has(u));
+        }
+        if (uids.length === 0) continue;
         const rows = need.meta
           ? new Map(
               ctx.store
@@ -43,13 +54,14 @@ function searchCommand(byUid: boolean): CommandSpec {
           : null;
         for (let j = 0; j < uids.length; j++) {
           const uid = uids[j]!;
+          const seq = candidates ? sel.seqOf(uid) : b + j + 1;
           const row = rows?.get(uid) ?? null;
           if (rows && !row) continue;
           let bytes: Buffer | null = null;
           if (row && need.raw) bytes = await ctx.store.readRaw(row);
           else if (row && need.header && row.searchHeader === null) bytes = await ctx.store.readHeader(row);
           const subject = {
-            seq: b + j + 1,
+            seq,
             uid,
             maxSeq: n,
             maxUid,
@@ -58,7 +70,7 @@ function searchCommand(byUid: boolean): CommandSpec {
             row,
             bytes,
           };
-          if (matches(node, subject)) hits.push([b + j + 1, uid, subject.modseq]);
+          if (matches(node, subject)) hits.push([seq, uid, subject.modseq]);
         }
       }
       const ids = hits.map(([s, u]) => (byUid ? u : s));
