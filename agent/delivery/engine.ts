@@ -1,3 +1,4 @@
+import { mkdir } from 'node:fs/promises';
 import type { Logger } from '../../common/logger.ts';
 import type { AgentId, MessageId } from '../../common/ids.ts';
 import type { Transport } from '../transport.ts';
@@ -93,6 +94,8 @@ export class DeliveryEngine {
     if (this.started) return;
     this.started = true;
     const { transport, store } = this.deps;
+    if (this.deps.delivery.spoolDir)
+      await mkdir(this.deps.delivery.spoolDir, { recursive: true, mode: 0o700 });
     transport.onFrame((from, frame) => this.onFrame(from, frame));
     transport.onLinkChange((peer, up) => {
       if (!up || !this.started) return;
