@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { ImapFlow } from 'imapflow';
+import { callNode } from '../../agent/control/client.ts';
 import { KITH_BIN, exited, runKith } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
@@ -86,13 +87,18 @@ async function imap(agent: DemoAgentJson): Promise<ImapFlow> {
   return client;
 }
 
-async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+async function until<T>(
+  probe: () => Promise<T | undefined>,
+  timeoutMs: number,
+  what: string,
+  everyMs = 200,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
@@ -170,7 +176,7 @@ describe('kith demo end to end, with real mail clients', () => {
       const lock = await bobImap.getMailboxLock('INBOX');
       lock.release();
       const seen = new Promise<void>((resolve) => bobImap.once('exists', () => resolve()));
-      await bobImap.idle().catch(() => undefined);
+      // imapflow idles on its own once the mailbox is selected and no command runs.
       const original = mimeWithAttachment(
         alice.email,
         bob.email,
@@ -250,29 +256,32 @@ describe('kith demo end to end, with real mail clients', () => {
 
   it('a relay stopped mid-delivery: the message arrives once over the other path, and tracking shows the change', async () => {
     const { alice, bob } = agents;
-    const original = mimeWithAttachment(alice.email, bob.email, 'path change', randomBytes(24 * 1024 * 1024));
+    const original = mimeWithAttachment(alice.email, bob.email, 'path change', randomBytes(48 * 1024 * 1024));
     const file = join(dir.path, 'big.eml');
     writeFileSync(file, original);
-    const sending = new Promise<ReturnType<typeof smtpSend>>((resolve) =>
-      resolve(smtpSend(alice, bob.email, file)),
-    );
-    expect((await sending).ok).toBe(true);
-    type Entry = { id: string; state: string; hops: { hop: number; agent?: string; event: string }[] };
+    type Entry = {
+      id: string;
+      size: number;
+      state: string;
+      hops: { hop: number; agent?: string; event: string }[];
+    };
+    // Straight to the control socket (what `kith outbox` uses): the relay must go down mid-transfer.
+    const control = (a: DemoAgentJson): string => join(a.dataDir, 'control.sock');
+    const sent = smtpSend(alice, bob.email, file);
     const entry = await until(
       async () => {
-        const list = JSON.parse(
-          runKith(['--data-dir', alice.dataDir, 'outbox', '--json']).stdout || '[]',
-        ) as Entry[];
-        const first = list[0];
-        return first && first.hops.some((h) => h.hop === 1 && h.agent) ? first : undefined;
+        const [first] = await callNode<Entry[]>(control(alice), 'outbox', { limit: 1 });
+        return first?.size > 40e6 && first.hops.some((h) => h.hop === 1 && h.agent) ? first : undefined;
       },
       60_000,
       'the first hop of the big message',
+      20,
     );
     const firstRelay = entry.hops.find((h) => h.hop === 1 && h.agent)!.agent!;
     const relay = Object.values(agents).find((a) => a.peerId === firstRelay)!;
     expect(['carol', 'dave']).toContain(relay.name);
-    expect(runKith(['--data-dir', relay.dataDir, 'stop']).status).toBe(0);
+    await callNode(control(relay), 'stop');
+    expect((await sent).ok).toBe(true);
 
     const bobImap = await imap(bob);
     try {
