@@ -141,7 +141,7 @@ function pathFor(words: string[], shape: Record<string, unknown>): string[] | un
     TLS_KEY: ['tls', 'key'],
     PASSPHRASE_FILE: ['passphrase', 'file'],
   };
-  return optional[words.join("_")];
+  return optional[words.join('_')];
 }
 
 function parseEnvValue(raw: string): unknown {
