@@ -199,6 +199,8 @@ export class Sender implements Origin {
     const { ctx } = this;
     ctx.count('first_hop_unreachable');
     if (!a.path) return;
+    // Tell the sender's tracking why the path changes (as a stall does).
+    ctx.emit({ kind: 'stalled', id: a.rec.id, at: ctx.now(), lastHop: a.reached, action: 'alternate path' });
     this.discovery.cache.fail(a.rec.to, a.path.agents);
     a.avoid.add(a.path.agents[0]);
     a.path = undefined;

@@ -298,6 +298,7 @@ describe('kith demo end to end, with real mail clients', () => {
       await bobImap.logout().catch(() => undefined);
     }
     const track = runKith(['--data-dir', alice.dataDir, 'track', '--once', entry.id]);
+    // The path change is visible: a stall (or a refused first hop) and then the other relay as hop 1.
     expect(track.stdout).toMatch(/stalled: alternate path/);
     expect(track.stdout).toContain('delivered');
     const other = Object.values(agents).find((a) => ['carol', 'dave'].includes(a.name) && a !== relay)!;
