@@ -24,7 +24,13 @@ describe('kith command line', () => {
   afterAll(() => dir.remove());
 
   it('every command has --help', () => {
-    for (const command of [[], ['init'], ['id'], ['export-key'], ['start']]) {
+    for (const command of [
+      [],
+      ...['init', 'id', 'export-key', 'start', 'demo', 'invite', 'accept', 'trust', 'revoke', 'contacts'].map(
+        (c) => [c],
+      ),
+      ...['send', 'outbox', 'track', 'mail-settings', 'status', 'stop'].map((c) => [c]),
+    ]) {
       const result = runKith([...command, '--help']);
       expect(result.status).toBe(0);
       expect(result.stdout).toMatch(/Usage: kith/);

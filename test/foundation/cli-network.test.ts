@@ -1,0 +1,106 @@
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { exited, runKith, startKith } from '../helpers/cli.ts';
+import { tempDir } from '../helpers/tmp.ts';
+
+// Two real nodes as child processes, driven only through the `kith` command line.
+const BASE = {
+  KITH_PASSPHRASE: 'a long enough passphrase',
+  KITH_P2P_LISTEN: '["/ip4/127.0.0.1/tcp/0"]',
+  KITH_SMTP_PORT: '0',
+  KITH_IMAP_PORT: '0',
+  KITH_HTTP_PORT: '0',
+  KITH_LOG_LEVEL: 'warn',
+};
+
+describe('kith invite / accept / contacts / send / track between two nodes', () => {
+  const dir = tempDir();
+  const alice = join(dir.path, 'alice');
+  const bob = join(dir.path, 'bob');
+  let nodes: Awaited<ReturnType<typeof startKith>>[] = [];
+
+  beforeAll(async () => {
+    nodes = await Promise.all([
+      startKith(['--data-dir', alice, 'start', '--email', 'alice@example.org'], BASE, /Stop with Ctrl-C/),
+      startKith(['--data-dir', bob, 'start', '--email', 'bob@example.org'], BASE, /Stop with Ctrl-C/),
+    ]);
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const node of nodes) {
+      node.child.kill('SIGTERM');
+      expect(await exited(node.child)).toBe(0);
+    }
+    dir.remove();
+  }, 60_000);
+
+  it('prints the mail settings of the running node', () => {
+    const settings = runKith(['--data-dir', alice, 'mail-settings', '--json']);
+    expect(settings.status).toBe(0);
+    const parsed = JSON.parse(settings.stdout) as { email: string; smtp: { host: string; port: number } };
+    expect(parsed.email).toBe('alice@example.org');
+    expect(parsed.smtp.host).toBe('127.0.0.1');
+    expect(parsed.smtp.port).toBeGreaterThan(0);
+    expect(runKith(['--data-dir', alice, 'mail-settings']).stdout).toMatch(
+      /autoconfig\s+http:\/\/127\.0\.0\.1:\d+\//,
+    );
+  });
+
+  it('an invitation links the two nodes, each sees the other as a contact', () => {
+    const code = runKith(['--data-dir', alice, 'invite', '--ttl', '5']).stdout.trim();
+    expect(code).toMatch(/^kith1/);
+    const accepted = runKith(['--data-dir', bob, 'accept', code]);
+    expect(accepted.stderr).toBe('');
+    expect(accepted.stdout).toMatch(/Now linked with .* <alice@example\.org>/);
+    const again = runKith(['--data-dir', bob, 'accept', code]);
+    expect(again.status).toBe(1);
+    expect(again.stderr).toMatch(/^kith: /);
+    const contacts = JSON.parse(runKith(['--data-dir', alice, 'contacts', '--json']).stdout) as {
+      email: string;
+      trusted: boolean;
+      agents: { linked: boolean }[];
+    }[];
+    const bobView = contacts.find((c) => c.email === 'bob@example.org');
+    expect(bobView?.trusted).toBe(true);
+    expect(bobView?.agents.some((a) => a.linked)).toBe(true);
+  });
+
+  it('`kith send --text` reaches the other node and `kith track` shows it delivered', async () => {
+    const sent = runKith(['--data-dir', alice, 'send', 'bob@example.org', '--text', 'hello over kith']);
+    expect(sent.stderr).toBe('');
+    const id = sent.stdout.trim();
+    expect(id).toMatch(/^[0-9a-f]{32}$/);
+    let track = '';
+    for (let i = 0; i < 50 && !/: delivered/.test(track); i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      track = runKith(['--data-dir', alice, 'track', '--once', id]).stdout;
+    }
+    expect(track).toMatch(/: delivered/);
+    expect(track).toMatch(/hop 1 reached/);
+  });
+
+  it('a CLI command without a running node says how to start one', () => {
+    const result = runKith(['--data-dir', join(dir.path, 'nobody'), 'contacts']);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/^kith: the Kith node is not running — start it with `kith start`/);
+  });
+
+  it('a port in use stops `kith start` with one line naming the key', async () => {
+    const busy: Server = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+    const port = (busy.address() as { port: number }).port;
+    try {
+      const carol = join(dir.path, 'carol');
+      const result = runKith(['--data-dir', carol, 'start', '--email', 'carol@example.org'], {
+        ...BASE,
+        KITH_IMAP_PORT: String(port),
+      });
+      expect(result.status).toBe(1);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.stderr).toMatch(new RegExp(`^kith: .*127\\.0\\.0\\.1:${port}.*in use.* — .*imap port`));
+    } finally {
+      busy.close();
+    }
+  });
+});
