@@ -62,10 +62,12 @@ export function parseFileHeader(start: Buffer): { header: FileHeader; offset: nu
   }
 }
 
-/** Copies the file part of a received payload into `dir`, never overwriting; returns the path. */
-export async function saveReceivedFile(
-  payload: string,
-  offset: number,
+/**
+ * Saves the file part of a received payload (a spooled file from `offset`, or bytes) into `dir`
+ * as <message id prefix>-<name>, written to a .part file first so a crash leaves no half file.
+ */
+export async function saveReceived(
+  payload: { path: string; offset: number } | Buffer,
   name: string,
   dir: string,
   id: string,
@@ -73,21 +75,12 @@ export async function saveReceivedFile(
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const target = join(dir, `${id.slice(0, 8)}-${name}`);
   const tmp = target + '.part';
-  await pipeline(createReadStream(payload, { start: offset }), createWriteStream(tmp, { mode: 0o600 }));
+  if (Buffer.isBuffer(payload)) await writeFile(tmp, payload, { mode: 0o600 });
+  else {
+    const from = createReadStream(payload.path, { start: payload.offset });
+    await pipeline(from, createWriteStream(tmp, { mode: 0o600 }));
+  }
   await rename(tmp, target);
-  return target;
-}
-
-export async function saveReceivedBytes(
-  data: Buffer,
-  name: string,
-  dir: string,
-  id: string,
-): Promise<string> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const target = join(dir, `${id.slice(0, 8)}-${name}`);
-  await writeFile(target + '.part', data, { mode: 0o600 });
-  await rename(target + '.part', target);
   return target;
 }
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { GatewaySink } from '../gateway/delivery.ts';
 import { Gateway, type GatewaySettings } from '../gateway/index.ts';
 import { registerControlMethods } from './control/methods.ts';
-import { fileNotice, parseFileHeader, readFileHeader, saveReceivedBytes, saveReceivedFile } from './files.ts';
+import { fileNotice, parseFileHeader, readFileHeader, saveReceived } from './files.ts';
 import { ControlServer } from './control/server.ts';
 import { DeliveryEngine, type InboundDelivery } from './delivery/engine.ts';
 import { SqliteDeliveryStore } from './delivery/sqlite-store.ts';
@@ -209,7 +209,6 @@ export class KithNode {
     registerControlMethods(this.control, {
       identity: this.identity,
       links: this.links,
-      engine: this.engine,
       outbox: this.outbox,
       delivery: this.delivery,
       outgoingDir: join(this.paths.root, 'outgoing'),
@@ -230,10 +229,15 @@ export class KithNode {
       : message.data && parseFileHeader(message.data);
     let raw: Buffer;
     if (file) {
-      const dir = join(this.paths.root, 'received');
-      const saved = message.file
-        ? await saveReceivedFile(message.file, file.offset, file.header.name, dir, message.id)
-        : await saveReceivedBytes(message.data!.subarray(file.offset), file.header.name, dir, message.id);
+      const payload = message.file
+        ? { path: message.file, offset: file.offset }
+        : message.data!.subarray(file.offset);
+      const saved = await saveReceived(
+        payload,
+        file.header.name,
+        join(this.paths.root, 'received'),
+        message.id,
+      );
       raw = fileNotice(from, this.identity.email, file.header, saved, message.id);
     } else {
       raw = message.data ?? (await readFile(message.file!));

@@ -3,7 +3,6 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KithError } from '../../common/errors.ts';
 import { asMessageId, type Fingerprint, type MessageId } from '../../common/ids.ts';
-import type { DeliveryEngine } from '../delivery/engine.ts';
 import { writeFilePayload } from '../files.ts';
 import type { Identity } from '../identity/identity.ts';
 import type { LinkManager } from '../links/links.ts';
@@ -15,7 +14,6 @@ import type { ControlServer } from './server.ts';
 export interface ControlDeps {
   identity: Identity;
   links: LinkManager;
-  engine: DeliveryEngine;
   outbox: Outbox;
   delivery: AgentDeliveryService;
   /** Directory for payload files of `kith send` (kept until delivery ends). */
@@ -50,6 +48,9 @@ export function registerControlMethods(server: ControlServer, deps: ControlDeps)
   server.register('send', async (p) => send(deps, p));
   server.register('track', async (p, update) =>
     track(deps, asMessageId(String(p.id ?? '')), update, p.follow !== false),
+  );
+  server.register('outbox', async (p) =>
+    deps.outbox.recent(Number(p.limit ?? 20)).map((e) => ({ ...e, ...deps.outbox.progressOf(e.id) })),
   );
   server.register('stop', async () => {
     setImmediate(deps.stop);
@@ -149,16 +150,13 @@ async function track(
   if (!follow || finished()) return snapshot();
   update(snapshot());
   await new Promise<void>((resolve) => {
-    const unsubscribe = deps.engine.onEvent((event) => {
-      if (event.id !== id) return;
-      // The outbox records the event first (its listener was registered earlier).
-      setImmediate(() => {
-        update(snapshot());
-        if (finished()) {
-          unsubscribe();
-          resolve();
-        }
-      });
+    const unsubscribe = deps.outbox.onChange((changed) => {
+      if (changed !== id) return;
+      update(snapshot());
+      if (finished()) {
+        unsubscribe();
+        resolve();
+      }
     });
   });
   return snapshot();

@@ -82,6 +82,7 @@ export class Outbox {
   private reconciling = false;
   /** Chunk progress of large messages in flight; transient, so kept in memory only. */
   private readonly chunks = new Map<MessageId, { acked: number; total: number }>();
+  private readonly listeners = new Set<(id: MessageId) => void>();
 
   constructor(private readonly options: OutboxOptions) {
     this.clock = options.clock ?? Date.now;
@@ -208,7 +209,14 @@ export class Outbox {
     await this.publishProgress(id);
   }
 
+  /** Hears of every recorded change of an entry (hops, chunks, final state); returns an unsubscribe. */
+  onChange(listener: (id: MessageId) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
   private async publishProgress(id: MessageId): Promise<void> {
+    for (const listener of this.listeners) listener(id);
     const job = await this.queue?.getJob(id).catch(() => undefined);
     await job?.updateProgress(this.progressOf(id)).catch(() => {});
   }
@@ -228,6 +236,16 @@ export class Outbox {
       attempts: row.attempts as number,
       lastError: (row.last_error as string | null) ?? undefined,
     };
+  }
+
+  /** The most recent outbound messages, newest first (`kith outbox`). */
+  recent(limit = 20): OutboxEntry[] {
+    const rows = this.options.db
+      .prepare('SELECT id FROM outbox ORDER BY created_at DESC, rowid DESC LIMIT ?')
+      .all(limit) as {
+      id: MessageId;
+    }[];
+    return rows.map((r) => this.get(r.id)!);
   }
 
   progressOf(id: MessageId): JobProgress {

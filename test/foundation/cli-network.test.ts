@@ -1,4 +1,6 @@
 import { createServer, type Server } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { exited, runKith, startKith } from '../helpers/cli.ts';
@@ -78,6 +80,19 @@ describe('kith invite / accept / contacts / send / track between two nodes', () 
     }
     expect(track).toMatch(/: delivered/);
     expect(track).toMatch(/hop 1 reached/);
+  });
+
+  it('`kith send --file` delivers a file: saved at the recipient byte for byte', async () => {
+    const file = join(dir.path, 'photo.bin');
+    const bytes = randomBytes(3 * 1024 * 1024 + 17);
+    writeFileSync(file, bytes);
+    const sent = runKith(['--data-dir', alice, 'send', 'bob@example.org', '--file', file, '--wait']);
+    expect(sent.stderr).not.toMatch(/kith:/);
+    expect(sent.stdout).toMatch(/state: delivered/);
+    const id = sent.stdout.trim().split('\n')[0];
+    const saved = join(bob, 'received', `${id.slice(0, 8)}-photo.bin`);
+    expect(existsSync(saved)).toBe(true);
+    expect(readFileSync(saved).equals(bytes)).toBe(true);
   });
 
   it('a CLI command without a running node says how to start one', () => {

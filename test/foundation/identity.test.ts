@@ -5,21 +5,11 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import * as openpgp from 'openpgp';
 import { createIdentity, describeStoredIdentity, loadIdentity } from '../../agent/identity/identity.ts';
 import { verifyAgentCertificate } from '../../agent/identity/certificate.ts';
-import { KithError } from '../../common/errors.ts';
 import { openDatabase, type Db } from '../../store/db.ts';
+import { codeOf } from '../helpers/errors.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 const PASS = 'correct horse battery staple';
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof KithError) return err.code;
-    throw err;
-  }
-  throw new Error('expected a KithError');
-}
 
 describe('identity', () => {
   let dir: ReturnType<typeof tempDir>;

@@ -2,19 +2,9 @@ import { existsSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
 import { Queue, QueueEvents, Worker } from 'bullmq';
 import { openRedis } from '../../agent/queue/connection.ts';
-import { KithError } from '../../common/errors.ts';
 import { silentLogger } from '../../common/logger.ts';
+import { codeOf } from '../helpers/errors.ts';
 import { tempDir } from '../helpers/tmp.ts';
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof KithError) return err.code;
-    throw err;
-  }
-  throw new Error('expected a KithError');
-}
 
 function alive(pid: number): boolean {
   try {
