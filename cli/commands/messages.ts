@@ -31,6 +31,24 @@ export function registerMessages(program: Command): void {
     );
 
   program
+    .command('outbox')
+    .description('list recent outbound messages and where they are')
+    .option('--json', 'print JSON')
+    .action(async (options: { json?: boolean }, command: Command) => {
+      const entries = await nodeCall<(Tracked & { recipient: string; createdAt: number })[]>(
+        command,
+        'outbox',
+      );
+      if (options.json) return print(JSON.stringify(entries));
+      for (const e of entries) {
+        const last = e.hops.at(-1);
+        print(
+          `${e.id}  ${new Date(e.createdAt).toISOString()}  to ${e.recipient}  ${e.state}${last ? `  (${describeHop(last)})` : ''}`,
+        );
+      }
+    });
+
+  program
     .command('track')
     .description('show where an outbound message is, hop by hop (live until delivered)')
     .argument('<message-id>', 'the id `kith send` printed')
