@@ -159,7 +159,19 @@ export class KithNode {
       log: log.child({ part: 'outbox' }),
       maxAgeMs: config.delivery.maxAgeMs,
       attempt: (entry) => this.delivery.attempt(entry, config.delivery.stallTimeoutMs),
-      onGiveUp: () => undefined,
+      // The engine fails a message at its deadline when it tries again; this catches one that
+      // never got another try (no path for days), so the sender still gets its "failed" email.
+      onGiveUp: (entry, reason) =>
+        void this.sink()
+          .status({
+            kind: 'failed',
+            id: entry.id,
+            to: entry.recipient,
+            at: new Date(),
+            reason,
+            cause: 'expired',
+          })
+          .catch((err: Error) => log.warn({ err: err.message }, 'failed status not recorded')),
     });
     this.delivery = new AgentDeliveryService({
       self: identity.fingerprint,
