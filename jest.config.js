@@ -13,6 +13,7 @@ export default {
       },
     ],
   },
+  reporters: ['default', '<rootDir>/test/helpers/summary-reporter.cjs'],
   testTimeout: 60000,
   maxWorkers: 2,
 };
