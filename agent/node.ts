@@ -179,6 +179,7 @@ export class KithNode {
       engine: this.engine,
       outbox: this.outbox,
       log,
+      discoveryTimeoutMs: config.discovery.timeoutMs,
     });
     this.engine.onEvent((event) => {
       void this.delivery

@@ -13,6 +13,9 @@ import type { DeliveryEngine, DeliveryEvent } from './delivery/engine.ts';
 import type { Outbox, OutboxEntry } from './queue/outbox.ts';
 import type { TrustStore } from './trust/store.ts';
 
+/** An answer for RCPT TO now, or: fetch this fingerprint's key by route discovery first. */
+export type AddressDecision = RecipientResolution | { discover: Fingerprint };
+
 /** Which contacts an address leads to; pure so the refusal rules are easy to read and test. */
 export function resolveAddress(
   address: string,
@@ -24,7 +27,7 @@ export function resolveAddress(
     revokedAt?: number;
     publicKey?: string;
   }[],
-): RecipientResolution {
+): AddressDecision {
   const byFingerprint = parseFingerprintAddress(address);
   if (byFingerprint) {
     const known = entities.find((e) => e.fingerprint === byFingerprint);
@@ -37,15 +40,9 @@ export function resolveAddress(
         message: 'you revoked this entity; trust it again to write to it',
       };
     }
-    if (!known?.publicKey) {
-      return {
-        ok: false,
-        reason: 'unreachable',
-        message:
-          'no key is known for this fingerprint yet: accept an invitation from this person or `kith trust` it first',
-      };
-    }
-    return { ok: true, fingerprint: byFingerprint, email: known.email };
+    // First contact: the key comes with a discovery answer from an agent that trusts this entity.
+    if (!known?.publicKey) return { discover: byFingerprint };
+    return { ok: true, fingerprint: byFingerprint, email: known.email || undefined };
   }
   const wanted = address.trim().toLowerCase();
   const matches = entities.filter((e) => e.contact && !e.revokedAt && e.email.toLowerCase() === wanted);
@@ -68,6 +65,29 @@ export function resolveAddress(
 }
 
 /**
+ * After discovery ran for a first contact: with the key we can encrypt, so the recipient is
+ * accepted (the path, if still missing, is the delivery engine's job and its failure a status
+ * email). Without it the refusal is temporary: nobody answering *now* (agents offline, the
+ * outer discovery rings still running) says nothing about tomorrow, and a retry may find the key.
+ */
+export function afterDiscovery(
+  fingerprint: Fingerprint,
+  entity: { publicKey?: string; email: string; revokedAt?: number } | undefined,
+  waitedMs: number,
+): RecipientResolution {
+  if (entity?.publicKey && !entity.revokedAt) {
+    return { ok: true, fingerprint, email: entity.email || undefined };
+  }
+  return {
+    ok: false,
+    reason: 'no-path-yet',
+    message:
+      `no agent in your web of trust answered for this fingerprint within ${Math.round(waitedMs / 1000)} s; ` +
+      'try again later, or ask this person for an invitation',
+  };
+}
+
+/**
  * The agent side of the gateway boundary: resolves recipients against the contacts, hands
  * messages to the delivery engine (durable in its store) and to the outbox (a BullMQ job that
  * tracks them hop by hop), and turns engine events into status for the gateway.
@@ -80,11 +100,40 @@ export class AgentDeliveryService implements DeliveryService {
       engine: DeliveryEngine;
       outbox: Outbox;
       log: Logger;
+      /** How long RCPT TO waits for discovery to bring an unknown fingerprint's key (default 10 s). */
+      discoveryTimeoutMs?: number;
     },
   ) {}
 
+  /** First-contact lookups in flight, so concurrent RCPTs for one fingerprint ask the network once. */
+  private readonly lookups = new Map<Fingerprint, Promise<RecipientResolution>>();
+
   async resolveRecipient(address: string): Promise<RecipientResolution> {
-    return resolveAddress(address, this.deps.self, this.deps.trust.entities());
+    const decision = resolveAddress(address, this.deps.self, this.deps.trust.entities());
+    if (!('discover' in decision)) return decision;
+    const fingerprint = decision.discover;
+    let lookup = this.lookups.get(fingerprint);
+    if (!lookup) {
+      lookup = this.discoverKey(fingerprint).finally(() => this.lookups.delete(fingerprint));
+      this.lookups.set(fingerprint, lookup);
+    }
+    return lookup;
+  }
+
+  /** Runs route discovery for an entity whose key we lack; the answer carries the key (checked, stored). */
+  private async discoverKey(fingerprint: Fingerprint): Promise<RecipientResolution> {
+    const { engine, trust, log } = this.deps;
+    const timeoutMs = this.deps.discoveryTimeoutMs ?? 10_000;
+    let timer: NodeJS.Timeout | undefined;
+    // Discovery goes on past the deadline (outer rings): a key it brings later serves the retry.
+    const search = engine.discovery.find(fingerprint).catch((err: Error) => {
+      log.warn({ err: err.message, fingerprint }, 'first-contact discovery failed');
+    });
+    await Promise.race([search, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
+    const result = afterDiscovery(fingerprint, trust.entity(fingerprint), timeoutMs);
+    log.info({ fingerprint, found: result.ok }, 'first contact: key discovery');
+    return result;
   }
 
   async submit(message: OutboundMessage): Promise<void> {

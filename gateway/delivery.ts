@@ -10,8 +10,11 @@ export type RecipientResolution =
   | { ok: true; fingerprint: Fingerprint; email?: string }
   | {
       ok: false;
-      /** unknown: nobody by that address; ambiguous: several keys claim it; unreachable: not in the web of trust. */
-      reason: 'unknown' | 'ambiguous' | 'unreachable';
+      /**
+       * unknown: nobody by that address; ambiguous: several keys claim it; unreachable: not in the
+       * web of trust; no-path-yet: nobody answered for it now (temporary: try again later).
+       */
+      reason: 'unknown' | 'ambiguous' | 'unreachable' | 'no-path-yet';
       /** A sentence for the user that says what to do. */
       message: string;
     };

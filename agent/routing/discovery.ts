@@ -1,12 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../../common/logger.ts';
 import type { AgentId, Fingerprint } from '../../common/ids.ts';
-import { isKithError } from '../../common/errors.ts';
 import type { Transport } from '../transport.ts';
 import { publicFromAgentId, type AgentKeys, type SignatureVerifier } from '../onion/keys.ts';
 import { MAX_HOPS } from '../onion/layers.ts';
 import { FrameType, WIRE_VERSION, type Count } from '../onion/wire.ts';
-import { decodePath, encodePath, signRelayEntry, terminalEntry, verifyPath, type PathEntry } from './path.ts';
+import { KithError, isKithError } from '../../common/errors.ts';
+import {
+  decodePathAt,
+  encodePath,
+  signRelayEntry,
+  terminalEntry,
+  verifyPath,
+  type PathEntry,
+} from './path.ts';
 import { PathCache, type CachedPath } from './path-cache.ts';
 import { RateLimiter } from './rate-limit.ts';
 import type { TrustView } from './trust.ts';
@@ -34,12 +41,18 @@ interface Query {
   target: Fingerprint;
   expiresAt: number;
   responses: number;
+  /** The asker lacks the target's key: answers carry it (request flag bit 0). */
+  wantKey: boolean;
   /** Our own questions: paths received so far and a wake-up. */
   found?: CachedPath[];
   wake?: () => void;
 }
 
 const REQUEST_BYTES = 2 + 16 + 20 + 1 + 1;
+/** Request flag bit 0: "send the target's public key with the path" (an optional trailing byte). */
+const FLAG_WANT_KEY = 1;
+/** Largest entity key a response may carry (an Ed25519/Curve25519 key with a few user ids is < 2 KiB). */
+const MAX_KEY_BYTES = 16_384;
 /** Answers relayed back per question: enough for alternate paths, few enough to bound traffic. */
 const MAX_RESPONSES = 4;
 const MAX_QUERIES = 50_000;
@@ -109,18 +122,21 @@ export class Discovery {
   }
 
   private async ask(target: Fingerprint, ttl: number): Promise<CachedPath[]> {
-    const { transport, now, count, options } = this.deps;
+    const { transport, now, count, options, trust } = this.deps;
     const id = randomBytes(16);
+    // Without the target's key we could neither check the terminal's certificate nor encrypt to it.
+    const wantKey = trust.hasEntityKey !== undefined && !trust.hasEntityKey(target);
     const query: Query = {
       from: null,
       target,
       expiresAt: now() + options.timeoutMs * 2,
       responses: 0,
+      wantKey,
       found: [],
     };
     const answered = new Promise<void>((resolve) => (query.wake = resolve));
     this.remember(id.toString('hex'), query);
-    const frame = requestFrame(id, target, ttl);
+    const frame = requestFrame(id, target, ttl, 0, wantKey ? FLAG_WANT_KEY : 0);
     count('discovery_asked');
     await Promise.all(
       transport.neighbours().map((n) =>
@@ -157,7 +173,9 @@ export class Discovery {
 
   private async onRequest(from: AgentId, buf: Buffer): Promise<void> {
     const { count, trust, transport, keys, now } = this.deps;
-    if (buf.length !== REQUEST_BYTES) return count('rejected_discovery_malformed');
+    if (buf.length !== REQUEST_BYTES && buf.length !== REQUEST_BYTES + 1) {
+      return count('rejected_discovery_malformed');
+    }
     if (trust.isRevoked(from)) return count('rejected_revoked');
     if (!this.limiter.take(from)) return count('rejected_discovery_rate_limited');
     const idHex = buf.subarray(2, 18).toString('hex');
@@ -165,15 +183,27 @@ export class Discovery {
     const target = buf.subarray(18, 38).toString('hex').toUpperCase() as Fingerprint;
     const ttl = Math.min(buf[38], MAX_HOPS);
     const travelled = buf[39];
-    this.remember(idHex, { from, target, expiresAt: now() + this.deps.options.timeoutMs * 2, responses: 0 });
+    const flags = buf.length > REQUEST_BYTES ? buf[40] : 0;
+    const wantKey = (flags & FLAG_WANT_KEY) !== 0;
+    this.remember(idHex, {
+      from,
+      target,
+      expiresAt: now() + this.deps.options.timeoutMs * 2,
+      responses: 0,
+      wantKey,
+    });
     const answers = this.answers(target, from, travelled);
     if (answers.length > 0) {
       count('discovery_answered');
-      for (const entries of answers) await this.respond(from, buf.subarray(2, 18), entries);
+      const held = wantKey ? await this.deps.trust.entityKey?.(target) : undefined;
+      for (const answer of answers) {
+        const key = wantKey ? (held ?? answer.entityKey) : undefined;
+        await this.respond(from, buf.subarray(2, 18), answer.entries, key);
+      }
       return;
     }
     if (ttl <= 1) return;
-    const onward = requestFrame(buf.subarray(2, 18), target, ttl - 1, travelled + 1);
+    const onward = requestFrame(buf.subarray(2, 18), target, ttl - 1, travelled + 1, flags & FLAG_WANT_KEY);
     for (const n of transport.neighbours()) {
       if (n === from || n === keys.id) continue;
       await transport.send(n, onward).then(
@@ -184,12 +214,16 @@ export class Discovery {
   }
 
   /** Paths we can offer for X, as they leave this agent (our own entry first when we relay). */
-  private answers(target: Fingerprint, asker: AgentId, travelled: number): PathEntry[][] {
+  private answers(
+    target: Fingerprint,
+    asker: AgentId,
+    travelled: number,
+  ): { entries: PathEntry[]; entityKey?: Uint8Array }[] {
     const { trust, keys, now, transport } = this.deps;
     const expires = now() + this.deps.options.cacheMs;
     const targets = trust.relayTargets(target).filter((t) => !trust.isRevoked(t.agent) && t.agent !== asker);
     const me = targets.find((t) => t.agent === keys.id);
-    if (me) return [[terminalEntry({ ...me, signPublic: keys.signPublic }, target, expires)]];
+    if (me) return [{ entries: [terminalEntry({ ...me, signPublic: keys.signPublic }, target, expires)] }];
     const up = new Set(transport.neighbours());
     // An offline trusted target still gets an answer: we hold packets for it until it is back.
     const direct = [...targets]
@@ -197,10 +231,12 @@ export class Discovery {
       .slice(0, 2)
       .map((t) => {
         const signPublic = publicOf(t.agent);
-        return [
-          signRelayEntry(keys, trust.ownCertificate(), signPublic, target, expires),
-          terminalEntry({ ...t, signPublic }, target, expires),
-        ];
+        return {
+          entries: [
+            signRelayEntry(keys, trust.ownCertificate(), signPublic, target, expires),
+            terminalEntry({ ...t, signPublic }, target, expires),
+          ],
+        };
       });
     if (direct.length > 0) return direct;
     const cached = this.cache
@@ -215,24 +251,25 @@ export class Discovery {
       )
       .slice(0, 2);
     if (cached.length > 0) this.deps.count('discovery_cache_answer');
-    return cached.map((p) => [
-      signRelayEntry(
-        keys,
-        trust.ownCertificate(),
-        p.entries[0].signPublic,
-        target,
-        Math.min(expires, ...p.entries.map((e) => e.expiresAt)),
-      ),
-      ...p.entries,
-    ]);
+    return cached.map((p) => ({
+      entries: [
+        signRelayEntry(
+          keys,
+          trust.ownCertificate(),
+          p.entries[0].signPublic,
+          target,
+          Math.min(expires, ...p.entries.map((e) => e.expiresAt)),
+        ),
+        ...p.entries,
+      ],
+      entityKey: p.entityKey,
+    }));
   }
 
-  private async respond(to: AgentId, queryId: Buffer, entries: PathEntry[]): Promise<void> {
-    const frame = Buffer.concat([
-      Buffer.from([WIRE_VERSION, FrameType.discoverResponse]),
-      queryId,
-      encodePath(entries),
-    ]);
+  private async respond(to: AgentId, queryId: Buffer, entries: PathEntry[], key?: Uint8Array): Promise<void> {
+    const parts = [Buffer.from([WIRE_VERSION, FrameType.discoverResponse]), queryId, encodePath(entries)];
+    if (key && key.length <= MAX_KEY_BYTES) parts.push(keyField(key));
+    const frame = Buffer.concat(parts);
     await this.deps.transport.send(to, frame).then(
       () => this.deps.count('discovery_frames_sent'),
       () => undefined,
@@ -245,7 +282,23 @@ export class Discovery {
     const query = this.queries.get(buf.subarray(2, 18).toString('hex'));
     if (!query || query.expiresAt < now()) return count('rejected_discovery_unsolicited');
     if (++query.responses > MAX_RESPONSES) return count('discovery_response_dropped');
-    const entries = decodePath(buf, 18);
+    const { entries, end } = decodePathAt(buf, 18);
+    const key = decodeKeyField(buf, end);
+    if (query.from === null && query.wantKey && key && !trust.hasEntityKey?.(query.target)) {
+      // Stored before the path is checked: the terminal's certificate can only be checked with it.
+      // A wrong key is refused here (its fingerprint must be the target), so nothing false is kept.
+      await trust.learnEntityKey?.(query.target, key).catch((err: unknown) => {
+        throw new KithError(
+          'ERR_DISCOVERY_KEY',
+          "the key in a discovery answer is not the target's",
+          undefined,
+          {
+            cause: err,
+          },
+        );
+      });
+      count('discovery_key_learned');
+    }
     await verifyPath(entries, {
       target: query.target,
       self: keys.id,
@@ -255,7 +308,7 @@ export class Discovery {
       now: now(),
       requireCertified: query.from === null,
     });
-    const path = this.cache.add(query.target, entries);
+    const path = this.cache.add(query.target, entries, key);
     if (query.from === null) {
       query.found?.push(path);
       count('discovery_path_found');
@@ -265,7 +318,7 @@ export class Discovery {
     if (entries.length >= MAX_HOPS || entries.some((e) => e.agent === query.from)) return;
     const expires = Math.min(...entries.map((e) => e.expiresAt));
     const mine = signRelayEntry(keys, trust.ownCertificate(), entries[0].signPublic, query.target, expires);
-    await this.respond(query.from, buf.subarray(2, 18), [mine, ...entries]);
+    await this.respond(query.from, buf.subarray(2, 18), [mine, ...entries], query.wantKey ? key : undefined);
   }
 
   private remember(id: string, query: Query): void {
@@ -289,13 +342,30 @@ export class Discovery {
   }
 }
 
-function requestFrame(id: Uint8Array, target: Fingerprint, ttl: number, travelled = 0): Buffer {
+/** The flags byte is sent only when some flag is set, so a plain request stays 40 bytes (revision 1). */
+function requestFrame(id: Uint8Array, target: Fingerprint, ttl: number, travelled = 0, flags = 0): Buffer {
   return Buffer.concat([
     Buffer.from([WIRE_VERSION, FrameType.discoverRequest]),
     id,
     Buffer.from(target, 'hex'),
-    Buffer.from([ttl, travelled]),
+    Buffer.from(flags === 0 ? [ttl, travelled] : [ttl, travelled, flags]),
   ]);
+}
+
+function keyField(key: Uint8Array): Buffer {
+  const length = Buffer.alloc(2);
+  length.writeUInt16BE(key.length);
+  return Buffer.concat([length, key]);
+}
+
+/** The optional entity key after a response's path record; throws ERR_PATH_MALFORMED on a bad length. */
+function decodeKeyField(buf: Buffer, at: number): Buffer | undefined {
+  if (at === buf.length) return undefined;
+  const malformed = new KithError('ERR_PATH_MALFORMED', 'bad entity key field after a path record');
+  if (buf.length - at < 2) throw malformed;
+  const length = buf.readUInt16BE(at);
+  if (length === 0 || length > MAX_KEY_BYTES || at + 2 + length !== buf.length) throw malformed;
+  return Buffer.from(buf.subarray(at + 2));
 }
 
 function publicOf(agent: AgentId): Buffer {

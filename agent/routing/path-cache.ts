@@ -10,6 +10,8 @@ export interface CachedPath {
   learnedAt: number;
   /** Times it stalled or failed since it was learned. */
   failures: number;
+  /** The target's public key as it came with the path (unchecked here); handed on in cache answers. */
+  entityKey?: Uint8Array;
 }
 
 /**
@@ -42,11 +44,12 @@ export class PathCache {
   ) {}
 
   /** Adds a verified path (replacing one through the same agents). */
-  add(target: Fingerprint, entries: PathEntry[]): CachedPath {
+  add(target: Fingerprint, entries: PathEntry[], entityKey?: Uint8Array): CachedPath {
     const agents = entries.map((e) => e.agent);
     const key = agents.join(',');
     const list = this.get(target).filter((p) => p.agents.join(',') !== key);
     const path: CachedPath = { entries, agents, learnedAt: this.now(), failures: 0 };
+    if (entityKey) path.entityKey = entityKey;
     list.push(path);
     list.sort((a, b) => a.failures - b.failures || a.agents.length - b.agents.length);
     this.paths.set(target, list.slice(0, this.perTarget));

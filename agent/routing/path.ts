@@ -84,6 +84,13 @@ export function encodePath(entries: PathEntry[]): Buffer {
 }
 
 export function decodePath(buf: Buffer, offset = 0): PathEntry[] {
+  const { entries, end } = decodePathAt(buf, offset);
+  if (end !== buf.length) throw new KithError('ERR_PATH_MALFORMED', 'trailing bytes after a path record');
+  return entries;
+}
+
+/** Parses a path record that may be followed by more fields; returns where it ends. */
+export function decodePathAt(buf: Buffer, offset = 0): { entries: PathEntry[]; end: number } {
   if (buf.length <= offset) throw new KithError('ERR_PATH_MALFORMED', 'empty path record');
   const count = buf[offset];
   if (count < 1 || count > MAX_HOPS) throw new KithError('ERR_PATH_MALFORMED', `a path has ${count} hops`);
@@ -94,8 +101,7 @@ export function decodePath(buf: Buffer, offset = 0): PathEntry[] {
     entries.push(entry);
     at += used;
   }
-  if (at !== buf.length) throw new KithError('ERR_PATH_MALFORMED', 'trailing bytes after a path record');
-  return entries;
+  return { entries, end: at };
 }
 
 /** This agent's signed entry: "I relay to `next` for `target`". */

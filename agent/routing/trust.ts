@@ -38,4 +38,16 @@ export interface TrustView {
   ): Promise<boolean | undefined>;
   /** True if this agent's trust or certificate has been revoked: never route through it. */
   isRevoked(agent: AgentId): boolean;
+  /**
+   * Key discovery (docs/protocol.md, "Discovery"). Optional: an implementation without it (the
+   * simulator) neither asks for nor hands out entity keys. True if we hold the entity's key.
+   */
+  hasEntityKey?(entity: Fingerprint): boolean;
+  /** The entity's public key as it travels in a discovery answer (binary OpenPGP); undefined if not held. */
+  entityKey?(entity: Fingerprint): Promise<Uint8Array | undefined>;
+  /**
+   * Checks that `key` is the key whose fingerprint is `entity` and keeps it as a known entity
+   * (neither trusted nor a contact). Throws a KithError when it is not that entity's usable key.
+   */
+  learnEntityKey?(entity: Fingerprint, key: Uint8Array): Promise<void>;
 }

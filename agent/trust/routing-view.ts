@@ -74,6 +74,19 @@ export class TrustStoreView implements TrustView {
   isRevoked(agent: AgentId): boolean {
     return this.trust.isRevokedAgent(agent);
   }
+
+  hasEntityKey(entity: Fingerprint): boolean {
+    return entity === this.self || this.trust.entity(entity)?.publicKey !== undefined;
+  }
+
+  async entityKey(entity: Fingerprint): Promise<Uint8Array | undefined> {
+    if (entity === this.self) return this.identity.entityKey.toPublic().write();
+    return (await this.trust.publicKey(entity))?.write();
+  }
+
+  async learnEntityKey(entity: Fingerprint, key: Uint8Array): Promise<void> {
+    await this.trust.addDiscoveredKey(key, entity);
+  }
 }
 
 function toCertified(record: AgentRecord): CertifiedAgent {

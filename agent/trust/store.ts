@@ -11,7 +11,7 @@ import { verifyAgentRevocation, type AgentRevocation } from './revocation.ts';
 import { migrateTrust } from './schema.ts';
 
 /** How an entity came to be known. */
-export type TrustSource = 'invitation' | 'fingerprint' | 'wrote-first' | 'self';
+export type TrustSource = 'invitation' | 'fingerprint' | 'wrote-first' | 'self' | 'discovery';
 
 /** One entity as the trust store knows it. */
 export interface EntityRecord {
@@ -155,6 +155,43 @@ export class TrustStore {
       this.emit({ kind: 'entity-trusted', fingerprint });
     }
     return this.entity(fingerprint)!;
+  }
+
+  /**
+   * Records a key that came in a discovery answer (docs/protocol.md, "Discovery"), once its
+   * fingerprint is the one asked for: a known entity, neither trusted nor a contact (writing
+   * to it makes it a contact). Only user ids the key itself certifies are kept, so no relay on
+   * the way can attach an address of its choosing. Throws ERR_FINGERPRINT_MISMATCH, ERR_BAD_KEY.
+   */
+  async addDiscoveredKey(binary: Uint8Array, expect: Fingerprint): Promise<EntityRecord> {
+    let key: openpgp.PublicKey;
+    try {
+      const read = await openpgp.readKey({ binaryKey: binary });
+      key = read.isPrivate() ? read.toPublic() : read;
+    } catch (err) {
+      throw new KithError('ERR_BAD_KEY', `not an OpenPGP public key: ${(err as Error).message}`);
+    }
+    if (asFingerprint(key.getFingerprint()) !== expect) {
+      throw new KithError(
+        'ERR_FINGERPRINT_MISMATCH',
+        `the key presented has fingerprint ${key.getFingerprint().toUpperCase()}, not ${expect}`,
+      );
+    }
+    try {
+      await key.verifyPrimaryKey(new Date(this.clock()));
+    } catch (err) {
+      throw new KithError('ERR_BAD_KEY', `the key for ${expect} is not usable: ${(err as Error).message}`);
+    }
+    const certified = await Promise.all(
+      key.users.map((u) =>
+        u.verify(new Date(this.clock())).then(
+          () => true,
+          () => false,
+        ),
+      ),
+    );
+    key.users = key.users.filter((_, i) => certified[i]);
+    return this.addEntity(key.armor(), { trusted: false, contact: false, source: 'discovery', expect });
   }
 
   /**

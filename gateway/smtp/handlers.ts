@@ -14,7 +14,6 @@ import type { BlobStore } from '../../store/blobs.ts';
 import type { Authenticator, MailAccount } from '../auth.ts';
 import type { DeliveryService, RecipientResolution } from '../delivery.ts';
 import type { NewSubmission, SubmissionRecipient, SubmissionStore } from '../submissions.ts';
-import { parseFingerprintAddress } from './addresses.ts';
 import { fieldsNamed } from './header-section.ts';
 import { checkEnvelopeSender, checkHeader, type HeaderLimits } from './message-check.ts';
 import { receiveData } from './receive-data.ts';
@@ -84,9 +83,8 @@ export function createHandlers(deps: HandlerDeps) {
     }
   }
 
+  // Fingerprint addresses too go to the agent: it must hold (or first discover) the key to encrypt.
   async function resolve(address: string): Promise<Fingerprint> {
-    const direct = parseFingerprintAddress(address);
-    if (direct) return direct;
     let resolution: RecipientResolution;
     try {
       resolution = await deps.delivery.resolveRecipient(address);
@@ -103,6 +101,7 @@ export function createHandlers(deps: HandlerDeps) {
       unknown: 'ERR_SMTP_RECIPIENT_UNKNOWN',
       ambiguous: 'ERR_SMTP_RECIPIENT_AMBIGUOUS',
       unreachable: 'ERR_SMTP_RECIPIENT_UNREACHABLE',
+      'no-path-yet': 'ERR_SMTP_RECIPIENT_NO_PATH_YET',
     }[resolution.reason];
     throw new KithError(code, `${address}: ${resolution.message}`);
   }

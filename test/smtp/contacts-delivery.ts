@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Db } from '../../store/db.ts';
 import type { Fingerprint, MessageId } from '../../common/ids.ts';
 import type { DeliveryService, OutboundMessage, RecipientResolution } from '../../gateway/delivery.ts';
+import { parseFingerprintAddress } from '../../gateway/smtp/addresses.ts';
 
 /**
  * Stands in for the agent: resolves addresses from a map of contacts and records each
@@ -32,6 +33,9 @@ export class ContactsDelivery implements DeliveryService {
         message: 'nobody you trust can reach this person yet; ask them for an invitation',
       };
     }
+    // As the agent does for a key it holds (or discovers): the fingerprint form needs no contact entry.
+    const byFingerprint = parseFingerprintAddress(address);
+    if (byFingerprint) return { ok: true, fingerprint: byFingerprint };
     const found = this.contacts.get(key);
     if (found === undefined) {
       return {
