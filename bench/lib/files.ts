@@ -1,0 +1,21 @@
+// Test payloads for the transfer benchmarks: a random file of a given size, and its digest.
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+
+/** Writes `bytes` random bytes to `path` in 4 MiB pieces (bounded memory). */
+export async function randomFile(path: string, bytes: number): Promise<void> {
+  const out = createWriteStream(path);
+  const piece = 4 * 1024 * 1024;
+  for (let left = bytes; left > 0; left -= piece) {
+    if (!out.write(randomBytes(Math.min(piece, left)))) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}

@@ -1,0 +1,63 @@
+// A line of Kith agents, each in its own process: alice – carol – dave – bob. Each neighbour pair
+// is linked by a real invitation; alice and bob are only each other's contacts (keys exchanged),
+// so alice's mail to bob is discovered and onion-routed across 3 links (2 relays).
+import { join } from 'node:path';
+import type { GatewaySettings } from '../../gateway/index.ts';
+import { peakRss } from './stats.ts';
+import { startWorker, type Worker } from './workers.ts';
+
+export interface KithAgent extends Worker {
+  fingerprint: string;
+  agentId: string;
+  email: string;
+  publicKey: string;
+  settings: GatewaySettings;
+  redisPid?: number;
+}
+
+export const LINE_NAMES = ['alice', 'carol', 'dave', 'bob'];
+
+export async function startKithLine(
+  dir: string,
+  options: { stallTimeoutMs?: number } = {},
+): Promise<{ agents: KithAgent[]; stop: () => Promise<void> }> {
+  const workers: Worker[] = [];
+  const stop = async (): Promise<void> => {
+    await Promise.all(workers.map((w) => w.stop()));
+  };
+  try {
+    const agents: KithAgent[] = [];
+    for (const name of LINE_NAMES) {
+      const w = startWorker('agent-worker.ts', name);
+      workers.push(w);
+      const info = await w.call<Omit<KithAgent, keyof Worker>>('init', {
+        name,
+        dir: join(dir, name),
+        stallTimeoutMs: options.stallTimeoutMs,
+      });
+      agents.push(Object.assign(w, info));
+    }
+    for (let i = 0; i + 1 < agents.length; i++) {
+      const code = await agents[i]!.call<string>('invite');
+      await agents[i + 1]!.call('accept', { code });
+    }
+    const alice = agents[0]!;
+    const bob = agents[agents.length - 1]!;
+    await alice.call('contact', { publicKey: bob.publicKey });
+    await bob.call('contact', { publicKey: alice.publicKey });
+    return { agents, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Peak RSS of every agent process and of its private redis-server. */
+export function agentPeaks(agents: KithAgent[]): { name: string; bytes: number | undefined }[] {
+  const out: { name: string; bytes: number | undefined }[] = [];
+  for (const a of agents) {
+    out.push({ name: `${a.name} (node)`, bytes: a.peak() });
+    if (a.redisPid) out.push({ name: `${a.name} (redis-server)`, bytes: peakRss(a.redisPid) });
+  }
+  return out;
+}
