@@ -111,7 +111,7 @@ describe('TrustStore.addDiscoveredKey', () => {
     const trust = store();
     const bob = await key('Bob');
     const eve = await key('Eve');
-    const tampered = bob.clone();
+    const tampered = await openpgp.readKey({ binaryKey: bob.write() });
     // A relay puts Eve's address (with Eve's self-signature) first on Bob's key.
     tampered.users.unshift(eve.users[0]);
     const fpr = asFingerprint(bob.getFingerprint());
