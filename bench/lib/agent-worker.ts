@@ -43,7 +43,11 @@ function smallMail(from: string, to: string, id: string): Buffer {
 }
 
 /** Sends through the engine (no SMTP, no outbox job) and resolves when the recipient reported it durable. */
-async function engineSend(to: Fingerprint, source: { kind: 'file'; path: string } | { kind: 'bytes'; data: Buffer }, id: MessageId): Promise<void> {
+async function engineSend(
+  to: Fingerprint,
+  source: { kind: 'file'; path: string } | { kind: 'bytes'; data: Buffer },
+  id: MessageId,
+): Promise<void> {
   const done = new Promise<void>((resolve, reject) => waiting.set(id, { resolve, reject }));
   await required().engine.send({ id, to, source });
   await done;
@@ -133,7 +137,11 @@ const methods: Record<string, (p: Params) => Promise<unknown>> = {
       while (next < count) {
         next++;
         const id = asMessageId(randomBytes(16).toString('hex'));
-        await engineSend(p.to as Fingerprint, { kind: 'bytes', data: smallMail(n.identity.email, String(p.toEmail), id) }, id);
+        await engineSend(
+          p.to as Fingerprint,
+          { kind: 'bytes', data: smallMail(n.identity.email, String(p.toEmail), id) },
+          id,
+        );
       }
     };
     await Promise.all(Array.from({ length: Number(p.window) }, lane));

@@ -137,7 +137,9 @@ async function messages(count: number, size: number, window: number): Promise<nu
 async function bulk(path: string): Promise<number> {
   const stream = await open();
   const reply = new Promise<number>((resolve, reject) => {
-    stream.addEventListener('message', (e) => resolve(Number(Buffer.from(e.data.subarray()).readBigUInt64BE(0))));
+    stream.addEventListener('message', (e) =>
+      resolve(Number(Buffer.from(e.data.subarray()).readBigUInt64BE(0))),
+    );
     stream.addEventListener('close', (e) => reject(e.error ?? new Error('closed without a count')));
   });
   await send(stream, Buffer.from('B'));
