@@ -4,7 +4,8 @@ import { KithNode } from '../../agent/node.ts';
 import { createIdentity } from '../../agent/identity/identity.ts';
 import { openRedis, type RedisHandle } from '../../agent/queue/connection.ts';
 import type { Logger } from '../../common/logger.ts';
-import { loadConfig } from '../../config/load.ts';
+import { loadConfig, type DeepPartial } from '../../config/load.ts';
+import type { Config } from '../../config/schema.ts';
 import type { GatewaySettings } from '../../gateway/index.ts';
 import { openDatabase } from '../../store/db.ts';
 import { prepareDataDir } from '../../store/datadir.ts';
@@ -15,6 +16,9 @@ export interface DemoAgent {
   dataDir: string;
   node: KithNode;
   settings: GatewaySettings;
+  /** What a restart needs: the same configuration and passphrase. */
+  config: Readonly<Config>;
+  passphrase: string;
 }
 
 const RELAY_NAMES = ['carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy'];
@@ -34,20 +38,40 @@ export function demoTopology(agents: number): { names: string[]; links: [string,
   return { names: ['alice', ...relays, 'bob'], links };
 }
 
+/** Who trusts whom (invitations: the second redeems the first's code) and who are contacts. */
+export interface Topology {
+  names: string[];
+  /** [inviter, invitee]: a real invitation, so both trust each other as link neighbours. */
+  links: [string, string][];
+  /** Pairs made each other's contacts (keys exchanged as if checked out of band), not neighbours. */
+  contacts?: [string, string][];
+}
+
+/** One running network of agents in this process. */
+export interface Network {
+  agents: DemoAgent[];
+  redis: RedisHandle;
+  /** The agent of that name (throws for an unknown name). */
+  agent(name: string): DemoAgent;
+  /** Starts a stopped agent again: same data directory, configuration and passphrase. */
+  restart(name: string): Promise<DemoAgent>;
+  /** Stops every agent, then the shared redis-server. */
+  stop(): Promise<void>;
+}
+
 /**
  * Starts a whole network on loopback in this process: fresh data directories under `dir`, one
  * private redis-server shared by all (separate key prefixes), every port ephemeral, trust set
- * up by real invitations, and alice and bob made each other's contacts (keys exchanged as if
- * checked out of band) without trusting each other as neighbours.
+ * up by real invitations and contacts by key exchange. Tests build their topologies with it.
  */
-export async function startDemoNetwork(options: {
+export async function startNetwork(options: {
   dir: string;
-  agents: number;
+  topology: Topology;
   log: Logger;
-  /** Demo tuning, e.g. a short stall timeout so path changes show quickly. */
-  stallTimeoutMs?: number;
-}): Promise<{ agents: DemoAgent[]; redis: RedisHandle; stop: () => Promise<void> }> {
-  const { names, links } = demoTopology(options.agents);
+  /** Configuration for every agent, on top of the loopback settings (e.g. a short stall timeout). */
+  overrides?: DeepPartial<Config>;
+}): Promise<Network> {
+  const { names, links, contacts = [] } = options.topology;
   prepareDataDir(options.dir);
   const redis = await openRedis({
     dir: join(options.dir, 'redis'),
@@ -55,39 +79,81 @@ export async function startDemoNetwork(options: {
     log: options.log,
   });
   const agents: DemoAgent[] = [];
-  const stop = async (): Promise<void> => {
-    await Promise.all(agents.map((a) => a.node.stop()));
-    await redis.stop();
+  const agent = (name: string): DemoAgent => {
+    const found = agents.find((a) => a.name === name);
+    if (!found) throw new RangeError(`no agent named ${name}`);
+    return found;
+  };
+  const network: Network = {
+    agents,
+    redis,
+    agent,
+    restart: async (name) => {
+      const old = agent(name);
+      await old.node.stop();
+      const node = new KithNode({
+        config: old.config,
+        passphrase: old.passphrase,
+        log: options.log.child({ agent: name }),
+        redis,
+      });
+      await node.start();
+      const fresh = { ...old, node, settings: node.mailSettings };
+      agents[agents.indexOf(old)] = fresh;
+      return fresh;
+    },
+    stop: async () => {
+      await Promise.all(agents.map((a) => a.node.stop()));
+      await redis.stop();
+    },
   };
   try {
-    for (const name of names) agents.push(await startAgent(name, options, redis));
-    const byName = new Map(agents.map((a) => [a.name, a]));
+    for (const name of names) agents.push(await createAgent(name, options, redis));
     for (const [inviter, invitee] of links) {
-      const code = byName.get(inviter)!.node.links.createInvitation({ ttlMs: 60_000 });
-      await byName.get(invitee)!.node.links.acceptInvitation(code);
+      const code = agent(inviter).node.links.createInvitation({ ttlMs: 60_000 });
+      await agent(invitee).node.links.acceptInvitation(code);
     }
-    const alice = byName.get('alice')!.node;
-    const bob = byName.get('bob')!.node;
-    await alice.trust.addEntity(bob.identity.entityPublicArmored, {
-      trusted: false,
-      contact: true,
-      source: 'fingerprint',
-    });
-    await bob.trust.addEntity(alice.identity.entityPublicArmored, {
-      trusted: false,
-      contact: true,
-      source: 'fingerprint',
-    });
-    return { agents, redis, stop };
+    for (const [one, other] of contacts) {
+      for (const [from, to] of [
+        [one, other],
+        [other, one],
+      ]) {
+        await agent(from).node.trust.addEntity(agent(to).node.identity.entityPublicArmored, {
+          trusted: false,
+          contact: true,
+          source: 'fingerprint',
+        });
+      }
+    }
+    return network;
   } catch (err) {
-    await stop();
+    await network.stop();
     throw err;
   }
 }
 
-async function startAgent(
+/**
+ * The demo: alice and bob are each other's contacts without trusting each other as neighbours;
+ * the relays between them carry their mail (demoTopology).
+ */
+export async function startDemoNetwork(options: {
+  dir: string;
+  agents: number;
+  log: Logger;
+  /** Demo tuning, e.g. a short stall timeout so path changes show quickly. */
+  stallTimeoutMs?: number;
+}): Promise<Network> {
+  return startNetwork({
+    dir: options.dir,
+    log: options.log,
+    topology: { ...demoTopology(options.agents), contacts: [['alice', 'bob']] },
+    overrides: options.stallTimeoutMs ? { delivery: { stallTimeoutMs: options.stallTimeoutMs } } : {},
+  });
+}
+
+async function createAgent(
   name: string,
-  options: { dir: string; log: Logger; stallTimeoutMs?: number },
+  options: { dir: string; log: Logger; overrides?: DeepPartial<Config> },
   redis: RedisHandle,
 ): Promise<DemoAgent> {
   const dataDir = join(options.dir, name);
@@ -101,20 +167,36 @@ async function startAgent(
   }
   const config = loadConfig({
     env: {},
-    overrides: {
-      dataDir,
-      logLevel: options.log.level as never,
-      redis: { prefix: `kith-${name}` },
-      p2p: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-      smtp: { port: 0 },
-      imap: { port: 0 },
-      http: { port: 0 },
-      delivery: options.stallTimeoutMs ? { stallTimeoutMs: options.stallTimeoutMs } : {},
-    },
+    overrides: deepMerge(
+      {
+        dataDir,
+        logLevel: options.log.level as never,
+        redis: { prefix: `kith-${name}` },
+        p2p: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+        smtp: { port: 0 },
+        imap: { port: 0 },
+        http: { port: 0 },
+      },
+      options.overrides ?? {},
+    ),
   });
   const node = new KithNode({ config, passphrase, log: options.log.child({ agent: name }), redis });
   await node.start();
-  return { name, dataDir, node, settings: node.mailSettings };
+  return { name, dataDir, node, settings: node.mailSettings, config, passphrase };
+}
+
+/** Plain objects merged key by key (arrays and values of `extra` replace). */
+function deepMerge<T extends Record<string, unknown>>(base: T, extra: Record<string, unknown>): T {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(extra)) {
+    const prev = out[key];
+    out[key] = isPlainObject(prev) && isPlainObject(value) ? deepMerge(prev, value) : (value as unknown);
+  }
+  return out as T;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function capitalise(name: string): string {
