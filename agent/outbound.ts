@@ -236,11 +236,25 @@ export class AgentDeliveryService implements DeliveryService {
         break;
       case 'failed':
         await outbox.finish(event.id, 'failed', event.reason);
-        status = { kind: 'failed', id: event.id, to, at, reason: event.reason };
+        status = {
+          kind: 'failed',
+          id: event.id,
+          to,
+          at,
+          reason: event.reason,
+          cause: failureCause(event.reason),
+        };
         break;
       default:
         return;
     }
     if (status) await gateway.status(status);
   }
+}
+
+/** Which status code a failure gets (5.4.7 expired, 5.7.1 refused, else 5.4.4 no path). */
+export function failureCause(reason: string): 'expired' | 'refused' | 'no-path' {
+  if (/deadline|expired/i.test(reason)) return 'expired';
+  if (/refus|reject/i.test(reason)) return 'refused';
+  return 'no-path';
 }

@@ -95,6 +95,23 @@ describe('kith invite / accept / contacts / send / track between two nodes', () 
     expect(readFileSync(saved).equals(bytes)).toBe(true);
   });
 
+  it('a restarted node redials its trusted neighbours by itself', async () => {
+    const bobNode = nodes[1];
+    bobNode.child.kill('SIGTERM');
+    expect(await exited(bobNode.child)).toBe(0);
+    nodes[1] = await startKith(['--data-dir', bob, 'start'], BASE, /Stop with Ctrl-C/);
+    let linked = false;
+    for (let i = 0; i < 40 && !linked; i++) {
+      const contacts = JSON.parse(runKith(['--data-dir', bob, 'contacts', '--json']).stdout || '[]') as {
+        email: string;
+        agents: { linked: boolean }[];
+      }[];
+      linked = contacts.some((c) => c.email === 'alice@example.org' && c.agents.some((a) => a.linked));
+      if (!linked) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(linked).toBe(true);
+  }, 60_000);
+
   it('a CLI command without a running node says how to start one', () => {
     const result = runKith(['--data-dir', join(dir.path, 'nobody'), 'contacts']);
     expect(result.status).toBe(1);
