@@ -2,7 +2,7 @@
 // and an IMAP watcher that polls the INBOX at a fixed interval. Both are used the same way
 // against Kith and against Postfix + Dovecot.
 import { ImapFlow } from 'imapflow';
-import nodemailer from 'nodemailer';
+import nodemailer, { type Transporter } from 'nodemailer';
 import { sleep } from '../lib/stats.ts';
 
 export interface Account {
@@ -16,7 +16,7 @@ export interface Account {
 export const POLL_MS = 5;
 
 export class Submitter {
-  private readonly transport: nodemailer.Transporter;
+  private readonly transport: Transporter;
   constructor(
     account: Account,
     private readonly from: string,
