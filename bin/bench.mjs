@@ -1,0 +1,56 @@
+#!/usr/bin/env node
+// `npm run bench`: runs every benchmark in bench/ in turn (each in its own process, which stops
+// everything it starts) and prints their figures, then how long each took.
+//   npm run bench                       all, full size (several minutes: two 1 GiB transfers)
+//   npm run bench -- --quick            smaller sizes, for a quick look
+//   npm run bench -- --only imap,e2e-latency
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const quick = process.argv.includes('--quick');
+const onlyIndex = process.argv.indexOf('--only');
+const only = onlyIndex >= 0 ? process.argv[onlyIndex + 1].split(',') : undefined;
+
+/** name, script, arguments for a full run, arguments for --quick. */
+const BENCHMARKS = [
+  ['imap', 'bench/imap/run.ts', [], ['2000']],
+  ['discovery', 'bench/discovery/run.ts', [], ['--sizes', '1000', '--trials', '10']],
+  ['delivery', 'bench/delivery/run.ts', [], ['--messages', '100', '--mib', '100']],
+  ['e2e-latency', 'bench/e2e/latency.ts', [], ['--messages', '30', '--burst', '100']],
+  ['e2e-large', 'bench/e2e/large.ts', [], ['--mib', '100']],
+];
+
+function runOne(script, args) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+      cwd: root,
+      stdio: 'inherit',
+    });
+    const forward = (signal) => child.kill(signal);
+    process.once('SIGINT', forward);
+    process.once('SIGTERM', forward);
+    child.once('exit', (code, signal) => {
+      process.off('SIGINT', forward);
+      process.off('SIGTERM', forward);
+      resolve(code ?? (signal ? 1 : 0));
+    });
+  });
+}
+
+const summary = [];
+for (const [name, script, full, small] of BENCHMARKS) {
+  if (only && !only.includes(name)) continue;
+  const args = quick ? small : full;
+  console.log(`\n=== ${name}: ${script} ${args.join(' ')}`);
+  const t0 = Date.now();
+  const code = await runOne(script, args);
+  summary.push({ name, code, seconds: (Date.now() - t0) / 1000 });
+}
+console.log('\n=== summary');
+for (const s of summary) {
+  console.log(
+    `${s.name.padEnd(14)} ${s.code === 0 ? 'ok' : `FAILED (exit ${s.code})`}  ${s.seconds.toFixed(0)} s`,
+  );
+}
+process.exitCode = summary.some((s) => s.code !== 0) ? 1 : 0;
