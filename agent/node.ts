@@ -24,6 +24,7 @@ import { openpgpCodec } from './payload/codec.ts';
 import { openRedis, type RedisHandle } from './queue/connection.ts';
 import { Outbox } from './queue/outbox.ts';
 import { createReachability } from './reachability/index.ts';
+import { NeighbourKeeper } from './reachability/keeper.ts';
 import { createTrustStore } from './trust/index.ts';
 import { TrustStoreView } from './trust/routing-view.ts';
 import type { TrustStore } from './trust/store.ts';
@@ -135,6 +136,19 @@ export class KithNode {
     });
     await reachability.start();
     this.parts.push({ name: 'reachability', stop: () => reachability.stop() });
+    const keeper = new NeighbourKeeper({
+      trusted: () =>
+        this.trust
+          .entities()
+          .filter((e) => e.trusted && !e.revokedAt && e.fingerprint !== identity.fingerprint)
+          .map((e) => e.fingerprint),
+      linked: (entity) => this.trust.certifiedAgents(entity).some((a) => this.links.isLinked(a.agentId)),
+      linkCount: () => this.links.transport.neighbours().length,
+      reach: (entity) => reachability.reach(entity),
+      log: log.child({ part: 'keeper' }),
+    });
+    keeper.start();
+    this.parts.push({ name: 'keeper', stop: () => keeper.stop() });
 
     this.engine = new DeliveryEngine({
       transport: this.links.transport,
@@ -260,6 +274,7 @@ export class KithNode {
       raw,
       sender: from,
       verified: message.verified,
+      senderKeyKnown: sender?.publicKey !== undefined,
       receivedAt: message.receivedAt,
     });
   }

@@ -59,6 +59,11 @@ export interface InboundMessage {
   sender: { fingerprint: Fingerprint; email?: string; name?: string };
   /** True only if the OpenPGP signature verified against the sender entity's key. */
   verified: boolean;
+  /**
+   * False when this node does not hold the key the sender claims (first contact): the signature
+   * could not be checked at all, which is not the same as a signature that failed.
+   */
+  senderKeyKnown?: boolean;
   receivedAt: Date;
 }
 

@@ -4,16 +4,18 @@ import { isOwnAddress } from './smtp/addresses.ts';
 import addressparser from 'nodemailer/lib/addressparser';
 
 /** Verdict on who sent an incoming message, as the Authentication-Results header states it. */
-export type SenderVerdict = 'pass' | 'policy' | 'fail';
+export type SenderVerdict = 'pass' | 'policy' | 'fail' | 'unchecked';
 
 /**
  * pass: the OpenPGP signature verified and From: names the signing entity's address (or the
  * entity has no known address to compare). policy: the signature verified, but From: shows
  * an address the entity does not have, so the display name of the message is not to be
  * trusted. fail: the signature did not verify; nothing about the sender is vouched for.
+ * unchecked: the claimed sender's key is not held here (first contact), so there was nothing to
+ * check the signature against; nothing is vouched for either, but nothing failed.
  */
 export function senderVerdict(message: InboundMessage, fromAddresses: readonly string[]): SenderVerdict {
-  if (!message.verified) return 'fail';
+  if (!message.verified) return message.senderKeyKnown === false ? 'unchecked' : 'fail';
   const email = message.sender.email;
   if (email === undefined) return 'pass';
   return fromAddresses.length > 0 && fromAddresses.every((a) => isOwnAddress([email], a)) ? 'pass' : 'policy';
@@ -67,11 +69,14 @@ export function prepareInbound(message: InboundMessage, authservId = 'kith'): Bu
     pass: `kith=pass header.from=${from[0] ?? 'none'} policy.entity=${fpr}`,
     policy: `kith=policy reason="From: is not an address of the signing entity" header.from=${from[0] ?? 'none'} policy.entity=${fpr}`,
     fail: 'kith=fail reason="OpenPGP signature did not verify"',
+    unchecked: `kith=neutral reason="the sender's key is not known here; the signature was not checked"`,
   }[verdict];
   const senderLine = {
     pass: `${who} verified key ${fpr}`,
     policy: `${who} verified key ${fpr}; the From: address is not theirs`,
     fail: 'UNVERIFIED: the signature did not verify; the sender is unknown',
+    // The claimed fingerprint is named so the user can answer: a reply reaches that key's owner only.
+    unchecked: `UNVERIFIED: claims to be key ${fpr}, which is not known here (write to ${fpr.toLowerCase()}@kith to reach that key)`,
   }[verdict];
   const added = [
     `Authentication-Results: ${authservId}; ${results}`,
