@@ -5,7 +5,7 @@
 //   npm run bench -- --quick            smaller sizes, for a quick look
 //   npm run bench -- --only imap,e2e-latency
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { URL, fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const quick = process.argv.includes('--quick');
