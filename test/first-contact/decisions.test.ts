@@ -1,7 +1,9 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
 import * as openpgp from 'openpgp';
-import { afterDiscovery, resolveAddress } from '../../agent/outbound.ts';
+import type { DeliveryEngine } from '../../agent/delivery/engine.ts';
+import { AgentDeliveryService, afterDiscovery, resolveAddress } from '../../agent/outbound.ts';
+import type { Outbox } from '../../agent/queue/outbox.ts';
 import { createTrustStore } from '../../agent/trust/index.ts';
 import { asFingerprint, type Fingerprint } from '../../common/ids.ts';
 import { silentLogger } from '../../common/logger.ts';
@@ -119,5 +121,68 @@ describe('TrustStore.addDiscoveredKey', () => {
     expect(rec.email).toBe('bob@example.org');
     const stored = await trust.publicKey(fpr);
     expect(stored?.users.map((u) => u.userID?.email)).toEqual(['bob@example.org']);
+  });
+});
+
+describe('AgentDeliveryService.resolveRecipient for a fingerprint whose key is not held', () => {
+  const tmp = tempDir('kith-first-contact-svc-');
+  afterAll(() => tmp.remove());
+
+  /** The service over a real trust store; discovery is a stand-in that the test drives. */
+  function service(find: (fpr: Fingerprint) => Promise<unknown>, timeoutMs: number) {
+    const trust = createTrustStore({
+      db: openDatabase(join(tmp.path, `s${Date.now()}${Math.random()}.db`)),
+      log: silentLogger(),
+    });
+    const calls: Fingerprint[] = [];
+    const engine = {
+      discovery: {
+        find: (fpr: Fingerprint) => {
+          calls.push(fpr);
+          return find(fpr);
+        },
+      },
+    } as unknown as DeliveryEngine;
+    const svc = new AgentDeliveryService({
+      self: SELF,
+      trust,
+      engine,
+      outbox: undefined as unknown as Outbox,
+      log: silentLogger(),
+      discoveryTimeoutMs: timeoutMs,
+    });
+    return { svc, trust, calls };
+  }
+
+  test('concurrent RCPTs for one fingerprint share one discovery; the key it stores makes them accepted', async () => {
+    const bob = (
+      await openpgp.generateKey({
+        type: 'ecc',
+        curve: 'curve25519Legacy',
+        userIDs: [{ email: 'bob@example.org' }],
+        format: 'object',
+      })
+    ).publicKey;
+    const fpr = asFingerprint(bob.getFingerprint());
+    const { svc, trust, calls } = service(async () => {
+      await new Promise((r) => setTimeout(r, 50));
+      await trust.addDiscoveredKey(bob.write(), fpr);
+    }, 5_000);
+    const [a, b] = await Promise.all([svc.resolveRecipient(at(fpr)), svc.resolveRecipient(at(fpr))]);
+    expect(a).toEqual({ ok: true, fingerprint: fpr, email: 'bob@example.org' });
+    expect(b).toEqual(a);
+    expect(calls).toEqual([fpr]);
+    // Known now: no second discovery.
+    await svc.resolveRecipient(at(fpr));
+    expect(calls).toHaveLength(1);
+  });
+
+  test('discovery that brings nothing in time: a temporary refusal after the timeout, not later', async () => {
+    const { svc } = service(() => new Promise(() => undefined), 300);
+    const started = Date.now();
+    const r = await svc.resolveRecipient(at(BOB));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(r).toMatchObject({ ok: false, reason: 'no-path-yet' });
   });
 });
