@@ -23,7 +23,7 @@ import { AgentDeliveryService } from './outbound.ts';
 import { openpgpCodec } from './payload/codec.ts';
 import { openRedis, type RedisHandle } from './queue/connection.ts';
 import { Outbox } from './queue/outbox.ts';
-import { createReachability } from './reachability/index.ts';
+import { createReachability, type Reachability } from './reachability/index.ts';
 import { NeighbourKeeper } from './reachability/keeper.ts';
 import { createTrustStore } from './trust/index.ts';
 import { TrustStoreView } from './trust/routing-view.ts';
@@ -58,6 +58,8 @@ export class KithNode {
   redis!: RedisHandle;
   trust!: TrustStore;
   links!: LinkManager;
+  /** Neighbours' signed addresses (what a restarted node dials). */
+  reachability!: Reachability;
   engine!: DeliveryEngine;
   outbox!: Outbox;
   delivery!: AgentDeliveryService;
@@ -126,14 +128,14 @@ export class KithNode {
     });
     await nat.start();
     this.parts.push({ name: 'nat', stop: () => nat.stop() });
-    const reachability = createReachability({
+    const reachability = (this.reachability = createReachability({
       links: this.links,
       trust: this.trust,
       identity,
       db,
       config: config.p2p,
       log: log.child({ part: 'reachability' }),
-    });
+    }));
     await reachability.start();
     this.parts.push({ name: 'reachability', stop: () => reachability.stop() });
     const keeper = new NeighbourKeeper({

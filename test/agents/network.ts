@@ -38,6 +38,12 @@ export async function startAgents(
         discovery: { timeoutMs: 3000, ...overrides.discovery },
       },
     });
+    await until(
+      () =>
+        topology.links.every(([x, y]) => knows(network, x, y) && knows(network, y, x)) ? true : undefined,
+      10_000,
+      'neighbours to exchange their addresses',
+    );
     return Object.assign(network, {
       dir: dir.path,
       close: async () => {
@@ -51,6 +57,12 @@ export async function startAgents(
     dir.remove();
     throw err;
   }
+}
+
+/** True once `who` holds a signed address record of its neighbour `of` (a restart dials it). */
+function knows(network: Network, who: string, of: string): boolean {
+  const agent = network.agent(of).node.identity.agentId;
+  return network.agent(who).node.reachability.addressesOf(agent).length > 0;
 }
 
 /** A line a–b–c–…: each agent trusts only the next one; the ends are contacts when asked. */
