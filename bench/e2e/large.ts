@@ -102,6 +102,7 @@ async function kith(root: string, file: string, digest: string) {
       join(root, 'cli.time'),
     );
     const seconds = (performance.now() - t0) / 1000;
+    if (process.env.BENCH_VERBOSE) process.stderr.write(cli.stdout);
     const dir = join(root, 'kith', 'bob', 'received');
     const [saved] = readdirSync(dir);
     if (
