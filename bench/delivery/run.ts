@@ -9,6 +9,7 @@
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { onInterrupt } from '../lib/cleanup.ts';
 import { randomFile, sha256File } from '../lib/files.ts';
 import { agentPeaks, startKithLine, LINE_NAMES } from '../lib/kith-line.ts';
 import { currentRss, header, mib, percentile, row } from '../lib/stats.ts';
@@ -99,6 +100,7 @@ function maxOf(list: { bytes: number | undefined }[]): number {
 
 async function main(): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), 'kith-bench-delivery-'));
+  const forget = onInterrupt(async () => rmSync(root, { recursive: true, force: true }));
   try {
     const file = join(root, 'payload.bin');
     await randomFile(file, BULK);
@@ -135,6 +137,7 @@ async function main(): Promise<void> {
       );
     }
   } finally {
+    forget();
     rmSync(root, { recursive: true, force: true });
   }
 }

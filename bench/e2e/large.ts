@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { onInterrupt } from '../lib/cleanup.ts';
 import { randomFile, sha256File } from '../lib/files.ts';
 import { agentPeaks, startKithLine } from '../lib/kith-line.ts';
 import { header, mib, row } from '../lib/stats.ts';
@@ -119,6 +120,7 @@ async function kith(root: string, file: string, digest: string) {
 
 async function main(): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), 'kith-bench-large-'));
+  const forget = onInterrupt(async () => rmSync(root, { recursive: true, force: true }));
   try {
     const file = join(root, 'payload.bin');
     await randomFile(file, BYTES);
@@ -136,6 +138,7 @@ async function main(): Promise<void> {
     console.log(`  kith: ${k.peaks.map((p) => `${p.name} ${mib(p.bytes)}`).join(', ')}`);
     console.log(`  raw TCP: ${b.peaks.map((p) => `${p.name} ${mib(p.bytes)}`).join(', ')}`);
   } finally {
+    forget();
     rmSync(root, { recursive: true, force: true });
   }
 }

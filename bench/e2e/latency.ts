@@ -13,6 +13,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { onInterrupt } from '../lib/cleanup.ts';
 import { startKithLine } from '../lib/kith-line.ts';
 import { header, percentile, row } from '../lib/stats.ts';
 import { POLL_MS, Submitter, Watcher, type Account } from './mail.ts';
@@ -101,6 +102,7 @@ async function kith(dir: string): Promise<Figures> {
 
 async function mta(dir: string): Promise<Figures> {
   const server = await startMta(dir);
+  const done = onInterrupt(() => server.stop());
   try {
     return await measure(
       'postfix+dovecot',
@@ -110,12 +112,14 @@ async function mta(dir: string): Promise<Figures> {
       MTA_USER,
     );
   } finally {
+    done();
     await server.stop();
   }
 }
 
 async function main(): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), 'kith-bench-latency-'));
+  const forget = onInterrupt(async () => rmSync(root, { recursive: true, force: true }));
   try {
     const k = await kith(join(root, 'kith'));
     const missing = mtaMissing();
@@ -139,6 +143,7 @@ async function main(): Promise<void> {
       row(`  of which SMTP acceptance alone (250s/s)`, k.submittedPerSecond, b.submittedPerSecond, '/s'),
     );
   } finally {
+    forget();
     rmSync(root, { recursive: true, force: true });
   }
 }

@@ -3,6 +3,7 @@
 // so alice's mail to bob is discovered and onion-routed across 3 links (2 relays).
 import { join } from 'node:path';
 import type { GatewaySettings } from '../../gateway/index.ts';
+import { onInterrupt } from './cleanup.ts';
 import { peakRss } from './stats.ts';
 import { startWorker, type Worker } from './workers.ts';
 
@@ -22,8 +23,13 @@ export async function startKithLine(
   options: { stallTimeoutMs?: number } = {},
 ): Promise<{ agents: KithAgent[]; stop: () => Promise<void> }> {
   const workers: Worker[] = [];
-  const stop = async (): Promise<void> => {
+  const stopAll = async (): Promise<void> => {
     await Promise.all(workers.map((w) => w.stop()));
+  };
+  const forget = onInterrupt(stopAll);
+  const stop = async (): Promise<void> => {
+    forget();
+    await stopAll();
   };
   try {
     const agents: KithAgent[] = [];

@@ -47,7 +47,7 @@ export function startWorker(script: 'agent-worker.ts' | 'raw-worker.ts', name: s
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       // The worker stops its node on disconnect; a stuck one is killed after a grace period.
-      child.disconnect();
+      if (child.connected) child.disconnect();
       const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
       await exited;
       clearTimeout(timer);
