@@ -101,6 +101,12 @@ export class Outbox {
     });
     this.worker.on('error', (err) => this.options.log.warn({ err: err.message }, 'outbox worker error'));
     await this.reconcile();
+    // A Redis that comes back after a restart may have lost jobs (the last second before a crash,
+    // or everything when its files are gone): re-create them at once, not at the next period.
+    this.queue.getBackend().on('ready', () => {
+      this.options.log.info('Redis is back: reconciling the outbox');
+      void this.reconcile().catch(() => {});
+    });
     this.reconcileTimer = setInterval(() => void this.reconcile().catch(() => {}), reconcileMs);
     this.reconcileTimer.unref();
   }
