@@ -1,0 +1,82 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { messagesContaining, progress, send, startAgents, until, type TestNetwork } from './network.ts';
+
+const MiB = 1024 * 1024;
+/** The issue asks for 1 GB. */
+const SIZE = 1024 * MiB;
+/** Growth of this process's RSS allowed while sender and recipient both run in it. */
+const CEILING = 128 * MiB;
+
+/** Writes `size` pseudo-random bytes (16 MiB of randomness repeated with a counter) and hashes them. */
+async function writePayload(path: string, size: number): Promise<string> {
+  const hash = createHash('sha256');
+  const block = randomBytes(16 * MiB);
+  const fh = await open(path, 'w');
+  try {
+    for (let offset = 0, n = 0; offset < size; offset += block.length, n++) {
+      block.writeUInt32BE(n, 0); // no two blocks alike, so a chunk mixed up with another shows
+      const part = block.subarray(0, Math.min(block.length, size - offset));
+      hash.update(part);
+      await fh.write(part, 0, part.length, offset);
+    }
+  } finally {
+    await fh.close();
+  }
+  return hash.digest('hex');
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 * MiB })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+describe('real agents: a 1 GiB file', () => {
+  let net: TestNetwork;
+  beforeAll(async () => {
+    net = await startAgents({ names: ['a', 'b'], links: [['a', 'b']] });
+  }, 60_000);
+  afterAll(async () => net?.close(), 60_000);
+
+  it('arrives intact (SHA-256) while the process grows by far less than the payload', async () => {
+    const a = net.agent('a').node;
+    const b = net.agent('b').node;
+    const file = join(net.dir, 'big.bin');
+    const digest = await writePayload(file, SIZE);
+
+    global.gc?.();
+    const baseline = process.memoryUsage().rss;
+    let peak = baseline;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
+    const started = Date.now();
+    let id;
+    try {
+      id = await send(a, b, { file });
+      await until(
+        () => (progress(a, id!).state === 'delivered' ? true : undefined),
+        150_000,
+        'delivered',
+        250,
+      );
+    } finally {
+      clearInterval(sampler);
+    }
+    const seconds = (Date.now() - started) / 1000;
+    // The numbers behind the assertion, for whoever tunes the transfer.
+    process.stdout.write(
+      `1 GiB in ${seconds.toFixed(1)} s (${(SIZE / MiB / seconds).toFixed(0)} MiB/s), RSS +${((peak - baseline) / MiB).toFixed(0)} MiB\n`,
+    );
+    expect(peak - baseline).toBeLessThan(CEILING);
+
+    expect(await messagesContaining(b, 'File received: big.bin')).toHaveLength(1);
+    const saved = (await readdir(join(b.paths.root, 'received'))).filter((f) => f.endsWith('big.bin'));
+    expect(saved).toHaveLength(1);
+    const got = join(b.paths.root, 'received', saved[0]);
+    expect(await sha256File(got)).toBe(digest);
+    await rm(got);
+  }, 240_000);
+});
