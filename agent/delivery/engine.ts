@@ -99,12 +99,24 @@ export class DeliveryEngine {
     transport.onFrame((from, frame) => this.onFrame(from, frame));
     transport.onLinkChange((peer, up) => {
       if (!up || !this.started) return;
-      void this.relay.linkUp(peer);
+      this.flushHeld(peer);
       this.sender.linkUp();
     });
-    this.pruneTimer = setInterval(() => store.pruneHops(Date.now()), PRUNE_EVERY_MS);
+    this.pruneTimer = setInterval(() => {
+      store.pruneHops(Date.now());
+      this.relay.pruneHeld(Date.now());
+    }, PRUNE_EVERY_MS);
     this.pruneTimer.unref();
     for (const rec of store.pendingOutbox()) void this.sender.resume(rec.id);
+    // Links that came up before we listened: hand on what was held for them before a restart.
+    for (const peer of transport.neighbours()) this.flushHeld(peer);
+  }
+
+  private flushHeld(peer: AgentId): void {
+    this.relay.linkUp(peer).catch((err: Error) => {
+      this.metrics.count('internal_error');
+      this.deps.logger.warn({ peer, err: err.message }, 'handing on held packets failed');
+    });
   }
 
   /** Stops timers and outstanding deliveries (their state stays in the store for resume). */

@@ -6,6 +6,7 @@ import { peelOnion, type HopSecret } from '../onion/layers.ts';
 import { ComplaintCounter } from '../reports/complaints.ts';
 import { ReportKind, sealReport } from '../reports/report.ts';
 import type { EngineContext } from './context.ts';
+import type { HeldPacket } from './store.ts';
 import {
   decodeComplaint,
   decodeOnion,
@@ -32,12 +33,6 @@ export interface Destination {
   onUnit(packet: { from: AgentId; inId: string; secret: HopSecret; body: Buffer }): Promise<void>;
 }
 
-interface Held {
-  frame: Buffer;
-  expiresAt: number;
-  report?: { to: AgentId; link: string; secret: HopSecret };
-}
-
 const SEEN_LIMIT = 100_000;
 
 /**
@@ -47,8 +42,10 @@ const SEEN_LIMIT = 100_000;
  * Logs name only neighbours and link ids.
  */
 export class Relay {
-  private readonly held = new Map<AgentId, Held[]>();
-  private heldBytes = 0;
+  /** Bytes held in the store for others (kept here so hold() needs no query). */
+  private heldBytes: number;
+  /** Neighbours whose held packets are being handed on now (a link flapping must not send twice). */
+  private readonly flushing = new Set<AgentId>();
   private readonly seenReports = new Set<string>();
   private readonly seenComplaints = new Set<string>();
   readonly complaints: ComplaintCounter;
@@ -60,6 +57,7 @@ export class Relay {
     onComplaintThreshold: (neighbour: AgentId, count: number) => void,
   ) {
     this.complaints = new ComplaintCounter(ctx.options.complaintThreshold, onComplaintThreshold);
+    this.heldBytes = ctx.store.heldBytes();
   }
 
   /** Sends a sealed progress report for a packet back to the neighbour that handed it to us. */
@@ -114,15 +112,18 @@ export class Relay {
     }
   }
 
-  private hold(next: AgentId, item: Held): void {
+  /**
+   * Store and forward: the packet waits in the store (durable, so a restart of this relay loses
+   * nothing) until the next hop's link comes up or the message's deadline passes, within
+   * maxHeldBytes for all neighbours together.
+   */
+  private hold(next: AgentId, item: Omit<HeldPacket, 'seq' | 'next'>): void {
     const { ctx } = this;
     if (this.heldBytes + item.frame.length > ctx.options.maxHeldBytes) {
       ctx.count('rejected_hold_full');
       return;
     }
-    const list = this.held.get(next) ?? [];
-    list.push(item);
-    this.held.set(next, list);
+    ctx.store.putHeld({ ...item, next });
     this.heldBytes += item.frame.length;
     ctx.count('held');
     ctx.logger.debug({ to: next }, 'next hop unreachable, packet held');
@@ -134,28 +135,40 @@ export class Relay {
     return this.heldBytes;
   }
 
-  /** A link came up: hand on what we held for it. */
+  /** Drops held packets past their deadline. */
+  pruneHeld(now: number): void {
+    if (this.ctx.store.pruneHeld(now) > 0) this.heldBytes = this.ctx.store.heldBytes();
+  }
+
+  /** A link came up: hand on what we held for it, oldest first, a batch at a time. */
   async linkUp(peer: AgentId): Promise<void> {
-    const list = this.held.get(peer);
-    if (!list) return;
-    this.held.delete(peer);
-    const now = this.ctx.now();
-    for (let i = 0; i < list.length; i++) {
-      const item = list[i];
-      this.heldBytes -= item.frame.length;
-      if (item.expiresAt < now) {
-        this.ctx.count('held_expired');
-        continue;
+    if (this.flushing.has(peer)) return;
+    this.flushing.add(peer);
+    try {
+      let after = 0;
+      for (;;) {
+        const batch = this.ctx.store.heldFor(peer, after, 32);
+        if (batch.length === 0) return;
+        for (const item of batch) {
+          after = item.seq;
+          if (item.expiresAt < this.ctx.now()) {
+            this.ctx.count('held_expired');
+          } else {
+            try {
+              await this.ctx.transport.send(peer, item.frame);
+            } catch {
+              return; // the link went down again: the rest stays held for the next time
+            }
+            this.ctx.count('forwarded');
+            if (item.report)
+              this.report(item.report.to, item.report.link, item.report.secret, ReportKind.forwarded);
+          }
+          this.ctx.store.deleteHeld(item.seq);
+          this.heldBytes -= item.frame.length;
+        }
       }
-      try {
-        await this.ctx.transport.send(peer, item.frame);
-        this.ctx.count('forwarded');
-        if (item.report)
-          this.report(item.report.to, item.report.link, item.report.secret, ReportKind.forwarded);
-      } catch {
-        for (const rest of list.slice(i)) this.hold(peer, { ...rest, report: undefined });
-        return;
-      }
+    } finally {
+      this.flushing.delete(peer);
     }
   }
 

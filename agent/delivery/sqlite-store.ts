@@ -1,6 +1,6 @@
 import type { AgentId, Fingerprint, MessageId } from '../../common/ids.ts';
 import { migrate, type Db } from '../../store/db.ts';
-import type { DeliveryStore, HopRecord, InboundRecord, OutboxRecord } from './store.ts';
+import type { DeliveryStore, HeldPacket, HopRecord, InboundRecord, OutboxRecord } from './store.ts';
 
 const MIGRATIONS = [
   `CREATE TABLE delivery_outbox (
@@ -16,6 +16,12 @@ const MIGRATIONS = [
    CREATE TABLE delivery_inbound (
      id TEXT PRIMARY KEY, manifest BLOB NOT NULL, sender TEXT NOT NULL, verified INTEGER NOT NULL,
      received BLOB NOT NULL, from_agent TEXT NOT NULL, in_id TEXT NOT NULL);`,
+  // Store and forward: packets held for unreachable next hops survive a restart.
+  `CREATE TABLE delivery_held (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT, next_agent TEXT NOT NULL, frame BLOB NOT NULL,
+     expires_at INTEGER NOT NULL, report_to TEXT, report_link TEXT, report_key BLOB, report_tag BLOB);
+   CREATE INDEX delivery_held_next ON delivery_held (next_agent, seq);
+   CREATE INDEX delivery_held_expiry ON delivery_held (expires_at);`,
 ];
 
 type Row = Record<string, unknown>;
@@ -136,5 +142,52 @@ export class SqliteDeliveryStore implements DeliveryStore {
   }
   deleteInbound(id: MessageId): void {
     this.db.prepare('DELETE FROM delivery_inbound WHERE id = ?').run(id);
+  }
+  putHeld(p: Omit<HeldPacket, 'seq'>): number {
+    const r = this.db
+      .prepare(
+        `INSERT INTO delivery_held (next_agent, frame, expires_at, report_to, report_link, report_key, report_tag)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        p.next,
+        p.frame,
+        p.expiresAt,
+        p.report?.to ?? null,
+        p.report?.link ?? null,
+        p.report?.secret.reportKey ?? null,
+        p.report?.secret.reportTag ?? null,
+      );
+    return Number(r.lastInsertRowid);
+  }
+  heldFor(next: AgentId, afterSeq: number, limit: number): HeldPacket[] {
+    const rows = this.db
+      .prepare('SELECT * FROM delivery_held WHERE next_agent = ? AND seq > ? ORDER BY seq LIMIT ?')
+      .all(next, afterSeq, limit) as Row[];
+    return rows.map((r) => ({
+      seq: r.seq as number,
+      next: r.next_agent as AgentId,
+      frame: r.frame as Buffer,
+      expiresAt: r.expires_at as number,
+      report: r.report_to
+        ? {
+            to: r.report_to as AgentId,
+            link: r.report_link as string,
+            secret: { reportKey: r.report_key as Buffer, reportTag: r.report_tag as Buffer },
+          }
+        : undefined,
+    }));
+  }
+  deleteHeld(seq: number): void {
+    this.db.prepare('DELETE FROM delivery_held WHERE seq = ?').run(seq);
+  }
+  heldBytes(): number {
+    const r = this.db.prepare('SELECT COALESCE(SUM(length(frame)), 0) AS n FROM delivery_held').get() as {
+      n: number;
+    };
+    return r.n;
+  }
+  pruneHeld(now: number): number {
+    return this.db.prepare('DELETE FROM delivery_held WHERE expires_at < ?').run(now).changes;
   }
 }

@@ -1,4 +1,5 @@
 import type { AgentId, Fingerprint, MessageId } from '../../common/ids.ts';
+import type { HopSecret } from '../onion/layers.ts';
 
 /** One outbound message as the sender keeps it until it is delivered or given up. */
 export interface OutboxRecord {
@@ -50,6 +51,20 @@ export interface InboundRecord {
   inId: string;
 }
 
+/** A packet a relay holds while its next hop is unreachable (store and forward). */
+export interface HeldPacket {
+  /** Arrival order, assigned by the store: packets are handed on in this order. */
+  seq: number;
+  /** The neighbour the packet waits for. */
+  next: AgentId;
+  /** The signed onion frame, ready to send. */
+  frame: Buffer;
+  /** Unix ms after which the packet is dropped (the message's own deadline). */
+  expiresAt: number;
+  /** Where the "forwarded" report goes once the packet is handed on. */
+  report?: { to: AgentId; link: string; secret: HopSecret };
+}
+
 /**
  * Durable state of the delivery engine. MemoryDeliveryStore serves the simulator and tests;
  * SqliteDeliveryStore serves real nodes. Methods are synchronous (better-sqlite3 is).
@@ -83,6 +98,16 @@ export interface DeliveryStore {
   setReceived(id: MessageId, received: Buffer): void;
   /** Drops an inbound record (after delivery). */
   deleteInbound(id: MessageId): void;
+  /** Keeps a packet for an unreachable next hop; returns its seq. */
+  putHeld(packet: Omit<HeldPacket, 'seq'>): number;
+  /** Up to `limit` packets held for a neighbour with seq > `afterSeq`, oldest first (bounded memory). */
+  heldFor(next: AgentId, afterSeq: number, limit: number): HeldPacket[];
+  /** Forgets a held packet (handed on or expired). */
+  deleteHeld(seq: number): void;
+  /** Total frame bytes held for others. */
+  heldBytes(): number;
+  /** Drops held packets that expired; returns how many. */
+  pruneHeld(now: number): number;
 }
 
 /** In-memory store for the simulator and tests. */
@@ -92,6 +117,8 @@ export class MemoryDeliveryStore implements DeliveryStore {
   readonly hopsIn = new Map<string, HopRecord>();
   readonly delivered = new Map<MessageId, number>();
   readonly inbound = new Map<MessageId, InboundRecord>();
+  readonly held = new Map<number, HeldPacket>();
+  private heldSeq = 0;
 
   putOutbox(r: OutboxRecord): void {
     this.outbox.set(r.id, { ...r });
@@ -145,5 +172,30 @@ export class MemoryDeliveryStore implements DeliveryStore {
   }
   deleteInbound(id: MessageId): void {
     this.inbound.delete(id);
+  }
+  putHeld(packet: Omit<HeldPacket, 'seq'>): number {
+    const seq = ++this.heldSeq;
+    this.held.set(seq, { ...packet, seq });
+    return seq;
+  }
+  heldFor(next: AgentId, afterSeq: number, limit: number): HeldPacket[] {
+    return [...this.held.values()].filter((p) => p.next === next && p.seq > afterSeq).slice(0, limit);
+  }
+  deleteHeld(seq: number): void {
+    this.held.delete(seq);
+  }
+  heldBytes(): number {
+    let n = 0;
+    for (const p of this.held.values()) n += p.frame.length;
+    return n;
+  }
+  pruneHeld(now: number): number {
+    let n = 0;
+    for (const [seq, p] of this.held) {
+      if (p.expiresAt >= now) continue;
+      this.held.delete(seq);
+      n++;
+    }
+    return n;
   }
 }

@@ -53,7 +53,7 @@ export interface Network {
   redis: RedisHandle;
   /** The agent of that name (throws for an unknown name). */
   agent(name: string): DemoAgent;
-  /** Starts a stopped agent again: same data directory, configuration and passphrase. */
+  /** Stops an agent (if running) and starts it again: same data directory, configuration, passphrase and port. */
   restart(name: string): Promise<DemoAgent>;
   /** Stops every agent, then the shared redis-server. */
   stop(): Promise<void>;
@@ -182,7 +182,18 @@ async function createAgent(
   });
   const node = new KithNode({ config, passphrase, log: options.log.child({ agent: name }), redis });
   await node.start();
-  return { name, dataDir, node, settings: node.mailSettings, config, passphrase };
+  return { name, dataDir, node, settings: node.mailSettings, config: samePort(config, node), passphrase };
+}
+
+/**
+ * The configuration for a restart: the port the node got, not port 0. A real node listens on a
+ * configured port, so neighbours that cached its address find it again; two neighbours that
+ * both restarted on new ports never would.
+ */
+function samePort(config: Readonly<Config>, node: KithNode): Readonly<Config> {
+  const port = /\/ip4\/127\.0\.0\.1\/tcp\/(\d+)/.exec(node.links.multiaddrs()[0]?.toString() ?? '')?.[1];
+  if (!port) return config;
+  return { ...config, p2p: { ...config.p2p, listen: [`/ip4/127.0.0.1/tcp/${port}`] } };
 }
 
 /** Plain objects merged key by key (arrays and values of `extra` replace). */

@@ -1,0 +1,60 @@
+import { describe, expect, it } from '@jest/globals';
+import { join } from 'node:path';
+import { SqliteDeliveryStore } from '../../agent/delivery/sqlite-store.ts';
+import { MemoryDeliveryStore, type DeliveryStore } from '../../agent/delivery/store.ts';
+import type { AgentId } from '../../common/ids.ts';
+import { openDatabase } from '../../store/db.ts';
+import { tempDir } from '../helpers/tmp.ts';
+
+const C = 'agent-c' as AgentId;
+const D = 'agent-d' as AgentId;
+
+// Both stores keep held packets the same way (the simulator uses one, real nodes the other).
+describe.each([
+  ['memory', () => ({ store: new MemoryDeliveryStore() as DeliveryStore, close: () => undefined })],
+  [
+    'sqlite',
+    () => {
+      const dir = tempDir();
+      const db = openDatabase(join(dir.path, 'kith.db'));
+      return {
+        store: new SqliteDeliveryStore(db) as DeliveryStore,
+        close: () => {
+          db.close();
+          dir.remove();
+        },
+      };
+    },
+  ],
+])('held packets in the %s store', (_, open) => {
+  it('keeps them per next hop in arrival order, in batches, with their report secret; counts bytes; drops expired', () => {
+    const { store, close } = open();
+    try {
+      const secret = { reportKey: Buffer.alloc(32, 1), reportTag: Buffer.alloc(16, 2) };
+      const seqs = [1, 2, 3].map((n) =>
+        store.putHeld({
+          next: D,
+          frame: Buffer.alloc(100 * n, n),
+          expiresAt: 1000 * n,
+          report: n === 1 ? { to: C, link: 'ab'.repeat(16), secret } : undefined,
+        }),
+      );
+      store.putHeld({ next: C, frame: Buffer.alloc(7), expiresAt: 5000 });
+      expect(store.heldBytes()).toBe(600 + 7);
+      const first = store.heldFor(D, 0, 2);
+      expect(first.map((p) => p.seq)).toEqual(seqs.slice(0, 2));
+      expect(first[0].frame.equals(Buffer.alloc(100, 1))).toBe(true);
+      expect(first[0].report?.secret.reportKey.equals(secret.reportKey)).toBe(true);
+      expect(first[0].report?.secret.reportTag.equals(secret.reportTag)).toBe(true);
+      expect(first[1].report).toBeUndefined();
+      expect(store.heldFor(D, first[1].seq, 2).map((p) => p.seq)).toEqual([seqs[2]]);
+      store.deleteHeld(seqs[0]);
+      expect(store.heldBytes()).toBe(500 + 7);
+      expect(store.pruneHeld(2500)).toBe(1);
+      expect(store.heldFor(D, 0, 10).map((p) => p.seq)).toEqual([seqs[2]]);
+      expect(store.heldFor(C, 0, 10)).toHaveLength(1);
+    } finally {
+      close();
+    }
+  });
+});

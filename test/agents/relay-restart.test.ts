@@ -1,0 +1,49 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import {
+  line,
+  mail,
+  messagesContaining,
+  progress,
+  settle,
+  startAgents,
+  until,
+  type TestNetwork,
+} from './network.ts';
+
+describe('real agents: a relay restarting while it holds a message', () => {
+  let net: TestNetwork;
+  beforeAll(async () => {
+    net = await startAgents(line(['a', 'b', 'c', 'd']));
+  }, 60_000);
+  afterAll(async () => net?.close(), 30_000);
+
+  it('C holds a message for D, restarts, and still hands it on when D comes back (the sender is away meanwhile)', async () => {
+    const a = net.agent('a').node;
+    await net.agent('d').node.stop();
+    const id = await mail(a, net.agent('d').node, { subject: 'kept for you', text: 'held across a restart' });
+    const c = net.agent('c').node.identity.agentId;
+    await until(
+      () => (progress(a, id).hops.some((h) => h.event === 'held' && h.agent === c) ? true : undefined),
+      20_000,
+      'C to hold the message',
+    );
+    // With the sender gone, only what C kept can reach D: no re-sent copy can stand in for it.
+    await a.stop();
+    const relay = (await net.restart('c')).node;
+    expect(relay.engine.heldBytes()).toBeGreaterThan(0);
+
+    const d = (await net.restart('d')).node;
+    await until(
+      async () => ((await messagesContaining(d, 'held across a restart')).length > 0 ? true : undefined),
+      20_000,
+      'the held message at D',
+    );
+    await until(() => (relay.engine.heldBytes() === 0 ? true : undefined), 5000, 'C to hold nothing');
+
+    // The sender comes back, re-sends, learns it was delivered; D keeps one copy.
+    const sender = (await net.restart('a')).node;
+    await until(() => (progress(sender, id).state === 'delivered' ? true : undefined), 30_000, 'delivered');
+    await settle();
+    expect(await messagesContaining(d, 'held across a restart')).toHaveLength(1);
+  }, 90_000);
+});
