@@ -44,8 +44,8 @@ const SEEN_LIMIT = 100_000;
 export class Relay {
   /** Bytes held in the store for others (kept here so hold() needs no query). */
   private heldBytes: number;
-  /** Neighbours whose held packets are being handed on now (a link flapping must not send twice). */
-  private readonly flushing = new Set<AgentId>();
+  /** Neighbours whose held packets are being handed on now; true when asked again meanwhile. */
+  private readonly flushing = new Map<AgentId, boolean>();
   private readonly seenReports = new Set<string>();
   private readonly seenComplaints = new Set<string>();
   readonly complaints: ComplaintCounter;
@@ -142,33 +142,43 @@ export class Relay {
 
   /** A link came up: hand on what we held for it, oldest first, a batch at a time. */
   async linkUp(peer: AgentId): Promise<void> {
-    if (this.flushing.has(peer)) return;
-    this.flushing.add(peer);
+    // A link that flaps while we flush: finish this pass, then one more for the new link.
+    if (this.flushing.has(peer)) {
+      this.flushing.set(peer, true);
+      return;
+    }
     try {
-      let after = 0;
-      for (;;) {
-        const batch = this.ctx.store.heldFor(peer, after, 32);
-        if (batch.length === 0) return;
-        for (const item of batch) {
-          after = item.seq;
-          if (item.expiresAt < this.ctx.now()) {
-            this.ctx.count('held_expired');
-          } else {
-            try {
-              await this.ctx.transport.send(peer, item.frame);
-            } catch {
-              return; // the link went down again: the rest stays held for the next time
-            }
-            this.ctx.count('forwarded');
-            if (item.report)
-              this.report(item.report.to, item.report.link, item.report.secret, ReportKind.forwarded);
-          }
-          this.ctx.store.deleteHeld(item.seq);
-          this.heldBytes -= item.frame.length;
-        }
-      }
+      do {
+        this.flushing.set(peer, false);
+        await this.flush(peer);
+      } while (this.flushing.get(peer));
     } finally {
       this.flushing.delete(peer);
+    }
+  }
+
+  private async flush(peer: AgentId): Promise<void> {
+    let after = 0;
+    for (;;) {
+      const batch = this.ctx.store.heldFor(peer, after, 32);
+      if (batch.length === 0) return;
+      for (const item of batch) {
+        after = item.seq;
+        if (item.expiresAt < this.ctx.now()) {
+          this.ctx.count('held_expired');
+        } else {
+          try {
+            await this.ctx.transport.send(peer, item.frame);
+          } catch {
+            return; // the link went down again: the rest stays held for the next time
+          }
+          this.ctx.count('forwarded');
+          if (item.report)
+            this.report(item.report.to, item.report.link, item.report.secret, ReportKind.forwarded);
+        }
+        this.ctx.store.deleteHeld(item.seq);
+        this.heldBytes -= item.frame.length;
+      }
     }
   }
 

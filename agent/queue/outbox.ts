@@ -103,7 +103,13 @@ export class Outbox {
     await this.reconcile();
     // A Redis that comes back after a restart may have lost jobs (the last second before a crash,
     // or everything when its files are gone): re-create them at once, not at the next period.
-    this.queue.getBackend().on('ready', () => {
+    // Only after a loss: the first connection's late 'ready' must not race a caller's reconcile().
+    let lost = false;
+    const backend = this.queue.getBackend();
+    backend.on('close', () => (lost = true));
+    backend.on('ready', () => {
+      if (!lost) return;
+      lost = false;
       this.options.log.info('Redis is back: reconciling the outbox');
       void this.reconcile().catch(() => {});
     });
