@@ -1,14 +1,8 @@
-import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
-import { KithNode } from '../../agent/node.ts';
-import { createIdentity } from '../../agent/identity/identity.ts';
-import { openRedis, type RedisHandle } from '../../agent/queue/connection.ts';
+import type { KithNode } from '../../agent/node.ts';
+import { startNetwork } from '../../cli/demo/network.ts';
 import { silentLogger } from '../../common/logger.ts';
-import { loadConfig } from '../../config/load.ts';
-import { openDatabase } from '../../store/db.ts';
-import { prepareDataDir } from '../../store/datadir.ts';
 
 /**
  * Real KithNodes on loopback in this process (as cli/demo/network.ts starts them), with trust set
@@ -25,50 +19,13 @@ export async function startNet(
   invitations: [inviter: string, invitee: string][],
   discoveryTimeoutMs: number,
 ): Promise<Net> {
-  const log = silentLogger();
-  prepareDataDir(dir);
-  const redis: RedisHandle = await openRedis({ dir: join(dir, 'redis'), binary: 'redis-server', log });
-  const nodes = new Map<string, KithNode>();
-  const stop = async () => {
-    await Promise.all([...nodes.values()].map((n) => n.stop()));
-    await redis.stop();
-  };
-  try {
-    for (const name of names) {
-      const dataDir = join(dir, name);
-      const passphrase = randomBytes(18).toString('base64url');
-      const db = openDatabase(prepareDataDir(dataDir).database);
-      try {
-        const display = name[0].toUpperCase() + name.slice(1);
-        await createIdentity(db, { name: display, email: `${name}@demo.kith`, passphrase });
-      } finally {
-        db.close();
-      }
-      const config = loadConfig({
-        env: {},
-        overrides: {
-          dataDir,
-          redis: { prefix: `kith-fc-${name}` },
-          p2p: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-          smtp: { port: 0 },
-          imap: { port: 0 },
-          http: { port: 0 },
-          discovery: { timeoutMs: discoveryTimeoutMs },
-        },
-      });
-      const node = new KithNode({ config, passphrase, log, redis });
-      nodes.set(name, node);
-      await node.start();
-    }
-    for (const [inviter, invitee] of invitations) {
-      const code = nodes.get(inviter)!.links.createInvitation({ ttlMs: 60_000 });
-      await nodes.get(invitee)!.links.acceptInvitation(code);
-    }
-    return { nodes, stop };
-  } catch (err) {
-    await stop();
-    throw err;
-  }
+  const network = await startNetwork({
+    dir,
+    topology: { names, links: invitations },
+    log: silentLogger(),
+    overrides: { discovery: { timeoutMs: discoveryTimeoutMs } },
+  });
+  return { nodes: new Map(network.agents.map((a) => [a.name, a.node])), stop: () => network.stop() };
 }
 
 /** A nodemailer SMTP transport to a node's submission server (STARTTLS, AUTH). */
