@@ -43,13 +43,14 @@ describe('real agents on a mesh with two disjoint paths', () => {
     await writeFile(file, payload);
 
     let stopped: string | undefined;
+    let stopping: Promise<void> | undefined;
     let middle: AgentId | undefined;
     const unsubscribe = a.engine.onEvent((event) => {
       if (event.kind === 'progress' && event.hop === 2) middle = event.agent;
       if (event.kind === 'chunks' && event.acked >= 8 && middle && !stopped) {
         const relay = net.agents.find((x) => x.node.identity.agentId === middle)!;
         stopped = relay.name;
-        void relay.node.stop();
+        stopping = relay.node.stop();
       }
     });
     const id = await send(a, d, { file });
@@ -57,6 +58,7 @@ describe('real agents on a mesh with two disjoint paths', () => {
       await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 60_000, 'delivered');
     } finally {
       unsubscribe();
+      await stopping;
     }
     expect(['c1', 'c2']).toContain(stopped);
     const survivor = stopped === 'c1' ? 'c2' : 'c1';

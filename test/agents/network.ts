@@ -49,8 +49,9 @@ export async function startAgents(
       close: async () => {
         await network.stop();
         dir.remove();
-        // libp2p leaves 1 s debounce timers (identify push, address updates) behind at stop.
-        await new Promise((r) => setTimeout(r, 1100));
+        // libp2p leaves debounce timers behind at stop: its address manager's (1 s) fires after
+        // stop and starts identify push's (1 s). Let both run out so the Jest worker can exit.
+        await new Promise((r) => setTimeout(r, 2100));
       },
     });
   } catch (err) {
