@@ -213,6 +213,7 @@ export class KithNode {
       config: this.config,
       db: this.db,
       blobs: this.blobs,
+      submissionBlobs: new BlobStore(join(this.paths.blobs, 'submissions')),
       account: {
         user: identity.email,
         password: identity.mailPassword,

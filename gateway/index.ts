@@ -26,7 +26,14 @@ export interface GatewaySettings {
 export interface GatewayOptions {
   config: Readonly<Config>;
   db: Db;
+  /** The mailbox's blob files (large message bodies); the mailbox removes a blob when no message uses it. */
   blobs: BlobStore;
+  /**
+   * Blob files of messages accepted over SMTP, apart from the mailbox's: the agent reads a
+   * submission's file until delivery ends, and an identical message expunged from a mailbox
+   * must not take it along (the mailbox's cleanup knows only mailbox rows).
+   */
+  submissionBlobs: BlobStore;
   /** The entity's mail account (SMTP and IMAP share it). */
   account: MailAccount;
   delivery: DeliveryService;
@@ -46,20 +53,23 @@ export class Gateway {
   constructor(private readonly options: GatewayOptions) {}
 
   async start(): Promise<GatewaySettings> {
-    const { config, db, blobs, account, log } = this.options;
+    const { config, db, blobs, submissionBlobs, account, log } = this.options;
     const tls =
       config.tls.cert && config.tls.key
         ? loadTls(config.tls.cert, config.tls.key)
         : await ensureSelfSignedCertificate(this.options.tlsDir);
     const auth = new Authenticator([account], log.child({ part: 'auth' }));
     this.store = createMailStore({ db, blobs, log: log.child({ part: 'mailbox' }) });
+    await submissionBlobs.init();
     await this.store.start();
     this.stops.push(() => this.store.stop());
     const submissions = createSubmissionStore(db);
     this.sink = createGatewaySink({
       store: this.store,
       submissions,
-      blobs,
+      blobs: submissionBlobs,
+      // submissions accepted before they had their own directory stored their blob here
+      fallbackBlobs: blobs,
       composer: {
         from: `Kith <postmaster@${account.user.split('@')[1] ?? 'kith'}>`,
         reportingMta: 'kith',
@@ -80,7 +90,7 @@ export class Gateway {
       maxRecipients: config.smtp.maxRecipients,
       delivery: this.options.delivery,
       submissions,
-      blobs,
+      blobs: submissionBlobs,
       log: log.child({ part: 'smtp' }),
     });
     const smtpPort = (await listening('smtp', config.smtp.host, config.smtp.port, () => smtp.start())).port;

@@ -22,7 +22,10 @@ export interface GatewaySinkOptions {
   /** The entity's mailbox. */
   store: MailDrop;
   submissions: SubmissionStore;
+  /** Where SMTP stored the originals (returned with failure reports). */
   blobs: BlobStore;
+  /** Looked in when an original is not in blobs (submissions from before they had their own store). */
+  fallbackBlobs?: BlobStore;
   composer: ComposerOptions & {
     /** Report deliveries also when the client did not ask (no NOTIFY). */
     alwaysReportDelivery: boolean;
@@ -41,8 +44,14 @@ export function createGatewaySink(options: GatewaySinkOptions): GatewaySink {
   let queue: Promise<unknown> = Promise.resolve();
 
   async function loadOriginal(hash: string, wholeNeeded: boolean) {
-    if (!(await blobs.has(hash))) return undefined;
-    const path = blobs.pathOf(hash);
+    let path: string | undefined;
+    for (const store of [blobs, options.fallbackBlobs]) {
+      if (store && (await store.has(hash))) {
+        path = store.pathOf(hash);
+        break;
+      }
+    }
+    if (path === undefined) return undefined;
     if (wholeNeeded) {
       const raw = await readFile(path);
       const end = headerEnd(raw);
