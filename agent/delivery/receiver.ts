@@ -27,7 +27,11 @@ interface Assembly {
  * "delivered".
  */
 export class Receiver {
-  /** Messages being handed to the sink right now (a duplicate must not start a second hand-off). */
+  /**
+   * Message ids claimed by a manifest being opened or a message being handed to the sink. Claimed
+   * before the (slow) open: a second copy of the manifest, re-sent along another path after a
+   * stall, must not start a second open and hand-off of the same message.
+   */
   private readonly delivering = new Set<MessageId>();
   private readonly assemblies = new Map<MessageId, Assembly>();
   /** Neighbour and link id of each recent message's manifest packet: where a complaint goes. */
@@ -87,6 +91,22 @@ export class Receiver {
     if (this.links.size >= 10_000) this.links.delete(this.links.keys().next().value as MessageId);
     this.links.set(id, { from: packet.from, inId: packet.inId });
     if (this.delivering.has(id)) return ctx.count('duplicate_message');
+    this.delivering.add(id);
+    try {
+      await this.openManifest(id, sealed, packet, reply);
+    } finally {
+      this.delivering.delete(id);
+    }
+  }
+
+  /** onManifest with the message id claimed. */
+  private async openManifest(
+    id: MessageId,
+    sealed: Buffer,
+    packet: { from: AgentId; inId: string },
+    reply: Reply,
+  ): Promise<void> {
+    const { ctx } = this;
     const existing = this.assembly(id);
     if (existing) {
       // A resumed or re-routed transfer: tell the sender where to continue.
@@ -179,7 +199,7 @@ export class Receiver {
     }
     const done = a.bitmap.contiguous();
     if (done < m.chunks) return reply(ReportKind.chunkAck, done);
-    if (this.delivering.has(id)) return;
+    if (this.delivering.has(id)) return ctx.count('duplicate_message');
     this.delivering.add(id);
     try {
       if ((await hashFile(a.path)) !== m.sha256) {
@@ -199,7 +219,6 @@ export class Receiver {
         receivedAt: new Date(ctx.now()),
         file,
       };
-      this.delivering.delete(id);
       if (await this.handOff(id, inbound, reply)) {
         await removeSpool(file);
         this.assemblies.delete(id);
@@ -210,17 +229,23 @@ export class Receiver {
     }
   }
 
+  /**
+   * Hands a message to the sink once. The caller holds the claim on `id`; the delivered record is
+   * checked again here because a copy that got its claim after the first copy's hand-off ended
+   * passed the check at the door before that record existed. True when the message is (now or
+   * already) in the mailbox.
+   */
   private async handOff(
     id: MessageId,
     message: Parameters<DeliverySink['receive']>[0],
     reply: Reply,
   ): Promise<boolean> {
     const { ctx } = this;
-    if (this.delivering.has(id)) {
+    if (ctx.store.isDelivered(id)) {
       ctx.count('duplicate_message');
-      return false;
+      reply(ReportKind.delivered);
+      return true;
     }
-    this.delivering.add(id);
     try {
       await this.sink.receive(message);
     } catch (err) {
@@ -228,8 +253,6 @@ export class Receiver {
       ctx.count('sink_failed');
       ctx.logger.warn({ err: (err as Error).message }, 'the sink refused a message');
       return false;
-    } finally {
-      this.delivering.delete(id);
     }
     ctx.store.markDelivered(id, ctx.now());
     ctx.count('delivered');

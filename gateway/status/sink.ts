@@ -1,16 +1,24 @@
 import { open } from 'node:fs/promises';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '../../common/logger.ts';
+import type { MessageId } from '../../common/ids.ts';
+import type { MailStore } from '../mailbox/types.ts';
 import type { BlobStore } from '../../store/blobs.ts';
 import type { DeliveryEvent, GatewaySink, InboundMessage } from '../delivery.ts';
 import { prepareInbound } from '../inbound.ts';
-import { headerEnd } from '../smtp/header-section.ts';
+import { fieldsNamed, headerEnd, parseHeader } from '../smtp/header-section.ts';
 import type { SubmissionStore } from '../submissions.ts';
 import { composeReport, type ComposerOptions } from './compose.ts';
 import { shouldReport, statusAfter, whatToReturn } from './decide.ts';
 
-/** Where status emails and incoming messages go: the mailbox store (gateway/mailbox) or anything like it. */
-export interface MailDrop {
+/**
+ * Where status emails and incoming messages go: the mailbox store (gateway/mailbox) or anything
+ * like it. The optional lookups let the sink find a Kith message id already stored (receive() is
+ * then idempotent); a drop without them stores every message it is given.
+ */
+export interface MailDrop extends Partial<
+  Pick<MailStore, 'mailboxes' | 'headerCandidates' | 'messages' | 'readHeader'>
+> {
   /** Stores a message; durable when it resolves. */
   deliver(input: { mailbox?: string; raw: Buffer; flags?: string[]; internalDate?: Date }): Promise<{
     mailbox: string;
@@ -95,11 +103,51 @@ export function createGatewaySink(options: GatewaySinkOptions): GatewaySink {
     submissions.transition(event.id, statusAfter(kind));
   }
 
+  /**
+   * True if a message with this Kith id is in any mailbox (X-Kith-Message-Id, which the sink
+   * itself writes). Why: the agent records an id as delivered only after receive() resolves, so
+   * a crash in between makes the sender re-send; the copy must not be stored a second time.
+   */
+  async function alreadyStored(id: MessageId): Promise<boolean> {
+    const { mailboxes, headerCandidates, messages, readHeader } = store;
+    if (!mailboxes || !headerCandidates || !messages || !readHeader) return false;
+    const want = id.toLowerCase();
+    for (const box of mailboxes.call(store)) {
+      const uids = [...headerCandidates.call(store, box.id, `x-kith-message-id: ${want}`)];
+      if (uids.length === 0) continue;
+      // The pre-filter is a substring match (and old rows are always candidates): confirm on the header.
+      for (const row of messages.call(store, box.id, uids, { header: true })) {
+        const fields = parseHeader(await readHeader.call(store, row)).fields;
+        if (fieldsNamed(fields, 'X-Kith-Message-Id').some((f) => f.value.trim().toLowerCase() === want))
+          return true;
+      }
+    }
+    return false;
+  }
+
+  // Messages being stored now: a second receive() of the same id waits for the first.
+  const storing = new Map<MessageId, Promise<void>>();
+
+  async function store1(message: InboundMessage): Promise<void> {
+    if (await alreadyStored(message.id)) {
+      log.info({ id: message.id }, 'incoming message already in the mailbox: not stored again');
+      return;
+    }
+    const raw = prepareInbound(message, options.authservId);
+    const { uid } = await store.deliver({ mailbox: 'INBOX', raw, internalDate: message.receivedAt });
+    log.info({ id: message.id, verified: message.verified, uid }, 'incoming message stored');
+  }
+
   return {
     async receive(message: InboundMessage) {
-      const raw = prepareInbound(message, options.authservId);
-      const { uid } = await store.deliver({ mailbox: 'INBOX', raw, internalDate: message.receivedAt });
-      log.info({ id: message.id, verified: message.verified, uid }, 'incoming message stored');
+      const before = storing.get(message.id);
+      const next = (before ?? Promise.resolve()).catch(() => undefined).then(() => store1(message));
+      storing.set(message.id, next);
+      try {
+        await next;
+      } finally {
+        if (storing.get(message.id) === next) storing.delete(message.id);
+      }
     },
     status(event: DeliveryEvent) {
       const next = queue.then(() => handle(event));

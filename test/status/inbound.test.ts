@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,7 +33,8 @@ function incoming(options: { verified: boolean; from?: string; forged?: boolean 
     'Body stays byte for byte.\r\n\r\n-- \r\nBob\r\n',
   ].join('\r\n');
   return {
-    id: asMessageId('0123456789abcdef0123456789abcdef'),
+    // A fresh id each time: the sink stores a Kith message id only once.
+    id: asMessageId(randomBytes(16).toString('hex')),
     raw: Buffer.from(raw),
     sender: { fingerprint: BOB, email: 'bob@example.org', name: 'Bob' },
     verified: options.verified,
