@@ -57,7 +57,13 @@ export const configSchema = z
         /** Answer "where is X?" with signed address records (never relays). */
         directory: z.boolean(),
       })
-      .strict(),
+      .strict()
+      // A directory only answers "where is X?": it must not also carry traffic for the agents
+      // it lists (docs/protocol.md 5.2), so the two roles are refused together.
+      .refine((p2p) => !(p2p.directory && p2p.relay.enabled), {
+        message: 'a directory never relays: set p2p.directory or p2p.relay.enabled, not both',
+        path: ['directory'],
+      }),
     smtp: z
       .object({
         host,

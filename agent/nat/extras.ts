@@ -87,6 +87,14 @@ export interface NatExtrasOptions {
  * UPnP only when configured (it talks to the router on the LAN).
  */
 export function natExtras(p2p: Config['p2p'], options: NatExtrasOptions = {}): NodeExtras {
+  // loadConfig refuses this already; configs built in code (tests, embedders) meet it here.
+  if (p2p.directory && p2p.relay.enabled) {
+    throw new KithError(
+      'ERR_CONFIG_INVALID',
+      'a directory never relays: p2p.directory and p2p.relay.enabled cannot both be set',
+      'run the directory and the relay on different nodes',
+    );
+  }
   const stunServers = options.stunServers ?? stunServersFor(p2p.relays);
   const services: NonNullable<NodeExtras['services']> = {};
   if (p2p.relay.enabled) services.relay = circuitRelayServer(relayServerInit(p2p.relay)) as never;

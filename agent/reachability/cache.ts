@@ -17,6 +17,9 @@ const MIGRATIONS = [
    CREATE TABLE reach_invalid (
      agent TEXT NOT NULL, address TEXT NOT NULL, failed_at INTEGER NOT NULL,
      PRIMARY KEY (agent, address));`,
+  // 1 when the agent announced a record to us itself (registered with us), not only when we
+  // learned its record second-hand from a query answer: a directory hands out registered ones.
+  `ALTER TABLE reach_record ADD COLUMN registered INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 /** One cached record with what we learned about its addresses. */
@@ -29,6 +32,8 @@ export interface CachedRecord {
   /** Addresses not (yet) proven wrong, in the order the agent gave them. */
   addresses: string[];
   receivedAt: number;
+  /** The agent announced a record to us itself (registered), not only through someone's answer. */
+  registered: boolean;
 }
 
 /**
@@ -44,25 +49,33 @@ export class AddressCache {
     migrate(db, 'reachability', MIGRATIONS);
   }
 
-  /** Stores a verified record if it is newer than the one held. Returns whether it was. */
+  /**
+   * Stores a verified record if it is newer than the one held. Returns whether it was.
+   * `registered`: the agent announced it to us itself (sticky: a newer record learned
+   * second-hand is still that agent's signed word and keeps the registration).
+   */
   put(
     body: AddressRecordBody,
     record: SignedAddressRecord,
     certificate?: { canonical: string; signature: string },
+    registered = false,
   ): boolean {
     const held = this.db.prepare('SELECT seq FROM reach_record WHERE agent = ?').get(body.agent) as
       { seq: number } | undefined;
     if (held !== undefined && held.seq >= body.seq) {
       if (held.seq === body.seq) this.touch(body.agent);
+      if (registered)
+        this.db.prepare('UPDATE reach_record SET registered = 1 WHERE agent = ?').run(body.agent);
       return false;
     }
     this.db.transaction(() => {
       this.db
         .prepare(
-          `INSERT INTO reach_record (agent, entity, seq, canonical, signature, addresses, received_at, cert_canonical, cert_signature)
-           VALUES (@agent, @entity, @seq, @canonical, @signature, @addresses, @now, @certCanonical, @certSignature)
+          `INSERT INTO reach_record (agent, entity, seq, canonical, signature, addresses, received_at, cert_canonical, cert_signature, registered)
+           VALUES (@agent, @entity, @seq, @canonical, @signature, @addresses, @now, @certCanonical, @certSignature, @registered)
            ON CONFLICT(agent) DO UPDATE SET entity = @entity, seq = @seq, canonical = @canonical,
              signature = @signature, addresses = @addresses, received_at = @now,
+             registered = MAX(registered, @registered),
              cert_canonical = COALESCE(@certCanonical, cert_canonical),
              cert_signature = COALESCE(@certSignature, cert_signature)`,
         )
@@ -76,6 +89,7 @@ export class AddressCache {
           now: this.clock(),
           certCanonical: certificate?.canonical ?? null,
           certSignature: certificate?.signature ?? null,
+          registered: registered ? 1 : 0,
         });
       // A fresh statement from the agent supersedes our failed attempts.
       this.db.prepare('DELETE FROM reach_invalid WHERE agent = ?').run(body.agent);
@@ -90,7 +104,11 @@ export class AddressCache {
     return row === undefined ? undefined : this.toCached(row);
   }
 
-  /** Fresh records of every agent of an entity. */
+  /**
+   * Records of every agent of an entity that someone vouched for within maxAgeMs. This says
+   * nothing about the record's own age (a working dial vouches too): whoever hands records on
+   * re-verifies them first (Reachability.answer).
+   */
   ofEntity(entity: Fingerprint, maxAgeMs: number): CachedRecord[] {
     return (
       this.db
@@ -148,6 +166,7 @@ export class AddressCache {
           : undefined,
       addresses: (JSON.parse(row.addresses) as string[]).filter((a) => !invalid.has(a)),
       receivedAt: row.received_at,
+      registered: row.registered === 1,
     };
   }
 }
@@ -162,4 +181,5 @@ type Row = {
   received_at: number;
   cert_canonical: string | null;
   cert_signature: string | null;
+  registered: number;
 };

@@ -49,7 +49,8 @@ export interface ReachabilityOptions {
  * Keeps neighbours informed of where this agent is, and remembers where they are: signed address
  * records announced on every new link, on every address change and periodically; cached in SQLite;
  * set aside when a dial proves them wrong; forgotten after addressTtlMs of silence. Neighbours
- * answer "where is X?" for entities they trust; a directory node answers for any record it holds.
+ * answer "where is X?" for entities they trust; a directory node answers for every agent that
+ * registered with it (announced its record to it), and never relays (config refuses both roles).
  */
 export class Reachability implements AddressBook {
   private readonly cache: AddressCache;
@@ -205,13 +206,13 @@ export class Reachability implements AddressBook {
       if (this.options.trust.entityOfAgent(from) !== body.entity) {
         throw new KithError('ERR_PROTOCOL', `${from} announced a record naming another entity`);
       }
-      this.cache.put(body, message.record, this.options.trust.agent(from)?.certificate);
+      this.cache.put(body, message.record, this.options.trust.agent(from)?.certificate, true);
       await writeJson(stream, { t: 'ok' });
       await stream.close().catch(() => undefined);
       return;
     }
     if (message.t === 'query') {
-      await writeJson(stream, { t: 'records', items: this.answer(message.entity) });
+      await writeJson(stream, { t: 'records', items: await this.answer(message.entity) });
       await stream.close().catch(() => undefined);
       return;
     }
@@ -219,16 +220,36 @@ export class Reachability implements AddressBook {
   }
 
   /**
-   * Who may learn what: a plain agent tells its neighbours where the entities it trusts are (its
-   * own neighbours); a directory tells them about every fresh record it holds. Never unsigned.
+   * Who may learn what (docs/protocol.md 5.2). A plain agent tells its neighbours where the
+   * entities it trusts are (its own neighbours). A directory tells them where any agent is that
+   * registered with it (announced its own record to it): in a friend-to-friend network only an
+   * agent the directory trusts can open a link to register, so the directory vouches for its
+   * registrants only, never for records it merely heard second-hand. Neither answers for a
+   * revoked agent or entity, and every record is re-verified now: unsigned, forged or stale
+   * records (signed longer than addressTtlMs ago, whatever kept them in the cache) are left out.
    */
-  private answer(entity: Fingerprint): Item[] {
-    const { trust, config } = this.options;
+  private async answer(entity: Fingerprint): Promise<Item[]> {
+    const { trust, config, log } = this.options;
     if (!config.directory && !trust.isTrustedEntity(entity)) return [];
-    const items: Item[] = this.cache
-      .ofEntity(entity, config.addressTtlMs)
-      .map((c) => ({ record: c.record, certificate: c.certificate ?? trust.agent(c.agent)?.certificate }));
-    return items.slice(0, MAX_ANSWER_RECORDS);
+    if (trust.entity(entity)?.revokedAt !== undefined) return [];
+    const items: Item[] = [];
+    for (const cached of this.cache.ofEntity(entity, config.addressTtlMs)) {
+      if (items.length >= MAX_ANSWER_RECORDS) break;
+      if (trust.isRevokedAgent(cached.agent)) continue;
+      if (config.directory && !cached.registered && !trust.isTrustedEntity(entity)) continue;
+      try {
+        const body = await this.verify(cached.record);
+        if (body.agent !== cached.agent || body.entity !== entity) continue;
+      } catch (err) {
+        log.debug({ err, agent: cached.agent }, 'not handing on an address record');
+        continue;
+      }
+      items.push({
+        record: cached.record,
+        certificate: cached.certificate ?? trust.agent(cached.agent)?.certificate,
+      });
+    }
+    return items;
   }
 
   private verify(record: SignedAddressRecord) {
