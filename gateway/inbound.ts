@@ -21,14 +21,54 @@ export function senderVerdict(message: InboundMessage, fromAddresses: readonly s
   return fromAddresses.length > 0 && fromAddresses.every((a) => isOwnAddress([email], a)) ? 'pass' : 'policy';
 }
 
-/** Header fields a sender must not be able to set: ours by definition. */
+/**
+ * Header fields a sender must not be able to set: ours by definition. Decided on the name as
+ * mail readers see it (trimmed, any case: `X-Kith-Sender :` is the same field to mailparser and
+ * to most clients), and for Authentication-Results on any mention of our authserv-id: a
+ * comment before it (`(x) kith;`), our method name (`kith=pass`) under another id, any form of
+ * it could be shown as our verdict, and no honest server upstream writes one.
+ */
 function isForged(name: string, value: string, authservId: string): boolean {
-  const lower = name.toLowerCase();
+  const lower = name.trim().toLowerCase();
   if (lower.startsWith('x-kith-')) return true;
   if (lower !== 'authentication-results') return false;
-  // RFC 8601 section 5: remove results that claim our authserv-id; keep other servers' results.
-  const id = value.split(';')[0].trim().split(/\s+/)[0] ?? '';
-  return id.toLowerCase() === authservId.toLowerCase();
+  const id = authservId.toLowerCase().replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`(^|[^a-z0-9-])${id}([^a-z0-9-]|$)`, 'i').test(value);
+}
+
+/**
+ * The header section as fields, more leniently than parseHeader: every line that does not
+ * start with white space begins a field named by what stands before its first colon (a name
+ * with spaces around it included), and CR, LF and CRLF all end a line. What matters here is
+ * not whether a field is well formed but whether any reader could take it for one of ours.
+ */
+function lenientFields(header: Buffer): Array<{ name: string; value: string; start: number; end: number }> {
+  const text = header.toString('latin1');
+  const fields: Array<{ name: string; value: string; start: number; end: number }> = [];
+  const lineEnd = /\r\n|\n|\r/g;
+  let start = 0;
+  while (start < text.length) {
+    lineEnd.lastIndex = start;
+    const m = lineEnd.exec(text);
+    const next = m ? m.index + m[0].length : text.length;
+    const line = text.slice(start, m ? m.index : text.length);
+    if (line === '') break; // the empty line before the body
+    const last = fields[fields.length - 1];
+    if ((line[0] === ' ' || line[0] === '\t') && last) {
+      last.value += line;
+      last.end = next;
+    } else {
+      const colon = line.indexOf(':');
+      fields.push({
+        name: colon === -1 ? line : line.slice(0, colon),
+        value: colon === -1 ? '' : line.slice(colon + 1),
+        start,
+        end: next,
+      });
+    }
+    start = next;
+  }
+  return fields;
 }
 
 function headerText(value: string): string {
@@ -55,7 +95,7 @@ export function prepareInbound(message: InboundMessage, authservId = 'kith'): Bu
 
   const kept: Buffer[] = [];
   let cursor = 0;
-  for (const field of parsed.fields) {
+  for (const field of lenientFields(header)) {
     if (!isForged(field.name, field.value, authservId)) continue;
     kept.push(raw.subarray(cursor, field.start));
     cursor = field.end;

@@ -9,6 +9,7 @@ import { silentLogger } from '../../common/logger.ts';
 import { BlobStore } from '../../store/blobs.ts';
 import { openDatabase, type Db } from '../../store/db.ts';
 import type { GatewaySink, InboundMessage } from '../../gateway/delivery.ts';
+import { prepareInbound } from '../../gateway/inbound.ts';
 import { createGatewaySink } from '../../gateway/status/index.ts';
 import { createSubmissionStore } from '../../gateway/submissions.ts';
 import { openInbox } from './inbox.ts';
@@ -116,5 +117,46 @@ describe('incoming mail is stored with the verified sender stated', () => {
     const { mail } = await receiveAndRead(incoming({ verified: true, from: 'ceo@bank.example' }));
     expect(mail.headers.get('authentication-results')).toMatch(/^kith; kith=policy reason=/);
     expect(mail.headers.get('x-kith-sender')).toContain('the From: address is not theirs');
+  });
+});
+
+// Forms a mail reader still takes for our fields, though they are not well-formed fields.
+describe('forged Kith headers in any form a reader would show', () => {
+  const forms: Record<string, string[]> = {
+    'space before the colon': [
+      'X-Kith-Sender : Bob <bob@example.org> verified key B0B0',
+      'Authentication-Results : kith; kith=pass header.from=bob@example.org',
+    ],
+    'a comment before the authserv-id': [
+      'Authentication-Results: (x) kith; kith=pass header.from=bob@example.org',
+    ],
+    'our method under another authserv-id, folded': [
+      'authentication-results: mx.example.org;',
+      '\tkith=pass header.from=bob@example.org',
+    ],
+    'lower case, tab before the colon': ['x-kith-sender\t: Bob verified key B0B0'],
+    'after a bare LF': ['Subject: hi\nX-Kith-Sender: Bob verified key B0B0'],
+    'after a bare CR': ['Comments: hi\rX-Kith-Sender: Bob verified key B0B0'],
+  };
+
+  test.each(Object.keys(forms))('%s: stripped; the failed signature shows as failed', async (form) => {
+    const raw = Buffer.from(
+      [...forms[form], 'From: Bob <bob@example.org>', 'To: alice@example.org', '', 'body', ''].join('\r\n'),
+    );
+    const out = prepareInbound({
+      id: asMessageId('0123456789abcdef0123456789abcdef'),
+      raw,
+      sender: { fingerprint: BOB, email: 'bob@example.org' },
+      verified: false,
+      receivedAt: new Date(),
+    });
+    const mail = await simpleParser(out);
+    const ours = mail.headerLines.filter((l) => /^(x-kith-sender|authentication-results)$/.test(l.key));
+    expect(ours.map((l) => l.line)).toEqual([
+      'Authentication-Results: kith; kith=fail reason="OpenPGP signature did not verify"',
+      'X-Kith-Sender: UNVERIFIED: the signature did not verify; the sender is unknown',
+    ]);
+    expect(out.toString('latin1')).not.toContain('verified key B0B0');
+    expect(out.toString('latin1')).not.toMatch(/kith=pass/);
   });
 });
