@@ -97,6 +97,17 @@ const commands: Record<string, (args: Args) => Promise<unknown> | unknown> = {
     addresses: links.multiaddrs().map(String),
   }),
   invite: () => links.createInvitation({ ttlMs: 60_000 }),
+  /** What another agent needs to trust us without an invitation (a fingerprint checked out of band). */
+  credentials: () => ({
+    publicKey: identity.entityKey.toPublic().armor(),
+    certificate: { canonical: identity.certificate.canonical, signature: identity.certificate.signature },
+  }),
+  /** Trusts another entity and its agent one-way, as `kith trust` after the key arrived. */
+  trustOneWay: async ({ publicKey, certificate }) => {
+    await trust.addEntity(String(publicKey), { trusted: true, contact: true, source: 'fingerprint' });
+    const agent = await trust.addAgentCertificate(certificate as { canonical: string; signature: string });
+    return trust.isTrustedAgent(agent.agentId);
+  },
   accept: async ({ code }) => (await links.acceptInvitation(String(code))).email,
   startNat: () => nat.start(),
   reservations: () => nat.reservations?.status() ?? [],

@@ -94,13 +94,28 @@ suite('NAT traversal in network namespaces', () => {
       stunServers: [STUN],
     });
     try {
+      const malloryId = (await mallory.request<Info>('info')).agentId;
+      // Mallory trusts the relay (one-way, as `kith trust` would): her own gater lets the
+      // reservation and the relayed dial through, so whatever fails below is the relay's refusal.
+      expect(await mallory.request('trustOneWay', await relay.request('credentials'))).toBe(true);
       await mallory.request('startNat');
       await expect(mallory.request('waitReserved', { timeoutMs: 1_500 })).rejects.toThrow(/timed out/);
+      const status = await mallory.request<{ addresses: string[]; failures: number }[]>('reservations');
+      expect(status).toHaveLength(1);
+      expect(status[0].addresses).toEqual([]);
+      expect(status[0].failures).toBeGreaterThan(0);
+      // The relay holds no connection from her: its gater refused her after the handshake.
+      expect(await relay.request<Conn[]>('connections', { peer: malloryId })).toEqual([]);
       const aliceRelayed = aliceInfo.addresses.find((a) => a.includes('/p2p-circuit'))!;
       await expect(mallory.request('dial', { address: aliceRelayed })).rejects.toThrow();
-      expect(
-        await alice.request<Conn[]>('connections', { peer: (await mallory.request<Info>('info')).agentId }),
-      ).toEqual([]);
+      expect(await alice.request<Conn[]>('connections', { peer: malloryId })).toEqual([]);
+      expect(await relay.request<Conn[]>('connections', { peer: malloryId })).toEqual([]);
+      // STUN: silence for the stranger, an answer (her NAT's public address) for a trusted peer.
+      expect(await mallory.request('stunProbe', { host: RELAY_IP, port: 3478 })).toBeNull();
+      expect(await alice.request('stunProbe', { host: RELAY_IP, port: 3478 })).toMatch(
+        new RegExp(`^${lab.sites[0].publicIp.replaceAll('.', '\\.')}:`),
+      );
+      expect((await relay.request<{ ignored: number }>('stunCounts')).ignored).toBeGreaterThan(0);
     } finally {
       await mallory.stop();
     }
