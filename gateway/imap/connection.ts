@@ -23,7 +23,8 @@ export interface ConnectionDeps {
   onClose(conn: ImapConnection): void;
 }
 
-// Reading pauses while this much unparsed input waits for a busy session.
+// Reading pauses whenever this much unparsed input waits, also while a command runs (a client
+// that floods us while not reading a big FETCH must not grow the server's memory).
 const MAX_BUFFERED = 1024 * 1024;
 const MAX_LINE = 64 * 1024;
 const SPILL = 256 * 1024;
@@ -50,6 +51,8 @@ export class ImapConnection implements CommandContext {
   private readonly unsubscribe: () => void;
   private account: MailAccount | null = null;
   private busySince = 0;
+  private maxBuffered = 0;
+  private maxOutput = 0;
 
   constructor(
     socket: Socket,
@@ -97,9 +100,24 @@ export class ImapConnection implements CommandContext {
 
   private readonly onData = (chunk: Buffer): void => {
     this.reader.push(chunk);
+    if (this.reader.buffered > this.maxBuffered) this.maxBuffered = this.reader.buffered;
     if (this.lineWaiter) this.deliverLine();
+    this.flowControl();
     void this.pump();
   };
+
+  // Pauses the socket while too much input waits; resumes once the reader consumed it.
+  private flowControl(): void {
+    if (this.closed) return;
+    if (this.reader.buffered > MAX_BUFFERED) {
+      if (!this.socket.isPaused()) this.socket.pause();
+    } else if (this.socket.isPaused()) this.socket.resume();
+  }
+
+  /** The most unparsed input this connection ever held (bytes), for tests and metrics. */
+  get bufferedHighWater(): number {
+    return this.maxBuffered;
+  }
   private readonly onError = (err: Error): void => {
     this.log.debug({ err: err.message }, 'imap socket error');
   };
@@ -153,6 +171,12 @@ export class ImapConnection implements CommandContext {
     if (this.closed || this.socket.destroyed) return;
     if (typeof data === 'string') this.socket.write(data, 'latin1');
     else this.socket.write(data);
+    if (this.socket.writableLength > this.maxOutput) this.maxOutput = this.socket.writableLength;
+  }
+
+  /** The most output this connection ever had waiting for the client (bytes). */
+  get outputHighWater(): number {
+    return this.maxOutput;
   }
 
   untagged(line: string): void {
@@ -194,6 +218,7 @@ export class ImapConnection implements CommandContext {
       this.lineWaiter = null;
       w(ev.text);
     }
+    this.flowControl();
   }
 
   async startTls(): Promise<void> {
@@ -250,6 +275,7 @@ export class ImapConnection implements CommandContext {
     try {
       while (!this.closed && this.state !== 'logout' && !this.lineWaiter) {
         const ev = this.reader.next(false);
+        this.flowControl();
         if (!ev) break;
         this.busySince = Date.now();
         await this.handle(ev);
@@ -260,8 +286,7 @@ export class ImapConnection implements CommandContext {
       this.socket.destroy();
     } finally {
       this.pumping = false;
-      if (this.reader.buffered > MAX_BUFFERED) this.socket.pause();
-      else if (this.socket.isPaused()) this.socket.resume();
+      this.flowControl();
     }
     if (this.state === 'logout' && !this.closed) this.socket.end();
   }

@@ -1,1 +1,1 @@
-export { createImapServer, type ImapServer, type ImapServerOptions } from './server.ts';
+export { createImapServer, type ImapServer, type ImapServerOptions, type ImapServerStats } from './server.ts';

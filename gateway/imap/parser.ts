@@ -38,7 +38,11 @@ const MAX_LITERALS = 64;
  * big literals stream to disk; a malformed command becomes a BAD event and reading goes on.
  */
 export class CommandReader {
+  // The chunk being parsed; later chunks wait in `queue` (a list, so pushing is O(1): joining
+  // every chunk onto one buffer made a flood of input cost quadratic time and memory).
   private buf: Buffer = Buffer.alloc(0);
+  private queue: Buffer[] = [];
+  private queued = 0;
   private parts: string[] = [];
   private literals: Literal[] = [];
   private pending: Buffer[] = [];
@@ -56,18 +60,33 @@ export class CommandReader {
 
   /** Bytes received from the socket. */
   push(chunk: Buffer): void {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    if (chunk.length === 0) return;
+    if (this.buf.length === 0 && this.queue.length === 0) this.buf = chunk;
+    else {
+      this.queue.push(chunk);
+      this.queued += chunk.length;
+    }
   }
 
   /** Bytes received but not yet consumed (for flow control). */
   get buffered(): number {
-    return this.buf.length;
+    return this.buf.length + this.queued;
+  }
+
+  // Moves the next queued chunk in once the current one is used up; false if there is none.
+  private refill(): boolean {
+    if (this.buf.length > 0 || this.queue.length === 0) return false;
+    this.buf = this.queue.shift()!;
+    this.queued -= this.buf.length;
+    return true;
   }
 
   /** Forgets everything buffered (after STARTTLS: plaintext sent before the handshake is not trusted). */
   reset(): void {
     this.abortCommand();
     this.buf = Buffer.alloc(0);
+    this.queue = [];
+    this.queued = 0;
     this.pending = [];
     this.pendingLen = 0;
     this.discardingLine = false;
@@ -77,7 +96,10 @@ export class CommandReader {
   next(lineMode = false): ReaderEvent | null {
     for (;;) {
       if (this.literal) {
-        if (!this.readLiteral()) return null;
+        if (!this.readLiteral()) {
+          if (this.refill()) continue;
+          return null;
+        }
         continue;
       }
       const lf = this.buf.indexOf(0x0a);
@@ -92,6 +114,7 @@ export class CommandReader {
           this.pendingLen += this.buf.length;
           this.buf = Buffer.alloc(0);
         }
+        if (this.refill()) continue;
         return null;
       }
       let lineBuf = this.buf.subarray(0, lf);
@@ -227,6 +250,8 @@ export class CommandReader {
   dispose(): void {
     this.abortCommand();
     this.buf = Buffer.alloc(0);
+    this.queue = [];
+    this.queued = 0;
     this.pending = [];
   }
 }

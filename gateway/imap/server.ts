@@ -31,6 +31,20 @@ export interface ImapServerOptions {
   log: Logger;
   /** Where big literals are spooled (default: a fresh directory under the OS temp dir). */
   tmpDir?: string;
+  /** Most simultaneous connections; more are answered `* BYE` and closed (default 256). */
+  maxConnections?: number;
+}
+
+/** Counters of a running IMAP server. */
+export interface ImapServerStats {
+  /** Open connections. */
+  connections: number;
+  /** Connections refused because maxConnections was reached. */
+  refused: number;
+  /** The most unparsed input any connection has held at once (bytes). */
+  maxBufferedInput: number;
+  /** The most output any connection has had waiting for its client at once (bytes). */
+  maxBufferedOutput: number;
 }
 
 /** The IMAP server. */
@@ -39,7 +53,11 @@ export interface ImapServer {
   start(): Promise<{ port: number; tlsPort?: number }>;
   /** Says BYE to every client, waits (bounded) for running commands, closes the listeners. */
   stop(timeoutMs?: number): Promise<void>;
+  /** Connection and input-buffer counters. */
+  stats(): ImapServerStats;
 }
+
+const DEFAULT_MAX_CONNECTIONS = 256;
 
 /** Creates the gateway's IMAP4rev1 server over the mailbox store. */
 export function createImapServer(opts: ImapServerOptions): ImapServer {
@@ -49,8 +67,21 @@ export function createImapServer(opts: ImapServerOptions): ImapServer {
   let secure: TlsServer | null = null;
   let tmpDir = '';
   let ownTmp = false;
+  let refused = 0;
+  let maxBufferedInput = 0;
+  let maxBufferedOutput = 0;
+  const maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
 
   const accept = (socket: import('node:net').Socket, isSecure: boolean): void => {
+    if (connections.size >= maxConnections) {
+      // Each connection may hold up to ~1 MiB of input and a snapshot: bound how many there are.
+      refused++;
+      opts.log.warn({ remote: socket.remoteAddress, maxConnections }, 'imap connection refused: too many');
+      socket.on('error', () => undefined);
+      socket.end('* BYE too many connections\r\n');
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
     const conn = new ImapConnection(socket, {
       store: opts.store,
       auth: opts.auth,
@@ -59,7 +90,11 @@ export function createImapServer(opts: ImapServerOptions): ImapServer {
       secureContext,
       tmpDir,
       secure: isSecure,
-      onClose: (c) => connections.delete(c),
+      onClose: (c) => {
+        maxBufferedInput = Math.max(maxBufferedInput, c.bufferedHighWater);
+        maxBufferedOutput = Math.max(maxBufferedOutput, c.outputHighWater);
+        connections.delete(c);
+      },
     });
     connections.add(conn);
   };
@@ -97,6 +132,16 @@ export function createImapServer(opts: ImapServerOptions): ImapServer {
       }
       opts.log.info({ port, tlsPort }, 'imap server listening');
       return tlsPort === undefined ? { port } : { port, tlsPort };
+    },
+
+    stats() {
+      let input = maxBufferedInput;
+      let output = maxBufferedOutput;
+      for (const c of connections) {
+        input = Math.max(input, c.bufferedHighWater);
+        output = Math.max(output, c.outputHighWater);
+      }
+      return { connections: connections.size, refused, maxBufferedInput: input, maxBufferedOutput: output };
     },
 
     async stop(timeoutMs = 5000) {

@@ -27,7 +27,7 @@ export interface Harness {
 }
 
 export async function startHarness(
-  opts: { allowInsecureAuth?: boolean; appendLimit?: number } = {},
+  opts: { allowInsecureAuth?: boolean; appendLimit?: number; maxConnections?: number } = {},
 ): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'kith-imap-test-'));
   if (!cachedTls) cachedTls = await ensureSelfSignedCertificate(mkdtempSync(join(tmpdir(), 'kith-tls-')));
@@ -58,6 +58,7 @@ export async function startHarness(
       tlsPort: ports.tlsPort,
       allowInsecureAuth: opts.allowInsecureAuth ?? true,
       appendLimit: opts.appendLimit ?? 50 * 1024 * 1024,
+      maxConnections: opts.maxConnections,
       log,
     });
     const bound = await h.server.start();

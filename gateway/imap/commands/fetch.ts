@@ -9,6 +9,7 @@ import { stringArg } from './args.ts';
 
 // Rows are read from the store in batches, so a 1:* FETCH never holds the whole mailbox in memory.
 const BATCH = 100;
+const FLUSH_AT = 1 << 20;
 
 function fetchCommand(byUid: boolean): CommandSpec {
   return {
@@ -56,17 +57,27 @@ function fetchCommand(byUid: boolean): CommandSpec {
             flagsChanged = new Set(res.updated.map((u) => u.uid));
           }
         }
-        // One socket write per batch, not per message.
-        const out: Buffer[] = [];
+        // Small responses go out in one socket write per batch; once a megabyte is gathered it is
+        // written and the client must read it before more is rendered (bounded output memory).
+        let out: Buffer[] = [];
+        let total = 0;
+        const flush = async (): Promise<void> => {
+          if (total > FLUSH_AT) for (const b of out) ctx.write(b);
+          else if (total) ctx.write(Buffer.concat(out, total));
+          out = [];
+          total = 0;
+          await ctx.drain();
+        };
         for (const [seq, uid] of batch) {
           const row = byUidRow.get(uid);
           if (!row) continue; // expunged by another session, not yet announced
-          out.push(...(await render(ctx, seq, row, items, need, flagsChanged.has(uid))));
+          for (const b of await render(ctx, seq, row, items, need, flagsChanged.has(uid))) {
+            out.push(b);
+            total += b.length;
+          }
+          if (total > FLUSH_AT) await flush();
         }
-        const total = out.reduce((n, b) => n + b.length, 0);
-        if (total > 1 << 20) for (const b of out) ctx.write(b);
-        else if (total) ctx.write(Buffer.concat(out, total));
-        await ctx.drain();
+        await flush();
       }
       return ok('FETCH completed');
     },
