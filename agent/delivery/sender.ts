@@ -12,6 +12,7 @@ import { ReportKind, openReport } from '../reports/report.ts';
 import type { Discovery } from '../routing/discovery.ts';
 import { choosePath, type CachedPath } from '../routing/path-cache.ts';
 import type { EngineContext } from './context.ts';
+import { afterRejection } from './decide.ts';
 import { encodeOnion, hopDigest, linkId } from './frames.ts';
 import type { Origin } from './relay.ts';
 import type { OutboxRecord } from './store.ts';
@@ -37,6 +38,8 @@ interface Active {
   links: Set<string>;
   avoid: Set<AgentId>;
   stall?: NodeJS.Timeout;
+  /** Paths whose recipient answered that the message arrived damaged. */
+  rejectingPaths: Set<string>;
   pumping: boolean;
   busy: boolean;
 }
@@ -128,6 +131,7 @@ export class Sender implements Origin {
       reached: 0,
       links: new Set(),
       avoid: new Set(),
+      rejectingPaths: new Set(),
       pumping: false,
       busy: false,
     };
@@ -222,22 +226,49 @@ export class Sender implements Origin {
     if (this.stopped || !this.active.has(a.rec.id)) return;
     if (a.path) {
       ctx.count('stalled');
-      this.discovery.cache.fail(a.rec.to, a.path.agents);
-      // The hop after the last one that reported is the likeliest culprit; avoid the whole path's relays.
-      for (const agent of a.path.agents.slice(0, -1)) a.avoid.add(agent);
-      ctx.emit({
-        kind: 'stalled',
-        id: a.rec.id,
-        at: ctx.now(),
-        lastHop: a.reached,
-        action: 'alternate path',
-      });
-      a.path = undefined;
-      void this.attempt(a);
+      this.abandonPath(a);
     } else {
       a.avoid.clear();
       void this.attempt(a);
     }
+  }
+
+  /** Counts a failure against the current path, avoids its relays and tries another path. */
+  private abandonPath(a: Active): void {
+    const { ctx } = this;
+    if (!a.path) return;
+    clearTimeout(a.stall);
+    this.discovery.cache.fail(a.rec.to, a.path.agents);
+    // The hop after the last one that reported is the likeliest culprit; avoid the whole path's relays.
+    for (const agent of a.path.agents.slice(0, -1)) a.avoid.add(agent);
+    ctx.emit({
+      kind: 'stalled',
+      id: a.rec.id,
+      at: ctx.now(),
+      lastHop: a.reached,
+      action: 'alternate path',
+    });
+    a.path = undefined;
+    void this.attempt(a);
+  }
+
+  /** The recipient refused the message: final, or a damaged copy that another path may bring intact. */
+  private onRejected(a: Active, p: PacketContext, current: boolean, reason: number): void {
+    const { ctx } = this;
+    a.rejectingPaths.add(p.agents.join(','));
+    if (afterRejection(reason, a.rejectingPaths.size - 1) === 'final') {
+      void this.finish(a, 'failed', `the recipient refused the message (reason ${reason})`);
+      return;
+    }
+    ctx.count('rejected_on_path');
+    // The recipient discards a damaged assembly: start the chunks again (its ack on the next
+    // manifest tells where it really stands).
+    if (a.rec.acked > 0) {
+      a.rec.acked = 0;
+      ctx.store.updateOutbox(a.rec.id, { acked: 0 });
+    }
+    if (current) this.abandonPath(a);
+    else this.discovery.cache.fail(a.rec.to, p.agents);
   }
 
   private async sendUnit(a: Active, unit: Unit, reportAll: boolean, chunk?: number): Promise<void> {
@@ -367,7 +398,7 @@ export class Sender implements Origin {
         if (last) void this.finish(a, 'delivered');
         return;
       case ReportKind.rejected:
-        if (last) void this.finish(a, 'failed', `the recipient refused the message (reason ${value})`);
+        if (last) this.onRejected(a, p, current === true, value);
         return;
       default:
         ctx.count('rejected_report_unknown_kind');
