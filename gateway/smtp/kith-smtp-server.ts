@@ -17,6 +17,10 @@ const LEADING_ENHANCED_CODE = /^[245]\.\d{1,3}\.\d{1,3} /;
  *   the basic code alone (553 -> 5.1.3), but a refused sender is a policy matter (5.7.1) and
  *   an unknown recipient is not a syntax error. A reply text that starts with "X.Y.Z " is sent
  *   as is; every other reply keeps smtp-server's mapping.
+ * - AUTH is advertised only where it may be used: after STARTTLS (or on implicit TLS), unless
+ *   allowInsecureAuth. smtp-server lists it before TLS too and then refuses it with 538, which
+ *   invites clients to send the password in the clear first. Only the EHLO reply is filtered:
+ *   disabling the command instead would also lift smtp-server's "log in before MAIL" rule.
  */
 export class KithSmtpServer extends SMTPServer {
   constructor(options: SMTPServerOptions) {
@@ -27,6 +31,13 @@ export class KithSmtpServer extends SMTPServer {
     const connection = new SMTPConnection(this, socket, socketOptions);
     const send = connection.send.bind(connection);
     connection.send = (code, data, context) => {
+      if (Array.isArray(data) && code === 250 && !connection.secure && !this.options.allowInsecureAuth) {
+        return send(
+          code,
+          data.filter((line, i) => i === 0 || !/^AUTH\b/i.test(line)),
+          context,
+        );
+      }
       if (typeof data === 'string' && LEADING_ENHANCED_CODE.test(data)) return send(code, data, false);
       return send(code, data, context);
     };

@@ -99,13 +99,41 @@ describe('real clients submit through the gateway', () => {
       '--suppress-data',
     ]);
     expect(stdout).toMatch(/<~ +250 2\.6\.0 queued as [0-9a-f]{32}/);
-    // the password went only through TLS: AUTH came after STARTTLS
-    expect(stdout.indexOf('STARTTLS')).toBeLessThan(stdout.indexOf('AUTH LOGIN'));
+    // the server offered AUTH only inside TLS: no cleartext reply line (<-) names it
+    const cleartext = stdout.split('\n').filter((l) => l.startsWith('<- '));
+    expect(cleartext.some((l) => l.includes('STARTTLS'))).toBe(true);
+    expect(cleartext.filter((l) => /\bAUTH\b/.test(l))).toEqual([]);
+    expect(stdout).toMatch(/<~ +250-AUTH PLAIN LOGIN/);
     const copy = (await h.delivery.outbox()).find((m) => m.raw.includes('from swaks'));
     // swaks always ends DATA with its own CRLF before the dot: that line is part of what it sent
     const sent = Buffer.from(`${message}\r\n`);
     expect(copy?.raw.equals(sent)).toBe(true);
     expect(copy?.size).toBe(sent.length);
+  });
+
+  test('swaks without STARTTLS: the server offers no AUTH, so no password goes out in the clear', async () => {
+    const result = await run('swaks', [
+      '--server',
+      `127.0.0.1:${h.port}`,
+      '--auth',
+      'PLAIN',
+      '--auth-user',
+      ALICE.user,
+      '--auth-password',
+      ALICE.password,
+      '--from',
+      'alice@example.org',
+      '--to',
+      'bob@example.org',
+      '--suppress-data',
+    ]).then(
+      () => ({ failed: false, stdout: '', stderr: '' }),
+      (err: { stdout: string; stderr: string }) => ({ failed: true, stdout: err.stdout, stderr: err.stderr }),
+    );
+    expect(result.failed).toBe(true);
+    expect(result.stderr).toMatch(/did not advertise authentication/i);
+    expect(result.stdout).toContain('250-STARTTLS');
+    expect(result.stdout).not.toMatch(/\bAUTH\b/);
   });
 
   test('nodemailer: requireTLS with the certificate pinned, AUTH PLAIN, DSN; a refused recipient does not stop the others', async () => {

@@ -35,9 +35,7 @@ describe('who may send what to whom', () => {
     expect(greeting.enhanced).toBeUndefined();
   });
 
-  // smtp-server lists AUTH before TLS too (hiding it would also lift its "log in first" rule),
-  // but refuses to take credentials over cleartext.
-  test('EHLO advertises the extensions; AUTH is refused before STARTTLS', async () => {
+  test('EHLO advertises the extensions, AUTH only after STARTTLS; AUTH before it is refused', async () => {
     const c = await session();
     const plain = await c.command('EHLO client.test');
     for (const ext of [
@@ -51,14 +49,37 @@ describe('who may send what to whom', () => {
     ]) {
       expect(plain.lines.some((l) => l.slice(4) === ext)).toBe(true);
     }
+    // a client that finds no AUTH in cleartext has no reason to send its password there
+    expect(plain.lines.filter((l) => /^AUTH\b/.test(l.slice(4)))).toEqual([]);
     const early = await c.command(
       `AUTH PLAIN ${Buffer.from(`\0alice\0${ALICE.password}`).toString('base64')}`,
     );
     expect([early.code, early.enhanced]).toEqual([538, '5.7.0']);
     expect(early.text).toContain('STARTTLS');
+    // and the rule "log in first" still holds in cleartext
+    const mail = await c.command('MAIL FROM:<alice@example.org>');
+    expect([mail.code, mail.enhanced]).toEqual([530, '5.7.0']);
     await c.startTls();
     const secure = await c.command('EHLO client.test');
     expect(secure.lines.some((l) => l.slice(4) === 'AUTH PLAIN LOGIN')).toBe(true);
+    expect(secure.lines.some((l) => l.slice(4) === 'STARTTLS')).toBe(false);
+  });
+
+  test('with allowInsecureAuth, AUTH is advertised and taken in cleartext', async () => {
+    const insecure = await startHarness({ allowInsecureAuth: true });
+    try {
+      const { client } = await RawSmtp.connect(insecure.port);
+      clients.push(client);
+      const ehlo = await client.command('EHLO client.test');
+      expect(ehlo.lines.some((l) => l.slice(4) === 'AUTH PLAIN LOGIN')).toBe(true);
+      const auth = await client.command(
+        `AUTH PLAIN ${Buffer.from(`\0alice\0${ALICE.password}`).toString('base64')}`,
+      );
+      expect(auth.code).toBe(235);
+      client.close();
+    } finally {
+      await insecure.stop();
+    }
   });
 
   test('unauthenticated MAIL FROM gets 530 5.7.0', async () => {
