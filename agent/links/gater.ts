@@ -1,27 +1,35 @@
-import type { ConnectionGater, PeerId } from '@libp2p/interface';
+import type { ConnectionGater, MultiaddrConnection, PeerId } from '@libp2p/interface';
+import type { Multiaddr } from '@multiformats/multiaddr';
+import type { ProvisionalLimits } from '../trust/decisions.ts';
 import type { TrustStore } from '../trust/store.ts';
 
-/** The gater's view of peers we have decided to dial ourselves before knowing their certificate. */
+/** The gater's view of peers we let in before knowing their certificate. */
 export interface GaterState {
   /** We are dialing this peer on purpose (an invitation's inviter, a fingerprint-trusted address). */
   expectsOutbound(peer: string): boolean;
+  /** Unknown peers provisionally connected now, and how many came from this address lately. */
+  provisionalLoad(address: string): { provisionalOpen: number; recentFromAddress: number };
+  /** Bounds on unknown peers (agent/trust/decisions.ts). */
+  readonly limits: ProvisionalLimits;
   /** Called when a peer is let in provisionally, so the link manager can give it a deadline. */
-  onProvisional(peer: string): void;
+  onProvisional(peer: string, address?: string): void;
 }
 
 /**
  * Refuses, at the earliest point libp2p allows (right after the Noise handshake proves the peer
- * id), every peer that is not a certified agent of a trusted entity. Provisional admission is
- * decided by agent/trust/decisions.ts. Relay hooks: only trusted peers may reserve, relay through
+ * id), every revoked peer, and every unknown one past the provisional limits. The decision is
+ * agent/trust/decisions.ts `admit`; what a provisional peer may then open is decided per stream
+ * (links.ts, `provisionalMayOpen`). Relay hooks: only trusted peers may reserve, relay through
  * us, or be relayed to us.
  */
 export function createGater(trust: TrustStore, state: GaterState): ConnectionGater {
   const trusted = (peer: PeerId): boolean => trust.isTrustedAgent(peer.toString() as never);
   return {
     denyDialPeer: (peer) => trust.isRevokedAgent(peer.toString()),
-    denyInboundEncryptedConnection: (peer) => {
-      const admission = trust.admission(peer.toString());
-      if (admission === 'provisional') state.onProvisional(peer.toString());
+    denyInboundEncryptedConnection: (peer, connection) => {
+      const address = addressKey(connection);
+      const admission = trust.admission(peer.toString(), state.provisionalLoad(address), state.limits);
+      if (admission === 'provisional') state.onProvisional(peer.toString(), address);
       return admission === 'refused';
     },
     denyOutboundEncryptedConnection: (peer) => {
@@ -37,6 +45,25 @@ export function createGater(trust: TrustStore, state: GaterState): ConnectionGat
     denyInboundRelayReservation: (source) => !trusted(source),
     denyOutboundRelayedConnection: (source, destination) => !(trusted(source) && trusted(destination)),
     denyInboundRelayedConnection: (relay, remote) =>
-      !trusted(relay) || trust.admission(remote.toString()) === 'refused',
+      !trusted(relay) ||
+      trust.admission(remote.toString(), state.provisionalLoad(relayKey(relay)), state.limits) === 'refused',
   };
+}
+
+/** The IP address a connection comes from (the rate limit's key); a relayed one counts as its relay. */
+export function addressKey(connection: Pick<MultiaddrConnection, 'remoteAddr'> | undefined): string {
+  const address: Multiaddr | undefined = connection?.remoteAddr;
+  if (address === undefined) return 'unknown';
+  const components = address.getComponents();
+  const circuit = components.findIndex((c) => c.name === 'p2p-circuit');
+  if (circuit >= 0) {
+    const relay = components.slice(0, circuit).find((c) => c.name === 'p2p')?.value;
+    if (relay !== undefined) return `relay:${relay}`;
+  }
+  const ip = components.find((c) => c.name === 'ip4' || c.name === 'ip6');
+  return ip?.value ?? address.toString();
+}
+
+function relayKey(relay: PeerId): string {
+  return `relay:${relay.toString()}`;
 }

@@ -9,6 +9,11 @@ import type { Identity } from '../identity/identity.ts';
 import { decodeInvitation, encodeInvitation } from '../trust/invitation-code.ts';
 import type { EntityRecord, TrustChange, TrustStore } from '../trust/store.ts';
 import { readFrames, readJson, writeJson } from './frames.ts';
+import {
+  provisionalMayOpen,
+  DEFAULT_PROVISIONAL_LIMITS,
+  type ProvisionalLimits,
+} from '../trust/decisions.ts';
 import { createGater } from './gater.ts';
 import { acceptHello, buildHello, HELLO_PROTOCOL, type HelloMessage, type HelloReply } from './hello.ts';
 import {
@@ -18,13 +23,13 @@ import {
   type InviteReply,
   type InviteRequest,
 } from './invite.ts';
-import { createNode, guardBuiltIns, type KithLibp2p } from './node.ts';
+import { createNode, guardBuiltIns, guardInboundStreams, type KithLibp2p } from './node.ts';
 import { FRAMES_PROTOCOL, LinkTransport } from './transport.ts';
 import type { AddressBook, ContactView, Links, LinksOptions } from './types.ts';
 
 /** Small control messages (hello, invitation) never need more. */
 const CONTROL_MAX_BYTES = 256 * 1024;
-/** A provisional peer (unknown, let in because an invitation is open) must prove itself by then. */
+/** A provisional peer (unknown until its hello shows a certificate) must prove itself by then. */
 const PROVISIONAL_MS = 10_000;
 const EXCHANGE_TIMEOUT_MS = 15_000;
 /** Invitation codes carry at most this many addresses (announced ones first). */
@@ -38,6 +43,10 @@ export class LinkManager implements Links {
   private node: KithLibp2p | undefined;
   private linkTransport: LinkTransport | undefined;
   private readonly provisional = new Map<string, ReturnType<typeof setTimeout>>();
+  /** When unknown peers were let in, by IP address (the per-address limit). */
+  private readonly provisionalAdmissions = new Map<string, number[]>();
+  private readonly provisionalMs: number;
+  private readonly provisionalLimits: ProvisionalLimits;
   private readonly expected = new Map<string, number>();
   private addressDials = 0;
   private readonly inviteDials = new Set<string>();
@@ -57,6 +66,8 @@ export class LinkManager implements Links {
     this.trustStore = options.trust;
     this.log = options.log;
     this.extras = options.extras;
+    this.provisionalMs = options.provisionalMs ?? PROVISIONAL_MS;
+    this.provisionalLimits = options.provisionalLimits ?? DEFAULT_PROVISIONAL_LIMITS;
   }
 
   get self(): AgentId {
@@ -86,7 +97,9 @@ export class LinkManager implements Links {
     await this.trustStore.addAgentCertificate(this.identity.certificate);
     const gater = createGater(this.trustStore, {
       expectsOutbound: (peer) => this.addressDials > 0 || (this.expected.get(peer) ?? 0) > 0,
-      onProvisional: (peer) => this.markProvisional(peer),
+      provisionalLoad: (address) => this.provisionalLoad(address),
+      limits: this.provisionalLimits,
+      onProvisional: (peer, address) => this.markProvisional(peer, address),
     });
     const node = await createNode({
       privateKey: this.identity.agentKey,
@@ -97,6 +110,9 @@ export class LinkManager implements Links {
       extras: this.extras,
     });
     this.node = node;
+    // The one place that decides, per inbound stream, whether its peer may open that protocol:
+    // handlers registered later (reachability, NAT) are covered without guarding themselves.
+    guardInboundStreams(node, (peer, protocol) => this.mayOpen(peer, protocol));
     this.linkTransport = new LinkTransport(this.identity.agentId, node, this.log);
     const trustedOnly =
       (handler: (stream: Stream, from: AgentId, connection: Connection) => Promise<void>) =>
@@ -156,6 +172,7 @@ export class LinkManager implements Links {
     if (this.idleTimer) clearInterval(this.idleTimer);
     for (const timer of this.provisional.values()) clearTimeout(timer);
     this.provisional.clear();
+    this.provisionalAdmissions.clear();
     for (const peer of this.linkTransport?.neighbours() ?? []) this.linkTransport?.setLink(peer, false);
     this.node = undefined;
     await withTimeout(Promise.resolve(node.stop()), 5_000);
@@ -454,9 +471,10 @@ export class LinkManager implements Links {
     try {
       await acceptHello(this.trustStore, from, hello, this.log);
     } catch (err) {
-      // Say nothing about ourselves to a peer we do not trust.
+      // Say nothing about ourselves to a peer we do not trust, and do not keep it around.
       await writeJson(stream, { v: 1, refused: err instanceof KithError ? err.code : 'ERR_NOT_TRUSTED' });
       await stream.close().catch(() => undefined);
+      if (!this.trustStore.isTrustedAgent(from)) this.dropProvisional(from);
       throw err;
     }
     await writeJson(stream, buildHello(this.identity, this.trustStore));
@@ -464,17 +482,50 @@ export class LinkManager implements Links {
     this.promote(from);
   }
 
-  private markProvisional(peer: string): void {
+  /** Per inbound stream: see agent/trust/decisions.ts, `provisionalMayOpen`. */
+  private mayOpen(peer: string, protocol: string): boolean {
+    return provisionalMayOpen({
+      trusted: this.trustStore.isTrustedAgent(peer as AgentId),
+      provisional: this.provisional.has(peer),
+      protocol: protocol === HELLO_PROTOCOL ? 'hello' : protocol === INVITE_PROTOCOL ? 'invite' : 'other',
+      openInvitation: protocol === INVITE_PROTOCOL && this.trustStore.hasOpenInvitation(),
+    });
+  }
+
+  private provisionalLoad(address: string): { provisionalOpen: number; recentFromAddress: number } {
+    const since = Date.now() - this.provisionalLimits.windowMs;
+    const recent = (this.provisionalAdmissions.get(address) ?? []).filter((t) => t > since);
+    if (recent.length === 0) this.provisionalAdmissions.delete(address);
+    else this.provisionalAdmissions.set(address, recent);
+    return { provisionalOpen: this.provisional.size, recentFromAddress: recent.length };
+  }
+
+  private markProvisional(peer: string, address?: string): void {
+    if (address !== undefined) {
+      this.provisionalAdmissions.set(address, [
+        ...(this.provisionalAdmissions.get(address) ?? []),
+        Date.now(),
+      ]);
+    }
     if (this.provisional.has(peer)) return;
     const timer = setTimeout(() => {
-      this.provisional.delete(peer);
       if (!this.trustStore.isTrustedAgent(peer as AgentId)) {
         this.log.info({ peer }, 'closing a provisional connection that never proved itself');
-        void this.node?.hangUp(peerIdFromString(peer)).catch(() => undefined);
+        this.dropProvisional(peer);
+      } else {
+        this.provisional.delete(peer);
       }
-    }, PROVISIONAL_MS);
+    }, this.provisionalMs);
     timer.unref();
     this.provisional.set(peer, timer);
+  }
+
+  /** Cuts off a peer that was let in provisionally and did not (or could not) prove itself. */
+  private dropProvisional(peer: string): void {
+    const timer = this.provisional.get(peer);
+    if (timer) clearTimeout(timer);
+    this.provisional.delete(peer);
+    void this.node?.hangUp(peerIdFromString(peer)).catch(() => undefined);
   }
 
   private promote(peer: string): void {

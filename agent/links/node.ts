@@ -80,11 +80,39 @@ export function builtInProtocols(node: KithLibp2p): string[] {
   return node.getProtocols().filter((p) => !p.startsWith('/kith/'));
 }
 
+type HandlerRecord = { handler: StreamHandler; options: StreamHandlerOptions };
 type RegistrarView = {
   components: {
-    registrar: { getHandler(protocol: string): { handler: StreamHandler; options: StreamHandlerOptions } };
+    registrar: { getHandler(protocol: string): HandlerRecord };
   };
 };
+
+/**
+ * Puts `allow` in front of every inbound stream, whatever protocol it is for and whenever its
+ * handler was registered: libp2p looks each inbound stream's handler up with
+ * registrar.getHandler, so wrapping that lookup is one check no handler can forget. Streams we
+ * open ourselves only read the options and are not affected.
+ */
+export function guardInboundStreams(
+  node: KithLibp2p,
+  allow: (peer: string, protocol: string) => boolean,
+): void {
+  const registrar = (node as unknown as RegistrarView).components.registrar;
+  const lookup = registrar.getHandler.bind(registrar);
+  registrar.getHandler = (protocol: string): HandlerRecord => {
+    const found = lookup(protocol);
+    return {
+      options: found.options,
+      handler: (stream, connection) => {
+        if (!allow(connection.remotePeer.toString(), protocol)) {
+          stream.abort(new Error('this peer may not open ' + protocol));
+          return;
+        }
+        return found.handler(stream, connection);
+      },
+    };
+  };
+}
 
 /**
  * Re-registers libp2p's built-in handlers (identify, ping) behind `allow`. The services take no

@@ -4,6 +4,7 @@ import type { AgentId, Fingerprint } from '../../common/ids.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { Identity } from '../identity/identity.ts';
 import type { Transport } from '../transport.ts';
+import type { ProvisionalLimits } from '../trust/decisions.ts';
 import type { EntityRecord, TrustSource, TrustStore } from '../trust/store.ts';
 import type { NodeExtras } from './node.ts';
 
@@ -15,6 +16,10 @@ export interface LinksOptions {
   log: Logger;
   /** Transports, services and addresses the NAT layer adds (agent/nat/natExtras). */
   extras?: NodeExtras;
+  /** How long an unknown peer may stay connected before its hello proves it (default 10 s). */
+  provisionalMs?: number;
+  /** Bounds on unknown peers let in at once and per address (agent/trust/decisions.ts). */
+  provisionalLimits?: ProvisionalLimits;
 }
 
 /** Where links look up and report agents' addresses (agent/reachability implements it). */

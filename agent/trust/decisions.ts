@@ -1,30 +1,70 @@
 /** How the connection gater treats a peer that completed the Noise handshake. */
 export type Admission = 'trusted' | 'provisional' | 'refused';
 
-/** What the trust store knows about one remote agent at the moment it connects. */
+/** Bounds on peers let in before they proved who certified them (docs/protocol.md, "Admission"). */
+export interface ProvisionalLimits {
+  /** Unknown peers provisionally connected at once, over all addresses. */
+  maxOpen: number;
+  /** Unknown peers let in from one IP address per `windowMs`. */
+  perAddress: number;
+  windowMs: number;
+}
+
+export const DEFAULT_PROVISIONAL_LIMITS: Readonly<ProvisionalLimits> = Object.freeze({
+  maxOpen: 32,
+  perAddress: 10,
+  windowMs: 60_000,
+});
+
+/** What the trust store and the link manager know about one remote agent at the moment it connects. */
 export interface AdmissionFacts {
   /** Its agent certificate, or its whole entity, has been revoked. */
   revoked: boolean;
   /** It holds a stored, currently valid certificate from an entity we trust. */
   certifiedByTrusted: boolean;
-  /** We have issued an invitation that is neither redeemed nor expired. */
-  openInvitation: boolean;
-  /** We trust an entity by fingerprint whose key or agents we have not learned yet. */
-  awaitingKey: boolean;
+  /** Unknown peers provisionally connected right now. */
+  provisionalOpen: number;
+  /** Unknown peers let in from this peer's IP address within the limits' window. */
+  recentFromAddress: number;
+  limits: ProvisionalLimits;
 }
 
 /**
- * Trust or refuse. A revoked agent is refused even while invitations are open, so revocation
- * cannot be undone by a replayed code. An unknown peer is let in only provisionally, and only
- * while someone could legitimately be unknown to us (an open invitation, a fingerprint trusted
- * before its key arrived); provisional peers may speak nothing but the hello and invitation
- * protocols and are cut off after a short deadline.
+ * Trust or refuse. A revoked agent is refused always, so revocation cannot be undone by a replayed
+ * code or a fresh hello. Any other unknown peer may be a trusted entity's new agent (a laptop whose
+ * certificate no neighbour has seen yet), an invitee, or the agent of an entity trusted by
+ * fingerprint: the peer id alone cannot tell these from a stranger, only the certificate it
+ * shows in its hello can. So it is let in provisionally, and that is safe only because it is
+ * bounded: the link manager lets it open nothing but the hello protocol (and the invitation
+ * protocol while an invitation is open, see `provisionalMayOpen`), cuts it off after a short
+ * deadline, and past the count and per-address limits the gater refuses outright.
  */
 export function admit(facts: AdmissionFacts): Admission {
   if (facts.revoked) return 'refused';
   if (facts.certifiedByTrusted) return 'trusted';
-  if (facts.openInvitation || facts.awaitingKey) return 'provisional';
-  return 'refused';
+  if (facts.provisionalOpen >= facts.limits.maxOpen) return 'refused';
+  if (facts.recentFromAddress >= facts.limits.perAddress) return 'refused';
+  return 'provisional';
+}
+
+/** The protocols the admission rules know about; every other protocol is 'other'. */
+export type AdmissionProtocol = 'hello' | 'invite' | 'other';
+
+/**
+ * May a peer open a stream of this protocol? Trusted agents may open any. A provisional peer may
+ * only show its certificate (hello), or redeem an invitation while one is open: nothing else,
+ * so a stranger's stream never reaches frames, reachability, identify or relay handlers.
+ */
+export function provisionalMayOpen(facts: {
+  trusted: boolean;
+  provisional: boolean;
+  protocol: AdmissionProtocol;
+  openInvitation: boolean;
+}): boolean {
+  if (facts.trusted) return true;
+  if (!facts.provisional) return false;
+  if (facts.protocol === 'hello') return true;
+  return facts.protocol === 'invite' && facts.openInvitation;
 }
 
 /** A certificate counts only inside its validity window (clock skew is the signer's problem). */

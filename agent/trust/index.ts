@@ -4,7 +4,15 @@ import { TrustStore } from './store.ts';
 
 export { TrustStore, hashSecret } from './store.ts';
 export type { EntityRecord, AgentRecord, TrustChange, TrustSource } from './store.ts';
-export { admit, type Admission, type AdmissionFacts } from './decisions.ts';
+export {
+  admit,
+  provisionalMayOpen,
+  DEFAULT_PROVISIONAL_LIMITS,
+  type Admission,
+  type AdmissionFacts,
+  type AdmissionProtocol,
+  type ProvisionalLimits,
+} from './decisions.ts';
 export { encodeInvitation, decodeInvitation, type InvitationCode } from './invitation-code.ts';
 export { revokeAgentCertificate, verifyAgentRevocation, type AgentRevocation } from './revocation.ts';
 

@@ -5,7 +5,13 @@ import { KithError } from '../../common/errors.ts';
 import { asAgentId, asFingerprint, type AgentId, type Fingerprint } from '../../common/ids.ts';
 import type { Db } from '../../store/db.ts';
 import { verifyAgentCertificate, type AgentCertificate } from '../identity/certificate.ts';
-import { admit, certificateValidAt, type Admission } from './decisions.ts';
+import {
+  admit,
+  certificateValidAt,
+  DEFAULT_PROVISIONAL_LIMITS,
+  type Admission,
+  type ProvisionalLimits,
+} from './decisions.ts';
 import { invitationSecretBytes } from './invitation-code.ts';
 import { verifyAgentRevocation, type AgentRevocation } from './revocation.ts';
 import { migrateTrust } from './schema.ts';
@@ -429,14 +435,24 @@ export class TrustStore {
     );
   }
 
-  /** The gater's decision for a peer that has just completed the Noise handshake. */
-  admission(agentId: string): Admission {
+  /**
+   * The gater's decision for a peer that has just completed the Noise handshake; `load` is how
+   * many unknown peers the link manager has let in (agent/trust/decisions.ts, `admit`).
+   */
+  admission(
+    agentId: string,
+    load: { provisionalOpen: number; recentFromAddress: number } = {
+      provisionalOpen: 0,
+      recentFromAddress: 0,
+    },
+    limits: ProvisionalLimits = DEFAULT_PROVISIONAL_LIMITS,
+  ): Admission {
     const id = agentId as AgentId;
     return admit({
       revoked: this.isRevokedAgent(id),
       certifiedByTrusted: this.isTrustedAgent(id),
-      openInvitation: this.hasOpenInvitation(),
-      awaitingKey: this.awaitingKey().length > 0,
+      ...load,
+      limits,
     });
   }
 

@@ -12,6 +12,7 @@ import { openDatabase, type Db } from '../../store/db.ts';
 import { certifyAgent } from '../../agent/identity/certificate.ts';
 import { createIdentity, type Identity } from '../../agent/identity/identity.ts';
 import { createLinks, type LinkManager } from '../../agent/links/index.ts';
+import type { LinksOptions } from '../../agent/links/types.ts';
 import { createTrustStore, type TrustStore } from '../../agent/trust/index.ts';
 import { createReachability, type Reachability } from '../../agent/reachability/index.ts';
 
@@ -45,21 +46,28 @@ export function removeTempDirs(): void {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
+/** Link manager options a test may change (the provisional deadline and limits). */
+export type LinkOptions = Pick<LinksOptions, 'provisionalMs' | 'provisionalLimits'>;
+
 /** A new entity with one agent, started. */
-export async function startAgent(name: string, config: Partial<Config['p2p']> = {}): Promise<TestAgent> {
+export async function startAgent(
+  name: string,
+  config: Partial<Config['p2p']> = {},
+  linkOptions: LinkOptions = {},
+): Promise<TestAgent> {
   const db = freshDb();
   const identity = await createIdentity(db, {
     name,
     email: `${name}@example.org`,
     passphrase: 'correct horse',
   });
-  return startWith(name, identity, db, config);
+  return startWith(name, identity, db, config, linkOptions);
 }
 
 /** Another agent of the same entity (a second device), certified by the entity key. */
 export async function startSibling(of: TestAgent, name: string): Promise<TestAgent> {
   const identity = await siblingIdentity(of.identity);
-  return startWith(name, identity, freshDb(), {});
+  return startWith(name, identity, freshDb(), {}, {});
 }
 
 export async function siblingIdentity(entity: Identity): Promise<Identity> {
@@ -88,13 +96,14 @@ async function startWith(
   identity: Identity,
   db: Db,
   config: Partial<Config['p2p']>,
+  linkOptions: LinkOptions,
 ): Promise<TestAgent> {
   const log = silentLogger();
   const trust = createTrustStore({ db, log });
   const p2p = p2pConfig(config);
   const agent = { name, identity, db, trust } as TestAgent;
   const up = async (): Promise<void> => {
-    agent.links = createLinks({ identity, trust, config: p2p, log });
+    agent.links = createLinks({ identity, trust, config: p2p, log, ...linkOptions });
     await agent.links.start();
     agent.reach = createReachability({ links: agent.links, trust, identity, db, config: p2p, log });
     await agent.reach.start();

@@ -1,17 +1,42 @@
 import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
+import { generateKeyPair } from '@libp2p/crypto/keys';
 import { isKithError } from '../../common/errors.ts';
+import { createNode, type KithLibp2p } from '../../agent/links/node.ts';
 import type { EntityRecord } from '../../agent/trust/index.ts';
-import { eventually, removeTempDirs, sleep, startAgent, type TestAgent } from './helpers.ts';
+import {
+  eventually,
+  removeTempDirs,
+  sleep,
+  startAgent,
+  type LinkOptions,
+  type TestAgent,
+} from './helpers.ts';
 
 const running: TestAgent[] = [];
-async function agent(name: string): Promise<TestAgent> {
-  const a = await startAgent(name);
+async function agent(name: string, options: LinkOptions = {}): Promise<TestAgent> {
+  const a = await startAgent(name, {}, options);
   running.push(a);
   return a;
 }
 
+const raw: KithLibp2p[] = [];
+/** A bare libp2p peer that lets everything through its own gater: a stranger probing us. */
+async function rawPeer(): Promise<KithLibp2p> {
+  const node = await createNode({
+    privateKey: await generateKeyPair('Ed25519'),
+    listen: [],
+    announce: [],
+    gater: {},
+    maxConnections: 10,
+  });
+  await node.start();
+  raw.push(node);
+  return node;
+}
+
 afterEach(async () => {
   await Promise.all(running.splice(0).map((a) => a.stop()));
+  await Promise.all(raw.splice(0).map((n) => n.stop()));
 });
 afterAll(removeTempDirs);
 
@@ -26,25 +51,64 @@ async function codeOf(promise: Promise<unknown>): Promise<string> {
 }
 
 describe('links: admission and invitations (loopback TCP)', () => {
-  it('refuses an unknown peer before any protocol handler runs', async () => {
-    const alice = await agent('alice');
-    const stranger = await agent('mallory');
+  it("an unknown peer's streams never reach a protocol handler; its hello is refused and it is cut off", async () => {
+    const alice = await agent('alice', { provisionalMs: 500 });
+    const stranger = await rawPeer();
     let reached = 0;
-    // A raw handler behind no guard of ours: only the gater stands between it and the stranger.
+    // A raw handler behind no guard of its own: only the links' admission stands before it.
     await alice.links.libp2p.handle('/probe/1', (stream) => {
       reached++;
       stream.abort(new Error('probe'));
     });
-    const connection = await stranger.links.libp2p.dial(alice.links.multiaddrs()[0]).catch(() => undefined);
-    for (const protocol of ['/probe/1', '/kith/hello/1', '/kith/frames/1', '/ipfs/id/1.0.0']) {
-      await connection?.newStream(protocol, { signal: AbortSignal.timeout(1_000) }).catch(() => undefined);
+    let frames = 0;
+    alice.links.transport.onFrame(() => void frames++);
+    // A stranger may be a trusted entity's new agent, so it gets in provisionally: it may show
+    // its certificate (hello) and nothing else, and is cut off when that does not admit it.
+    const connection = await stranger.dial(alice.links.multiaddrs()[0]);
+    for (const protocol of ['/probe/1', '/kith/frames/1', '/kith/invite/1', '/ipfs/id/1.0.0']) {
+      const stream = await connection
+        ?.newStream(protocol, { signal: AbortSignal.timeout(1_000) })
+        .catch(() => undefined);
+      try {
+        stream?.send(Buffer.from([0, 0, 0, 1, 0]));
+      } catch {
+        // aborted by alice already
+      }
     }
-    await sleep(400);
+    // A hello stream that never says anything keeps it no longer than the provisional deadline.
+    expect(alice.links.libp2p.getConnections(stranger.peerId)).toHaveLength(1);
+    await connection
+      ?.newStream('/kith/hello/1', { signal: AbortSignal.timeout(1_000) })
+      .catch(() => undefined);
+    await eventually(
+      () => alice.links.libp2p.getConnections(stranger.peerId).length === 0,
+      'the silent stranger is cut off at the deadline',
+      3_000,
+    );
     expect(reached).toBe(0);
-    expect(alice.links.libp2p.getConnections(stranger.links.libp2p.peerId)).toHaveLength(0);
+    expect(frames).toBe(0);
+    // Its hello shows a certificate of an entity alice does not trust: refused and cut off at once.
+    const mallory = await agent('mallory');
+    expect(await codeOf(mallory.links.dial(alice.address()))).toBe('ERR_NOT_TRUSTED');
+    await eventually(
+      () => alice.links.libp2p.getConnections(mallory.links.libp2p.peerId).length === 0,
+      'the refused stranger is cut off',
+      1_000,
+    );
     expect(alice.links.transport.neighbours()).toEqual([]);
     expect(alice.links.contacts()).toEqual([]);
-    expect(await codeOf(stranger.links.dial(alice.address()))).toMatch(/^ERR_/);
+    expect(reached).toBe(0);
+  });
+
+  it('unknown peers past the per-address limit are refused by the gater', async () => {
+    const alice = await agent('alice', {
+      provisionalLimits: { maxOpen: 32, perAddress: 2, windowMs: 60_000 },
+    });
+    const strangers = [await rawPeer(), await rawPeer(), await rawPeer()];
+    for (const s of strangers) await s.dial(alice.links.multiaddrs()[0]).catch(() => undefined);
+    await sleep(400);
+    const connected = strangers.map((s) => alice.links.libp2p.getConnections(s.peerId).length);
+    expect(connected).toEqual([1, 1, 0]);
   });
 
   it('an invitation makes both sides trusted contacts and frames flow both ways', async () => {

@@ -67,6 +67,24 @@ describe('links: revocation, several agents per entity, trust by fingerprint', (
     expect(bob.links.isLinked(alice.identity.agentId)).toBe(true);
   });
 
+  it("a trusted entity's new agent links on its own, with every other agent of its entity offline", async () => {
+    const [alice, bob] = await linkedPair();
+    let frames = 0;
+    bob.links.transport.onFrame(() => void frames++);
+    // Alice's home agent goes away; the laptop, certified by the same entity key, has never been
+    // seen by bob: only the certificate in its hello can admit it.
+    await alice.stop();
+    running.splice(running.indexOf(alice), 1);
+    const laptop = track(await startSibling(alice, 'alice-laptop'));
+    expect(bob.trust.agent(laptop.identity.agentId)).toBeUndefined();
+    await laptop.links.trust(bob.identity.fingerprint, { addresses: [bob.address()] });
+    expect(laptop.links.isLinked(bob.identity.agentId)).toBe(true);
+    await eventually(() => bob.links.isLinked(laptop.identity.agentId), 'bob links with the new laptop');
+    expect(bob.trust.isTrustedAgent(laptop.identity.agentId)).toBe(true);
+    await laptop.links.transport.send(bob.identity.agentId, Buffer.from('new laptop'));
+    await eventually(() => frames === 1, 'a frame from the new laptop');
+  });
+
   it('an agent certified by an untrusted entity is refused', async () => {
     const [, bob] = await linkedPair();
     const mallory = track(await startAgent('mallory'));

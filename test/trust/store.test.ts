@@ -6,6 +6,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { createIdentity, type Identity } from '../../agent/identity/identity.ts';
 import {
   admit,
+  provisionalMayOpen,
   createTrustStore,
   decodeInvitation,
   encodeInvitation,
@@ -118,6 +119,7 @@ describe('trust store', () => {
     });
     expect(trust.awaitingKey()).toEqual([alice.fingerprint]);
     expect(trust.admission(mallory.agentId)).toBe('provisional');
+    expect(trust.admission(mallory.agentId, { provisionalOpen: 100, recentFromAddress: 0 })).toBe('refused');
     await expect(
       trust.addEntity(mallory.entityPublicArmored, {
         trusted: true,
@@ -135,7 +137,7 @@ describe('trust store', () => {
     });
     await trust.addAgentCertificate(alice.certificate);
     expect(trust.awaitingKey()).toEqual([]);
-    expect(trust.admission(mallory.agentId)).toBe('refused');
+    expect(trust.isTrustedAgent(mallory.agentId)).toBe(false);
     expect(trust.addressHints(alice.fingerprint)).toEqual(['/dns4/alice.example.org/tcp/4410']);
   });
 
@@ -174,12 +176,34 @@ describe('invitation codes', () => {
 });
 
 describe('admission decision', () => {
-  const base = { revoked: false, certifiedByTrusted: false, openInvitation: false, awaitingKey: false };
-  it('refuses strangers, admits certified agents, and never lets a revoked one in', () => {
-    expect(admit(base)).toBe('refused');
+  const limits = { maxOpen: 2, perAddress: 3, windowMs: 60_000 };
+  const base = {
+    revoked: false,
+    certifiedByTrusted: false,
+    provisionalOpen: 0,
+    recentFromAddress: 0,
+    limits,
+  };
+  it('admits certified agents, lets unknown ones in provisionally within bounds, never a revoked one', () => {
     expect(admit({ ...base, certifiedByTrusted: true })).toBe('trusted');
-    expect(admit({ ...base, openInvitation: true })).toBe('provisional');
-    expect(admit({ ...base, awaitingKey: true })).toBe('provisional');
-    expect(admit({ ...base, revoked: true, openInvitation: true, certifiedByTrusted: true })).toBe('refused');
+    // An unknown peer may be a trusted entity's new agent: only its hello can tell.
+    expect(admit(base)).toBe('provisional');
+    expect(admit({ ...base, provisionalOpen: 2 })).toBe('refused');
+    expect(admit({ ...base, recentFromAddress: 3 })).toBe('refused');
+    expect(admit({ ...base, certifiedByTrusted: true, provisionalOpen: 2, recentFromAddress: 3 })).toBe(
+      'trusted',
+    );
+    expect(admit({ ...base, revoked: true, certifiedByTrusted: true })).toBe('refused');
+    expect(admit({ ...base, revoked: true })).toBe('refused');
+  });
+
+  it('a provisional peer may open only hello, and invite while an invitation is open', () => {
+    const peer = { trusted: false, provisional: true, openInvitation: false };
+    expect(provisionalMayOpen({ ...peer, protocol: 'hello' })).toBe(true);
+    expect(provisionalMayOpen({ ...peer, protocol: 'invite' })).toBe(false);
+    expect(provisionalMayOpen({ ...peer, protocol: 'invite', openInvitation: true })).toBe(true);
+    expect(provisionalMayOpen({ ...peer, protocol: 'other', openInvitation: true })).toBe(false);
+    expect(provisionalMayOpen({ ...peer, provisional: false, protocol: 'hello' })).toBe(false);
+    expect(provisionalMayOpen({ ...peer, trusted: true, provisional: false, protocol: 'other' })).toBe(true);
   });
 });
