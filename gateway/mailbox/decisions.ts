@@ -16,18 +16,44 @@ export const DELIMITER = '/';
 /** What to do with a message's complaint candidate after a change. */
 export type ComplaintAction = 'record' | 'withdraw' | 'keep';
 
+/** How a mailbox counts for complaints, from its special-use attribute. */
+export type MailboxKind = 'junk' | 'trash' | 'normal';
+
+/** The mailbox kind of a special-use attribute (\Junk, \Trash, anything else). */
+export function mailboxKind(specialUse: string | null): MailboxKind {
+  if (specialUse === '\\Junk') return 'junk';
+  if (specialUse === '\\Trash') return 'trash';
+  return 'normal';
+}
+
+/** What happened to one copy of a message, as complaintAction sees it. */
+export type ComplaintTrigger =
+  /** A copy arrived in a mailbox (APPEND, delivery, COPY or MOVE destination) with these flags. */
+  | { kind: 'arrived'; into: MailboxKind; flags: readonly string[] }
+  /** A copy's flags changed (STORE) in a mailbox of this kind. */
+  | { kind: 'flags'; in: MailboxKind; added: readonly string[]; removed: readonly string[] };
+
 /**
- * A message is a complaint while some copy of it sits in Junk or carries $Junk. Once every copy
- * is gone (the user deleted the spam) the complaint stands: deleting is not "this was not spam".
+ * Whether a change records, withdraws or keeps the message's complaint. Moving a message into
+ * Junk or flagging it $Junk records one. Only a clear "this is not spam" withdraws it: the message
+ * moved or copied into a normal mailbox (not Trash) without $Junk, $NotJunk set, or $Junk cleared
+ * while the copy is in a normal mailbox. Deleting it, expunging it or moving it to Trash is what
+ * users do with spam (Thunderbird's delete in Junk is a move to Trash), so the complaint stands.
  */
-export function complaintAction(
-  copies: readonly { inJunk: boolean; flags: readonly string[] }[],
-  active: boolean,
-): ComplaintAction {
-  if (copies.length === 0) return 'keep';
-  const junk = copies.some((c) => c.inJunk || c.flags.some((f) => f.toLowerCase() === '$junk'));
+export function complaintAction(trigger: ComplaintTrigger, active: boolean): ComplaintAction {
+  const has = (flags: readonly string[], f: string): boolean => flags.some((x) => x.toLowerCase() === f);
+  let junk: boolean;
+  let notJunk: boolean;
+  if (trigger.kind === 'arrived') {
+    // Moving into Junk says "spam" whatever flags the copy still carries.
+    junk = trigger.into === 'junk' || (has(trigger.flags, '$junk') && !has(trigger.flags, '$notjunk'));
+    notJunk = !junk && (trigger.into === 'normal' || has(trigger.flags, '$notjunk'));
+  } else {
+    notJunk = has(trigger.added, '$notjunk') || (trigger.in === 'normal' && has(trigger.removed, '$junk'));
+    junk = !notJunk && has(trigger.added, '$junk');
+  }
+  if (notJunk && active) return 'withdraw';
   if (junk && !active) return 'record';
-  if (!junk && active) return 'withdraw';
   return 'keep';
 }
 

@@ -11,7 +11,9 @@ import {
   complaintAction,
   DELIMITER,
   invalidName,
+  mailboxKind,
   SPECIAL_MAILBOXES,
+  type ComplaintTrigger,
   toCrlf,
 } from './decisions.ts';
 import { MAILBOX_MIGRATIONS } from './schema.ts';
@@ -119,9 +121,6 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
         'UPDATE mbx_entries SET flags = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?',
       ),
       deleteEntry: db.prepare('DELETE FROM mbx_entries WHERE mailbox_id = ? AND uid = ?'),
-      copiesOf: db.prepare(
-        `SELECT e.flags, m.special_use FROM mbx_entries e JOIN mbx_mailboxes m ON m.id = e.mailbox_id WHERE e.message_id = ?`,
-      ),
       orphan: db.prepare(
         'DELETE FROM mbx_messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM mbx_entries WHERE message_id = ?) RETURNING blob',
       ),
@@ -132,6 +131,7 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
       insertComplaint: db.prepare(
         'INSERT INTO mbx_complaints (message_id, kith_id, mailbox, uid, created) VALUES (?, ?, ?, ?, ?) RETURNING id',
       ),
+      detachComplaints: db.prepare('UPDATE mbx_complaints SET message_id = 0 WHERE message_id = ?'),
       withdrawComplaint: db.prepare('UPDATE mbx_complaints SET withdrawn = ? WHERE id = ?'),
       kithIdOf: db.prepare('SELECT kith_id FROM mbx_messages WHERE id = ?'),
       junkCopy: db.prepare(
@@ -208,17 +208,11 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
     return mailboxById(id);
   }
 
-  // Runs after every change to a message's copies, inside the same transaction.
-  function reviewComplaint(messageId: number, pending: ComplaintEvent[]): void {
-    const copies = (q.copiesOf.all(messageId) as { flags: string; special_use: string | null }[]).map(
-      (c) => ({
-        inJunk: c.special_use === '\\Junk',
-        flags: splitFlags(c.flags),
-      }),
-    );
+  // Runs after every arrival or flag change of a copy, inside the same transaction.
+  function reviewComplaint(messageId: number, trigger: ComplaintTrigger, pending: ComplaintEvent[]): void {
     const active = q.activeComplaint.get(messageId) as
       { id: number; kith_id: string | null; mailbox: string; uid: number; created: number } | undefined;
-    const action = complaintAction(copies, active !== undefined);
+    const action = complaintAction(trigger, active !== undefined);
     if (action === 'record') {
       const where = q.junkCopy.get(messageId) as { name: string; uid: number };
       const kithId = (q.kithIdOf.get(messageId) as { kith_id: string | null }).kith_id;
@@ -245,7 +239,11 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
 
   function removeOrphan(messageId: number, blobsToCheck: string[]): void {
     const gone = q.orphan.get(messageId, messageId) as { blob: string | null } | undefined;
-    if (gone?.blob) blobsToCheck.push(gone.blob);
+    if (!gone) return;
+    // SQLite reuses the rowid of the newest message once it is deleted: a complaint must not
+    // pass to the next message delivered (0 is never a rowid).
+    q.detachComplaints.run(messageId);
+    if (gone.blob) blobsToCheck.push(gone.blob);
   }
 
   function collectBlobs(hashes: string[]): void {
@@ -317,7 +315,7 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
       );
       const { uid, modseq } = q.bumpUid.get(current.id) as { uid: number; modseq: number };
       q.insertEntry.run(current.id, uid, messageId, flags.join(' '), modseq);
-      reviewComplaint(messageId, pending);
+      reviewComplaint(messageId, { kind: 'arrived', into: mailboxKind(current.specialUse), flags }, pending);
       return { mailbox: current.name, uid, uidValidity: current.uidValidity, modseq, mailboxId: current.id };
     })();
     emit({
@@ -361,7 +359,9 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
         }
         if (rows.length) expungeModseq = (q.bumpModseq.get(mailboxId) as { modseq: number }).modseq;
       }
-      for (const r of rows) reviewComplaint(r.message_id, pending);
+      const into = mailboxKind(target.specialUse);
+      for (const r of rows)
+        reviewComplaint(r.message_id, { kind: 'arrived', into, flags: splitFlags(r.flags) }, pending);
       return out;
     })();
     for (const c of created) emit({ kind: 'exists', mailboxId: target.id, ...c, origin });
@@ -616,6 +616,7 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
       const failed: number[] = [];
       db.transaction(() => {
         let modseq = 0;
+        const kind = mailboxKind(mailboxById(mailboxId).specialUse);
         for (const r of entriesIn(mailboxId, uids)) {
           if (opts.unchangedSince !== undefined && r.modseq > opts.unchangedSince) {
             failed.push(r.uid);
@@ -627,7 +628,15 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
           if (modseq === 0) modseq = (q.bumpModseq.get(mailboxId) as { modseq: number }).modseq;
           q.updateFlags.run(after.join(' '), modseq, mailboxId, r.uid);
           updated.push({ uid: r.uid, flags: after, modseq });
-          reviewComplaint(r.message_id, pending);
+          const lower = (l: readonly string[]): Set<string> => new Set(l.map((f) => f.toLowerCase()));
+          const [was, now] = [lower(before), lower(after)];
+          const trigger: ComplaintTrigger = {
+            kind: 'flags',
+            in: kind,
+            added: after.filter((f) => !was.has(f.toLowerCase())),
+            removed: before.filter((f) => !now.has(f.toLowerCase())),
+          };
+          reviewComplaint(r.message_id, trigger, pending);
         }
       })();
       for (const u of updated) emit({ kind: 'flags', mailboxId, ...u, origin: opts.origin });

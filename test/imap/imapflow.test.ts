@@ -162,15 +162,48 @@ describe('imapflow against the Kith IMAP server', () => {
     off();
   });
 
+  test("deleting in Junk (Thunderbird's move to Trash) keeps the complaint", async () => {
+    const c = await connect();
+    const { uid } = await h.store.deliver({ raw: sampleMessage(78) });
+    const before = h.store.complaintCandidates().length;
+    const events: string[] = [];
+    const off = h.store.onComplaint((e) => events.push(e.kind));
+    let lock = await c.getMailboxLock('INBOX');
+    let inJunk: number;
+    try {
+      const moved = await c.messageMove(String(uid), 'Junk', { uid: true });
+      inJunk = moved ? moved.uidMap!.get(uid)! : 0;
+    } finally {
+      lock.release();
+    }
+    lock = await c.getMailboxLock('Junk');
+    try {
+      const moved = await c.messageMove(String(inJunk), 'Trash', { uid: true });
+      expect(moved && moved.uidMap!.size).toBe(1);
+    } finally {
+      lock.release();
+    }
+    lock = await c.getMailboxLock('Trash');
+    try {
+      await c.messageDelete('1:*');
+    } finally {
+      lock.release();
+    }
+    off();
+    expect(events).toEqual(['recorded']);
+    expect(h.store.complaintCandidates()).toHaveLength(before + 1);
+  });
+
   test('$Junk flag records and clearing it withdraws', async () => {
     const c = await connect();
     const { uid } = await h.store.deliver({ raw: sampleMessage(77) });
+    const before = h.store.complaintCandidates().length;
     const lock = await c.getMailboxLock('INBOX');
     try {
       await c.messageFlagsAdd(String(uid), ['$Junk'], { uid: true });
-      expect(h.store.complaintCandidates()).toHaveLength(1);
+      expect(h.store.complaintCandidates()).toHaveLength(before + 1);
       await c.messageFlagsRemove(String(uid), ['$Junk'], { uid: true });
-      expect(h.store.complaintCandidates()).toHaveLength(0);
+      expect(h.store.complaintCandidates()).toHaveLength(before);
     } finally {
       lock.release();
     }

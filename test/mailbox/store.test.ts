@@ -120,6 +120,37 @@ describe('mailbox store', () => {
     expect(store.status('Old').messages).toBe(1);
   });
 
+  test('complaints: Junk to Trash and expunge keep it; $NotJunk or a move to INBOX withdraws it', async () => {
+    const events: string[] = [];
+    const off = store.onComplaint((e) => events.push(`${e.kind} ${e.candidate.mailbox}`));
+    const inbox = store.mailbox('INBOX');
+    const junk = store.mailbox('Junk');
+    const trash = store.mailbox('Trash');
+    const { uid } = await store.deliver({ raw: msg('spam') });
+    const [, inJunk] = store.move(inbox.id, [uid], 'Junk').pairs[0]!;
+    const [, inTrash] = store.move(junk.id, [inJunk], 'Trash').pairs[0]!;
+    expect(store.complaintCandidates()).toHaveLength(1);
+    store.setFlags(trash.id, [inTrash], 'add', ['\\Deleted']);
+    store.expunge(trash.id);
+    expect(store.complaintCandidates()).toHaveLength(1);
+
+    const { uid: second } = await store.deliver({ raw: msg('ham') });
+    const [, junked] = store.move(inbox.id, [second], 'Junk').pairs[0]!;
+    store.setFlags(junk.id, [junked], 'add', ['$NotJunk']);
+    const { uid: third } = await store.deliver({ raw: msg('ham 2') });
+    const [, junked3] = store.move(inbox.id, [third], 'Junk').pairs[0]!;
+    store.copy(junk.id, [junked3], 'Archive');
+    off();
+    expect(events).toEqual([
+      'recorded Junk',
+      'recorded Junk',
+      'withdrawn Junk',
+      'recorded Junk',
+      'withdrawn Junk',
+    ]);
+    expect(store.complaintCandidates()).toHaveLength(1);
+  });
+
   test('change notifications reach subscribers', async () => {
     const seen: string[] = [];
     const off = store.subscribe((c) => seen.push(c.kind));
@@ -133,13 +164,32 @@ describe('mailbox store', () => {
 });
 
 describe('pure decisions', () => {
-  test('complaintAction', () => {
-    expect(complaintAction([{ inJunk: true, flags: [] }], false)).toBe('record');
-    expect(complaintAction([{ inJunk: false, flags: ['$junk'] }], false)).toBe('record');
-    expect(complaintAction([{ inJunk: true, flags: [] }], true)).toBe('keep');
-    expect(complaintAction([{ inJunk: false, flags: [] }], true)).toBe('withdraw');
-    // Deleting the spam is not "this was not spam".
-    expect(complaintAction([], true)).toBe('keep');
+  test('complaintAction: Junk and $Junk record; only "not spam" withdraws; Trash and deletion keep', () => {
+    const arrived = (into: 'junk' | 'trash' | 'normal', flags: string[] = []) =>
+      ({ kind: 'arrived', into, flags }) as const;
+    const flags = (where: 'junk' | 'trash' | 'normal', added: string[], removed: string[] = []) =>
+      ({ kind: 'flags', in: where, added, removed }) as const;
+    expect(complaintAction(arrived('junk'), false)).toBe('record');
+    expect(complaintAction(arrived('junk', ['$NotJunk']), false)).toBe('record');
+    expect(complaintAction(arrived('junk'), true)).toBe('keep');
+    expect(complaintAction(arrived('normal'), false)).toBe('keep');
+    expect(complaintAction(flags('normal', ['$junk']), false)).toBe('record');
+    // Out of Junk into a normal mailbox: "this was not spam".
+    expect(complaintAction(arrived('normal'), true)).toBe('withdraw');
+    expect(complaintAction(arrived('normal', ['\\Seen']), true)).toBe('withdraw');
+    // Still flagged $Junk (archived spam): not a withdrawal.
+    expect(complaintAction(arrived('normal', ['$Junk']), true)).toBe('keep');
+    // Thunderbird's delete in Junk moves to Trash: the complaint stands.
+    expect(complaintAction(arrived('trash'), true)).toBe('keep');
+    expect(complaintAction(arrived('trash', ['$Junk']), true)).toBe('keep');
+    expect(complaintAction(flags('trash', ['\\Deleted']), true)).toBe('keep');
+    expect(complaintAction(flags('junk', ['\\Deleted']), true)).toBe('keep');
+    // $NotJunk anywhere withdraws; $Junk cleared withdraws only outside Junk and Trash.
+    expect(complaintAction(flags('junk', ['$NotJunk'], ['$Junk']), true)).toBe('withdraw');
+    expect(complaintAction(flags('normal', [], ['$Junk']), true)).toBe('withdraw');
+    expect(complaintAction(flags('junk', [], ['$Junk']), true)).toBe('keep');
+    expect(complaintAction(flags('trash', [], ['$Junk']), true)).toBe('keep');
+    expect(complaintAction(flags('normal', ['\\Seen']), true)).toBe('keep');
   });
 
   test('applyFlags and toCrlf', () => {
