@@ -6,6 +6,9 @@ import type { EntityRecord, TrustStore } from '../trust/store.ts';
 
 export const HELLO_PROTOCOL = '/kith/hello/1';
 
+/** Revocations read from one hello at most (each costs a signature check). */
+const MAX_REVOCATIONS = 256;
+
 /** A signed statement as it travels: canonical text and its armored detached signature. */
 export interface SignedText {
   canonical: string;
@@ -14,8 +17,9 @@ export interface SignedText {
 
 /**
  * The certificate exchange right after connecting (docs/protocol.md, "Hello"). Each side shows
- * its entity key, its own agent certificate, its entity's other certified agents and the
- * revocations its entity signed, so new devices and lost ones become known to every neighbour.
+ * its entity key, its own agent certificate, its entity's other certified agents and every agent
+ * revocation it holds for an entity it trusts, so new devices become known to every neighbour and
+ * lost ones to every agent that trusts their entity.
  */
 export interface HelloMessage {
   v: 1;
@@ -38,7 +42,7 @@ export function buildHello(identity: Identity, trust: TrustStore): HelloMessage 
       .agentsOf(identity.fingerprint)
       .filter((a) => a.agentId !== identity.agentId && !a.revoked)
       .map((a) => a.certificate),
-    revocations: trust.agentRevocations(identity.fingerprint),
+    revocations: trust.heldRevocations(),
   };
 }
 
@@ -77,10 +81,13 @@ export async function acceptHello(
       expect: entity,
     });
   }
-  for (const revocation of hello.revocations ?? []) {
+  // Each revocation is verified against the key of the entity that signed it; one of an entity
+  // we do not know cannot be checked and is skipped (it matters only to its neighbours).
+  for (const revocation of (hello.revocations ?? []).slice(0, MAX_REVOCATIONS)) {
     try {
       await trust.addAgentRevocation(revocation);
     } catch (err) {
+      if (err instanceof KithError && err.code === 'ERR_UNKNOWN_ENTITY') continue;
       log.warn({ err, remote }, 'ignored a bad agent revocation in a hello');
     }
   }

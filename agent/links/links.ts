@@ -421,13 +421,15 @@ export class LinkManager implements Links {
     if (change.kind === 'entity-revoked') drop(change.agents);
     else if (change.kind === 'agent-revoked') {
       drop([change.agent]);
-      if (change.fingerprint === this.identity.fingerprint) void this.pushHello();
+      // Any entity's: a neighbour that trusts it may never meet its agents (and only a newly
+      // learned revocation fires this, so the push stops where everyone knows it).
+      void this.pushHello();
     } else if (change.kind === 'agent-added' && change.fingerprint === this.identity.fingerprint) {
       void this.pushHello();
     }
   }
 
-  /** Sends a fresh hello to every neighbour: our entity's agents or revocations changed. */
+  /** Sends a fresh hello to every neighbour: our entity's agents, or the revocations we hold, changed. */
   async pushHello(): Promise<void> {
     const node = this.node;
     if (node === undefined) return;

@@ -16,6 +16,9 @@ import { invitationSecretBytes } from './invitation-code.ts';
 import { verifyAgentRevocation, type AgentRevocation } from './revocation.ts';
 import { migrateTrust } from './schema.ts';
 
+/** Revocations a hello carries at most (~0.6 KiB each, well inside a 256 KiB control message). */
+const MAX_HELD_REVOCATIONS = 200;
+
 /** How an entity came to be known. */
 export type TrustSource = 'invitation' | 'fingerprint' | 'wrote-first' | 'self' | 'discovery';
 
@@ -360,6 +363,22 @@ export class TrustStore {
         'SELECT canonical, signature FROM trust_agent_revocation WHERE entity = ? AND canonical IS NOT NULL',
       )
       .all(fingerprint) as { canonical: string; signature: string }[];
+  }
+
+  /**
+   * Every signed agent revocation we hold for an entity we trust (our own included), to hand on in
+   * hellos: a neighbour that trusts the entity must learn that a lost device is void even when it
+   * never links with that entity's agents. The receiver verifies each against the entity key.
+   */
+  heldRevocations(): { canonical: string; signature: string }[] {
+    return this.db
+      .prepare(
+        `SELECT r.canonical, r.signature FROM trust_agent_revocation r
+         JOIN trust_entity e ON e.fingerprint = r.entity
+         WHERE r.canonical IS NOT NULL AND e.trusted = 1 AND e.revoked_at IS NULL
+         ORDER BY r.revoked_at DESC LIMIT ?`,
+      )
+      .all(MAX_HELD_REVOCATIONS) as { canonical: string; signature: string }[];
   }
 
   agent(agentId: AgentId): AgentRecord | undefined {

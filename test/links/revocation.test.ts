@@ -85,6 +85,36 @@ describe('links: revocation, several agents per entity, trust by fingerprint', (
     await eventually(() => frames === 1, 'a frame from the new laptop');
   });
 
+  it('an agent revocation reaches a neighbour that trusts the entity but never links with it', async () => {
+    const [alice, bob] = await linkedPair();
+    const laptop = track(await startSibling(alice, 'alice-laptop'));
+    // Carol trusts alice (fingerprint checked long ago) but is linked only with bob.
+    const carol = track(await startAgent('carol'));
+    await carol.trust.addEntity(alice.identity.entityPublicArmored, {
+      trusted: true,
+      contact: true,
+      source: 'fingerprint',
+    });
+    await carol.links.acceptInvitation(bob.links.createInvitation({ ttlMs: 60_000 }));
+    await eventually(() => bob.links.isLinked(carol.identity.agentId), 'bob and carol linked');
+    expect(carol.links.isLinked(alice.identity.agentId)).toBe(false);
+
+    // The laptop is lost; alice revokes it while linked only with bob.
+    const revocation = await revokeAgentCertificate(alice.identity.entityKey, laptop.identity.agentId);
+    await alice.trust.addAgentRevocation(revocation);
+    await eventually(() => bob.trust.isRevokedAgent(laptop.identity.agentId), 'bob learns it');
+    await eventually(() => carol.trust.isRevokedAgent(laptop.identity.agentId), 'carol learns it from bob');
+    expect(carol.links.isLinked(alice.identity.agentId)).toBe(false);
+
+    // The stolen laptop, with a certificate signed by alice, tries carol: refused.
+    await laptop.links.trust(carol.identity.fingerprint, { addresses: [carol.address()] });
+    await sleep(300);
+    expect(laptop.links.isLinked(carol.identity.agentId)).toBe(false);
+    expect(carol.links.isLinked(laptop.identity.agentId)).toBe(false);
+    expect(carol.links.libp2p.getConnections(laptop.links.libp2p.peerId)).toHaveLength(0);
+    expect(carol.trust.isTrustedAgent(laptop.identity.agentId)).toBe(false);
+  });
+
   it('an agent certified by an untrusted entity is refused', async () => {
     const [, bob] = await linkedPair();
     const mallory = track(await startAgent('mallory'));
