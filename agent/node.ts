@@ -196,6 +196,7 @@ export class KithNode {
       outbox: this.outbox,
       log,
       discoveryTimeoutMs: config.discovery.timeoutMs,
+      maxAgeMs: config.delivery.maxAgeMs,
     });
     this.engine.onEvent((event) => {
       void this.delivery

@@ -10,7 +10,7 @@ import type {
 } from '../gateway/delivery.ts';
 import { parseFingerprintAddress } from '../gateway/smtp/addresses.ts';
 import type { DeliveryEngine, DeliveryEvent } from './delivery/engine.ts';
-import type { Outbox, OutboxEntry } from './queue/outbox.ts';
+import type { HopRecord, Outbox, OutboxEntry } from './queue/outbox.ts';
 import type { TrustStore } from './trust/store.ts';
 
 /** An answer for RCPT TO now, or: fetch this fingerprint's key by route discovery first. */
@@ -102,6 +102,8 @@ export class AgentDeliveryService implements DeliveryService {
       log: Logger;
       /** How long RCPT TO waits for discovery to bring an unknown fingerprint's key (default 10 s). */
       discoveryTimeoutMs?: number;
+      /** delivery.maxAgeMs: "delayed" status emails say until when Kith keeps looking for a path. */
+      maxAgeMs?: number;
     },
   ) {}
 
@@ -195,9 +197,6 @@ export class AgentDeliveryService implements DeliveryService {
     const { outbox } = this.deps;
     const entry = outbox.get(event.id);
     if (!entry) return; // a message we relay or received, not one we sent
-    const to = entry.recipient;
-    const at = new Date(event.at);
-    let status: GatewayEvent | undefined;
     switch (event.kind) {
       case 'progress':
         await outbox.recordHop(event.id, {
@@ -206,7 +205,6 @@ export class AgentDeliveryService implements DeliveryService {
           event: 'reached',
           at: event.at,
         });
-        status = { kind: 'progress', id: event.id, to, at, hop: event.hop, hopAgent: event.agent };
         break;
       case 'held':
         await outbox.recordHop(event.id, { hop: event.hop, agent: event.agent, event: 'held', at: event.at });
@@ -220,36 +218,88 @@ export class AgentDeliveryService implements DeliveryService {
           event: `stalled: ${event.action}`,
           at: event.at,
         });
-        status = {
-          kind: 'delayed',
-          id: event.id,
-          to,
-          at,
-          lastHop: `hop ${event.lastHop}`,
-          action: event.action,
-        };
         break;
       case 'delivered':
         await outbox.recordHop(event.id, { hop: -1, event: 'delivered', at: event.at });
         await outbox.finish(event.id, 'delivered');
-        status = { kind: 'delivered', id: event.id, to, at };
         break;
       case 'failed':
         await outbox.finish(event.id, 'failed', event.reason);
-        status = {
-          kind: 'failed',
-          id: event.id,
-          to,
-          at,
-          reason: event.reason,
-          cause: failureCause(event.reason),
-        };
         break;
       default:
         return;
     }
+    // hops are read only for a stall: chunk events of a large message come by the thousand
+    const hops = event.kind === 'stalled' ? outbox.progressOf(event.id).hops : [];
+    const status = gatewayEventFor(event, entry, hops, this.deps.maxAgeMs);
     if (status) await gateway.status(status);
   }
+}
+
+/**
+ * What the gateway hears of an engine event about a message we sent (undefined: nothing).
+ * Pure, so the words of status emails can be checked against what the engine really emits.
+ */
+export function gatewayEventFor(
+  event: DeliveryEvent,
+  entry: Pick<OutboxEntry, 'recipient' | 'createdAt'>,
+  hops: readonly HopRecord[],
+  maxAgeMs?: number,
+): GatewayEvent | undefined {
+  const to = entry.recipient;
+  const at = new Date(event.at);
+  switch (event.kind) {
+    case 'progress':
+      return { kind: 'progress', id: event.id, to, at, hop: event.hop, hopAgent: event.agent };
+    case 'stalled':
+      return {
+        kind: 'delayed',
+        id: event.id,
+        to,
+        at,
+        ...delayedWords(
+          event,
+          hops,
+          maxAgeMs === undefined ? undefined : new Date(entry.createdAt + maxAgeMs),
+        ),
+      };
+    case 'delivered':
+      return { kind: 'delivered', id: event.id, to, at };
+    case 'failed':
+      return {
+        kind: 'failed',
+        id: event.id,
+        to,
+        at,
+        reason: event.reason,
+        cause: failureCause(event.reason),
+      };
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * A stall in words for the sender. The engine counts hops from the sender (0: the message has
+ * not left this agent); the agent's id is the one recorded when that hop was reached, if a
+ * report named it. Actions become sentences about what happens next, not engine states.
+ */
+export function delayedWords(
+  stalled: { lastHop: number; action: 'alternate path' | 'waiting for a path' },
+  hops: readonly HopRecord[],
+  retryUntil?: Date,
+): { hop: number; lastHop?: string; action: string } {
+  const reached =
+    stalled.lastHop > 0
+      ? hops.filter((h) => h.hop === stalled.lastHop && h.agent && h.event === 'reached').at(-1)?.agent
+      : undefined;
+  const action =
+    stalled.action === 'alternate path'
+      ? 'Kith is trying another path through the network.'
+      : retryUntil
+        ? `Kith is looking for a path and will keep trying until ${retryUntil.toUTCString()}.`
+        : 'Kith is looking for a path and will keep trying.';
+  return { hop: stalled.lastHop, lastHop: reached, action };
 }
 
 /** Which status code a failure gets (5.4.7 expired, 5.7.1 refused, else 5.4.4 no path). */

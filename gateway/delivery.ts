@@ -40,7 +40,18 @@ export interface DeliveryService {
 export type DeliveryEvent =
   | { kind: 'progress'; id: MessageId; to: Fingerprint; at: Date; hop: number; hopAgent?: string }
   | { kind: 'delivered'; id: MessageId; to: Fingerprint; at: Date }
-  | { kind: 'delayed'; id: MessageId; to: Fingerprint; at: Date; lastHop?: string; action: string }
+  | {
+      kind: 'delayed';
+      id: MessageId;
+      to: Fingerprint;
+      at: Date;
+      /** Agents on the path the message reached (0: it has not left the sender's agent), when known. */
+      hop?: number;
+      /** Id of the last agent that had the message, when a report named it. */
+      lastHop?: string;
+      /** What Kith is doing about it, as a sentence for the sender. */
+      action: string;
+    }
   | {
       kind: 'failed';
       id: MessageId;

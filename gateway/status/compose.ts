@@ -34,6 +34,23 @@ function spaced(fingerprint: string): string {
   return fingerprint.replace(/(.{4})(?=.)/g, '$1 ');
 }
 
+/** Where a delayed message got to, as a sentence without its final stop. */
+function whereItIs(event: DeliveryEvent & { kind: 'delayed' }): string {
+  if (event.lastHop) {
+    return event.hop
+      ? `It last reached the Kith agent ${event.lastHop}, ${ordinal(event.hop)} on its path`
+      : `It last reached the Kith agent ${event.lastHop}`;
+  }
+  if (event.hop) return `It last reached the ${ordinal(event.hop)} agent on its path`;
+  return 'It has not left your agent yet';
+}
+
+function ordinal(n: number): string {
+  const tens = n % 100;
+  const suffix = tens >= 11 && tens <= 13 ? 'th' : ({ 1: 'st', 2: 'nd', 3: 'rd' }[n % 10] ?? 'th');
+  return `${n}${suffix}`;
+}
+
 /** The human-readable first part: what happened, and whether the user needs to do anything. */
 export function humanText(input: ReportInput, options: ComposerOptions): string {
   const { submission, recipient, event } = input;
@@ -59,10 +76,8 @@ export function humanText(input: ReportInput, options: ComposerOptions): string 
         ...what,
         'has not been delivered yet.',
         '',
-        event.lastHop
-          ? `It last reached ${event.lastHop} (${rfc822Date(event.at)}).`
-          : `It has not left this agent yet (${rfc822Date(event.at)}).`,
-        `What Kith is doing about it: ${event.action}`,
+        `${whereItIs(event)} (${rfc822Date(event.at)}).`,
+        event.action,
         '',
         `You do not need to do anything. Kith keeps trying until ${rfc822Date(until)};`,
         'you will get another message if it cannot be delivered by then.',

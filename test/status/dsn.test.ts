@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import nodemailer from 'nodemailer';
 import { asMessageId, type MessageId } from '../../common/ids.ts';
+import { gatewayEventFor } from '../../agent/outbound.ts';
 import type { GatewaySink } from '../../gateway/delivery.ts';
 import { createGatewaySink } from '../../gateway/status/index.ts';
 import { ALICE, BOB_FPR, CAROL_FPR, capturingLogger, startHarness, type Harness } from '../smtp/harness.ts';
@@ -145,29 +146,60 @@ describe('status emails (RFC 3464) in the sender INBOX', () => {
     expect(original?.content.toString()).not.toContain('the original body');
   });
 
-  test('delayed: names the last hop and what Kith does; one report per stall; Will-Retry-Until', async () => {
+  // The events come from the agent's own mapping (agent/outbound.ts) of what the engine emits:
+  // a stall at hop 0 while waiting for a path, and one past two relays while trying another path.
+  test('delayed: in sentences, from what the agent really produces; one report per stall; Will-Retry-Until', async () => {
     const copies = await submit(undefined, 'Slow one');
     const before = (await inbox.messages()).length;
-    const at = new Date('2025-07-01T11:00:00Z');
-    const event = {
-      kind: 'delayed' as const,
-      id: copies.get(CAROL_FPR)!,
-      to: CAROL_FPR,
-      at,
-      lastHop: '12D3KooWRelayAgent',
-      action: 'resending it along another path',
-    };
-    await sink.status(event);
-    await sink.status({ ...event, at: new Date('2025-07-01T12:00:00Z') });
-    const [mail, ...more] = await newMessages(before);
+    const submittedAt = h.submissions.list(1)[0].receivedAt.getTime();
+    const maxAgeMs = 5 * 86_400_000;
+    const at = Date.parse('2025-07-01T11:00:00Z');
+    const waiting = gatewayEventFor(
+      { kind: 'stalled', id: copies.get(BOB_FPR)!, at, lastHop: 0, action: 'waiting for a path' },
+      { recipient: BOB_FPR, createdAt: submittedAt },
+      [{ hop: 0, event: 'stalled: waiting for a path', at }],
+      maxAgeMs,
+    )!;
+    const hops = [
+      { hop: 1, agent: '12D3KooWFirstRelay', event: 'reached', at: at - 2000 },
+      { hop: 2, agent: '12D3KooWRelayAgent', event: 'reached', at: at - 1000 },
+      { hop: 2, event: 'stalled: alternate path', at },
+    ];
+    const rerouting = gatewayEventFor(
+      { kind: 'stalled', id: copies.get(CAROL_FPR)!, at, lastHop: 2, action: 'alternate path' },
+      { recipient: CAROL_FPR, createdAt: submittedAt },
+      hops,
+      maxAgeMs,
+    )!;
+    await sink.status(waiting);
+    await sink.status(rerouting);
+    await sink.status({ ...rerouting, at: new Date('2025-07-01T12:00:00Z') }); // the same stall again: no second email
+    const [first, second, ...more] = await newMessages(before);
     expect(more).toHaveLength(0);
-    expect(mail.subject).toBe('Delayed: Slow one');
-    expect(mail.text).toContain('It last reached 12D3KooWRelayAgent');
-    expect(mail.text).toContain('What Kith is doing about it: resending it along another path');
-    expect(mail.text).toContain('You do not need to do anything');
-    const { status } = parts(mail);
-    expect(status[0]).not.toHaveProperty('original-envelope-id');
-    expect(status[1]).toMatchObject({
+
+    expect(first.subject).toBe('Delayed: Slow one');
+    expect(first.text).toContain('has not been delivered yet.');
+    expect(first.text).toContain('It has not left your agent yet (Tue, 01 Jul 2025 11:00:00 +0000).');
+    expect(first.text).toContain(
+      `Kith is looking for a path and will keep trying until ${new Date(submittedAt + maxAgeMs).toUTCString()}.`,
+    );
+    expect(first.text).not.toMatch(/hop 0|What Kith is doing about it/);
+    expect(first.text).toContain('You do not need to do anything');
+    const a = parts(first);
+    expect(a.status[1]).toMatchObject({
+      'final-recipient': 'rfc822; bob@example.org',
+      action: 'delayed',
+      status: '4.4.0',
+    });
+    expect(a.status[1]).not.toHaveProperty('remote-mta');
+
+    expect(second.text).toContain(
+      'It last reached the Kith agent 12D3KooWRelayAgent, 2nd on its path (Tue, 01 Jul 2025 11:00:00 +0000).',
+    );
+    expect(second.text).toContain('Kith is trying another path through the network.');
+    const b = parts(second);
+    expect(b.status[0]).not.toHaveProperty('original-envelope-id');
+    expect(b.status[1]).toMatchObject({
       'final-recipient': 'rfc822; carol@example.net',
       action: 'delayed',
       status: '4.4.0',
@@ -175,11 +207,24 @@ describe('status emails (RFC 3464) in the sender INBOX', () => {
       'last-attempt-date': 'Tue, 01 Jul 2025 11:00:00 +0000',
       'x-kith-recipient-entity': CAROL_FPR,
     });
-    const submittedAt = h.submissions.list(1)[0].receivedAt.getTime();
-    expect(new Date(status[1]['will-retry-until']).getTime()).toBe(
-      Math.floor((submittedAt + 5 * 86_400_000) / 1000) * 1000,
+    expect(new Date(b.status[1]['will-retry-until']).getTime()).toBe(
+      Math.floor((submittedAt + maxAgeMs) / 1000) * 1000,
     );
-    expect(status[1]).not.toHaveProperty('original-recipient');
+    expect(b.status[1]).not.toHaveProperty('original-recipient');
+  });
+
+  test('a stall past a hop whose agent no report named: the hop, no Remote-MTA', () => {
+    const event = gatewayEventFor(
+      { kind: 'stalled', id: asMessageId('f'.repeat(32)), at: 0, lastHop: 1, action: 'alternate path' },
+      { recipient: BOB_FPR, createdAt: 0 },
+      [{ hop: 1, event: 'held', at: 0 }],
+    );
+    expect(event).toMatchObject({
+      kind: 'delayed',
+      hop: 1,
+      action: 'Kith is trying another path through the network.',
+    });
+    expect(event).not.toHaveProperty('lastHop', expect.anything());
   });
 
   test('failed: RET=FULL attaches the original byte for byte; RET=HDRS only its header; status codes by cause', async () => {
