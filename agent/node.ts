@@ -125,6 +125,7 @@ export class KithNode {
       node: this.links.libp2p,
       isTrusted: (peer) => this.trust.isTrustedAgent(peer as never),
       log: log.child({ part: 'nat' }),
+      onLinkChange: (handler) => this.links.transport.onLinkChange(handler),
     });
     await nat.start();
     this.parts.push({ name: 'nat', stop: () => nat.stop() });

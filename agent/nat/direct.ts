@@ -63,15 +63,34 @@ export function webrtcAddressFor(relayedAddress: Multiaddr, peer: string): Multi
 
 /**
  * Turns relayed links into direct WebRTC connections. Watches for relayed connections we open
- * to trusted agents and dials the same peer over WebRTC; on success the relayed connection is
+ * to trusted agents (when they open, and again when the link comes up: the peer may have become
+ * trusted only then, by an invitation) and dials the same peer over WebRTC; on success the relayed connection is
  * closed, so the link no longer depends on (or loads) the relay. On failure (symmetric NAT, no
  * STUN) the relayed connection simply stays: the relay is the fallback.
  */
 export class DirectUpgrader {
   private readonly pending = new Map<string, Promise<Connection | undefined>>();
   private running = false;
-  private readonly onOpen = (event: CustomEvent<Connection>): void => {
-    const connection = event.detail;
+  private readonly onOpen = (event: CustomEvent<Connection>): void => this.consider(event.detail);
+  private readonly timers = new Set<ReturnType<typeof setTimeout>>();
+  /** Peers with an upgrade waiting for its settle delay (one per peer). */
+  private readonly scheduled = new Set<string>();
+
+  constructor(private readonly options: DirectUpgraderOptions) {}
+
+  /**
+   * A link to a trusted agent just came up (the transport's link change: after the hello, or
+   * after an invitation was redeemed). A relayed connection we dialed before the peer was
+   * trusted (an invitation accepted through a relay) was not upgraded when it opened: it is now.
+   */
+  linkUp(peer: PeerId): void {
+    if (!this.running) return;
+    for (const connection of this.options.node.getConnections(peer)) {
+      if (connection.status === 'open') this.consider(connection);
+    }
+  }
+
+  private consider(connection: Connection): void {
     const peer = connection.remotePeer.toString();
     const facts: UpgradeFacts = {
       relayed: isRelayed(connection),
@@ -79,16 +98,15 @@ export class DirectUpgrader {
       trusted: this.options.isTrusted(peer),
       hasDirect: this.hasDirect(connection.remotePeer),
     };
-    if (!shouldUpgrade(facts)) return;
+    if (!shouldUpgrade(facts) || this.scheduled.has(peer) || this.pending.has(peer)) return;
+    this.scheduled.add(peer);
     const timer = setTimeout(() => {
       this.timers.delete(timer);
+      this.scheduled.delete(peer);
       if (this.running) void this.upgrade(connection.remotePeer);
     }, this.options.settleMs ?? 500);
     this.timers.add(timer);
-  };
-  private readonly timers = new Set<ReturnType<typeof setTimeout>>();
-
-  constructor(private readonly options: DirectUpgraderOptions) {}
+  }
 
   start(): void {
     if (this.running) return;
@@ -102,6 +120,7 @@ export class DirectUpgrader {
     this.options.node.removeEventListener('connection:open', this.onOpen);
     for (const pendingTimer of this.timers) clearTimeout(pendingTimer);
     this.timers.clear();
+    this.scheduled.clear();
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       Promise.allSettled([...this.pending.values()]),

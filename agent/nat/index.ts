@@ -2,6 +2,7 @@ import type { Config } from '../../config/schema.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { KithLibp2p } from '../links/node.ts';
 import type { Connection } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
 import { DirectUpgrader } from './direct.ts';
 import { staleConnections } from './moved.ts';
 import { ReservationSupervisor } from './reservations.ts';
@@ -29,6 +30,11 @@ export interface NatOptions {
   log: Logger;
   /** Upgrade relayed links we open to WebRTC on our own (default true); upgrade() works either way. */
   autoUpgrade?: boolean;
+  /**
+   * The link manager's link changes (Transport.onLinkChange): a relayed link that became trusted
+   * after it opened (an invitation) is upgraded when it comes up.
+   */
+  onLinkChange?: (handler: (peer: string, up: boolean) => void) => void;
 }
 
 /** The running NAT layer of one agent. */
@@ -68,6 +74,10 @@ export function createNat(options: NatOptions): Nat {
       : undefined;
   const direct = new DirectUpgrader({ node, isTrusted, log: log.child({ part: 'webrtc' }) });
   const autoUpgrade = options.autoUpgrade ?? true;
+  // linkUp does nothing unless the upgrader runs (autoUpgrade and started).
+  options.onLinkChange?.((peer, up) => {
+    if (up) direct.linkUp(peerIdFromString(peer));
+  });
   // A relay closes a trusted peer's connections from its old address once it connects from a
   // new one, so relayed dials to it use the live connection (see staleConnections).
   const onOpen = (event: CustomEvent<Connection>): void => {

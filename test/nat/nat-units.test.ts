@@ -8,6 +8,7 @@ import type { Config } from '../../config/schema.ts';
 import { silentLogger } from '../../common/logger.ts';
 import { createNode, type KithLibp2p } from '../../agent/links/node.ts';
 import {
+  DirectUpgrader,
   natExtras,
   relayCircuitAddress,
   relayServerInit,
@@ -108,6 +109,52 @@ describe('STUN responder over real UDP', () => {
       log: silentLogger(),
     });
     await expect(second.start()).rejects.toMatchObject({ code: 'ERR_STUN_LISTEN' });
+  });
+});
+
+describe('DirectUpgrader', () => {
+  test('a relayed connection dialed before the peer was trusted upgrades when the link comes up', async () => {
+    const { peerIdFromString } = await import('@libp2p/peer-id');
+    const peer = peerIdFromString(PEER);
+    const relayed = {
+      remotePeer: peer,
+      remoteAddr: multiaddr(`/ip4/45.10.0.1/tcp/4410/p2p/${RELAY}/p2p-circuit/p2p/${PEER}`),
+      status: 'open',
+      direction: 'outbound',
+      close: async () => undefined,
+    } as never;
+    let listener: ((event: CustomEvent) => void) | undefined;
+    const dialed: string[] = [];
+    let trusted = false;
+    const upgrader = new DirectUpgrader({
+      node: {
+        getConnections: () => [relayed],
+        dial: async (address) => {
+          dialed.push(address.toString());
+          throw new Error('no ICE in a unit test');
+        },
+        addEventListener: (_type, l) => (listener = l as never),
+        removeEventListener: () => undefined,
+      },
+      isTrusted: () => trusted,
+      log: silentLogger(),
+      settleMs: 0,
+    });
+    upgrader.start();
+    // Opened during an invitation: not trusted yet, nothing happens.
+    listener!(new CustomEvent('connection:open', { detail: relayed }));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(dialed).toEqual([]);
+    // The invitation made the link: now it upgrades, once.
+    trusted = true;
+    upgrader.linkUp(peer);
+    upgrader.linkUp(peer);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(dialed).toEqual([`/ip4/45.10.0.1/tcp/4410/p2p/${RELAY}/p2p-circuit/webrtc/p2p/${PEER}`]);
+    await upgrader.stop();
+    upgrader.linkUp(peer);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(dialed).toHaveLength(1);
   });
 });
 

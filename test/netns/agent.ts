@@ -27,7 +27,7 @@ export interface AgentOptions {
   dataDir: string;
   p2p: Partial<Config['p2p']>;
   stunServers?: string[];
-  /** Upgrade relayed links to WebRTC on its own (the tests drive it explicitly instead). */
+  /** Upgrade relayed links to WebRTC on its own, as a node does (default true); false: the test calls upgrade. */
   autoUpgrade?: boolean;
 }
 
@@ -57,7 +57,14 @@ const links = createLinks({
 await links.start();
 const node = links.libp2p;
 const isTrusted = (peer: string): boolean => trust.isTrustedAgent(peer as AgentId);
-const nat = createNat({ config: p2p, node, isTrusted, log, autoUpgrade: options.autoUpgrade ?? false });
+const nat = createNat({
+  config: p2p,
+  node,
+  isTrusted,
+  log,
+  autoUpgrade: options.autoUpgrade ?? true,
+  onLinkChange: (handler) => links.transport.onLinkChange(handler),
+});
 
 // Frames "ping:X" are answered with "pong:X"; waiters resolve on the pong.
 const waiters = new Map<string, () => void>();
@@ -123,6 +130,15 @@ const commands: Record<string, (args: Args) => Promise<unknown> | unknown> = {
     waitFor(
       () => links.isLinked(asAgentId(String(peer))),
       `a link to ${String(peer)}`,
+      Number(timeoutMs ?? 10_000),
+    ),
+  waitDirect: ({ peer, timeoutMs }) =>
+    waitFor(
+      () => {
+        const conns = connectionsTo(String(peer));
+        return conns.some((c) => c.webrtc) && !conns.some((c) => c.relayed);
+      },
+      `a direct WebRTC connection to ${String(peer)} and no relayed one`,
       Number(timeoutMs ?? 10_000),
     ),
   connections: ({ peer }) => connectionsTo(peer === undefined ? undefined : String(peer)),

@@ -51,6 +51,8 @@ suite('NAT traversal in network namespaces', () => {
         dataDir: lab.dataDir(),
         p2p: { listen: [`/ip4/${lab.sites[site].hostIp}/tcp/4410`], relays: [relayAddress] },
         stunServers: [STUN],
+        // These two are upgraded by hand (the test below times it); carol shows the automatic path.
+        autoUpgrade: false,
       });
     [alice, bob] = await Promise.all([natted('alice', 0), natted('bob', 1)]);
     // The relay trusts both (each redeems one of its invitations), then they reserve with it.
@@ -120,6 +122,32 @@ suite('NAT traversal in network namespaces', () => {
       await mallory.stop();
     }
   }, 20_000);
+
+  test('a relayed link made by an invitation upgrades to WebRTC on its own', async () => {
+    // Carol (third NAT, automatic upgrades as a node has them) accepts alice's invitation through
+    // the relay. When her relayed connection opens, alice is not trusted yet, so nothing upgrades
+    // then; once the invitation made the link, the link-up starts the upgrade.
+    const carol = await lab.spawn(lab.sites[2].host, {
+      name: 'carol',
+      dataDir: lab.dataDir(),
+      p2p: { listen: [`/ip4/${lab.sites[2].hostIp}/tcp/4410`], relays: [relayAddress] },
+      stunServers: [STUN],
+    });
+    try {
+      await carol.request('accept', { code: await relay.request('invite') });
+      await carol.request('startNat');
+      await carol.request('waitReserved');
+      expect(await carol.request('accept', { code: await alice.request<string>('invite') })).toBe(
+        'alice@example.org',
+      );
+      await carol.request('waitDirect', { peer: aliceInfo.agentId, timeoutMs: 15_000 }).catch((err) => {
+        throw new Error(`${(err as Error).message}\n--- carol\n${carol.log()}\n--- alice\n${alice.log()}`);
+      });
+      await carol.request('roundtrip', { to: aliceInfo.agentId, text: 'direct without being asked' });
+    } finally {
+      await carol.stop();
+    }
+  }, 30_000);
 
   test('the relayed link upgrades to direct WebRTC, which carries data with the relay stopped', async () => {
     const direct = await bob.request<string | null>('upgrade', { peer: aliceInfo.agentId });
