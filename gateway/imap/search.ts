@@ -216,9 +216,9 @@ export function matches(n: SearchNode, m: SearchSubject, cache: Map<string, unkn
       return compareDay(n.op, utcDay(m.row!.internalDate.getTime()), n.day);
     case 'sent': {
       const date = headerValues(m, cache).get('date')?.[0];
-      const t = date ? Date.parse(date.replace(/\([^)]*\)/g, '').trim()) : NaN;
-      if (Number.isNaN(t)) return false;
-      return compareDay(n.op, utcDay(t), n.day);
+      const day = date === undefined ? null : writtenDay(date);
+      if (day === null) return false;
+      return compareDay(n.op, day, n.day);
     }
     case 'header': {
       if (n.value !== '' && cannotContain(m, n.value, cache)) return false;
@@ -252,6 +252,30 @@ function inSet(set: SequenceSet, v: number, max: number): boolean {
 }
 
 const utcDay = (t: number): number => Math.floor(t / 86_400_000) * 86_400_000;
+
+const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+
+/**
+ * The day of a Date header as written, time and zone ignored: RFC 3501 compares SENT* keys
+ * against the date in the header, so "Mon, 2 Mar 2026 23:30 -0500" is on 2 March even though
+ * it is 3 March in UTC. Returns a UTC midnight (like parsed search dates), or null.
+ */
+export function writtenDay(value: string): number | null {
+  const m = /(?:^|[\s,])(\d{1,2})\s+([a-z]{3})[a-z]*\s+(\d{2,4})(?=\s|$)/i.exec(
+    value.replace(/\([^)]*\)/g, ' '),
+  );
+  if (m) {
+    const month = MONTHS.indexOf(m[2]!.toLowerCase());
+    let year = Number(m[3]);
+    // Obsolete two- and three-digit years (RFC 5322 4.3).
+    if (m[3]!.length === 2) year += year < 50 ? 2000 : 1900;
+    else if (m[3]!.length === 3) year += 1900;
+    const day = Number(m[1]);
+    if (month >= 0 && day >= 1 && day <= 31) return Date.UTC(year, month, day);
+  }
+  const t = Date.parse(value);
+  return Number.isNaN(t) ? null : utcDay(t);
+}
 
 function compareDay(op: 'before' | 'on' | 'since', day: number, target: number): boolean {
   if (op === 'before') return day < target;
