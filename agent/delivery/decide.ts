@@ -15,3 +15,16 @@ export function afterRejection(reason: number, rejectingPathsSoFar: number): 'fi
   if (reason === RejectReason.notForMe || reason === RejectReason.tooLarge) return 'final';
   return rejectingPathsSoFar + 1 >= MAX_REJECTING_PATHS ? 'final' : 'alternate path';
 }
+
+/** How many stall timeouts the sender waits after a hop reported that it holds the message. */
+export const HELD_PATIENCE = 10;
+
+/**
+ * How long to wait for the next report once a hop reported "held". Why longer than a stall: the
+ * hop has the message durably and will hand it on (and report "forwarded") as soon as its next hop
+ * is back; re-sending at every stall timeout only piles up copies at that hop. Why not forever: the
+ * holding hop may itself go away, and then another path is the only way forward.
+ */
+export function waitAfterHeld(stallTimeoutMs: number): number {
+  return stallTimeoutMs * HELD_PATIENCE;
+}

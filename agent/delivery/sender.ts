@@ -12,7 +12,7 @@ import { ReportKind, openReport } from '../reports/report.ts';
 import type { Discovery } from '../routing/discovery.ts';
 import { choosePath, type CachedPath } from '../routing/path-cache.ts';
 import type { EngineContext } from './context.ts';
-import { afterRejection } from './decide.ts';
+import { afterRejection, waitAfterHeld } from './decide.ts';
 import { encodeOnion, hopDigest, linkId } from './frames.ts';
 import type { Origin } from './relay.ts';
 import type { OutboxRecord } from './store.ts';
@@ -38,6 +38,8 @@ interface Active {
   links: Set<string>;
   avoid: Set<AgentId>;
   stall?: NodeJS.Timeout;
+  /** Index of the hop of the current attempt that reported "held" (-1: none). */
+  heldHop: number;
   /** Paths whose recipient answered that the message arrived damaged. */
   rejectingPaths: Set<string>;
   pumping: boolean;
@@ -132,6 +134,7 @@ export class Sender implements Origin {
       links: new Set(),
       avoid: new Set(),
       rejectingPaths: new Set(),
+      heldHop: -1,
       pumping: false,
       busy: false,
     };
@@ -165,7 +168,7 @@ export class Sender implements Origin {
     if (ctx.now() > a.rec.deadline) return this.finish(a, 'failed', 'no delivery before the deadline');
     a.busy = true;
     const to = a.rec.to;
-    const known = () => [...this.discovery.localPaths(to), ...this.discovery.cache.get(to)];
+    const known = () => this.usablePaths(to);
     let unreachable = false;
     try {
       let path = choosePath(known(), a.avoid);
@@ -176,6 +179,7 @@ export class Sender implements Origin {
       if (this.stopped || !this.active.has(a.rec.id)) return;
       a.path = path;
       a.reached = 0;
+      a.heldHop = -1;
       a.nextChunk = a.rec.acked;
       if (!path) {
         ctx.emit({ kind: 'stalled', id: a.rec.id, at: ctx.now(), lastHop: 0, action: 'waiting for a path' });
@@ -208,16 +212,27 @@ export class Sender implements Origin {
     this.discovery.cache.fail(a.rec.to, a.path.agents);
     a.avoid.add(a.path.agents[0]);
     a.path = undefined;
-    const known = [...this.discovery.localPaths(a.rec.to), ...this.discovery.cache.get(a.rec.to)];
-    const next = choosePath(known, a.avoid);
+    const next = choosePath(this.usablePaths(a.rec.to), a.avoid);
     if (next && next.failures === 0 && !overlaps(next, a.avoid)) setImmediate(() => void this.attempt(a));
     else this.armStall(a);
   }
 
-  private armStall(a: Active): void {
+  /**
+   * Paths to `to` this agent may use now: linked agents of the recipient, then cached paths, none
+   * through an agent revoked since the path was learned (those are dropped from the cache).
+   */
+  private usablePaths(to: Fingerprint): CachedPath[] {
+    const revoked = (agent: AgentId) => this.ctx.trust.isRevoked(agent);
+    if (this.discovery.cache.dropWhere(revoked) > 0) this.ctx.count('paths_dropped_revoked');
+    return [...this.discovery.localPaths(to), ...this.discovery.cache.get(to)].filter(
+      (p) => !p.agents.some(revoked),
+    );
+  }
+
+  private armStall(a: Active, ms = this.ctx.options.stallTimeoutMs): void {
     clearTimeout(a.stall);
     if (this.stopped) return;
-    a.stall = setTimeout(() => this.onStall(a), this.ctx.options.stallTimeoutMs);
+    a.stall = setTimeout(() => this.onStall(a), ms);
   }
 
   private onStall(a: Active): void {
@@ -375,10 +390,16 @@ export class Sender implements Origin {
     }
     switch (kind) {
       case ReportKind.forwarded:
-        if (current) this.armStall(a);
+        // A late "forwarded" from before the holding hop must not cut the longer wait short.
+        if (current && hop >= a.heldHop) this.armStall(a);
         return;
       case ReportKind.held:
         ctx.emit({ kind: 'held', id: a.rec.id, at, hop: hop + 1, agent: p.agents[hop] });
+        // Progress, not a stall: the hop hands it on (and reports "forwarded") when it can.
+        if (current) {
+          a.heldHop = Math.max(a.heldHop, hop);
+          this.armStall(a, waitAfterHeld(ctx.options.stallTimeoutMs));
+        }
         return;
       case ReportKind.chunkAck:
         if (!last) return;

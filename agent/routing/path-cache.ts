@@ -75,11 +75,22 @@ export class PathCache {
 
   /** Forgets every path through an agent (revoked, or its link went down for good). */
   dropAgent(agent: AgentId): void {
+    this.dropWhere((a) => a === agent);
+  }
+
+  /**
+   * Forgets every path through an agent for which `drop` is true (the sender passes the trust
+   * view's isRevoked: a path learned before a revocation must not be used after it). Returns the
+   * number of paths forgotten.
+   */
+  dropWhere(drop: (agent: AgentId) => boolean): number {
+    let dropped = 0;
     for (const [target, list] of this.paths) {
-      this.paths.set(
-        target,
-        list.filter((p) => !p.agents.includes(agent)),
-      );
+      const kept = list.filter((p) => !p.agents.some(drop));
+      dropped += list.length - kept.length;
+      if (kept.length === 0) this.paths.delete(target);
+      else this.paths.set(target, kept);
     }
+    return dropped;
   }
 }
