@@ -1,4 +1,5 @@
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
+import type { CircuitRelayService } from '@libp2p/circuit-relay-v2';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import type { Config } from '../../config/schema.ts';
@@ -568,8 +569,15 @@ export class LinkManager implements Links {
     }
   }
 
+  /**
+   * A link a NATed agent depends on: a relay we reserve with (config.p2p.relays), or, when we
+   * run the relay server, a peer holding a reservation with us (closing it would cut the peer
+   * off until its supervisor reserves again).
+   */
   private isRelayPeer(peer: string): boolean {
-    return this.config.relays.some((r) => r.includes(peer));
+    if (this.config.relays.some((r) => r.includes(peer))) return true;
+    const server = (this.node?.services as { relay?: CircuitRelayService } | undefined)?.relay;
+    return server?.reservations.has(peerIdFromString(peer)) ?? false;
   }
 
   /** Entity fingerprint of a linked agent (for the control channel and logs). */
