@@ -1,5 +1,12 @@
 import { KithError } from '../../common/errors.ts';
-import { decodeCharset, decodeWords, parseHeader, type MimePart } from '../mime/index.ts';
+import {
+  decodeCharset,
+  decodeTransfer,
+  decodeWords,
+  messageSource,
+  parseHeader,
+  type MimePart,
+} from '../mime/index.ts';
 import type { MessageRow } from '../mailbox/types.ts';
 import { parseDate } from './format.ts';
 import { parseSequenceSet, type SequenceSet } from './sequence.ts';
@@ -337,30 +344,18 @@ function bodyText(m: SearchSubject, cache: Map<string, unknown>): string {
   const raw = m.bytes ?? Buffer.alloc(0);
   let out = '';
   const tree = m.row?.tree ? (JSON.parse(m.row.tree) as MimePart) : null;
-  const walk = (p: MimePart): void => {
-    if (p.children) p.children.forEach(walk);
-    else if (p.message) walk(p.message);
+  const walk = (p: MimePart, source: Buffer): void => {
+    if (p.children) p.children.forEach((c) => walk(c, source));
+    else if (p.message) walk(p.message, messageSource(p, source));
     else if (p.type === 'text' || p.type === 'message') {
-      const body = raw.subarray(p.bodyStart, p.end);
+      const body = source.subarray(p.bodyStart, p.end);
       const charset = p.params.find(([k]) => k === 'charset')?.[1] ?? 'utf-8';
       out += decodeCharset(decodeTransfer(body, p.encoding), charset) + '\n';
     }
   };
-  if (tree) walk(tree);
+  if (tree) walk(tree, raw);
   else out = raw.subarray(m.row?.headerEnd ?? 0).toString('utf8');
   out = out.toLowerCase();
   cache.set('b', out);
   return out;
-}
-
-function decodeTransfer(body: Buffer, encoding: string | null): Buffer {
-  if (encoding === 'base64') return Buffer.from(body.toString('latin1'), 'base64');
-  if (encoding === 'quoted-printable') {
-    const s = body
-      .toString('latin1')
-      .replace(/=\r?\n/g, '')
-      .replace(/=([0-9A-Fa-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
-    return Buffer.from(s, 'latin1');
-  }
-  return body;
 }

@@ -1,4 +1,4 @@
-import { resolvePart, type MimePart } from '../mime/index.ts';
+import { locatePart, messageSource, type MimePart } from '../mime/index.ts';
 import type { SectionItem } from './fetch-items.ts';
 
 /**
@@ -13,19 +13,22 @@ export function sectionBytes(
 ): Buffer {
   let header: [number, number];
   let body: [number, number];
+  let source = raw;
   if (item.path.length === 0) {
     header = [0, headerEnd];
     body = [headerEnd, raw.length];
   } else {
-    const part = tree ? resolvePart(tree, item.path) : null;
-    if (!part) return EMPTY;
-    if (item.text === '') return raw.subarray(part.bodyStart, part.end);
+    const found = tree ? locatePart(tree, raw, item.path) : null;
+    if (!found) return EMPTY;
+    const { part } = found;
+    if (item.text === '') return found.source.subarray(part.bodyStart, part.end);
     if (item.text === 'MIME') {
       // The MIME header of part N of a plain message is the message header itself.
-      return raw.subarray(part.headerStart, part.bodyStart);
+      return found.source.subarray(part.headerStart, part.bodyStart);
     }
     const msg = part.message ?? null;
     if (!msg) return EMPTY;
+    source = messageSource(part, found.source);
     header = [msg.headerStart, msg.bodyStart];
     body = [msg.bodyStart, msg.end];
   }
@@ -33,11 +36,15 @@ export function sectionBytes(
     case '':
       return raw;
     case 'TEXT':
-      return raw.subarray(body[0], body[1]);
+      return source.subarray(body[0], body[1]);
     case 'HEADER':
-      return raw.subarray(header[0], header[1]);
+      return source.subarray(header[0], header[1]);
     default:
-      return filterHeader(raw.subarray(header[0], header[1]), item.fields, item.text === 'HEADER.FIELDS.NOT');
+      return filterHeader(
+        source.subarray(header[0], header[1]),
+        item.fields,
+        item.text === 'HEADER.FIELDS.NOT',
+      );
   }
 }
 

@@ -1,8 +1,8 @@
 import { bodyStructureOf, envelopeOf } from './imap-format.ts';
-import { parseMime, type MimePart } from './structure.ts';
+import { decodeTransfer, parseMime, type MimePart } from './structure.ts';
 
 export type { MimePart } from './structure.ts';
-export { parseMime } from './structure.ts';
+export { parseMime, decodeTransfer } from './structure.ts';
 export { decodeWords, decodeCharset, parseHeader, headerValue } from './header.ts';
 export { nstring, astring } from './imap-format.ts';
 
@@ -55,4 +55,42 @@ export function resolvePart(root: MimePart, path: readonly number[]): MimePart |
     } else return null;
   }
   return cur;
+}
+
+/**
+ * The bytes an embedded message's offsets refer to: the message/rfc822 part's own body, decoded
+ * first when it had a transfer encoding (`source` holds the part's offsets).
+ */
+export function messageSource(part: MimePart, source: Buffer): Buffer {
+  return part.decoded ? decodeTransfer(source.subarray(part.bodyStart, part.end), part.encoding) : source;
+}
+
+/**
+ * resolvePart, also returning the bytes the part's offsets refer to: the raw message, or the
+ * decoded body of a transfer-encoded message/rfc822 part on the way.
+ */
+export function locatePart(
+  root: MimePart,
+  raw: Buffer,
+  path: readonly number[],
+): { part: MimePart; source: Buffer } | null {
+  let cur = root;
+  let source = raw;
+  let first = true;
+  for (const n of path) {
+    let container = cur;
+    if (!first && container.message) {
+      source = messageSource(container, source);
+      container = container.message;
+    }
+    first = false;
+    if (container.children) {
+      const next = container.children[n - 1];
+      if (!next) return null;
+      cur = next;
+    } else if (n === 1) {
+      cur = container;
+    } else return null;
+  }
+  return { part: cur, source };
 }

@@ -27,6 +27,11 @@ export interface MimePart {
   children?: MimePart[];
   /** The encapsulated message of a message/rfc822 part (an entity whose header is at bodyStart). */
   message?: MimePart;
+  /**
+   * True when the message/rfc822 body had a base64 or quoted-printable transfer encoding: then
+   * `message` was parsed from the decoded body and its offsets are into those decoded bytes.
+   */
+  decoded?: boolean;
   /** Header fields, kept only for message entities (the root and message/rfc822 bodies). */
   fields?: HeaderField[];
 }
@@ -109,20 +114,44 @@ function parseEntity(
       // RFC 3501 needs at least one part; an empty text part stands in for a broken multipart.
       part.children.push(emptyPart(end));
     }
-  } else if (
-    type === 'message' &&
-    subtype === 'rfc822' &&
-    depth < MAX_DEPTH &&
-    part.encoding !== 'base64' &&
-    part.encoding !== 'quoted-printable'
-  ) {
-    part.message = parseEntity(raw, bodyStart, end, 'text/plain', depth + 1, true);
+  } else if (type === 'message' && subtype === 'rfc822') {
+    // RFC 3501's grammar needs an envelope, a body and a line count for every message/rfc822
+    // part, so each branch gives it an embedded message.
+    if (depth >= MAX_DEPTH) {
+      part.message = opaqueMessage(raw, bodyStart, end);
+    } else if (part.encoding === 'base64' || part.encoding === 'quoted-printable') {
+      // RFC 2046 forbids encoding message/rfc822, but senders do: the message is the decoded body.
+      const decoded = decodeTransfer(raw.subarray(bodyStart, end), part.encoding);
+      part.message = parseEntity(decoded, 0, decoded.length, 'text/plain', depth + 1, true);
+      part.decoded = true;
+    } else {
+      part.message = parseEntity(raw, bodyStart, end, 'text/plain', depth + 1, true);
+    }
+    // Like the size, the line count is of the body as transmitted.
     part.lines = countLines(raw, bodyStart, end);
   } else if (type === 'multipart') {
     part.children = [emptyPart(end)];
   }
   if (type === 'text') part.lines = countLines(raw, bodyStart, end);
   return part;
+}
+
+/** Decodes a base64 or quoted-printable body; other encodings are returned as they are. */
+export function decodeTransfer(body: Buffer, encoding: string | null): Buffer {
+  if (encoding === 'base64') return Buffer.from(body.toString('latin1'), 'base64');
+  if (encoding === 'quoted-printable') {
+    const s = body
+      .toString('latin1')
+      .replace(/=\r?\n/g, '')
+      .replace(/=([0-9A-Fa-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
+    return Buffer.from(s, 'latin1');
+  }
+  return body;
+}
+
+// Past the depth limit an embedded message is not parsed: a header-less text part stands for it.
+function opaqueMessage(raw: Buffer, start: number, end: number): MimePart {
+  return { ...emptyPart(start), end, lines: countLines(raw, start, end), fields: [] };
 }
 
 function emptyPart(at: number): MimePart {

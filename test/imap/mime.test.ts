@@ -48,6 +48,24 @@ const EXPECTED: Record<
       ' NIL "x" "example.com")(NIL NIL "y" "example.com")) ((NIL NIL "Group" NIL)(NIL NIL "a" "b.c")("q\\"uote" NIL "q" "b.c")(NIL NIL NIL NIL)) NIL NIL NIL)',
     bodystructure: '("TEXT" "PLAIN" ("CHARSET" "koi8-r") NIL NIL "8BIT" 8 1 NIL NIL ("en" "ru") NIL)',
   },
+  // message/rfc822 sent base64-encoded (RFC 2046 forbids it; senders do it): the embedded
+  // message is the decoded body, 55 bytes; its own body "secret body\r\n" is 13 bytes, 1 line.
+  // The part's size (76) and line count (1) are of the base64 text as transmitted.
+  'encoded-rfc822.eml': {
+    envelope:
+      '(NIL "encoded forward" ((NIL NIL "alice" "example.org")) ((NIL NIL "alice" "example.org")) ((NIL NIL "alice" "example.org")) NIL NIL NIL NIL NIL)',
+    bodystructure:
+      '(("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 12 1 NIL NIL NIL NIL)("MESSAGE" "RFC822" NIL NIL NIL "BASE64" 76 (NIL "inner" ((NIL NIL "dave" "example.com")) ((NIL NIL "dave" "example.com")) ((NIL NIL "dave" "example.com")) NIL NIL NIL NIL NIL) ("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 13 1 NIL NIL NIL NIL) 1 NIL NIL NIL NIL) "MIXED" ("BOUNDARY" "b2") NIL NIL NIL)',
+    sections: {
+      '1': 'see attached',
+      '2': 'RnJvbTogZGF2ZUBleGFtcGxlLmNvbQ0KU3ViamVjdDogaW5uZXINCg0Kc2VjcmV0IGJvZHkNCg==',
+      '2.HEADER': 'From: dave@example.com\r\nSubject: inner\r\n\r\n',
+      '2.HEADER.FIELDS (SUBJECT)': 'Subject: inner\r\n\r\n',
+      '2.TEXT': 'secret body\r\n',
+      '2.1': 'secret body\r\n',
+      '2.1.MIME': 'From: dave@example.com\r\nSubject: inner\r\n\r\n',
+    },
+  },
   'lf-only.eml': {
     envelope: '(NIL "bare" NIL NIL NIL NIL NIL NIL NIL NIL)',
     bodystructure:
@@ -95,7 +113,96 @@ function literal(response: string, name: string): string {
   return response.slice(close + 3, close + 3 + size);
 }
 
+type Sexp = string | null | Sexp[];
+
+// Reads an IMAP response value: lists, quoted strings, literals, NIL and atoms.
+function parseSexp(text: string): Sexp {
+  let i = 0;
+  const value = (): Sexp => {
+    while (text[i] === ' ') i++;
+    const c = text[i];
+    if (c === '(') {
+      i++;
+      const out: Sexp[] = [];
+      for (;;) {
+        while (text[i] === ' ') i++;
+        if (text[i] === ')') {
+          i++;
+          return out;
+        }
+        if (i >= text.length) throw new Error('unclosed list');
+        out.push(value());
+      }
+    }
+    if (c === '"') {
+      let s = '';
+      for (i++; text[i] !== '"'; i++) s += text[i] === '\\' ? text[++i] : text[i];
+      i++;
+      return s;
+    }
+    if (c === '{') {
+      const close = text.indexOf('}', i);
+      const n = Number(text.slice(i + 1, close));
+      i = close + 3 + n;
+      return text.slice(close + 3, i);
+    }
+    const m = /^[^ ()]+/.exec(text.slice(i))!;
+    i += m[0].length;
+    return m[0] === 'NIL' ? null : m[0];
+  };
+  return value();
+}
+
+// Checks a BODYSTRUCTURE against RFC 3501's body grammar: multiparts have at least one body and
+// a subtype; MESSAGE/RFC822 has body-fields, an envelope of 10 items, a body and a line count.
+function checkBody(b: Sexp, depth = 0): number {
+  if (!Array.isArray(b)) throw new Error(`body is not a list: ${String(b)}`);
+  if (Array.isArray(b[0])) {
+    let n = 0;
+    let deepest = depth;
+    while (Array.isArray(b[n])) deepest = Math.max(deepest, checkBody(b[n++]!, depth + 1));
+    expect(typeof b[n]).toBe('string');
+    return deepest;
+  }
+  expect(b.length).toBeGreaterThanOrEqual(7);
+  expect(b[6]).toMatch(/^\d+$/);
+  const type = String(b[0]).toUpperCase();
+  const subtype = String(b[1]).toUpperCase();
+  if (type === 'MESSAGE' && subtype === 'RFC822') {
+    expect(Array.isArray(b[7]) && b[7].length).toBe(10);
+    const deepest = checkBody(b[8]!, depth + 1);
+    expect(b[9]).toMatch(/^\d+$/);
+    return deepest;
+  }
+  if (type === 'TEXT') expect(b[7]).toMatch(/^\d+$/);
+  return depth;
+}
+
 describe('ENVELOPE and BODYSTRUCTURE of tricky messages', () => {
+  test('every BODYSTRUCTURE follows the grammar, also past the nesting limit', async () => {
+    // 45 message/rfc822 levels; the parser stops at 40 and reports the rest as a text part.
+    let raw = 'Subject: core\r\n\r\ncore\r\n';
+    for (let i = 0; i < 45; i++) raw = `Subject: level ${i}\r\nContent-Type: message/rfc822\r\n\r\n${raw}`;
+    await h.store.createMailbox('Deep');
+    await h.store.deliver({ mailbox: 'Deep', raw: Buffer.from(raw) });
+    const s = await rawSession(h.port);
+    await s.send(`LOGIN "${USER}" "${PASS}"`);
+    await s.send('EXAMINE Deep');
+    const deep = (await s.send('UID FETCH 1 (BODYSTRUCTURE BODY)')).join('\r\n');
+    expect(checkBody(parseSexp(item(deep, 'BODYSTRUCTURE')))).toBe(41);
+    expect(checkBody(parseSexp(item(deep, 'BODY')))).toBe(41);
+    // Level 4 sits at depth 40: its body (levels 3..0, 4 x 50 bytes, and the 23-byte core; 15
+    // lines) is reported as an embedded message with an empty envelope and one text part.
+    expect(item(deep, 'BODYSTRUCTURE')).toContain(
+      '(NIL "level 4" NIL NIL NIL NIL NIL NIL NIL NIL) ("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 223 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) ("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 223 15 NIL NIL NIL NIL) 15 NIL NIL NIL NIL)',
+    );
+    await s.send('EXAMINE Fixtures');
+    const all = (await s.send('UID FETCH 1:* (BODYSTRUCTURE)')).join('\r\n');
+    for (const chunk of all.split(/\r\n(?=\* \d+ FETCH)/).filter((c) => c.startsWith('*')))
+      checkBody(parseSexp(item(chunk, 'BODYSTRUCTURE')));
+    s.close();
+  });
+
   const names = Object.keys(EXPECTED);
   test.each(names.map((n, i) => [n, i + 1] as const))('%s', async (name, uid) => {
     const s = await rawSession(h.port);
@@ -130,6 +237,8 @@ describe('ENVELOPE and BODYSTRUCTURE of tricky messages', () => {
       '* SEARCH 1',
     );
     expect((await s.send('UID SEARCH FROM pirard'))[0]).toBe('* SEARCH 3');
+    // The body of a base64-encoded message/rfc822 part is searched decoded.
+    expect((await s.send('UID SEARCH BODY "secret body"'))[0]).toBe('* SEARCH 4');
     expect((await s.send('SEARCH CHARSET KOI8-R BODY x')).at(-1)).toMatch(/NO \[BADCHARSET/);
     s.close();
   });
