@@ -49,6 +49,7 @@ export function defaultConfig(): Config {
       alwaysReportDelivery: true,
       hopMemoryMs: 7 * DAY,
       maxHeldBytes: 10 * 1024 * 1024 * 1024,
+      maxHoldMs: 5 * DAY,
       complaintThreshold: 5,
     },
     discovery: {

@@ -113,6 +113,8 @@ export const configSchema = z
         hopMemoryMs: duration,
         /** Bytes this node holds at most for others (store and forward). */
         maxHeldBytes: z.number().int().positive(),
+        /** Longest this node holds or remembers a packet for others; packets valid for longer are refused. */
+        maxHoldMs: duration,
         /** Complaints against one neighbour before its trust is revoked. */
         complaintThreshold: z.number().int().positive(),
       })

@@ -13,6 +13,12 @@ export interface DeliveryOptions {
   maxAgeMs: number;
   /** How long a hop remembers who handed it a packet. */
   hopMemoryMs: number;
+  /**
+   * The longest this agent keeps anything for a packet of someone else's: packets expiring later
+   * than now + maxHoldMs (plus a clock-skew allowance) are refused, so held packets and hop memory
+   * stay bounded in time. As a sender, no packet it makes expires later than this.
+   */
+  maxHoldMs: number;
   /** Bytes this agent holds at most for unreachable next hops. */
   maxHeldBytes: number;
   /** Complaints against one neighbour before onComplaintThreshold is called. */

@@ -35,6 +35,9 @@ export interface Destination {
 
 const SEEN_LIMIT = 100_000;
 
+/** How far ahead of this agent's clock a sender's clock may be (packet expiry checks). */
+export const CLOCK_SKEW_MS = 5 * 60_000;
+
 /**
  * What every hop does (docs/protocol.md, "Forwarding"): verify the neighbour's signature, refuse
  * replays, peel, remember the predecessor, sign and hand on (or hold while the next hop is
@@ -83,6 +86,10 @@ export class Relay {
       const ins = peeled.instruction;
       const now = ctx.now();
       if (ins.expiresAt < now) return ctx.count('rejected_expired');
+      // Why refuse rather than hold until a cap: hop memory is also the replay guard, so it must
+      // last as long as the packet is valid; a packet valid for centuries would need it for centuries.
+      if (ins.expiresAt > now + ctx.options.maxHoldMs + CLOCK_SKEW_MS)
+        return ctx.count('rejected_expiry_too_far');
       const expiresAt = Math.max(now + ctx.options.hopMemoryMs, ins.expiresAt);
       if (ins.kind === 'deliver') {
         ctx.store.putHop({ inId, from, outId: null, to: null, expiresAt });
@@ -114,8 +121,8 @@ export class Relay {
 
   /**
    * Store and forward: the packet waits in the store (durable, so a restart of this relay loses
-   * nothing) until the next hop's link comes up or the message's deadline passes, within
-   * maxHeldBytes for all neighbours together.
+   * nothing) until the next hop's link comes up or the packet expires (at most maxHoldMs from
+   * now, see onOnion), within maxHeldBytes for all neighbours together.
    */
   private hold(next: AgentId, item: Omit<HeldPacket, 'seq' | 'next'>): void {
     const { ctx } = this;
@@ -137,7 +144,11 @@ export class Relay {
 
   /** Drops held packets past their deadline. */
   pruneHeld(now: number): void {
-    if (this.ctx.store.pruneHeld(now) > 0) this.heldBytes = this.ctx.store.heldBytes();
+    const pruned = this.ctx.store.pruneHeld(now);
+    if (pruned > 0) {
+      this.ctx.count('held_expired', pruned);
+      this.heldBytes = this.ctx.store.heldBytes();
+    }
   }
 
   /** A link came up: hand on what we held for it, oldest first, a batch at a time. */

@@ -290,11 +290,13 @@ export class Sender implements Origin {
     const path = a.path;
     if (!path) return;
     const entries = path.entries;
+    // Relays refuse packets valid for longer than their maxHoldMs; a re-send makes a fresh packet.
+    const expiresAt = Math.min(a.rec.deadline, this.ctx.now() + this.ctx.options.maxHoldMs);
     const hops = entries.map((e, i) => {
       const instruction: HopInstruction =
         i < entries.length - 1
-          ? { kind: 'forward', next: entries[i + 1].signPublic, report: reportAll, expiresAt: a.rec.deadline }
-          : { kind: 'deliver', report: true, expiresAt: a.rec.deadline };
+          ? { kind: 'forward', next: entries[i + 1].signPublic, report: reportAll, expiresAt }
+          : { kind: 'deliver', report: true, expiresAt };
       return { onionPublic: e.onionKey, instruction };
     });
     const { header, body, secrets } = buildOnion(hops, encodeUnit(unit));

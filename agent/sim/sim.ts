@@ -45,6 +45,7 @@ export const SIM_DELIVERY: DeliveryOptions = {
   stallTimeoutMs: 2_000,
   maxAgeMs: 3_600_000,
   hopMemoryMs: 3_600_000,
+  maxHoldMs: 3_600_000,
   maxHeldBytes: 64 * 1024 * 1024,
   complaintThreshold: 3,
 };
