@@ -178,17 +178,8 @@ export class KithNode {
       attempt: (entry) => this.delivery.attempt(entry, config.delivery.stallTimeoutMs),
       // The engine fails a message at its deadline when it tries again; this catches one that
       // never got another try (no path for days), so the sender still gets its "failed" email.
-      onGiveUp: (entry, reason) =>
-        void this.sink()
-          .status({
-            kind: 'failed',
-            id: entry.id,
-            to: entry.recipient,
-            at: new Date(),
-            reason,
-            cause: 'expired',
-          })
-          .catch((err: Error) => log.warn({ err: err.message }, 'failed status not recorded')),
+      // The row is finished already: the sweep hands its final status over (and retries at start).
+      onGiveUp: () => this.reportFinished(),
     });
     this.delivery = new AgentDeliveryService({
       self: identity.fingerprint,
@@ -229,6 +220,16 @@ export class KithNode {
     this.parts.push({ name: 'gateway', stop: () => gateway.stop() });
     this.mailSettings = await gateway.start();
     this.gateway = gateway.sink;
+    // Final statuses lost to a crash (or given before the gateway was there) go out now.
+    this.reportFinished();
+  }
+
+  /** Hands the gateway finished messages' final status it has not had (AgentDeliveryService.reportFinished). */
+  private reportFinished(): void {
+    if (!this.gateway) return;
+    void this.delivery
+      .reportFinished(this.gateway)
+      .catch((err: Error) => this.log.warn({ err: err.message }, 'final status sweep failed'));
   }
 
   private async startDelivery(): Promise<void> {

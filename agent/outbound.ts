@@ -232,7 +232,45 @@ export class AgentDeliveryService implements DeliveryService {
     // hops are read only for a stall: chunk events of a large message come by the thousand
     const hops = event.kind === 'stalled' ? outbox.progressOf(event.id).hops : [];
     const status = gatewayEventFor(event, entry, hops, this.deps.maxAgeMs);
-    if (status) await gateway.status(status);
+    if (!status) return;
+    await gateway.status(status);
+    // Only now: a crash before this line leaves the row for reportFinished() at the next start.
+    if (status.kind === 'delivered' || status.kind === 'failed') outbox.markFinalReported(event.id);
+  }
+
+  /**
+   * Hands the gateway the final status of finished messages it has not had yet (the node
+   * crashed between the outbox commit and the status email, the gateway was not attached, or
+   * the outbox gave a message up). Called at start-up once the gateway is there, and on give-up.
+   * The gateway's status() is idempotent per copy and kind, so a repeat costs nothing.
+   */
+  async reportFinished(gateway: GatewaySink): Promise<number> {
+    const { outbox, log } = this.deps;
+    let reported = 0;
+    for (const entry of outbox.finishedUnreported()) {
+      const at = new Date(entry.finishedAt);
+      const event: GatewayEvent =
+        entry.state === 'delivered'
+          ? { kind: 'delivered', id: entry.id, to: entry.recipient, at }
+          : {
+              kind: 'failed',
+              id: entry.id,
+              to: entry.recipient,
+              at,
+              reason: entry.lastError ?? 'not delivered',
+              cause: failureCause(entry.lastError ?? ''),
+            };
+      try {
+        await gateway.status(event);
+      } catch (err) {
+        log.warn({ err: (err as Error).message, id: entry.id }, 'final status not handed to the gateway yet');
+        continue;
+      }
+      outbox.markFinalReported(entry.id);
+      reported += 1;
+    }
+    if (reported > 0) log.info({ reported }, 'final status of finished messages handed to the gateway');
+    return reported;
   }
 }
 

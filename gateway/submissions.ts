@@ -87,6 +87,11 @@ const MIGRATIONS = [
      delay_reported INTEGER NOT NULL DEFAULT 0
    );
    CREATE INDEX gateway_submission_recipients_by_submission ON gateway_submission_recipients(submission);`,
+  // Whether the agent took this copy (submit() resolved). A submission answered 451 after some
+  // of its copies were taken is abandoned, but those copies go out: a client's retry of the same
+  // message adopts them instead of sending the recipients a second copy.
+  `ALTER TABLE gateway_submission_recipients ADD COLUMN handed_over INTEGER NOT NULL DEFAULT 0;
+   CREATE INDEX gateway_submissions_by_blob ON gateway_submissions(account, blob);`,
 ];
 
 interface SubmissionRow {
@@ -134,6 +139,13 @@ export interface SubmissionStore {
   transition(messageId: MessageId, status: RecipientStatus): boolean;
   /** Remembers that the "delayed" status email for this copy went out. */
   markDelayReported(messageId: MessageId): void;
+  /** Remembers that the agent took this copy (its submit() resolved). */
+  markHandedOver(messageId: MessageId): void;
+  /**
+   * Copies of the same message (same account, same bytes) that the agent took for submissions
+   * never answered 250: by recipient entity, the Kith message id of the copy already on its way.
+   */
+  handedOverCopies(account: Fingerprint, blob: string): Map<Fingerprint, MessageId>;
   /** At start-up: submissions still accepting were never answered 250; marks them abandoned. Returns how many. */
   abandonUnanswered(): number;
 }
@@ -147,9 +159,21 @@ export function createSubmissionStore(db: Db): SubmissionStore {
      VALUES (@id, @account, @mailFrom, @fromHeader, @envid, @ret, @blob, @size,
        @headerMessageId, @references, @subject, @receivedAt, 'accepting')`,
   );
+  // A copy adopted from an abandoned submission moves to the new one, keeping its status.
   const insertRecipient = db.prepare(
     `INSERT INTO gateway_submission_recipients (message_id, submission, address, fingerprint, notify, orcpt)
-     VALUES (?, ?, ?, ?, ?, ?)`,
+     VALUES (?, ?, ?, ?, ?, ?)
+     ON CONFLICT(message_id) DO UPDATE SET submission = excluded.submission, address = excluded.address,
+       notify = excluded.notify, orcpt = excluded.orcpt`,
+  );
+  const handedOver = db.prepare(
+    'UPDATE gateway_submission_recipients SET handed_over = 1 WHERE message_id = ?',
+  );
+  const handedOverOf = db.prepare(
+    `SELECT r.fingerprint, r.message_id FROM gateway_submission_recipients r
+     JOIN gateway_submissions s ON s.id = r.submission
+     WHERE s.account = ? AND s.blob = ? AND s.state = 'abandoned' AND r.handed_over = 1
+     ORDER BY r.rowid`,
   );
   const setState = db.prepare('UPDATE gateway_submissions SET state = ? WHERE id = ?');
   const recipientById = db.prepare('SELECT * FROM gateway_submission_recipients WHERE message_id = ?');
@@ -213,6 +237,11 @@ export function createSubmissionStore(db: Db): SubmissionStore {
     },
     transition: (messageId, status) => move.run(status, messageId, status).changes === 1,
     markDelayReported: (messageId) => void delayReported.run(messageId),
+    markHandedOver: (messageId) => void handedOver.run(messageId),
+    handedOverCopies(account, blob) {
+      const rows = handedOverOf.all(account, blob) as Array<{ fingerprint: string; message_id: string }>;
+      return new Map(rows.map((r) => [r.fingerprint as Fingerprint, r.message_id as MessageId]));
+    },
     abandonUnanswered: () =>
       db.prepare("UPDATE gateway_submissions SET state = 'abandoned' WHERE state = 'accepting'").run()
         .changes,

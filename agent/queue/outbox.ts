@@ -47,6 +47,10 @@ const MIGRATIONS = [
      id TEXT NOT NULL REFERENCES outbox(id) ON DELETE CASCADE, hop INTEGER NOT NULL,
      agent TEXT, event TEXT NOT NULL, at INTEGER NOT NULL);
    CREATE INDEX outbox_hops_id ON outbox_hops(id);`,
+  // Whether the final status (delivered/failed) reached the gateway: a crash between finish()
+  // and the status email must not lose the email. Rows finished before this column existed
+  // are swept once too; the gateway says nothing twice for a copy it already reported.
+  `ALTER TABLE outbox ADD COLUMN final_reported INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 export interface OutboxOptions {
@@ -219,6 +223,22 @@ export class Outbox {
       .run(state, note ?? null, this.clock(), id);
     this.chunks.delete(id);
     await this.publishProgress(id);
+  }
+
+  /** The gateway has the final status of this entry (its status email, if one is due, is stored). */
+  markFinalReported(id: MessageId): void {
+    this.options.db.prepare('UPDATE outbox SET final_reported = 1 WHERE id = ?').run(id);
+  }
+
+  /** Finished entries whose final status has not reached the gateway yet, oldest first, with when they finished. */
+  finishedUnreported(limit = 1000): Array<OutboxEntry & { finishedAt: number }> {
+    const rows = this.options.db
+      .prepare(
+        `SELECT id, updated_at FROM outbox WHERE state IN ('delivered', 'failed') AND final_reported = 0
+         ORDER BY updated_at, rowid LIMIT ?`,
+      )
+      .all(limit) as { id: MessageId; updated_at: number }[];
+    return rows.map((r) => ({ ...this.get(r.id)!, finishedAt: r.updated_at }));
   }
 
   /** Hears of every recorded change of an entry (hops, chunks, final state); returns an unsubscribe. */

@@ -138,29 +138,49 @@ export function createHandlers(deps: HandlerDeps) {
         receivedAt: new Date(),
         recipients: recipientsOf(envelope.rcptTo as ResolvedAddress[]),
       };
+      // A retry of a message answered 451 after the agent took some of its copies: those
+      // copies are on their way already; this submission adopts them instead of sending again.
+      const taken = deps.submissions.handedOverCopies(submission.account, data.hash);
+      const adopted = new Set<string>();
+      for (const r of submission.recipients) {
+        const copy = taken.get(r.fingerprint);
+        if (copy === undefined) continue;
+        r.messageId = copy;
+        adopted.add(copy);
+      }
       submissionId = submission.id;
       deps.submissions.record(submission);
       const rawPath = deps.blobs.pathOf(data.hash);
-      await Promise.all(
-        submission.recipients.map((r) =>
-          deps.delivery.submit({
-            id: r.messageId,
-            from: submission.account,
-            to: r.fingerprint,
-            rawPath,
-            size: data.size,
+      // allSettled: every copy the agent took is recorded, even when another one failed.
+      const results = await Promise.allSettled(
+        submission.recipients
+          .filter((r) => !adopted.has(r.messageId))
+          .map(async (r) => {
+            await deps.delivery.submit({
+              id: r.messageId,
+              from: submission.account,
+              to: r.fingerprint,
+              rawPath,
+              size: data.size,
+            });
+            deps.submissions.markHandedOver(r.messageId);
           }),
-        ),
-      ).catch((err: unknown) => {
+      );
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) {
         throw new KithError(
           'ERR_SMTP_SUBMIT_FAILED',
           'the Kith agent did not take the message',
           'try again later',
-          {
-            cause: err,
-          },
+          { cause: failed.reason },
         );
-      });
+      }
+      if (adopted.size > 0) {
+        log.info(
+          { submission: submission.id, adopted: adopted.size },
+          'smtp retry: copies already on their way',
+        );
+      }
       deps.submissions.markAccepted(submission.id);
       log.info(
         {

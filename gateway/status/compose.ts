@@ -110,6 +110,11 @@ export function humanText(input: ReportInput, options: ComposerOptions): string 
   }
 }
 
+/** Message-ID of the status email of one kind for one copy: the same each time it is written. */
+export function reportMessageId(kind: ReportKind, copy: string, reportingMta: string): string {
+  return `<${kind}.${copy}@${reportingMta}>`;
+}
+
 /**
  * Builds the status email: multipart/report; report-type=delivery-status (RFC 3462/3464),
  * human-readable text first, message/delivery-status second, the original (or its header)
@@ -159,7 +164,7 @@ export async function composeReport(input: ReportInput, options: ComposerOptions
     from: options.from,
     to: submission.mailFrom,
     subject: `${SUBJECT_PREFIX[event.kind]}: ${submission.subject ?? '(no subject)'}`,
-    messageId: `<${event.kind}.${recipient.messageId}@${options.reportingMta}>`,
+    messageId: reportMessageId(event.kind, recipient.messageId, options.reportingMta),
     date: event.at,
     inReplyTo: submission.headerMessageId,
     references: references || undefined,

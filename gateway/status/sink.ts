@@ -8,7 +8,7 @@ import type { DeliveryEvent, GatewaySink, InboundMessage } from '../delivery.ts'
 import { prepareInbound } from '../inbound.ts';
 import { fieldsNamed, headerEnd, parseHeader } from '../smtp/header-section.ts';
 import type { SubmissionStore } from '../submissions.ts';
-import { composeReport, type ComposerOptions } from './compose.ts';
+import { composeReport, reportMessageId, type ComposerOptions } from './compose.ts';
 import { shouldReport, statusAfter, whatToReturn } from './decide.ts';
 
 /**
@@ -95,9 +95,16 @@ export function createGatewaySink(options: GatewaySinkOptions): GatewaySink {
         { submission, recipient, event: event as typeof event & { kind: typeof kind }, original },
         options.composer,
       );
-      // The email first, then the state: after a crash in between, a report arrives twice rather than never.
-      const { uid } = await store.deliver({ mailbox: 'INBOX', raw, internalDate: event.at });
-      log.info({ id: event.id, kind, uid }, 'status email delivered');
+      // The email first, then the state: after a crash in between, the event comes again (the
+      // agent re-sends final ones at start) and finds the email by its Message-ID, so it is
+      // stored once rather than never or twice.
+      const reportId = reportMessageId(kind, event.id, options.composer.reportingMta);
+      if (await reportStored(reportId)) {
+        log.info({ id: event.id, kind }, 'status email already in the mailbox: not stored again');
+      } else {
+        const { uid } = await store.deliver({ mailbox: 'INBOX', raw, internalDate: event.at });
+        log.info({ id: event.id, kind, uid }, 'status email delivered');
+      }
       if (kind === 'delayed') submissions.markDelayReported(event.id);
     }
     submissions.transition(event.id, statusAfter(kind));
@@ -120,6 +127,22 @@ export function createGatewaySink(options: GatewaySinkOptions): GatewaySink {
         const fields = parseHeader(await readHeader.call(store, row)).fields;
         if (fieldsNamed(fields, 'X-Kith-Message-Id').some((f) => f.value.trim().toLowerCase() === want))
           return true;
+      }
+    }
+    return false;
+  }
+
+  /** True if a status email with this Message-ID is in any mailbox (the user may have moved it). */
+  async function reportStored(messageId: string): Promise<boolean> {
+    const { mailboxes, headerCandidates, messages, readHeader } = store;
+    if (!mailboxes || !headerCandidates || !messages || !readHeader) return false;
+    const want = messageId.toLowerCase();
+    for (const box of mailboxes.call(store)) {
+      const uids = [...headerCandidates.call(store, box.id, want)];
+      if (uids.length === 0) continue;
+      for (const row of messages.call(store, box.id, uids, { header: true })) {
+        const fields = parseHeader(await readHeader.call(store, row)).fields;
+        if (fieldsNamed(fields, 'Message-ID').some((f) => f.value.trim().toLowerCase() === want)) return true;
       }
     }
     return false;

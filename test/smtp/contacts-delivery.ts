@@ -13,6 +13,8 @@ export class ContactsDelivery implements DeliveryService {
   readonly failing = new Set<string>();
   /** When set, submit() fails as an agent with a broken outbox would. */
   failSubmit = false;
+  /** submit() fails for copies to these entities only (the others are taken). */
+  readonly failSubmitTo = new Set<Fingerprint>();
 
   constructor(
     private readonly db: Db,
@@ -55,7 +57,7 @@ export class ContactsDelivery implements DeliveryService {
   }
 
   async submit(message: OutboundMessage): Promise<void> {
-    if (this.failSubmit) throw new Error('outbox unavailable');
+    if (this.failSubmit || this.failSubmitTo.has(message.to)) throw new Error('outbox unavailable');
     this.db
       .prepare('INSERT INTO test_outbox (id, sender, recipient, raw_path, size) VALUES (?, ?, ?, ?, ?)')
       .run(message.id, message.from, message.to, message.rawPath, message.size);

@@ -1,5 +1,13 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { ALICE, BOB_FPR, STRANGER_FPR, aliceMessage, startHarness, type Harness } from './harness.ts';
+import {
+  ALICE,
+  BOB_FPR,
+  CAROL_FPR,
+  STRANGER_FPR,
+  aliceMessage,
+  startHarness,
+  type Harness,
+} from './harness.ts';
 import { RawSmtp } from './raw-client.ts';
 
 describe('who may send what to whom', () => {
@@ -176,6 +184,45 @@ describe('who may send what to whom', () => {
       h.delivery.failSubmit = false;
     }
     expect(h.submissions.list(1)[0]).toMatchObject({ subject: 'agent down', state: 'abandoned' });
+  });
+
+  test('451 after the agent took some copies: the client retry sends only the missing ones', async () => {
+    const c = await loggedIn();
+    const message = aliceMessage({ subject: 'half taken', to: 'bob@example.org, carol@example.net' });
+    const copies = async () =>
+      (await h.delivery.outbox()).filter((m) => m.raw.includes('Subject: half taken'));
+    await c.command('MAIL FROM:<alice@example.org>');
+    await c.command('RCPT TO:<bob@example.org>');
+    await c.command('RCPT TO:<carol@example.net>');
+    h.delivery.failSubmitTo.add(CAROL_FPR);
+    try {
+      const r = await c.data(message);
+      expect([r.code, r.enhanced]).toEqual([451, '4.3.0']);
+    } finally {
+      h.delivery.failSubmitTo.clear();
+    }
+    // Bob's copy is on its way; the client only knows the message was not accepted
+    expect((await copies()).map((m) => m.to)).toEqual([BOB_FPR]);
+    const bobCopy = (await copies())[0].id;
+
+    // the client retries the same message, as RFC 5321 tells it to after a 4xx
+    await c.command('MAIL FROM:<alice@example.org>');
+    await c.command('RCPT TO:<bob@example.org>');
+    await c.command('RCPT TO:<carol@example.net>');
+    expect((await c.data(message)).code).toBe(250);
+    const after = await copies();
+    expect(after.map((m) => m.to).sort()).toEqual([BOB_FPR, CAROL_FPR].sort());
+    // the accepted submission holds both copies, Bob's being the one already sent (status emails find it)
+    const [accepted] = h.submissions.list(1);
+    expect(accepted.state).toBe('accepted');
+    expect(accepted.recipients.map((r) => r.messageId).sort()).toEqual(after.map((m) => m.id).sort());
+    expect(h.submissions.findByMessage(bobCopy)?.submission.id).toBe(accepted.id);
+
+    // a third, deliberate send of the same bytes is a new message: nothing abandoned to adopt
+    await c.command('MAIL FROM:<alice@example.org>');
+    await c.command('RCPT TO:<bob@example.org>');
+    expect((await c.data(message)).code).toBe(250);
+    expect((await copies()).filter((m) => m.to === BOB_FPR)).toHaveLength(2);
   });
 
   test('AUTH guessing is slowed down and logged without the password', async () => {
