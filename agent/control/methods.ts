@@ -38,11 +38,12 @@ export function registerControlMethods(server: ControlServer, deps: ControlDeps)
     code: links.createInvitation({ ttlMs: Number(p.ttlMinutes ?? 60 * 24) * 60_000 }),
   }));
   server.register('accept', async (p) => publicEntity(await links.acceptInvitation(String(p.code ?? ''))));
-  server.register('trust', async (p) =>
-    publicEntity(
-      await links.trust(String(p.fingerprint ?? ''), { addresses: (p.addresses as string[]) ?? [] }),
-    ),
-  );
+  server.register('trust', async (p) => {
+    const result = await links.trust(String(p.fingerprint ?? ''), {
+      addresses: (p.addresses as string[]) ?? [],
+    });
+    return { ...publicEntity(result.entity), linked: result.linked, unreachable: result.unreachable };
+  });
   server.register('revoke', async (p) => publicEntity(links.revoke(String(p.fingerprint ?? ''))));
   server.register('contacts', async () => links.contacts());
   server.register('send', async (p) => send(deps, p));

@@ -26,7 +26,7 @@ import {
 } from './invite.ts';
 import { createNode, guardBuiltIns, guardInboundStreams, type KithLibp2p } from './node.ts';
 import { FRAMES_PROTOCOL, LinkTransport } from './transport.ts';
-import type { AddressBook, ContactView, Links, LinksOptions } from './types.ts';
+import type { AddressBook, ContactView, Links, LinksOptions, TrustResult } from './types.ts';
 
 /** Small control messages (hello, invitation) never need more. */
 const CONTROL_MAX_BYTES = 256 * 1024;
@@ -369,18 +369,47 @@ export class LinkManager implements Links {
 
   // ---- trust -----------------------------------------------------------------------------
 
-  /** Trusts an entity by fingerprint (checked out of band) and dials the given addresses. */
-  async trust(fingerprint: string, options: { addresses?: string[] } = {}): Promise<EntityRecord> {
+  /**
+   * Trusts an entity by fingerprint (checked out of band) and dials the given addresses until one
+   * links. The addresses are kept as hints (`dialHints`), so one that does not answer now is
+   * tried again later; the result says honestly which answered and which did not.
+   */
+  async trust(fingerprint: string, options: { addresses?: string[] } = {}): Promise<TrustResult> {
     for (const address of options.addresses ?? []) parseAddress(address);
-    const entity = this.trustStore.trustFingerprint(fingerprint, options);
+    const record = this.trustStore.trustFingerprint(fingerprint, options);
+    const unreachable: { address: string; error: string }[] = [];
+    let linked: { agent: AgentId; address: string } | undefined;
     for (const address of options.addresses ?? []) {
       try {
-        await this.dial(address);
+        const agent = await this.dial(address);
+        if (this.trustStore.entityOfAgent(agent) === record.fingerprint) {
+          linked = { agent, address };
+          break;
+        }
+        unreachable.push({ address, error: `the agent there, ${agent}, belongs to another entity` });
       } catch (err) {
         this.log.info({ err, address }, 'could not reach a newly trusted entity yet');
+        unreachable.push({ address, error: err instanceof KithError ? err.code : (err as Error).message });
       }
     }
-    return this.trustStore.entity(entity.fingerprint)!;
+    return { entity: this.trustStore.entity(record.fingerprint)!, linked, unreachable };
+  }
+
+  /**
+   * Dials the addresses given with `kith trust --address` for an entity, until one links with an
+   * agent of that entity: the way back to an entity that was offline when it was trusted and of
+   * which nothing better (a cached address record) is known. Resolves with that agent.
+   */
+  async dialHints(entity: Fingerprint): Promise<AgentId | undefined> {
+    for (const address of this.trustStore.addressHints(entity)) {
+      try {
+        const agent = await this.dial(address);
+        if (this.trustStore.entityOfAgent(agent) === entity) return agent;
+      } catch (err) {
+        this.log.debug({ err, entity, address }, 'an address hint did not answer');
+      }
+    }
+    return undefined;
   }
 
   /** Revokes an entity: its links close at once (the trust change listener) and it is refused from now on. */

@@ -53,6 +53,15 @@ export interface ContactView {
   addressHints: string[];
 }
 
+/** What `kith trust` did: the entity now trusted, and whether one of the addresses answered. */
+export interface TrustResult {
+  entity: EntityRecord;
+  /** The agent of that entity we linked with, and at which address. */
+  linked?: { agent: AgentId; address: string };
+  /** Addresses that did not answer, or answered with an agent of another entity (retried later). */
+  unreachable: { address: string; error: string }[];
+}
+
 /** The link layer as the node and the control channel (CLI) use it. */
 export interface Links {
   /** This agent's peer id. */
@@ -77,8 +86,10 @@ export interface Links {
   acceptInvitation(code: string): Promise<EntityRecord>;
   /** Called on the inviter's side when someone redeemed one of its invitations. */
   onInvitationRedeemed(listener: (entity: EntityRecord) => void): void;
-  /** `kith trust FINGERPRINT --address ...`. */
-  trust(fingerprint: string, options?: { addresses?: string[] }): Promise<EntityRecord>;
+  /** `kith trust FINGERPRINT --address ...`: trusts, and dials the addresses until one links. */
+  trust(fingerprint: string, options?: { addresses?: string[] }): Promise<TrustResult>;
+  /** Dials the addresses given to `trust` for this entity; resolves with the agent linked, if any. */
+  dialHints(entity: Fingerprint): Promise<AgentId | undefined>;
   /** `kith revoke FINGERPRINT`: closes its links at once and refuses them from now on. */
   revoke(fingerprint: string): EntityRecord;
   /** `kith contacts`. */

@@ -310,6 +310,11 @@ export class Reachability implements AddressBook {
         // fall through to asking the neighbours
       }
     }
+    // Nothing better known: the addresses the user gave with `kith trust --address`.
+    if (!agents.some((agent) => this.addressesOf(agent).length > 0)) {
+      const hinted = await links.dialHints(entity);
+      if (hinted !== undefined) return hinted;
+    }
     for (const agent of await this.lookup(entity)) {
       try {
         await links.connect(agent);

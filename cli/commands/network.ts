@@ -37,11 +37,21 @@ export function registerNetwork(program: Command): void {
     .argument('<fingerprint>', '40 hex digits')
     .option('--address <multiaddr...>', 'where one of its agents can be reached')
     .action(async (fingerprint: string, options: { address?: string[] }, command: Command) => {
-      const entity = await nodeCall<EntityView>(command, 'trust', {
-        fingerprint,
-        addresses: options.address ?? [],
-      });
-      print(`Trusted ${entity.fingerprint}${entity.email ? ` <${entity.email}>` : ''}`);
+      const result = await nodeCall<
+        EntityView & {
+          linked?: { agent: string; address: string };
+          unreachable: { address: string; error: string }[];
+        }
+      >(command, 'trust', { fingerprint, addresses: options.address ?? [] });
+      const who = `${result.fingerprint}${result.email ? ` <${result.email}>` : ''}`;
+      if (result.linked) {
+        print(`Trusted ${who}; linked with its agent at ${result.linked.address}`);
+      } else if (result.unreachable.length > 0) {
+        print(`Trusted ${who}; not reachable yet, will retry:`);
+        for (const u of result.unreachable) print(`  ${u.address}  ${u.error}`);
+      } else {
+        print(`Trusted ${who}; no address given: linked when one of its agents connects to this node`);
+      }
     });
 
   program

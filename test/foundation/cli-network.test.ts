@@ -112,6 +112,29 @@ describe('kith invite / accept / contacts / send / track between two nodes', () 
     expect(linked).toBe(true);
   }, 60_000);
 
+  it('`kith trust --address` says so when the address does not answer, and keeps it to retry', async () => {
+    const closed: Server = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
+    const port = (closed.address() as { port: number }).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const fingerprint = 'AB'.repeat(20);
+    const address = `/ip4/127.0.0.1/tcp/${port}`;
+    const result = runKith(['--data-dir', alice, 'trust', fingerprint, '--address', address]);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toMatch(new RegExp(`^Trusted ${fingerprint}; not reachable yet, will retry:`));
+    expect(result.stdout).toContain(`  ${address}  ERR_DIAL_FAILED`);
+    const contacts = JSON.parse(runKith(['--data-dir', alice, 'contacts', '--json']).stdout) as {
+      fingerprint: string;
+      trusted: boolean;
+      addressHints: string[];
+    }[];
+    expect(contacts.find((c) => c.fingerprint === fingerprint)).toMatchObject({
+      trusted: true,
+      addressHints: [address],
+    });
+    runKith(['--data-dir', alice, 'revoke', fingerprint]);
+  });
+
   it('a CLI command without a running node says how to start one', () => {
     const result = runKith(['--data-dir', join(dir.path, 'nobody'), 'contacts']);
     expect(result.status).toBe(1);

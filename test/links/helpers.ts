@@ -64,6 +64,15 @@ export async function startAgent(
   return startWith(name, identity, db, config, linkOptions);
 }
 
+/** An agent with a given identity (the same keys again) on a fresh database. */
+export async function startAgentWith(
+  name: string,
+  identity: Identity,
+  config: Partial<Config['p2p']> = {},
+): Promise<TestAgent> {
+  return startWith(name, identity, freshDb(), config, {});
+}
+
 /** Another agent of the same entity (a second device), certified by the entity key. */
 export async function startSibling(of: TestAgent, name: string): Promise<TestAgent> {
   const identity = await siblingIdentity(of.identity);

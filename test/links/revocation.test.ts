@@ -1,6 +1,15 @@
 import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
+import { createServer, type AddressInfo } from 'node:net';
 import { revokeAgentCertificate } from '../../agent/trust/index.ts';
-import { eventually, removeTempDirs, sleep, startAgent, startSibling, type TestAgent } from './helpers.ts';
+import {
+  eventually,
+  removeTempDirs,
+  sleep,
+  startAgent,
+  startSibling,
+  startAgentWith,
+  type TestAgent,
+} from './helpers.ts';
 
 const running: TestAgent[] = [];
 function track(a: TestAgent): TestAgent {
@@ -135,4 +144,36 @@ describe('links: revocation, several agents per entity, trust by fingerprint', (
     expect(carol.trust.entity(bob.identity.fingerprint)).toBeUndefined();
     expect(carol.links.isLinked(bob.identity.agentId)).toBe(false);
   });
+
+  it('an address given to trust is dialled again later when the entity was offline at trust time', async () => {
+    const port = await freePort();
+    const bob = track(await startAgent('bob'));
+    const alice0 = await startAgent('alice', { listen: [`/ip4/127.0.0.1/tcp/${port}`] });
+    const fingerprint = alice0.identity.fingerprint;
+    const identity = alice0.identity;
+    await alice0.stop();
+    const hint = `/ip4/127.0.0.1/tcp/${port}`;
+    const result = await bob.links.trust(fingerprint, { addresses: [hint] });
+    expect(result.linked).toBeUndefined();
+    expect(result.unreachable).toEqual([{ address: hint, error: 'ERR_DIAL_FAILED' }]);
+    await expect(bob.reach.reach(fingerprint)).rejects.toMatchObject({ code: 'ERR_UNREACHABLE' });
+    // Alice comes online at that address; nothing but the hint tells bob where she is.
+    const alice = track(await startAgentWith('alice', identity, { listen: [hint] }));
+    alice.trust.trustFingerprint(bob.identity.fingerprint);
+    const agent = await bob.reach.reach(fingerprint);
+    expect(agent).toBe(alice.identity.agentId);
+    expect(bob.links.isLinked(alice.identity.agentId)).toBe(true);
+    expect(bob.trust.entity(fingerprint)).toMatchObject({ email: 'alice@example.org', trusted: true });
+  });
 });
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
