@@ -65,7 +65,8 @@ function keystreamXor(key: Buffer, iv: Buffer, data: Uint8Array): Buffer {
   return Buffer.concat([cipher.update(data), cipher.final()]);
 }
 
-function encodeInstruction(ins: HopInstruction): Buffer {
+/** The 48-byte instruction block of a slot (one size for every kind). */
+export function encodeInstruction(ins: HopInstruction): Buffer {
   const out = Buffer.alloc(INFO_BYTES);
   out[0] = ins.kind === 'forward' ? 1 : 2;
   out[1] = ins.report ? 1 : 0;

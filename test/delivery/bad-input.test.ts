@@ -21,7 +21,14 @@ function craft(
   sender: AgentKeys,
   entries: PathEntry[],
   unit: Buffer,
-  opts: { signer?: AgentKeys; zeroSignature?: boolean; onionKeys?: Buffer[]; firstNext?: Buffer } = {},
+  opts: {
+    signer?: AgentKeys;
+    zeroSignature?: boolean;
+    /** Leave the signature out of the frame entirely, or keep only its first bytes. */
+    signatureBytes?: number;
+    onionKeys?: Buffer[];
+    firstNext?: Buffer;
+  } = {},
 ): Buffer {
   const hops = entries.map((e, i) => {
     const instruction: HopInstruction =
@@ -39,7 +46,7 @@ function craft(
   const sig = opts.zeroSignature
     ? Buffer.alloc(64)
     : signWith(opts.signer ?? sender, hopDigest(entries[0].signPublic, header, body));
-  return encodeOnion(header, body, sig);
+  return encodeOnion(header, body, sig.subarray(0, opts.signatureBytes ?? sig.length));
 }
 
 describe('bad input is rejected and counted while legitimate traffic flows', () => {
@@ -94,6 +101,9 @@ describe('bad input is rejected and counted while legitimate traffic flows', () 
     const send = (frame: Buffer) => m.transport.send(b.keys.id, frame);
     await send(craft(m.keys, toD, unit, { signer: generateAgentKeys() }));
     await send(craft(m.keys, toD, unit, { zeroSignature: true }));
+    // Truly missing: no signature bytes at all, and a signature cut short.
+    await send(craft(m.keys, toD, unit, { signatureBytes: 0 }));
+    await send(craft(m.keys, toD, unit, { signatureBytes: 32 }));
     await send(craft(m.keys, toD, unit, { onionKeys: [c.keys.onionPublic] }));
     const once = craft(m.keys, toD, unit);
     await send(once);
@@ -112,7 +122,9 @@ describe('bad input is rejected and counted while legitimate traffic flows', () 
     expect(mb.get('rejected_onion_undecryptable')).toBe(1);
     expect(mb.get('rejected_replay')).toBe(1);
     expect(mb.get('rejected_loop')).toBe(1);
-    expect(mb.get('rejected_frame_malformed')).toBe(1);
+    // The random 900-byte frame, the frame without a signature and the one with half of it.
+    expect(mb.get('rejected_frame_malformed')).toBe(3);
+    expect(mb.get('forwarded')).toBe(1); // only the one well-signed packet (sent twice: once a replay)
     expect(mb.get('rejected_frame_type')).toBe(1);
     expect(mb.get('rejected_report_malformed')).toBe(1);
     expect(mb.get('rejected_report_unknown')).toBe(1);

@@ -2,6 +2,7 @@ import { describe, expect, test } from '@jest/globals';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { deflateRawSync } from 'node:zlib';
 import { isKithError } from '../../common/errors.ts';
 import { asAgentId } from '../../common/ids.ts';
 import { rawX25519Public } from '../../agent/identity/identity.ts';
@@ -16,7 +17,9 @@ import {
 import {
   HEADER_BYTES,
   MAX_HOPS,
+  SLOT_BYTES,
   buildOnion,
+  encodeInstruction,
   peelOnion,
   type HopInstruction,
 } from '../../agent/onion/layers.ts';
@@ -29,6 +32,27 @@ function codeOf(fn: () => unknown): string | undefined {
     return isKithError(err) ? err.code : String(err);
   }
   return undefined;
+}
+
+function zeroBytes(buf: Buffer): number {
+  return buf.reduce((n, b) => n + (b === 0 ? 1 : 0), 0);
+}
+
+/**
+ * A statistical check that fails on structure (zero or repeated padding, fixed filler) and passes on
+ * random bytes: incompressible, and nibble frequencies within a chi-square bound (15 degrees of
+ * freedom; 60 is exceeded by random data with probability below 1e-6).
+ */
+function looksRandom(buf: Buffer): boolean {
+  if (deflateRawSync(buf, { level: 9 }).length < buf.length) return false;
+  const counts = new Array<number>(16).fill(0);
+  for (const b of buf) {
+    counts[b >> 4]++;
+    counts[b & 15]++;
+  }
+  const expected = (buf.length * 2) / 16;
+  const chi = counts.reduce((sum, c) => sum + (c - expected) ** 2 / expected, 0);
+  return chi < 60;
 }
 
 describe('agent keys', () => {
@@ -93,11 +117,45 @@ describe('onion layers', () => {
     expect(new Set(seen.map((h) => h.toString('hex'))).size).toBe(4);
   });
 
-  test('a one-hop and a full-length path look the same to the first hop', () => {
-    const short = buildOnion(path(1).hops, randomBytes(1024));
-    const long = buildOnion(path(MAX_HOPS).hops, randomBytes(1024));
-    expect(short.header.length).toBe(long.header.length);
-    expect(short.body.length).toBe(long.body.length);
+  test('no hop can tell its position, or whether the next hop is the last, from the bytes it sees', () => {
+    // At every hop of every path length the hop sees: the header it received, its own decrypted
+    // instruction, and the header it hands on (the rest, XORed with its keystream, plus a random
+    // slot). If the sender padded short paths with zeros or any fixed filler, the last hops would
+    // find it in what they peel; if slot sizes varied, the received header would differ in length.
+    const views: { position: number; hops: number; seen: Buffer }[] = [];
+    for (let n = 1; n <= MAX_HOPS; n++) {
+      const { keys, hops } = path(n);
+      const packet = buildOnion(hops, randomBytes(1024));
+      let header = packet.header;
+      let body = packet.body;
+      for (let i = 0; i < n; i++) {
+        expect(header.length).toBe(HEADER_BYTES);
+        expect(body.length).toBe(packet.body.length);
+        const peeled = peelOnion(keys[i].onionPrivate, keys[i].onionPublic, header, body);
+        expect(peeled.header.length).toBe(HEADER_BYTES);
+        // What it received beyond its own slot, and what it hands on, both look like random bytes.
+        expect(looksRandom(header.subarray(SLOT_BYTES))).toBe(true);
+        expect(looksRandom(peeled.header)).toBe(true);
+        views.push({ position: i, hops: n, seen: Buffer.from(peeled.header) });
+        header = peeled.header;
+        body = peeled.body;
+      }
+    }
+    // The hop just before the last and a hop with many more to come see headers of the same kind:
+    // every 96-byte slot of what they hand on is random, none repeats, none is mostly zero.
+    const beforeLast = views.filter((v) => v.position === v.hops - 2);
+    const early = views.filter((v) => v.position === 0 && v.hops === MAX_HOPS);
+    for (const v of [...beforeLast, ...early]) {
+      const slots = Array.from({ length: MAX_HOPS }, (_, k) =>
+        v.seen.subarray(k * SLOT_BYTES, (k + 1) * SLOT_BYTES).toString('hex'),
+      );
+      expect(new Set(slots).size).toBe(MAX_HOPS);
+      for (const slot of slots) expect(zeroBytes(Buffer.from(slot, 'hex'))).toBeLessThan(8);
+    }
+    // The instruction block is one size for "forward" and "deliver" alike.
+    const forward = encodeInstruction({ kind: 'forward', next: randomBytes(32), report: true, expiresAt });
+    const deliver = encodeInstruction({ kind: 'deliver', report: true, expiresAt });
+    expect(forward.length).toBe(deliver.length);
   });
 
   test('a layer for someone else, or altered, does not decrypt; too long a path is refused', () => {
