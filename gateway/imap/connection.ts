@@ -157,6 +157,7 @@ export class ImapConnection implements CommandContext {
       'MOVE',
       'CONDSTORE',
       'ESEARCH',
+      'UTF8=ACCEPT',
       `APPENDLIMIT=${this.options.appendLimit}`,
     );
     if (this.state === 'notauth') {

@@ -352,7 +352,7 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
         created.push({ uid, flags: splitFlags(r.flags), modseq });
         out.push([r.uid, uid]);
       }
-      if (removeSource && target.id !== mailboxId) {
+      if (removeSource) {
         for (const r of rows) {
           q.deleteEntry.run(mailboxId, r.uid);
           expunged.push(r.uid);
@@ -649,6 +649,12 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
     },
 
     move(mailboxId, uids, dest, origin) {
+      if (getMailbox(dest).id === mailboxId)
+        throw new KithError(
+          'ERR_SAME_MAILBOX',
+          'the messages are already in this mailbox',
+          'choose another mailbox',
+        );
       return transfer(mailboxId, uids, dest, true, origin);
     },
 

@@ -178,7 +178,7 @@ export interface MailStore {
   ): StoreResult;
   /** COPY into another mailbox (by name). */
   copy(mailboxId: number, uids: readonly number[], dest: string, origin?: unknown): CopyResult;
-  /** MOVE into another mailbox (by name): copy and expunge in one transaction. */
+  /** MOVE into another mailbox (by name): copy and expunge in one transaction; ERR_SAME_MAILBOX. */
   move(mailboxId: number, uids: readonly number[], dest: string, origin?: unknown): CopyResult;
   /** Removes \Deleted messages (only among `uids` if given); returns the removed UIDs. */
   expunge(mailboxId: number, uids?: readonly number[], origin?: unknown): number[];

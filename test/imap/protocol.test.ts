@@ -44,3 +44,65 @@ describe('SEARCH SENT* compares the date written in the Date header', () => {
     expect(writtenDay('nonsense')).toBeNull();
   });
 });
+
+describe('UTF8=ACCEPT, LIST-EXTENDED options, MOVE into the same mailbox', () => {
+  test('UTF8=ACCEPT is advertised and honoured: UTF-8 names, APPEND UTF8 (~{n}), no CHARSET', async () => {
+    const s = await rawSession(h.port);
+    expect(s.greeting).toContain(' UTF8=ACCEPT ');
+    await s.send(`LOGIN "${USER}" "${PASS}"`);
+    // Before ENABLE: modified UTF-7 both ways.
+    expect(await s.send('CREATE "Caf&AOk-"')).toEqual(['T2 OK CREATE completed']);
+    expect(await s.send('LIST "" "Caf*"')).toEqual([
+      '* LIST (\\HasNoChildren) "/" "Caf&AOk-"',
+      'T3 OK LIST completed',
+    ]);
+    expect(await s.send('ENABLE UTF8=ACCEPT')).toEqual(['* ENABLED UTF8=ACCEPT', 'T4 OK ENABLE completed']);
+    const cafe = Buffer.from('Café', 'utf8').toString('latin1');
+    expect(await s.sendText('LIST "" "Caf*"')).toBe(
+      `* LIST (\\HasNoChildren) "/" {5}\r\n${cafe}\r\nT5 OK LIST completed\r\n`,
+    );
+    const msg = Buffer.from('From: a@example.org\r\nSubject: über\r\n\r\nbody\r\n').toString('latin1');
+    const r = await s.send(`APPEND {5+}\r\n${cafe} UTF8 (~{${msg.length}+}\r\n${msg})`);
+    expect(r.at(-1)).toMatch(/^T6 OK \[APPENDUID \d+ 1\] APPEND completed$/);
+    expect((await s.send(`SELECT {5+}\r\n${cafe}`)).at(-1)).toMatch(/^T7 OK \[READ-WRITE\]/);
+    expect(await s.send('SEARCH CHARSET UTF-8 ALL')).toEqual(['T8 BAD no CHARSET after ENABLE UTF8=ACCEPT']);
+    const uber = Buffer.from('über').toString('latin1');
+    expect(await s.send(`SEARCH SUBJECT ${uber}`)).toEqual(['* SEARCH 1', 'T9 OK SEARCH completed']);
+    s.close();
+  });
+
+  test('LIST: unknown selection or return options are BAD; RECURSIVEMATCH gives CHILDINFO', async () => {
+    const s = await login();
+    expect(await s.send('LIST (FOO) "" "*"')).toEqual(['T2 BAD unknown LIST selection option FOO']);
+    expect(await s.send('LIST (RECURSIVEMATCH) "" "*"')).toEqual([
+      'T3 BAD RECURSIVEMATCH needs another selection option',
+    ]);
+    expect(await s.send('LIST "" "*" RETURN (BOGUS)')).toEqual(['T4 BAD unknown LIST return option BOGUS']);
+    await s.send('CREATE Parent/Child');
+    expect(await s.send('UNSUBSCRIBE Parent')).toEqual(['T6 OK UNSUBSCRIBE completed']);
+    expect(await s.send('LIST (SUBSCRIBED) "" "Par%"')).toEqual(['T7 OK LIST completed']);
+    expect(await s.send('LIST (SUBSCRIBED RECURSIVEMATCH) "" "Par%"')).toEqual([
+      '* LIST (\\HasChildren) "/" "Parent" ("CHILDINFO" ("SUBSCRIBED"))',
+      'T8 OK LIST completed',
+    ]);
+    expect(await s.send('LIST (SUBSCRIBED REMOTE) "" "Parent*"')).toEqual([
+      '* LIST (\\HasNoChildren \\Subscribed) "/" "Parent/Child"',
+      'T9 OK LIST completed',
+    ]);
+    s.close();
+  });
+
+  test('MOVE into the selected mailbox is NO [CANNOT]; COPY there duplicates', async () => {
+    h.store.createMailbox('Same');
+    await h.store.deliver({ mailbox: 'Same', raw: message('one', 'Mon, 2 Mar 2026 10:00 +0000') });
+    const s = await login('Same');
+    const uv = h.store.mailbox('Same').uidValidity;
+    expect(await s.send('MOVE 1 Same')).toEqual(['T3 NO [CANNOT] the messages are already in this mailbox']);
+    expect(await s.send('UID MOVE 1 Same')).toEqual([
+      'T4 NO [CANNOT] the messages are already in this mailbox',
+    ]);
+    expect(await s.send('NOOP')).toEqual(['T5 OK NOOP completed']);
+    expect(await s.send('COPY 1 Same')).toEqual(['* 2 EXISTS', `T6 OK [COPYUID ${uv} 1 2] COPY completed`]);
+    s.close();
+  });
+});

@@ -21,7 +21,16 @@ export const append: CommandSpec = {
       date = d;
       i++;
     }
-    const msg = cmd.args[i];
+    let msg = cmd.args[i];
+    // RFC 6855 4: after ENABLE UTF8=ACCEPT the message may come as UTF8 (~{n}): a literal8.
+    const inner = cmd.args[i + 1];
+    if (msg?.t === 'atom' && msg.v.toUpperCase() === 'UTF8') {
+      if (!ctx.enabled.has('UTF8=ACCEPT')) throw new ParseError('UTF8 needs ENABLE UTF8=ACCEPT');
+      if (inner?.t !== 'list' || inner.v.length !== 2 || textOf(inner.v[0]) !== '~')
+        throw new ParseError('UTF8 needs (~{n} message)');
+      msg = inner.v[1];
+      i++;
+    }
     if (!msg || msg.t !== 'literal') throw new ParseError('APPEND needs a message literal');
     if (cmd.args.length > i + 1) throw new ParseError('MULTIAPPEND is not supported');
     if (msg.size > ctx.options.appendLimit) {

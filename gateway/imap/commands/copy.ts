@@ -14,7 +14,15 @@ function transferCommand(byUid: boolean, move: boolean): CommandSpec {
       if (move && sel.readOnly)
         throw new KithError('ERR_IMAP_READONLY', 'mailbox is read-only', 'SELECT it instead of EXAMINE');
       const uids = sel.resolve(set, byUid).map(([, u]) => u);
-      ctx.store.mailbox(dest);
+      const target = ctx.store.mailbox(dest);
+      // COPY into the same mailbox duplicates (RFC 3501 allows it); MOVE there would be a copy
+      // that keeps the original, so it is refused.
+      if (move && target.id === sel.mailbox.id)
+        throw new KithError(
+          'ERR_SAME_MAILBOX',
+          'the messages are already in this mailbox',
+          'choose another mailbox',
+        );
       if (uids.length === 0) return byUid ? ok('nothing to do') : no('no such messages');
       const res = move
         ? ctx.store.move(sel.mailbox.id, uids, dest, ctx.origin)

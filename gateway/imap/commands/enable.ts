@@ -3,7 +3,10 @@ import { textOf } from '../values.ts';
 
 const SUPPORTED = new Set(['CONDSTORE', 'UTF8=ACCEPT']);
 
-/** ENABLE (RFC 5161): CONDSTORE and UTF8=ACCEPT; unknown extensions are ignored. */
+/**
+ * ENABLE (RFC 5161): CONDSTORE, and UTF8=ACCEPT (RFC 6855: mailbox names in UTF-8 both ways,
+ * APPEND's UTF8 (~{n}) form, SEARCH without CHARSET); unknown extensions are ignored.
+ */
 export const enable: CommandSpec = {
   states: AUTHED,
   async run(ctx, cmd) {

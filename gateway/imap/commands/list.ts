@@ -24,6 +24,10 @@ function matches(name: string, pattern: string): boolean {
   );
 }
 
+// LIST-EXTENDED selection options (REMOTE: there are no remote mailboxes) and return options.
+const SELECTION = new Set(['SUBSCRIBED', 'REMOTE', 'RECURSIVEMATCH', 'SPECIAL-USE']);
+const RETURNS = new Set(['SUBSCRIBED', 'CHILDREN', 'SPECIAL-USE']);
+
 function listCommand(lsub: boolean): CommandSpec {
   return {
     states: AUTHED,
@@ -34,6 +38,11 @@ function listCommand(lsub: boolean): CommandSpec {
       let statusWanted: string[] | null = null;
       if (!lsub && args[0]?.t === 'list') {
         for (const v of (args.shift() as { v: Value[] }).v) selection.add((textOf(v) ?? '').toUpperCase());
+        // RFC 5258 3: an unknown selection option, or RECURSIVEMATCH alone, is BAD.
+        for (const o of selection)
+          if (!SELECTION.has(o)) throw new ParseError(`unknown LIST selection option ${o.slice(0, 30)}`);
+        if (selection.has('RECURSIVEMATCH') && !selection.has('SUBSCRIBED') && !selection.has('SPECIAL-USE'))
+          throw new ParseError('RECURSIVEMATCH needs another selection option');
       }
       const reference = decode(ctx, stringArg(args, 0, 'reference'));
       const patternArg = args[1];
@@ -53,7 +62,8 @@ function listCommand(lsub: boolean): CommandSpec {
             if (!items || items.t !== 'list') throw new ParseError('STATUS needs a list');
             statusWanted = statusItems(items.v);
             i++;
-          } else returns.add(o);
+          } else if (RETURNS.has(o)) returns.add(o);
+          else throw new ParseError(`unknown LIST return option ${o.slice(0, 30)}`);
         }
       }
       if (selection.has('SUBSCRIBED')) returns.add('SUBSCRIBED');
@@ -68,12 +78,20 @@ function listCommand(lsub: boolean): CommandSpec {
         const full = decode(ctx, reference + p);
         for (const m of all) if (matches(m.name, full)) names.add(m.name);
       }
+      const selected = (m: MailboxInfo): boolean =>
+        !((lsub || selection.has('SUBSCRIBED')) && !m.subscribed) &&
+        !(selection.has('SPECIAL-USE') && !m.specialUse);
+      const criteria = ['SUBSCRIBED', 'SPECIAL-USE'].filter((c) => selection.has(c));
       for (const m of all) {
         if (!names.has(m.name)) continue;
-        if ((lsub || selection.has('SUBSCRIBED')) && !m.subscribed) continue;
-        if (selection.has('SPECIAL-USE') && !m.specialUse) continue;
+        // RECURSIVEMATCH (RFC 5258 3.5): also name a mailbox whose descendant meets the criteria,
+        // and say so with CHILDINFO.
+        const childMatch =
+          selection.has('RECURSIVEMATCH') && all.some((d) => d.name.startsWith(m.name + '/') && selected(d));
+        if (!selected(m) && !childMatch) continue;
+        const extra = childMatch ? ` ("CHILDINFO" (${criteria.map((c) => `"${c}"`).join(' ')}))` : '';
         ctx.untagged(
-          `${verb} (${attributes(m, all, lsub || returns.has('SUBSCRIBED')).join(' ')}) "/" ${mailboxOut(ctx, m.name)}`,
+          `${verb} (${attributes(m, all, lsub || returns.has('SUBSCRIBED')).join(' ')}) "/" ${mailboxOut(ctx, m.name)}${extra}`,
         );
         if (statusWanted) {
           const line = statusLine(ctx, m.name, statusWanted);

@@ -22,7 +22,10 @@ function searchCommand(byUid: boolean): CommandSpec {
         if (returns.length === 0) returns = ['ALL'];
         args = args.slice(2);
       }
-      const { node } = parseSearch(args);
+      const { node, charsetGiven } = parseSearch(args);
+      // RFC 6855 3: a client that enabled UTF8=ACCEPT sends UTF-8 and must not name a charset.
+      if (charsetGiven && ctx.enabled.has('UTF8=ACCEPT'))
+        throw new ParseError('no CHARSET after ENABLE UTF8=ACCEPT');
       const need = searchNeeds(node);
       const hits: [number, number, number][] = [];
       const n = sel.uids.length;
