@@ -20,9 +20,12 @@ export interface AuthResult {
  * Checks SMTP/IMAP credentials. Failures are logged (never the password) and slowed down per
  * remote address: each recent failure adds a second of delay (at most 10 s) before answering,
  * so guessing passwords over loopback is slow while a user who mistyped once barely notices.
+ * At most a few checks per remote address run at once (the rest wait their turn): otherwise a
+ * guesser opening many connections would wait out the delays in parallel.
  */
 export class Authenticator {
   private readonly failures = new Map<string, { count: number; last: number }>();
+  private readonly running = new Map<string, { active: number; waiting: (() => void)[] }>();
 
   constructor(
     private readonly accounts: readonly MailAccount[],
@@ -31,10 +34,45 @@ export class Authenticator {
       delayPerFailureMs?: number;
       maxDelayMs?: number;
       forgetAfterMs?: number;
+      /** Checks of one remote address that may run at once (default 4). */
+      maxConcurrentPerRemote?: number;
     } = {},
   ) {}
 
   async check(
+    user: string,
+    password: string,
+    remote: string,
+    protocol: 'smtp' | 'imap',
+  ): Promise<AuthResult> {
+    await this.acquire(remote);
+    try {
+      return await this.checkNow(user, password, remote, protocol);
+    } finally {
+      this.release(remote);
+    }
+  }
+
+  private async acquire(remote: string): Promise<void> {
+    const slot = this.running.get(remote) ?? { active: 0, waiting: [] };
+    this.running.set(remote, slot);
+    if (slot.active < (this.options.maxConcurrentPerRemote ?? 4)) {
+      slot.active++;
+      return;
+    }
+    // release() hands its place over, so `active` stays counted for the waiter.
+    await new Promise<void>((resolve) => slot.waiting.push(resolve));
+  }
+
+  private release(remote: string): void {
+    const slot = this.running.get(remote);
+    if (!slot) return;
+    const next = slot.waiting.shift();
+    if (next) next();
+    else if (--slot.active === 0) this.running.delete(remote);
+  }
+
+  private async checkNow(
     user: string,
     password: string,
     remote: string,

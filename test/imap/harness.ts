@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { join } from 'node:path';
-import { silentLogger } from '../../common/logger.ts';
+import { silentLogger, type Logger } from '../../common/logger.ts';
 import { openDatabase, type Db } from '../../store/db.ts';
 import { BlobStore } from '../../store/blobs.ts';
 import { Authenticator } from '../../gateway/auth.ts';
@@ -27,19 +29,22 @@ export interface Harness {
 }
 
 export async function startHarness(
-  opts: { allowInsecureAuth?: boolean; appendLimit?: number; maxConnections?: number } = {},
+  opts: {
+    allowInsecureAuth?: boolean;
+    appendLimit?: number;
+    maxConnections?: number;
+    log?: Logger;
+    auth?: { delayPerFailureMs?: number; maxDelayMs?: number; maxConcurrentPerRemote?: number };
+  } = {},
 ): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'kith-imap-test-'));
   if (!cachedTls) cachedTls = await ensureSelfSignedCertificate(mkdtempSync(join(tmpdir(), 'kith-tls-')));
   const tls = cachedTls;
-  const log = silentLogger();
+  const log = opts.log ?? silentLogger();
   const auth = new Authenticator(
     [{ user: USER, password: PASS, fingerprint: 'F'.repeat(40), addresses: [USER] }],
     log,
-    {
-      delayPerFailureMs: 50,
-      maxDelayMs: 200,
-    },
+    { delayPerFailureMs: 50, maxDelayMs: 200, ...opts.auth },
   );
   let db: Db;
   const h = {} as Harness;
@@ -84,6 +89,19 @@ export async function startHarness(
   });
   await boot({ port: 0, tlsPort: 0 });
   return h;
+}
+
+/** A log that keeps its records, so tests can check what was (and was not) logged. */
+export function capturingLogger(): { log: Logger; logs: Record<string, unknown>[] } {
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString().split('\n'))
+        if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { log: pino({ level: 'debug' }, sink), logs };
 }
 
 /** A small RFC 5322 message. */

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { writtenDay } from '../../gateway/imap/search.ts';
-import { PASS, USER, rawSession, startHarness, type Harness } from './harness.ts';
+import { PASS, USER, capturingLogger, rawSession, startHarness, type Harness } from './harness.ts';
 
 let h: Harness;
 beforeAll(async () => {
@@ -104,5 +104,49 @@ describe('UTF8=ACCEPT, LIST-EXTENDED options, MOVE into the same mailbox', () =>
     expect(await s.send('NOOP')).toEqual(['T5 OK NOOP completed']);
     expect(await s.send('COPY 1 Same')).toEqual(['* 2 EXISTS', `T6 OK [COPYUID ${uv} 1 2] COPY completed`]);
     s.close();
+  });
+});
+
+describe('wrong passwords', () => {
+  test('each failure from an address waits longer, is logged, and parallel guesses queue', async () => {
+    const { log, logs } = capturingLogger();
+    const a = await startHarness({
+      log,
+      auth: { delayPerFailureMs: 100, maxDelayMs: 300, maxConcurrentPerRemote: 2 },
+    });
+    try {
+      const s = await rawSession(a.port);
+      const times: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const started = Date.now();
+        expect(await s.send(`LOGIN "${USER}" "guess-${i}"`)).toEqual([
+          `T${i + 1} NO [AUTHENTICATIONFAILED] invalid credentials`,
+        ]);
+        times.push(Date.now() - started);
+      }
+      // 100 ms per recent failure from 127.0.0.1: about 100, 200, 300 ms.
+      expect(times[0]).toBeGreaterThanOrEqual(90);
+      expect(times[1]).toBeGreaterThanOrEqual(190);
+      expect(times[2]).toBeGreaterThanOrEqual(290);
+      expect(times[2]).toBeGreaterThan(times[0]! * 2);
+      const warnings = logs.filter((l) => l.msg === 'authentication failed');
+      expect(warnings).toHaveLength(3);
+      expect(warnings[2]).toMatchObject({ protocol: 'imap', remote: '127.0.0.1', user: USER, failures: 3 });
+      expect(JSON.stringify(logs)).not.toContain('guess-');
+
+      // Six guesses on six connections at once: two run at a time, 300 ms each, so about 900 ms
+      // (all six would end after ~300 ms if they waited in parallel).
+      const many = await Promise.all(Array.from({ length: 6 }, () => rawSession(a.port)));
+      const started = Date.now();
+      const answers = await Promise.all(many.map((c, i) => c.send(`LOGIN "${USER}" "again-${i}"`)));
+      const elapsed = Date.now() - started;
+      for (const r of answers) expect(r).toEqual(['T1 NO [AUTHENTICATIONFAILED] invalid credentials']);
+      expect(elapsed).toBeGreaterThanOrEqual(850);
+      expect(logs.filter((l) => l.msg === 'authentication failed')).toHaveLength(9);
+      expect((await s.send(`LOGIN "${USER}" "${PASS}"`)).at(-1)).toMatch(/^T4 OK /);
+      for (const c of [s, ...many]) c.close();
+    } finally {
+      await a.close();
+    }
   });
 });
