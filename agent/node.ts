@@ -111,12 +111,13 @@ export class KithNode {
   private async startAgent(): Promise<void> {
     const { config, log, identity, db } = this;
     this.trust = createTrustStore({ db, log: log.child({ part: 'trust' }) });
+    const extras = natExtras(config.p2p);
     this.links = createLinks({
       identity,
       trust: this.trust,
       config: config.p2p,
       log: log.child({ part: 'links' }),
-      extras: natExtras(config.p2p),
+      extras,
     });
     await this.links.start();
     this.parts.push({ name: 'links', stop: () => this.links.stop() });
@@ -126,6 +127,7 @@ export class KithNode {
       isTrusted: (peer) => this.trust.isTrustedAgent(peer as never),
       log: log.child({ part: 'nat' }),
       onLinkChange: (handler) => this.links.transport.onLinkChange(handler),
+      ice: extras.ice,
     });
     await nat.start();
     this.parts.push({ name: 'nat', stop: () => nat.stop() });

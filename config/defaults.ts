@@ -22,7 +22,7 @@ export function defaultConfig(): Config {
       addressTtlMs: 30 * DAY,
       relay: { enabled: false, maxReservations: 32, maxBytesPerConnection: 0 },
       relays: [],
-      stunPort: 0,
+      stunPort: 3478,
       upnp: false,
       directory: false,
     },

@@ -51,7 +51,7 @@ export const configSchema = z
           .strict(),
         /** Multiaddrs of trusted public neighbours to keep a relay reservation with. */
         relays: z.array(z.string().startsWith('/')),
-        /** UDP port of the STUN responder for trusted peers (0 = off). */
+        /** UDP port of the STUN responder for trusted peers, run by relay-enabled nodes (0 = off). */
         stunPort: port,
         upnp: z.boolean(),
         /** Answer "where is X?" with signed address records (never relays). */

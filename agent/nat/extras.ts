@@ -5,12 +5,12 @@ import {
 } from '@libp2p/circuit-relay-v2';
 import { uPnPNAT } from '@libp2p/upnp-nat';
 import { webRTC } from '@libp2p/webrtc';
-import { multiaddr } from '@multiformats/multiaddr';
 import type { Config } from '../../config/schema.ts';
 import { KithError } from '../../common/errors.ts';
 import type { NodeExtras } from '../links/node.ts';
+import { hostOf, IceServers } from './ice.ts';
 
-/** The IANA STUN port: a relay's STUN responder is looked for there unless told otherwise. */
+/** The IANA STUN port: where a relay answers STUN unless p2p.stunPort says otherwise. */
 export const DEFAULT_STUN_PORT = 3478;
 
 /**
@@ -44,8 +44,9 @@ export function relayServerInit(relay: Config['p2p']['relay']): CircuitRelayServ
 }
 
 /**
- * STUN servers for WebRTC: the trusted relays we reserve with, on their STUN port. Never an
- * empty list replaced by libp2p's defaults (third-party servers would learn who we talk to).
+ * STUN servers on the given port for a list of relays (for a fixed list; agents normally learn
+ * each relay's port, see IceServers). Never libp2p's third-party defaults: they would learn who
+ * we talk to.
  */
 export function stunServersFor(relays: readonly string[], port = DEFAULT_STUN_PORT): string[] {
   const servers = new Set<string>();
@@ -56,37 +57,24 @@ export function stunServersFor(relays: readonly string[], port = DEFAULT_STUN_PO
   return [...servers];
 }
 
-/** The IP or DNS name at the front of a multiaddr. */
-export function hostOf(address: string): string {
-  let components;
-  try {
-    components = multiaddr(address).getComponents();
-  } catch (err) {
-    throw new KithError('ERR_BAD_ADDRESS', `not a multiaddr: ${address}`, undefined, { cause: err });
-  }
-  const first = components[0];
-  if (first === undefined || !['ip4', 'ip6', 'dns', 'dns4', 'dns6'].includes(first.name) || !first.value) {
-    throw new KithError(
-      'ERR_BAD_ADDRESS',
-      `a relay address must start with an IP or a DNS name: ${address}`,
-      'e.g. /ip4/198.51.100.7/tcp/4410/p2p/12D3KooW...',
-    );
-  }
-  return first.value;
-}
-
 /** What the NAT layer adds to the node factory for one agent's p2p config. */
 export interface NatExtrasOptions {
-  /** STUN servers for ICE; defaults to the configured relays on DEFAULT_STUN_PORT. */
+  /**
+   * A fixed list of STUN servers for ICE instead of the default: each configured relay on the
+   * STUN port it tells us (IceServers, filled by createNat).
+   */
   stunServers?: string[];
 }
+
+/** The node extras, and the ICE server list createNat fills as relays tell their STUN ports. */
+export type NatNodeExtras = NodeExtras & { ice: IceServers };
 
 /**
  * Transports, services and listen addresses of the NAT layer. Every agent can dial relayed and
  * WebRTC addresses and accept WebRTC upgrades; only a relay-enabled agent runs the relay server;
  * UPnP only when configured (it talks to the router on the LAN).
  */
-export function natExtras(p2p: Config['p2p'], options: NatExtrasOptions = {}): NodeExtras {
+export function natExtras(p2p: Config['p2p'], options: NatExtrasOptions = {}): NatNodeExtras {
   // loadConfig refuses this already; configs built in code (tests, embedders) meet it here.
   if (p2p.directory && p2p.relay.enabled) {
     throw new KithError(
@@ -95,7 +83,7 @@ export function natExtras(p2p: Config['p2p'], options: NatExtrasOptions = {}): N
       'run the directory and the relay on different nodes',
     );
   }
-  const stunServers = options.stunServers ?? stunServersFor(p2p.relays);
+  const ice = new IceServers(p2p.relays, options.stunServers);
   const services: NonNullable<NodeExtras['services']> = {};
   if (p2p.relay.enabled) services.relay = circuitRelayServer(relayServerInit(p2p.relay)) as never;
   // The router's word that the mapping exists is taken as confirmation: confirming by dial-back
@@ -106,10 +94,13 @@ export function natExtras(p2p: Config['p2p'], options: NatExtrasOptions = {}): N
   return {
     transports: [
       circuitRelayTransport({ reservationCompletionTimeout: 5_000 }),
-      webRTC({ rtcConfiguration: { iceServers: stunServers.map((urls) => ({ urls })) } }),
+      // Read at every attempt: the relays' STUN ports are learned after the node starts. An
+      // empty list stays empty (libp2p's third-party defaults replace only a missing one).
+      webRTC({ rtcConfiguration: () => ({ iceServers: ice.urls().map((urls) => ({ urls })) }) }),
     ],
     services,
     listen: ['/webrtc'],
     addressDialTimeout: ADDRESS_DIAL_TIMEOUT_MS,
+    ice,
   };
 }

@@ -1,9 +1,10 @@
 import type { Config } from '../../config/schema.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { KithLibp2p } from '../links/node.ts';
-import type { Connection } from '@libp2p/interface';
+import type { Connection, IdentifyResult, PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { DirectUpgrader } from './direct.ts';
+import { askStunPort, serveStunPort, STUN_PORT_PROTOCOL, type IceServers } from './ice.ts';
 import { staleConnections } from './moved.ts';
 import { ReservationSupervisor } from './reservations.ts';
 import { StunResponder, trustedSourceIps } from './stun.ts';
@@ -14,7 +15,9 @@ export {
   stunServersFor,
   DEFAULT_STUN_PORT,
   type NatExtrasOptions,
+  type NatNodeExtras,
 } from './extras.ts';
+export { IceServers, STUN_PORT_PROTOCOL, askStunPort, hostOf } from './ice.ts';
 export { ReservationSupervisor, relayCircuitAddress, retryDelay, type RelayStatus } from './reservations.ts';
 export { StunResponder, trustedSourceIps } from './stun.ts';
 export { DirectUpgrader, shouldUpgrade, isRelayed, webrtcAddressFor } from './direct.ts';
@@ -35,13 +38,15 @@ export interface NatOptions {
    * after it opened (an invitation) is upgraded when it comes up.
    */
   onLinkChange?: (handler: (peer: string, up: boolean) => void) => void;
+  /** natExtras(config).ice: filled with each relay's STUN port as the relays tell it. */
+  ice?: IceServers;
 }
 
 /** The running NAT layer of one agent. */
 export interface Nat {
   /** Keeps our reservations with config.relays (absent when none are configured). */
   readonly reservations: ReservationSupervisor | undefined;
-  /** Answers STUN for trusted peers (absent when config.stunPort is 0). */
+  /** Answers STUN for trusted peers (only on a relay-enabled node with config.stunPort > 0). */
   readonly stun: StunResponder | undefined;
   /** Upgrades relayed links to direct WebRTC connections. */
   readonly direct: DirectUpgrader;
@@ -64,8 +69,9 @@ export function createNat(options: NatOptions): Nat {
           log: log.child({ part: 'relay-reservations' }),
         })
       : undefined;
+  // Only relays answer STUN: ICE asks only the relays an agent reserves with (6.3).
   const stun =
-    config.stunPort > 0
+    config.relay.enabled && config.stunPort > 0
       ? new StunResponder({
           port: config.stunPort,
           isAllowed: (ip) => trustedSourceIps(node.getConnections(), isTrusted).has(ip),
@@ -93,18 +99,45 @@ export function createNat(options: NatOptions): Nat {
       stale?.abort(new Error('the peer connected from a new address'));
     }
   };
+  // Learn each relay's STUN port once identify says it serves the question (on every new
+  // connection to it: a restarted relay may have another port).
+  const ice = options.ice;
+  const learn = (relay: PeerId): void => {
+    if (ice === undefined) return;
+    askStunPort(node, relay, log)
+      .then((port) => {
+        ice.learn(relay.toString(), port);
+        log.debug({ relay: relay.toString(), port }, 'learned the relay STUN port');
+      })
+      .catch(() => undefined);
+  };
+  const onIdentify = (event: CustomEvent<IdentifyResult>): void => {
+    const { peerId, protocols } = event.detail;
+    if (ice?.isRelay(peerId.toString()) && protocols.includes(STUN_PORT_PROTOCOL)) learn(peerId);
+  };
   return {
     reservations,
     stun,
     direct,
     async start() {
       await stun?.start();
+      if (config.relay.enabled) {
+        await serveStunPort(node, () => (stun === undefined ? 0 : stun.port()), isTrusted);
+      }
+      if (ice !== undefined) {
+        node.addEventListener('peer:identify', onIdentify);
+        // Relays we were linked with before the NAT layer started (identify already happened).
+        const linked = new Map(node.getConnections().map((c) => [c.remotePeer.toString(), c.remotePeer]));
+        for (const [peer, id] of linked) if (ice.isRelay(peer)) learn(id);
+      }
       reservations?.start();
       if (autoUpgrade) direct.start();
       if (config.relay.enabled) node.addEventListener('connection:open', onOpen);
     },
     async stop() {
       node.removeEventListener('connection:open', onOpen);
+      node.removeEventListener('peer:identify', onIdentify);
+      if (config.relay.enabled) await node.unhandle(STUN_PORT_PROTOCOL).catch(() => undefined);
       await direct.stop();
       await reservations?.stop();
       await stun?.stop();

@@ -8,7 +8,10 @@ import type { Config } from '../../config/schema.ts';
 import { silentLogger } from '../../common/logger.ts';
 import { createNode, type KithLibp2p } from '../../agent/links/node.ts';
 import {
+  createNat,
+  DEFAULT_STUN_PORT,
   DirectUpgrader,
+  IceServers,
   natExtras,
   relayCircuitAddress,
   relayServerInit,
@@ -109,6 +112,33 @@ describe('STUN responder over real UDP', () => {
       log: silentLogger(),
     });
     await expect(second.start()).rejects.toMatchObject({ code: 'ERR_STUN_LISTEN' });
+  });
+});
+
+describe('STUN configuration', () => {
+  test('ICE uses each relay on the STUN port it told us, nothing before, never a guessed port', () => {
+    const ice = new IceServers([
+      `/ip4/45.10.0.1/tcp/4410/p2p/${RELAY}`,
+      `/dns4/r.example.org/tcp/1/p2p/${PEER}`,
+    ]);
+    expect(ice.isRelay(RELAY)).toBe(true);
+    expect(ice.isRelay('12D3KooWSomeoneElse')).toBe(false);
+    expect(ice.urls()).toEqual([]);
+    ice.learn(RELAY, 3479);
+    ice.learn(PEER, 0); // that relay answers no STUN
+    expect(ice.urls()).toEqual(['stun:45.10.0.1:3479']);
+    expect(new IceServers([], ['stun:10.0.0.1:1']).urls()).toEqual(['stun:10.0.0.1:1']);
+  });
+
+  test('a relay-enabled node answers STUN by default; other nodes do not', async () => {
+    expect(defaultConfig().p2p.stunPort).toBe(DEFAULT_STUN_PORT);
+    const node = { addEventListener: () => undefined } as never;
+    const nat = (config: Config['p2p']) =>
+      createNat({ config, node, isTrusted: () => true, log: silentLogger() });
+    const relay = { enabled: true, maxReservations: 4, maxBytesPerConnection: 0 };
+    expect(nat(p2p({ relay })).stun).toBeDefined();
+    expect(nat(p2p({ relay, stunPort: 0 })).stun).toBeUndefined();
+    expect(nat(p2p()).stun).toBeUndefined();
   });
 });
 

@@ -26,6 +26,7 @@ export interface AgentOptions {
   /** Kept across restarts: same keys, same trust. */
   dataDir: string;
   p2p: Partial<Config['p2p']>;
+  /** A fixed STUN list for ICE; by default each relay's, on the port it tells (IceServers). */
   stunServers?: string[];
   /** Upgrade relayed links to WebRTC on its own, as a node does (default true); false: the test calls upgrade. */
   autoUpgrade?: boolean;
@@ -47,13 +48,8 @@ const identity = hasIdentity(db)
   : await createIdentity(db, { name: options.name, email: `${options.name}@example.org`, passphrase });
 const trust = createTrustStore({ db, log });
 const p2p: Config['p2p'] = { ...defaultConfig().p2p, ...options.p2p };
-const links = createLinks({
-  identity,
-  trust,
-  config: p2p,
-  log,
-  extras: natExtras(p2p, { stunServers: options.stunServers }),
-});
+const extras = natExtras(p2p, { stunServers: options.stunServers });
+const links = createLinks({ identity, trust, config: p2p, log, extras });
 await links.start();
 const node = links.libp2p;
 const isTrusted = (peer: string): boolean => trust.isTrustedAgent(peer as AgentId);
@@ -64,6 +60,7 @@ const nat = createNat({
   log,
   autoUpgrade: options.autoUpgrade ?? true,
   onLinkChange: (handler) => links.transport.onLinkChange(handler),
+  ice: extras.ice,
 });
 
 // Frames "ping:X" are answered with "pong:X"; waiters resolve on the pong.
@@ -166,6 +163,10 @@ const commands: Record<string, (args: Args) => Promise<unknown> | unknown> = {
     return Date.now() - started;
   },
   stunCounts: () => nat.stun?.counts ?? null,
+  /** The STUN servers ICE would use now (learned from the relays). */
+  iceServers: () => extras.ice.urls(),
+  waitIceServers: ({ timeoutMs }) =>
+    waitFor(() => extras.ice.urls().length > 0, 'a STUN server for ICE', Number(timeoutMs ?? 10_000)),
   stunProbe: ({ host, port, timeoutMs }) => stunProbe(String(host), Number(port), Number(timeoutMs ?? 1_000)),
   stop: async () => {
     await nat.stop();

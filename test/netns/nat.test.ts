@@ -10,7 +10,8 @@ const suite = unavailable ? describe.skip : describe;
 type Info = { agentId: string; fingerprint: string; addresses: string[] };
 type Conn = { peer: string; address: string; relayed: boolean; webrtc: boolean };
 
-const STUN = `stun:${RELAY_IP}:3478`;
+// Not the IANA default (3478): agents must learn it from the relay, not assume it.
+const STUN_PORT = 3479;
 
 suite('NAT traversal in network namespaces', () => {
   let lab: Lab;
@@ -32,7 +33,7 @@ suite('NAT traversal in network namespaces', () => {
         // A public listening address is announced only once confirmed (NOTES.md): say it.
         announce: [`/ip4/${RELAY_IP}/tcp/4410`],
         relay: { enabled: true, maxReservations: 8, maxBytesPerConnection: 0 },
-        stunPort: 3478,
+        stunPort: STUN_PORT,
       },
     });
     await agent.request('startNat');
@@ -50,7 +51,6 @@ suite('NAT traversal in network namespaces', () => {
         name,
         dataDir: lab.dataDir(),
         p2p: { listen: [`/ip4/${lab.sites[site].hostIp}/tcp/4410`], relays: [relayAddress] },
-        stunServers: [STUN],
         // These two are upgraded by hand (the test below times it); carol shows the automatic path.
         autoUpgrade: false,
       });
@@ -74,6 +74,13 @@ suite('NAT traversal in network namespaces', () => {
     expect(relayed).toContain(`${relayAddress}/p2p-circuit/p2p/${aliceInfo.agentId}`);
   });
 
+  test("NATed agents learn the relay's STUN port for ICE (not the IANA default)", async () => {
+    for (const agent of [alice, bob]) {
+      await agent.request('waitIceServers', { timeoutMs: 5_000 });
+      expect(await agent.request('iceServers')).toEqual([`stun:${RELAY_IP}:${STUN_PORT}`]);
+    }
+  });
+
   test('two NATed agents become trusted and exchange frames through the relay', async () => {
     // Alice's invitation names her relayed address: Bob cannot reach her any other way.
     const code = await alice.request<string>('invite');
@@ -93,7 +100,6 @@ suite('NAT traversal in network namespaces', () => {
       name: 'mallory',
       dataDir: lab.dataDir(),
       p2p: { listen: [`/ip4/${lab.sites[2].hostIp}/tcp/4410`], relays: [relayAddress] },
-      stunServers: [STUN],
     });
     try {
       const malloryId = (await mallory.request<Info>('info')).agentId;
@@ -113,8 +119,8 @@ suite('NAT traversal in network namespaces', () => {
       expect(await alice.request<Conn[]>('connections', { peer: malloryId })).toEqual([]);
       expect(await relay.request<Conn[]>('connections', { peer: malloryId })).toEqual([]);
       // STUN: silence for the stranger, an answer (her NAT's public address) for a trusted peer.
-      expect(await mallory.request('stunProbe', { host: RELAY_IP, port: 3478 })).toBeNull();
-      expect(await alice.request('stunProbe', { host: RELAY_IP, port: 3478 })).toMatch(
+      expect(await mallory.request('stunProbe', { host: RELAY_IP, port: STUN_PORT })).toBeNull();
+      expect(await alice.request('stunProbe', { host: RELAY_IP, port: STUN_PORT })).toMatch(
         new RegExp(`^${lab.sites[0].publicIp.replaceAll('.', '\\.')}:`),
       );
       expect((await relay.request<{ ignored: number }>('stunCounts')).ignored).toBeGreaterThan(0);
@@ -131,7 +137,6 @@ suite('NAT traversal in network namespaces', () => {
       name: 'carol',
       dataDir: lab.dataDir(),
       p2p: { listen: [`/ip4/${lab.sites[2].hostIp}/tcp/4410`], relays: [relayAddress] },
-      stunServers: [STUN],
     });
     try {
       await carol.request('accept', { code: await relay.request('invite') });
@@ -205,7 +210,7 @@ suite('NAT traversal in network namespaces', () => {
     await bob.request('dial', { address: `${relayAddress}/p2p-circuit/p2p/${aliceInfo.agentId}` });
     await bob.request('roundtrip', { to: aliceInfo.agentId, text: 'found again' });
     // STUN trust followed her: the relay now answers her new address.
-    expect(await alice.request('stunProbe', { host: RELAY_IP, port: 3478 })).toMatch(
+    expect(await alice.request('stunProbe', { host: RELAY_IP, port: STUN_PORT })).toMatch(
       new RegExp(`^${newIp.replaceAll('.', '\\.')}:`),
     );
     console.info(`alice reserved again from her new address ${backMs} ms after it changed`);
