@@ -33,6 +33,46 @@ export interface DiscoveryOptions {
   rings?: number[];
   /** Simulator: resolves when the network is idle; ends a ring instead of the timeout. */
   quiesce?: () => Promise<void>;
+  /** Tests: the source of the "keep at the top" choices (default Math.random). */
+  random?: () => number;
+}
+
+/** One copy of a request as a node hands it on. */
+export interface Onward {
+  to: AgentId;
+  ttl: number;
+  travelled: number;
+}
+
+/**
+ * Who gets a request, with which hop limit and hops-travelled count: the same rule for the asker
+ * (which treats its own question as one received with hop limit ring + 1 and travelled 0) and for
+ * every relay. Why, in the spirit of Freenet's HTL: were the asker to send travelled 0 and relays
+ * always add 1, a neighbour seeing 0 would know it came from the asker. Here a request "at the top"
+ * (travelled 0) stays at the top, hop limit unchanged, for at most one neighbour chosen at random
+ * (with probability 1/2), and goes to every other neighbour with hop limit − 1 and travelled 1; below
+ * the top it is hop limit − 1 and travelled + 1 for all. So what the asker sends is exactly what a
+ * relay sends for a request that reached it at the top, and a neighbour cannot tell them apart. The
+ * top is kept for one neighbour at most, so the extra reach is a walk that stops with probability
+ * 1/2 at each hop (one hop on average) rather than a second flood; below the top the hop limit
+ * always falls, and duplicate suppression and rate limits work on the query id as before.
+ */
+export function onward(
+  ttl: number,
+  travelled: number,
+  neighbours: readonly AgentId[],
+  random: () => number = Math.random,
+): Onward[] {
+  const out: Onward[] = [];
+  const keeper =
+    travelled === 0 && ttl > 1 && neighbours.length > 0 && random() < 0.5
+      ? neighbours[Math.floor(random() * neighbours.length)]
+      : undefined;
+  for (const to of neighbours) {
+    if (to === keeper) out.push({ to, ttl, travelled: 0 });
+    else if (ttl > 1) out.push({ to, ttl: ttl - 1, travelled: Math.min(travelled + 1, 255) });
+  }
+  return out;
 }
 
 interface Query {
@@ -136,11 +176,12 @@ export class Discovery {
     };
     const answered = new Promise<void>((resolve) => (query.wake = resolve));
     this.remember(id.toString('hex'), query);
-    const frame = requestFrame(id, target, ttl, 0, wantKey ? FLAG_WANT_KEY : 0);
     count('discovery_asked');
+    // As if received at the top with one more hop: neighbours get hop limit `ttl` (one may get the top).
+    const copies = onward(Math.min(ttl + 1, MAX_HOPS), 0, transport.neighbours(), options.random);
     await Promise.all(
-      transport.neighbours().map((n) =>
-        transport.send(n, frame).then(
+      copies.map((c) =>
+        transport.send(c.to, requestFrame(id, target, c.ttl, c.travelled, wantKey ? FLAG_WANT_KEY : 0)).then(
           () => count('discovery_frames_sent'),
           () => undefined,
         ),
@@ -202,11 +243,10 @@ export class Discovery {
       }
       return;
     }
-    if (ttl <= 1) return;
-    const onward = requestFrame(buf.subarray(2, 18), target, ttl - 1, travelled + 1, flags & FLAG_WANT_KEY);
-    for (const n of transport.neighbours()) {
-      if (n === from || n === keys.id) continue;
-      await transport.send(n, onward).then(
+    const others = transport.neighbours().filter((n) => n !== from && n !== keys.id);
+    for (const c of onward(ttl, travelled, others, this.deps.options.random)) {
+      const frame = requestFrame(buf.subarray(2, 18), target, c.ttl, c.travelled, flags & FLAG_WANT_KEY);
+      await transport.send(c.to, frame).then(
         () => count('discovery_frames_sent'),
         () => undefined,
       );
