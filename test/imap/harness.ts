@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -19,6 +19,8 @@ let cachedTls: TlsMaterial | null = null;
 /** A real store + server on 127.0.0.1 port 0 in a temp dir; restart() keeps the data. */
 export interface Harness {
   dir: string;
+  /** Where the server spools big literals. */
+  spool: string;
   store: MailStore;
   server: ImapServer;
   port: number;
@@ -64,6 +66,7 @@ export async function startHarness(
       allowInsecureAuth: opts.allowInsecureAuth ?? true,
       appendLimit: opts.appendLimit ?? 50 * 1024 * 1024,
       maxConnections: opts.maxConnections,
+      tmpDir: join(dir, 'spool'),
       log,
     });
     const bound = await h.server.start();
@@ -75,8 +78,10 @@ export async function startHarness(
     await h.store.stop();
     db.close();
   };
+  mkdirSync(join(dir, 'spool'), { recursive: true });
   Object.assign(h, {
     dir,
+    spool: join(dir, 'spool'),
     tls,
     async restart() {
       await shutdown();

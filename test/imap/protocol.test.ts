@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { writtenDay } from '../../gateway/imap/search.ts';
 import { PASS, USER, capturingLogger, rawSession, startHarness, type Harness } from './harness.ts';
 
@@ -148,5 +150,300 @@ describe('wrong passwords', () => {
     } finally {
       await a.close();
     }
+  });
+});
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('scripted sessions with exact responses', () => {
+  test('a literal past 256 KiB spills to disk (synchronising and LITERAL+), and the file goes', async () => {
+    h.store.createMailbox('Spill');
+    const s = await login();
+    const body = 'y'.repeat(76) + '\r\n';
+    const msg = Buffer.from(`Subject: spill\r\n\r\n${body.repeat(4000)}`, 'latin1'); // 312,018 bytes
+    expect(msg.length).toBeGreaterThan(256 * 1024);
+    for (const plus of ['', '+']) {
+      s.write(`A${plus ? 'P' : 'S'} APPEND Spill {${msg.length}${plus}}\r\n`);
+      if (!plus) expect(await s.readUntil((t) => t.endsWith('\r\n'))).toBe('+ Ready for literal data\r\n');
+      s.write(msg.subarray(0, 300_000));
+      let files: string[] = [];
+      for (let i = 0; i < 100 && files.length === 0; i++) {
+        await sleep(10);
+        files = readdirSync(h.spool).filter((f) => f.startsWith('lit-'));
+      }
+      expect(files).toHaveLength(1);
+      for (let i = 0; i < 100 && statSync(join(h.spool, files[0]!)).size < 300_000; i++) await sleep(10);
+      expect(statSync(join(h.spool, files[0]!)).size).toBe(300_000);
+      s.write(Buffer.concat([msg.subarray(300_000), Buffer.from('\r\n')]));
+      const done = await s.readUntil((t) => /A[SP] OK[^\r\n]*\r\n/.test(t));
+      expect(done).toMatch(/^A[SP] OK \[APPENDUID \d+ [12]\] APPEND completed\r\n$/);
+      expect(readdirSync(h.spool)).toEqual([]);
+    }
+    expect((await s.send('STATUS Spill (MESSAGES SIZE)'))[0]).toBe(
+      `* STATUS "Spill" (MESSAGES 2 SIZE ${2 * msg.length})`,
+    );
+    s.close();
+  });
+
+  test('LOGIN and AUTHENTICATE are refused without TLS', async () => {
+    const strict = await startHarness({ allowInsecureAuth: false });
+    try {
+      const s = await rawSession(strict.port);
+      expect(s.greeting).toMatch(/ STARTTLS LOGINDISABLED\] /);
+      expect(s.greeting).not.toContain('AUTH=PLAIN');
+      expect(await s.send(`LOGIN "${USER}" "${PASS}"`)).toEqual([
+        'T1 NO [PRIVACYREQUIRED] use STARTTLS first',
+      ]);
+      const plain = Buffer.from(`\0${USER}\0${PASS}`).toString('base64');
+      expect(await s.send(`AUTHENTICATE PLAIN ${plain}`)).toEqual([
+        'T2 NO [PRIVACYREQUIRED] use STARTTLS first',
+      ]);
+      expect(await s.send('SELECT INBOX')).toEqual(['T3 BAD SELECT is not allowed in the notauth state']);
+      s.close();
+    } finally {
+      await strict.close();
+    }
+  });
+
+  test('CONDSTORE: FETCH MODSEQ, +FLAGS.SILENT, STORE UNCHANGEDSINCE, FETCH CHANGEDSINCE, SEARCH MODSEQ', async () => {
+    h.store.createMailbox('Cond');
+    for (let i = 1; i <= 3; i++)
+      await h.store.deliver({ mailbox: 'Cond', raw: message(`c${i}`, 'Mon, 2 Mar 2026 10:00 +0000') });
+    // Without CONDSTORE, .SILENT says nothing.
+    const quiet = await login('Cond');
+    expect(await quiet.send('STORE 3 +FLAGS.SILENT (\\Answered)')).toEqual(['T3 OK STORE completed']);
+    expect(await quiet.send('STORE 3 -FLAGS (\\Answered)')).toEqual([
+      '* 3 FETCH (FLAGS ())',
+      'T4 OK STORE completed',
+    ]);
+    quiet.close();
+    // A new mailbox starts at MODSEQ 1; the three deliveries got 2, 3, 4; the two STOREs 5, 6.
+    const s = await login();
+    expect((await s.send('SELECT Cond (CONDSTORE)')).filter((l) => l.includes('MODSEQ'))).toEqual([
+      '* OK [HIGHESTMODSEQ 6] highest',
+    ]);
+    expect(await s.send('FETCH 1:* (MODSEQ)')).toEqual([
+      '* 1 FETCH (MODSEQ (2))',
+      '* 2 FETCH (MODSEQ (3))',
+      '* 3 FETCH (MODSEQ (6))',
+      'T3 OK FETCH completed',
+    ]);
+    expect(await s.send('STORE 1 +FLAGS.SILENT (\\Seen)')).toEqual([
+      '* 1 FETCH (MODSEQ (7))',
+      'T4 OK STORE completed',
+    ]);
+    expect(await s.send('STORE 1:2 (UNCHANGEDSINCE 6) +FLAGS (\\Flagged)')).toEqual([
+      '* 2 FETCH (FLAGS (\\Flagged) MODSEQ (8))',
+      'T5 OK [MODIFIED 1] conditional STORE failed for some messages',
+    ]);
+    expect(await s.send('UID STORE 1 (UNCHANGEDSINCE 7) +FLAGS.SILENT ($Label1)')).toEqual([
+      '* 1 FETCH (UID 1 MODSEQ (9))',
+      'T6 OK STORE completed',
+    ]);
+    expect(await s.send('FETCH 1:* (FLAGS) (CHANGEDSINCE 7)')).toEqual([
+      '* 1 FETCH (FLAGS (\\Seen $Label1) MODSEQ (9))',
+      '* 2 FETCH (FLAGS (\\Flagged) MODSEQ (8))',
+      'T7 OK FETCH completed',
+    ]);
+    expect(await s.send('UID FETCH 1:* (FLAGS) (CHANGEDSINCE 8)')).toEqual([
+      '* 1 FETCH (UID 1 FLAGS (\\Seen $Label1) MODSEQ (9))',
+      'T8 OK FETCH completed',
+    ]);
+    expect(await s.send('SEARCH MODSEQ 8')).toEqual(['* SEARCH 1 2 (MODSEQ 9)', 'T9 OK SEARCH completed']);
+    expect(await s.send('SEARCH MODSEQ 10')).toEqual(['* SEARCH', 'T10 OK SEARCH completed']);
+    s.close();
+  });
+
+  test('partial BODY[]<n.m>, HEADER.FIELDS.NOT, sections', async () => {
+    h.store.createMailbox('Parts');
+    const raw = Buffer.from(
+      'From: bob@example.net\r\nSubject: parts\r\nDate: Mon, 2 Mar 2026 10:00 +0000\r\nX-Extra: yes\r\n\r\n0123456789abcdef\r\n',
+    );
+    await h.store.deliver({ mailbox: 'Parts', raw });
+    const s = await login('Parts');
+    expect(await s.sendText('FETCH 1 (BODY.PEEK[]<0.10>)')).toBe(
+      '* 1 FETCH (BODY[]<0> {10}\r\nFrom: bob@)\r\nT3 OK FETCH completed\r\n',
+    );
+    const at = raw.indexOf('0123');
+    expect(await s.sendText(`FETCH 1 (BODY.PEEK[]<${at + 10}.100>)`)).toBe(
+      `* 1 FETCH (BODY[]<${at + 10}> {8}\r\nabcdef\r\n)\r\nT4 OK FETCH completed\r\n`,
+    );
+    expect(await s.sendText('FETCH 1 (BODY.PEEK[TEXT]<4.6>)')).toBe(
+      '* 1 FETCH (BODY[TEXT]<4> {6}\r\n456789)\r\nT5 OK FETCH completed\r\n',
+    );
+    expect(await s.sendText('FETCH 1 (BODY.PEEK[HEADER.FIELDS.NOT (Subject Date)])')).toBe(
+      '* 1 FETCH (BODY[HEADER.FIELDS.NOT (Subject Date)] {39}\r\nFrom: bob@example.net\r\nX-Extra: yes\r\n\r\n)\r\nT6 OK FETCH completed\r\n',
+    );
+    // PEEK left \Seen alone; BODY[] sets it and says so.
+    expect(await s.sendText('FETCH 1 (BODY[TEXT])')).toBe(
+      '* 1 FETCH (BODY[TEXT] {18}\r\n0123456789abcdef\r\n FLAGS (\\Seen))\r\nT7 OK FETCH completed\r\n',
+    );
+    s.close();
+  });
+
+  test('LIST-STATUS, LIST-EXTENDED (SUBSCRIBED, SPECIAL-USE), LSUB, SUBSCRIBE, UNSUBSCRIBE', async () => {
+    h.store.createMailbox('Listed');
+    await h.store.deliver({ mailbox: 'Listed', raw: message('l', 'Mon, 2 Mar 2026 10:00 +0000') });
+    const s = await login();
+    const uv = h.store.mailbox('Listed').uidValidity;
+    expect(await s.send('LIST "" "Listed" RETURN (STATUS (MESSAGES UIDNEXT UIDVALIDITY UNSEEN))')).toEqual([
+      '* LIST (\\HasNoChildren) "/" "Listed"',
+      `* STATUS "Listed" (MESSAGES 1 UIDNEXT 2 UIDVALIDITY ${uv} UNSEEN 1)`,
+      'T2 OK LIST completed',
+    ]);
+    expect(await s.send('LIST (SPECIAL-USE) "" "*"')).toEqual([
+      '* LIST (\\HasNoChildren \\Archive) "/" "Archive"',
+      '* LIST (\\HasNoChildren \\Drafts) "/" "Drafts"',
+      '* LIST (\\HasNoChildren \\Junk) "/" "Junk"',
+      '* LIST (\\HasNoChildren \\Sent) "/" "Sent"',
+      '* LIST (\\HasNoChildren \\Trash) "/" "Trash"',
+      'T3 OK LIST completed',
+    ]);
+    expect(await s.send('LIST "" "T%" RETURN (SPECIAL-USE SUBSCRIBED)')).toEqual([
+      '* LIST (\\HasNoChildren \\Trash \\Subscribed) "/" "Trash"',
+      'T4 OK LIST completed',
+    ]);
+    expect(await s.send('UNSUBSCRIBE Listed')).toEqual(['T5 OK UNSUBSCRIBE completed']);
+    expect(await s.send('LIST (SUBSCRIBED) "" "Listed"')).toEqual(['T6 OK LIST completed']);
+    expect(await s.send('LSUB "" "Listed"')).toEqual(['T7 OK LSUB completed']);
+    expect(await s.send('LIST "" "Listed" RETURN (SUBSCRIBED)')).toEqual([
+      '* LIST (\\HasNoChildren) "/" "Listed"',
+      'T8 OK LIST completed',
+    ]);
+    expect(await s.send('SUBSCRIBE Listed')).toEqual(['T9 OK SUBSCRIBE completed']);
+    expect(await s.send('LSUB "" "List%"')).toEqual([
+      '* LSUB (\\HasNoChildren) "/" "Listed"',
+      'T10 OK LSUB completed',
+    ]);
+    expect(await s.send('LIST (SUBSCRIBED) "" "Listed"')).toEqual([
+      '* LIST (\\HasNoChildren \\Subscribed) "/" "Listed"',
+      'T11 OK LIST completed',
+    ]);
+    expect(await s.send('SUBSCRIBE Nowhere')).toEqual(['T12 NO [NONEXISTENT] no mailbox named Nowhere']);
+    s.close();
+  });
+
+  test('ID, NAMESPACE, ENABLE, CHECK, UNSELECT, CLOSE, UID EXPUNGE', async () => {
+    h.store.createMailbox('Life');
+    for (let i = 1; i <= 4; i++)
+      await h.store.deliver({ mailbox: 'Life', raw: message(`m${i}`, 'Mon, 2 Mar 2026 10:00 +0000') });
+    const s = await rawSession(h.port);
+    expect(await s.send('ID ("name" "test" "version" "1")')).toEqual([
+      '* ID ("name" "Kith" "vendor" "Kith")',
+      'T1 OK ID completed',
+    ]);
+    expect(await s.send('NAMESPACE')).toEqual(['T2 BAD NAMESPACE is not allowed in the notauth state']);
+    await s.send(`LOGIN "${USER}" "${PASS}"`);
+    expect(await s.send('NAMESPACE')).toEqual([
+      '* NAMESPACE (("" "/")) NIL NIL',
+      'T4 OK NAMESPACE completed',
+    ]);
+    expect(await s.send('ENABLE CONDSTORE X-UNKNOWN')).toEqual([
+      '* ENABLED CONDSTORE',
+      'T5 OK ENABLE completed',
+    ]);
+    expect(await s.send('ENABLE CONDSTORE')).toEqual(['* ENABLED', 'T6 OK ENABLE completed']);
+    expect(await s.send('CHECK')).toEqual(['T7 BAD CHECK is not allowed in the auth state']);
+    await s.send('SELECT Life');
+    expect(await s.send('CHECK')).toEqual(['T9 OK NOOP completed']);
+    // UID EXPUNGE removes only the UIDs named, even if others are \Deleted.
+    await s.send('STORE 1:3 +FLAGS.SILENT (\\Deleted)');
+    expect(await s.send('UID EXPUNGE 2:3')).toEqual([
+      '* 2 EXPUNGE',
+      '* 2 EXPUNGE',
+      'T11 OK EXPUNGE completed',
+    ]);
+    expect(await s.send('UID FETCH 1:* (FLAGS)')).toEqual([
+      '* 1 FETCH (UID 1 FLAGS (\\Deleted))',
+      '* 2 FETCH (UID 4 FLAGS ())',
+      'T12 OK FETCH completed',
+    ]);
+    // UNSELECT leaves \Deleted messages; CLOSE expunges them, silently.
+    expect(await s.send('UNSELECT')).toEqual(['T13 OK UNSELECT completed']);
+    expect(await s.send('UNSELECT')).toEqual(['T14 BAD UNSELECT is not allowed in the auth state']);
+    expect((await s.send('STATUS Life (MESSAGES DELETED)'))[0]).toBe(
+      '* STATUS "Life" (MESSAGES 2 DELETED 1)',
+    );
+    await s.send('SELECT Life');
+    expect(await s.send('CLOSE')).toEqual(['T17 OK CLOSE completed']);
+    expect((await s.send('STATUS Life (MESSAGES DELETED)'))[0]).toBe(
+      '* STATUS "Life" (MESSAGES 1 DELETED 0)',
+    );
+    // EXAMINE then CLOSE expunges nothing.
+    await s.send('SELECT Life');
+    await s.send('STORE 1 +FLAGS.SILENT (\\Deleted)');
+    await s.send('EXAMINE Life');
+    expect(await s.send('CLOSE')).toEqual(['T22 OK CLOSE completed']);
+    expect((await s.send('STATUS Life (MESSAGES)'))[0]).toBe('* STATUS "Life" (MESSAGES 1)');
+    s.close();
+  });
+
+  test('SEARCH: date keys, OR/NOT, LARGER/SMALLER, HEADER, sequence sets', async () => {
+    h.store.createMailbox('Find');
+    const day = (d: number): Date => new Date(Date.UTC(2026, 1, d, 12));
+    await h.store.deliver({
+      mailbox: 'Find',
+      raw: Buffer.from('From: bob@example.net\r\nSubject: alpha\r\nX-Tag: red\r\n\r\nshort\r\n'),
+      internalDate: day(1),
+    });
+    await h.store.deliver({
+      mailbox: 'Find',
+      raw: Buffer.from(
+        `From: carol@example.com\r\nSubject: beta\r\nX-Tag: blue\r\n\r\n${'x'.repeat(2000)}\r\n`,
+      ),
+      internalDate: day(2),
+      flags: ['\\Seen'],
+    });
+    await h.store.deliver({
+      mailbox: 'Find',
+      raw: Buffer.from(`From: bob@example.net\r\nSubject: gamma\r\n\r\n${'medium '.repeat(50)}\r\n`),
+      internalDate: day(3),
+    });
+    const s = await login('Find');
+    const search = async (keys: string): Promise<string> => (await s.send(`SEARCH ${keys}`))[0]!;
+    expect(await search('SINCE 2-Feb-2026')).toBe('* SEARCH 2 3');
+    expect(await search('BEFORE 2-Feb-2026')).toBe('* SEARCH 1');
+    expect(await search('ON 2-Feb-2026')).toBe('* SEARCH 2');
+    expect(await search('SINCE 4-Feb-2026')).toBe('* SEARCH');
+    expect(await search('OR SUBJECT alpha SUBJECT gamma')).toBe('* SEARCH 1 3');
+    expect(await search('NOT FROM bob')).toBe('* SEARCH 2');
+    expect(await search('OR SEEN NOT FROM carol')).toBe('* SEARCH 1 2 3');
+    expect(await search('NOT (SEEN)')).toBe('* SEARCH 1 3');
+    expect(await search('LARGER 1000')).toBe('* SEARCH 2');
+    expect(await search('SMALLER 100')).toBe('* SEARCH 1');
+    expect(await search('LARGER 100 SMALLER 1000')).toBe('* SEARCH 3');
+    expect(await search('HEADER X-Tag red')).toBe('* SEARCH 1');
+    expect(await search('HEADER X-Tag ""')).toBe('* SEARCH 1 2');
+    expect(await search('2:*')).toBe('* SEARCH 2 3');
+    expect(await search('1,3')).toBe('* SEARCH 1 3');
+    expect(await search('*')).toBe('* SEARCH 3');
+    expect(await search('3:2 FROM bob')).toBe('* SEARCH 3');
+    expect((await s.send('UID SEARCH UID 2:3 NOT SUBJECT beta'))[0]).toBe('* SEARCH 3');
+    expect(await s.send('SEARCH 1:x')).toEqual(['T21 BAD unknown search key 1:X']);
+    expect(await s.send('SEARCH SINCE 2-Foo-2026')).toEqual(['T22 BAD SINCE needs a date']);
+    s.close();
+  });
+
+  test('a second session hears EXISTS, FETCH FLAGS and EXPUNGE on NOOP, outside IDLE', async () => {
+    h.store.createMailbox('Shared');
+    await h.store.deliver({ mailbox: 'Shared', raw: message('s1', 'Mon, 2 Mar 2026 10:00 +0000') });
+    const a = await login('Shared');
+    const b = await login('Shared');
+    const fromA = 'Subject: from a\r\n\r\nhello a\r\n';
+    await a.send(`APPEND Shared {${fromA.length}+}\r\n${fromA}`);
+    expect(await b.send('NOOP')).toEqual(['* 2 EXISTS', 'T3 OK NOOP completed']);
+    await a.send('STORE 1 +FLAGS (\\Flagged)');
+    expect(await b.send('NOOP')).toEqual(['* 1 FETCH (UID 1 FLAGS (\\Flagged))', 'T4 OK NOOP completed']);
+    await a.send('STORE 1 +FLAGS.SILENT (\\Deleted)');
+    await a.send('EXPUNGE');
+    expect(await b.send('NOOP')).toEqual([
+      '* 1 FETCH (UID 1 FLAGS (\\Flagged \\Deleted))',
+      '* 1 EXPUNGE',
+      'T5 OK NOOP completed',
+    ]);
+    await h.store.deliver({ mailbox: 'Shared', raw: message('s3', 'Mon, 2 Mar 2026 10:00 +0000') });
+    expect(await b.send('NOOP')).toEqual(['* 2 EXISTS', 'T6 OK NOOP completed']);
+    a.close();
+    b.close();
   });
 });

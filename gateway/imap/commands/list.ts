@@ -91,7 +91,7 @@ function listCommand(lsub: boolean): CommandSpec {
         if (!selected(m) && !childMatch) continue;
         const extra = childMatch ? ` ("CHILDINFO" (${criteria.map((c) => `"${c}"`).join(' ')}))` : '';
         ctx.untagged(
-          `${verb} (${attributes(m, all, lsub || returns.has('SUBSCRIBED')).join(' ')}) "/" ${mailboxOut(ctx, m.name)}${extra}`,
+          `${verb} (${attributes(m, all, !lsub && returns.has('SUBSCRIBED')).join(' ')}) "/" ${mailboxOut(ctx, m.name)}${extra}`,
         );
         if (statusWanted) {
           const line = statusLine(ctx, m.name, statusWanted);
@@ -112,6 +112,7 @@ function attributes(m: MailboxInfo, all: readonly MailboxInfo[], subscribed: boo
   const attrs: string[] = [];
   attrs.push(all.some((o) => o.name.startsWith(m.name + '/')) ? '\\HasChildren' : '\\HasNoChildren');
   if (m.specialUse) attrs.push(m.specialUse);
+  // \Subscribed is LIST-EXTENDED's (RFC 5258); LSUB does not carry it.
   if (subscribed && m.subscribed) attrs.push('\\Subscribed');
   return attrs;
 }
