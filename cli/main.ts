@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { describeError } from '../common/errors.ts';
+import { registerAgent } from './commands/agent.ts';
 import { registerDemo } from './commands/demo.ts';
 import { registerId } from './commands/id.ts';
 import { registerInit } from './commands/init.ts';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerId(program);
   registerStart(program);
   registerNetwork(program);
+  registerAgent(program);
   registerMessages(program);
   registerMail(program);
   registerDemo(program);

@@ -2,12 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KithError } from '../../common/errors.ts';
-import { asMessageId, type Fingerprint, type MessageId } from '../../common/ids.ts';
+import { asMessageId, type AgentId, type Fingerprint, type MessageId } from '../../common/ids.ts';
 import { writeFilePayload } from '../files.ts';
+import { buildAgentBundle, certifyNewAgent } from '../identity/bundle.ts';
 import type { Identity } from '../identity/identity.ts';
 import type { LinkManager } from '../links/links.ts';
 import type { AgentDeliveryService } from '../outbound.ts';
 import type { Outbox } from '../queue/outbox.ts';
+import { revokeAgentCertificate } from '../trust/revocation.ts';
 import type { ControlServer } from './server.ts';
 
 /** What the control methods reach into; the node passes its parts. */
@@ -46,6 +48,9 @@ export function registerControlMethods(server: ControlServer, deps: ControlDeps)
   });
   server.register('revoke', async (p) => publicEntity(links.revoke(String(p.fingerprint ?? ''))));
   server.register('contacts', async () => links.contacts());
+  server.register('agent.add', async () => addAgent(deps));
+  server.register('agent.list', async () => listAgents(deps));
+  server.register('agent.revoke', async (p) => revokeAgent(deps, String(p.agent ?? '')));
   server.register('send', async (p) => send(deps, p));
   server.register('track', async (p, update) =>
     track(deps, asMessageId(String(p.id ?? '')), update, p.follow !== false),
@@ -57,6 +62,87 @@ export function registerControlMethods(server: ControlServer, deps: ControlDeps)
     setImmediate(deps.stop);
     return { stopping: true };
   });
+}
+
+/** One agent of this node's entity as `kith agent list` shows it. */
+interface AgentView {
+  agentId: AgentId;
+  self: boolean;
+  linked: boolean;
+  revoked: boolean;
+  notAfter: string;
+}
+
+/** `kith agent add`: certifies a new agent of our entity and packs it for its own data directory. */
+async function addAgent(deps: ControlDeps): Promise<{ agentId: AgentId; notAfter: string; bundle: string }> {
+  const { identity, links } = deps;
+  const trust = links.trustStore;
+  const agent = await certifyNewAgent(identity);
+  const contacts = links
+    .contacts()
+    .filter((c) => !c.revoked && (c.trusted || c.contact))
+    .flatMap((c) => {
+      const publicKey = trust.entity(c.fingerprint)?.publicKey;
+      if (publicKey === undefined) return [];
+      return [
+        {
+          publicKey,
+          source: c.source,
+          trusted: c.trusted,
+          contact: c.contact,
+          certificates: trust.certifiedAgents(c.fingerprint).map((a) => a.certificate),
+          addresses: [...new Set([...c.agents.flatMap((a) => a.addresses), ...c.addressHints])],
+        },
+      ];
+    });
+  const bundle = await buildAgentBundle(identity, agent, {
+    siblings: trust.certifiedAgents(identity.fingerprint).map((a) => a.certificate),
+    siblingAddresses: links.multiaddrs().map((a) => a.toString()),
+    revocations: trust.heldRevocations(),
+    contacts,
+  });
+  // Stored here too: the agent-added change pushes our hello, so every neighbour learns the new
+  // certificate before the new agent ever dials it.
+  await trust.addAgentCertificate(agent.certificate);
+  return {
+    agentId: agent.certificate.body.agent,
+    notAfter: agent.certificate.body.notAfter,
+    bundle: JSON.stringify(bundle),
+  };
+}
+
+function listAgents(deps: ControlDeps): AgentView[] {
+  const { identity, links } = deps;
+  return links.trustStore.agentsOf(identity.fingerprint).map((a) => ({
+    agentId: a.agentId,
+    self: a.agentId === identity.agentId,
+    linked: links.isLinked(a.agentId),
+    revoked: a.revoked,
+    notAfter: new Date(a.notAfter).toISOString(),
+  }));
+}
+
+/** `kith agent revoke PEER_ID`: signs the revocation with the entity key; it spreads by hello. */
+async function revokeAgent(deps: ControlDeps, agentText: string): Promise<AgentView> {
+  const { identity, links } = deps;
+  const trust = links.trustStore;
+  const agent = agentText as AgentId;
+  if (agent === identity.agentId) {
+    throw new KithError(
+      'ERR_REVOKE_SELF',
+      'this is the agent you are talking to',
+      'revoke it from another agent of your entity',
+    );
+  }
+  if (trust.entityOfAgent(agent) !== identity.fingerprint) {
+    throw new KithError(
+      'ERR_UNKNOWN_AGENT',
+      `${agentText} is not a known agent of this entity`,
+      'see `kith agent list`',
+    );
+  }
+  await trust.addAgentRevocation(await revokeAgentCertificate(identity.entityKey, agent));
+  return listAgents(deps).find((a) => a.agentId === agent)!;
 }
 
 function publicEntity(e: {

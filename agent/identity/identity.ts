@@ -23,6 +23,8 @@ export interface Identity {
   /** The entity's OpenPGP key, decrypted (signs certificates, messages; decrypts mail). */
   entityKey: openpgp.PrivateKey;
   entityPublicArmored: string;
+  /** The entity key as stored: armored and locked under the passphrase (`kith agent add` hands it on). */
+  entitySealedArmored: string;
   agentId: AgentId;
   /** The libp2p Ed25519 key of this agent. */
   agentKey: PrivateKey;
@@ -45,7 +47,8 @@ const MIGRATIONS = [
    CREATE TABLE secret (name TEXT PRIMARY KEY, value BLOB NOT NULL);`,
 ];
 
-const CERT_VALIDITY_DAYS = 365;
+/** How long an agent certificate is valid; renewed when less than a month is left. */
+export const CERT_VALIDITY_DAYS = 365;
 
 export function migrateIdentity(db: Db): void {
   migrate(db, 'identity', MIGRATIONS);
@@ -97,36 +100,85 @@ export async function createIdentity(
     privateKey: await openpgp.readPrivateKey({ armoredKey: armoredPrivate }),
     passphrase: options.passphrase,
   });
-  const fingerprint = asFingerprint(entityKey.getFingerprint());
-  const salt = SecretBox.newSalt();
-  const box = SecretBox.derive(options.passphrase, salt);
   const agentKey = await generateKeyPair('Ed25519');
   const agentId = asAgentId(peerIdFromPrivateKey(agentKey).toString());
   const onion = generateKeyPairSync('x25519');
-  const onionPublic = rawX25519Public(onion.publicKey);
   const certificate = await certifyAgent(entityKey, {
     agent: agentId,
-    onionKey: onionPublic.toString('base64url'),
+    onionKey: rawX25519Public(onion.publicKey).toString('base64url'),
     notBefore: now,
     notAfter: new Date(now.getTime() + CERT_VALIDITY_DAYS * 86_400_000),
   });
+  return storeIdentity(db, {
+    name: options.name,
+    email: options.email,
+    passphrase: options.passphrase,
+    entityKey,
+    entityPublicArmored: armoredPublic,
+    entitySealedArmored: armoredPrivate,
+    agentKey,
+    onionPrivate: onion.privateKey,
+    certificate,
+    createdAt: now,
+  });
+}
+
+/**
+ * Writes an identity into an empty data directory's database, agent and onion keys and a new
+ * mail password sealed under the passphrase: for `kith init` (a new entity) and for `kith agent
+ * import` (another agent of an existing entity, its keys made by the entity's node).
+ */
+export function storeIdentity(
+  db: Db,
+  parts: {
+    name: string;
+    email: string;
+    passphrase: string;
+    entityKey: openpgp.PrivateKey;
+    entityPublicArmored: string;
+    entitySealedArmored: string;
+    agentKey: PrivateKey;
+    onionPrivate: KeyObject;
+    certificate: AgentCertificate;
+    createdAt: Date;
+  },
+): Identity {
+  if (hasIdentity(db)) {
+    throw new KithError(
+      'ERR_IDENTITY_EXISTS',
+      'this data directory already has an identity',
+      'use another --data-dir',
+    );
+  }
+  const fingerprint = asFingerprint(parts.entityKey.getFingerprint());
+  const salt = SecretBox.newSalt();
+  const box = SecretBox.derive(parts.passphrase, salt);
+  const agentId = asAgentId(peerIdFromPrivateKey(parts.agentKey).toString());
+  const onionPublic = rawX25519Public(createPublicKey(parts.onionPrivate));
   const mailPassword = randomBytes(18).toString('base64url');
   db.transaction(() => {
     db.prepare('INSERT INTO identity_meta (key, value) VALUES (?, ?)').run('salt', salt);
     db.prepare(
       'INSERT INTO entity (fingerprint, name, email, public_key, private_key, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-    ).run(fingerprint, options.name, options.email, armoredPublic, armoredPrivate, now.getTime());
+    ).run(
+      fingerprint,
+      parts.name,
+      parts.email,
+      parts.entityPublicArmored,
+      parts.entitySealedArmored,
+      parts.createdAt.getTime(),
+    );
     db.prepare(
       `INSERT INTO agent (peer_id, entity, private_key, onion_private, onion_public, cert_canonical, cert_signature)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       agentId,
       fingerprint,
-      box.seal(privateKeyToProtobuf(agentKey), 'agent-key'),
-      box.seal(onion.privateKey.export({ format: 'der', type: 'pkcs8' }), 'onion-key'),
+      box.seal(privateKeyToProtobuf(parts.agentKey), 'agent-key'),
+      box.seal(parts.onionPrivate.export({ format: 'der', type: 'pkcs8' }), 'onion-key'),
       onionPublic,
-      certificate.canonical,
-      certificate.signature,
+      parts.certificate.canonical,
+      parts.certificate.signature,
     );
     db.prepare('INSERT INTO secret (name, value) VALUES (?, ?)').run(
       'mail-password',
@@ -135,14 +187,15 @@ export async function createIdentity(
   })();
   return {
     fingerprint,
-    name: options.name,
-    email: options.email,
-    entityKey,
-    entityPublicArmored: armoredPublic,
+    name: parts.name,
+    email: parts.email,
+    entityKey: parts.entityKey,
+    entityPublicArmored: parts.entityPublicArmored,
+    entitySealedArmored: parts.entitySealedArmored,
     agentId,
-    agentKey,
-    onion: { publicKey: onionPublic, privateKey: onion.privateKey },
-    certificate,
+    agentKey: parts.agentKey,
+    onion: { publicKey: onionPublic, privateKey: parts.onionPrivate },
+    certificate: parts.certificate,
     mailPassword,
   };
 }
@@ -230,6 +283,7 @@ export async function loadIdentity(db: Db, passphrase: string): Promise<Identity
     email: entity.email,
     entityKey,
     entityPublicArmored: entity.public_key,
+    entitySealedArmored: entity.private_key,
     agentId: asAgentId(agent.peer_id),
     agentKey,
     onion: { publicKey: Buffer.from(agent.onion_public), privateKey: onionPrivate },

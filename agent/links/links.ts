@@ -56,7 +56,8 @@ export class LinkManager implements Links {
   private readonly redeemedListeners: ((entity: EntityRecord) => void)[] = [];
   private readonly config: Config['p2p'];
   private readonly identity: Identity;
-  private readonly trustStore: TrustStore;
+  /** The trust store this link manager admits by (the control channel reads and changes it too). */
+  readonly trustStore: TrustStore;
   private readonly log: Logger;
   private readonly extras: LinksOptions['extras'];
   private idleTimer: ReturnType<typeof setInterval> | undefined;

@@ -217,13 +217,17 @@ export class TrustStore {
          ON CONFLICT(fingerprint) DO UPDATE SET trusted = 1, contact = 1, revoked_at = NULL`,
       )
       .run(fingerprint, now);
-    for (const address of options.addresses ?? []) {
-      this.db
-        .prepare('INSERT OR IGNORE INTO trust_address_hint (entity, address, added_at) VALUES (?, ?, ?)')
-        .run(fingerprint, address, now);
-    }
+    this.addAddressHints(fingerprint, options.addresses ?? []);
     this.emit({ kind: 'entity-trusted', fingerprint });
     return this.entity(fingerprint)!;
+  }
+
+  /** Remembers where an entity's agents may be dialled (given by the user, or handed on to a new agent). */
+  addAddressHints(fingerprint: Fingerprint, addresses: readonly string[]): void {
+    const insert = this.db.prepare(
+      'INSERT OR IGNORE INTO trust_address_hint (entity, address, added_at) VALUES (?, ?, ?)',
+    );
+    for (const address of addresses) insert.run(fingerprint, address, this.clock());
   }
 
   /** Drops trust in an entity and all its agents; links close at once (the listener does it). */

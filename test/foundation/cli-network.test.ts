@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { exited, runKith, startKith } from '../helpers/cli.ts';
@@ -134,6 +134,68 @@ describe('kith invite / accept / contacts / send / track between two nodes', () 
     });
     runKith(['--data-dir', alice, 'revoke', fingerprint]);
   });
+
+  it('`kith agent add` / `import` / `list` / `revoke`: a second device of one entity', async () => {
+    const file = join(dir.path, 'laptop.kith-agent');
+    const laptop = join(dir.path, 'alice-laptop');
+    const added = runKith(['--data-dir', alice, 'agent', 'add', '--out', file]);
+    expect(added.stderr).toBe('');
+    const laptopId = /Certified agent (\S+)/.exec(added.stdout)?.[1];
+    expect(laptopId).toBeDefined();
+    expect(statSync(file).mode & 0o077).toBe(0);
+    expect(runKith(['--data-dir', alice, 'agent', 'add', '--out', file]).stderr).toMatch(
+      /^kith: cannot write/,
+    );
+
+    const imported = runKith(['--data-dir', laptop, 'agent', 'import', file], BASE);
+    expect(imported.stderr).toBe('');
+    expect(imported.stdout).toMatch(/^Imported agent (\S+) of .* <alice@example\.org>/);
+    expect(imported.stdout).toContain(laptopId);
+    const id = JSON.parse(runKith(['--data-dir', laptop, 'id', '--json']).stdout) as {
+      agentId: string;
+      email: string;
+    };
+    expect(id).toMatchObject({ agentId: laptopId, email: 'alice@example.org' });
+    expect(runKith(['--data-dir', laptop, 'agent', 'import', file], BASE).stderr).toMatch(
+      /ERR|already has an identity/,
+    );
+
+    // The laptop starts and finds bob by itself (the bundle carried bob's key, certificate and addresses).
+    nodes.push(await startKith(['--data-dir', laptop, 'start'], BASE, /Stop with Ctrl-C/));
+    const bobAgents = async (): Promise<{ agentId: string; linked: boolean; revoked: boolean }[]> => {
+      const contacts = JSON.parse(runKith(['--data-dir', bob, 'contacts', '--json']).stdout || '[]') as {
+        email: string;
+        agents: { agentId: string; linked: boolean; revoked: boolean }[];
+      }[];
+      return contacts.find((c) => c.email === 'alice@example.org')?.agents ?? [];
+    };
+    let seen: { agentId: string; linked: boolean; revoked: boolean } | undefined;
+    for (let i = 0; i < 60 && !seen?.linked; i++) {
+      seen = (await bobAgents()).find((a) => a.agentId === laptopId);
+      if (!seen?.linked) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(seen).toMatchObject({ linked: true, revoked: false });
+
+    const list = JSON.parse(runKith(['--data-dir', alice, 'agent', 'list', '--json']).stdout) as {
+      agentId: string;
+      self: boolean;
+    }[];
+    expect(list.filter((a) => a.self)).toHaveLength(1);
+    expect(list.some((a) => a.agentId === laptopId && !a.self)).toBe(true);
+    expect(
+      runKith(['--data-dir', alice, 'agent', 'revoke', list.find((a) => a.self)!.agentId]).stderr,
+    ).toMatch(/^kith: this is the agent you are talking to/);
+
+    // The laptop is lost: alice's home agent revokes it, bob refuses it from then on.
+    const revoked = runKith(['--data-dir', alice, 'agent', 'revoke', laptopId!]);
+    expect(revoked.stderr).toBe('');
+    expect(revoked.stdout).toMatch(/^Revoked agent/);
+    for (let i = 0; i < 40 && !seen?.revoked; i++) {
+      seen = (await bobAgents()).find((a) => a.agentId === laptopId);
+      if (!seen?.revoked) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(seen).toMatchObject({ linked: false, revoked: true });
+  }, 90_000);
 
   it('a CLI command without a running node says how to start one', () => {
     const result = runKith(['--data-dir', join(dir.path, 'nobody'), 'contacts']);

@@ -1,0 +1,108 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { KithError } from '../../common/errors.ts';
+import { silentLogger } from '../../common/logger.ts';
+import { adoptBundleTrust, bundleTrust, importAgentBundle } from '../../agent/identity/bundle.ts';
+import { createTrustStore } from '../../agent/trust/index.ts';
+import { ensureSelfSignedCertificate } from '../../gateway/tls.ts';
+import { openDatabase } from '../../store/db.ts';
+import { prepareDataDir } from '../../store/datadir.ts';
+import { configFrom, print } from '../context.ts';
+import { nodeCall } from '../node-call.ts';
+import { obtainPassphrase } from '../passphrase.ts';
+
+interface AgentView {
+  agentId: string;
+  self: boolean;
+  linked: boolean;
+  revoked: boolean;
+  notAfter: string;
+}
+
+/** `kith agent ...`: several agents (devices) for one entity (docs/operations.md). */
+export function registerAgent(program: Command): void {
+  const agent = program
+    .command('agent')
+    .description('the agents (devices) of your entity: add one, import it on the new device, list, revoke');
+
+  agent
+    .command('add')
+    .description(
+      'certify a new agent of this entity and write it to FILE, for `kith agent import` on the new device',
+    )
+    .requiredOption('--out <file>', 'where to write the new agent (created, never overwritten)')
+    .action(async (options: { out: string }, command: Command) => {
+      const added = await nodeCall<{ agentId: string; notAfter: string; bundle: string }>(
+        command,
+        'agent.add',
+      );
+      try {
+        writeFileSync(options.out, added.bundle + '\n', { mode: 0o600, flag: 'wx' });
+      } catch (err) {
+        throw new KithError(
+          'ERR_FILE_EXISTS',
+          `cannot write ${options.out}: ${(err as Error).message}`,
+          'give a new file name with --out',
+        );
+      }
+      print(`Certified agent ${added.agentId} (valid until ${added.notAfter})`);
+      print(`  written to   ${options.out} (locked by your passphrase; delete it after the import)`);
+      print(
+        `Next, on the new device: \`kith --data-dir DIR agent import ${options.out}\`, then \`kith start\`.`,
+      );
+    });
+
+  agent
+    .command('import')
+    .description(
+      'set up this data directory as a new agent of an entity, from the file `kith agent add` wrote',
+    )
+    .argument('<file>', 'the file written by `kith agent add`')
+    .action(async (file: string, _options: unknown, command: Command) => {
+      const config = configFrom(command);
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (err) {
+        throw new KithError('ERR_FILE_NOT_FOUND', `cannot read ${file}: ${(err as Error).message}`);
+      }
+      const paths = prepareDataDir(config.dataDir);
+      const passphrase = await obtainPassphrase(config);
+      const db = openDatabase(paths.database);
+      try {
+        const identity = await importAgentBundle(db, text, passphrase);
+        const trust = createTrustStore({ db, log: silentLogger() });
+        const { contacts } = await adoptBundleTrust(trust, identity, bundleTrust(text), silentLogger());
+        await ensureSelfSignedCertificate(paths.tls);
+        print(`Imported agent ${identity.agentId} of ${identity.name} <${identity.email}>`);
+        print(`  fingerprint  ${identity.fingerprint}`);
+        print(`  contacts     ${contacts}`);
+        print(`  data dir     ${config.dataDir}`);
+        print('Next: `kith start`.');
+      } finally {
+        db.close();
+      }
+    });
+
+  agent
+    .command('list')
+    .description("list your entity's agents: this one, linked, revoked, certificate expiry")
+    .option('--json', 'print JSON')
+    .action(async (options: { json?: boolean }, command: Command) => {
+      const agents = await nodeCall<AgentView[]>(command, 'agent.list');
+      if (options.json) return print(JSON.stringify(agents));
+      for (const a of agents) {
+        const state = a.self ? 'this agent' : a.revoked ? 'revoked' : a.linked ? 'linked' : 'not linked';
+        print(`${a.agentId}  ${state}  valid until ${a.notAfter}`);
+      }
+    });
+
+  agent
+    .command('revoke')
+    .description('revoke one agent of your entity (a lost device): every agent that trusts you refuses it')
+    .argument('<peer-id>', 'the agent, as `kith agent list` shows it')
+    .action(async (peer: string, _options: unknown, command: Command) => {
+      const revoked = await nodeCall<AgentView>(command, 'agent.revoke', { agent: peer });
+      print(`Revoked agent ${revoked.agentId}; the revocation travels to your neighbours now`);
+    });
+}
