@@ -31,13 +31,19 @@ export async function pingRedis(connection: RedisConnection, timeoutMs = 3000): 
         ? createConnection(connection.path)
         : createConnection(connection.port ?? 6379, connection.host ?? '127.0.0.1');
       let reply = '';
+      let settled = false;
       const done = (err?: Error): void => {
+        if (settled) return;
+        settled = true;
         socket.destroy();
         if (err) reject(err);
         else resolve();
       };
       socket.setTimeout(timeoutMs, () => done(new Error('timed out')));
       socket.once('error', done);
+      // Something that is not Redis may hang up without a word: without this the promise
+      // would never settle and Node would exit (code 13) without saying anything.
+      socket.once('close', () => done(new ClosedWithoutPong()));
       socket.on('data', (chunk) => {
         reply += chunk.toString('latin1');
         if (reply.includes('+PONG\r\n')) done();
@@ -51,6 +57,13 @@ export async function pingRedis(connection: RedisConnection, timeoutMs = 3000): 
       });
     });
   } catch (err) {
+    if (err instanceof ClosedWithoutPong) {
+      throw new KithError(
+        'ERR_REDIS_UNREACHABLE',
+        `Redis at ${where} closed the connection without answering PING: is it a Redis server?`,
+        'check the host and port in redis.url (KITH_REDIS_URL), or leave it empty so Kith starts its own',
+      );
+    }
     throw new KithError(
       'ERR_REDIS_UNREACHABLE',
       `Redis at ${where} does not answer: ${(err as Error).message}`,
@@ -58,6 +71,8 @@ export async function pingRedis(connection: RedisConnection, timeoutMs = 3000): 
     );
   }
 }
+
+class ClosedWithoutPong extends Error {}
 
 /**
  * A private redis-server owned by this node: lives in <dataDir>/redis, append-only file on

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { describe, expect, it } from '@jest/globals';
 import { Queue, QueueEvents, Worker } from 'bullmq';
 import { openRedis } from '../../agent/queue/connection.ts';
@@ -67,6 +68,28 @@ describe('private redis-server', () => {
       );
       expect(code).toBe('ERR_REDIS_UNREACHABLE');
     } finally {
+      dir.remove();
+    }
+  });
+
+  it('a server that hangs up without PONG is an error, not a silent exit', async () => {
+    const notRedis = createServer((socket) => socket.end('HTTP/1.1 400 Bad Request\r\n\r\n'));
+    await new Promise<void>((r) => notRedis.listen(0, '127.0.0.1', () => r()));
+    const { port } = notRedis.address() as { port: number };
+    const dir = tempDir();
+    try {
+      const opening = openRedis({
+        url: `redis://127.0.0.1:${port}`,
+        dir: dir.path,
+        binary: 'redis-server',
+        log: silentLogger(),
+      });
+      await expect(opening).rejects.toMatchObject({
+        code: 'ERR_REDIS_UNREACHABLE',
+        message: `Redis at 127.0.0.1:${port} closed the connection without answering PING: is it a Redis server?`,
+      });
+    } finally {
+      notRedis.close();
       dir.remove();
     }
   });
