@@ -21,6 +21,8 @@ export interface ConnectionDeps {
   secure: boolean;
   /** Called once the connection is gone. */
   onClose(conn: ImapConnection): void;
+  /** Called when a STARTTLS handshake completed. */
+  onStartTls?(): void;
 }
 
 // Reading pauses whenever this much unparsed input waits, also while a command runs (a client
@@ -231,7 +233,10 @@ export class ImapConnection implements CommandContext {
     this.secure = true;
     this.attach(secure);
     await new Promise<void>((resolve) => {
-      secure.once('secure', resolve);
+      secure.once('secure', () => {
+        this.deps.onStartTls?.();
+        resolve();
+      });
       secure.once('close', resolve);
     });
   }

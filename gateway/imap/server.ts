@@ -41,6 +41,8 @@ export interface ImapServerStats {
   connections: number;
   /** Connections refused because maxConnections was reached. */
   refused: number;
+  /** STARTTLS handshakes completed. */
+  starttls: number;
   /** The most unparsed input any connection has held at once (bytes). */
   maxBufferedInput: number;
   /** The most output any connection has had waiting for its client at once (bytes). */
@@ -68,6 +70,7 @@ export function createImapServer(opts: ImapServerOptions): ImapServer {
   let tmpDir = '';
   let ownTmp = false;
   let refused = 0;
+  let starttls = 0;
   let maxBufferedInput = 0;
   let maxBufferedOutput = 0;
   const maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
@@ -90,6 +93,7 @@ export function createImapServer(opts: ImapServerOptions): ImapServer {
       secureContext,
       tmpDir,
       secure: isSecure,
+      onStartTls: () => starttls++,
       onClose: (c) => {
         maxBufferedInput = Math.max(maxBufferedInput, c.bufferedHighWater);
         maxBufferedOutput = Math.max(maxBufferedOutput, c.outputHighWater);
@@ -141,7 +145,13 @@ export function createImapServer(opts: ImapServerOptions): ImapServer {
         input = Math.max(input, c.bufferedHighWater);
         output = Math.max(output, c.outputHighWater);
       }
-      return { connections: connections.size, refused, maxBufferedInput: input, maxBufferedOutput: output };
+      return {
+        connections: connections.size,
+        refused,
+        starttls,
+        maxBufferedInput: input,
+        maxBufferedOutput: output,
+      };
     },
 
     async stop(timeoutMs = 5000) {

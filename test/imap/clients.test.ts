@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { execFile } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PASS, USER, sampleMessage, startHarness, type Harness } from './harness.ts';
@@ -153,6 +153,8 @@ Expunge Both
     expect([...cur(join(maildir, 'INBOX')), ...cur(join(maildir, 'Archive'))].sort()).toEqual(filesBefore);
     expect(h.store.status('INBOX').uidNext).toBe(uidNext);
     expect(h.store.status('Archive').messages).toBe(1);
-    expect(readFileSync(rc, 'utf8')).toContain('STARTTLS');
+    // The restarted server counted the STARTTLS handshake of that sync (and, with
+    // allowInsecureAuth off, could not have taken the login without it).
+    expect(h.server.stats().starttls).toBeGreaterThanOrEqual(1);
   });
 });

@@ -217,6 +217,7 @@ class FuzzSocket extends Duplex {
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
     this.bytes += chunk.length;
     fetchResponses += (chunk.toString('latin1').match(/^\* \d+ FETCH \(/gm) ?? []).length;
+    bigAppends += (chunk.toString('latin1').match(/^B\d+ OK \[APPENDUID /gm) ?? []).length;
     serverBugs += (chunk.toString('latin1').match(/\[SERVERBUG\]/g) ?? []).length;
     this.tail = (this.tail + chunk.toString('latin1')).slice(-400);
     if (this.waiter && this.tail.includes(this.waiter.marker)) {
@@ -255,6 +256,20 @@ let h: Harness;
 let serverBugs = 0;
 // Proof the fuzz reaches the selected state and real work, not only BAD answers.
 let fetchResponses = 0;
+// APPENDs whose literal was past the spill threshold (256 KiB) and went through a file.
+let bigAppends = 0;
+const BIG = 300_000;
+
+// An APPEND with a literal past the spill threshold: `size` bytes announced, `send` of them sent.
+function bigAppend(tag: string, plus: string, send = BIG): string {
+  const head = 'Subject: big\r\n\r\n';
+  const body = head + ('z'.repeat(98) + '\r\n').repeat(Math.ceil(BIG / 100));
+  return `${tag} APPEND INBOX {${BIG}${plus}}\r\n${body.slice(0, send)}`;
+}
+
+function spilled(dir: string): string[] {
+  return readdirSync(dir).filter((f) => f.startsWith('lit-'));
+}
 let tmp: string;
 beforeAll(async () => {
   h = await startHarness({ appendLimit: 64 * 1024 });
@@ -293,6 +308,9 @@ describe('fuzzing the parser and dispatcher', () => {
     const r = rng(20260302);
     let sent = 0;
     let heapAfterWarmup = 0;
+    let externalAfterWarmup = 0;
+    let buffersAfterWarmup = 0;
+    let spillsSeen = 0;
     const BATCH = 500;
     const TOTAL = 100_000;
     let batchNo = 0;
@@ -302,7 +320,7 @@ describe('fuzzing the parser and dispatcher', () => {
         store: memStore,
         auth,
         log,
-        options: { allowInsecureAuth: true, appendLimit: 64 * 1024 },
+        options: { allowInsecureAuth: true, appendLimit: 1024 * 1024 },
         secureContext,
         tmpDir: tmp,
         secure: false,
@@ -319,27 +337,44 @@ describe('fuzzing the parser and dispatcher', () => {
       // Whatever state the stream left, this line ends any literal, IDLE or AUTHENTICATE in progress.
       // Whatever the stream left pending (a literal owed, IDLE, AUTHENTICATE, a half line), the
       // filler pays it: literals are at most 2047 bytes, and the filler has eight lines longer than that.
-      sock.feed(sane(stream) + ('x'.repeat(2100) + '\r\n').repeat(8) + 'Z0 NOOP\r\n');
+      // Every tenth batch starts with an APPEND whose literal spills to disk (both literal kinds).
+      const big = batchNo % 10 === 5 ? bigAppend(`B${batchNo}`, batchNo % 20 === 5 ? '+' : '') + '\r\n' : '';
+      sock.feed(big + sane(stream) + ('x'.repeat(2100) + '\r\n').repeat(8) + 'Z0 NOOP\r\n');
       const answered = await sock.until('Z0 OK', 10_000).then(
         () => true,
         () => false,
       );
       expect([batchNo, answered]).toEqual([batchNo, true]);
+      if (big) {
+        // A spilled literal cut off by the connection going away: its file must go too.
+        sock.feed(bigAppend('H1', '+', BIG / 2));
+        for (let i = 0; i < 100 && spilled(tmp).length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+        expect(spilled(tmp)).toHaveLength(1);
+        spillsSeen++;
+      }
       sock.emit('close');
       void conn;
       batchNo++;
       if (batchNo === 40) {
         gc();
-        heapAfterWarmup = process.memoryUsage().heapUsed;
+        const m = process.memoryUsage();
+        heapAfterWarmup = m.heapUsed;
+        externalAfterWarmup = m.external;
+        buffersAfterWarmup = m.arrayBuffers;
       }
     }
     gc();
-    const growth = process.memoryUsage().heapUsed - heapAfterWarmup;
+    const m = process.memoryUsage();
     expect(sent).toBeGreaterThanOrEqual(TOTAL);
     expect(serverBugs).toBe(0);
     expect(fetchResponses).toBeGreaterThan(100);
-    expect(growth).toBeLessThan(30 * 1024 * 1024);
-    // Spilled literals never outlive their command.
+    // Buffers (literals, socket chunks) live outside the JS heap: external and arrayBuffers count too.
+    expect(m.heapUsed - heapAfterWarmup).toBeLessThan(30 * 1024 * 1024);
+    expect(m.external - externalAfterWarmup).toBeLessThan(16 * 1024 * 1024);
+    expect(m.arrayBuffers - buffersAfterWarmup).toBeLessThan(16 * 1024 * 1024);
+    // Spilled literals never outlive their command or connection (and some did spill).
+    expect(bigAppends).toBe(20);
+    expect(spillsSeen).toBe(20);
     expect(readdirSync(tmp).filter((f) => f !== 'blobs')).toEqual([]);
     await memStore.stop();
     memDb.close();

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { ImapFlow } from 'imapflow';
+import { connect as tlsConnect } from 'node:tls';
 import { PASS, USER, sampleMessage, startHarness, type Harness } from './harness.ts';
 
 let h: Harness;
@@ -131,6 +132,37 @@ describe('imapflow against the Kith IMAP server', () => {
     await c.mailboxCreate('Ünïcode');
     names = (await c.list()).map((m) => m.path);
     expect(names).toContain('Ünïcode');
+
+    // Subscriptions: imapflow's UNSUBSCRIBE/SUBSCRIBE, seen by its LIST and by a raw LSUB.
+    // imapflow sets `subscribed` only when the server said \Subscribed.
+    const subscribed = async (path: string): Promise<boolean> => {
+      const entry = (await c.list()).find((m) => m.path === path);
+      expect(entry).toBeDefined();
+      return entry!.subscribed === true;
+    };
+    // LSUB over the implicit-TLS port (this server refuses LOGIN in cleartext).
+    const lsub = (): Promise<string[]> =>
+      new Promise((resolve, reject) => {
+        const sock = tlsConnect({ host: '127.0.0.1', port: h.tlsPort, rejectUnauthorized: false });
+        let text = '';
+        sock.on('data', (d: Buffer) => {
+          text += d.toString('latin1');
+          if (/\r\nb (OK|NO|BAD)[^\r\n]*\r\n$/.test(text)) {
+            sock.destroy();
+            resolve(text.split('\r\n').filter((l) => l.startsWith('* LSUB')));
+          }
+        });
+        sock.on('error', reject);
+        sock.write(`a LOGIN "${USER}" "${PASS}"\r\nb LSUB "" "*"\r\n`);
+      });
+    expect(await c.mailboxUnsubscribe('Work')).toBe(true);
+    expect(await subscribed('Work')).toBe(false);
+    expect(await lsub()).not.toContain('* LSUB (\\HasNoChildren) "/" "Work"');
+    expect(await lsub()).toContain('* LSUB (\\HasNoChildren) "/" "INBOX"');
+    expect(await c.mailboxSubscribe('Work')).toBe(true);
+    expect(await subscribed('Work')).toBe(true);
+    expect(await lsub()).toContain('* LSUB (\\HasNoChildren) "/" "Work"');
+    expect(await c.mailboxSubscribe('Nonexistent')).toBe(false);
   });
 
   test('moving to Junk records a complaint candidate; moving back withdraws it', async () => {

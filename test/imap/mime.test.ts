@@ -232,9 +232,32 @@ describe('ENVELOPE and BODYSTRUCTURE of tricky messages', () => {
     expect(
       (await s.send(`UID SEARCH CHARSET UTF-8 BODY {${Buffer.byteLength('ПРИВЕТ')}+}\r\n${body}`))[0],
     ).toBe('* SEARCH 3');
-    expect((await s.send('UID SEARCH BODY café'))[0]).toBe('* SEARCH');
+    // BODY compares decoded text: "café" (sent as UTF-8) is found in nested.eml's
+    // quoted-printable UTF-8 HTML part (caf=C3=A9) and in a quoted-printable ISO-8859-1 body
+    // (caf=E9), and in nothing whose bytes merely look alike.
+    await h.store.deliver({
+      mailbox: 'Fixtures',
+      raw: Buffer.from(
+        'Subject: latin\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nun caf=E9 noir, caf=C3=A9 faux\r\n',
+      ),
+    });
+    await s.send('NOOP');
+    const cafe = Buffer.from('café', 'utf8').toString('latin1');
+    expect(await s.send(`UID SEARCH CHARSET UTF-8 BODY {5+}\r\n${cafe}`)).toEqual([
+      '* SEARCH 1 6',
+      expect.stringMatching(/ OK SEARCH completed$/),
+    ]);
+    // In the ISO-8859-1 body, =C3=A9 decodes to "Ã©", not "é": only "café noir" matched above.
+    expect((await s.send(`UID SEARCH BODY {10+}\r\n${Buffer.from('café noir').toString('latin1')}`))[0]).toBe(
+      '* SEARCH 6',
+    );
+    const mojibake = Buffer.from('cafÃ© faux', 'utf8').toString('latin1');
+    expect((await s.send(`UID SEARCH BODY {${mojibake.length}+}\r\n${mojibake}`))[0]).toBe('* SEARCH 6');
+    expect((await s.send(`UID SEARCH BODY {10+}\r\n${Buffer.from('café faux').toString('latin1')}`))[0]).toBe(
+      '* SEARCH',
+    );
     expect((await s.send(`UID SEARCH TEXT {5+}\r\n${Buffer.from('café').toString('latin1')}`))[0]).toBe(
-      '* SEARCH 1',
+      '* SEARCH 1 6',
     );
     expect((await s.send('UID SEARCH FROM pirard'))[0]).toBe('* SEARCH 3');
     // The body of a base64-encoded message/rfc822 part is searched decoded.
