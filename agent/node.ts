@@ -23,6 +23,7 @@ import { AgentDeliveryService } from './outbound.ts';
 import { openpgpCodec } from './payload/codec.ts';
 import { openRedis, type RedisHandle } from './queue/connection.ts';
 import { Outbox } from './queue/outbox.ts';
+import { TransitQueue } from './queue/transit.ts';
 import { createReachability, type Reachability } from './reachability/index.ts';
 import { NeighbourKeeper } from './reachability/keeper.ts';
 import { createTrustStore } from './trust/index.ts';
@@ -240,6 +241,16 @@ export class KithNode {
     this.parts.push({ name: 'delivery', stop: () => this.engine.stop() });
     await this.outbox.start();
     this.parts.push({ name: 'outbox', stop: () => this.outbox.stop() });
+    // Packets held for an unreachable next hop: one BullMQ job each, dialling it with backoff.
+    const transit = new TransitQueue({
+      connection: this.redis.connection,
+      prefix: this.config.redis.prefix,
+      log: log.child({ part: 'transit' }),
+      relay: this.engine,
+      dial: (agent) => this.links.connect(agent),
+    });
+    await transit.start();
+    this.parts.push({ name: 'transit', stop: () => transit.stop() });
     this.control = new ControlServer(join(this.paths.root, 'control.sock'), log.child({ part: 'control' }));
     registerControlMethods(this.control, {
       identity: this.identity,

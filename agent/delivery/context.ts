@@ -4,7 +4,7 @@ import type { Transport } from '../transport.ts';
 import type { AgentKeys, SignatureVerifier } from '../onion/keys.ts';
 import type { TrustView } from '../routing/trust.ts';
 import type { Count } from '../onion/wire.ts';
-import type { DeliveryStore } from './store.ts';
+import type { DeliveryStore, HeldRef } from './store.ts';
 
 export interface DeliveryOptions {
   /** No progress report for this long: re-send along another path. */
@@ -66,6 +66,13 @@ export type DeliveryEvent =
   | { kind: 'delivered'; id: MessageId; at: number }
   | { kind: 'failed'; id: MessageId; at: number; reason: string }
   | { kind: 'complained'; id: MessageId; at: number };
+
+/**
+ * What the relay tells a transit queue (agent/queue/transit.ts) about packets it holds for others:
+ * the hook that lets a BullMQ job per held packet exist without the core importing BullMQ.
+ */
+export type TransitEvent =
+  { kind: 'held'; packet: HeldRef } | { kind: 'released'; seq: number; why: 'handed on' | 'expired' };
 
 /** The parts every piece of the engine shares. */
 export interface EngineContext {

@@ -7,15 +7,22 @@ import { FrameType, WIRE_VERSION } from '../onion/wire.ts';
 import type { PayloadCodec } from '../payload/codec.ts';
 import { Discovery, type DiscoveryOptions } from '../routing/discovery.ts';
 import type { TrustView } from '../routing/trust.ts';
-import type { DeliveryEvent, DeliveryOptions, DeliverySink, EngineContext } from './context.ts';
+import type { DeliveryEvent, DeliveryOptions, DeliverySink, EngineContext, TransitEvent } from './context.ts';
 import { encodeComplaint } from './frames.ts';
 import { Metrics } from './metrics.ts';
 import { Receiver } from './receiver.ts';
 import { Relay } from './relay.ts';
 import { Sender, type OutboundPayload } from './sender.ts';
-import type { DeliveryStore } from './store.ts';
+import type { DeliveryStore, HeldRef } from './store.ts';
 
-export type { DeliveryEvent, DeliveryOptions, DeliverySink, InboundDelivery } from './context.ts';
+export type {
+  DeliveryEvent,
+  DeliveryOptions,
+  DeliverySink,
+  InboundDelivery,
+  TransitEvent,
+} from './context.ts';
+export type { HeldRef } from './store.ts';
 export type { OutboundPayload } from './sender.ts';
 
 export interface DeliveryEngineDeps {
@@ -156,6 +163,26 @@ export class DeliveryEngine {
   /** Bytes this agent holds for unreachable next hops. */
   heldBytes(): number {
     return this.relay.heldSize();
+  }
+
+  /** Hears when a packet is held for an unreachable next hop and when it is released. */
+  onTransit(listener: (event: TransitEvent) => void): () => void {
+    return this.relay.onTransit(listener);
+  }
+
+  /** Packets held now, in arrival order (seq > afterSeq, at most limit): the transit queue's truth. */
+  heldIndex(afterSeq = 0, limit = 1000): HeldRef[] {
+    return this.deps.store.heldIndex(afterSeq, limit);
+  }
+
+  /** True while a held packet waits (not handed on, expired or pruned). */
+  isHeld(seq: number): boolean {
+    return this.deps.store.hasHeld(seq);
+  }
+
+  /** Tries to hand on what is held for `next` now (after a dial); resolves when the pass ends. */
+  retryHeld(next: AgentId): Promise<void> {
+    return this.relay.linkUp(next);
   }
 
   private async onFrame(from: AgentId, frame: Uint8Array): Promise<void> {

@@ -5,7 +5,7 @@ import { agentIdFromPublic, signWith } from '../onion/keys.ts';
 import { peelOnion, type HopSecret } from '../onion/layers.ts';
 import { ComplaintCounter } from '../reports/complaints.ts';
 import { ReportKind, sealReport } from '../reports/report.ts';
-import type { EngineContext } from './context.ts';
+import type { EngineContext, TransitEvent } from './context.ts';
 import type { HeldPacket } from './store.ts';
 import {
   decodeComplaint,
@@ -51,6 +51,7 @@ export class Relay {
   private readonly flushing = new Map<AgentId, boolean>();
   private readonly seenReports = new Set<string>();
   private readonly seenComplaints = new Set<string>();
+  private readonly transit = new Set<(event: TransitEvent) => void>();
   readonly complaints: ComplaintCounter;
 
   constructor(
@@ -130,11 +131,28 @@ export class Relay {
       ctx.count('rejected_hold_full');
       return;
     }
-    ctx.store.putHeld({ ...item, next });
+    const seq = ctx.store.putHeld({ ...item, next });
     this.heldBytes += item.frame.length;
+    this.tell({ kind: 'held', packet: { seq, next, expiresAt: item.expiresAt } });
     ctx.count('held');
     ctx.logger.debug({ to: next }, 'next hop unreachable, packet held');
     if (item.report) this.report(item.report.to, item.report.link, item.report.secret, ReportKind.held);
+  }
+
+  /** Hears when packets are held and released (the transit queue); returns an unsubscribe. */
+  onTransit(listener: (event: TransitEvent) => void): () => void {
+    this.transit.add(listener);
+    return () => this.transit.delete(listener);
+  }
+
+  private tell(event: TransitEvent): void {
+    for (const listener of this.transit) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.ctx.logger.warn({ err: (err as Error).message }, 'transit listener failed');
+      }
+    }
   }
 
   /** Bytes currently held for unreachable next hops. */
@@ -175,7 +193,8 @@ export class Relay {
       if (batch.length === 0) return;
       for (const item of batch) {
         after = item.seq;
-        if (item.expiresAt < this.ctx.now()) {
+        const expired = item.expiresAt < this.ctx.now();
+        if (expired) {
           this.ctx.count('held_expired');
         } else {
           try {
@@ -189,6 +208,7 @@ export class Relay {
         }
         this.ctx.store.deleteHeld(item.seq);
         this.heldBytes -= item.frame.length;
+        this.tell({ kind: 'released', seq: item.seq, why: expired ? 'expired' : 'handed on' });
       }
     }
   }

@@ -1,6 +1,6 @@
 import type { AgentId, Fingerprint, MessageId } from '../../common/ids.ts';
 import { migrate, type Db } from '../../store/db.ts';
-import type { DeliveryStore, HeldPacket, HopRecord, InboundRecord, OutboxRecord } from './store.ts';
+import type { DeliveryStore, HeldPacket, HeldRef, HopRecord, InboundRecord, OutboxRecord } from './store.ts';
 
 const MIGRATIONS = [
   `CREATE TABLE delivery_outbox (
@@ -186,6 +186,15 @@ export class SqliteDeliveryStore implements DeliveryStore {
       n: number;
     };
     return r.n;
+  }
+  heldIndex(afterSeq: number, limit: number): HeldRef[] {
+    const rows = this.db
+      .prepare('SELECT seq, next_agent, expires_at FROM delivery_held WHERE seq > ? ORDER BY seq LIMIT ?')
+      .all(afterSeq, limit) as { seq: number; next_agent: string; expires_at: number }[];
+    return rows.map((r) => ({ seq: r.seq, next: r.next_agent as AgentId, expiresAt: r.expires_at }));
+  }
+  hasHeld(seq: number): boolean {
+    return this.db.prepare('SELECT 1 FROM delivery_held WHERE seq = ?').get(seq) !== undefined;
   }
   pruneHeld(now: number): number {
     return this.db.prepare('DELETE FROM delivery_held WHERE expires_at < ?').run(now).changes;

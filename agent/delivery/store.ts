@@ -65,6 +65,9 @@ export interface HeldPacket {
   report?: { to: AgentId; link: string; secret: HopSecret };
 }
 
+/** A held packet without its frame: what the transit queue keeps a job for. */
+export type HeldRef = Pick<HeldPacket, 'seq' | 'next' | 'expiresAt'>;
+
 /**
  * Durable state of the delivery engine. MemoryDeliveryStore serves the simulator and tests;
  * SqliteDeliveryStore serves real nodes. Methods are synchronous (better-sqlite3 is).
@@ -108,6 +111,10 @@ export interface DeliveryStore {
   heldBytes(): number;
   /** Drops held packets that expired; returns how many. */
   pruneHeld(now: number): number;
+  /** Every held packet (without frames), in arrival order, seq > `afterSeq`, at most `limit`. */
+  heldIndex(afterSeq: number, limit: number): HeldRef[];
+  /** True while the packet is held (not yet handed on, expired or pruned). */
+  hasHeld(seq: number): boolean;
 }
 
 /** In-memory store for the simulator and tests. */
@@ -197,5 +204,14 @@ export class MemoryDeliveryStore implements DeliveryStore {
       n++;
     }
     return n;
+  }
+  heldIndex(afterSeq: number, limit: number): HeldRef[] {
+    return [...this.held.values()]
+      .filter((p) => p.seq > afterSeq)
+      .slice(0, limit)
+      .map(({ seq, next, expiresAt }) => ({ seq, next, expiresAt }));
+  }
+  hasHeld(seq: number): boolean {
+    return this.held.has(seq);
   }
 }

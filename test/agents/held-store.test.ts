@@ -53,6 +53,15 @@ describe.each([
       expect(store.pruneHeld(2500)).toBe(1);
       expect(store.heldFor(D, 0, 10).map((p) => p.seq)).toEqual([seqs[2]]);
       expect(store.heldFor(C, 0, 10)).toHaveLength(1);
+      // The index the transit queue re-creates its jobs from: no frames, arrival order, paged.
+      expect(store.heldIndex(0, 10)).toEqual([
+        { seq: seqs[2], next: D, expiresAt: 3000 },
+        { seq: seqs[2] + 1, next: C, expiresAt: 5000 },
+      ]);
+      expect(store.heldIndex(seqs[2], 10).map((p) => p.next)).toEqual([C]);
+      expect(store.heldIndex(0, 1)).toHaveLength(1);
+      expect(store.hasHeld(seqs[2])).toBe(true);
+      expect(store.hasHeld(seqs[0])).toBe(false);
     } finally {
       close();
     }
