@@ -122,7 +122,16 @@ export class Receiver {
       reply(ReportKind.rejected, RejectReason.undecryptable);
       throw err;
     }
-    const { manifest, inline } = decodeManifest(opened.plaintext);
+    let decoded;
+    try {
+      decoded = decodeManifest(opened.plaintext);
+    } catch (err) {
+      // Damaged on the way (a codec without integrity protection lets it through): the sender
+      // tries another path at once instead of waiting for its stall timer.
+      reply(ReportKind.rejected, RejectReason.corrupt);
+      throw err;
+    }
+    const { manifest, inline } = decoded;
     if (manifest.id !== id || manifest.to !== ctx.trust.self || manifest.from !== opened.sender) {
       ctx.count('rejected_not_for_me');
       return reply(ReportKind.rejected, RejectReason.notForMe);

@@ -29,14 +29,14 @@ function checkedCodec(self: Fingerprint): PayloadCodec {
 }
 
 /** Makes a relay flip a byte of every onion body it hands on, re-signing it so hop checks pass. */
-function tamperWith(relay: SimAgent, when: () => boolean): void {
+function tamperWith(relay: SimAgent, when: () => boolean, at = 100): void {
   const send = relay.transport.send.bind(relay.transport);
   relay.transport.send = async (to: AgentId, frame: Uint8Array) => {
     if (frame[1] === FrameType.onion && when()) {
       const { header, body } = decodeOnion(Buffer.from(frame));
       const h = Buffer.from(header);
       const b = Buffer.from(body);
-      b[100] ^= 0xff;
+      b[at] ^= 0xff;
       return send(to, encodeOnion(h, b, signWith(relay.keys, hopDigest(publicFromAgentId(to), h, b))));
     }
     return send(to, frame);
@@ -103,5 +103,37 @@ describe('a relay that tampers with a message', () => {
     expect(d.inbox[0].data?.toString()).toBe('intact, please');
     const honest = tamperer === b1 ? b2 : b1;
     expect(honest.engine.metrics.get('forwarded')).toBeGreaterThan(0);
+  });
+
+  test('a manifest damaged into something that does not parse is answered "corrupt": re-routed at once', async () => {
+    sim = new Simulation({ delivery: { stallTimeoutMs: 2_000 } }); // plain codec: no integrity check
+    const [a, b1, c1, b2, c2, d] = sim.addAgents(6);
+    sim.connect(a, b1);
+    sim.connect(b1, c1);
+    sim.connect(c1, d);
+    sim.connect(a, b2);
+    sim.connect(b2, c2);
+    sim.connect(c2, d);
+    await sim.start();
+    let tamperer: SimAgent | undefined;
+    for (const relay of [b1, b2]) {
+      tamperWith(
+        relay,
+        () => {
+          tamperer ??= relay;
+          return tamperer === relay;
+        },
+        60,
+      );
+    }
+    const rec = recordEvents(a.engine);
+    const id = newMessageId();
+    const started = Date.now();
+    await a.engine.send({ id, to: d.entity, source: { kind: 'bytes', data: Buffer.from('hello') } });
+    await rec.waitFor((e) => e.kind === 'delivered' && e.id === id);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(d.engine.metrics.get('rejected_manifest_malformed')).toBe(1);
+    expect(a.engine.metrics.get('rejected_on_path')).toBe(1);
+    expect(d.inbox).toHaveLength(1);
   });
 });
