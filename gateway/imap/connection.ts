@@ -158,6 +158,7 @@ export class ImapConnection implements CommandContext {
       'LIST-STATUS',
       'MOVE',
       'CONDSTORE',
+      'QRESYNC',
       'ESEARCH',
       'UTF8=ACCEPT',
       `APPENDLIMIT=${this.options.appendLimit}`,
@@ -258,8 +259,8 @@ export class ImapConnection implements CommandContext {
 
   flushUpdates(allowExpunge: boolean): void {
     if (!this.selected) return;
-    for (const line of this.selected.flush(allowExpunge, this.enabled.has('CONDSTORE')))
-      this.write(line + '\r\n');
+    const modes = { modseq: this.enabled.has('CONDSTORE'), vanished: this.enabled.has('QRESYNC') };
+    for (const line of this.selected.flush(allowExpunge, modes)) this.write(line + '\r\n');
   }
 
   waitForChange(ms: number): Promise<void> {

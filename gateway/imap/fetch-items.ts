@@ -102,17 +102,20 @@ function parseSection(text: string): SectionItem {
   return section(responseName, path, what, fields, partial, !m[1]!.toUpperCase().endsWith('PEEK'));
 }
 
-/** Parses FETCH modifiers: "(CHANGEDSINCE n)". */
-export function parseFetchModifiers(arg: Value | undefined): { changedSince?: number } {
+/** Parses FETCH modifiers: "(CHANGEDSINCE n)", with QRESYNC's "VANISHED" (RFC 7162 3.2.6). */
+export function parseFetchModifiers(arg: Value | undefined): { changedSince?: number; vanished?: boolean } {
   if (!arg) return {};
   if (arg.t !== 'list') throw new ParseError('invalid FETCH modifiers');
-  const [k, v] = arg.v;
-  if (
-    (textOf(k) ?? '').toUpperCase() !== 'CHANGEDSINCE' ||
-    !/^\d{1,19}$/.test(textOf(v) ?? '') ||
-    arg.v.length !== 2
-  ) {
-    throw new ParseError('invalid FETCH modifier');
+  const out: { changedSince?: number; vanished?: boolean } = {};
+  for (let i = 0; i < arg.v.length; i++) {
+    const k = (textOf(arg.v[i]) ?? '').toUpperCase();
+    if (k === 'CHANGEDSINCE' && out.changedSince === undefined) {
+      const v = textOf(arg.v[++i]) ?? '';
+      if (!/^\d{1,19}$/.test(v)) throw new ParseError('invalid FETCH modifier');
+      out.changedSince = Number(v);
+    } else if (k === 'VANISHED' && !out.vanished) out.vanished = true;
+    else throw new ParseError('invalid FETCH modifier');
   }
-  return { changedSince: Number(textOf(v)) };
+  if (out.changedSince === undefined) throw new ParseError('invalid FETCH modifier');
+  return out;
 }

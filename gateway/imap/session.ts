@@ -1,5 +1,5 @@
 import type { MailboxInfo, MailChange } from '../mailbox/types.ts';
-import { selectFromSorted, type SequenceSet } from './sequence.ts';
+import { compressSet, selectFromSorted, type SequenceSet } from './sequence.ts';
 import { formatFlags } from './format.ts';
 
 /**
@@ -76,7 +76,8 @@ export class SelectedMailbox {
    * Turns queued changes into untagged responses and applies them to the snapshot. When
    * expunges may not be announced (during FETCH, STORE, SEARCH) it stops before the first one.
    */
-  flush(allowExpunge: boolean, withModseq: boolean): string[] {
+  flush(allowExpunge: boolean, modes: { modseq: boolean; vanished: boolean }): string[] {
+    const withModseq = modes.modseq;
     const out: string[] = [];
     let announced = this.uids.length;
     let i = 0;
@@ -90,6 +91,7 @@ export class SelectedMailbox {
         }
       } else if (c.kind === 'expunge') {
         if (!allowExpunge) break;
+        const gone: number[] = [];
         for (const uid of c.uids) {
           const seq = this.seqOf(uid);
           if (seq === 0) continue;
@@ -97,10 +99,13 @@ export class SelectedMailbox {
           this.flags.delete(uid);
           this.modseqs.delete(uid);
           if (seq <= announced) {
-            out.push(`* ${seq} EXPUNGE`);
+            // With QRESYNC, expunges are told as UIDs in one VANISHED (RFC 7162 3.2.10).
+            if (modes.vanished) gone.push(uid);
+            else out.push(`* ${seq} EXPUNGE`);
             announced--;
           }
         }
+        if (gone.length) out.push(`* VANISHED ${compressSet(gone.sort((a, b) => a - b))}`);
       } else if (c.kind === 'flags') {
         const seq = this.seqOf(c.uid);
         if (seq === 0) continue;

@@ -48,4 +48,12 @@ export const MAILBOX_MIGRATIONS: readonly Migration[] = [
   // lower-cased copy for SEARCH; rows from version 1 have NULLs and fall back to the raw message.
   `ALTER TABLE mbx_messages ADD COLUMN header BLOB;
    ALTER TABLE mbx_messages ADD COLUMN search_header TEXT;`,
+  // Expunged UIDs with the MODSEQ of their expunge, for QRESYNC's VANISHED (RFC 7162 3.2.5).
+  `CREATE TABLE mbx_vanished (
+     mailbox_id INTEGER NOT NULL REFERENCES mbx_mailboxes(id) ON DELETE CASCADE,
+     uid INTEGER NOT NULL,
+     modseq INTEGER NOT NULL,
+     PRIMARY KEY (mailbox_id, uid)
+   ) WITHOUT ROWID;
+   CREATE INDEX mbx_vanished_modseq ON mbx_vanished(mailbox_id, modseq);`,
 ];

@@ -121,6 +121,10 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
         'UPDATE mbx_entries SET flags = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?',
       ),
       deleteEntry: db.prepare('DELETE FROM mbx_entries WHERE mailbox_id = ? AND uid = ?'),
+      insertVanished: db.prepare(
+        'INSERT OR REPLACE INTO mbx_vanished (mailbox_id, uid, modseq) VALUES (?, ?, ?)',
+      ),
+      vanished: db.prepare('SELECT uid FROM mbx_vanished WHERE mailbox_id = ? AND modseq > ? ORDER BY uid'),
       orphan: db.prepare(
         'DELETE FROM mbx_messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM mbx_entries WHERE message_id = ?) RETURNING blob',
       ),
@@ -358,6 +362,7 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
           expunged.push(r.uid);
         }
         if (rows.length) expungeModseq = (q.bumpModseq.get(mailboxId) as { modseq: number }).modseq;
+        for (const uid of expunged) q.insertVanished.run(mailboxId, uid, expungeModseq);
       }
       const into = mailboxKind(target.specialUse);
       for (const r of rows)
@@ -678,10 +683,16 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
           removed.push(r.uid);
         }
         if (removed.length) modseq = (q.bumpModseq.get(mailboxId) as { modseq: number }).modseq;
+        for (const uid of removed) q.insertVanished.run(mailboxId, uid, modseq);
       })();
       collectBlobs(blobsToCheck);
       if (removed.length) emit({ kind: 'expunge', mailboxId, uids: removed, modseq, origin });
       return removed;
+    },
+
+    vanished(mailboxId, sinceModseq) {
+      requireStarted();
+      return (q.vanished.all(mailboxId, sinceModseq) as { uid: number }[]).map((r) => r.uid);
     },
 
     subscribe(listener) {

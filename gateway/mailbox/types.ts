@@ -182,6 +182,8 @@ export interface MailStore {
   move(mailboxId: number, uids: readonly number[], dest: string, origin?: unknown): CopyResult;
   /** Removes \Deleted messages (only among `uids` if given); returns the removed UIDs. */
   expunge(mailboxId: number, uids?: readonly number[], origin?: unknown): number[];
+  /** UIDs expunged from a mailbox with a MODSEQ above `sinceModseq`, ascending (QRESYNC). */
+  vanished(mailboxId: number, sinceModseq: number): number[];
   /** Hears about every change; returns an unsubscribe function. */
   subscribe(listener: (change: MailChange) => void): () => void;
   /** Active (not withdrawn) complaint candidates, oldest first. */

@@ -447,3 +447,73 @@ describe('scripted sessions with exact responses', () => {
     b.close();
   });
 });
+
+describe('QRESYNC (RFC 7162)', () => {
+  test('ENABLE, VANISHED instead of EXPUNGE, UID FETCH (CHANGEDSINCE VANISHED), SELECT (QRESYNC ...)', async () => {
+    h.store.createMailbox('Resync');
+    for (let i = 1; i <= 5; i++)
+      await h.store.deliver({ mailbox: 'Resync', raw: message(`r${i}`, 'Mon, 2 Mar 2026 10:00 +0000') });
+    const uv = h.store.mailbox('Resync').uidValidity;
+    const a = await login();
+    expect(await a.send('ENABLE QRESYNC')).toEqual(['* ENABLED QRESYNC', 'T2 OK ENABLE completed']);
+    expect((await a.send('SELECT Resync')).filter((l) => /MODSEQ|VANISHED|FETCH/.test(l))).toEqual([
+      '* OK [HIGHESTMODSEQ 6] highest',
+    ]);
+    expect(await a.send('STORE 2 +FLAGS (\\Seen)')).toEqual([
+      '* 2 FETCH (FLAGS (\\Seen) MODSEQ (7))',
+      'T4 OK STORE completed',
+    ]);
+    await a.send('STORE 3:4 +FLAGS.SILENT (\\Deleted)');
+    expect(await a.send('EXPUNGE')).toEqual(['* VANISHED 3:4', 'T6 OK EXPUNGE completed']);
+    expect(await a.send('UID FETCH 1:* (FLAGS) (CHANGEDSINCE 6 VANISHED)')).toEqual([
+      '* VANISHED (EARLIER) 3:4',
+      '* 2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ (7))',
+      'T7 OK FETCH completed',
+    ]);
+    expect(await a.send('UID FETCH 4:5 (FLAGS) (CHANGEDSINCE 8 VANISHED)')).toEqual([
+      '* VANISHED (EARLIER) 4',
+      'T8 OK FETCH completed',
+    ]);
+    expect(await a.send('FETCH 1:* (FLAGS) (CHANGEDSINCE 6 VANISHED)')).toEqual([
+      'T9 BAD VANISHED needs UID FETCH and QRESYNC',
+    ]);
+
+    const b = await login();
+    expect(await b.send(`SELECT Resync (QRESYNC (${uv} 6))`)).toEqual([
+      'T2 BAD QRESYNC needs ENABLE QRESYNC first',
+    ]);
+    expect(await b.send('UID FETCH 1:* (FLAGS) (CHANGEDSINCE 6 VANISHED)')).toEqual([
+      'T3 BAD UID FETCH is not allowed in the auth state',
+    ]);
+    await b.send('ENABLE QRESYNC');
+    const resync = await b.send(`SELECT Resync (QRESYNC (${uv} 6 1:5))`);
+    expect(resync.slice(-3)).toEqual([
+      '* VANISHED (EARLIER) 3:4',
+      '* 2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ (7))',
+      'T5 OK [READ-WRITE] SELECT completed',
+    ]);
+    expect(resync).toContain('* 3 EXISTS');
+    expect(resync).toContain('* OK [HIGHESTMODSEQ 9] highest');
+    // Known UIDs limit what is reported; a changed UIDVALIDITY reports nothing.
+    const limited = await b.send(`SELECT Resync (QRESYNC (${uv} 6 1:3))`);
+    expect(limited[0]).toBe('* OK [CLOSED] previous mailbox closed');
+    expect(limited.slice(-3)).toEqual([
+      '* VANISHED (EARLIER) 3',
+      '* 2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ (7))',
+      'T6 OK [READ-WRITE] SELECT completed',
+    ]);
+    const other = await b.send(`SELECT Resync (QRESYNC (${uv + 1} 6))`);
+    expect(other.filter((l) => /VANISHED|FETCH/.test(l))).toEqual([]);
+
+    // Another session's expunge reaches b as VANISHED on NOOP.
+    await a.send('STORE 3 +FLAGS.SILENT (\\Deleted)');
+    await a.send('EXPUNGE');
+    expect(await b.send('NOOP')).toEqual([
+      '* 3 FETCH (UID 5 FLAGS (\\Deleted) MODSEQ (10))',
+      '* VANISHED 5',
+      'T8 OK NOOP completed',
+    ]);
+    a.close();
+    b.close();
+  });
+});

@@ -87,6 +87,22 @@ describe('mailbox store', () => {
     expect(store.mailbox('INBOX').highestModseq).toBeGreaterThan(modseqBefore);
   });
 
+  test('expunged UIDs are kept with their MODSEQ (QRESYNC VANISHED), across a restart', async () => {
+    const box = store.mailbox('INBOX');
+    for (let i = 1; i <= 4; i++) await store.deliver({ raw: msg(String(i)) });
+    store.setFlags(box.id, [2], 'add', ['\\Deleted']);
+    store.expunge(box.id);
+    const afterFirst = store.mailbox('INBOX').highestModseq;
+    store.move(box.id, [3], 'Archive');
+    expect(store.vanished(box.id, 0)).toEqual([2, 3]);
+    expect(store.vanished(box.id, afterFirst)).toEqual([3]);
+    await store.stop();
+    db.close();
+    store = await open();
+    expect(store.vanished(box.id, 0)).toEqual([2, 3]);
+    expect(store.vanished(store.mailbox('Archive').id, 0)).toEqual([]);
+  });
+
   test('a re-created mailbox gets a new UIDVALIDITY', () => {
     const first = store.createMailbox('Tmp').uidValidity;
     store.deleteMailbox('Tmp');

@@ -4,7 +4,8 @@ import { SELECTED, ok, type CommandContext, type CommandSpec } from '../context.
 import { parseFetchItems, parseFetchModifiers, type FetchItem } from '../fetch-items.ts';
 import { formatFlags, formatInternalDate } from '../format.ts';
 import { sectionBytes } from '../sections.ts';
-import { parseSequenceSet } from '../sequence.ts';
+import { compressSet, parseSequenceSet, type SequenceSet } from '../sequence.ts';
+import { ParseError } from '../values.ts';
 import { stringArg } from './args.ts';
 
 // Rows are read from the store in batches, so a 1:* FETCH never holds the whole mailbox in memory.
@@ -27,6 +28,13 @@ function fetchCommand(byUid: boolean): CommandSpec {
         ctx.enabled.add('CONDSTORE');
         if (!items.some((i) => i.kind === 'simple' && i.name === 'MODSEQ'))
           items.push({ kind: 'simple', name: 'MODSEQ' });
+      }
+      if (mods.vanished) {
+        // RFC 7162 3.2.6: only UID FETCH, only after ENABLE QRESYNC.
+        if (!byUid || !ctx.enabled.has('QRESYNC'))
+          throw new ParseError('VANISHED needs UID FETCH and QRESYNC');
+        const gone = ctx.store.vanished(sel.mailbox.id, mods.changedSince!).filter((u) => inSet(set, u));
+        if (gone.length) ctx.untagged(`VANISHED (EARLIER) ${compressSet(gone)}`);
       }
       let targets = sel.resolve(set, byUid);
       if (mods.changedSince !== undefined) {
@@ -183,6 +191,11 @@ async function render(
   text += ')\r\n';
   chunks.push(Buffer.from(text, 'latin1'));
   return chunks;
+}
+
+// Whether a UID is in a set; '*' reaches past every UID (expunged UIDs may be above the last).
+function inSet(set: SequenceSet, uid: number): boolean {
+  return set.some(([a, b]) => uid >= a && uid <= b);
 }
 
 /** FETCH (RFC 3501 6.4.5, CHANGEDSINCE from RFC 7162). */
