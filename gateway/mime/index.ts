@@ -36,28 +36,6 @@ function stripFields(part: MimePart): MimePart {
 }
 
 /**
- * Finds the entity a section path (e.g. [2, 1]) names. A message/rfc822 part's sub-parts are
- * those of its encapsulated message; a non-multipart entity has only part 1, itself.
- */
-export function resolvePart(root: MimePart, path: readonly number[]): MimePart | null {
-  let cur = root;
-  let first = true;
-  for (const n of path) {
-    let container = cur;
-    if (!first && container.message) container = container.message;
-    first = false;
-    if (container.children) {
-      const next = container.children[n - 1];
-      if (!next) return null;
-      cur = next;
-    } else if (n === 1) {
-      cur = container;
-    } else return null;
-  }
-  return cur;
-}
-
-/**
  * The bytes an embedded message's offsets refer to: the message/rfc822 part's own body, decoded
  * first when it had a transfer encoding (`source` holds the part's offsets).
  */
@@ -66,8 +44,10 @@ export function messageSource(part: MimePart, source: Buffer): Buffer {
 }
 
 /**
- * resolvePart, also returning the bytes the part's offsets refer to: the raw message, or the
- * decoded body of a transfer-encoded message/rfc822 part on the way.
+ * Finds the entity a section path (e.g. [2, 1]) names, with the bytes its offsets refer to: the
+ * raw message, or the decoded body of a transfer-encoded message/rfc822 part on the way. A
+ * message/rfc822 part's sub-parts are those of its encapsulated message; a non-multipart entity
+ * has only part 1, itself.
  */
 export function locatePart(
   root: MimePart,
