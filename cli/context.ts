@@ -22,3 +22,54 @@ export function configFrom(command: Command, extra: DeepPartial<Config> = {}): R
 export function print(line = ''): void {
   process.stdout.write(line + '\n');
 }
+
+/**
+ * SIGINT/SIGTERM, listened to from the moment a long-running command begins: a signal during
+ * startup lets the command stop what it started (a node, its redis-server) instead of Node
+ * dying at once and leaving them behind. Later signals while stopping are ignored.
+ */
+export interface StopSignals {
+  /** Resolves with the first signal's name (or another reason given to `trigger`). */
+  readonly received: Promise<string>;
+  /** The first signal, once one arrived. */
+  readonly signal: string | undefined;
+  /** Stops as if a signal arrived (e.g. `kith stop`). */
+  trigger(reason: string): void;
+  /** Removes the listeners. */
+  dispose(): void;
+}
+
+export function listenForStopSignals(): StopSignals {
+  let first: string | undefined;
+  let resolve!: (signal: string) => void;
+  const received = new Promise<string>((r) => (resolve = r));
+  const trigger = (reason: string): void => {
+    if (first !== undefined) return;
+    first = reason;
+    resolve(reason);
+  };
+  const onSignal = (signal: NodeJS.Signals): void => trigger(signal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    received,
+    get signal() {
+      return first;
+    },
+    trigger,
+    dispose: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
+/**
+ * Stdout closed by the reader (`kith start | head -2`) must not crash a running node: the write
+ * error EPIPE is dropped and the command goes on without stdout.
+ */
+export function ignoreClosedStdout(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
+}

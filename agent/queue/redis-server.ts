@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { accessSync, constants, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { RedisOptions } from 'ioredis';
 import { KithError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
@@ -79,6 +80,12 @@ class ClosedWithoutPong extends Error {}
  * (appendfsync everysec: a queue job lost in the last second is re-created from SQLite),
  * reachable through a unix socket (or a loopback port with a random password when the socket
  * path would be too long).
+ *
+ * It must not outlive the node: two redis-servers on one append-only directory corrupt it. So
+ * it is spawned through `setpriv --pdeathsig TERM` where that exists (it gets SIGTERM when the
+ * node dies, even of SIGKILL), and it writes `redis.pid`; a start finds a redis-server left
+ * behind by a dead node there and stops it first (the node holds node.lock, so no live node
+ * owns it).
  */
 export class PrivateRedis {
   private child?: ChildProcess;
@@ -87,10 +94,14 @@ export class PrivateRedis {
   constructor(private readonly options: { dir: string; binary: string; log: Logger }) {}
 
   async start(): Promise<RedisConnection> {
-    const socket = join(this.options.dir, 'redis.sock');
+    const dir = resolve(this.options.dir);
+    const socket = join(dir, 'redis.sock');
+    await stopStaleRedis(dir, this.options.log);
     const args = [
       '--dir',
-      this.options.dir,
+      dir,
+      '--pidfile',
+      join(dir, 'redis.pid'),
       '--appendonly',
       'yes',
       '--appendfsync',
@@ -102,7 +113,7 @@ export class PrivateRedis {
       '--loglevel',
       'warning',
       '--logfile',
-      join(this.options.dir, 'redis.log'),
+      join(dir, 'redis.log'),
     ];
     // Linux limits unix socket paths to 107 bytes.
     if (Buffer.byteLength(socket) < 100) {
@@ -114,26 +125,27 @@ export class PrivateRedis {
       args.push('--port', String(port), '--bind', '127.0.0.1', '--requirepass', password);
       this.connection = { host: '127.0.0.1', port, password };
     }
-    const child = spawn(this.options.binary, args, { stdio: 'ignore' });
+    const setpriv = SETPRIV.find(isExecutable);
+    const child = setpriv
+      ? spawn(setpriv, ['--pdeathsig', 'TERM', '--', this.options.binary, ...args], { stdio: 'ignore' })
+      : spawn(this.options.binary, args, { stdio: 'ignore' });
     this.child = child;
+    const missing = new KithError(
+      'ERR_REDIS_MISSING',
+      `${this.options.binary} is not installed`,
+      'install it (apt-get install redis-server) or set redis.url (KITH_REDIS_URL) to an existing Redis',
+    );
     const spawnError = new Promise<never>((_, reject) => {
-      child.once('error', (err: NodeJS.ErrnoException) => {
-        reject(
-          err.code === 'ENOENT'
-            ? new KithError(
-                'ERR_REDIS_MISSING',
-                `${this.options.binary} is not installed`,
-                'install it (apt-get install redis-server) or set redis.url (KITH_REDIS_URL) to an existing Redis',
-              )
-            : err,
-        );
-      });
+      child.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'ENOENT' ? missing : err));
       child.once('exit', (code) =>
         reject(
-          new KithError(
-            'ERR_REDIS_EXITED',
-            `redis-server exited at start (code ${code}); see ${this.options.dir}/redis.log`,
-          ),
+          // 127: setpriv could not find the binary.
+          setpriv && code === 127
+            ? missing
+            : new KithError(
+                'ERR_REDIS_EXITED',
+                `redis-server exited at start (code ${code}); see ${join(dir, 'redis.log')}`,
+              ),
         ),
       );
     });
@@ -175,6 +187,56 @@ export class PrivateRedis {
   /** The process id, for tests that kill Redis to prove nothing is lost. */
   get pid(): number | undefined {
     return this.child?.pid;
+  }
+}
+
+/**
+ * Stops a redis-server that a dead node left running on this directory. Only a process whose
+ * pid is in redis.pid, whose program is redis-server and whose working directory is this one
+ * (redis-server changes into --dir) is stopped: a reused pid is left alone.
+ */
+async function stopStaleRedis(dir: string, log: Logger): Promise<void> {
+  const pidFile = join(dir, 'redis.pid');
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    return;
+  }
+  if (Number.isInteger(pid) && pid > 1 && isRedisOf(pid, dir)) {
+    log.warn({ pid, dir }, 'stopping a redis-server left behind by a node that is gone');
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + 10_000;
+    while (isRedisOf(pid, dir)) {
+      if (Date.now() > deadline) {
+        process.kill(pid, 'SIGKILL');
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  rmSync(pidFile, { force: true });
+}
+
+function isRedisOf(pid: number, dir: string): boolean {
+  try {
+    const program = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0')[0];
+    const state = /^State:\s+(\w)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1];
+    return program.includes('redis-server') && state !== 'Z' && readlinkSync(`/proc/${pid}/cwd`) === dir;
+  } catch {
+    return false;
+  }
+}
+
+/** util-linux's setpriv, looked for where Debian and others install it. */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'];
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
   }
 }
 

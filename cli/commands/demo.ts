@@ -1,10 +1,11 @@
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { KithError } from '../../common/errors.ts';
 import { createLogger } from '../../common/logger.ts';
-import { startDemoNetwork, type DemoAgent } from '../demo/network.ts';
-import { print } from '../context.ts';
+import { demoTopology, startDemoNetwork, type DemoAgent } from '../demo/network.ts';
+import { ignoreClosedStdout, listenForStopSignals, print } from '../context.ts';
 import { settingsText } from '../settings.ts';
 
 export function registerDemo(program: Command): void {
@@ -28,30 +29,57 @@ export function registerDemo(program: Command): void {
       ) => {
         const globals = command.optsWithGlobals() as { logLevel?: string };
         const log = createLogger({ level: globals.logLevel ?? 'warn' });
-        const dir = options.dir ? resolve(options.dir) : mkdtempSync(join(tmpdir(), 'kith-demo-'));
         const agents = Number(options.agents);
-        if (!Number.isInteger(agents)) command.error('--agents takes a whole number', { exitCode: 2 });
-        if (!options.json) print(`Starting ${agents} agents in ${dir} ...`);
-        const network = await startDemoNetwork({
-          dir,
-          agents,
-          log,
-          stallTimeoutMs: Number(options.stallTimeout),
-        });
-        if (options.json) print(JSON.stringify({ agents: network.agents.map(describe) }));
-        else printHuman(network.agents);
-        await new Promise<void>((done) => {
-          process.once('SIGINT', () => done());
-          process.once('SIGTERM', () => done());
-          // Any agent asked to stop (`kith --data-dir DIR/carol stop`) stops alone; the demo goes on.
-          for (const agent of network.agents) {
-            void agent.node.stopRequested.then(() => agent.node.stop());
+        try {
+          demoTopology(agents);
+        } catch (err) {
+          command.error(`--agents takes a whole number: ${(err as Error).message}`, { exitCode: 2 });
+        }
+        const given = options.dir ? resolve(options.dir) : undefined;
+        if (given) refuseEarlierRun(given, demoTopology(agents).names);
+        ignoreClosedStdout();
+        // Listening before anything starts: a signal during startup stops what has started
+        // (the shared redis-server above all) instead of leaving it behind.
+        const signals = listenForStopSignals();
+        // A directory the demo made for itself is removed on the way out; one given with --dir stays.
+        const dir = given ?? mkdtempSync(join(tmpdir(), 'kith-demo-'));
+        try {
+          if (!options.json) print(`Starting ${agents} agents in ${dir} ...`);
+          const network = await startDemoNetwork({
+            dir,
+            agents,
+            log,
+            stallTimeoutMs: Number(options.stallTimeout),
+          });
+          if (!signals.signal) {
+            if (options.json) print(JSON.stringify({ agents: network.agents.map(describe) }));
+            else printHuman(network.agents);
+            // Any agent asked to stop (`kith --data-dir DIR/carol stop`) stops alone; the demo goes on.
+            for (const agent of network.agents) {
+              void agent.node.stopRequested.then(() => agent.node.stop());
+            }
           }
-        });
-        await network.stop();
-        if (!options.json) print('Demo stopped.');
+          await signals.received;
+          await network.stop();
+          if (!options.json) print('Demo stopped.');
+        } finally {
+          signals.dispose();
+          if (!given) rmSync(dir, { recursive: true, force: true });
+        }
       },
     );
+}
+
+/** The agents' data directories of an earlier run hold identities: say so before touching anything. */
+function refuseEarlierRun(dir: string, names: string[]): void {
+  const earlier = names.filter((name) => existsSync(join(dir, name)));
+  if (earlier.length > 0) {
+    throw new KithError(
+      'ERR_IDENTITY_EXISTS',
+      `${dir} holds an earlier demo run (${earlier.join(', ')})`,
+      'give --dir a new or empty directory, or leave --dir out for a temporary one',
+    );
+  }
 }
 
 function describe(agent: DemoAgent): Record<string, unknown> {

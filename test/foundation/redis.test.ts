@@ -1,8 +1,10 @@
-import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createConnection, createServer } from 'node:net';
 import { describe, expect, it } from '@jest/globals';
 import { Queue, QueueEvents, Worker } from 'bullmq';
 import { openRedis } from '../../agent/queue/connection.ts';
+import type { RedisConnection } from '../../agent/queue/redis-server.ts';
 import { silentLogger } from '../../common/logger.ts';
 import { codeOf } from '../helpers/errors.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -14,6 +16,23 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** One raw RESP command over the unix socket; the reply as text. */
+async function command(connection: RedisConnection, ...args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection(connection.path!);
+    let reply = '';
+    socket.once('error', reject);
+    socket.on('data', (d: Buffer) => {
+      reply += d.toString();
+      if (reply.endsWith('\r\n')) {
+        socket.destroy();
+        resolve(reply);
+      }
+    });
+    socket.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`);
+  });
 }
 
 describe('private redis-server', () => {
@@ -90,6 +109,39 @@ describe('private redis-server', () => {
       });
     } finally {
       notRedis.close();
+      dir.remove();
+    }
+  });
+
+  it('writes redis.pid, and a start stops a redis-server a dead node left on the same directory', async () => {
+    const dir = tempDir();
+    // The first one stands for a node that died without stopping its redis-server.
+    const left = await openRedis({ dir: dir.path, binary: 'redis-server', log: silentLogger() });
+    const leftPid = left.private!.pid!;
+    let next: Awaited<ReturnType<typeof openRedis>> | undefined;
+    try {
+      expect(readFileSync(join(dir.path, 'redis.pid'), 'utf8').trim()).toBe(String(leftPid));
+      expect(await command(left.connection, 'SET', 'kept', 'yes')).toBe('+OK\r\n');
+      next = await openRedis({ dir: dir.path, binary: 'redis-server', log: silentLogger() });
+      expect(alive(leftPid)).toBe(false);
+      expect(alive(next.private!.pid!)).toBe(true);
+      expect(readFileSync(join(dir.path, 'redis.pid'), 'utf8').trim()).toBe(String(next.private!.pid));
+      expect(await command(next.connection, 'GET', 'kept')).toBe('$3\r\nyes\r\n');
+    } finally {
+      await next?.stop();
+      await left.stop();
+      dir.remove();
+    }
+  });
+
+  it('leaves a process alone whose pid is in redis.pid but is not redis-server of this directory', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir.path, 'redis.pid'), String(process.pid));
+    const redis = await openRedis({ dir: dir.path, binary: 'redis-server', log: silentLogger() });
+    try {
+      expect(alive(redis.private!.pid!)).toBe(true);
+    } finally {
+      await redis.stop();
       dir.remove();
     }
   });

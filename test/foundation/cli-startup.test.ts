@@ -1,0 +1,188 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { createConnection, createServer } from 'node:net';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { exited, KITH_BIN, runKith, startKith } from '../helpers/cli.ts';
+import { tempDir } from '../helpers/tmp.ts';
+
+const BASE = {
+  KITH_PASSPHRASE: 'a long enough passphrase',
+  KITH_P2P_LISTEN: '["/ip4/127.0.0.1/tcp/0"]',
+  KITH_SMTP_PORT: '0',
+  KITH_IMAP_PORT: '0',
+  KITH_HTTP_PORT: '0',
+};
+
+/** Pids of the redis-servers working in that directory (redis-server changes into --dir). */
+function redisServersIn(dir: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const program = readFileSync(`/proc/${entry}/cmdline`, 'latin1').split('\0')[0];
+      if (program.includes('redis-server') && readlinkSync(`/proc/${entry}/cwd`) === dir)
+        pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+async function waitFor(check: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** `kith ARGS` without blocking this process (a server in the test must keep answering). */
+async function runKithAsync(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [KITH_BIN, ...args], {
+    env: { ...cleanEnv(), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const status = await new Promise<number | null>((r) => child.once('close', (code) => r(code)));
+  return { status, stdout, stderr };
+}
+
+function cleanEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith('KITH_') && v !== undefined && k !== 'NODE_OPTIONS') env[k] = v;
+  }
+  return env;
+}
+
+/** One RESP command over a unix socket. */
+async function redisCommand(socket: string, ...args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const connection = createConnection(socket);
+    let reply = '';
+    connection.once('error', reject);
+    connection.on('data', (d: Buffer) => {
+      reply += d.toString();
+      if (reply.endsWith('\r\n')) {
+        connection.destroy();
+        resolve(reply);
+      }
+    });
+    connection.write(
+      `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`,
+    );
+  });
+}
+
+describe('kith start: startup, signals and what is left behind', () => {
+  const dir = tempDir();
+  const dataDir = join(dir.path, 'node');
+  const redisDir = join(dataDir, 'redis');
+
+  beforeAll(() => {
+    const init = runKith(
+      ['--data-dir', dataDir, 'init', '--name', 'Alice', '--email', 'alice@example.org'],
+      BASE,
+    );
+    expect(init.stderr).toBe('');
+    expect(init.status).toBe(0);
+  });
+  afterAll(() => {
+    for (const pid of redisServersIn(redisDir)) process.kill(pid, 'SIGKILL');
+    dir.remove();
+  });
+
+  it('a Redis URL whose server hangs up without PONG is one line, not a silent exit', async () => {
+    const notRedis = createServer((socket) => socket.end('garbage\n'));
+    await new Promise<void>((r) => notRedis.listen(0, '127.0.0.1', () => r()));
+    const { port } = notRedis.address() as { port: number };
+    try {
+      const result = await runKithAsync(['--data-dir', dataDir, 'start'], {
+        ...BASE,
+        KITH_REDIS_URL: `redis://127.0.0.1:${port}`,
+      });
+      expect(result.status).toBe(1);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.stderr).toMatch(/closed the connection without answering PING: is it a Redis server\?/);
+    } finally {
+      notRedis.close();
+    }
+  });
+
+  it('SIGTERM during startup stops the private redis-server and leaves no lock', async () => {
+    const child = spawn(process.execPath, [KITH_BIN, '--data-dir', dataDir, '--log-level', 'warn', 'start'], {
+      env: { ...cleanEnv(), ...BASE },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    // redis.pid appears once redis-server runs: the node is still starting its other parts.
+    await waitFor(() => existsSync(join(redisDir, 'redis.pid')));
+    child.kill('SIGTERM');
+    expect(await exited(child)).toBe(0);
+    expect(stderr).toBe('');
+    expect(redisServersIn(redisDir)).toEqual([]);
+    expect(existsSync(join(dataDir, 'node.lock'))).toBe(false);
+    expect(existsSync(join(dataDir, 'control.sock'))).toBe(false);
+  });
+
+  it('`kith start | head -2` does not crash on EPIPE; SIGTERM still stops everything', async () => {
+    const shell = spawn(
+      'sh',
+      ['-c', `"${process.execPath}" "${KITH_BIN}" --data-dir "${dataDir}" start | head -2`],
+      {
+        env: { ...cleanEnv(), ...BASE },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stderr = '';
+    shell.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    await waitFor(() => existsSync(join(dataDir, 'control.sock')));
+    const pid = Number(readFileSync(join(dataDir, 'node.lock'), 'utf8'));
+    await new Promise((r) => setTimeout(r, 500));
+    process.kill(pid, 'SIGTERM');
+    await exited(shell);
+    await waitFor(() => !existsSync(join(dataDir, 'node.lock')));
+    expect(stderr).not.toMatch(/EPIPE/);
+    expect(redisServersIn(redisDir)).toEqual([]);
+    expect(existsSync(join(dataDir, 'control.sock'))).toBe(false);
+  });
+
+  it('after the node is killed with SIGKILL, the next start runs one redis-server, data intact', async () => {
+    const first = await startKith(
+      ['--data-dir', dataDir, '--log-level', 'warn', 'start'],
+      BASE,
+      /Stop with Ctrl-C/,
+    );
+    const socket = join(redisDir, 'redis.sock');
+    expect(await redisCommand(socket, 'SET', 'probe', 'kept')).toBe('+OK\r\n');
+    first.child.kill('SIGKILL');
+    await exited(first.child);
+    const second = await startKith(
+      ['--data-dir', dataDir, '--log-level', 'warn', 'start'],
+      BASE,
+      /Stop with Ctrl-C/,
+    );
+    try {
+      expect(redisServersIn(redisDir)).toHaveLength(1);
+      expect(await redisCommand(socket, 'GET', 'probe')).toBe('$4\r\nkept\r\n');
+      expect(runKith(['--data-dir', dataDir, 'id', '--json']).stdout).toContain('alice@example.org');
+    } finally {
+      second.child.kill('SIGTERM');
+      expect(await exited(second.child)).toBe(0);
+    }
+    expect(redisServersIn(redisDir)).toEqual([]);
+  }, 90_000);
+
+  it('ps shows no redis-server for the data directory once all is done', () => {
+    expect(execFileSync('ps', ['-eo', 'args']).toString()).not.toContain(join(redisDir, 'redis.sock'));
+  });
+});
