@@ -216,16 +216,24 @@ export async function loadIdentity(db: Db, passphrase: string): Promise<Identity
     public_key: string;
     private_key: string;
   };
-  const agent = db.prepare('SELECT * FROM agent WHERE entity = ? LIMIT 1').get(entity.fingerprint) as {
-    peer_id: string;
-    private_key: Buffer;
-    onion_private: Buffer;
-    onion_public: Buffer;
-    cert_canonical: string;
-    cert_signature: string;
-  };
-  const salt = (db.prepare("SELECT value FROM identity_meta WHERE key = 'salt'").get() as { value: Buffer })
-    .value;
+  const agent = db.prepare('SELECT * FROM agent WHERE entity = ? LIMIT 1').get(entity.fingerprint) as
+    | {
+        peer_id: string;
+        private_key: Buffer;
+        onion_private: Buffer;
+        onion_public: Buffer;
+        cert_canonical: string;
+        cert_signature: string;
+      }
+    | undefined;
+  const saltRow = db.prepare("SELECT value FROM identity_meta WHERE key = 'salt'").get() as
+    { value: Buffer } | undefined;
+  const secret = db.prepare("SELECT value FROM secret WHERE name = 'mail-password'").get() as
+    { value: Buffer } | undefined;
+  if (!agent) throw incomplete('agent key');
+  if (!saltRow) throw incomplete('key derivation salt (identity_meta)');
+  if (!secret) throw incomplete('mail password (secret)');
+  const salt = saltRow.value;
   let locked: openpgp.PrivateKey;
   try {
     locked = await openpgp.readPrivateKey({ armoredKey: entity.private_key });
@@ -264,19 +272,21 @@ export async function loadIdentity(db: Db, passphrase: string): Promise<Identity
       type: 'pkcs8',
     });
   } catch (err) {
-    if (err instanceof KithError) throw err;
-    throw new KithError(
-      'ERR_KEYS_CORRUPT',
-      `the stored agent key is damaged: ${(err as Error).message}`,
-      RESTORE,
-    );
+    throw new KithError('ERR_KEYS_CORRUPT', `the stored agent key is damaged: ${whyDamaged(err)}`, RESTORE);
   }
   if (peerIdFromPrivateKey(agentKey).toString() !== agent.peer_id) {
     throw new KithError('ERR_KEYS_CORRUPT', 'the stored agent key does not match its peer id', RESTORE);
   }
-  const secret = db.prepare("SELECT value FROM secret WHERE name = 'mail-password'").get() as {
-    value: Buffer;
-  };
+  let mailPassword: string;
+  try {
+    mailPassword = box.open(secret.value, 'mail-password').toString();
+  } catch (err) {
+    throw new KithError(
+      'ERR_KEYS_CORRUPT',
+      `the stored mail password is damaged: ${whyDamaged(err)}`,
+      RESTORE,
+    );
+  }
   return {
     fingerprint: asFingerprint(entity.fingerprint),
     name: entity.name,
@@ -292,7 +302,7 @@ export async function loadIdentity(db: Db, passphrase: string): Promise<Identity
       canonical: agent.cert_canonical,
       signature: agent.cert_signature,
     },
-    mailPassword: box.open(secret.value, 'mail-password').toString(),
+    mailPassword,
   };
 }
 
@@ -319,7 +329,8 @@ export function describeStoredIdentity(db: Db): {
       `SELECT e.fingerprint, e.name, e.email, e.public_key, a.peer_id, a.cert_canonical, a.cert_signature
        FROM entity e JOIN agent a ON a.entity = e.fingerprint LIMIT 1`,
     )
-    .get() as Record<string, string>;
+    .get() as Record<string, string> | undefined;
+  if (!row) throw incomplete('agent key');
   const body = JSON.parse(row.cert_canonical) as { notBefore: string; notAfter: string };
   return {
     fingerprint: asFingerprint(row.fingerprint),
@@ -345,3 +356,15 @@ export function x25519PublicFromRaw(raw: Uint8Array): KeyObject {
 }
 
 const RESTORE = 'restore the data directory from a backup';
+
+/** The passphrase unlocked the entity key, so a seal that does not open is damage, not a wrong passphrase. */
+function whyDamaged(err: unknown): string {
+  return err instanceof KithError
+    ? 'its seal does not open with the passphrase that unlocked the entity key'
+    : (err as Error).message;
+}
+
+/** A row of the identity is missing (deleted or never written). */
+function incomplete(what: string): KithError {
+  return new KithError('ERR_KEYS_CORRUPT', `the stored identity is damaged: its ${what} is missing`, RESTORE);
+}

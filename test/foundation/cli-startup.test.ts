@@ -1,6 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createConnection, createServer } from 'node:net';
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { exited, KITH_BIN, runKith, startKith } from '../helpers/cli.ts';
@@ -181,6 +181,21 @@ describe('kith start: startup, signals and what is left behind', () => {
     }
     expect(redisServersIn(redisDir)).toEqual([]);
   }, 90_000);
+
+  it('a damaged tls/key.pem stops `kith start` with one line naming the file', () => {
+    const keyFile = join(dataDir, 'tls', 'key.pem');
+    const good = readFileSync(keyFile);
+    writeFileSync(keyFile, 'not a key\n');
+    try {
+      const result = runKith(['--data-dir', dataDir, 'start'], BASE);
+      expect(result.status).toBe(1);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.stderr).toContain(`kith: ${keyFile} is not a PEM private key`);
+      expect(redisServersIn(redisDir)).toEqual([]);
+    } finally {
+      writeFileSync(keyFile, good);
+    }
+  });
 
   it('ps shows no redis-server for the data directory once all is done', () => {
     expect(execFileSync('ps', ['-eo', 'args']).toString()).not.toContain(join(redisDir, 'redis.sock'));

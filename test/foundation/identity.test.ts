@@ -1,10 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import * as openpgp from 'openpgp';
 import { createIdentity, describeStoredIdentity, loadIdentity } from '../../agent/identity/identity.ts';
 import { verifyAgentCertificate } from '../../agent/identity/certificate.ts';
+import { ensureSelfSignedCertificate, loadTls } from '../../gateway/tls.ts';
 import { openDatabase, type Db } from '../../store/db.ts';
 import { codeOf } from '../helpers/errors.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -56,6 +57,59 @@ describe('identity', () => {
     await createIdentity(db, { name: 'Alice', email: 'alice@example.org', passphrase: PASS });
     db.prepare("UPDATE entity SET private_key = '-----BEGIN PGP PRIVATE KEY BLOCK-----\ngarbage'").run();
     expect(await codeOf(loadIdentity(db, PASS))).toBe('ERR_KEYS_CORRUPT');
+  });
+
+  it.each([
+    ['the agent row', 'DELETE FROM agent'],
+    ['the salt', "DELETE FROM identity_meta WHERE key = 'salt'"],
+    ['the mail password', 'DELETE FROM secret'],
+  ])('a missing row (%s) is ERR_KEYS_CORRUPT, not a TypeError', async (_what, sql) => {
+    await createIdentity(db, { name: 'Alice', email: 'alice@example.org', passphrase: PASS });
+    db.prepare(sql).run();
+    expect(await codeOf(loadIdentity(db, PASS))).toBe('ERR_KEYS_CORRUPT');
+  });
+
+  it('a damaged sealed key with the right passphrase is ERR_KEYS_CORRUPT, not a wrong passphrase', async () => {
+    await createIdentity(db, { name: 'Alice', email: 'alice@example.org', passphrase: PASS });
+    const flip = (table: string, column: string): void => {
+      const { value } = db.prepare(`SELECT ${column} AS value FROM ${table}`).get() as { value: Buffer };
+      const damaged = Buffer.from(value);
+      damaged[damaged.length - 1] ^= 0xff;
+      db.prepare(`UPDATE ${table} SET ${column} = ?`).run(damaged);
+    };
+    flip('agent', 'private_key');
+    expect(await codeOf(loadIdentity(db, PASS))).toBe('ERR_KEYS_CORRUPT');
+    expect(await codeOf(loadIdentity(db, 'not the passphrase'))).toBe('ERR_WRONG_PASSPHRASE');
+  });
+
+  it('a damaged sealed mail password is ERR_KEYS_CORRUPT', async () => {
+    await createIdentity(db, { name: 'Alice', email: 'alice@example.org', passphrase: PASS });
+    db.prepare("UPDATE secret SET value = zeroblob(40) WHERE name = 'mail-password'").run();
+    expect(await codeOf(loadIdentity(db, PASS))).toBe('ERR_KEYS_CORRUPT');
+  });
+
+  it('a damaged TLS file is ERR_TLS_FILES naming the file', async () => {
+    const tls = join(dir.path, 'tls');
+    mkdirSync(tls);
+    await ensureSelfSignedCertificate(tls);
+    const good = readFileSync(join(tls, 'key.pem'), 'utf8');
+    writeFileSync(join(tls, 'key.pem'), 'not a key\n');
+    await expect(ensureSelfSignedCertificate(tls)).rejects.toMatchObject({
+      code: 'ERR_TLS_FILES',
+      message: expect.stringContaining(join(tls, 'key.pem')),
+    });
+    writeFileSync(join(tls, 'key.pem'), good);
+    writeFileSync(join(tls, 'cert.pem'), '-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n');
+    await expect(ensureSelfSignedCertificate(tls)).rejects.toMatchObject({
+      code: 'ERR_TLS_FILES',
+      message: expect.stringContaining(join(tls, 'cert.pem')),
+    });
+    const other = join(dir.path, 'other');
+    mkdirSync(other);
+    await ensureSelfSignedCertificate(other);
+    expect(() => loadTls(join(other, 'cert.pem'), join(tls, 'key.pem'))).toThrow(
+      /is not the key of the certificate/,
+    );
   });
 
   it('refuses a second identity and a bad address', async () => {
