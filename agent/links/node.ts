@@ -5,6 +5,7 @@ import type { ConnectionGater, PrivateKey, StreamHandler, StreamHandlerOptions }
 import { ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
 import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p';
+import { KithError } from '../../common/errors.ts';
 
 /** Largest yamux receive window per stream (the default grows to 16 MiB). */
 const STREAM_WINDOW_BYTES = 1024 * 1024;
@@ -48,7 +49,7 @@ export interface NodeExtras {
 
 /** Builds (does not start) the libp2p node of one agent. */
 export async function createNode(options: NodeOptions): Promise<KithLibp2p> {
-  return createLibp2p({
+  const node = await createLibp2p({
     start: false,
     privateKey: options.privateKey,
     addresses: {
@@ -73,6 +74,30 @@ export async function createNode(options: NodeOptions): Promise<KithLibp2p> {
       ping: ping(),
     },
   });
+  // libp2p reports a taken port as a multi-line message with stacks; the user needs one line.
+  const start = node.start.bind(node);
+  node.start = async () => {
+    try {
+      await start();
+    } catch (err) {
+      throw portInUse(err) ?? err;
+    }
+  };
+  return node;
+}
+
+/** libp2p's "failed to be listened on" error for EADDRINUSE, as one line naming the key to change. */
+export function portInUse(err: unknown): KithError | undefined {
+  const message = err instanceof Error ? err.message : String(err);
+  const taken = /EADDRINUSE: address already in use (\S+):(\d+)/.exec(message);
+  if (!taken) return undefined;
+  const [, host, port] = taken;
+  return new KithError(
+    'ERR_PORT_IN_USE',
+    `p2p port ${port} on ${host} is already in use`,
+    `stop what uses it, or set p2p.listen (KITH_P2P_LISTEN) to another port, e.g. ["/ip4/0.0.0.0/tcp/${Number(port) + 1}"]`,
+    { cause: err },
+  );
 }
 
 /** Protocols registered by libp2p's own services, which provisional peers must not reach. */

@@ -94,11 +94,14 @@ export function createSubmissionServer(options: SubmissionServerOptions): Submis
         onRcptTo: (address, session, cb) => void handlers.onRcptTo(address, session, cb),
         onData: (stream, session, cb) => void handlers.onData(stream, session, cb),
       });
-      s.on('error', (err) => options.log.warn({ err }, 'smtp connection error'));
+      let listening = false;
+      // Until listening, a server error is the listen failure, reported once by the caller.
+      s.on('error', (err) => listening && options.log.warn({ err }, 'smtp connection error'));
       await new Promise<void>((resolve, reject) => {
         s.server.once('error', reject);
         s.listen(options.port, options.host, () => {
           s.server.off('error', reject);
+          listening = true;
           resolve();
         });
       });

@@ -197,6 +197,37 @@ describe('kith start: startup, signals and what is left behind', () => {
     }
   });
 
+  it.each([
+    [
+      'p2p',
+      (port: number) => ({ KITH_P2P_LISTEN: `["/ip4/127.0.0.1/tcp/${port}"]` }),
+      /p2p\.listen \(KITH_P2P_LISTEN\)/,
+    ],
+    ['smtp', (port: number) => ({ KITH_SMTP_PORT: String(port) }), /smtp\.port \(KITH_SMTP_PORT\)/],
+  ])(
+    'the %s port in use stops `kith start` with one line naming the key and variable',
+    async (what, env, key) => {
+      const busy = createServer();
+      await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+      const { port } = busy.address() as { port: number };
+      try {
+        const result = runKith(['--data-dir', dataDir, '--log-level', 'warn', 'start'], {
+          ...BASE,
+          ...env(port),
+        });
+        expect(result.status).toBe(1);
+        expect(result.stderr.trim().split('\n')).toHaveLength(1);
+        expect(result.stderr).toMatch(
+          new RegExp(`^kith: ${what} port ${port} on 127\\.0\\.0\\.1 is already in use — `),
+        );
+        expect(result.stderr).toMatch(key);
+        expect(redisServersIn(redisDir)).toEqual([]);
+      } finally {
+        busy.close();
+      }
+    },
+  );
+
   it('ps shows no redis-server for the data directory once all is done', () => {
     expect(execFileSync('ps', ['-eo', 'args']).toString()).not.toContain(join(redisDir, 'redis.sock'));
   });
