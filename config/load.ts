@@ -87,9 +87,12 @@ function readConfigFile(file: string): Record<string, unknown> {
       throw new Error('the top level must be a mapping');
     return parsed as Record<string, unknown>;
   } catch (err) {
+    // The yaml library's message spans several lines (a code excerpt); one line is file:line:col.
+    const at = (err as { linePos?: { line: number; col: number }[] }).linePos?.[0];
+    const what = (err as Error).message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
     throw new KithError(
       'ERR_CONFIG_FILE',
-      `the config file ${file} is not valid YAML/JSON: ${(err as Error).message}`,
+      `the config file is not valid YAML/JSON: ${file}${at ? `:${at.line}:${at.col}` : ''}: ${what}`,
       'fix the syntax at the position shown',
     );
   }

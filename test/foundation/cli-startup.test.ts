@@ -1,6 +1,6 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createConnection, createServer } from 'node:net';
-import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { exited, KITH_BIN, runKith, startKith } from '../helpers/cli.ts';
@@ -227,6 +227,81 @@ describe('kith start: startup, signals and what is left behind', () => {
       }
     },
   );
+
+  it('first-run `kith start` on a terminal asks the passphrase once, with its confirmation', () => {
+    const fresh = join(dir.path, 'tty');
+    // A pseudo-terminal: python3 answers each prompt and stops the node once it runs.
+    const script = `
+import os, pty, select, signal, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out = b''; answered = 0; deadline = time.time() + 60
+while time.time() < deadline and b'Stop with Ctrl-C' not in out:
+    if select.select([fd], [], [], 0.2)[0]:
+        try: out += os.read(fd, 4096)
+        except OSError: break
+    while answered < out.count(b'assphrase'):
+        answered += 1; time.sleep(0.1); os.write(fd, b'a long enough passphrase\\r')
+os.kill(pid, signal.SIGTERM)
+while True:
+    try: chunk = os.read(fd, 4096)
+    except OSError: break
+    if not chunk: break
+    out += chunk
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors='replace'))
+sys.exit(os.waitstatus_to_exitcode(status))
+`;
+    const result = spawnSync(
+      'python3',
+      [
+        '-c',
+        script,
+        process.execPath,
+        KITH_BIN,
+        '--data-dir',
+        fresh,
+        '--log-level',
+        'warn',
+        'start',
+        '--email',
+        'tty@example.org',
+      ],
+      { env: { ...cleanEnv(), ...BASE, KITH_PASSPHRASE: '' }, encoding: 'utf8', timeout: 90_000 },
+    );
+    expect(result.stdout).toContain('Kith node stopped.');
+    expect(result.stdout.match(/Passphrase for the Kith keys/g)).toHaveLength(1);
+    expect(result.stdout.match(/Repeat the passphrase/g)).toHaveLength(1);
+    expect(result.status).toBe(0);
+  }, 90_000);
+
+  it('a failed init leaves the data directory as it was', () => {
+    const fresh = join(dir.path, 'fresh');
+    const badEmail = runKith(['--data-dir', fresh, 'init', '--email', 'not-an-address'], BASE);
+    expect(badEmail.status).toBe(1);
+    expect(badEmail.stderr).toMatch(/^kith: not an e-mail address: not-an-address — /);
+    expect(existsSync(fresh)).toBe(false);
+    const empty = join(dir.path, 'empty');
+    mkdirSync(empty, { mode: 0o700 });
+    writeFileSync(join(empty, 'config.yaml'), 'logLevel: warn\n');
+    const weak = runKith(['--data-dir', empty, 'init', '--email', 'a@example.org'], {
+      ...BASE,
+      KITH_PASSPHRASE: 'short',
+    });
+    expect(weak.status).toBe(1);
+    expect(weak.stderr).toMatch(/^kith: the passphrase is shorter than 8 characters/);
+    expect(readdirSync(empty)).toEqual(['config.yaml']);
+  });
+
+  it('init without --email and without a terminal asks for --email instead of inventing an address', () => {
+    const fresh = join(dir.path, 'no-email');
+    const result = runKith(['--data-dir', fresh, 'init'], BASE);
+    expect(result.status).toBe(1);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toMatch(/^kith: no e-mail address .* — give --email you@example\.org/);
+    expect(existsSync(fresh)).toBe(false);
+  });
 
   it('ps shows no redis-server for the data directory once all is done', () => {
     expect(execFileSync('ps', ['-eo', 'args']).toString()).not.toContain(join(redisDir, 'redis.sock'));

@@ -73,6 +73,11 @@ describe('configuration', () => {
       expect(configError(() => loadConfig({ file, env: {} })).code).toBe('ERR_CONFIG_INVALID');
       writeFileSync(file, 'smtp: [unclosed\n');
       expect(configError(() => loadConfig({ file, env: {} })).code).toBe('ERR_CONFIG_FILE');
+      // One line: file:line:col and the parser's message, no code excerpt.
+      writeFileSync(file, 'smtp:\n  port: 25\nimap: [\n');
+      const syntax = configError(() => loadConfig({ file, env: {} }));
+      expect(syntax.message).not.toContain('\n');
+      expect(syntax.message).toMatch(new RegExp(`${file.replace(/[.]/g, '\\.')}:4:1: Flow sequence`));
       expect(configError(() => loadConfig({ file: join(dir.path, 'missing.yaml'), env: {} })).code).toBe(
         'ERR_CONFIG_FILE',
       );
