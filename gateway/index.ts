@@ -108,10 +108,11 @@ export class Gateway {
     });
     const imapPort = (await listening('imap', config.imap.host, config.imap.port, () => imap.start())).port;
     this.stops.push(() => imap.stop());
+    // What clients are told (and what the autoconfig XML says): never a wildcard address.
     const settings = {
       email: account.user,
-      imap: { host: config.imap.host, port: imapPort },
-      smtp: { host: config.smtp.host, port: smtpPort },
+      imap: { host: clientHost(config.imap.host), port: imapPort },
+      smtp: { host: clientHost(config.smtp.host), port: smtpPort },
     };
     const autoconfig = createAutoconfigServer({
       ...settings,
@@ -127,7 +128,7 @@ export class Gateway {
       pass: account.password,
       smtp: { ...settings.smtp, tls: config.smtp.secure ? 'tls' : 'starttls' },
       imap: { ...settings.imap, tls: 'starttls' },
-      autoconfig: `http://${config.http.host}:${httpPort}/.well-known/autoconfig/mail/config-v1.1.xml`,
+      autoconfig: `http://${urlHost(clientHost(config.http.host))}:${httpPort}/.well-known/autoconfig/mail/config-v1.1.xml`,
     };
   }
 
@@ -135,6 +136,22 @@ export class Gateway {
   async stop(): Promise<void> {
     while (this.stops.length > 0) await this.stops.pop()!();
   }
+}
+
+/**
+ * The host a mail client should connect to for a server bound to `bound`. A wildcard
+ * (0.0.0.0, ::, e.g. in the Docker image) accepts connections but cannot be connected to; the
+ * loopback address can, and is what the image's published ports and the self-signed
+ * certificate (localhost, 127.0.0.1) are for. Any other address is given as it is.
+ */
+export function clientHost(bound: string): string {
+  if (bound === '0.0.0.0' || bound === '') return '127.0.0.1';
+  if (bound === '::' || bound === '[::]') return 'localhost';
+  return bound;
+}
+
+function urlHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 /** Turns "address in use" into one line that says which key to change. */

@@ -303,6 +303,30 @@ sys.exit(os.waitstatus_to_exitcode(status))
     expect(existsSync(fresh)).toBe(false);
   });
 
+  it('bound to 0.0.0.0 (the Docker image), the settings and the autoconfig XML name 127.0.0.1', async () => {
+    const wildcard = { KITH_SMTP_HOST: '0.0.0.0', KITH_IMAP_HOST: '0.0.0.0', KITH_HTTP_HOST: '0.0.0.0' };
+    const node = await startKith(
+      ['--data-dir', dataDir, '--log-level', 'warn', 'start'],
+      { ...BASE, ...wildcard },
+      /Stop with Ctrl-C/,
+    );
+    try {
+      expect(node.stdout()).not.toContain('0.0.0.0');
+      expect(node.stdout()).toMatch(/IMAP {10}127\.0\.0\.1 port \d+/);
+      expect(node.stdout()).toMatch(/SMTP {10}127\.0\.0\.1 port \d+/);
+      const url = /autoconfig +(http:\/\/127\.0\.0\.1:\d+\S+)/.exec(node.stdout())![1];
+      const xml = await (await fetch(url)).text();
+      expect(xml.match(/<hostname>127\.0\.0\.1<\/hostname>/g)).toHaveLength(2);
+      expect(xml).not.toContain('0.0.0.0');
+      const settings = runKith(['--data-dir', dataDir, 'mail-settings', '--json']).stdout;
+      expect(settings).toContain('127.0.0.1');
+      expect(settings).not.toContain('0.0.0.0');
+    } finally {
+      node.child.kill('SIGTERM');
+      expect(await exited(node.child)).toBe(0);
+    }
+  });
+
   it('ps shows no redis-server for the data directory once all is done', () => {
     expect(execFileSync('ps', ['-eo', 'args']).toString()).not.toContain(join(redisDir, 'redis.sock'));
   });

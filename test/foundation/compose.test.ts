@@ -33,4 +33,11 @@ describe('docker packaging', () => {
     expect(dockerfile).toMatch(/^USER kith$/m);
     expect(dockerfile).toMatch(/npm ci --omit=dev/);
   });
+
+  it('the README tells to chown the passphrase secret to the uid the image runs as', () => {
+    const dockerfile = readFileSync(new URL('Dockerfile', root), 'utf8');
+    const uid = /useradd [^\n]*--uid (\d+)/.exec(dockerfile)![1];
+    const readme = readFileSync(new URL('README.md', root), 'utf8');
+    expect(readme).toContain(`sudo chown ${uid} secrets/kith-passphrase`);
+  });
 });
