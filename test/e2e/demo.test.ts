@@ -121,6 +121,8 @@ describe('kith demo end to end, with real mail clients', () => {
   const dir = tempDir('kith-e2e-');
   let demo: ChildProcess;
   let agents: Record<string, DemoAgentJson>;
+  /** Everything the demo wrote on stdout, from start to exit. */
+  let stdout = '';
 
   beforeAll(async () => {
     demo = spawn(
@@ -132,14 +134,13 @@ describe('kith demo end to end, with real mail clients', () => {
     );
     let stderr = '';
     demo.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    demo.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     const line = await new Promise<string>((resolve, reject) => {
-      let out = '';
       const timer = setTimeout(() => reject(new Error(`demo did not start: ${stderr}`)), 90_000);
-      demo.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (out.includes('\n')) {
+      demo.stdout!.on('data', () => {
+        if (stdout.includes('\n')) {
           clearTimeout(timer);
-          resolve(out.slice(0, out.indexOf('\n')));
+          resolve(stdout.slice(0, stdout.indexOf('\n')));
         }
       });
       demo.once('exit', (code) => reject(new Error(`demo exited ${code}: ${stderr}`)));
@@ -153,6 +154,9 @@ describe('kith demo end to end, with real mail clients', () => {
       demo.kill('SIGTERM');
       expect(await exited(demo)).toBe(0);
     }
+    // --json: exactly one line on stdout, from start to exit.
+    expect(stdout.split('\n')).toHaveLength(2);
+    expect(stdout.endsWith('\n')).toBe(true);
     const leftovers = execFileSync('ps', ['-eo', 'args']).toString();
     expect(leftovers).not.toContain(join(dir.path, 'net'));
     dir.remove();
@@ -160,7 +164,17 @@ describe('kith demo end to end, with real mail clients', () => {
 
   it("prints one JSON line with every agent's settings", () => {
     expect(Object.keys(agents)).toEqual(['alice', 'carol', 'dave', 'bob']);
+    expect(stdout.split('\n').filter(Boolean)).toHaveLength(1);
     for (const a of Object.values(agents)) {
+      // The keys issue 4 names.
+      expect(Object.keys(a)).toEqual(
+        expect.arrayContaining(['name', 'email', 'fingerprint', 'peerId', 'smtp', 'imap']),
+      );
+      for (const server of [a.smtp, a.imap]) {
+        expect(Object.keys(server).sort()).toEqual(['host', 'pass', 'port', 'tls', 'user']);
+        expect(server.port).toBeGreaterThan(0);
+        expect(server.pass.length).toBeGreaterThan(0);
+      }
       expect(a.fingerprint).toMatch(/^[0-9A-F]{40}$/);
       expect(a.peerId).toMatch(/^12D3KooW/);
       expect(a.smtp).toMatchObject({ host: '127.0.0.1', tls: 'starttls', user: a.email });
