@@ -324,7 +324,7 @@ async function measure(port: number, label: string, createBox: boolean): Promise
 
 async function main(): Promise<void> {
   if (!existsSync('/usr/sbin/dovecot')) {
-    console.error('dovecot not found: apt-get install -y dovecot-imapd');
+    console.error('dovecot not found: apt-get install -y dovecot-imapd (or bin/setup --bench)');
     process.exit(1);
   }
   const root = mkdtempSync(join(tmpdir(), 'kith-imap-bench-'));
