@@ -103,13 +103,16 @@ export function createAutoconfigServer(opts: AutoconfigOptions): AutoconfigServe
       });
       const s = server;
       const port = await new Promise<number>((resolve, reject) => {
-        s.once('error', (err) =>
+        s.once('error', (err: NodeJS.ErrnoException) =>
           reject(
-            new KithError(
-              'ERR_AUTOCONFIG_LISTEN',
-              `cannot listen on ${opts.host}:${opts.port}: ${err.message}`,
-              'choose another autoconfig port',
-            ),
+            // A port in use goes to the gateway as it is: it names the key to change.
+            err.code === 'EADDRINUSE'
+              ? err
+              : new KithError(
+                  'ERR_AUTOCONFIG_LISTEN',
+                  `cannot listen on ${opts.host}:${opts.port}: ${err.message}`,
+                  'choose another http.port (KITH_HTTP_PORT)',
+                ),
           ),
         );
         s.listen(opts.port, opts.host, () => resolve((s.address() as AddressInfo).port));

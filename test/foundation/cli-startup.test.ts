@@ -204,6 +204,7 @@ describe('kith start: startup, signals and what is left behind', () => {
       /p2p\.listen \(KITH_P2P_LISTEN\)/,
     ],
     ['smtp', (port: number) => ({ KITH_SMTP_PORT: String(port) }), /smtp\.port \(KITH_SMTP_PORT\)/],
+    ['http', (port: number) => ({ KITH_HTTP_PORT: String(port) }), /http\.port \(KITH_HTTP_PORT\)/],
   ])(
     'the %s port in use stops `kith start` with one line naming the key and variable',
     async (what, env, key) => {
