@@ -143,6 +143,7 @@ function pathFor(words: string[], shape: Record<string, unknown>): string[] | un
     TLS_CERT: ['tls', 'cert'],
     TLS_KEY: ['tls', 'key'],
     PASSPHRASE_FILE: ['passphrase', 'file'],
+    PUBLIC_HOST: ['publicHost'],
   };
   return optional[words.join('_')];
 }

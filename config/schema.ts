@@ -10,6 +10,11 @@ export const configSchema = z
     /** Directory holding everything this node owns: database, keys, blobs, redis, TLS. */
     dataDir: z.string().min(1),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    /**
+     * The host name mail clients are told (printed settings, `kith mail-settings`, autoconfig);
+     * absent: the listening host, or 127.0.0.1 when that is a wildcard (0.0.0.0).
+     */
+    publicHost: host.optional(),
     /** Where the passphrase for the private keys comes from when no one can type it (services). */
     passphrase: z
       .object({

@@ -111,8 +111,8 @@ export class Gateway {
     // What clients are told (and what the autoconfig XML says): never a wildcard address.
     const settings = {
       email: account.user,
-      imap: { host: clientHost(config.imap.host), port: imapPort },
-      smtp: { host: clientHost(config.smtp.host), port: smtpPort },
+      imap: { host: config.publicHost ?? clientHost(config.imap.host), port: imapPort },
+      smtp: { host: config.publicHost ?? clientHost(config.smtp.host), port: smtpPort },
     };
     const autoconfig = createAutoconfigServer({
       ...settings,
@@ -128,7 +128,7 @@ export class Gateway {
       pass: account.password,
       smtp: { ...settings.smtp, tls: config.smtp.secure ? 'tls' : 'starttls' },
       imap: { ...settings.imap, tls: 'starttls' },
-      autoconfig: `http://${urlHost(clientHost(config.http.host))}:${httpPort}/.well-known/autoconfig/mail/config-v1.1.xml`,
+      autoconfig: `http://${urlHost(config.publicHost ?? clientHost(config.http.host))}:${httpPort}/.well-known/autoconfig/mail/config-v1.1.xml`,
     };
   }
 

@@ -328,6 +328,23 @@ sys.exit(os.waitstatus_to_exitcode(status))
     }
   });
 
+  it('publicHost (KITH_PUBLIC_HOST) is the host the settings and the autoconfig XML give', async () => {
+    const node = await startKith(
+      ['--data-dir', dataDir, '--log-level', 'warn', 'start'],
+      { ...BASE, KITH_HTTP_HOST: '0.0.0.0', KITH_PUBLIC_HOST: 'localhost' },
+      /Stop with Ctrl-C/,
+    );
+    try {
+      expect(node.stdout()).toMatch(/IMAP {10}localhost port \d+/);
+      const url = /autoconfig +(http:\/\/localhost:\d+\S+)/.exec(node.stdout())![1];
+      const xml = await (await fetch(url)).text();
+      expect(xml.match(/<hostname>localhost<\/hostname>/g)).toHaveLength(2);
+    } finally {
+      node.child.kill('SIGTERM');
+      expect(await exited(node.child)).toBe(0);
+    }
+  });
+
   it('ps shows no redis-server for the data directory once all is done', () => {
     expect(execFileSync('ps', ['-eo', 'args']).toString()).not.toContain(join(redisDir, 'redis.sock'));
   });

@@ -53,6 +53,11 @@ describe('configuration', () => {
     expect(config.redis.url).toBe('redis://127.0.0.1:6390/2');
   });
 
+  it('KITH_PUBLIC_HOST sets the host mail clients are told (absent by default)', () => {
+    expect(loadConfig({ env: {} }).publicHost).toBeUndefined();
+    expect(loadConfig({ env: { KITH_PUBLIC_HOST: 'mail.example.org' } }).publicHost).toBe('mail.example.org');
+  });
+
   it('names the key and the problem for a bad value', () => {
     const err = configError(() => loadConfig({ env: { KITH_SMTP_PORT: '70000' } }));
     expect(err.code).toBe('ERR_CONFIG_INVALID');
