@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { KITH_BIN, exited, runKith } from '../helpers/cli.ts';
@@ -53,6 +53,32 @@ describe('kith demo with its defaults', () => {
       if (demo.exitCode === null) demo.kill('SIGKILL');
     }
   }, 90_000);
+
+  it('SIGTERM while the demo starts stops what started: no redis-server, no directory left', async () => {
+    const own = join(dir.path, 'tmp-early');
+    mkdirSync(own);
+    const demo = spawn(process.execPath, [KITH_BIN, 'demo', '--json'], {
+      env: { ...process.env, TMPDIR: own },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      const pidFile = (): string | undefined => {
+        const made = readdirSync(own).find((name) => name.startsWith('kith-demo-'));
+        return made && join(own, made, 'redis', 'redis.pid');
+      };
+      const deadline = Date.now() + 30_000;
+      while (!(pidFile() && existsSync(pidFile()!)) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const redisPid = Number(readFileSync(pidFile()!, 'utf8'));
+      demo.kill('SIGTERM');
+      expect(await exited(demo)).toBe(0);
+      expect(readdirSync(own).filter((name) => name.startsWith('kith-demo-'))).toEqual([]);
+      expect(() => process.kill(redisPid, 0)).toThrow();
+    } finally {
+      if (demo.exitCode === null) demo.kill('SIGKILL');
+    }
+  }, 60_000);
 
   it('--agents 2 is refused before any directory is made', () => {
     const result = runKith(['demo', '--agents', '2'], { TMPDIR: tmp });
