@@ -56,4 +56,7 @@ export const MAILBOX_MIGRATIONS: readonly Migration[] = [
      PRIMARY KEY (mailbox_id, uid)
    ) WITHOUT ROWID;
    CREATE INDEX mbx_vanished_modseq ON mbx_vanished(mailbox_id, modseq);`,
+  // The Kith message id looked up by the gateway sink on every incoming message (exactly once
+  // into the mailbox): an index instead of a scan of every mailbox's headers.
+  `CREATE INDEX mbx_messages_kith_id ON mbx_messages(kith_id);`,
 ];

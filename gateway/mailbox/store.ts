@@ -138,6 +138,9 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
       detachComplaints: db.prepare('UPDATE mbx_complaints SET message_id = 0 WHERE message_id = ?'),
       withdrawComplaint: db.prepare('UPDATE mbx_complaints SET withdrawn = ? WHERE id = ?'),
       kithIdOf: db.prepare('SELECT kith_id FROM mbx_messages WHERE id = ?'),
+      holdsKith: db.prepare(
+        'SELECT 1 FROM mbx_messages m WHERE m.kith_id = ? AND EXISTS (SELECT 1 FROM mbx_entries e WHERE e.message_id = m.id) LIMIT 1',
+      ),
       junkCopy: db.prepare(
         `SELECT m.name, e.uid FROM mbx_entries e JOIN mbx_mailboxes m ON m.id = e.mailbox_id
          WHERE e.message_id = ? ORDER BY (m.special_use = '\\Junk') DESC, (instr(lower(e.flags), '$junk') > 0) DESC LIMIT 1`,
@@ -589,6 +592,11 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
         }
       }
       return out;
+    },
+
+    holdsKithMessage(kithId) {
+      requireStarted();
+      return q.holdsKith.get(kithId.trim()) !== undefined;
     },
 
     headerCandidates(mailboxId, needle) {

@@ -164,6 +164,8 @@ export interface MailStore {
   ): MessageRow[];
   /** UIDs whose decoded header contains `needle` (lower case) somewhere: a SEARCH pre-filter. */
   headerCandidates(mailboxId: number, needle: string): Set<number>;
+  /** True if a message with this Kith id (X-Kith-Message-Id) is in some mailbox; indexed. */
+  holdsKithMessage(kithId: string): boolean;
   /** The whole raw message of a row. */
   readRaw(row: MessageRow): Promise<Buffer>;
   /** The header block of a row. */

@@ -17,7 +17,7 @@ import { shouldReport, statusAfter, whatToReturn } from './decide.ts';
  * then idempotent); a drop without them stores every message it is given.
  */
 export interface MailDrop extends Partial<
-  Pick<MailStore, 'mailboxes' | 'headerCandidates' | 'messages' | 'readHeader'>
+  Pick<MailStore, 'mailboxes' | 'headerCandidates' | 'messages' | 'readHeader' | 'holdsKithMessage'>
 > {
   /** Stores a message; durable when it resolves. */
   deliver(input: { mailbox?: string; raw: Buffer; flags?: string[]; internalDate?: Date }): Promise<{
@@ -116,20 +116,7 @@ export function createGatewaySink(options: GatewaySinkOptions): GatewaySink {
    * a crash in between makes the sender re-send; the copy must not be stored a second time.
    */
   async function alreadyStored(id: MessageId): Promise<boolean> {
-    const { mailboxes, headerCandidates, messages, readHeader } = store;
-    if (!mailboxes || !headerCandidates || !messages || !readHeader) return false;
-    const want = id.toLowerCase();
-    for (const box of mailboxes.call(store)) {
-      const uids = [...headerCandidates.call(store, box.id, `x-kith-message-id: ${want}`)];
-      if (uids.length === 0) continue;
-      // The pre-filter is a substring match (and old rows are always candidates): confirm on the header.
-      for (const row of messages.call(store, box.id, uids, { header: true })) {
-        const fields = parseHeader(await readHeader.call(store, row)).fields;
-        if (fieldsNamed(fields, 'X-Kith-Message-Id').some((f) => f.value.trim().toLowerCase() === want))
-          return true;
-      }
-    }
-    return false;
+    return store.holdsKithMessage?.(id) ?? false;
   }
 
   /** True if a status email with this Message-ID is in any mailbox (the user may have moved it). */

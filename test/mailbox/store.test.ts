@@ -129,6 +129,26 @@ describe('mailbox store', () => {
     store = await open();
   });
 
+  test('a Kith message id is found while some mailbox holds the message, not after its last copy goes', async () => {
+    const kithId = '0123456789abcdef0123456789abcdef';
+    expect(store.holdsKithMessage(kithId)).toBe(false);
+    const raw = Buffer.from(
+      `X-Kith-Message-Id: ${kithId}\r\nFrom: a@example.org\r\nSubject: k\r\n\r\nhi\r\n`,
+    );
+    const { uid } = await store.deliver({ raw });
+    expect(store.holdsKithMessage(kithId)).toBe(true);
+    expect(store.holdsKithMessage('ffffffffffffffffffffffffffffffff')).toBe(false);
+    const inbox = store.mailbox('INBOX');
+    const moved = store.copy(inbox.id, [uid], 'Archive');
+    store.setFlags(inbox.id, [uid], 'add', ['\\Deleted']);
+    store.expunge(inbox.id);
+    expect(store.holdsKithMessage(kithId)).toBe(true); // the user filed it: still held
+    const archive = store.mailbox('Archive');
+    store.setFlags(archive.id, [moved.pairs[0]![1]], 'add', ['\\Deleted']);
+    store.expunge(archive.id);
+    expect(store.holdsKithMessage(kithId)).toBe(false);
+  });
+
   test('renaming INBOX moves its messages and leaves INBOX empty', async () => {
     await store.deliver({ raw: msg('x') });
     store.renameMailbox('INBOX', 'Old');
