@@ -40,6 +40,7 @@ export function defaultConfig(): Config {
       tlsPort: 0,
       allowInsecureAuth: false,
       appendLimit: 2 * 1024 * 1024 * 1024,
+      maxConnections: 256,
     },
     http: { host: '127.0.0.1', port: 2080 },
     tls: {},

@@ -90,6 +90,8 @@ export const configSchema = z
         allowInsecureAuth: z.boolean(),
         /** Largest APPEND accepted, advertised as APPENDLIMIT. */
         appendLimit: z.number().int().positive(),
+        /** Open IMAP sessions at most; more get BYE (a runaway client cannot exhaust the node). */
+        maxConnections: z.number().int().positive(),
       })
       .strict(),
     http: z

@@ -104,6 +104,7 @@ export class Gateway {
       tlsPort: config.imap.tlsPort > 0 ? config.imap.tlsPort : undefined,
       allowInsecureAuth: config.imap.allowInsecureAuth,
       appendLimit: config.imap.appendLimit,
+      maxConnections: config.imap.maxConnections,
       log: log.child({ part: 'imap' }),
     });
     const imapPort = (await listening('imap', config.imap.host, config.imap.port, () => imap.start())).port;

@@ -53,6 +53,11 @@ describe('configuration', () => {
     expect(config.redis.url).toBe('redis://127.0.0.1:6390/2');
   });
 
+  it('KITH_IMAP_MAX_CONNECTIONS bounds the IMAP sessions (256 by default)', () => {
+    expect(loadConfig({ env: {} }).imap.maxConnections).toBe(256);
+    expect(loadConfig({ env: { KITH_IMAP_MAX_CONNECTIONS: '8' } }).imap.maxConnections).toBe(8);
+  });
+
   it('KITH_PUBLIC_HOST sets the host mail clients are told (absent by default)', () => {
     expect(loadConfig({ env: {} }).publicHost).toBeUndefined();
     expect(loadConfig({ env: { KITH_PUBLIC_HOST: 'mail.example.org' } }).publicHost).toBe('mail.example.org');
