@@ -200,6 +200,20 @@ export function storeIdentity(
   };
 }
 
+/**
+ * A fresh certificate for this same agent (same agent and onion keys), valid CERT_VALIDITY_DAYS
+ * from `now`, signed by the entity key. The link manager renews with it when the old one nears
+ * its end (agent/trust/decisions.ts, `certificateRenewalDue`).
+ */
+export async function renewAgentCertificate(identity: Identity, now: Date): Promise<AgentCertificate> {
+  return certifyAgent(identity.entityKey, {
+    agent: identity.agentId,
+    onionKey: identity.onion.publicKey.toString('base64url'),
+    notBefore: now,
+    notAfter: new Date(now.getTime() + CERT_VALIDITY_DAYS * 86_400_000),
+  });
+}
+
 /** Unlocks the stored identity. Wrong passphrase: ERR_WRONG_PASSPHRASE; damaged rows: ERR_KEYS_CORRUPT. */
 export async function loadIdentity(db: Db, passphrase: string): Promise<Identity> {
   if (!hasIdentity(db)) {

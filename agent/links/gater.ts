@@ -5,8 +5,11 @@ import type { TrustStore } from '../trust/store.ts';
 
 /** The gater's view of peers we let in before knowing their certificate. */
 export interface GaterState {
-  /** We are dialing this peer on purpose (an invitation's inviter, a fingerprint-trusted address). */
-  expectsOutbound(peer: string): boolean;
+  /**
+   * We are dialing this peer on purpose (an invitation's inviter), or an address without a peer id
+   * (`kith trust --address`) that this connection goes to (`ip:port`, see `outboundKey`).
+   */
+  expectsOutbound(peer: string, address: string | undefined): boolean;
   /** Unknown peers provisionally connected now, and how many came from this address lately. */
   provisionalLoad(address: string): { provisionalOpen: number; recentFromAddress: number };
   /** Bounds on unknown peers (agent/trust/decisions.ts). */
@@ -32,11 +35,11 @@ export function createGater(trust: TrustStore, state: GaterState): ConnectionGat
       if (admission === 'provisional') state.onProvisional(peer.toString(), address);
       return admission === 'refused';
     },
-    denyOutboundEncryptedConnection: (peer) => {
+    denyOutboundEncryptedConnection: (peer, connection) => {
       const id = peer.toString();
       if (trust.isRevokedAgent(id)) return true;
       if (trusted(peer)) return false;
-      if (state.expectsOutbound(id)) {
+      if (state.expectsOutbound(id, outboundKey(connection))) {
         state.onProvisional(id);
         return false;
       }
@@ -62,6 +65,17 @@ export function addressKey(connection: Pick<MultiaddrConnection, 'remoteAddr'> |
   }
   const ip = components.find((c) => c.name === 'ip4' || c.name === 'ip6');
   return ip?.value ?? address.toString();
+}
+
+/** `ip:port` an outbound connection went to, or undefined for relayed and other connections. */
+export function outboundKey(
+  connection: Pick<MultiaddrConnection, 'remoteAddr'> | undefined,
+): string | undefined {
+  const components = connection?.remoteAddr?.getComponents() ?? [];
+  if (components.some((c) => c.name === 'p2p-circuit')) return undefined;
+  const ip = components.find((c) => c.name === 'ip4' || c.name === 'ip6')?.value;
+  const port = components.find((c) => c.name === 'tcp' || c.name === 'udp')?.value;
+  return ip === undefined || port === undefined ? undefined : `${ip}:${port}`;
 }
 
 function relayKey(relay: PeerId): string {

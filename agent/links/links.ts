@@ -1,3 +1,4 @@
+import { lookup } from 'node:dns/promises';
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import type { CircuitRelayService } from '@libp2p/circuit-relay-v2';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -11,10 +12,12 @@ import { decodeInvitation, encodeInvitation } from '../trust/invitation-code.ts'
 import type { EntityRecord, TrustChange, TrustStore } from '../trust/store.ts';
 import { readFrames, readJson, writeJson } from './frames.ts';
 import {
+  certificateRenewalDue,
   provisionalMayOpen,
   DEFAULT_PROVISIONAL_LIMITS,
   type ProvisionalLimits,
 } from '../trust/decisions.ts';
+import { renewAgentCertificate } from '../identity/identity.ts';
 import { createGater } from './gater.ts';
 import { acceptHello, buildHello, HELLO_PROTOCOL, type HelloMessage, type HelloReply } from './hello.ts';
 import {
@@ -48,8 +51,10 @@ export class LinkManager implements Links {
   private readonly provisionalAdmissions = new Map<string, number[]>();
   private readonly provisionalMs: number;
   private readonly provisionalLimits: ProvisionalLimits;
+  private readonly clock: () => number;
   private readonly expected = new Map<string, number>();
-  private addressDials = 0;
+  /** Where dials of an address without a peer id may connect (`ip:port` keys; '*' = anywhere). */
+  private readonly addressDials = new Map<string, number>();
   private readonly inviteDials = new Set<string>();
   private unsubscribe: (() => void) | undefined;
   private addressBook: AddressBook | undefined;
@@ -70,6 +75,7 @@ export class LinkManager implements Links {
     this.extras = options.extras;
     this.provisionalMs = options.provisionalMs ?? PROVISIONAL_MS;
     this.provisionalLimits = options.provisionalLimits ?? DEFAULT_PROVISIONAL_LIMITS;
+    this.clock = options.clock ?? Date.now;
   }
 
   get self(): AgentId {
@@ -96,9 +102,22 @@ export class LinkManager implements Links {
       contact: true,
       source: 'self',
     });
+    // The trust store keeps the newest certificate of every agent, ours included: a renewal made
+    // before a restart survives there (the identity's own row keeps the first one).
+    const stored = this.trustStore.agent(this.identity.agentId);
+    if (stored !== undefined && stored.notAfter > Date.parse(this.identity.certificate.body.notAfter)) {
+      this.identity.certificate = { body: JSON.parse(stored.certificate.canonical), ...stored.certificate };
+    }
+    // A node that was off past its certificate's end renews before anything checks it.
+    if (certificateRenewalDue(Date.parse(this.identity.certificate.body.notAfter), this.clock())) {
+      this.identity.certificate = await renewAgentCertificate(this.identity, new Date(this.clock()));
+    }
     await this.trustStore.addAgentCertificate(this.identity.certificate);
     const gater = createGater(this.trustStore, {
-      expectsOutbound: (peer) => this.addressDials > 0 || (this.expected.get(peer) ?? 0) > 0,
+      expectsOutbound: (peer, address) =>
+        (this.expected.get(peer) ?? 0) > 0 ||
+        this.addressDials.has('*') ||
+        (address !== undefined && this.addressDials.has(address)),
       provisionalLoad: (address) => this.provisionalLoad(address),
       limits: this.provisionalLimits,
       onProvisional: (peer, address) => this.markProvisional(peer, address),
@@ -163,8 +182,15 @@ export class LinkManager implements Links {
     this.unsubscribe = this.trustStore.onChange((change) => this.onTrustChange(change));
     await node.start();
     await guardBuiltIns(node, (peer) => this.trustStore.isTrustedAgent(peer as AgentId));
-    this.idleTimer = setInterval(() => this.closeIdleLinks(), Math.min(this.config.idleLinkMs, 60_000));
+    this.idleTimer = setInterval(
+      () => {
+        this.closeIdleLinks();
+        void this.checkCertificates().catch((err) => this.log.warn({ err }, 'certificate check failed'));
+      },
+      Math.min(this.config.idleLinkMs, 60_000),
+    );
     this.idleTimer.unref();
+    await this.checkCertificates();
   }
 
   async stop(): Promise<void> {
@@ -205,8 +231,8 @@ export class LinkManager implements Links {
   async dial(address: string | Multiaddr): Promise<AgentId> {
     const node = this.libp2p;
     const target = typeof address === 'string' ? parseAddress(address) : address;
-    const peer = target.getComponents().find((c) => c.name === 'p2p')?.value;
-    const release = this.expectOutbound(peer);
+    const peer = targetPeer(target);
+    const release = peer === undefined ? await this.expectAddress(target) : this.expectOutbound(peer);
     try {
       const connection = await node.dial(target, { signal: AbortSignal.timeout(EXCHANGE_TIMEOUT_MS) });
       const remote = asAgentId(connection.remotePeer.toString());
@@ -249,11 +275,24 @@ export class LinkManager implements Links {
       : new KithError('ERR_DIAL_FAILED', `cannot reach agent ${agent}`, undefined, { cause: lastError });
   }
 
-  private expectOutbound(peer: string | undefined): () => void {
-    if (peer === undefined) {
-      this.addressDials++;
-      return () => this.addressDials--;
-    }
+  /**
+   * A dial of an address without a peer id: whoever answers there is unknown until its hello, so
+   * the gater lets in provisionally an outbound connection to that address (its IP and port,
+   * DNS names resolved here) while the dial runs, and no other.
+   */
+  private async expectAddress(target: Multiaddr): Promise<() => void> {
+    const keys = await dialKeys(target);
+    for (const key of keys) this.addressDials.set(key, (this.addressDials.get(key) ?? 0) + 1);
+    return () => {
+      for (const key of keys) {
+        const left = (this.addressDials.get(key) ?? 1) - 1;
+        if (left <= 0) this.addressDials.delete(key);
+        else this.addressDials.set(key, left);
+      }
+    };
+  }
+
+  private expectOutbound(peer: string): () => void {
     this.expected.set(peer, (this.expected.get(peer) ?? 0) + 1);
     return () => {
       const left = (this.expected.get(peer) ?? 1) - 1;
@@ -587,6 +626,27 @@ export class LinkManager implements Links {
     this.linkTransport?.setLink(id as AgentId, false);
   }
 
+  /**
+   * Runs at start and every minute. Closes links to agents that are no longer trusted here
+   * without any trust change firing (their certificate ran out mid-link), and renews our own
+   * certificate when it is due (agent/trust/decisions.ts), handing the new one to every neighbour.
+   */
+  async checkCertificates(): Promise<void> {
+    for (const peer of this.linkTransport?.neighbours() ?? []) {
+      if (this.trustStore.isTrustedAgent(peer)) continue;
+      this.log.info({ peer }, 'closing a link: its certificate is no longer valid');
+      this.linkTransport?.setLink(peer, false);
+      void this.node?.hangUp(peerIdFromString(peer)).catch(() => undefined);
+    }
+    const now = this.clock();
+    if (!certificateRenewalDue(Date.parse(this.identity.certificate.body.notAfter), now)) return;
+    const renewed = await renewAgentCertificate(this.identity, new Date(now));
+    await this.trustStore.addAgentCertificate(renewed);
+    this.identity.certificate = renewed;
+    this.log.info({ notAfter: renewed.body.notAfter }, "renewed this agent's certificate");
+    await this.pushHello();
+  }
+
   /** Closes links without traffic for idleLinkMs (relay links excepted: see config.p2p.relays). */
   private closeIdleLinks(): void {
     const node = this.node;
@@ -633,6 +693,29 @@ export function linksToClose(
     .sort((a, b) => a[1] - b[1])
     .slice(0, excess)
     .map(([peer]) => peer);
+}
+
+/** The peer an address names: its last /p2p/, unless that is the relay of a circuit address. */
+function targetPeer(address: Multiaddr): string | undefined {
+  const components = address.getComponents();
+  const circuit = components.findIndex((c) => c.name === 'p2p-circuit');
+  return components.slice(circuit + 1).findLast((c) => c.name === 'p2p')?.value;
+}
+
+/** The `ip:port` keys a dial of this address may reach (agent/links/gater.ts `outboundKey`). */
+async function dialKeys(address: Multiaddr): Promise<string[]> {
+  const components = address.getComponents();
+  const port = components.find((c) => c.name === 'tcp' || c.name === 'udp')?.value;
+  const host = components[0];
+  // A circuit address without a target, or some transport we do not parse: as before, any.
+  if (port === undefined || components.some((c) => c.name === 'p2p-circuit')) return ['*'];
+  if (host.name === 'ip4' || host.name === 'ip6') return [`${host.value}:${port}`];
+  if (host.name === 'dns4' || host.name === 'dns6' || host.name === 'dns') {
+    const family = host.name === 'dns4' ? 4 : host.name === 'dns6' ? 6 : 0;
+    const found = await lookup(host.value ?? '', { all: true, family }).catch(() => []);
+    return found.map((a) => `${a.address}:${port}`);
+  }
+  return ['*'];
 }
 
 function parseAddress(text: string): Multiaddr {

@@ -20,6 +20,8 @@ export interface LinksOptions {
   provisionalMs?: number;
   /** Bounds on unknown peers let in at once and per address (agent/trust/decisions.ts). */
   provisionalLimits?: ProvisionalLimits;
+  /** Time for certificate renewal (tests move it; give the trust store the same one). */
+  clock?: () => number;
 }
 
 /** Where links look up and report agents' addresses (agent/reachability implements it). */

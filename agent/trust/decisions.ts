@@ -71,3 +71,16 @@ export function provisionalMayOpen(facts: {
 export function certificateValidAt(notBefore: number, notAfter: number, now: number): boolean {
   return now >= notBefore && now <= notAfter;
 }
+
+/** Renew our own certificate when less than this is left (a month: time for every neighbour to hear it). */
+export const RENEW_BEFORE_MS = 30 * 86_400_000;
+
+/**
+ * Is it time to renew a certificate that is valid until `notAfter`? Within the last month, and
+ * after expiry too: a node that was off past its certificate's end renews at start, since the
+ * entity key that signs it is at hand. Early enough that neighbours offline for weeks still get
+ * the renewed one in a hello before the old one ends.
+ */
+export function certificateRenewalDue(notAfter: number, now: number, before = RENEW_BEFORE_MS): boolean {
+  return notAfter - now < before;
+}

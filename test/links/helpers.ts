@@ -46,8 +46,8 @@ export function removeTempDirs(): void {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
-/** Link manager options a test may change (the provisional deadline and limits). */
-export type LinkOptions = Pick<LinksOptions, 'provisionalMs' | 'provisionalLimits'>;
+/** Link manager options a test may change (the provisional deadline and limits, the clock of links and trust). */
+export type LinkOptions = Pick<LinksOptions, 'provisionalMs' | 'provisionalLimits' | 'clock'>;
 
 /** A new entity with one agent, started. */
 export async function startAgent(
@@ -108,7 +108,7 @@ async function startWith(
   linkOptions: LinkOptions,
 ): Promise<TestAgent> {
   const log = silentLogger();
-  const trust = createTrustStore({ db, log });
+  const trust = createTrustStore({ db, log, clock: linkOptions.clock });
   const p2p = p2pConfig(config);
   const agent = { name, identity, db, trust } as TestAgent;
   const up = async (): Promise<void> => {

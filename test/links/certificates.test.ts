@@ -1,0 +1,107 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { createNode, type KithLibp2p } from '../../agent/links/node.ts';
+import { certificateRenewalDue } from '../../agent/trust/decisions.ts';
+import { eventually, removeTempDirs, startAgent, type LinkOptions, type TestAgent } from './helpers.ts';
+
+const DAY = 86_400_000;
+const running: TestAgent[] = [];
+async function agent(name: string, options: LinkOptions = {}): Promise<TestAgent> {
+  const a = await startAgent(name, {}, options);
+  running.push(a);
+  return a;
+}
+
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((a) => a.stop()));
+});
+afterAll(removeTempDirs);
+
+async function linked(a: TestAgent, b: TestAgent): Promise<void> {
+  await b.links.acceptInvitation(a.links.createInvitation({ ttlMs: 60_000 }));
+  await eventually(() => a.links.isLinked(b.identity.agentId), 'linked');
+}
+
+describe('links: certificate lifetime', () => {
+  it('renewal is due in the last 30 days of a certificate, and after its end', () => {
+    const notAfter = 1_000 * DAY;
+    expect(certificateRenewalDue(notAfter, notAfter - 31 * DAY)).toBe(false);
+    expect(certificateRenewalDue(notAfter, notAfter - 29 * DAY)).toBe(true);
+    expect(certificateRenewalDue(notAfter, notAfter + DAY)).toBe(true);
+  });
+
+  it('a link whose certificate runs out mid-link is closed', async () => {
+    const bobClock = { now: Date.now() + 60_000 };
+    const alice = await agent('alice');
+    const bob = await agent('bob', { clock: () => bobClock.now });
+    await linked(alice, bob);
+    bobClock.now += 366 * DAY;
+    expect(bob.trust.isTrustedAgent(alice.identity.agentId)).toBe(false);
+    await bob.links.checkCertificates();
+    expect(bob.links.isLinked(alice.identity.agentId)).toBe(false);
+    await eventually(() => !alice.links.isLinked(bob.identity.agentId), 'alice sees the link close');
+  });
+
+  it('an agent renews its certificate a month before the end and its neighbours keep it', async () => {
+    const clock = { now: Date.now() + 60_000 };
+    const alice = await agent('alice', { clock: () => clock.now });
+    const bob = await agent('bob', { clock: () => clock.now });
+    await linked(alice, bob);
+    const first = bob.trust.agent(alice.identity.agentId)!.notAfter;
+
+    clock.now += 340 * DAY;
+    await alice.links.checkCertificates();
+    expect(Date.parse(alice.identity.certificate.body.notAfter)).toBeGreaterThan(first);
+    await eventually(
+      () => bob.trust.agent(alice.identity.agentId)!.notAfter > first,
+      'bob holds the renewed certificate',
+    );
+    await bob.links.checkCertificates(); // bob renews his too
+
+    // Past the first certificates' end both are still trusted, and the link stays up.
+    clock.now += 30 * DAY;
+    await alice.links.checkCertificates();
+    await bob.links.checkCertificates();
+    expect(bob.trust.isTrustedAgent(alice.identity.agentId)).toBe(true);
+    expect(alice.trust.isTrustedAgent(bob.identity.agentId)).toBe(true);
+    expect(bob.links.isLinked(alice.identity.agentId)).toBe(true);
+    expect(alice.links.isLinked(bob.identity.agentId)).toBe(true);
+  });
+});
+
+describe('links: provisional outbound connections', () => {
+  const closers: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const close of closers.splice(0)) await close();
+  });
+
+  it('a dial of an address without a peer id lets in only a connection to that address', async () => {
+    const bob = await agent('bob');
+    // An address that accepts TCP and never answers: the dial stays in flight.
+    const sockets: Socket[] = [];
+    const silent: Server = createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+    closers.push(() => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise((r) => silent.close(() => r()));
+    });
+    const stranger: KithLibp2p = await createNode({
+      privateKey: await generateKeyPair('Ed25519'),
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      announce: [],
+      gater: {},
+      maxConnections: 10,
+    });
+    await stranger.start();
+    closers.push(async () => void (await stranger.stop()));
+
+    const port = (silent.address() as { port: number }).port;
+    const inFlight = bob.links.dial(`/ip4/127.0.0.1/tcp/${port}`).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 200));
+    // Meanwhile something else on bob's node dials a stranger: not provisional, refused.
+    await expect(bob.links.libp2p.dial(stranger.getMultiaddrs()[0])).rejects.toThrow();
+    expect(bob.links.libp2p.getConnections(stranger.peerId)).toHaveLength(0);
+    await inFlight;
+  }, 30_000);
+});
