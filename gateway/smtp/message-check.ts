@@ -23,9 +23,12 @@ export const DEFAULT_HEADER_LIMITS: HeaderLimits = { maxHeaderBytes: 256 * 1024,
  *   not say SMTPUTF8: the message travels end to end to another Kith gateway, which stores
  *   UTF-8 headers as they are. Other 8-bit bytes have no known charset and would turn into
  *   mojibake at the recipient, so they are refused.
- * - Every mailbox in From: (and Sender:, when present) must be one of the account's own
- *   addresses: the recipient's gateway shows the verified entity, and a From: the entity
- *   does not own would make that display contradict the header.
+ * - NUL and CR not followed by LF are refused: readers split lines (or end strings) there in
+ *   different places, so what one shows as a harmless field another takes for a new one.
+ * - Every mailbox in From: (and Sender:, Resent-From:, Resent-Sender:, when present) must be
+ *   one of the account's own addresses: the recipient's gateway shows the verified entity, and
+ *   a From: the entity does not own would make that display contradict the header; clients
+ *   show a Resent-From: as the sender of a forwarded message just as prominently.
  */
 export function checkHeader(
   header: Buffer,
@@ -33,6 +36,26 @@ export function checkHeader(
   ownAddresses: readonly string[],
   limits: HeaderLimits,
 ): void {
+  const nul = header.indexOf(0x00);
+  if (nul !== -1) {
+    throw new KithError(
+      'ERR_SMTP_NUL_IN_HEADER',
+      `the header contains a NUL byte (header line ${lineOf(header, nul)})`,
+      'the message was not accepted; check the program that wrote it',
+    );
+  }
+  for (let i = header.indexOf(0x0d); i !== -1; i = header.indexOf(0x0d, i + 1)) {
+    if (header[i + 1] !== 0x0a) {
+      throw new KithError(
+        'ERR_SMTP_BARE_CR',
+        `the header contains a CR that does not end a line (header line ${lineOf(header, i)})`,
+        'lines must end with CRLF (RFC 5322); the message was not accepted',
+      );
+    }
+  }
+  if (header.length > limits.maxHeaderBytes) {
+    throw headerTooLarge(limits.maxHeaderBytes);
+  }
   if (parsed.fields.length > limits.maxHeaderFields) {
     throw new KithError(
       'ERR_SMTP_HEADER_TOO_LARGE',
@@ -61,7 +84,8 @@ export function checkHeader(
       'a message needs exactly one From: header with your address',
     );
   }
-  for (const field of [from[0], ...fieldsNamed(parsed.fields, 'Sender')]) {
+  const senders = ['Sender', 'Resent-From', 'Resent-Sender'].flatMap((n) => fieldsNamed(parsed.fields, n));
+  for (const field of [from[0], ...senders]) {
     const mailboxes = mailboxesOf(field.value);
     const foreign = mailboxes.filter((m) => !isOwnAddress(ownAddresses, m));
     if (mailboxes.length === 0 || foreign.length > 0) {
@@ -72,6 +96,22 @@ export function checkHeader(
       );
     }
   }
+}
+
+/** The header section is larger than the limit (counted up to and including the empty line that ends it). */
+export function headerTooLarge(maxHeaderBytes: number): KithError {
+  return new KithError(
+    'ERR_SMTP_HEADER_TOO_LARGE',
+    `the header section is larger than ${maxHeaderBytes} bytes`,
+    'the message was not accepted',
+  );
+}
+
+/** 1-based line number of a byte offset. */
+function lineOf(buf: Buffer, offset: number): number {
+  let line = 1;
+  for (let i = buf.indexOf(0x0a); i !== -1 && i < offset; i = buf.indexOf(0x0a, i + 1)) line += 1;
+  return line;
 }
 
 /** The envelope sender check (MAIL FROM). The null sender <> is allowed: read receipts use it (RFC 8098). */

@@ -2,7 +2,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { KithError } from '../../common/errors.ts';
 import type { BlobStore } from '../../store/blobs.ts';
 import { headerEnd, parseHeader, type ParsedHeader } from './header-section.ts';
-import type { HeaderLimits } from './message-check.ts';
+import { headerTooLarge, type HeaderLimits } from './message-check.ts';
 
 /** A DATA payload stored whole as a blob, with its header section parsed. */
 export interface ReceivedData {
@@ -79,13 +79,10 @@ export async function receiveData(
       const joined = Buffer.concat(headerChunks);
       const end = headerEnd(joined);
       if (end !== -1) completeHeader(joined.subarray(0, end));
-      else if (headerBytes > options.maxHeaderBytes) {
-        throw new KithError(
-          'ERR_SMTP_HEADER_TOO_LARGE',
-          `the header section is larger than ${options.maxHeaderBytes} bytes`,
-          'the message was not accepted',
-        );
-      } else headerChunks = [joined];
+      // No end yet and already past the limit: refuse now rather than hold more in memory.
+      // A header section that ends within this chunk is measured exactly by checkHeader.
+      else if (headerBytes > options.maxHeaderBytes) throw headerTooLarge(options.maxHeaderBytes);
+      else headerChunks = [joined];
     }
   };
 

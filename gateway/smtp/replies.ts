@@ -22,6 +22,8 @@ const REPLIES: Record<string, [number, string]> = {
   ERR_SMTP_MALFORMED_HEADER: [554, '5.6.0'],
   ERR_SMTP_BARE_LF: [554, '5.6.0'],
   ERR_SMTP_8BIT_HEADER: [554, '5.6.0'],
+  ERR_SMTP_NUL_IN_HEADER: [554, '5.6.0'],
+  ERR_SMTP_BARE_CR: [554, '5.6.0'],
   ERR_SMTP_STORE_FAILED: [451, '4.3.0'],
   ERR_SMTP_SUBMIT_FAILED: [451, '4.3.0'],
 };

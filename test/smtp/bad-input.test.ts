@@ -22,12 +22,29 @@ describe('bad input', () => {
     await h.stop();
   });
 
+  /** Messages answered 250 in this file: each must have left exactly one submission and one blob. */
+  let accepted = 0;
+
   async function send(payload: string | Buffer, options: { smtputf8?: boolean } = {}) {
     expect(
       (await c.command(`MAIL FROM:<alice@example.org>${options.smtputf8 ? ' SMTPUTF8' : ''}`)).code,
     ).toBe(250);
     expect((await c.command('RCPT TO:<bob@example.org>')).code).toBe(250);
-    return c.data(payload);
+    const reply = await c.data(payload);
+    if (reply.code === 250) accepted += 1;
+    return reply;
+  }
+
+  /** A message whose header section (up to and including its empty line) is exactly `bytes` long. */
+  function headerOfSize(bytes: number): string {
+    const start = 'From: alice@example.org\r\nTo: bob@example.org\r\nSubject: exact size\r\nX-Pad: x';
+    let header = start;
+    // folded continuation lines of at most 900 characters, then one to make up the rest
+    while (bytes - (header.length + 4) > 903) header += `\r\n ${'p'.repeat(900)}`;
+    const rest = bytes - (header.length + 4) - 3;
+    header += `\r\n ${'q'.repeat(rest)}\r\n\r\n`;
+    expect(Buffer.byteLength(header)).toBe(bytes);
+    return `${header}body\r\n`;
   }
 
   async function outboxCount() {
@@ -85,6 +102,32 @@ describe('bad input', () => {
     await stillWorks();
   });
 
+  test('the header byte limit holds exactly: 16384 bytes go, 16385 do not, even in one write', async () => {
+    expect((await send(headerOfSize(16 * 1024))).code).toBe(250);
+    const over = await send(headerOfSize(16 * 1024 + 1));
+    expect([over.code, over.enhanced]).toEqual([552, '5.3.4']);
+    expect(over.text).toContain('header section is larger than 16384 bytes');
+    // a header far past the limit that ends in the same chunk it crosses the limit in
+    const far = await send(headerOfSize(40 * 1024));
+    expect([far.code, far.enhanced]).toEqual([552, '5.3.4']);
+    await stillWorks();
+  });
+
+  test('NUL and bare CR in the header: 554 5.6.0 naming the line', async () => {
+    const before = await outboxCount();
+    const nul = await send('From: alice@example.org\r\nTo: bob@example.org\r\nSubject: a\0b\r\n\r\nbody\r\n');
+    expect([nul.code, nul.enhanced]).toEqual([554, '5.6.0']);
+    expect(nul.text).toContain('NUL byte (header line 3)');
+    // a bare CR: some readers start a new field there (X-Kith-Sender after it, say), others do not
+    const cr = await send(
+      'From: alice@example.org\r\nSubject: hi\rX-Injected: yes\r\nTo: bob@example.org\r\n\r\nbody\r\n',
+    );
+    expect([cr.code, cr.enhanced]).toEqual([554, '5.6.0']);
+    expect(cr.text).toContain('CR that does not end a line (header line 2)');
+    expect(await outboxCount()).toBe(before);
+    await stillWorks();
+  });
+
   test('malformed header lines are refused; malformed MIME bodies go out byte for byte', async () => {
     const r = await send(
       'From: alice@example.org\r\nTo: bob@example.org\r\nthis is not a header\r\n\r\nbody\r\n',
@@ -130,10 +173,18 @@ describe('bad input', () => {
     await stillWorks();
   });
 
-  test('every refused message left a clear log line; nothing half-accepted stays in the submissions table', () => {
+  test('every refused message left a clear log line, no submission row and no blob file', async () => {
     const refused = h.logs.filter((l) => l.msg === 'smtp message refused');
     expect(refused.length).toBeGreaterThanOrEqual(8);
-    const states = new Set(h.submissions.list(1000).map((s) => s.state));
-    expect(states).toEqual(new Set(['accepted']));
+    const submissions = h.submissions.list(1000);
+    expect(submissions).toHaveLength(accepted);
+    expect(submissions.every((s) => s.state === 'accepted')).toBe(true);
+    // blob files: exactly those of the accepted messages (a refused message's bytes are gone)
+    const files: string[] = [];
+    for (const sub of await readdir(join(h.dir, 'blobs'))) {
+      if (/^[0-9a-f]{2}$/.test(sub)) files.push(...(await readdir(join(h.dir, 'blobs', sub))));
+    }
+    expect(new Set(files)).toEqual(new Set(submissions.map((s) => s.blob)));
+    expect(await readdir(join(h.dir, 'blobs', 'tmp'))).toEqual([]);
   });
 });

@@ -1,10 +1,14 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { AgentDeliveryService } from '../../agent/outbound.ts';
+import { asFingerprint } from '../../common/ids.ts';
 import {
   ALICE,
+  ALICE_FPR,
   BOB_FPR,
   CAROL_FPR,
   STRANGER_FPR,
   aliceMessage,
+  capturingLogger,
   startHarness,
   type Harness,
 } from './harness.ts';
@@ -120,6 +124,16 @@ describe('who may send what to whom', () => {
     await c.command('RCPT TO:<bob@example.org>');
     const sender = await c.data(aliceMessage({ extraHeaders: ['Sender: ceo@bank.example'] }));
     expect([sender.code, sender.enhanced]).toEqual([553, '5.7.1']);
+    // so are Resent-From: and Resent-Sender: (clients show them as who forwarded the message)
+    for (const field of ['Resent-From: ceo@bank.example', 'Resent-Sender: Bank <ceo@bank.example>']) {
+      await c.command('MAIL FROM:<alice@example.org>');
+      await c.command('RCPT TO:<bob@example.org>');
+      const resent = await c.data(aliceMessage({ extraHeaders: [field] }));
+      expect([resent.code, resent.enhanced]).toEqual([553, '5.7.1']);
+      expect(resent.text).toContain(
+        `${field.split(':')[0]}: ceo@bank.example is not an address of this account`,
+      );
+    }
     expect((await h.delivery.outbox()).length).toBe(before);
   });
 
@@ -146,6 +160,64 @@ describe('who may send what to whom', () => {
     expect(r.code).toBe(250);
     const copies = (await h.delivery.outbox()).filter((m) => m.raw.includes('Subject: partial'));
     expect(copies.map((m) => m.to).sort()).toEqual([BOB_FPR, STRANGER_FPR].sort());
+  });
+
+  test("a resent message from one's own address goes", async () => {
+    const c = await loggedIn();
+    await c.command('MAIL FROM:<alice@example.org>');
+    await c.command('RCPT TO:<bob@example.org>');
+    const r = await c.data(
+      aliceMessage({ from: 'alice@home.example', extraHeaders: ['Resent-From: alice@example.org'] }),
+    );
+    expect(r.code).toBe(250);
+  });
+
+  // The refusal texts the agent really gives (agent/outbound.ts), not the stand-in's.
+  test("unknown and ambiguous recipients: the agent's own sentence, with the enhanced code", async () => {
+    const { log } = capturingLogger();
+    const entity = (fingerprint: string, email: string) => ({
+      fingerprint: asFingerprint(fingerprint),
+      email,
+      contact: true,
+      publicKey: 'key',
+    });
+    const agent = new AgentDeliveryService({
+      self: ALICE_FPR,
+      trust: {
+        entities: () => [
+          entity(BOB_FPR, 'bob@example.org'),
+          entity('1'.repeat(40), 'sam@example.com'),
+          entity('2'.repeat(40), 'sam@example.com'),
+        ],
+      } as never,
+      engine: {} as never,
+      outbox: {} as never,
+      log,
+    });
+    const real = await startHarness({ delivery: agent });
+    try {
+      const { client } = await RawSmtp.connect(real.port);
+      clients.push(client);
+      expect((await client.login(ALICE.user, ALICE.password)).code).toBe(235);
+      await client.command('MAIL FROM:<alice@example.org>');
+      const unknown = await client.command('RCPT TO:<stranger@example.org>');
+      expect([unknown.code, unknown.enhanced]).toEqual([550, '5.1.1']);
+      expect(unknown.text).toBe(
+        '5.1.1 stranger@example.org: no contact has this address: accept an invitation from this person first, or write to <fingerprint>@kith',
+      );
+      const ambiguous = await client.command('RCPT TO:<Sam@Example.com>');
+      expect([ambiguous.code, ambiguous.enhanced]).toEqual([550, '5.1.4']);
+      expect(ambiguous.text).toBe(
+        '5.1.4 Sam@Example.com: several contacts claim this address: write to <fingerprint>@kith of the one you mean',
+      );
+      const self = await client.command(`RCPT TO:<${ALICE_FPR.toLowerCase()}@kith>`);
+      expect([self.code, self.enhanced]).toEqual([550, '5.1.1']);
+      expect(self.text).toContain('that is your own fingerprint');
+      expect((await client.command('RCPT TO:<bob@example.org>')).code).toBe(250);
+      client.close();
+    } finally {
+      await real.stop();
+    }
   });
 
   test('two addresses of the same entity get one copy', async () => {

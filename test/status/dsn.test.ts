@@ -285,6 +285,96 @@ describe('status emails (RFC 3464) in the sender INBOX', () => {
     expect(states.sort()).toEqual(['delivered', 'failed', 'failed', 'pending']);
   });
 
+  test('alwaysReportDelivery: without NOTIFY, "delivered" is reported only when configured', async () => {
+    const copies = await submit(undefined, 'No NOTIFY');
+    const configured = createGatewaySink({
+      store: inbox.drop,
+      submissions: h.submissions,
+      blobs: h.blobs,
+      composer: {
+        from: 'Kith <postmaster@kith>',
+        reportingMta: 'kith.localhost',
+        maxAgeMs: 5 * 86_400_000,
+        maxReturnBytes: 1024 * 1024,
+        alwaysReportDelivery: true,
+      },
+      log: capturingLogger().log,
+    });
+    const before = (await inbox.messages()).length;
+    const at = new Date('2025-07-01T13:00:00Z');
+    await sink.status({ kind: 'delivered', id: copies.get(BOB_FPR)!, to: BOB_FPR, at }); // not configured
+    await configured.status({ kind: 'delivered', id: copies.get(CAROL_FPR)!, to: CAROL_FPR, at });
+    const [mail, ...more] = await newMessages(before);
+    expect(more).toHaveLength(0);
+    expect(mail.subject).toBe('Delivered: No NOTIFY');
+    expect(parts(mail).status[1]).toMatchObject({
+      'final-recipient': 'rfc822; carol@example.net',
+      action: 'delivered',
+      status: '2.0.0',
+    });
+    // both copies are delivered now, reported or not
+    expect(h.submissions.list(1)[0].recipients.map((r) => r.status)).toEqual(['delivered', 'delivered']);
+  });
+
+  test('RET=FULL over maxReturnBytes: the failure report returns the header only, and says so', async () => {
+    const copies = await submit({ return: 'full', notify: ['failure'] }, 'Too big to return');
+    const size = h.submissions.list(1)[0].size;
+    const capped = createGatewaySink({
+      store: inbox.drop,
+      submissions: h.submissions,
+      blobs: h.blobs,
+      composer: {
+        from: 'Kith <postmaster@kith>',
+        reportingMta: 'kith.localhost',
+        maxAgeMs: 5 * 86_400_000,
+        maxReturnBytes: size - 1,
+        alwaysReportDelivery: false,
+      },
+      log: capturingLogger().log,
+    });
+    const before = (await inbox.messages()).length;
+    await capped.status({
+      kind: 'failed',
+      id: copies.get(BOB_FPR)!,
+      to: BOB_FPR,
+      at: new Date(),
+      reason: 'no path to the recipient',
+      cause: 'no-path',
+    });
+    const [mail] = await newMessages(before);
+    expect(mail.subject).toBe('Undelivered: Too big to return');
+    expect(mail.text).toContain('The header of the original message is attached.');
+    const { original } = parts(mail);
+    expect(original?.contentType).toBe('text/rfc822-headers');
+    expect(original?.content.toString()).toContain('Subject: Too big to return');
+    expect(original?.content.toString()).not.toContain('the original body');
+    // one byte more allowed and the whole message comes back
+    const whole = createGatewaySink({
+      store: inbox.drop,
+      submissions: h.submissions,
+      blobs: h.blobs,
+      composer: {
+        from: 'Kith <postmaster@kith>',
+        reportingMta: 'kith.localhost',
+        maxAgeMs: 5 * 86_400_000,
+        maxReturnBytes: size,
+        alwaysReportDelivery: false,
+      },
+      log: capturingLogger().log,
+    });
+    await whole.status({
+      kind: 'failed',
+      id: copies.get(CAROL_FPR)!,
+      to: CAROL_FPR,
+      at: new Date(),
+      reason: 'no path to the recipient',
+      cause: 'no-path',
+    });
+    const [, second] = await newMessages(before);
+    expect(parts(second).original?.contentType).toBe('message/rfc822');
+    expect(parts(second).original?.content.length).toBe(size);
+  });
+
   test('the null sender (read receipts) and NOTIFY=NEVER get no status email', async () => {
     const copies = await submit({ notify: ['never'] }, 'Quiet');
     const receipt = await submit(undefined, 'Read: Lunch?', '');
