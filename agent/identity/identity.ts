@@ -345,6 +345,12 @@ export function describeStoredIdentity(db: Db): {
     )
     .get() as Record<string, string> | undefined;
   if (!row) throw incomplete('agent key');
+  // A renewed certificate lives in the trust store (agent/links renews it there): show the newest.
+  const renewed = newestOwnCertificate(db, row.peer_id);
+  if (renewed !== undefined) {
+    row.cert_canonical = renewed.canonical;
+    row.cert_signature = renewed.signature;
+  }
   const body = JSON.parse(row.cert_canonical) as { notBefore: string; notAfter: string };
   return {
     fingerprint: asFingerprint(row.fingerprint),
@@ -356,6 +362,17 @@ export function describeStoredIdentity(db: Db): {
     publicKey: row.public_key,
     certificate: { canonical: row.cert_canonical, signature: row.cert_signature },
   };
+}
+
+function newestOwnCertificate(db: Db, agent: string): { canonical: string; signature: string } | undefined {
+  try {
+    const row = db
+      .prepare('SELECT cert_canonical, cert_signature FROM trust_agent WHERE peer_id = ?')
+      .get(agent) as { cert_canonical: string; cert_signature: string } | undefined;
+    return row === undefined ? undefined : { canonical: row.cert_canonical, signature: row.cert_signature };
+  } catch {
+    return undefined; // no trust tables yet: the node never started
+  }
 }
 
 export function rawX25519Public(key: KeyObject): Buffer {

@@ -348,7 +348,7 @@ export class LinkManager implements Links {
           reply = await this.exchangeInvitation(connection, code.secret);
         } catch (err) {
           if (err instanceof KithError) throw err;
-          // The inviter's gater cut us off: no invitation of its is open any more.
+          // The inviter aborted the invite stream or cut us off: no invitation of its is open.
           throw new KithError(
             'ERR_INVITATION_REFUSED',
             `the inviter refused the connection: ${(err as Error).message}`,

@@ -1,6 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
 import { generateKeyPair } from '@libp2p/crypto/keys';
+import { describeStoredIdentity } from '../../agent/identity/identity.ts';
 import { createNode, type KithLibp2p } from '../../agent/links/node.ts';
 import { certificateRenewalDue } from '../../agent/trust/decisions.ts';
 import { eventually, removeTempDirs, startAgent, type LinkOptions, type TestAgent } from './helpers.ts';
@@ -53,6 +54,8 @@ describe('links: certificate lifetime', () => {
     clock.now += 340 * DAY;
     await alice.links.checkCertificates();
     expect(Date.parse(alice.identity.certificate.body.notAfter)).toBeGreaterThan(first);
+    // `kith id` reads the stored identity: it shows the renewed certificate.
+    expect(describeStoredIdentity(alice.db).notAfter).toBe(alice.identity.certificate.body.notAfter);
     await eventually(
       () => bob.trust.agent(alice.identity.agentId)!.notAfter > first,
       'bob holds the renewed certificate',
