@@ -81,6 +81,9 @@ export async function acceptHello(
       expect: entity,
     });
   }
+  // The peer's own certificate first (one signature check): a stranger claiming a trusted entity
+  // makes us check nothing more.
+  await trust.checkAgentCertificate(hello.certificate);
   // Each revocation is verified against the key of the entity that signed it; one of an entity
   // we do not know cannot be checked and is skipped (it matters only to its neighbours).
   for (const revocation of (hello.revocations ?? []).slice(0, MAX_REVOCATIONS)) {

@@ -290,6 +290,18 @@ export class TrustStore {
    */
   async addAgentCertificate(cert: { canonical: string; signature: string }): Promise<AgentRecord> {
     const entity = parseCertEntity(cert.canonical);
+    // Hellos repeat the certificates of every sibling: one stored already, still valid and not
+    // revoked, is not checked again.
+    const same = this.db
+      .prepare('SELECT * FROM trust_agent WHERE cert_canonical = ? AND cert_signature = ?')
+      .get(cert.canonical, cert.signature) as AgentRow | undefined;
+    if (
+      same !== undefined &&
+      !this.isRevokedAgent(same.peer_id) &&
+      certificateValidAt(same.not_before, same.not_after, this.clock())
+    ) {
+      return this.toAgent(same);
+    }
     const key = await this.publicKey(entity);
     if (key === undefined) {
       throw new KithError('ERR_UNKNOWN_ENTITY', `the certificate's entity ${entity} is not known here`);
@@ -341,6 +353,9 @@ export class TrustStore {
    */
   async addAgentRevocation(revocation: { canonical: string; signature: string }): Promise<boolean> {
     const entity = parseCertEntity(revocation.canonical);
+    // Every hello carries every revocation its sender holds: one we already hold costs a lookup,
+    // not a signature check.
+    if (this.holdsRevocationOf(parseCertAgent(revocation.canonical))) return false;
     const key = await this.publicKey(entity);
     if (key === undefined) {
       throw new KithError('ERR_UNKNOWN_ENTITY', `the revocation's entity ${entity} is not known here`);
@@ -358,6 +373,30 @@ export class TrustStore {
       .run(checked.agent, entity, this.clock(), revocation.canonical, revocation.signature);
     this.emit({ kind: 'agent-revoked', fingerprint: entity, agent: checked.agent });
     return true;
+  }
+
+  private holdsRevocationOf(agent: string | undefined): boolean {
+    return (
+      agent !== undefined &&
+      this.db.prepare('SELECT 1 FROM trust_agent_revocation WHERE peer_id = ?').get(agent) !== undefined
+    );
+  }
+
+  /**
+   * Checks a certificate as `addAgentCertificate` would (known entity, signature, validity, not
+   * revoked) without storing it: a hello's certificate is checked before the revocations it
+   * carries are, so a peer that cannot show one pays for nothing more.
+   */
+  async checkAgentCertificate(cert: { canonical: string; signature: string }): Promise<void> {
+    const entity = parseCertEntity(cert.canonical);
+    const key = await this.publicKey(entity);
+    if (key === undefined) {
+      throw new KithError('ERR_UNKNOWN_ENTITY', `the certificate's entity ${entity} is not known here`);
+    }
+    const checked = await verifyAgentCertificate(key, cert.canonical, cert.signature, new Date(this.clock()));
+    if (this.isRevokedAgent(checked.body.agent)) {
+      throw new KithError('ERR_AGENT_REVOKED', `agent ${checked.body.agent} has been revoked`);
+    }
   }
 
   /** Signed revocations of this entity's agents, to hand on to neighbours. */
@@ -560,6 +599,15 @@ function asFingerprintOrThrow(text: string): Fingerprint {
       `not an entity fingerprint: ${text}`,
       'give the 40 hex digits shown by `kith id` on the other side',
     );
+  }
+}
+
+function parseCertAgent(canonical: string): string | undefined {
+  try {
+    const agent = (JSON.parse(canonical) as { agent?: unknown }).agent;
+    return typeof agent === 'string' ? agent : undefined;
+  } catch {
+    return undefined;
   }
 }
 

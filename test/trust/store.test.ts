@@ -85,6 +85,8 @@ describe('trust store', () => {
     const revocation = await revokeAgentCertificate(alice.entityKey, alice.agentId);
     expect(await trust.addAgentRevocation(revocation)).toBe(true);
     expect(await trust.addAgentRevocation(revocation)).toBe(false);
+    // One already held is not checked again (hellos repeat them all): not even its signature.
+    expect(await trust.addAgentRevocation({ ...revocation, signature: 'garbage' })).toBe(false);
     expect(trust.isRevokedAgent(alice.agentId)).toBe(true);
     expect(trust.admission(alice.agentId)).toBe('refused');
     await expect(trust.addAgentCertificate(alice.certificate)).rejects.toMatchObject({
