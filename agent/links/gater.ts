@@ -67,15 +67,16 @@ export function addressKey(connection: Pick<MultiaddrConnection, 'remoteAddr'> |
   return ip?.value ?? address.toString();
 }
 
-/** `ip:port` an outbound connection went to, or undefined for relayed and other connections. */
+/** `host:port` an outbound connection went to, or undefined for relayed and other connections. */
 export function outboundKey(
   connection: Pick<MultiaddrConnection, 'remoteAddr'> | undefined,
 ): string | undefined {
   const components = connection?.remoteAddr?.getComponents() ?? [];
   if (components.some((c) => c.name === 'p2p-circuit')) return undefined;
-  const ip = components.find((c) => c.name === 'ip4' || c.name === 'ip6')?.value;
+  // The transport may connect to a DNS name itself (TCP does): then the name is the key.
+  const host = components.find((c) => ['ip4', 'ip6', 'dns4', 'dns6', 'dns'].includes(c.name))?.value;
   const port = components.find((c) => c.name === 'tcp' || c.name === 'udp')?.value;
-  return ip === undefined || port === undefined ? undefined : `${ip}:${port}`;
+  return host === undefined || port === undefined ? undefined : `${host}:${port}`;
 }
 
 function relayKey(relay: PeerId): string {

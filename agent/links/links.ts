@@ -712,8 +712,9 @@ async function dialKeys(address: Multiaddr): Promise<string[]> {
   if (host.name === 'ip4' || host.name === 'ip6') return [`${host.value}:${port}`];
   if (host.name === 'dns4' || host.name === 'dns6' || host.name === 'dns') {
     const family = host.name === 'dns4' ? 4 : host.name === 'dns6' ? 6 : 0;
+    // The name itself (a transport may connect to it as it is), and what it resolves to now.
     const found = await lookup(host.value ?? '', { all: true, family }).catch(() => []);
-    return found.map((a) => `${a.address}:${port}`);
+    return [`${host.value}:${port}`, ...found.map((a) => `${a.address}:${port}`)];
   }
   return ['*'];
 }

@@ -165,6 +165,18 @@ describe('links: revocation, several agents per entity, trust by fingerprint', (
     expect(bob.links.isLinked(alice.identity.agentId)).toBe(true);
     expect(bob.trust.entity(fingerprint)).toMatchObject({ email: 'alice@example.org', trusted: true });
   });
+
+  it('trust with a DNS address (DynDNS) links: the name is resolved for the gater too', async () => {
+    const alice = track(await startAgent('alice'));
+    const bob = track(await startAgent('bob'));
+    alice.trust.trustFingerprint(bob.identity.fingerprint);
+    const port = alice.address().split('/')[4];
+    const result = await bob.links.trust(alice.identity.fingerprint, {
+      addresses: [`/dns4/localhost/tcp/${port}`],
+    });
+    expect(result.unreachable).toEqual([]);
+    expect(result.linked).toEqual({ agent: alice.identity.agentId, address: `/dns4/localhost/tcp/${port}` });
+  });
 });
 
 function freePort(): Promise<number> {
