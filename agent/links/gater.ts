@@ -7,7 +7,7 @@ import type { TrustStore } from '../trust/store.ts';
 export interface GaterState {
   /**
    * We are dialing this peer on purpose (an invitation's inviter), or an address without a peer id
-   * (`kith trust --address`) that this connection goes to (`ip:port`, see `outboundKey`).
+   * (`kith trust --address`) that this connection goes to (`host:port`, see `outboundKey`).
    */
   expectsOutbound(peer: string, address: string | undefined): boolean;
   /** Unknown peers provisionally connected now, and how many came from this address lately. */
