@@ -23,18 +23,27 @@ describe('kith command line', () => {
   });
   afterAll(() => dir.remove());
 
-  it('every command has --help', () => {
-    for (const command of [
-      [],
-      ...['init', 'id', 'export-key', 'start', 'demo', 'invite', 'accept', 'trust', 'revoke', 'contacts'].map(
-        (c) => [c],
-      ),
-      ...['send', 'outbox', 'track', 'mail-settings', 'status', 'stop'].map((c) => [c]),
-    ]) {
-      const result = runKith([...command, '--help']);
-      expect(result.status).toBe(0);
-      expect(result.stdout).toMatch(/Usage: kith/);
+  it('every command and subcommand has --help', () => {
+    // The list comes from kith's own help, so a new command cannot be left out of this test.
+    const commandsOf = (path: string[]): string[] => {
+      const help = runKith([...path, '--help']);
+      expect(help.status).toBe(0);
+      expect(help.stdout).toMatch(/Usage: kith/);
+      const section = help.stdout.split(/^Commands:$/m)[1] ?? '';
+      return [...section.matchAll(/^ {2}([a-z][a-z-]*)/gm)].map((m) => m[1]!).filter((c) => c !== 'help');
+    };
+    const top = commandsOf([]);
+    expect(top).toEqual(
+      expect.arrayContaining(['init', 'id', 'export-key', 'start', 'demo', 'invite', 'accept', 'trust']),
+    );
+    expect(top).toEqual(expect.arrayContaining(['revoke', 'contacts', 'agent', 'send', 'outbox', 'track']));
+    expect(top).toEqual(expect.arrayContaining(['mail-settings', 'status', 'stop']));
+    const subcommands = new Map<string, string[]>();
+    for (const command of top) {
+      subcommands.set(command, commandsOf([command]));
+      for (const sub of subcommands.get(command)!) commandsOf([command, sub]);
     }
+    expect(subcommands.get('agent')).toEqual(['add', 'import', 'list', 'revoke']);
   });
 
   it('`kith id` shows the identity without the passphrase', () => {
