@@ -1,4 +1,4 @@
-import type { PeerId, Stream, StreamMessageEvent } from '@libp2p/interface';
+import type { Connection, PeerId, Stream, StreamMessageEvent } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { Logger } from '../../common/logger.ts';
 import { KithError } from '../../common/errors.ts';
@@ -90,7 +90,7 @@ export class LinkTransport implements Transport {
   }
 
   private async openStream(peer: PeerId): Promise<Stream> {
-    const connection = this.node.getConnections(peer).find((c) => c.status === 'open');
+    const connection = preferDirect(this.node.getConnections(peer));
     if (connection === undefined) throw new KithError('ERR_NO_LINK', `no open connection to ${peer}`);
     const stream = await connection.newStream(FRAMES_PROTOCOL, {
       signal: AbortSignal.timeout(10_000),
@@ -199,4 +199,22 @@ export class LinkTransport implements Transport {
       }
     }
   }
+}
+
+/**
+ * The open connection to use for a new stream: a direct one (TCP, WebRTC) before one through a
+ * relay, and the newest first. Right after a WebRTC upgrade both are open for a moment and the
+ * relayed one is about to be closed by the other side; after our NAT changed its public address
+ * the old connection still looks open here while its mapping is dead. A stream opened on either
+ * would lose what it carries.
+ */
+export function preferDirect(connections: readonly Connection[]): Connection | undefined {
+  const viaRelay = (c: Connection): boolean => {
+    const names = c.remoteAddr.getComponents().map((x) => x.name);
+    return names.includes('p2p-circuit') && !names.includes('webrtc');
+  };
+  const open = connections
+    .filter((c) => c.status === 'open')
+    .sort((a, b) => (b.timeline?.open ?? 0) - (a.timeline?.open ?? 0));
+  return open.find((c) => !viaRelay(c)) ?? open[0];
 }

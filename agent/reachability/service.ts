@@ -9,6 +9,7 @@ import type { Db } from '../../store/db.ts';
 import type { Identity } from '../identity/identity.ts';
 import { readFrames, readJson, writeJson } from '../links/frames.ts';
 import type { LinkManager } from '../links/links.ts';
+import { preferDirect } from '../links/transport.ts';
 import type { AddressBook } from '../links/types.ts';
 import type { TrustStore } from '../trust/store.ts';
 import { AddressCache } from './cache.ts';
@@ -138,14 +139,15 @@ export class Reachability implements AddressBook {
     if (JSON.stringify(this.ownAddresses()) !== this.lastAnnounced) await this.announceAll();
   }
 
-  /** Sends a fresh record to every linked neighbour. */
+  /**
+   * Sends a fresh record to every linked neighbour, each retried like a new link's (announceTo):
+   * an announcement lost on a connection that just died (our NAT changed its address) would
+   * otherwise leave the neighbour with our previous addresses until the next interval.
+   */
   async announceAll(): Promise<void> {
     if (!this.started) return;
     this.lastAnnounced = JSON.stringify(this.ownAddresses());
-    const record = await this.ownRecord();
-    await Promise.allSettled(
-      this.options.links.transport.neighbours().map((peer) => this.send(peer, { t: 'announce', record })),
-    );
+    await Promise.allSettled(this.options.links.transport.neighbours().map((peer) => this.announceTo(peer)));
   }
 
   /**
@@ -167,9 +169,7 @@ export class Reachability implements AddressBook {
   }
 
   private async send(peer: AgentId, message: AddressMessage): Promise<AddressMessage> {
-    const connection = this.options.links.libp2p
-      .getConnections(peerIdFromString(peer))
-      .find((c) => c.status === 'open');
+    const connection = preferDirect(this.options.links.libp2p.getConnections(peerIdFromString(peer)));
     if (connection === undefined) throw new KithError('ERR_NO_LINK', `no open link to ${peer}`);
     const signal = AbortSignal.timeout(QUERY_TIMEOUT_MS);
     const stream = await connection.newStream(ADDRESS_PROTOCOL, { signal, runOnLimitedConnection: true });
@@ -269,6 +269,8 @@ export class Reachability implements AddressBook {
     );
     const found = new Set<AgentId>();
     for (const answer of answers) {
+      if (answer.status === 'rejected')
+        log.debug({ err: answer.reason as Error, entity }, 'a neighbour did not answer');
       if (answer.status !== 'fulfilled' || answer.value?.t !== 'records') continue;
       for (const item of answer.value.items.slice(0, MAX_ANSWER_RECORDS)) {
         try {
@@ -319,8 +321,8 @@ export class Reachability implements AddressBook {
       try {
         await links.connect(agent);
         return agent;
-      } catch {
-        // try the next one
+      } catch (err) {
+        this.options.log.debug({ err, agent }, 'no link at the addresses a neighbour gave');
       }
     }
     throw new KithError('ERR_UNREACHABLE', `no agent of ${entity} can be reached now`, 'it may be offline');

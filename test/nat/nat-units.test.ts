@@ -143,6 +143,17 @@ describe('STUN configuration', () => {
 });
 
 describe('DirectUpgrader', () => {
+  test('new streams take the direct connection while the relayed one is still closing', async () => {
+    const { preferDirect } = await import('../../agent/links/transport.ts');
+    const conn = (address: string, status = 'open') => ({ remoteAddr: multiaddr(address), status }) as never;
+    const relayed = conn(`/ip4/45.10.0.1/tcp/4410/p2p/${RELAY}/p2p-circuit/p2p/${PEER}`);
+    const webrtc = conn(`/ip4/45.10.0.1/tcp/4410/p2p/${RELAY}/p2p-circuit/webrtc/p2p/${PEER}`);
+    expect(preferDirect([relayed, webrtc])).toBe(webrtc);
+    expect(preferDirect([relayed])).toBe(relayed);
+    expect(preferDirect([conn('/ip4/45.10.0.2/tcp/1', 'closed'), relayed])).toBe(relayed);
+    expect(preferDirect([])).toBeUndefined();
+  });
+
   test('a relayed connection dialed before the peer was trusted upgrades when the link comes up', async () => {
     const { peerIdFromString } = await import('@libp2p/peer-id');
     const peer = peerIdFromString(PEER);

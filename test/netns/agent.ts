@@ -8,16 +8,18 @@ import { createSocket } from 'node:dgram';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import type { CircuitRelayService } from '@libp2p/circuit-relay-v2';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { defaultConfig } from '../../config/defaults.ts';
 import type { Config } from '../../config/schema.ts';
-import { asAgentId, type AgentId } from '../../common/ids.ts';
+import { asAgentId, asFingerprint, type AgentId } from '../../common/ids.ts';
 import { createLogger } from '../../common/logger.ts';
 import { openDatabase } from '../../store/db.ts';
 import { createIdentity, hasIdentity, loadIdentity } from '../../agent/identity/identity.ts';
 import { createLinks } from '../../agent/links/index.ts';
 import { createTrustStore } from '../../agent/trust/index.ts';
 import { createNat, isRelayed, natExtras } from '../../agent/nat/index.ts';
+import { createReachability } from '../../agent/reachability/index.ts';
 import { buildBindingRequest, parseBindingResponse } from '../../agent/nat/stun-codec.ts';
 
 /** How the test configures this agent. */
@@ -26,6 +28,8 @@ export interface AgentOptions {
   /** Kept across restarts: same keys, same trust. */
   dataDir: string;
   p2p: Partial<Config['p2p']>;
+  /** pino level for this agent's stderr (default info, or NETNS_LOG_LEVEL). */
+  logLevel?: string;
   /** A fixed STUN list for ICE; by default each relay's, on the port it tells (IceServers). */
   stunServers?: string[];
   /** Upgrade relayed links to WebRTC on its own, as a node does (default true); false: the test calls upgrade. */
@@ -39,7 +43,11 @@ if (process.env.NETNS_RTC_LOG) {
     process.stderr.write(`rtc ${level} ${message}\n`),
   );
 }
-const log = createLogger({ level: 'info', name: options.name, destination: 2 });
+const log = createLogger({
+  level: options.logLevel ?? process.env.NETNS_LOG_LEVEL ?? 'info',
+  name: options.name,
+  destination: 2,
+});
 mkdirSync(options.dataDir, { recursive: true });
 const db = openDatabase(join(options.dataDir, 'kith.db'));
 const passphrase = 'netns test passphrase';
@@ -51,6 +59,9 @@ const p2p: Config['p2p'] = { ...defaultConfig().p2p, ...options.p2p };
 const extras = natExtras(p2p, { stunServers: options.stunServers });
 const links = createLinks({ identity, trust, config: p2p, log, extras });
 await links.start();
+// Signed address records to and from neighbours, "where is X?" (agent/reachability), as in a node.
+const reachability = createReachability({ links, trust, identity, db, config: p2p, log });
+await reachability.start();
 const node = links.libp2p;
 const isTrusted = (peer: string): boolean => trust.isTrustedAgent(peer as AgentId);
 const nat = createNat({
@@ -162,6 +173,31 @@ const commands: Record<string, (args: Args) => Promise<unknown> | unknown> = {
     }
     return Date.now() - started;
   },
+  /** Links with some agent of an entity through the reachability module (cache, then neighbours). */
+  reach: ({ fingerprint }) => reachability.reach(asFingerprint(String(fingerprint))),
+  neighbours: () => links.transport.neighbours(),
+  /** Relay side: who holds a reservation with us, reserved from which address. */
+  relayReservations: () => {
+    const server = (node.services as { relay?: CircuitRelayService }).relay;
+    return [...(server?.reservations.entries() ?? [])].map(([peer, r]) => ({
+      peer: peer.toString(),
+      addr: r.addr.toString(),
+      expiry: r.expiry.getTime(),
+    }));
+  },
+  /** The addresses we hold for an agent, not set aside. */
+  addresses: ({ agent }) => reachability.addressesOf(asAgentId(String(agent))),
+  /** Sets aside every address we hold for an agent: a contact whose addresses all proved wrong. */
+  forgetAddresses: ({ agent }) => {
+    const id = asAgentId(String(agent));
+    for (const address of reachability.addressesOf(id)) reachability.markFailed(id, address);
+  },
+  /** The seq (signing time) of the record we hold for an agent. */
+  heldSeq: ({ agent }) =>
+    (
+      db.prepare('SELECT seq FROM reach_record WHERE agent = ?').get(String(agent)) as
+        { seq: number } | undefined
+    )?.seq ?? null,
   stunCounts: () => nat.stun?.counts ?? null,
   /** The STUN servers ICE would use now (learned from the relays). */
   iceServers: () => extras.ice.urls(),
@@ -169,6 +205,7 @@ const commands: Record<string, (args: Args) => Promise<unknown> | unknown> = {
     waitFor(() => extras.ice.urls().length > 0, 'a STUN server for ICE', Number(timeoutMs ?? 10_000)),
   stunProbe: ({ host, port, timeoutMs }) => stunProbe(String(host), Number(port), Number(timeoutMs ?? 1_000)),
   stop: async () => {
+    await reachability.stop();
     await nat.stop();
     await links.stop();
     db.close();

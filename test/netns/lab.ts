@@ -217,9 +217,10 @@ export class AgentProcess {
       if (this.stderr.length > 400) this.stderr.shift();
     });
     this.exit = new Promise((resolveExit) =>
-      child.on('exit', () => {
+      child.on('exit', (code, signal) => {
         this.exited = true;
-        for (const [, settle] of this.pending) settle({ id: 0, ok: false, error: `${name} exited` });
+        const error = `${name} exited (${signal ?? code}):\n${this.log()}`;
+        for (const [, settle] of this.pending) settle({ id: 0, ok: false, error });
         this.pending.clear();
         resolveExit();
       }),

@@ -187,32 +187,80 @@ suite('NAT traversal in network namespaces', () => {
     expect(renewedMs).toBeLessThan(5_000);
   }, 30_000);
 
-  test('an agent whose public address changes is found again through its relay', async () => {
+  test('an agent whose public address changes is found again through a neighbour', async () => {
     // Alice's ISP gives her router a new public address: her link to the relay breaks (the
-    // NAT forgets its mappings), her supervisor reserves again from the new address, and Bob
-    // reaches her at the same relayed address as before.
+    // NAT forgets its mappings), she connects to the relay again from the new address and
+    // announces her signed address record to it, her neighbour. Bob is not linked with her
+    // meanwhile: he keeps the record from before the change.
+    await bob.request('hangUp', { peer: aliceInfo.agentId });
     const site = lab.sites[0];
     const newIp = `${PUBLIC_NET}.12`;
+    const changedAt = Date.now();
     lab.exec(site.router, ['ip', 'addr', 'del', `${site.publicIp}/24`, 'dev', 'wan']);
     lab.exec(site.router, ['ip', 'addr', 'add', `${newIp}/24`, 'dev', 'wan']);
-    const started = Date.now();
-    const seenFromNewAddress = async () =>
-      (await relay.request<Conn[]>('connections', { peer: aliceInfo.agentId })).some((c) =>
-        c.address.startsWith(`/ip4/${newIp}/`),
-      );
+    // Seen from the new address only: the relay has closed her connection through the dead
+    // mapping (a hop through that one would go nowhere).
+    const seenFromNewAddress = async () => {
+      const conns = await relay.request<Conn[]>('connections', { peer: aliceInfo.agentId });
+      return conns.length > 0 && conns.every((c) => c.address.startsWith(`/ip4/${newIp}/`));
+    };
     while (!(await seenFromNewAddress())) {
-      if (Date.now() - started > 25_000) throw new Error(`alice never came back:\n${alice.log()}`);
+      if (Date.now() - changedAt > 25_000) throw new Error(`alice never came back:\n${alice.log()}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    await alice.request('waitReserved', { timeoutMs: 5_000 });
-    const backMs = Date.now() - started;
-    await bob.request('hangUp', { peer: aliceInfo.agentId });
-    await bob.request('dial', { address: `${relayAddress}/p2p-circuit/p2p/${aliceInfo.agentId}` });
+    // She announces to the relay, her neighbour, a record signed after the change that lists her
+    // relayed address (one announced while her reservation was being made again may not).
+    const relayed = `${relayAddress}/p2p-circuit`;
+    const settled = async (): Promise<boolean> => {
+      const seq = (await relay.request<number | null>('heldSeq', { agent: aliceInfo.agentId })) ?? 0;
+      const addresses = await relay.request<string[]>('addresses', { agent: aliceInfo.agentId });
+      return seq >= changedAt && addresses.includes(relayed);
+    };
+    while (!(await settled())) {
+      if (Date.now() - changedAt > 25_000) {
+        const state = {
+          aliceAddresses: (await alice.request<Info>('info')).addresses,
+          aliceReservations: await alice.request('reservations'),
+          relayHolds: await relay.request('addresses', { agent: aliceInfo.agentId }),
+          relaySeq: await relay.request('heldSeq', { agent: aliceInfo.agentId }),
+          changedAt,
+          relayReservations: await relay.request('relayReservations'),
+        };
+        throw new Error(`alice never came back: ${JSON.stringify(state)}\n${alice.log()}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const backMs = Date.now() - changedAt;
+    // Bob has lost every address of alice (all set aside, as when each dial failed): he asks
+    // his neighbours through the reachability module, the relay answers with alice's record
+    // signed after the change, and bob links with her at an address from it.
+    expect(await bob.request('linked', { peer: aliceInfo.agentId })).toBe(false);
+    expect(await bob.request<number>('heldSeq', { agent: aliceInfo.agentId })).toBeLessThan(changedAt);
+    await bob.request('forgetAddresses', { agent: aliceInfo.agentId });
+    expect(await bob.request('addresses', { agent: aliceInfo.agentId })).toEqual([]);
+    const reached = await bob
+      .request('reach', { fingerprint: aliceInfo.fingerprint })
+      .catch(async (err: Error) => {
+        const state = {
+          bobNeighbours: await bob.request('neighbours'),
+          bobAddresses: await bob.request('addresses', { agent: aliceInfo.agentId }),
+          relayToAlice: await relay.request('connections', { peer: aliceInfo.agentId }),
+          relayReservations: await relay.request('relayReservations'),
+        };
+        throw new Error(
+          `${err.message}: ${JSON.stringify(state)}\n--- bob\n${bob.log()}\n--- relay\n${relay.log()}`,
+        );
+      });
+    expect(reached).toBe(aliceInfo.agentId);
+    expect(await bob.request<number>('heldSeq', { agent: aliceInfo.agentId })).toBeGreaterThanOrEqual(
+      changedAt,
+    );
+    expect(await bob.request<string[]>('addresses', { agent: aliceInfo.agentId })).toContain(relayed);
     await bob.request('roundtrip', { to: aliceInfo.agentId, text: 'found again' });
     // STUN trust followed her: the relay now answers her new address.
     expect(await alice.request('stunProbe', { host: RELAY_IP, port: STUN_PORT })).toMatch(
       new RegExp(`^${newIp.replaceAll('.', '\\.')}:`),
     );
-    console.info(`alice reserved again from her new address ${backMs} ms after it changed`);
+    console.info(`alice reserved and announced again from her new address ${backMs} ms after it changed`);
   }, 40_000);
 });
