@@ -15,6 +15,7 @@ import {
 import { connect, type Socket } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { ImapFlow } from 'imapflow';
 import { silentLogger } from '../../common/logger.ts';
 import { openDatabase } from '../../store/db.ts';
 import { BlobStore } from '../../store/blobs.ts';
@@ -322,6 +323,46 @@ async function measure(port: number, label: string, createBox: boolean): Promise
   return out;
 }
 
+/**
+ * What each server answered, read with a real client after the timed runs: a ratio only means
+ * something if both servers did the same work (same hits for every SEARCH, same messages).
+ */
+async function answers(port: number): Promise<Record<string, number>> {
+  const client = new ImapFlow({
+    host: '127.0.0.1',
+    port,
+    secure: false,
+    doSTARTTLS: false,
+    auth: { user: USER, pass: PASS },
+    logger: false,
+  });
+  await client.connect();
+  try {
+    const out: Record<string, number> = {};
+    for (const box of ['INBOX', 'Bench']) {
+      const lock = await client.getMailboxLock(box);
+      try {
+        out[`${box} messages`] = (client.mailbox as { exists: number }).exists;
+        if (box !== 'INBOX') continue;
+        const search = async (query: object): Promise<number> =>
+          ((await client.search(query, { uid: true })) || []).length;
+        out['SEARCH UNSEEN'] = await search({ seen: false });
+        out['SEARCH SUBJECT needle'] = await search({ subject: 'needle' });
+        out['SEARCH FROM sender7'] = await search({ from: 'sender7' });
+        out['SEARCH BODY zulu'] = await search({ body: 'zulu' });
+        let bytes = 0;
+        for await (const m of client.fetch('1:*', { size: true })) bytes += m.size ?? 0;
+        out['INBOX RFC822.SIZE total'] = bytes;
+      } finally {
+        lock.release();
+      }
+    }
+    return out;
+  } finally {
+    await client.logout();
+  }
+}
+
 async function main(): Promise<void> {
   if (!existsSync('/usr/sbin/dovecot')) {
     console.error('dovecot not found: apt-get install -y dovecot-imapd (or bin/setup --bench)');
@@ -337,6 +378,13 @@ async function main(): Promise<void> {
     try {
       const k = await measure(kith.port, 'kith', true);
       const d = await measure(dove.port, 'dovecot', true);
+      const [ka, da] = [await answers(kith.port), await answers(dove.port)];
+      const differ = Object.keys(ka).filter((key) => ka[key] !== da[key]);
+      if (differ.length > 0) {
+        for (const key of differ) console.error(`  ${key}: kith ${ka[key]}, dovecot ${da[key]}`);
+        throw new Error('the two servers did not do the same work: no ratio printed');
+      }
+      console.log(`\nboth servers gave the same answers: ${JSON.stringify(ka)}`);
       console.log(
         `\nIMAP on ${COUNT} messages (median ms; ratio = Kith / Dovecot, < 1 means Kith is faster)`,
       );
