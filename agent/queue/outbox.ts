@@ -3,7 +3,7 @@ import type { Fingerprint, MessageId } from '../../common/ids.ts';
 import type { Logger } from '../../common/logger.ts';
 import { migrate, type Db } from '../../store/db.ts';
 import type { RedisConnection } from './redis-server.ts';
-import { nextRetryDelay, shouldGiveUp } from './policy.ts';
+import { giveUpCause, nextRetryDelay, shouldGiveUp, type GiveUp } from './policy.ts';
 
 /** An outbound message as the outbox keeps it durably. */
 export interface OutboxEntry {
@@ -66,8 +66,8 @@ export interface OutboxOptions {
    * "try again later" (no path yet, next hop unreachable); the queue backs off and retries.
    */
   attempt: (entry: OutboxEntry) => Promise<void>;
-  /** Told when an entry is given up (too old). */
-  onGiveUp: (entry: OutboxEntry, reason: string) => void;
+  /** Told when an entry is given up (too old): no path was ever found, or it expired on the way. */
+  onGiveUp: (entry: OutboxEntry, why: GiveUp) => void;
   /** Worker concurrency: attempts in flight at once. */
   concurrency?: number;
   clock?: () => number;
@@ -182,8 +182,9 @@ export class Outbox {
     const entry = this.get((job.data as { id: MessageId }).id);
     if (!entry || entry.state === 'delivered' || entry.state === 'failed') return;
     if (shouldGiveUp(entry.createdAt, this.clock(), this.options.maxAgeMs)) {
-      await this.finish(entry.id, 'failed', 'expired: no path delivered it in time');
-      this.options.onGiveUp(entry, 'expired');
+      const why = giveUpCause(this.progressOf(entry.id).hops);
+      await this.finish(entry.id, 'failed', why.reason);
+      this.options.onGiveUp(this.get(entry.id) ?? entry, why);
       return;
     }
     this.options.db

@@ -4,7 +4,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { openRedis, type RedisHandle } from '../../agent/queue/connection.ts';
 import { Outbox, type OutboxEntry } from '../../agent/queue/outbox.ts';
-import { nextRetryDelay, shouldGiveUp } from '../../agent/queue/policy.ts';
+import { giveUpCause, nextRetryDelay, shouldGiveUp } from '../../agent/queue/policy.ts';
 import type { Fingerprint, MessageId } from '../../common/ids.ts';
 import { silentLogger } from '../../common/logger.ts';
 import { openDatabase, type Db } from '../../store/db.ts';
@@ -114,5 +114,21 @@ describe('outbox (SQLite + BullMQ)', () => {
     expect(shouldGiveUp(0, 61_000, 60_000)).toBe(true);
     expect(shouldGiveUp(0, 59_000, 60_000)).toBe(false);
     expect([1, 2, 3, 20].map(nextRetryDelay)).toEqual([1000, 2000, 4000, 300_000]);
+  });
+
+  it('gives up with the real cause: no hop ever reached is no-path, else expired at the last hop', () => {
+    expect(giveUpCause([]).cause).toBe('no-path');
+    expect(giveUpCause([{ hop: 0, event: 'stalled: waiting for a path', at: 1 }]).cause).toBe('no-path');
+    const hops = [
+      { hop: 1, agent: 'carol-agent', event: 'reached', at: 1 },
+      { hop: 2, agent: 'dave-agent', event: 'reached', at: 2 },
+      { hop: 2, event: 'stalled: alternate path', at: 3 },
+    ];
+    expect(giveUpCause(hops)).toEqual({
+      cause: 'expired',
+      reason:
+        'expired: it last reached the agent dave-agent (hop 2 of its path) and was not delivered in time',
+    });
+    expect(giveUpCause([{ hop: 1, event: 'held', at: 1 }]).reason).toContain('hop 1 of its path');
   });
 });
