@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { AgentId } from '../../common/ids.ts';
 import { isKithError } from '../../common/errors.ts';
-import { agentIdFromPublic, signWith } from '../onion/keys.ts';
+import { agentIdFromPublic, publicFromAgentId, signWith } from '../onion/keys.ts';
 import { peelOnion, type HopSecret } from '../onion/layers.ts';
 import { ComplaintCounter } from '../reports/complaints.ts';
 import { ReportKind, sealReport } from '../reports/report.ts';
 import type { EngineContext, TransitEvent } from './context.ts';
-import type { HeldPacket } from './store.ts';
+import type { HeldPacket, HopRecord } from './store.ts';
+import { hopProof, verifyHopProof } from './proof.ts';
 import {
   decodeComplaint,
   decodeOnion,
@@ -78,9 +79,10 @@ export class Relay {
     try {
       const { header, body, signature } = decodeOnion(frame);
       if (ctx.trust.isRevoked(from)) return ctx.count('rejected_revoked');
-      if (!ctx.verifier.verifyByAgent(from, hopDigest(ctx.keys.signPublic, header, body), signature)) {
-        return ctx.count('rejected_hop_signature');
-      }
+      const digest = hopDigest(ctx.keys.signPublic, header, body);
+      if (!ctx.verifier.verifyByAgent(from, digest, signature)) return ctx.count('rejected_hop_signature');
+      // Kept with the hop memory: later (a complaint) we can still show that `from` handed it to us.
+      const proof = hopProof(digest, signature);
       const inId = linkId(header);
       if (ctx.store.hasHopIn(inId)) return ctx.count('rejected_replay');
       const peeled = peelOnion(ctx.keys.onionPrivate, ctx.keys.onionPublic, header, body);
@@ -93,7 +95,7 @@ export class Relay {
         return ctx.count('rejected_expiry_too_far');
       const expiresAt = Math.max(now + ctx.options.hopMemoryMs, ins.expiresAt);
       if (ins.kind === 'deliver') {
-        ctx.store.putHop({ inId, from, outId: null, to: null, expiresAt });
+        ctx.store.putHop({ inId, from, proof, outId: null, to: null, expiresAt });
         await this.destination.onUnit({ from, inId, secret: peeled.secret, body: peeled.body });
         return;
       }
@@ -103,7 +105,7 @@ export class Relay {
       const sig = signWith(ctx.keys, hopDigest(ins.next, peeled.header, peeled.body));
       const out = encodeOnion(peeled.header, peeled.body, sig);
       const outId = linkId(peeled.header);
-      ctx.store.putHop({ inId, from, outId, to: next, expiresAt });
+      ctx.store.putHop({ inId, from, proof, outId, to: next, expiresAt });
       const report = ins.report ? { to: from, link: inId, secret: peeled.secret } : undefined;
       try {
         await ctx.transport.send(next, out);
@@ -246,11 +248,23 @@ export class Relay {
     if (this.origin.owns(link)) return this.origin.onComplaint(link);
     const hop = ctx.store.hopByOut(link);
     if (!hop || hop.to !== from) return ctx.count('rejected_complaint_unknown');
-    this.complaints.add(hop.from);
+    // Counted against the neighbour only with its signed word that it handed us the packet (a
+    // record from before proofs were kept has none); the complaint travels on either way.
+    if (hasProof(hop)) this.complaints.add(hop.from);
+    else ctx.count('complaint_unproven');
     ctx.count('complaints_relayed');
     await ctx.transport
       .send(hop.from, encodeComplaint(hop.inId))
       .catch(() => ctx.count('complaint_send_failed'));
+  }
+}
+
+/** True if the hop record proves its neighbour handed us the packet (checked again, not trusted). */
+function hasProof(hop: HopRecord): boolean {
+  try {
+    return verifyHopProof(hop, publicFromAgentId(hop.from));
+  } catch {
+    return false; // not an Ed25519 agent id: nothing can prove it
   }
 }
 

@@ -2,7 +2,8 @@ import type { AgentId, Fingerprint, MessageId } from '../../common/ids.ts';
 import { migrate, type Db } from '../../store/db.ts';
 import type { DeliveryStore, HeldPacket, HeldRef, HopRecord, InboundRecord, OutboxRecord } from './store.ts';
 
-const MIGRATIONS = [
+/** Exported so that a test can build a database as an older Kith left it. */
+export const DELIVERY_MIGRATIONS = [
   `CREATE TABLE delivery_outbox (
      id TEXT PRIMARY KEY, recipient TEXT NOT NULL, source_kind TEXT NOT NULL, source_path TEXT,
      source_data BLOB, size INTEGER NOT NULL, sealed_manifest BLOB NOT NULL, content_key BLOB NOT NULL,
@@ -22,6 +23,10 @@ const MIGRATIONS = [
      expires_at INTEGER NOT NULL, report_to TEXT, report_link TEXT, report_key BLOB, report_tag BLOB);
    CREATE INDEX delivery_held_next ON delivery_held (next_agent, seq);
    CREATE INDEX delivery_held_expiry ON delivery_held (expires_at);`,
+  // Hop accountability: the neighbour's hop signature and the digest it covers, kept as long as
+  // the hop record (NULL in rows from before: nothing to prove them with).
+  `ALTER TABLE delivery_hop ADD COLUMN proof_digest BLOB;
+   ALTER TABLE delivery_hop ADD COLUMN proof_signature BLOB;`,
 ];
 
 type Row = Record<string, unknown>;
@@ -49,7 +54,7 @@ function toOutbox(r: Row): OutboxRecord {
 /** The delivery engine's durable state in the node's SQLite database (module "delivery"). */
 export class SqliteDeliveryStore implements DeliveryStore {
   constructor(private readonly db: Db) {
-    migrate(db, 'delivery', MIGRATIONS);
+    migrate(db, 'delivery', DELIVERY_MIGRATIONS);
   }
 
   putOutbox(r: OutboxRecord): void {
@@ -91,8 +96,12 @@ export class SqliteDeliveryStore implements DeliveryStore {
   }
   putHop(r: HopRecord): void {
     this.db
-      .prepare('INSERT OR REPLACE INTO delivery_hop VALUES (?, ?, ?, ?, ?)')
-      .run(r.inId, r.from, r.outId, r.to, r.expiresAt);
+      .prepare(
+        `INSERT OR REPLACE INTO delivery_hop
+           (in_id, from_agent, out_id, to_agent, expires_at, proof_digest, proof_signature)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(r.inId, r.from, r.outId, r.to, r.expiresAt, r.proof?.digest ?? null, r.proof?.signature ?? null);
   }
   hopByOut(outId: string): HopRecord | undefined {
     const r = this.db.prepare('SELECT * FROM delivery_hop WHERE out_id = ?').get(outId) as Row | undefined;
@@ -100,6 +109,10 @@ export class SqliteDeliveryStore implements DeliveryStore {
       r && {
         inId: r.in_id as string,
         from: r.from_agent as AgentId,
+        proof:
+          r.proof_digest && r.proof_signature
+            ? { digest: r.proof_digest as Buffer, signature: r.proof_signature as Buffer }
+            : null,
         outId: r.out_id as string | null,
         to: r.to_agent as AgentId | null,
         expiresAt: r.expires_at as number,

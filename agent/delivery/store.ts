@@ -23,12 +23,25 @@ export interface OutboxRecord {
   deadline: number;
 }
 
+/**
+ * The neighbour's own word that it handed us a packet: its hop signature and the digest it signs
+ * (docs/protocol.md 7.2). 96 bytes, no header or body; re-checked by verifyHopProof (proof.ts).
+ */
+export interface HopProof {
+  /** hopDigest(our agent key, header, body) as received: the 32 bytes the neighbour signed. */
+  digest: Buffer;
+  /** The neighbour's Ed25519 signature over `digest` (64 bytes). */
+  signature: Buffer;
+}
+
 /** What a hop remembers about one packet it handled (routes reports and complaints back). */
 export interface HopRecord {
   /** Link id of the packet as received (hex of 16 bytes). */
   inId: string;
   /** The neighbour that handed it to us. */
   from: AgentId;
+  /** Proof that `from` handed it to us; null for records kept before proofs were (delivery migration 3). */
+  proof: HopProof | null;
   /** Link id of the packet as handed on; null at the recipient. */
   outId: string | null;
   /** The neighbour it was handed to; null at the recipient. */
@@ -142,8 +155,13 @@ export class MemoryDeliveryStore implements DeliveryStore {
     return [...this.outbox.values()].filter((r) => r.state === 'pending').map((r) => ({ ...r }));
   }
   putHop(r: HopRecord): void {
-    this.hopsIn.set(r.inId, r);
-    if (r.outId) this.hopsOut.set(r.outId, r);
+    // Copies, as SQLite does: a caller's buffers (views of a frame) neither leak in nor alias.
+    const copy = {
+      ...r,
+      proof: r.proof && { digest: Buffer.from(r.proof.digest), signature: Buffer.from(r.proof.signature) },
+    };
+    this.hopsIn.set(r.inId, copy);
+    if (r.outId) this.hopsOut.set(r.outId, copy);
   }
   hopByOut(outId: string): HopRecord | undefined {
     return this.hopsOut.get(outId);

@@ -9,8 +9,8 @@ import { tempDir } from '../helpers/tmp.ts';
 const C = 'agent-c' as AgentId;
 const D = 'agent-d' as AgentId;
 
-// Both stores keep held packets the same way (the simulator uses one, real nodes the other).
-describe.each([
+// The DeliveryStore contract: both stores behave the same (the simulator uses one, real nodes the other).
+const STORES: [string, () => { store: DeliveryStore; close: () => void }][] = [
   ['memory', () => ({ store: new MemoryDeliveryStore() as DeliveryStore, close: () => undefined })],
   [
     'sqlite',
@@ -26,7 +26,61 @@ describe.each([
       };
     },
   ],
-])('held packets in the %s store', (_, open) => {
+];
+
+describe.each(STORES)('hop memory in the %s store', (_, open) => {
+  it('keeps who handed each packet on, with its proof (digest and signature), until it expires', () => {
+    const { store, close } = open();
+    try {
+      const proof = { digest: Buffer.alloc(32, 7), signature: Buffer.alloc(64, 9) };
+      const relayed = {
+        inId: '01'.repeat(16),
+        from: C,
+        proof,
+        outId: '02'.repeat(16),
+        to: D,
+        expiresAt: 1000,
+      };
+      store.putHop(relayed);
+      // A record kept without a proof (as rows from before proofs were kept read back).
+      store.putHop({
+        inId: '03'.repeat(16),
+        from: C,
+        proof: null,
+        outId: '04'.repeat(16),
+        to: D,
+        expiresAt: 3000,
+      });
+      // At the recipient: nothing handed on, the proof still kept.
+      store.putHop({ inId: '05'.repeat(16), from: D, proof, outId: null, to: null, expiresAt: 1000 });
+      proof.digest.fill(0); // the store holds its own copy
+
+      const got = store.hopByOut('02'.repeat(16));
+      expect(got).toEqual({
+        ...relayed,
+        proof: { digest: Buffer.alloc(32, 7), signature: Buffer.alloc(64, 9) },
+      });
+      expect(got?.proof?.digest).toHaveLength(32);
+      expect(got?.proof?.signature).toHaveLength(64);
+      expect(store.hopByOut('04'.repeat(16))?.proof).toBeNull();
+      expect(store.hopByOut('06'.repeat(16))).toBeUndefined();
+      expect(store.hasHopIn('05'.repeat(16))).toBe(true);
+      expect(store.hasHopIn('02'.repeat(16))).toBe(false); // known by its incoming id only
+
+      // The proof lasts exactly as long as the record.
+      expect(store.pruneHops(1000)).toBe(0);
+      expect(store.pruneHops(2000)).toBe(2);
+      expect(store.hopByOut('02'.repeat(16))).toBeUndefined();
+      expect(store.hasHopIn('01'.repeat(16))).toBe(false);
+      expect(store.hasHopIn('05'.repeat(16))).toBe(false);
+      expect(store.hopByOut('04'.repeat(16))?.from).toBe(C);
+    } finally {
+      close();
+    }
+  });
+});
+
+describe.each(STORES)('held packets in the %s store', (_, open) => {
   it('keeps them per next hop in arrival order, in batches, with their report secret; counts bytes; drops expired', () => {
     const { store, close } = open();
     try {
