@@ -15,6 +15,7 @@ import { createIdentity, type Identity } from '../../agent/identity/identity.ts'
 import { agentKeysFromIdentity } from '../../agent/onion/keys.ts';
 import { openpgpCodec } from '../../agent/payload/codec.ts';
 import { SqliteDeliveryStore } from '../../agent/delivery/sqlite-store.ts';
+import { verifyHopProof } from '../../agent/delivery/proof.ts';
 import { Simulation, type SimAgent } from '../../agent/sim/sim.ts';
 import { newMessageId, recordEvents } from './helpers.ts';
 
@@ -43,6 +44,7 @@ describe('end to end with OpenPGP entities; what intermediate hops keep', () => 
     const lookup = async (f: Fingerprint) => keys.get(f);
     const logs: Record<number, string[]> = { 1: [], 2: [] };
     const relayDbFiles: Record<number, string> = {};
+    const relayDbs: Record<number, Db> = {};
     sim = new Simulation({
       customize: (i) => {
         if (i === 0 || i === 3) {
@@ -56,6 +58,7 @@ describe('end to end with OpenPGP entities; what intermediate hops keep', () => 
         relayDbFiles[i] = join(dir, `relay${i}.db`);
         const db = openDatabase(relayDbFiles[i]);
         dbs.push(db);
+        relayDbs[i] = db;
         const sink = new Writable({
           write(chunk, _enc, done) {
             logs[i].push(String(chunk));
@@ -124,6 +127,27 @@ describe('end to end with OpenPGP entities; what intermediate hops keep', () => 
           s,
           found: false,
         });
+      }
+      // Hop memory holds these columns only. The proof is the predecessor's signature (64) and the
+      // digest it covers (32): a hash of a layer the hop could not read, over the hop's own key;
+      // it names no one beyond the predecessor, who can be checked against it.
+      const rows = relayDbs[i].prepare('SELECT * FROM delivery_hop').all() as Record<string, unknown>[];
+      expect(rows.length).toBeGreaterThan(0);
+      for (const row of rows) {
+        expect(Object.keys(row).sort()).toEqual([
+          'expires_at',
+          'from_agent',
+          'in_id',
+          'out_id',
+          'proof_digest',
+          'proof_signature',
+          'to_agent',
+        ]);
+        const proof = { digest: row.proof_digest as Buffer, signature: row.proof_signature as Buffer };
+        expect([proof.digest.length, proof.signature.length]).toEqual([32, 64]);
+        const predecessor = i === 1 ? a : b;
+        expect(row.from_agent).toBe(predecessor.keys.id);
+        expect(verifyHopProof({ from: predecessor.keys.id, proof }, predecessor.keys.signPublic)).toBe(true);
       }
     }
   });
