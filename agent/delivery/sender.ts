@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { KithError } from '../../common/errors.ts';
 import type { AgentId, Fingerprint, MessageId } from '../../common/ids.ts';
 import { signWith } from '../onion/keys.ts';
@@ -83,6 +83,7 @@ export class Sender implements Origin {
     try {
       const contentKey = randomBytes(32);
       const inline = source.size <= INLINE_MAX;
+      const body = inline ? await source.read(0, source.size) : undefined;
       const manifest: Manifest = {
         v: 1,
         id: payload.id,
@@ -92,9 +93,10 @@ export class Sender implements Origin {
         chunkSize: inline ? 0 : CHUNK_BYTES,
         chunks: inline ? 0 : Math.ceil(source.size / CHUNK_BYTES),
         contentKey: contentKey.toString('base64url'),
-        sha256: await source.sha256(),
+        // An inline payload is read once and hashed from memory: no second pass over the file.
+        sha256: body ? createHash('sha256').update(body).digest('hex') : await source.sha256(),
       };
-      const plain = encodeManifest(manifest, inline ? await source.read(0, source.size) : undefined);
+      const plain = encodeManifest(manifest, body);
       const sealedManifest = await this.codec.seal(plain, payload.to);
       if (sealedManifest.length + 21 > MAX_BODY)
         throw new KithError('ERR_MANIFEST_TOO_LARGE', 'sealed manifest too large');

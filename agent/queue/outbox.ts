@@ -53,6 +53,14 @@ const MIGRATIONS = [
   `ALTER TABLE outbox ADD COLUMN final_reported INTEGER NOT NULL DEFAULT 0;`,
 ];
 
+/** A hop record not committed yet, with the recordHop() call waiting for it. */
+interface PendingHop {
+  id: MessageId;
+  record: HopRecord;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
 export interface OutboxOptions {
   db: Db;
   connection: RedisConnection;
@@ -87,6 +95,8 @@ export class Outbox {
   /** Chunk progress of large messages in flight; transient, so kept in memory only. */
   private readonly chunks = new Map<MessageId, { acked: number; total: number }>();
   private readonly listeners = new Set<(id: MessageId) => void>();
+  /** Hop records waiting for the next flushHops() (at most one event-loop turn). */
+  private readonly pendingHops: PendingHop[] = [];
 
   constructor(private readonly options: OutboxOptions) {
     this.clock = options.clock ?? Date.now;
@@ -130,16 +140,15 @@ export class Outbox {
          VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)`,
       )
       .run(entry.id, entry.sender, entry.recipient, entry.rawPath, entry.size, now, now);
-    // Redis down must not hold up a durable submission: the row is committed, and the job is
-    // added when Redis answers again (the pending add, or reconcile()).
-    const scheduled = this.schedule(entry.id).then(
-      () => true,
-      () => false,
-    );
-    const timeout = new Promise<false>((resolve) => setTimeout(() => resolve(false), 2000).unref());
-    if (!(await Promise.race([scheduled, timeout]))) {
-      this.options.log.warn({ id: entry.id }, 'queue unavailable; the outbox will re-create the job');
-    }
+    // The committed row is the truth, so the submission (and SMTP's 250) does not wait for Redis:
+    // the job is added in the background, and an add that fails or is lost with Redis is
+    // re-created by reconcile() (when Redis is back, and every reconcileMs).
+    this.schedule(entry.id).catch((err: Error) => {
+      this.options.log.warn(
+        { id: entry.id, err: err.message },
+        'queue unavailable; the outbox will re-create the job',
+      );
+    });
   }
 
   /** Ensures every unfinished entry has a job (after a Redis restart or loss). */
@@ -203,10 +212,42 @@ export class Outbox {
 
   /** Records a hop reached (from a progress report) in SQLite and in the job's progress. */
   async recordHop(id: MessageId, record: HopRecord): Promise<void> {
-    this.options.db
-      .prepare('INSERT INTO outbox_hops (id, hop, agent, event, at) VALUES (?, ?, ?, ?, ?)')
-      .run(id, record.hop, record.agent ?? null, record.event, record.at);
+    await new Promise<void>((resolve, reject) => {
+      this.pendingHops.push({ id, record, resolve, reject });
+      if (this.pendingHops.length === 1) setImmediate(() => this.flushHops());
+    });
     await this.publishProgress(id);
+  }
+
+  /**
+   * Commits the hop records that arrived since the last flush in one transaction. Why: reports of
+   * many messages in flight arrive together, and one commit (one fsync at synchronous=FULL) per
+   * report blocked the event loop that also answers SMTP. Each recordHop() still resolves only
+   * after its row is committed; readers (progressOf) flush first, so they never miss a record.
+   */
+  private flushHops(): void {
+    const batch = this.pendingHops.splice(0);
+    if (batch.length === 0) return;
+    const { db } = this.options;
+    let insert: ReturnType<Db['prepare']> | undefined;
+    const run = (h: PendingHop) =>
+      (insert ??= db.prepare(
+        'INSERT INTO outbox_hops (id, hop, agent, event, at) VALUES (?, ?, ?, ?, ?)',
+      )).run(h.id, h.record.hop, h.record.agent ?? null, h.record.event, h.record.at);
+    try {
+      db.transaction(() => batch.forEach(run))();
+      for (const h of batch) h.resolve();
+    } catch {
+      // One bad record must not fail the others: commit them one by one.
+      for (const h of batch) {
+        try {
+          run(h);
+          h.resolve();
+        } catch (err) {
+          h.reject(err as Error);
+        }
+      }
+    }
   }
 
   /** Records how many chunks of a large message the recipient has acknowledged. */
@@ -250,8 +291,9 @@ export class Outbox {
 
   private async publishProgress(id: MessageId): Promise<void> {
     for (const listener of this.listeners) listener(id);
-    const job = await this.queue?.getJob(id).catch(() => undefined);
-    await job?.updateProgress(this.progressOf(id)).catch(() => {});
+    // One command, not getJob (which reads the whole job) then an update; a job that is gone
+    // (Redis lost it) only misses its progress until reconcile() re-creates it.
+    await this.queue?.updateJobProgress(id, this.progressOf(id)).catch(() => {});
   }
 
   get(id: MessageId): OutboxEntry | undefined {
@@ -282,6 +324,7 @@ export class Outbox {
   }
 
   progressOf(id: MessageId): JobProgress {
+    this.flushHops();
     const entry = this.get(id);
     const hops = this.options.db
       .prepare('SELECT hop, agent, event, at FROM outbox_hops WHERE id = ? ORDER BY at, hop')
@@ -294,6 +337,7 @@ export class Outbox {
   }
 
   async stop(): Promise<void> {
+    this.flushHops();
     clearInterval(this.reconcileTimer);
     await this.worker?.close();
     await this.queue?.close();

@@ -110,6 +110,26 @@ describe('outbox (SQLite + BullMQ)', () => {
     expect(delivered).toBe(1);
   }, 30_000);
 
+  it('commits hop records arriving together in one go; each resolves once durable, a bad one fails alone', async () => {
+    outbox = makeOutbox(async () => {
+      throw new Error('no path yet');
+    });
+    await outbox.start();
+    await outbox.submit({ id: id(4), sender: ALICE, recipient: BOB, rawPath: '/x', size: 10 });
+    const hops = [1, 2, 3].map((hop) => ({ hop, agent: `agent-${hop}`, event: 'reached', at: 1000 + hop }));
+    const results = await Promise.allSettled([
+      ...hops.map((h) => outbox!.recordHop(id(4), h)),
+      // no outbox row: the foreign key refuses it
+      outbox.recordHop(id(99), { hop: 1, event: 'reached', at: 1 }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected']);
+    const rows = db.prepare('SELECT hop FROM outbox_hops WHERE id = ? ORDER BY hop').all(id(4));
+    expect(rows).toEqual([{ hop: 1 }, { hop: 2 }, { hop: 3 }]);
+    // a reader right after a record (before the batch's turn) sees it
+    void outbox.recordHop(id(4), { hop: 4, event: 'held', at: 2000 });
+    expect(outbox.progressOf(id(4)).hops.map((h) => h.hop)).toEqual([1, 2, 3, 4]);
+  }, 20_000);
+
   it('gives up an entry older than the maximum age', () => {
     expect(shouldGiveUp(0, 61_000, 60_000)).toBe(true);
     expect(shouldGiveUp(0, 59_000, 60_000)).toBe(false);
