@@ -53,6 +53,12 @@ const MIGRATIONS = [
   `ALTER TABLE outbox ADD COLUMN final_reported INTEGER NOT NULL DEFAULT 0;`,
 ];
 
+/**
+ * How long a hop record may wait for others to share its commit. Nothing waits on it but job
+ * progress and status emails, which a few milliseconds do not change.
+ */
+const HOP_FLUSH_MS = 10;
+
 /** A hop record not committed yet, with the recordHop() call waiting for it. */
 interface PendingHop {
   id: MessageId;
@@ -95,7 +101,7 @@ export class Outbox {
   /** Chunk progress of large messages in flight; transient, so kept in memory only. */
   private readonly chunks = new Map<MessageId, { acked: number; total: number }>();
   private readonly listeners = new Set<(id: MessageId) => void>();
-  /** Hop records waiting for the next flushHops() (at most one event-loop turn). */
+  /** Hop records waiting for the next flushHops() (at most HOP_FLUSH_MS). */
   private readonly pendingHops: PendingHop[] = [];
 
   constructor(private readonly options: OutboxOptions) {
@@ -214,14 +220,14 @@ export class Outbox {
   async recordHop(id: MessageId, record: HopRecord): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       this.pendingHops.push({ id, record, resolve, reject });
-      if (this.pendingHops.length === 1) setImmediate(() => this.flushHops());
+      if (this.pendingHops.length === 1) setTimeout(() => this.flushHops(), HOP_FLUSH_MS);
     });
     await this.publishProgress(id);
   }
 
   /**
-   * Commits the hop records that arrived since the last flush in one transaction. Why: reports of
-   * many messages in flight arrive together, and one commit (one fsync at synchronous=FULL) per
+   * Commits the hop records of the last HOP_FLUSH_MS in one transaction. Why: reports of many
+   * messages in flight arrive together, and one commit (one fsync at synchronous=FULL) per
    * report blocked the event loop that also answers SMTP. Each recordHop() still resolves only
    * after its row is committed; readers (progressOf) flush first, so they never miss a record.
    */
