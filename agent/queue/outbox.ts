@@ -229,7 +229,7 @@ export class Outbox {
    * Commits the hop records of the last HOP_FLUSH_MS in one transaction. Why: reports of many
    * messages in flight arrive together, and one commit (one fsync at synchronous=FULL) per
    * report blocked the event loop that also answers SMTP. Each recordHop() still resolves only
-   * after its row is committed; readers (progressOf) flush first, so they never miss a record.
+   * after its row is committed; progressOf adds the records still pending, so none is missed.
    */
   private flushHops(): void {
     const batch = this.pendingHops.splice(0);
@@ -330,14 +330,25 @@ export class Outbox {
   }
 
   progressOf(id: MessageId): JobProgress {
-    this.flushHops();
     const entry = this.get(id);
-    const hops = this.options.db
+    const rows = this.options.db
       .prepare('SELECT hop, agent, event, at FROM outbox_hops WHERE id = ? ORDER BY at, hop')
       .all(id) as { hop: number; agent: string | null; event: string; at: number }[];
+    const hops: HopRecord[] = rows.map((h) => ({
+      hop: h.hop,
+      agent: h.agent ?? undefined,
+      event: h.event,
+      at: h.at,
+    }));
+    // Records still waiting for their commit count too (flushing here would undo the batching).
+    const pending = this.pendingHops.filter((h) => h.id === id).map((h) => h.record);
+    if (pending.length > 0) {
+      hops.push(...pending);
+      hops.sort((a, b) => a.at - b.at || a.hop - b.hop);
+    }
     return {
       state: entry?.state ?? 'queued',
-      hops: hops.map((h) => ({ hop: h.hop, agent: h.agent ?? undefined, event: h.event, at: h.at })),
+      hops,
       ...(this.chunks.has(id) ? { chunks: this.chunks.get(id) } : {}),
     };
   }
