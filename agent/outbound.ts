@@ -11,6 +11,7 @@ import type {
 import { parseFingerprintAddress } from '../gateway/smtp/addresses.ts';
 import type { DeliveryEngine, DeliveryEvent } from './delivery/engine.ts';
 import type { HopRecord, Outbox, OutboxEntry } from './queue/outbox.ts';
+import { giveUpCause } from './queue/policy.ts';
 import type { TrustStore } from './trust/store.ts';
 
 /** An answer for RCPT TO now, or: fetch this fingerprint's key by route discovery first. */
@@ -224,6 +225,7 @@ export class AgentDeliveryService implements DeliveryService {
         await outbox.finish(event.id, 'delivered');
         break;
       case 'failed':
+        event = { ...event, reason: failedReason(event.reason, outbox.progressOf(event.id).hops) };
         await outbox.finish(event.id, 'failed', event.reason);
         break;
       default:
@@ -338,6 +340,16 @@ export function delayedWords(
         ? `Kith is looking for a path and will keep trying until ${retryUntil.toUTCString()}.`
         : 'Kith is looking for a path and will keep trying.';
   return { hop: stalled.lastHop, lastHop: reached, action };
+}
+
+/**
+ * The reason recorded for an engine failure. The engine's own deadline ("no delivery before the
+ * deadline") reads as expired whether or not a path was ever found, and with no path it usually
+ * comes before the outbox's give-up (the engine retries every stall timeout, the outbox backs off
+ * to minutes); so an age failure is worded from the hops reached, as the outbox's give-up is.
+ */
+export function failedReason(reason: string, hops: readonly HopRecord[]): string {
+  return failureCause(reason) === 'expired' ? giveUpCause(hops).reason : reason;
 }
 
 /** Which status code a failure gets (5.4.7 expired, 5.7.1 refused, else 5.4.4 no path). */

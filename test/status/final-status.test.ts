@@ -122,8 +122,11 @@ describe('final status emails survive a crash between the outbox and the gateway
     const failed = (await Promise.all((await inbox.messages()).map((raw) => simpleParser(raw)))).find((m) =>
       m.subject?.startsWith('Undelivered'),
     )!;
-    expect(failed.text).toContain('Reason: deadline passed: expired');
-    expect(failed.text).toContain('Kith kept trying until the message expired');
+    // the copy never reached a hop: its age failure is worded as no path (failedReason)
+    expect(failed.text).toContain(
+      "Reason: no path found: nobody in your network trusts this person's agent; ask them for an invitation",
+    );
+    expect(failed.text).toContain('No agent in your web of trust found a way to this person');
     // a second start has nothing left to hand over
     expect(await service.reportFinished(sink)).toBe(0);
     expect(await subjects()).toHaveLength(2);

@@ -189,4 +189,56 @@ describe('give-up after delivery.maxAgeMs: no path vs expired on the way', () =>
     // given up once: no third email, and nothing left to hand over
     expect(await service.reportFinished(sink)).toBe(0);
   }, 40_000);
+
+  // With no path the engine re-attempts every stall timeout and meets its own deadline (the same
+  // delivery.maxAgeMs) before the outbox's backed-off job does: its failure must say the same.
+  test("the engine's own deadline failure: no-path without a hop, expired naming the last hop", async () => {
+    const { client } = await RawSmtp.connect(h.port);
+    try {
+      expect((await client.login(ALICE.user, ALICE.password)).code).toBe(235);
+      await client.command('MAIL FROM:<alice@example.org>');
+      await client.command('RCPT TO:<bob@example.org>');
+      await client.command('RCPT TO:<carol@example.net>');
+      expect((await client.data(aliceMessage({ subject: 'Deadline' }))).code).toBe(250);
+    } finally {
+      client.close();
+    }
+    const copies = new Map(h.submissions.list(1)[0].recipients.map((c) => [c.fingerprint, c.messageId]));
+    const bob = copies.get(BOB_FPR)!;
+    const carol = copies.get(CAROL_FPR)!;
+    for (const [recipient, id] of copies) {
+      await outbox.submit({ id, sender: ALICE.fingerprint as never, recipient, rawPath: '/x', size: 1 });
+    }
+    await service.onEngineEvent(
+      { kind: 'progress', id: carol, at: now, hop: 1, hops: 3, agent: 'dave-agent' as AgentId },
+      sink,
+    );
+    const reason = 'no delivery before the deadline'; // what agent/delivery/sender.ts says
+    await service.onEngineEvent({ kind: 'failed', id: bob, at: now + 5, reason }, sink);
+    await service.onEngineEvent({ kind: 'failed', id: carol, at: now + 5, reason }, sink);
+
+    const all = await Promise.all(
+      (await inbox.messages()).map((raw) => simpleParser(raw, { keepDeliveryStatus: true })),
+    );
+    const fields = new Map(
+      all
+        .filter((m) => m.subject === 'Undelivered: Deadline')
+        .map((mail) => {
+          const part = mail.attachments.find((a) => a.contentType === 'message/delivery-status')!;
+          const [, recipient] = dsnBlocks(part.content.toString());
+          return [recipient['x-kith-message-copy'], recipient];
+        }),
+    );
+    expect(fields.size).toBe(2);
+    expect(fields.get(bob)).toMatchObject({
+      status: '5.4.4',
+      'diagnostic-code': expect.stringContaining('no path found'),
+    });
+    expect(fields.get(carol)).toMatchObject({
+      status: '5.4.7',
+      'diagnostic-code':
+        'x-kith; expired: it last reached the agent dave-agent (hop 1 of its path) and was not delivered in time',
+    });
+    expect(outbox.get(bob)?.lastError).toContain('no path found');
+  }, 30_000);
 });
