@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, type ReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
@@ -10,6 +10,9 @@ import type { Readable } from 'node:stream';
  * atomically (temporary file, fsync, rename) so a blob either exists whole or not at all.
  */
 export class BlobStore {
+  /** Fan-out directories known to exist: each is made once, not once per blob. */
+  private readonly subdirs = new Set<string>();
+
   constructor(private readonly dir: string) {}
 
   async init(): Promise<void> {
@@ -45,15 +48,23 @@ export class BlobStore {
             yield chunk;
           }
         },
-        createWriteStream(tmp, { mode: 0o600 }),
+        // flush: fsync before close, on the handle that wrote (no second open just to sync)
+        createWriteStream(tmp, { mode: 0o600, flush: true }),
       );
-      const fh = await open(tmp, 'r');
-      await fh.sync();
-      await fh.close();
       const hash = hasher.digest('hex');
       const target = this.pathOf(hash);
-      await mkdir(join(this.dir, hash.slice(0, 2)), { recursive: true, mode: 0o700 });
-      await rename(tmp, target);
+      const sub = hash.slice(0, 2);
+      const makeSubdir = async () => {
+        await mkdir(join(this.dir, sub), { recursive: true, mode: 0o700 });
+        this.subdirs.add(sub);
+      };
+      if (!this.subdirs.has(sub)) await makeSubdir();
+      await rename(tmp, target).catch(async (err: NodeJS.ErrnoException) => {
+        // the directory was removed behind our back: make it again
+        if (err.code !== 'ENOENT') throw err;
+        await makeSubdir();
+        await rename(tmp, target);
+      });
       return { hash, size };
     } catch (err) {
       await rm(tmp, { force: true });
