@@ -9,7 +9,13 @@ import type { Logger } from '../../common/logger.ts';
 import type { Db } from '../../store/db.ts';
 import type { TrustSource, TrustStore } from '../trust/store.ts';
 import { certifyAgent, verifyAgentCertificate, type AgentCertificate } from './certificate.ts';
-import { CERT_VALIDITY_DAYS, rawX25519Public, storeIdentity, type Identity } from './identity.ts';
+import {
+  CERT_VALIDITY_DAYS,
+  isWrongPassphrase,
+  rawX25519Public,
+  storeIdentity,
+  type Identity,
+} from './identity.ts';
 
 /** A signed statement as stored and as it travels. */
 export interface Signed {
@@ -125,7 +131,7 @@ export async function importAgentBundle(db: Db, text: string, passphrase: string
       passphrase,
     });
   } catch (err) {
-    if (/incorrect key passphrase|Error decrypting private key/i.test((err as Error).message)) {
+    if (isWrongPassphrase(err)) {
       throw new KithError(
         'ERR_WRONG_PASSPHRASE',
         'wrong passphrase',

@@ -262,7 +262,7 @@ export async function loadIdentity(db: Db, passphrase: string): Promise<Identity
   try {
     entityKey = await openpgp.decryptKey({ privateKey: locked, passphrase });
   } catch (err) {
-    if (/incorrect key passphrase|Error decrypting private key/i.test((err as Error).message)) {
+    if (isWrongPassphrase(err)) {
       throw new KithError(
         'ERR_WRONG_PASSPHRASE',
         'wrong passphrase',
@@ -384,6 +384,14 @@ export function rawX25519Public(key: KeyObject): Buffer {
 export function x25519PublicFromRaw(raw: Uint8Array): KeyObject {
   const prefix = Buffer.from('302a300506032b656e032100', 'hex');
   return createPublicKey({ key: Buffer.concat([prefix, raw]), format: 'der', type: 'spki' });
+}
+
+/**
+ * True if openpgp.decryptKey failed on the passphrase rather than on damaged key bytes. Why the
+ * message text: openpgp.js throws plain Errors, with no class or code to tell the two apart.
+ */
+export function isWrongPassphrase(err: unknown): boolean {
+  return /incorrect key passphrase|Error decrypting private key/i.test((err as Error).message);
 }
 
 const RESTORE = 'restore the data directory from a backup';
