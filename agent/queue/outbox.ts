@@ -3,6 +3,7 @@ import type { Fingerprint, MessageId } from '../../common/ids.ts';
 import type { Logger } from '../../common/logger.ts';
 import { migrate, type Db } from '../../store/db.ts';
 import type { RedisConnection } from './redis-server.ts';
+import { keepReconciled } from './reconcile.ts';
 import { giveUpCause, nextRetryDelay, shouldGiveUp, type GiveUp } from './policy.ts';
 
 /** An outbound message as the outbox keeps it durably. */
@@ -95,7 +96,7 @@ export interface OutboxOptions {
 export class Outbox {
   private queue?: Queue;
   private worker?: Worker;
-  private reconcileTimer?: NodeJS.Timeout;
+  private stopReconciling?: () => void;
   private readonly clock: () => number;
   private reconciling = false;
   /** Chunk progress of large messages in flight; transient, so kept in memory only. */
@@ -121,20 +122,12 @@ export class Outbox {
     });
     this.worker.on('error', (err) => this.options.log.warn({ err: err.message }, 'outbox worker error'));
     await this.reconcile();
-    // A Redis that comes back after a restart may have lost jobs (the last second before a crash,
-    // or everything when its files are gone): re-create them at once, not at the next period.
-    // Only after a loss: the first connection's late 'ready' must not race a caller's reconcile().
-    let lost = false;
-    const backend = this.queue.getBackend();
-    backend.on('close', () => (lost = true));
-    backend.on('ready', () => {
-      if (!lost) return;
-      lost = false;
-      this.options.log.info('Redis is back: reconciling the outbox');
-      void this.reconcile().catch(() => {});
-    });
-    this.reconcileTimer = setInterval(() => void this.reconcile().catch(() => {}), reconcileMs);
-    this.reconcileTimer.unref();
+    this.stopReconciling = keepReconciled(
+      this.queue,
+      () => this.reconcile(),
+      reconcileMs,
+      () => this.options.log.info('Redis is back: reconciling the outbox'),
+    );
   }
 
   /** Commits the entry, then schedules it. Durable when it resolves, even if Redis is down. */
@@ -355,7 +348,7 @@ export class Outbox {
 
   async stop(): Promise<void> {
     this.flushHops();
-    clearInterval(this.reconcileTimer);
+    this.stopReconciling?.();
     await this.worker?.close();
     await this.queue?.close();
   }

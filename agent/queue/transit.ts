@@ -3,6 +3,7 @@ import type { AgentId } from '../../common/ids.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { HeldRef, TransitEvent } from '../delivery/engine.ts';
 import { nextRetryDelay } from './policy.ts';
+import { keepReconciled } from './reconcile.ts';
 import type { RedisConnection } from './redis-server.ts';
 
 /** What the transit queue needs of the relay (the DeliveryEngine implements it). */
@@ -55,7 +56,7 @@ const jobId = (seq: number) => `held-${seq}`;
 export class TransitQueue {
   private queue?: Queue;
   private worker?: Worker;
-  private reconcileTimer?: NodeJS.Timeout;
+  private stopReconciling?: () => void;
   private unsubscribe?: () => void;
   private reconciling = false;
   private readonly clock: () => number;
@@ -81,16 +82,7 @@ export class TransitQueue {
       else void this.remove(event.seq);
     });
     await this.reconcile();
-    let lost = false;
-    const backend = this.queue.getBackend();
-    backend.on('close', () => (lost = true));
-    backend.on('ready', () => {
-      if (!lost) return;
-      lost = false;
-      void this.reconcile().catch(() => undefined);
-    });
-    this.reconcileTimer = setInterval(() => void this.reconcile().catch(() => undefined), reconcileMs);
-    this.reconcileTimer.unref();
+    this.stopReconciling = keepReconciled(this.queue, () => this.reconcile(), reconcileMs);
   }
 
   /** Ensures every held packet has a live job; returns how many were (re-)created. */
@@ -167,7 +159,7 @@ export class TransitQueue {
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.reconcileTimer);
+    this.stopReconciling?.();
     this.unsubscribe?.();
     await this.worker?.close();
     await this.queue?.close();
