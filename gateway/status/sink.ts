@@ -115,7 +115,7 @@ export function createGatewaySink(options: GatewaySinkOptions): GatewaySink {
    * itself writes). Why: the agent records an id as delivered only after receive() resolves, so
    * a crash in between makes the sender re-send; the copy must not be stored a second time.
    */
-  async function alreadyStored(id: MessageId): Promise<boolean> {
+  function alreadyStored(id: MessageId): boolean {
     return store.holdsKithMessage?.(id) ?? false;
   }
 
@@ -139,7 +139,7 @@ export function createGatewaySink(options: GatewaySinkOptions): GatewaySink {
   const storing = new Map<MessageId, Promise<void>>();
 
   async function store1(message: InboundMessage): Promise<void> {
-    if (await alreadyStored(message.id)) {
+    if (alreadyStored(message.id)) {
       log.info({ id: message.id }, 'incoming message already in the mailbox: not stored again');
       return;
     }
