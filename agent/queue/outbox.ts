@@ -60,6 +60,23 @@ const MIGRATIONS = [
  */
 const HOP_FLUSH_MS = 10;
 
+/** An `outbox` row as SQLite returns it. */
+type OutboxRow = Record<string, string | number | null>;
+
+function entryOf(row: OutboxRow): OutboxEntry {
+  return {
+    id: row.id as MessageId,
+    sender: row.sender as Fingerprint,
+    recipient: row.recipient as Fingerprint,
+    rawPath: row.raw_path as string,
+    size: row.size as number,
+    state: row.state as OutboxEntry['state'],
+    createdAt: row.created_at as number,
+    attempts: row.attempts as number,
+    lastError: (row.last_error as string | null) ?? undefined,
+  };
+}
+
 /** A hop record not committed yet, with the recordHop() call waiting for it. */
 interface PendingHop {
   id: MessageId;
@@ -228,11 +245,9 @@ export class Outbox {
     const batch = this.pendingHops.splice(0);
     if (batch.length === 0) return;
     const { db } = this.options;
-    let insert: ReturnType<Db['prepare']> | undefined;
+    const insert = db.prepare('INSERT INTO outbox_hops (id, hop, agent, event, at) VALUES (?, ?, ?, ?, ?)');
     const run = (h: PendingHop) =>
-      (insert ??= db.prepare(
-        'INSERT INTO outbox_hops (id, hop, agent, event, at) VALUES (?, ?, ?, ?, ?)',
-      )).run(h.id, h.record.hop, h.record.agent ?? null, h.record.event, h.record.at);
+      insert.run(h.id, h.record.hop, h.record.agent ?? null, h.record.event, h.record.at);
     try {
       db.transaction(() => batch.forEach(run))();
       for (const h of batch) h.resolve();
@@ -275,11 +290,11 @@ export class Outbox {
   finishedUnreported(limit = 1000): Array<OutboxEntry & { finishedAt: number }> {
     const rows = this.options.db
       .prepare(
-        `SELECT id, updated_at FROM outbox WHERE state IN ('delivered', 'failed') AND final_reported = 0
+        `SELECT * FROM outbox WHERE state IN ('delivered', 'failed') AND final_reported = 0
          ORDER BY updated_at, rowid LIMIT ?`,
       )
-      .all(limit) as { id: MessageId; updated_at: number }[];
-    return rows.map((r) => ({ ...this.get(r.id)!, finishedAt: r.updated_at }));
+      .all(limit) as OutboxRow[];
+    return rows.map((r) => ({ ...entryOf(r), finishedAt: r.updated_at as number }));
   }
 
   /** Hears of every recorded change of an entry (hops, chunks, final state); returns an unsubscribe. */
@@ -296,30 +311,16 @@ export class Outbox {
   }
 
   get(id: MessageId): OutboxEntry | undefined {
-    const row = this.options.db.prepare('SELECT * FROM outbox WHERE id = ?').get(id) as
-      Record<string, string | number | null> | undefined;
-    if (!row) return undefined;
-    return {
-      id: row.id as MessageId,
-      sender: row.sender as Fingerprint,
-      recipient: row.recipient as Fingerprint,
-      rawPath: row.raw_path as string,
-      size: row.size as number,
-      state: row.state as OutboxEntry['state'],
-      createdAt: row.created_at as number,
-      attempts: row.attempts as number,
-      lastError: (row.last_error as string | null) ?? undefined,
-    };
+    const row = this.options.db.prepare('SELECT * FROM outbox WHERE id = ?').get(id) as OutboxRow | undefined;
+    return row && entryOf(row);
   }
 
   /** The most recent outbound messages, newest first (`kith outbox`). */
   recent(limit = 20): OutboxEntry[] {
     const rows = this.options.db
-      .prepare('SELECT id FROM outbox ORDER BY created_at DESC, rowid DESC LIMIT ?')
-      .all(limit) as {
-      id: MessageId;
-    }[];
-    return rows.map((r) => this.get(r.id)!);
+      .prepare('SELECT * FROM outbox ORDER BY created_at DESC, rowid DESC LIMIT ?')
+      .all(limit) as OutboxRow[];
+    return rows.map(entryOf);
   }
 
   progressOf(id: MessageId): JobProgress {
