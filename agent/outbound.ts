@@ -250,20 +250,17 @@ export class AgentDeliveryService implements DeliveryService {
     const { outbox, log } = this.deps;
     let reported = 0;
     for (const entry of outbox.finishedUnreported()) {
-      const at = new Date(entry.finishedAt);
-      const event: GatewayEvent =
+      const at = entry.finishedAt;
+      const event =
         entry.state === 'delivered'
-          ? { kind: 'delivered', id: entry.id, to: entry.recipient, at }
-          : {
-              kind: 'failed',
-              id: entry.id,
-              to: entry.recipient,
-              at,
-              reason: entry.lastError ?? 'not delivered',
-              cause: failureCause(entry.lastError ?? ''),
-            };
+          ? gatewayEventFor({ kind: 'delivered', id: entry.id, at }, entry, [])
+          : gatewayEventFor(
+              { kind: 'failed', id: entry.id, at, reason: entry.lastError ?? 'not delivered' },
+              entry,
+              [],
+            );
       try {
-        await gateway.status(event);
+        await gateway.status(event!);
       } catch (err) {
         log.warn({ err: (err as Error).message, id: entry.id }, 'final status not handed to the gateway yet');
         continue;
