@@ -565,7 +565,7 @@ export class LinkManager implements Links {
   }
 
   private provisionalLoad(address: string): { provisionalOpen: number; recentFromAddress: number } {
-    const since = Date.now() - this.provisionalLimits.windowMs;
+    const since = this.clock() - this.provisionalLimits.windowMs;
     const recent = (this.provisionalAdmissions.get(address) ?? []).filter((t) => t > since);
     if (recent.length === 0) this.provisionalAdmissions.delete(address);
     else this.provisionalAdmissions.set(address, recent);
@@ -576,7 +576,7 @@ export class LinkManager implements Links {
     if (address !== undefined) {
       this.provisionalAdmissions.set(address, [
         ...(this.provisionalAdmissions.get(address) ?? []),
-        Date.now(),
+        this.clock(),
       ]);
     }
     if (this.provisional.has(peer)) return;
