@@ -4,6 +4,7 @@
 //   npm run bench                       all, full size (several minutes: two 1 GiB transfers)
 //   npm run bench -- --quick            smaller sizes, for a quick look
 //   npm run bench -- --only imap,e2e-latency
+//   npm run bench -- --only soak       the 2-hour soak (bench/soak), run only when named
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { URL, fileURLToPath } from 'node:url';
@@ -26,7 +27,10 @@ const BENCHMARKS = [
   ['delivery', 'bench/delivery/run.ts', [], ['--messages', '100', '--mib', '100'], []],
   ['e2e-latency', 'bench/e2e/latency.ts', [], ['--messages', '30', '--burst', '100'], MTA],
   ['e2e-large', 'bench/e2e/large.ts', [], ['--mib', '100'], []],
+  ['soak', 'bench/soak/run.ts', [], ['--minutes', '5'], []],
 ];
+/** Run only when named in --only: two hours is not part of "every benchmark". */
+const ON_REQUEST = new Set(['soak']);
 
 function runOne(script, args) {
   return new Promise((resolve) => {
@@ -47,7 +51,7 @@ function runOne(script, args) {
 
 const summary = [];
 for (const [name, script, full, small, needs] of BENCHMARKS) {
-  if (only && !only.includes(name)) continue;
+  if (only ? !only.includes(name) : ON_REQUEST.has(name)) continue;
   const args = quick ? small : full;
   console.log(`\n=== ${name}: ${script} ${args.join(' ')}`);
   // A figure without its baseline is no result: a missing baseline fails, it is not skipped.

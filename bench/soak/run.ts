@@ -1,0 +1,241 @@
+// Soak: the demo network (`kith demo`, its own process) under hours of mixed mail, to see whether
+// anything leaks or gets lost. Not in CI.
+//   npm run bench -- --only soak                      2 hours (the default)
+//   node --import tsx bench/soak/run.ts --minutes 10 --rate 2 --max-kib 200
+// Traffic: alice <-> bob (through the demo's relay), mostly small mails and some larger ones, via
+// SMTP (STARTTLS + AUTH) to each sender's gateway; each recipient's INBOX is read and emptied
+// over IMAP. Every few seconds the RSS and open fds of every process of the demo (the node
+// process and its redis-server) are sampled from /proc. At the end it prints RSS start / after
+// warm-up / end / max and fd counts per process, lost / duplicated / corrupted counts, and exits
+// non-zero when RSS grew more than 10% after warm-up, fds grew, or anything was lost.
+import { spawn } from 'node:child_process';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { onInterrupt } from '../lib/cleanup.ts';
+import { percentile, sleep } from '../lib/stats.ts';
+import { processTree, sampleProcess } from './procs.ts';
+import { payload, Reader, Sender, sizeFor, type Account } from './traffic.ts';
+import { judge, verdictLine, type Sample } from './verdict.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    minutes: { type: 'string', default: '120' },
+    /** Messages per second, both directions together. */
+    rate: { type: 'string', default: '2' },
+    'max-kib': { type: 'string', default: '200' },
+    'warmup-minutes': { type: 'string' },
+    'sample-seconds': { type: 'string', default: '10' },
+    /** Where every sample goes, one JSON line each (for a look at the curve afterwards). */
+    samples: { type: 'string' },
+  },
+});
+const minutes = Number(args.minutes);
+const rate = Number(args.rate);
+const maxKiB = Number(args['max-kib']);
+const sampleMs = Number(args['sample-seconds']) * 1000;
+// Warm-up, and the length of the windows compared: 10 minutes, or a quarter of a short run.
+const warmupMin = args['warmup-minutes'] ? Number(args['warmup-minutes']) : Math.min(10, minutes / 4);
+const windowMin = Math.min(10, minutes / 4);
+const DRAIN_MS = 5 * 60_000;
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'kith-soak-'));
+const samplesFile = args.samples ?? join(dir, '..', `kith-soak-samples-${Date.now()}.jsonl`);
+const runId = Date.now().toString(36);
+
+interface DemoAgentJson {
+  name: string;
+  email: string;
+  smtp: { host: string; port: number; user: string; pass: string };
+  imap: { host: string; port: number; user: string; pass: string };
+}
+
+/** Starts `kith demo --json` and resolves with its process and agents once it printed them. */
+async function startDemo(): Promise<{ child: ReturnType<typeof spawn>; agents: DemoAgentJson[] }> {
+  const child = spawn(
+    process.execPath,
+    [join(root, 'bin/kith.mjs'), 'demo', '--json', '--dir', join(dir, 'demo')],
+    {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const lines = createInterface({ input: child.stdout! });
+  const first = await new Promise<string>((resolve, reject) => {
+    lines.once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`kith demo exited (${code}) before printing its agents`)));
+  });
+  lines.on('line', (line) => process.stdout.write(`demo: ${line}\n`));
+  return { child, agents: (JSON.parse(first) as { agents: DemoAgentJson[] }).agents };
+}
+
+async function stopDemo(child: ReturnType<typeof spawn>): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+const started = Date.now();
+const elapsed = (): number => (Date.now() - started) / 1000;
+const { child, agents } = await startDemo();
+const undoInterrupt = onInterrupt(async () => {
+  await stopDemo(child);
+  rmSync(dir, { recursive: true, force: true });
+});
+const alice = agents.find((a) => a.name === 'alice')!;
+const bob = agents.find((a) => a.name === 'bob')!;
+const account = (a: DemoAgentJson['smtp']): Account => ({
+  host: a.host,
+  port: a.port,
+  user: a.user,
+  pass: a.pass,
+});
+
+// What was submitted, by id: its checksum; then when it got its 250 and when it was read.
+const sums = new Map<string, string>();
+const acceptedAt = new Map<string, number>();
+const receivedAt = new Map<string, number>();
+let refused = 0;
+let duplicates = 0;
+let corrupted = 0;
+let unaccepted = 0;
+let bytesSent = 0;
+const status: Record<string, number> = {};
+let others = 0;
+const found = {
+  onMessage(id: string, intact: boolean) {
+    if (receivedAt.has(id)) duplicates++;
+    else receivedAt.set(id, Date.now());
+    if (!intact) corrupted++;
+    if (!acceptedAt.has(id)) unaccepted++;
+  },
+  onStatus(kind: string) {
+    status[kind] = (status[kind] ?? 0) + 1;
+  },
+  onOther(subject: string) {
+    others++;
+    process.stderr.write(`unexpected mail: ${subject}\n`);
+  },
+};
+const readers = [alice, bob].map((a) => new Reader(account(a.imap), (id) => sums.get(id), found));
+const senders = new Map([alice, bob].map((a) => [a.name, new Sender(account(a.smtp), a.email)]));
+
+// Samples: every process of the demo, by pid (redis-server is the demo's child).
+const samples = new Map<number, { name: string; list: Sample[] }>();
+function sampleAll(): void {
+  for (const pid of processTree(child.pid!)) {
+    const s = sampleProcess(pid);
+    if (!s) continue;
+    const entry = samples.get(pid) ?? { name: s.name, list: [] };
+    samples.set(pid, entry);
+    const sample = { t: elapsed(), rssKiB: s.rssKiB, fds: s.fds };
+    entry.list.push(sample);
+    appendFileSync(samplesFile, JSON.stringify({ pid, name: s.name, ...sample }) + '\n');
+  }
+}
+
+let running = true;
+const readLoop = (async () => {
+  while (running || (acceptedAt.size > receivedAt.size && elapsed() < minutes * 60 + DRAIN_MS / 1000)) {
+    for (const reader of readers) await reader.poll();
+    await sleep(2000);
+  }
+})();
+const sampler = setInterval(sampleAll, sampleMs);
+sampleAll();
+
+function progress(): void {
+  const procs = [...samples.entries()]
+    .map(([pid, e]) => {
+      const last = e.list.at(-1)!;
+      return `${e.name}[${pid}] ${(last.rssKiB / 1024).toFixed(0)} MiB ${last.fds} fds`;
+    })
+    .join(', ');
+  console.log(
+    `[${(elapsed() / 60).toFixed(1)} min] sent ${sums.size}, accepted ${acceptedAt.size}, read ${receivedAt.size}, ` +
+      `in flight ${acceptedAt.size - receivedAt.size}, refused ${refused}, dup ${duplicates}, corrupt ${corrupted}, ` +
+      `status ${JSON.stringify(status)}; ${procs}`,
+  );
+}
+const progressTimer = setInterval(progress, 60_000);
+
+// Traffic: one message every 1/rate s, alternating direction at random; a send that is still
+// waiting for its 250 does not hold the next one back (the pool queues them on its connection).
+const sends = new Set<Promise<void>>();
+let n = 0;
+const random = Math.random;
+const trafficEnd = started + minutes * 60_000;
+while (Date.now() < trafficEnd) {
+  const [from, to] = random() < 0.5 ? [alice, bob] : [bob, alice];
+  const id = `${runId}-${n++}`;
+  const { content, sum } = payload(sizeFor(random, maxKiB));
+  sums.set(id, sum);
+  bytesSent += content.length;
+  const sending = senders
+    .get(from.name)!
+    .send(id, to.email, content)
+    .then(
+      () => void acceptedAt.set(id, Date.now()),
+      (err: Error) => {
+        refused++;
+        process.stderr.write(`${id} refused: ${err.message}\n`);
+      },
+    );
+  sends.add(sending);
+  void sending.then(() => sends.delete(sending));
+  await sleep(1000 / rate);
+}
+const trafficSeconds = elapsed();
+await Promise.all(sends);
+running = false;
+await readLoop;
+clearInterval(sampler);
+clearInterval(progressTimer);
+sampleAll();
+progress();
+
+for (const sender of senders.values()) sender.close();
+for (const reader of readers) await reader.close();
+await stopDemo(child);
+undoInterrupt();
+rmSync(dir, { recursive: true, force: true });
+
+const lost = [...acceptedAt.keys()].filter((id) => !receivedAt.has(id));
+const latencies = [...receivedAt.entries()]
+  .filter(([id]) => acceptedAt.has(id))
+  .map(([id, at]) => at - acceptedAt.get(id)!);
+console.log(
+  `\n=== soak: ${(trafficSeconds / 60).toFixed(1)} min of traffic at ${rate}/s, mails up to ${maxKiB} KiB`,
+);
+console.log(
+  `submitted ${sums.size} (${(bytesSent / 1024 / 1024).toFixed(1)} MiB), accepted ${acceptedAt.size}, refused ${refused}, ` +
+    `read ${receivedAt.size}, lost ${lost.length}, duplicated ${duplicates}, corrupted ${corrupted}, ` +
+    `read though never accepted ${unaccepted}`,
+);
+console.log(
+  `250 -> read over IMAP (2 s polls): p50 ${percentile(latencies, 0.5)} ms, p99 ${percentile(latencies, 0.99)} ms, ` +
+    `max ${Math.max(0, ...latencies)} ms; status emails ${JSON.stringify(status)}, other mails ${others}, ` +
+    `IMAP reconnects ${readers.reduce((sum, r) => sum + r.reconnects, 0)}`,
+);
+console.log(
+  `warm-up ${warmupMin.toFixed(1)} min; windows compared: ${windowMin.toFixed(1)} min; samples in ${samplesFile}`,
+);
+const window = { warmupEnd: warmupMin * 60, trafficEnd: trafficSeconds, length: windowMin * 60 };
+const verdicts = [...samples.entries()].map(([pid, e]) => judge(`${e.name}[${pid}]`, e.list, window));
+for (const v of verdicts) console.log(verdictLine(v));
+if (lost.length > 0) console.log(`lost ids (first 20): ${lost.slice(0, 20).join(' ')}`);
+const failed =
+  lost.length > 0 ||
+  duplicates > 0 ||
+  corrupted > 0 ||
+  refused > 0 ||
+  verdicts.some((v) => v.rssGrew || v.fdsGrew);
+console.log(failed ? 'soak: FAILED' : 'soak: ok');
+process.exitCode = failed ? 1 : 0;
