@@ -1,5 +1,6 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Fingerprint, MessageId } from '../../common/ids.ts';
+import { KithError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
 import { migrate, type Db } from '../../store/db.ts';
 import type { RedisConnection } from './redis-server.ts';
@@ -121,6 +122,7 @@ export class Outbox {
   private readonly listeners = new Set<(id: MessageId) => void>();
   /** Hop records waiting for the next flushHops() (at most HOP_FLUSH_MS). */
   private readonly pendingHops: PendingHop[] = [];
+  private hopFlushTimer?: ReturnType<typeof setTimeout>;
 
   constructor(private readonly options: OutboxOptions) {
     this.clock = options.clock ?? Date.now;
@@ -230,7 +232,7 @@ export class Outbox {
   async recordHop(id: MessageId, record: HopRecord): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       this.pendingHops.push({ id, record, resolve, reject });
-      if (this.pendingHops.length === 1) setTimeout(() => this.flushHops(), HOP_FLUSH_MS);
+      this.hopFlushTimer ??= setTimeout(() => this.flushHops(), HOP_FLUSH_MS);
     });
     await this.publishProgress(id);
   }
@@ -242,9 +244,18 @@ export class Outbox {
    * after its row is committed; progressOf adds the records still pending, so none is missed.
    */
   private flushHops(): void {
+    clearTimeout(this.hopFlushTimer);
+    this.hopFlushTimer = undefined;
     const batch = this.pendingHops.splice(0);
     if (batch.length === 0) return;
     const { db } = this.options;
+    if (!db.open) {
+      // A report that arrived while the node was closing: the row is gone with the process, as
+      // a report lost in transit would be; the sender re-reads progress from the rows it has.
+      const closed = new KithError('ERR_OUTBOX_CLOSED', 'the outbox is stopped', 'restart the node');
+      for (const h of batch) h.reject(closed);
+      return;
+    }
     const insert = db.prepare('INSERT INTO outbox_hops (id, hop, agent, event, at) VALUES (?, ?, ?, ?, ?)');
     const run = (h: PendingHop) =>
       insert.run(h.id, h.record.hop, h.record.agent ?? null, h.record.event, h.record.at);
@@ -352,5 +363,8 @@ export class Outbox {
     this.stopReconciling?.();
     await this.worker?.close();
     await this.queue?.close();
+    // Reports that arrived while the worker drained: commit them now, before the node closes
+    // the database, instead of leaving a timer that would fire on a closed connection.
+    this.flushHops();
   }
 }

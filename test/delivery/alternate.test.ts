@@ -18,7 +18,7 @@ describe('alternate paths, exactly once, offline recipient', () => {
 
   test('the used path loses its middle hop mid-transfer; the message arrives once via the other path', async () => {
     dir = await mkdtemp(join(tmpdir(), 'kith-alt-'));
-    sim = new Simulation({ delivery: { stallTimeoutMs: 300, spoolDir: dir, window: 2 } });
+    sim = new Simulation({ delivery: { stallTimeoutMs: 2_000, spoolDir: dir, window: 2 } });
     const [a, b1, c1, b2, c2, d] = sim.addAgents(6);
     sim.connect(a, b1);
     sim.connect(b1, c1);
