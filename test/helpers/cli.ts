@@ -22,8 +22,11 @@ export async function startKith(
   env: Record<string, string>,
   ready: RegExp,
   timeoutMs = 60_000,
+  /** A command to run kith under, e.g. `ip netns exec NS` (the default: none). */
+  wrapper: string[] = [],
 ): Promise<{ child: ChildProcess; stdout: () => string; stderr: () => string }> {
-  const child = spawn(process.execPath, [KITH_BIN, ...args], {
+  const argv = [...wrapper, process.execPath, KITH_BIN, ...args];
+  const child = spawn(argv[0], argv.slice(1), {
     env: { ...cleanEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

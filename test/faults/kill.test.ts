@@ -1,0 +1,68 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import {
+  burst,
+  expectDeliveredOnce,
+  faultSeed,
+  seeded,
+  startRelayLine,
+  stopAll,
+  submitAll,
+  type ProcessNode,
+  type RelayLine,
+} from '../helpers/kith-nodes.ts';
+import { tempDir } from '../helpers/tmp.ts';
+
+// kill -9 (node and its private redis-server, as a power cut) of the sender, the relay and the
+// recipient at a seeded random point of a 50-message burst (1 KB and three 5 MiB messages),
+// then a restart from the data directory: every message reaches the recipient's INBOX exactly
+// once and whole, and the sender gets one "Delivered" status email for each.
+describe('kill -9 during a 50-message burst, alice → carol → bob', () => {
+  const dir = tempDir('kith-faults-kill-');
+  let line: RelayLine;
+
+  beforeAll(async () => {
+    line = await startRelayLine(dir.path);
+  }, 240_000);
+
+  afterAll(async () => {
+    if (line) await stopAll(line.all);
+    dir.remove();
+  }, 120_000);
+
+  const killDuringBurst = async (label: string, victim: () => ProcessNode) => {
+    const seed = faultSeed(label);
+    const random = seeded(seed);
+    const { sender, recipient } = line;
+    const mails = burst(label, sender.options.email, recipient.options.email, {
+      count: 50,
+      big: 3,
+      random,
+    });
+    const killAt = 5 + Math.floor(random() * 40);
+    process.stdout.write(`${label}: kill -9 of ${victim().name} after message ${killAt} was accepted\n`);
+    let restarted: Promise<void> | undefined;
+    await submitAll(sender, recipient.options.email, mails, {
+      afterAccepted: async (i) => {
+        if (i !== killAt) return;
+        const node = victim();
+        await node.kill9();
+        // the sender comes back before the client goes on; the others while the burst goes on
+        if (node === sender) await node.start();
+        else restarted = node.start();
+      },
+    });
+    await restarted;
+    const result = await expectDeliveredOnce(mails, recipient, sender);
+    if (Object.values(result).some((list) => list.length > 0)) {
+      process.stdout.write(
+        `${label} (seed ${seed}) failed:\n${await sender.outbox()}\n` +
+          line.all.map((n) => `---- ${n.name}\n${n.stderr()}`).join('\n'),
+      );
+    }
+    expect(result).toEqual({ missing: [], duplicated: [], damaged: [], statusWrong: [] });
+  };
+
+  test('the sender', () => killDuringBurst('kill sender', () => line.sender), 300_000);
+  test('the relay', () => killDuringBurst('kill relay', () => line.relay), 300_000);
+  test('the recipient', () => killDuringBurst('kill recipient', () => line.recipient), 300_000);
+});
