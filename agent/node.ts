@@ -29,6 +29,9 @@ import { NeighbourKeeper } from './reachability/keeper.ts';
 import { createTrustStore } from './trust/index.ts';
 import { TrustStoreView } from './trust/routing-view.ts';
 import type { TrustStore } from './trust/store.ts';
+import { SpamControl } from './spam/control.ts';
+import { SpamStore } from './spam/store.ts';
+import { junkToComplaint, revokeForSpam } from './spam/node.ts';
 
 /** Something with a lifecycle that the node starts in order and stops in reverse. */
 interface Part {
@@ -62,6 +65,8 @@ export class KithNode {
   /** Neighbours' signed addresses (what a restarted node dials). */
   reachability!: Reachability;
   engine!: DeliveryEngine;
+  /** Spam control: complaints sent, checked, counted and passed on; neighbours judged (agent/spam). */
+  spam!: SpamControl;
   outbox!: Outbox;
   delivery!: AgentDeliveryService;
   control!: ControlServer;
@@ -156,9 +161,21 @@ export class KithNode {
     keeper.start();
     this.parts.push({ name: 'keeper', stop: () => keeper.stop() });
 
+    const keys = agentKeysFromIdentity(identity);
+    this.spam = new SpamControl({
+      transport: this.links.transport,
+      keys,
+      store: new SpamStore(db),
+      policy: config.spam,
+      logger: log.child({ part: 'spam' }),
+      entityOf: (agent) => this.trust.entityOfAgent(agent),
+      isRevoked: (agent) => this.trust.isRevokedAgent(agent),
+      revoke: (act) => revokeForSpam(act, { links: this.links, log }),
+      hopMemoryMs: config.delivery.hopMemoryMs,
+    });
     this.engine = new DeliveryEngine({
       transport: this.links.transport,
-      keys: agentKeysFromIdentity(identity),
+      keys,
       trust: new TrustStoreView(this.trust, identity),
       store: new SqliteDeliveryStore(db),
       codec: openpgpCodec({ entityKey: identity.entityKey, publicKey: (fpr) => this.trust.publicKey(fpr) }),
@@ -166,6 +183,7 @@ export class KithNode {
       logger: log.child({ part: 'delivery' }),
       delivery: { ...config.delivery, spoolDir: join(this.paths.root, 'spool') },
       discovery: config.discovery,
+      spam: this.spam,
       onComplaintThreshold: (neighbour, count) => {
         const entity = this.trust.entityOfAgent(neighbour);
         log.warn({ neighbour, count }, 'complaint threshold reached: revoking trust');
@@ -223,6 +241,9 @@ export class KithNode {
     this.parts.push({ name: 'gateway', stop: () => gateway.stop() });
     this.mailSettings = await gateway.start();
     this.gateway = gateway.sink;
+    // Junk moves in any mail client become signed complaints (and moving back, withdrawals).
+    const unhook = junkToComplaint(gateway.store, this.spam, this.log.child({ part: 'spam' }));
+    this.parts.push({ name: 'junk hook', stop: unhook });
     // Final statuses lost to a crash (or given before the gateway was there) go out now.
     this.reportFinished();
   }
@@ -239,6 +260,8 @@ export class KithNode {
     const { log } = this;
     await this.engine.start();
     this.parts.push({ name: 'delivery', stop: () => this.engine.stop() });
+    this.spam.start();
+    this.parts.push({ name: 'spam', stop: () => this.spam.stop() });
     await this.outbox.start();
     this.parts.push({ name: 'outbox', stop: () => this.outbox.stop() });
     // Packets held for an unreachable next hop: one BullMQ job each, dialling it with backoff.

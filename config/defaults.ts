@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from './schema.ts';
+import { DEFAULT_SPAM_POLICY } from '../agent/spam/decisions.ts';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -59,5 +60,6 @@ export function defaultConfig(): Config {
       cacheMs: HOUR,
       timeoutMs: 10_000,
     },
+    spam: { ...DEFAULT_SPAM_POLICY },
   };
 }

@@ -135,6 +135,29 @@ export const configSchema = z
         timeoutMs: duration,
       })
       .strict(),
+    /** Spam control (agent/spam/decisions.ts gives each default its reason; docs/protocol.md 15). */
+    spam: z
+      .object({
+        /** Half-life of the decaying counts (traffic, complaints, cut-offs). */
+        halfLifeMs: duration,
+        /** Open complaints that suspend a neighbour handing on little traffic. */
+        minComplaints: z.number().int().positive(),
+        /** Share of a neighbour's traffic that may be complained about before it is suspended. */
+        complaintRatio: z.number().min(0).max(1),
+        /** The threshold never rises above this. */
+        maxComplaints: z.number().int().positive(),
+        /** How long a suspended neighbour has to show it cut the source off before it is revoked. */
+        settleMs: duration,
+        /** Cut-offs a neighbour may report per half-life before it is revoked itself. */
+        maxCuts: z.number().int().positive(),
+        /** First-contact messages per day from one entity that is nobody's contact here. */
+        firstContactsPerDay: z.number().int().positive(),
+        /** Invitations one entity may issue per 30 days once its quota has ramped up. */
+        invitationsPer30Days: z.number().int().positive(),
+        /** Days until a new entity's invitation quota is full. */
+        invitationRampDays: z.number().int().positive(),
+      })
+      .strict(),
   })
   .strict();
 

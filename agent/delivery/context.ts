@@ -5,6 +5,7 @@ import type { AgentKeys, SignatureVerifier } from '../onion/keys.ts';
 import type { TrustView } from '../routing/trust.ts';
 import type { Count } from '../onion/wire.ts';
 import type { DeliveryStore, HeldRef } from './store.ts';
+import type { SpamHooks } from '../spam/control.ts';
 
 export interface DeliveryOptions {
   /** No progress report for this long: re-send along another path. */
@@ -86,4 +87,6 @@ export interface EngineContext {
   now: () => number;
   options: DeliveryOptions;
   emit: (event: DeliveryEvent) => void;
+  /** Spam control (agent/spam): signed complaints, traffic counts, suspended neighbours. */
+  spam?: SpamHooks;
 }

@@ -14,6 +14,7 @@ import { Receiver } from './receiver.ts';
 import { Relay } from './relay.ts';
 import { Sender, type OutboundPayload } from './sender.ts';
 import type { DeliveryStore, HeldRef } from './store.ts';
+import type { SpamHooks } from '../spam/control.ts';
 
 export type {
   DeliveryEvent,
@@ -37,6 +38,8 @@ export interface DeliveryEngineDeps {
   discovery: DiscoveryOptions;
   /** Called once when complaints against a neighbour reach the threshold (revoke its trust there). */
   onComplaintThreshold?: (neighbour: AgentId, count: number) => void;
+  /** Spam control (agent/spam/control.ts): signed complaints (frames 6-8), traffic, suspensions. */
+  spam?: SpamHooks;
   now?: () => number;
 }
 
@@ -70,6 +73,7 @@ export class DeliveryEngine {
       logger: deps.logger,
       now,
       options: deps.delivery,
+      spam: deps.spam,
       emit: (event) => {
         for (const listener of this.listeners) listener(event);
       },
@@ -88,6 +92,15 @@ export class DeliveryEngine {
     // The receiver reports through the relay, which is built after it.
     this.receiver = new Receiver(ctx, deps.codec, deps.sink, (...args) => this.relay.report(...args));
     this.relay = new Relay(ctx, this.sender, this.receiver, deps.onComplaintThreshold ?? (() => undefined));
+    deps.spam?.bind({
+      hopByOut: (link) => deps.store.hopByOut(link),
+      ownComplaint: (link) => {
+        if (!this.sender.owns(link)) return false;
+        this.sender.onComplaint(link);
+        return true;
+      },
+      count: this.metrics.count,
+    });
   }
 
   /** Registers for delivery events (progress per hop, stalled, delivered, failed). */
@@ -200,6 +213,11 @@ export class DeliveryEngine {
         case FrameType.discoverRequest:
         case FrameType.discoverResponse:
           return await this.discovery.handle(from, buf);
+        case FrameType.signedComplaint:
+        case FrameType.cut:
+        case FrameType.spamRevocation:
+          if (!this.deps.spam) return this.metrics.count('rejected_frame_type');
+          return await this.deps.spam.onFrame(from, buf);
         default:
           return this.metrics.count('rejected_frame_type');
       }

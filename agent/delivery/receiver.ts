@@ -264,6 +264,9 @@ export class Receiver {
       return false;
     }
     ctx.store.markDelivered(id, ctx.now());
+    // Where a complaint about it will go (spam control keeps it durably, the map does not).
+    const link = this.links.get(id) ?? ctx.store.getInbound(id);
+    if (link) ctx.spam?.onReceived(id, link.from, link.inId, message.sender);
     ctx.count('delivered');
     reply(ReportKind.delivered);
     return true;

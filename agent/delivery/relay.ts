@@ -81,6 +81,8 @@ export class Relay {
       if (ctx.trust.isRevoked(from)) return ctx.count('rejected_revoked');
       const digest = hopDigest(ctx.keys.signPublic, header, body);
       if (!ctx.verifier.verifyByAgent(from, digest, signature)) return ctx.count('rejected_hop_signature');
+      // Spam control suspended this neighbour until it shows it cut a spam source off (agent/spam).
+      if (ctx.spam?.refuses(from)) return ctx.count('rejected_suspended');
       // Kept with the hop memory: later (a complaint) we can still show that `from` handed it to us.
       const proof = hopProof(digest, signature);
       const inId = linkId(header);
@@ -96,6 +98,7 @@ export class Relay {
       const expiresAt = Math.max(now + ctx.options.hopMemoryMs, ins.expiresAt);
       if (ins.kind === 'deliver') {
         ctx.store.putHop({ inId, from, proof, outId: null, to: null, expiresAt });
+        ctx.spam?.onPacket(from);
         await this.destination.onUnit({ from, inId, secret: peeled.secret, body: peeled.body });
         return;
       }
@@ -106,6 +109,7 @@ export class Relay {
       const out = encodeOnion(peeled.header, peeled.body, sig);
       const outId = linkId(peeled.header);
       ctx.store.putHop({ inId, from, proof, outId, to: next, expiresAt });
+      ctx.spam?.onPacket(from);
       const report = ins.report ? { to: from, link: inId, secret: peeled.secret } : undefined;
       try {
         await ctx.transport.send(next, out);

@@ -8,6 +8,12 @@ export const FrameType = {
   complaint: 3,
   discoverRequest: 4,
   discoverResponse: 5,
+  /** Signed complaint or withdrawal (agent/spam, docs/protocol.md 15). */
+  signedComplaint: 6,
+  /** A hop cut off the source of a complaint (agent/spam). */
+  cut: 7,
+  /** A revocation for spam with its evidence (agent/spam). */
+  spamRevocation: 8,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 

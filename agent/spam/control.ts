@@ -1,0 +1,569 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from '../../common/logger.ts';
+import type { AgentId, Fingerprint, MessageId } from '../../common/ids.ts';
+import type { Transport } from '../transport.ts';
+import { publicFromAgentId, SignatureVerifier, type AgentKeys } from '../onion/keys.ts';
+import { FrameType, type Count } from '../onion/wire.ts';
+import type { HopRecord } from '../delivery/store.ts';
+import { verifyHopProof } from '../delivery/proof.ts';
+import {
+  addDecayed,
+  clearsAtOnce,
+  complaintWeight,
+  decayedValue,
+  judgeNeighbour,
+  recipientCounts,
+  type Decayed,
+  type NeighbourVerdict,
+  type SpamPolicy,
+} from './decisions.ts';
+import type { ComplaintRow, NeighbourRow, SpamStore } from './store.ts';
+import {
+  complaintIdFor,
+  decodeComplaintFrame,
+  decodeCutFrame,
+  encodeComplaintFrame,
+  encodeCutFrame,
+  makeStatement,
+  StatementKind,
+  verifyComplaintHop,
+  verifyCut,
+  verifyStatement,
+  type ComplaintFrame,
+  type Statement,
+} from './wire.ts';
+
+/** What the delivery engine lends spam control (bound once, when the engine is built). */
+export interface SpamCore {
+  /** The hop memory record of a packet handed on, by its outgoing link id. */
+  hopByOut(link: string): HopRecord | undefined;
+  /** If `link` is a packet this agent sent: tells the sender side and returns true. */
+  ownComplaint(link: string): boolean;
+  /** The engine's counters (rejections are counted where every other one is). */
+  count: Count;
+}
+
+/** The hooks the engine calls (agent/delivery/engine.ts `spam`). */
+export interface SpamHooks {
+  bind(core: SpamCore): void;
+  /** Frames of types 6, 7 and 8. */
+  onFrame(from: AgentId, frame: Buffer): Promise<void>;
+  /** A packet from `from` was verified and handed on or taken (traffic for the threshold). */
+  onPacket(from: AgentId): void;
+  /** True while packets from this neighbour are refused (suspended, awaiting its verdict). */
+  refuses(from: AgentId): boolean;
+  /** A message went into the mailbox; its manifest came from `from` on link `inId`. */
+  onReceived(id: MessageId, from: AgentId, inId: string, sender: Fingerprint): void;
+}
+
+/** What the node does when spam control revokes a neighbour. */
+export interface RevocationAct {
+  agent: AgentId;
+  entity: Fingerprint | undefined;
+  verdict: Extract<NeighbourVerdict, { action: 'revoke' }>;
+  /** The open complaints against it, with their signed frames and hop proofs. */
+  evidence: ComplaintRow[];
+}
+
+export interface SpamControlDeps {
+  transport: Transport;
+  keys: AgentKeys;
+  store: SpamStore;
+  policy: SpamPolicy;
+  logger: Logger;
+  /** The entity that certified an agent. */
+  entityOf(agent: AgentId): Fingerprint | undefined;
+  /** True if this agent's trust is revoked here (by anyone, for any reason). */
+  isRevoked(agent: AgentId): boolean;
+  /** Revokes a neighbour's trust (the node: notice with evidence, then trust store revoke). */
+  revoke(act: RevocationAct): void;
+  /** How long the recipient remembers where a message came from (as long as hops remember it). */
+  hopMemoryMs: number;
+  now?: () => number;
+}
+
+const FLUSH_EVERY_MS = 30_000;
+/** Complaints older than this many half-lives weigh under 1/1000 and are not summed. */
+const HORIZON_HALF_LIVES = 10;
+/** How far ahead of our clock a recipient's statement may be. */
+const SKEW_MS = 5 * 60_000;
+/** A cut-off act clears at most this many complaints per maxComplaints here (in-flight ones too). */
+const CLEARS_PER_CUT = 2;
+
+/**
+ * Spam control at one agent (docs/protocol.md 15): sends its user's complaints and withdrawals,
+ * checks, counts and passes on those of others, judges its neighbours with the pure decisions,
+ * and tells the node when to revoke. Durable state in SpamStore; traffic counts are flushed every
+ * 30 s (a crash loses at most that much traffic, which only lowers thresholds a little).
+ */
+export class SpamControl implements SpamHooks {
+  private core?: SpamCore;
+  private readonly verifier = new SignatureVerifier();
+  private readonly traffic = new Map<AgentId, Decayed>();
+  private readonly dirty = new Set<AgentId>();
+  private readonly suspendedNow = new Set<AgentId>();
+  private readonly timers = new Map<AgentId, NodeJS.Timeout>();
+  private flushTimer?: NodeJS.Timeout;
+  private readonly now: () => number;
+  private readonly listeners = new Set<(event: SpamEvent) => void>();
+
+  constructor(private readonly deps: SpamControlDeps) {
+    this.now = deps.now ?? Date.now;
+    for (const n of deps.store.neighbours()) {
+      this.traffic.set(n.agent, n.traffic);
+      if (n.suspendedAt !== null && n.revokedAt === null) this.suspendedNow.add(n.agent);
+    }
+  }
+
+  bind(core: SpamCore): void {
+    this.core = core;
+  }
+
+  /** Starts the flush timer and settles verdicts that came due while the node was down. */
+  start(): void {
+    this.flushTimer = setInterval(() => this.flush(), FLUSH_EVERY_MS);
+    this.flushTimer.unref();
+    for (const n of this.deps.store.suspended()) this.evaluate(n.agent);
+    this.deps.store.pruneReceived(this.now());
+  }
+
+  stop(): void {
+    clearInterval(this.flushTimer);
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    this.flush();
+  }
+
+  /** Hears what spam control does (suspensions, revocations, refusals), for tests and the node. */
+  onEvent(listener: (event: SpamEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(event: SpamEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(event);
+      } catch (err) {
+        this.deps.logger.error({ err }, 'spam event listener failed');
+      }
+    }
+  }
+
+  private count(name: string): void {
+    this.core?.count(name);
+  }
+
+  // ---- the recipient ---------------------------------------------------------------------
+
+  onReceived(id: MessageId, from: AgentId, inId: string, sender: Fingerprint): void {
+    const now = this.now();
+    this.deps.store.putReceived({
+      messageId: id,
+      neighbour: from,
+      link: inId,
+      sender,
+      receivedAt: now,
+      expiresAt: now + this.deps.hopMemoryMs,
+    });
+  }
+
+  /**
+   * The user moved a message to Junk: sign a complaint and send it to the neighbour that handed
+   * the message over. 'unknown' when the message did not come over Kith or its path is forgotten,
+   * 'already' when it stands already.
+   */
+  complain(id: MessageId): 'sent' | 'queued' | 'already' | 'unknown' {
+    return this.state(id, StatementKind.complaint);
+  }
+
+  /** The user moved it out of Junk (not to Trash): withdraw the complaint along the same path. */
+  withdraw(id: MessageId): 'sent' | 'queued' | 'already' | 'unknown' {
+    return this.state(id, StatementKind.withdrawal);
+  }
+
+  private state(id: MessageId, kind: StatementKind): 'sent' | 'queued' | 'already' | 'unknown' {
+    const { store, keys } = this.deps;
+    const got = store.received(id);
+    if (!got) return 'unknown';
+    const existing = store.complaintAbout(id);
+    const want = kind === StatementKind.complaint ? 'active' : 'withdrawn';
+    if (!existing && kind === StatementKind.withdrawal) return 'unknown';
+    if (existing?.state === want) return 'already';
+    const complaintId = existing?.complaintId ?? complaintIdFor(keys, id);
+    // Strictly newer than what the hops saw last: they refuse anything else as a replay.
+    const at = Math.max(this.now(), (existing?.lastAt ?? 0) + 1);
+    const statement = makeStatement(keys, kind, complaintId, at);
+    const counted = recipientCounts(this.deps.entityOf(got.neighbour), got.sender);
+    const row: ComplaintRow = {
+      recipient: keys.signPublic.toString('hex'),
+      complaintId,
+      messageId: id,
+      linkOut: null,
+      successor: null,
+      linkIn: got.link,
+      predecessor: got.neighbour,
+      state: want,
+      lastAt: at,
+      counted: existing ? existing.counted : counted,
+      countedAt: existing?.countedAt ?? at,
+      clearedAt: existing?.clearedAt ?? null,
+      cutId: existing?.cutId ?? null,
+      frame: null,
+      proof: null,
+    };
+    store.putComplaint(row);
+    this.count(kind === StatementKind.complaint ? 'complaints_sent' : 'withdrawals_sent');
+    this.sendOn(row, statement);
+    if (row.counted) this.evaluate(got.neighbour);
+    return 'sent';
+  }
+
+  // ---- hops ------------------------------------------------------------------------------
+
+  onPacket(from: AgentId): void {
+    this.traffic.set(from, addDecayed(this.traffic.get(from), 1, this.now(), this.deps.policy.halfLifeMs));
+    this.dirty.add(from);
+  }
+
+  refuses(from: AgentId): boolean {
+    return this.suspendedNow.has(from);
+  }
+
+  async onFrame(from: AgentId, frame: Buffer): Promise<void> {
+    if (frame[1] === FrameType.signedComplaint) return this.onComplaint(from, frame);
+    if (frame[1] === FrameType.cut) return this.onCut(from, frame);
+    this.count('rejected_frame_type');
+  }
+
+  private refuse(from: AgentId, code: string, detail?: Record<string, unknown>): void {
+    this.count(`rejected_${code}`);
+    this.deps.logger.info({ from, code, ...detail }, 'complaint refused');
+    this.emit({ kind: 'refused', from, code });
+  }
+
+  private async onComplaint(from: AgentId, frame: Buffer): Promise<void> {
+    const { store, keys } = this.deps;
+    let f: ComplaintFrame;
+    try {
+      f = decodeComplaintFrame(frame);
+    } catch {
+      return this.refuse(from, 'complaint_malformed');
+    }
+    const s = f.statement;
+    if (!verifyStatement(this.verifier, s) || !verifyComplaintHop(this.verifier, from, keys.signPublic, f))
+      return this.refuse(from, 'complaint_forged');
+    const now = this.now();
+    if (s.at > now + SKEW_MS) return this.refuse(from, 'complaint_future');
+    const recipient = s.recipient.toString('hex');
+    const existing = store.complaint(recipient, s.complaintId);
+    const want = s.kind === StatementKind.complaint ? 'active' : 'withdrawn';
+    if (existing) {
+      if (s.at <= existing.lastAt) return this.refuse(from, 'complaint_replay');
+      if (existing.linkOut !== f.link || existing.successor !== from)
+        return this.refuse(from, 'complaint_mismatch');
+      const row = {
+        ...existing,
+        state: want as ComplaintRow['state'],
+        lastAt: s.at,
+        frame: Buffer.from(frame),
+      };
+      store.putComplaint(row);
+      this.count(s.kind === StatementKind.complaint ? 'complaints_relayed' : 'withdrawals_relayed');
+      this.sendOn(row, s);
+      if (row.predecessor && row.counted) this.evaluate(row.predecessor);
+      return;
+    }
+    if (s.kind === StatementKind.withdrawal) return this.refuse(from, 'complaint_unknown');
+    if (this.core?.ownComplaint(f.link)) {
+      // We sent the message: nobody upstream to tell. Kept so that a replay is recognised.
+      store.putComplaint(originRow(recipient, s, f.link, from, frame));
+      this.count('complaints_received');
+      return;
+    }
+    const hop = this.core?.hopByOut(f.link);
+    if (!hop || hop.to !== from) return this.refuse(from, 'complaint_unknown');
+    if (store.complaintOnLink(f.link)) return this.refuse(from, 'complaint_duplicate');
+    const proven = hasProof(hop);
+    if (!proven) {
+      this.count('complaint_unproven');
+      this.deps.logger.info({ from, neighbour: hop.from }, 'complaint not counted: no verifying hop proof');
+    }
+    const cutOff = clearsAtOnce(this.isCutOff(hop.from));
+    const row: ComplaintRow = {
+      recipient,
+      complaintId: s.complaintId,
+      messageId: null,
+      linkOut: f.link,
+      successor: from,
+      linkIn: hop.inId,
+      predecessor: hop.from,
+      state: 'active',
+      lastAt: s.at,
+      counted: proven,
+      countedAt: now,
+      clearedAt: null,
+      cutId: null,
+      frame: Buffer.from(frame),
+      proof: hop.proof && {
+        digest: Buffer.from(hop.proof.digest),
+        signature: Buffer.from(hop.proof.signature),
+      },
+    };
+    store.putComplaint(row);
+    if (proven) this.count('complaints_counted');
+    this.count('complaints_relayed');
+    this.emit({ kind: 'counted', against: hop.from, proven });
+    this.sendOn(row, s);
+    if (cutOff) {
+      // The source is cut off here already: clear it downstream at once (the clearing rule).
+      this.sendCut(row, lastCutId(store, hop.from) ?? newCutId(), now);
+    } else if (proven) this.evaluate(hop.from);
+  }
+
+  /** Hands a statement on to the predecessor, re-signed for it, under the link id it knows. */
+  private sendOn(row: ComplaintRow, s: Statement): void {
+    if (!row.predecessor || !row.linkIn) return;
+    let receiver: Buffer;
+    try {
+      receiver = publicFromAgentId(row.predecessor);
+    } catch {
+      return;
+    }
+    const out = encodeComplaintFrame(this.deps.keys, receiver, row.linkIn, s);
+    this.deps.transport.send(row.predecessor, out).catch(() => this.count('complaint_send_failed'));
+  }
+
+  private isCutOff(agent: AgentId): boolean {
+    const n = this.deps.store.neighbour(agent);
+    return (n !== undefined && n.revokedAt !== null) || this.deps.isRevoked(agent);
+  }
+
+  // ---- cut-offs --------------------------------------------------------------------------
+
+  private async onCut(from: AgentId, frame: Buffer): Promise<void> {
+    const { store, keys, policy } = this.deps;
+    let c;
+    try {
+      c = decodeCutFrame(frame);
+    } catch {
+      return this.refuse(from, 'cut_malformed');
+    }
+    if (!verifyCut(this.verifier, from, keys.signPublic, c)) return this.refuse(from, 'cut_forged');
+    const row = store.complaint(c.recipient.toString('hex'), c.complaintId);
+    if (!row || row.predecessor !== from) return this.refuse(from, 'cut_unknown');
+    if (row.clearedAt !== null) return this.count('cut_duplicate');
+    const now = this.now();
+    // One cut-off act clears a bounded number of complaints: a neighbour cannot wave every
+    // complaint away with one made-up act.
+    const clearedByAct = store.allAgainst(from).filter((r) => r.cutId === c.cutId).length;
+    if (clearedByAct >= CLEARS_PER_CUT * policy.maxComplaints) return this.refuse(from, 'cut_exhausted');
+    store.putComplaint({ ...row, clearedAt: now, cutId: c.cutId });
+    if (store.addCut(from, c.cutId, now)) {
+      const n = this.neighbourRow(from);
+      store.putNeighbour({ ...n, cuts: addDecayed(n.cuts, 1, now, policy.halfLifeMs) });
+    }
+    this.count('cuts_received');
+    this.emit({ kind: 'cleared', against: from });
+    this.sendCut(row, c.cutId, c.at);
+    this.evaluate(from);
+  }
+
+  /** Tells the successor that the source of this complaint is cut off (no-op at the recipient). */
+  private sendCut(row: ComplaintRow, cutId: string, at: number): void {
+    if (!row.successor) return;
+    let receiver: Buffer;
+    try {
+      receiver = publicFromAgentId(row.successor);
+    } catch {
+      return;
+    }
+    const recipient = Buffer.from(row.recipient, 'hex');
+    const out = encodeCutFrame(this.deps.keys, receiver, {
+      recipient,
+      complaintId: row.complaintId,
+      cutId,
+      at,
+    });
+    this.deps.transport.send(row.successor, out).catch(() => this.count('cut_send_failed'));
+    this.count('cuts_sent');
+  }
+
+  // ---- judging ---------------------------------------------------------------------------
+
+  private neighbourRow(agent: AgentId): NeighbourRow {
+    return (
+      this.deps.store.neighbour(agent) ?? {
+        agent,
+        traffic: this.traffic.get(agent) ?? { value: 0, at: 0 },
+        cuts: { value: 0, at: 0 },
+        suspendedAt: null,
+        revokedAt: null,
+        reason: null,
+        detail: null,
+      }
+    );
+  }
+
+  /** The facts about a neighbour now (for the decision, `kith contacts`, tests). */
+  facts(agent: AgentId): {
+    openComplaints: number;
+    traffic: number;
+    cuts: number;
+    suspendedAt?: number;
+    revoked: boolean;
+  } {
+    const { store, policy } = this.deps;
+    const now = this.now();
+    const n = this.neighbourRow(agent);
+    const open = store
+      .openAgainst(agent, now - HORIZON_HALF_LIVES * policy.halfLifeMs)
+      .reduce((sum, r) => sum + complaintWeight(r.countedAt, now, policy.halfLifeMs), 0);
+    return {
+      openComplaints: open,
+      traffic: decayedValue(this.traffic.get(agent) ?? n.traffic, now, policy.halfLifeMs),
+      cuts: decayedValue(n.cuts, now, policy.halfLifeMs),
+      suspendedAt: n.suspendedAt ?? undefined,
+      revoked: n.revokedAt !== null,
+    };
+  }
+
+  /** Decides about a neighbour and acts on it. */
+  evaluate(agent: AgentId): NeighbourVerdict {
+    const { store, policy, logger } = this.deps;
+    const now = this.now();
+    const verdict = judgeNeighbour(this.facts(agent), now, policy);
+    const n = this.neighbourRow(agent);
+    switch (verdict.action) {
+      case 'suspend':
+        store.putNeighbour({ ...n, suspendedAt: now, reason: 'suspended', detail: verdict.reason });
+        this.suspendedNow.add(agent);
+        logger.warn({ neighbour: agent, why: verdict.reason }, 'neighbour suspended for spam');
+        this.emit({ kind: 'suspended', agent, reason: verdict.reason });
+        this.schedule(agent, now + policy.settleMs);
+        break;
+      case 'wait':
+        this.schedule(agent, verdict.until);
+        break;
+      case 'lift':
+        store.putNeighbour({ ...n, suspendedAt: null, reason: null, detail: null });
+        this.suspendedNow.delete(agent);
+        logger.info({ neighbour: agent, why: verdict.reason }, 'neighbour no longer suspended');
+        this.emit({ kind: 'lifted', agent });
+        break;
+      case 'revoke':
+        this.revoke(agent, n, verdict, now);
+        break;
+      case 'none':
+        break;
+    }
+    return verdict;
+  }
+
+  private schedule(agent: AgentId, at: number): void {
+    if (this.timers.has(agent)) return;
+    const t = setTimeout(
+      () => {
+        this.timers.delete(agent);
+        this.evaluate(agent);
+      },
+      Math.max(0, at - this.now()) + 1,
+    );
+    t.unref();
+    this.timers.set(agent, t);
+  }
+
+  private revoke(
+    agent: AgentId,
+    n: NeighbourRow,
+    verdict: Extract<NeighbourVerdict, { action: 'revoke' }>,
+    now: number,
+  ): void {
+    const { store, logger, policy } = this.deps;
+    const evidence = store.openAgainst(agent, now - HORIZON_HALF_LIVES * policy.halfLifeMs);
+    const cutId = newCutId();
+    store.putNeighbour({
+      ...n,
+      revokedAt: now,
+      reason: verdict.reason,
+      detail: `${verdict.detail}; cut ${cutId}`,
+    });
+    this.suspendedNow.delete(agent);
+    const entity = this.deps.entityOf(agent);
+    logger.warn({ neighbour: agent, entity, why: verdict.detail }, 'revoking a neighbour for spam');
+    try {
+      this.deps.revoke({ agent, entity, verdict, evidence });
+    } catch (err) {
+      logger.error({ err: (err as Error).message, neighbour: agent }, 'revocation failed');
+    }
+    // The source is cut off: every complaint about its packets clears downstream.
+    for (const row of evidence) this.sendCut(row, cutId, now);
+    this.emit({ kind: 'revoked', agent, entity, reason: verdict.reason, detail: verdict.detail });
+  }
+
+  /** Writes traffic counts to the store. */
+  flush(): void {
+    if (this.dirty.size === 0) return;
+    const { store } = this.deps;
+    store.transaction(() => {
+      for (const agent of this.dirty) {
+        const n = this.neighbourRow(agent);
+        store.putNeighbour({ ...n, traffic: this.traffic.get(agent) ?? n.traffic });
+      }
+    });
+    this.dirty.clear();
+  }
+}
+
+/** What spam control did, for tests and logs. */
+export type SpamEvent =
+  | { kind: 'counted'; against: AgentId; proven: boolean }
+  | { kind: 'refused'; from: AgentId; code: string }
+  | { kind: 'cleared'; against: AgentId }
+  | { kind: 'suspended'; agent: AgentId; reason: string }
+  | { kind: 'lifted'; agent: AgentId }
+  | { kind: 'revoked'; agent: AgentId; entity?: Fingerprint; reason: string; detail: string };
+
+function originRow(
+  recipient: string,
+  s: Statement,
+  link: string,
+  from: AgentId,
+  frame: Buffer,
+): ComplaintRow {
+  return {
+    recipient,
+    complaintId: s.complaintId,
+    messageId: null,
+    linkOut: link,
+    successor: from,
+    linkIn: null,
+    predecessor: null,
+    state: s.kind === StatementKind.complaint ? 'active' : 'withdrawn',
+    lastAt: s.at,
+    counted: false,
+    countedAt: s.at,
+    clearedAt: null,
+    cutId: null,
+    frame: Buffer.from(frame),
+    proof: null,
+  };
+}
+
+/** True if the hop record proves its neighbour handed us the packet (checked again, not trusted). */
+function hasProof(hop: HopRecord): boolean {
+  try {
+    return verifyHopProof(hop, publicFromAgentId(hop.from));
+  } catch {
+    return false;
+  }
+}
+
+function newCutId(): string {
+  return randomBytes(16).toString('hex');
+}
+
+/** The cut id of our revocation of `agent` (kept in its detail line). */
+function lastCutId(store: SpamStore, agent: AgentId): string | undefined {
+  return /cut ([0-9a-f]{32})$/.exec(store.neighbour(agent)?.detail ?? '')?.[1];
+}

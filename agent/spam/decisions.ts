@@ -1,0 +1,222 @@
+/**
+ * Spam-control decisions (docs/protocol.md 15.4): pure functions of counts, times and a policy,
+ * each with the reason it is so. The node, the real-node tests and the 10,000-agent simulation
+ * (bench/spam) all call these same functions.
+ */
+
+const DAY = 86_400_000;
+
+/** The knobs of spam control; DEFAULT_SPAM_POLICY documents each value's reason. */
+export interface SpamPolicy {
+  /** Half-life of every decaying count (traffic, complaints, cut-offs). */
+  halfLifeMs: number;
+  /** Open complaints that revoke a neighbour that hands on little traffic (the floor). */
+  minComplaints: number;
+  /** Share of the (decayed) traffic a neighbour handed on that may be complained about. */
+  complaintRatio: number;
+  /** The threshold never rises above this, however much traffic: dilution cannot buy spam. */
+  maxComplaints: number;
+  /** How long a suspended neighbour has to show that it cut the source off before it is revoked. */
+  settleMs: number;
+  /** Cut-offs a neighbour may report per half-life before it is itself taken to admit spammers. */
+  maxCuts: number;
+  /** First-contact messages per day from an entity the recipient has no contact with. */
+  firstContactsPerDay: number;
+  /** Invitations an entity may issue per 30 days, and how the quota grows with its age. */
+  invitationsPer30Days: number;
+  /** Days an entity must be trusted before its invitation quota is full. */
+  invitationRampDays: number;
+}
+
+export const DEFAULT_SPAM_POLICY: Readonly<SpamPolicy> = Object.freeze({
+  // A week: a neighbour's record of the last few weeks matters, its record of last year little.
+  // Short enough that an honest relay that once forwarded spam is not marked for months.
+  halfLifeMs: 7 * DAY,
+  // Three: one complaint can be a mistaken click, two a disagreement; three different messages
+  // complained about from one neighbour within a half-life is a pattern. Small, because every
+  // complaint below the threshold is a spam that got through (the bound per attack edge).
+  minComplaints: 3,
+  // 1%: honest mail gets complained about rarely (users' mistaken Junk clicks are well below 1%
+  // of what they receive), so a relay that hands on a lot of honest mail may carry as many
+  // mistaken complaints as 1% of it before it is suspended.
+  complaintRatio: 0.01,
+  // Five: the goal is at most 5 spam per attack edge; a spammer who first relays honest-looking
+  // traffic to raise its threshold gains at most two more.
+  maxComplaints: 5,
+  // A minute: a cut notice from an honest upstream relay takes one round trip per hop; a minute
+  // covers paths of 8 hops over slow links. Packets from the neighbour are refused meanwhile, so
+  // the wait costs no spam.
+  settleMs: 60_000,
+  // Three cut-offs per half-life: an honest relay that invited a spammer cuts it off once; one
+  // that keeps "cutting off" sources is either a spammer's front (forged cut notices) or invites
+  // carelessly, and both are what revocation is for.
+  maxCuts: 3,
+  // Ten a day: an honest person writes to a few new people a day at most; a spammer needs
+  // thousands. The first reply turns the stranger into a contact and lifts the limit.
+  firstContactsPerDay: 10,
+  // Five invitations per 30 days once ramped up: a household or a small club grows at that pace;
+  // a sybil farm needs hundreds. The quota bounds how many attack edges one trusted entity adds.
+  invitationsPer30Days: 5,
+  // A new entity may invite one person in its first 30 days: it cannot multiply itself at once.
+  invitationRampDays: 30,
+});
+
+/**
+ * A decayed counter: `value` as of `at`. Why exponential decay rather than a sliding window: one
+ * number per neighbour survives a restart as two columns, never needs the individual events, and
+ * has no cliff where a whole window of complaints vanishes at once (a spammer would time that).
+ */
+export interface Decayed {
+  value: number;
+  at: number;
+}
+
+/** The counter's value at `now` (no growth for times before `at`: clocks may step back). */
+export function decayedValue(d: Decayed, now: number, halfLifeMs: number): number {
+  const age = Math.max(0, now - d.at);
+  return d.value * Math.pow(2, -age / halfLifeMs);
+}
+
+/** The counter after adding `by` at `now`. */
+export function addDecayed(d: Decayed | undefined, by: number, now: number, halfLifeMs: number): Decayed {
+  return { value: (d ? decayedValue(d, now, halfLifeMs) : 0) + by, at: Math.max(now, d?.at ?? 0) };
+}
+
+/** The weight of one complaint counted at `countedAt`, seen at `now`. */
+export function complaintWeight(countedAt: number, now: number, halfLifeMs: number): number {
+  return decayedValue({ value: 1, at: countedAt }, now, halfLifeMs);
+}
+
+/**
+ * How many open complaints revoke a neighbour that handed on `traffic` (decayed packets). Why
+ * traffic-dependent: a relay for hundreds of honest people hands on more mail and so collects
+ * more mistaken complaints than a neighbour that only sends its own; a flat threshold would revoke
+ * busy honest relays first. Why capped: otherwise a spammer buys spam with filler traffic.
+ */
+export function complaintThreshold(traffic: number, policy: SpamPolicy): number {
+  const byTraffic = Math.ceil(traffic * policy.complaintRatio);
+  return Math.min(policy.maxComplaints, Math.max(policy.minComplaints, byTraffic));
+}
+
+/** What a hop knows about one neighbour when it decides. */
+export interface NeighbourFacts {
+  /** Decayed weight of its open complaints: counted, not withdrawn, not cleared by a cut notice. */
+  openComplaints: number;
+  /** Decayed packets it handed on to us. */
+  traffic: number;
+  /** Decayed number of distinct cut-offs it reported to us. */
+  cuts: number;
+  /** When we suspended it (refusing its packets), if we did. */
+  suspendedAt?: number;
+  /** True once revoked (nothing more to decide). */
+  revoked: boolean;
+}
+
+/** How far below a whole number a sum of decayed complaint weights still counts as it. */
+export const OPEN_TOLERANCE = 0.01;
+
+/** A decision about one neighbour, with the reason to show the user. */
+export type NeighbourVerdict =
+  | { action: 'none' }
+  | { action: 'suspend'; reason: string }
+  | { action: 'lift'; reason: string }
+  | { action: 'wait'; until: number }
+  | { action: 'revoke'; reason: 'complaints' | 'cuts'; detail: string };
+
+/**
+ * Suspend, wait, revoke or lift. Why suspend first and revoke only after `settleMs`: a hop cannot
+ * tell whether its neighbour sent the spam or only relayed it (onion routing hides the source), so
+ * an honest relay gets one round trip to say it cut the source off (its cut notices clear the
+ * complaints here); meanwhile its packets are refused, so waiting costs no spam. The neighbour
+ * that sent the spam itself has nobody upstream to cut, so its complaints stay open and it is
+ * revoked when the wait ends. Why revoke on too many cut-offs: a neighbour's cut notices are only
+ * its word, and a front for a spammer could send them forever.
+ */
+export function judgeNeighbour(facts: NeighbourFacts, now: number, policy: SpamPolicy): NeighbourVerdict {
+  if (facts.revoked) return { action: 'none' };
+  if (facts.cuts >= policy.maxCuts) {
+    return {
+      action: 'revoke',
+      reason: 'cuts',
+      detail: `${facts.cuts.toFixed(1)} cut-offs within a half-life (limit ${policy.maxCuts}): it keeps letting spammers in`,
+    };
+  }
+  const threshold = complaintThreshold(facts.traffic, policy);
+  // Decayed weights are never whole: three complaints within a couple of hours (1% of decay at a
+  // week's half-life) count as three.
+  const over = facts.openComplaints + OPEN_TOLERANCE >= threshold;
+  if (!over) {
+    return facts.suspendedAt !== undefined
+      ? { action: 'lift', reason: 'its complaints were cleared or withdrawn' }
+      : { action: 'none' };
+  }
+  if (facts.suspendedAt === undefined) {
+    return {
+      action: 'suspend',
+      reason: `${facts.openComplaints.toFixed(1)} open complaints, threshold ${threshold}`,
+    };
+  }
+  const until = facts.suspendedAt + policy.settleMs;
+  if (now < until) return { action: 'wait', until };
+  return {
+    action: 'revoke',
+    reason: 'complaints',
+    detail: `${facts.openComplaints.toFixed(1)} open complaints against ${facts.traffic.toFixed(0)} packets handed on (threshold ${threshold}), none cleared by a cut-off upstream`,
+  };
+}
+
+/**
+ * Does a complaint that reaches a hop about a packet from `predecessor` clear at once? Yes when
+ * this hop has already cut that neighbour off: the source is cut, so the hops downstream must
+ * not count it against the honest relays in between (the clearing rule).
+ */
+export function clearsAtOnce(predecessorCutOff: boolean): boolean {
+  return predecessorCutOff;
+}
+
+/**
+ * Does the recipient itself count a complaint against the neighbour that handed it the message?
+ * Only when that neighbour is the sender's own agent (direct mail from a neighbour): otherwise the
+ * neighbour only relayed it and is judged by the relays upstream, and a recipient that counted it
+ * would suspend its own honest relay at the same moment that relay suspends the source.
+ */
+export function recipientCounts(neighbourEntity: string | undefined, senderEntity: string): boolean {
+  return neighbourEntity !== undefined && neighbourEntity === senderEntity;
+}
+
+/**
+ * May a first-contact message from `sender` (no contact of the recipient) be accepted now?
+ * `sentToday` counts its first contacts accepted in the last 24 h across the recipient's whole
+ * view (at a relay: handed on). Why per entity and per day: a stranger may write, but only as
+ * often as a person introduces themselves; a flood from one new identity stops at the limit, and
+ * new identities each need an invitation (quota below).
+ */
+export function firstContactAllowed(sentToday: number, policy: SpamPolicy): boolean {
+  return sentToday < policy.firstContactsPerDay;
+}
+
+/**
+ * How many invitations an entity trusted for `ageMs` may have issued in the last 30 days. Why a
+ * ramp: a freshly invited identity (maybe a sybil) cannot invite a crowd of further identities at
+ * once; why a quota at all: every invitation is a potential attack edge, and limiting them per
+ * entity bounds how fast one trusted spammer multiplies its entry points.
+ */
+export function invitationQuota(ageMs: number, policy: SpamPolicy): number {
+  const ramp = Math.min(1, Math.max(0, ageMs) / (policy.invitationRampDays * DAY));
+  return Math.max(1, Math.floor(policy.invitationsPer30Days * ramp));
+}
+
+/** May one more invitation be issued, given those issued in the last 30 days? */
+export function invitationAllowed(issuedLast30Days: number, ageMs: number, policy: SpamPolicy): boolean {
+  return issuedLast30Days < invitationQuota(ageMs, policy);
+}
+
+/**
+ * How a hop weighs evidence a neighbour sent with its revocation of an agent we also trust. Why
+ * not revoke at once: the evidence proves complaints were made against that agent at the sender,
+ * not that the recipients were honest; so verified complaints count here as open complaints (the
+ * same threshold applies), each at most once, and a revocation arrives with at most maxComplaints.
+ */
+export function evidenceWeight(verifiedItems: number, policy: SpamPolicy): number {
+  return Math.min(verifiedItems, policy.maxComplaints);
+}

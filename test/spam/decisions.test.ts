@@ -1,0 +1,117 @@
+import { describe, expect, test } from '@jest/globals';
+import {
+  addDecayed,
+  complaintThreshold,
+  complaintWeight,
+  decayedValue,
+  DEFAULT_SPAM_POLICY,
+  evidenceWeight,
+  firstContactAllowed,
+  invitationAllowed,
+  invitationQuota,
+  judgeNeighbour,
+  recipientCounts,
+  type NeighbourFacts,
+} from '../../agent/spam/decisions.ts';
+
+const DAY = 86_400_000;
+const P = DEFAULT_SPAM_POLICY;
+const facts = (f: Partial<NeighbourFacts>): NeighbourFacts => ({
+  openComplaints: 0,
+  traffic: 0,
+  cuts: 0,
+  revoked: false,
+  ...f,
+});
+
+describe('decaying counts', () => {
+  test('halve every half-life, never grow for a clock that stepped back, and add on top of the decayed value', () => {
+    const d = { value: 8, at: 0 };
+    expect(decayedValue(d, P.halfLifeMs, P.halfLifeMs)).toBeCloseTo(4);
+    expect(decayedValue(d, 3 * P.halfLifeMs, P.halfLifeMs)).toBeCloseTo(1);
+    expect(decayedValue({ value: 8, at: 1000 }, 0, P.halfLifeMs)).toBe(8);
+    const added = addDecayed(d, 1, P.halfLifeMs, P.halfLifeMs);
+    expect(added.value).toBeCloseTo(5);
+    expect(added.at).toBe(P.halfLifeMs);
+    expect(complaintWeight(0, 2 * P.halfLifeMs, P.halfLifeMs)).toBeCloseTo(0.25);
+  });
+});
+
+describe('threshold per neighbour', () => {
+  test('is the floor for a quiet neighbour, grows with the traffic it hands on, and stops at the cap', () => {
+    expect(complaintThreshold(0, P)).toBe(3);
+    expect(complaintThreshold(100, P)).toBe(3);
+    expect(complaintThreshold(400, P)).toBe(4);
+    expect(complaintThreshold(1_000_000, P)).toBe(5); // filler traffic buys at most two more spam
+  });
+});
+
+describe('judging a neighbour', () => {
+  test('below the threshold nothing happens; at it the neighbour is suspended, not yet revoked', () => {
+    expect(judgeNeighbour(facts({ openComplaints: 2 }), 0, P)).toEqual({ action: 'none' });
+    // Three complaints made within minutes: their decayed sum is a little under 3, still three.
+    const v = judgeNeighbour(facts({ openComplaints: 2.999 }), 0, P);
+    expect(v.action).toBe('suspend');
+  });
+
+  test('a suspended neighbour waits out the settle time, then is revoked if nothing cleared its complaints', () => {
+    const suspended = facts({ openComplaints: 3, suspendedAt: 1000 });
+    expect(judgeNeighbour(suspended, 1000 + P.settleMs - 1, P)).toEqual({
+      action: 'wait',
+      until: 1000 + P.settleMs,
+    });
+    const v = judgeNeighbour(suspended, 1000 + P.settleMs, P);
+    expect(v).toMatchObject({ action: 'revoke', reason: 'complaints' });
+  });
+
+  test('an honest relay whose upstream cut the source off is lifted, not revoked (the clearing rule)', () => {
+    // Its complaints were cleared by cut notices: the open weight fell under the threshold.
+    expect(
+      judgeNeighbour(facts({ openComplaints: 0, suspendedAt: 1000, cuts: 1 }), 1000 + P.settleMs, P),
+    ).toEqual({ action: 'lift', reason: expect.any(String) });
+  });
+
+  test('a neighbour that keeps cutting sources off is revoked itself; a revoked one is left alone', () => {
+    expect(judgeNeighbour(facts({ cuts: P.maxCuts }), 0, P)).toMatchObject({
+      action: 'revoke',
+      reason: 'cuts',
+    });
+    expect(judgeNeighbour(facts({ cuts: P.maxCuts - 0.5 }), 0, P)).toEqual({ action: 'none' });
+    expect(judgeNeighbour(facts({ openComplaints: 100, revoked: true }), 0, P)).toEqual({ action: 'none' });
+  });
+
+  test('a busy relay carries more mistaken complaints before it is suspended', () => {
+    expect(judgeNeighbour(facts({ openComplaints: 3, traffic: 450 }), 0, P)).toEqual({ action: 'none' });
+    expect(judgeNeighbour(facts({ openComplaints: 3, traffic: 50 }), 0, P).action).toBe('suspend');
+  });
+});
+
+describe('the recipient, first contacts, invitations, evidence', () => {
+  test('the recipient counts only against a neighbour that is the sender itself', () => {
+    expect(recipientCounts('A'.repeat(40), 'A'.repeat(40))).toBe(true);
+    expect(recipientCounts('B'.repeat(40), 'A'.repeat(40))).toBe(false);
+    expect(recipientCounts(undefined, 'A'.repeat(40))).toBe(false);
+  });
+
+  test('first contacts are limited per entity per day', () => {
+    expect(firstContactAllowed(0, P)).toBe(true);
+    expect(firstContactAllowed(P.firstContactsPerDay - 1, P)).toBe(true);
+    expect(firstContactAllowed(P.firstContactsPerDay, P)).toBe(false);
+  });
+
+  test('a new entity may invite one person; the quota ramps up to the full one over its first month', () => {
+    expect(invitationQuota(0, P)).toBe(1);
+    expect(invitationQuota(15 * DAY, P)).toBe(2);
+    expect(invitationQuota(30 * DAY, P)).toBe(5);
+    expect(invitationQuota(3000 * DAY, P)).toBe(5);
+    expect(invitationAllowed(0, 0, P)).toBe(true);
+    expect(invitationAllowed(1, 0, P)).toBe(false);
+    expect(invitationAllowed(4, 60 * DAY, P)).toBe(true);
+    expect(invitationAllowed(5, 60 * DAY, P)).toBe(false);
+  });
+
+  test('evidence from a neighbour weighs at most one threshold', () => {
+    expect(evidenceWeight(2, P)).toBe(2);
+    expect(evidenceWeight(50, P)).toBe(P.maxComplaints);
+  });
+});

@@ -1,0 +1,151 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import type { ImapFlow } from 'imapflow';
+import type { AgentId } from '../../common/ids.ts';
+import { agentKeysFromIdentity } from '../../agent/onion/keys.ts';
+import { SpamStore } from '../../agent/spam/store.ts';
+import {
+  decodeComplaintFrame,
+  encodeComplaintFrame,
+  makeStatement,
+  StatementKind,
+} from '../../agent/spam/wire.ts';
+import type { SpamEvent } from '../../agent/spam/control.ts';
+import { mail, startAgents, until, type TestNetwork } from '../agents/network.ts';
+import { copyAndExpunge, imapOf, move, waitForSubject } from './imap.ts';
+
+/**
+ * spammer -> relay -> victim, and other -> relay -> victim: real KithNodes on loopback TCP, real
+ * SQLite, a real redis-server; mail submitted over SMTP (nodemailer) and judged by a real IMAP
+ * client (imapflow) on the victim's gateway. The relay is the only path, so every complaint the
+ * victim makes travels victim -> relay -> spammer.
+ */
+describe('spam control between real nodes', () => {
+  let net: TestNetwork;
+  let imap: ImapFlow;
+  let spammerAgent: AgentId;
+  const relayEvents: SpamEvent[] = [];
+
+  beforeAll(async () => {
+    net = await startAgents(
+      {
+        names: ['spammer', 'relay', 'victim', 'other'],
+        links: [
+          ['relay', 'spammer'],
+          ['relay', 'victim'],
+          ['relay', 'other'],
+        ],
+        contacts: [
+          ['spammer', 'victim'],
+          ['other', 'victim'],
+        ],
+      },
+      { spam: { minComplaints: 3, settleMs: 1000 } },
+    );
+    spammerAgent = net.agent('spammer').node.identity.agentId;
+    net.agent('relay').node.spam.onEvent((e) => relayEvents.push(e));
+    imap = await imapOf(net.agent('victim').node);
+  });
+
+  afterAll(async () => {
+    await imap?.logout().catch(() => undefined);
+    await net?.close();
+  });
+
+  const relay = () => net.agent('relay').node;
+  const victim = () => net.agent('victim').node;
+  const open = () => relay().spam.facts(spammerAgent).openComplaints;
+
+  test('Junk moves complain, a move back withdraws, forged and replayed complaints are refused, and past the threshold the relay revokes the spammer while other mail still flows', async () => {
+    const spammer = net.agent('spammer').node;
+    for (let i = 1; i <= 3; i++) {
+      await mail(spammer, victim(), { subject: `cheap pills ${i}`, text: `buy now ${i}` });
+    }
+    for (let i = 1; i <= 3; i++) await waitForSubject(imap, 'INBOX', `cheap pills ${i}`);
+
+    // One complaint (IMAP MOVE to Junk): counted once at the relay, against the spammer.
+    await move(imap, 'cheap pills 1', 'INBOX', 'Junk');
+    await until(() => (open() > 0.99 ? true : undefined), 20_000, 'the complaint to reach the relay');
+    expect(relay().engine.metrics.get('complaints_counted')).toBe(1);
+    // The sender's own agent hears of it too (the end of the reverse path).
+    await until(
+      () => (spammer.engine.metrics.get('complaints_received') > 0 ? true : undefined),
+      20_000,
+      'the complaint to reach the spammer',
+    );
+
+    // Moving it back out of Junk withdraws the complaint along the same path: un-counted.
+    await move(imap, 'cheap pills 1', 'Junk', 'INBOX');
+    await until(() => (open() < 0.01 ? true : undefined), 20_000, 'the withdrawal to reach the relay');
+    expect(relay().engine.metrics.get('withdrawals_relayed')).toBe(1);
+
+    // A replay of the victim's complaint frame, sent again by the victim's agent over its real link.
+    const rows = new SpamStore(relay().db).allAgainst(spammerAgent);
+    expect(rows).toHaveLength(1);
+    const stored = rows[0].frame!;
+    const relayAgent = relay().identity.agentId;
+    await victim().links.transport.send(relayAgent, stored);
+    await until(
+      () => (relay().engine.metrics.get('rejected_complaint_replay') === 1 ? true : undefined),
+      20_000,
+      'the replay to be refused',
+    );
+    // A forged complaint: the recipient's signature altered (the hop signature made anew over it).
+    const keys = agentKeysFromIdentity(victim().identity);
+    const parsed = decodeComplaintFrame(stored);
+    const forgedStatement = { ...parsed.statement, at: parsed.statement.at + 10 }; // signature no longer fits
+    const relayPublic = agentKeysFromIdentity(relay().identity).signPublic;
+    await victim().links.transport.send(
+      relayAgent,
+      encodeComplaintFrame(keys, relayPublic, parsed.link, forgedStatement),
+    );
+    // A complaint correctly signed by the victim about a packet the relay never handed it.
+    const unknown = makeStatement(keys, StatementKind.complaint, 'ab'.repeat(16), Date.now());
+    await victim().links.transport.send(
+      relayAgent,
+      encodeComplaintFrame(keys, relayPublic, 'cd'.repeat(16), unknown),
+    );
+    await until(
+      () =>
+        relay().engine.metrics.get('rejected_complaint_forged') === 1 &&
+        relay().engine.metrics.get('rejected_complaint_unknown') === 1
+          ? true
+          : undefined,
+      20_000,
+      'the forged and unknown complaints to be refused',
+    );
+    expect(relayEvents.filter((e) => e.kind === 'refused').map((e) => (e as { code: string }).code)).toEqual([
+      'complaint_replay',
+      'complaint_forged',
+      'complaint_unknown',
+    ]);
+    expect(open()).toBeLessThan(0.01); // none of them counted
+
+    // Three complaints (one by COPY + EXPUNGE, as clients without MOVE do; one complained again
+    // after its withdrawal): the relay suspends the spammer, and revokes it once nobody upstream
+    // showed a cut-off within the settle time.
+    await move(imap, 'cheap pills 1', 'INBOX', 'Junk');
+    await move(imap, 'cheap pills 2', 'INBOX', 'Junk');
+    await copyAndExpunge(imap, 'cheap pills 3', 'INBOX', 'Junk');
+    const spammerEntity = spammer.identity.fingerprint;
+    await until(() => (open() > 2.9 ? true : undefined), 20_000, 'three open complaints');
+    await until(
+      () => (relay().trust.entity(spammerEntity)?.revokedAt !== undefined ? true : undefined),
+      30_000,
+      'the relay to revoke the spammer',
+    );
+    expect(relayEvents.map((e) => e.kind)).toEqual(expect.arrayContaining(['suspended', 'revoked']));
+    expect(relay().engine.metrics.get('complaints_counted')).toBe(3); // the re-complaint counted again, once
+    await until(() => (relay().links.isLinked(spammerAgent) ? undefined : true), 20_000, 'the link to close');
+
+    // The relay's cut notices reach the victim: its complaints are cleared (the source is cut off).
+    await until(
+      () => (victim().engine.metrics.get('cuts_received') === 3 ? true : undefined),
+      20_000,
+      'the cut notices to reach the victim',
+    );
+    // The victim did not lose its relay, and mail from the relay's other neighbour still flows.
+    expect(victim().trust.entity(relay().identity.fingerprint)?.revokedAt).toBeUndefined();
+    await mail(net.agent('other').node, victim(), { subject: 'lunch tomorrow?', text: 'at noon' });
+    await waitForSubject(imap, 'INBOX', 'lunch tomorrow?');
+  });
+});
