@@ -13,8 +13,10 @@ import type { EntityRecord, TrustChange, TrustStore } from '../trust/store.ts';
 import { readFrames, readJson, writeJson } from './frames.ts';
 import {
   certificateRenewalDue,
+  endsAfterFailedHello,
   provisionalMayOpen,
   DEFAULT_PROVISIONAL_LIMITS,
+  type ProvisionalEnd,
   type ProvisionalLimits,
 } from '../trust/decisions.ts';
 import { renewAgentCertificate } from '../identity/identity.ts';
@@ -59,6 +61,7 @@ export class LinkManager implements Links {
   private unsubscribe: (() => void) | undefined;
   private addressBook: AddressBook | undefined;
   private readonly redeemedListeners: ((entity: EntityRecord) => void)[] = [];
+  private readonly provisionalEndListeners: ((peer: AgentId, end: ProvisionalEnd) => void)[] = [];
   private readonly config: Config['p2p'];
   private readonly identity: Identity;
   /** The trust store this link manager admits by (the control channel reads and changes it too). */
@@ -149,14 +152,14 @@ export class LinkManager implements Links {
         });
       };
     const trustedOrProvisional =
-      (handler: (stream: Stream, from: AgentId) => Promise<void>) =>
+      (handler: (stream: Stream, from: AgentId, connection: Connection) => Promise<void>) =>
       (stream: Stream, connection: Connection) => {
         const from = connection.remotePeer.toString();
         if (!this.provisional.has(from) && !this.trustStore.isTrustedAgent(from as AgentId)) {
           stream.abort(new Error('not a trusted agent'));
           return;
         }
-        handler(stream, from as AgentId).catch((err) => {
+        handler(stream, from as AgentId, connection).catch((err) => {
           this.log.debug({ err, from }, 'stream handler failed');
           stream.abort(err as Error);
         });
@@ -169,7 +172,7 @@ export class LinkManager implements Links {
     );
     await node.handle(
       HELLO_PROTOCOL,
-      trustedOrProvisional((s, from) => this.answerHello(s, from)),
+      trustedOrProvisional((s, from, connection) => this.answerHello(s, from, connection)),
       options,
     );
     await node.handle(
@@ -216,6 +219,15 @@ export class LinkManager implements Links {
 
   onInvitationRedeemed(listener: (entity: EntityRecord) => void): void {
     this.redeemedListeners.push(listener);
+  }
+
+  /**
+   * Called whenever a peer let in provisionally stops being provisional, and why: its hello
+   * admitted it ('promoted'), showed it is no certified agent of a trusted entity ('refused'), it
+   * never proved itself by the deadline ('deadline'), or it went away first ('disconnected').
+   */
+  onProvisionalEnd(listener: (peer: AgentId, end: ProvisionalEnd) => void): void {
+    this.provisionalEndListeners.push(listener);
   }
 
   isLinked(agent: AgentId): boolean {
@@ -524,29 +536,54 @@ export class LinkManager implements Links {
 
   private async sayHello(connection: Connection): Promise<EntityRecord> {
     const remote = asAgentId(connection.remotePeer.toString());
-    const stream = await connection.newStream(HELLO_PROTOCOL, {
-      signal: AbortSignal.timeout(EXCHANGE_TIMEOUT_MS),
-      runOnLimitedConnection: true,
-    });
-    await writeJson(stream, buildHello(this.identity, this.trustStore));
-    const reply = await readJson<HelloReply>(readFrames(stream, CONTROL_MAX_BYTES));
-    await stream.close().catch(() => undefined);
-    if ('refused' in reply)
-      throw new KithError('ERR_NOT_TRUSTED', `${remote} refused our hello: ${reply.refused}`);
-    const entity = await acceptHello(this.trustStore, remote, reply, this.log);
-    this.promote(remote);
-    return entity;
+    try {
+      const stream = await connection.newStream(HELLO_PROTOCOL, {
+        signal: AbortSignal.timeout(EXCHANGE_TIMEOUT_MS),
+        runOnLimitedConnection: true,
+      });
+      await writeJson(stream, buildHello(this.identity, this.trustStore));
+      const reply = await readJson<HelloReply>(readFrames(stream, CONTROL_MAX_BYTES));
+      await stream.close().catch(() => undefined);
+      if ('refused' in reply)
+        throw new KithError('ERR_NOT_TRUSTED', `${remote} refused our hello: ${reply.refused}`);
+      const entity = await acceptHello(this.trustStore, remote, reply, this.log);
+      this.promote(remote);
+      return entity;
+    } catch (err) {
+      // A peer we dialed provisionally (an address without a peer id) whose reply did not
+      // admit it: cut it off now, not at the deadline.
+      if (
+        this.provisional.has(remote) &&
+        endsAfterFailedHello({ trustedNow: this.trustStore.isTrustedAgent(remote) })
+      )
+        this.dropProvisional(remote, 'refused', connection);
+      throw err;
+    }
   }
 
-  private async answerHello(stream: Stream, from: AgentId): Promise<void> {
-    const hello = await readJson<HelloMessage>(readFrames(stream, CONTROL_MAX_BYTES));
+  /**
+   * The responder's side of the hello. A peer whose hello does not admit it (a stranger's
+   * certificate, a malformed hello, a stream that ends without one) is told so in one line and
+   * cut off at once: the hello is all a provisional peer may do (agent/trust/decisions.ts,
+   * `endsAfterFailedHello`), so it does not keep its connection until the deadline.
+   */
+  private async answerHello(stream: Stream, from: AgentId, connection: Connection): Promise<void> {
     try {
+      const hello = await readJson<HelloMessage>(readFrames(stream, CONTROL_MAX_BYTES));
       await acceptHello(this.trustStore, from, hello, this.log);
     } catch (err) {
-      // Say nothing about ourselves to a peer we do not trust, and do not keep it around.
-      await writeJson(stream, { v: 1, refused: err instanceof KithError ? err.code : 'ERR_NOT_TRUSTED' });
+      const code = err instanceof KithError ? err.code : 'ERR_NOT_TRUSTED';
+      // Decided before answering: from here on the peer may open nothing, and its going away
+      // once it has read the answer is not mistaken for the reason it ended.
+      const ends = endsAfterFailedHello({ trustedNow: this.trustStore.isTrustedAgent(from) });
+      if (ends) this.endProvisional(from, 'refused');
+      // Say nothing about ourselves to a peer we do not trust.
+      await writeJson(stream, { v: 1, refused: code }).catch(() => undefined);
       await stream.close().catch(() => undefined);
-      if (!this.trustStore.isTrustedAgent(from)) this.dropProvisional(from);
+      if (ends) {
+        this.log.info({ peer: from, code }, 'refused a hello; closing the connection');
+        this.dropProvisional(from, 'refused', connection);
+      }
       throw err;
     }
     await writeJson(stream, buildHello(this.identity, this.trustStore));
@@ -583,27 +620,42 @@ export class LinkManager implements Links {
     const timer = setTimeout(() => {
       if (!this.trustStore.isTrustedAgent(peer as AgentId)) {
         this.log.info({ peer }, 'closing a provisional connection that never proved itself');
-        this.dropProvisional(peer);
+        this.dropProvisional(peer, 'deadline');
       } else {
-        this.provisional.delete(peer);
+        this.endProvisional(peer, 'promoted');
       }
     }, this.provisionalMs);
     timer.unref();
     this.provisional.set(peer, timer);
   }
 
-  /** Cuts off a peer that was let in provisionally and did not (or could not) prove itself. */
-  private dropProvisional(peer: string): void {
+  /**
+   * Cuts off a peer that was let in provisionally and did not (or could not) prove itself: every
+   * connection of it, the one its hello came on by name (the connection manager may not list a
+   * just-opened inbound connection yet, so a hang-up by peer id alone could miss it). The
+   * listeners hear `end` unless the peer's provisional state ended already.
+   */
+  private dropProvisional(peer: string, end: 'refused' | 'deadline', connection?: Connection): void {
+    this.endProvisional(peer, end);
+    const connections = new Set(this.node?.getConnections(peerIdFromString(peer)) ?? []);
+    if (connection !== undefined) connections.add(connection);
+    for (const c of connections) {
+      // Graceful, so the refusal just written reaches the peer; libp2p bounds it (1 s) and aborts then.
+      void c.close().catch((err: Error) => c.abort(err));
+    }
+  }
+
+  /** Clears a provisional peer's deadline and tells the listeners why it ended (once). */
+  private endProvisional(peer: string, end: ProvisionalEnd): void {
     const timer = this.provisional.get(peer);
-    if (timer) clearTimeout(timer);
+    if (timer === undefined) return;
+    clearTimeout(timer);
     this.provisional.delete(peer);
-    void this.node?.hangUp(peerIdFromString(peer)).catch(() => undefined);
+    for (const listener of this.provisionalEndListeners) listener(peer as AgentId, end);
   }
 
   private promote(peer: string): void {
-    const timer = this.provisional.get(peer);
-    if (timer) clearTimeout(timer);
-    this.provisional.delete(peer);
+    this.endProvisional(peer, 'promoted');
     if (!this.trustStore.isTrustedAgent(peer as AgentId)) return;
     this.linkTransport?.setLink(peer as AgentId, true);
     const excess = linksToClose(
@@ -620,9 +672,7 @@ export class LinkManager implements Links {
 
   private onPeerDisconnect(peer: PeerId): void {
     const id = peer.toString();
-    const timer = this.provisional.get(id);
-    if (timer) clearTimeout(timer);
-    this.provisional.delete(id);
+    this.endProvisional(id, 'disconnected');
     this.linkTransport?.setLink(id as AgentId, false);
   }
 

@@ -67,6 +67,21 @@ export function provisionalMayOpen(facts: {
   return facts.protocol === 'invite' && facts.openInvitation;
 }
 
+/** Why a provisional peer stopped being provisional (the link manager reports each end). */
+export type ProvisionalEnd = 'promoted' | 'refused' | 'deadline' | 'disconnected';
+
+/**
+ * After a provisional peer's hello (or its reply to ours) failed to admit it, does its
+ * connection end now? Yes, unless it is trusted anyway (a certificate of it arrived by another
+ * way meanwhile): the hello is the only thing a provisional peer may do, so once it has shown
+ * that it is no certified agent of a trusted entity (or could not show anything readable), every
+ * further moment only costs us a connection slot. Waiting for the deadline would also keep the
+ * peer visible as connected for up to that long (issue 10: a relay listing a refused stranger).
+ */
+export function endsAfterFailedHello(facts: { trustedNow: boolean }): boolean {
+  return !facts.trustedNow;
+}
+
 /** A certificate counts only inside its validity window (clock skew is the signer's problem). */
 export function certificateValidAt(notBefore: number, notAfter: number, now: number): boolean {
   return now >= notBefore && now <= notAfter;

@@ -34,6 +34,8 @@ export interface AgentOptions {
   stunServers?: string[];
   /** Upgrade relayed links to WebRTC on its own, as a node does (default true); false: the test calls upgrade. */
   autoUpgrade?: boolean;
+  /** The links' provisional deadline (default the link manager's own). */
+  provisionalMs?: number;
 }
 
 const options = JSON.parse(process.argv[2]) as AgentOptions;
@@ -57,8 +59,27 @@ const identity = hasIdentity(db)
 const trust = createTrustStore({ db, log });
 const p2p: Config['p2p'] = { ...defaultConfig().p2p, ...options.p2p };
 const extras = natExtras(p2p, { stunServers: options.stunServers });
-const links = createLinks({ identity, trust, config: p2p, log, extras });
+const links = createLinks({
+  identity,
+  trust,
+  config: p2p,
+  log,
+  extras,
+  provisionalMs: options.provisionalMs,
+});
+// How each provisional admission ended, per peer; and a wake-up for every waiter on events.
+const provisionalEnds = new Map<string, string[]>();
+const wakeups = new Set<() => void>();
+const wake = (): void => {
+  for (const w of [...wakeups]) w();
+};
+links.onProvisionalEnd((peer, end) => {
+  provisionalEnds.set(peer, [...(provisionalEnds.get(peer) ?? []), end]);
+  wake();
+});
 await links.start();
+links.libp2p.addEventListener('connection:close', wake);
+links.libp2p.addEventListener('connection:open', wake);
 // Signed address records to and from neighbours, "where is X?" (agent/reachability), as in a node.
 const reachability = createReachability({ links, trust, identity, db, config: p2p, log });
 await reachability.start();
@@ -104,6 +125,19 @@ async function waitFor(check: () => boolean, what: string, timeoutMs: number): P
   return Date.now() - started;
 }
 
+/** Resolves once `check` holds, looking again after every event that can change it (no timeout of its own). */
+function whenEvent(check: () => boolean): Promise<void> {
+  return new Promise((resolve) => {
+    const look = (): void => {
+      if (!check()) return;
+      wakeups.delete(look);
+      resolve();
+    };
+    wakeups.add(look);
+    look();
+  });
+}
+
 type Args = Record<string, unknown>;
 const commands: Record<string, (args: Args) => Promise<unknown> | unknown> = {
   info: () => ({
@@ -125,12 +159,30 @@ const commands: Record<string, (args: Args) => Promise<unknown> | unknown> = {
   },
   accept: async ({ code }) => (await links.acceptInvitation(String(code))).email,
   startNat: () => nat.start(),
+  /** Stops the NAT layer (reservation retries among it): nothing dials a relay on its own after this. */
+  stopNat: () => nat.stop(),
+  /** Resolves once the reservation supervisor counted this many failed attempts in a row. */
+  waitReservationFailures: ({ count, timeoutMs }) =>
+    waitFor(
+      () => (nat.reservations?.status() ?? []).some((r) => r.failures >= Number(count ?? 1)),
+      'a failed relay reservation',
+      Number(timeoutMs ?? 60_000),
+    ),
+  /** How each provisional admission of this peer ended so far ('refused', 'deadline', ...). */
+  provisionalEnds: ({ peer }) => provisionalEnds.get(String(peer)) ?? [],
+  /** Resolves with the ends once at least one provisional admission of this peer ended. */
+  waitProvisionalEnd: async ({ peer }) => {
+    await whenEvent(() => (provisionalEnds.get(String(peer)) ?? []).length > 0);
+    return provisionalEnds.get(String(peer));
+  },
+  /** Resolves once no open connection to this peer is left (on close events). */
+  waitNoConnection: ({ peer }) => whenEvent(() => connectionsTo(String(peer)).length === 0),
   reservations: () => nat.reservations?.status() ?? [],
   waitReserved: ({ timeoutMs }) =>
     waitFor(
       () => nat.reservations?.allReserved() ?? false,
       'a relay reservation',
-      Number(timeoutMs ?? 10_000),
+      Number(timeoutMs ?? 60_000),
     ),
   dial: ({ address }) => links.dial(String(address)),
   linked: ({ peer }) => links.isLinked(asAgentId(String(peer))),
@@ -138,7 +190,7 @@ const commands: Record<string, (args: Args) => Promise<unknown> | unknown> = {
     waitFor(
       () => links.isLinked(asAgentId(String(peer))),
       `a link to ${String(peer)}`,
-      Number(timeoutMs ?? 10_000),
+      Number(timeoutMs ?? 60_000),
     ),
   waitDirect: ({ peer, timeoutMs }) =>
     waitFor(
@@ -147,7 +199,7 @@ const commands: Record<string, (args: Args) => Promise<unknown> | unknown> = {
         return conns.some((c) => c.webrtc) && !conns.some((c) => c.relayed);
       },
       `a direct WebRTC connection to ${String(peer)} and no relayed one`,
-      Number(timeoutMs ?? 10_000),
+      Number(timeoutMs ?? 60_000),
     ),
   connections: ({ peer }) => connectionsTo(peer === undefined ? undefined : String(peer)),
   hangUp: async ({ peer }) => node.hangUp(peerIdFromString(String(peer))),
@@ -159,7 +211,7 @@ const commands: Record<string, (args: Args) => Promise<unknown> | unknown> = {
     const peer = asAgentId(String(to));
     const started = Date.now();
     const pong = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no pong from ${peer}`)), Number(timeoutMs ?? 10_000));
+      const timer = setTimeout(() => reject(new Error(`no pong from ${peer}`)), Number(timeoutMs ?? 60_000));
       waiters.set(`${peer} ${String(text)}`, () => {
         clearTimeout(timer);
         resolve();
@@ -199,10 +251,17 @@ const commands: Record<string, (args: Args) => Promise<unknown> | unknown> = {
         { seq: number } | undefined
     )?.seq ?? null,
   stunCounts: () => nat.stun?.counts ?? null,
+  /** Resolves once the STUN server ignored at least one request (a stranger's). */
+  waitStunIgnored: ({ timeoutMs }) =>
+    waitFor(
+      () => (nat.stun?.counts.ignored ?? 0) > 0,
+      'an ignored STUN request',
+      Number(timeoutMs ?? 60_000),
+    ),
   /** The STUN servers ICE would use now (learned from the relays). */
   iceServers: () => extras.ice.urls(),
   waitIceServers: ({ timeoutMs }) =>
-    waitFor(() => extras.ice.urls().length > 0, 'a STUN server for ICE', Number(timeoutMs ?? 10_000)),
+    waitFor(() => extras.ice.urls().length > 0, 'a STUN server for ICE', Number(timeoutMs ?? 60_000)),
   stunProbe: ({ host, port, timeoutMs }) => stunProbe(String(host), Number(port), Number(timeoutMs ?? 1_000)),
   stop: async () => {
     await reachability.stop();
