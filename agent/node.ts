@@ -28,6 +28,7 @@ import { createReachability, type Reachability } from './reachability/index.ts';
 import { NeighbourKeeper } from './reachability/keeper.ts';
 import { createTrustStore } from './trust/index.ts';
 import { TrustStoreView } from './trust/routing-view.ts';
+import { Streams } from './streams/index.ts';
 import type { TrustStore } from './trust/store.ts';
 import { SpamControl } from './spam/control.ts';
 import { SpamStore } from './spam/store.ts';
@@ -74,6 +75,8 @@ export class KithNode {
   private gateway?: GatewaySink;
   /** How mail clients reach this node (SMTP, IMAP, autoconfig, credentials). */
   mailSettings!: GatewaySettings;
+  /** Links that play or download transfers while they arrive (agent/streams, gateway/streams). */
+  streams!: Streams;
 
   constructor(private readonly options: NodeOptions) {
     this.config = options.config;
@@ -109,6 +112,8 @@ export class KithNode {
     if (!this.options.redis) this.parts.push({ name: 'redis', stop: () => this.redis.stop() });
     await this.startAgent();
     await this.startGateway();
+    await this.streams.start();
+    this.parts.push({ name: 'streams', stop: () => this.streams.stop() });
     await this.startDelivery();
     this.log.info({ fingerprint: this.identity.fingerprint, agent: this.identity.agentId }, 'node started');
   }
@@ -173,13 +178,18 @@ export class KithNode {
       revoke: (act) => revokeForSpam(act, { links: this.links, log }),
       hopMemoryMs: config.delivery.hopMemoryMs,
     });
+    const deliveryStore = new SqliteDeliveryStore(db);
     this.engine = new DeliveryEngine({
       transport: this.links.transport,
       keys,
       trust: new TrustStoreView(this.trust, identity),
-      store: new SqliteDeliveryStore(db),
+      store: deliveryStore,
       codec: openpgpCodec({ entityKey: identity.entityKey, publicKey: (fpr) => this.trust.publicKey(fpr) }),
-      sink: { receive: (message) => this.receive(message) },
+      sink: {
+        receive: (message) => this.receive(message),
+        onTransfer: (t) => this.streams?.hooks.onTransfer(t),
+        onChunk: (id, index) => this.streams?.hooks.onChunk(id, index),
+      },
       logger: log.child({ part: 'delivery' }),
       delivery: { ...config.delivery, spoolDir: join(this.paths.root, 'spool') },
       discovery: config.discovery,
@@ -210,6 +220,18 @@ export class KithNode {
       log,
       discoveryTimeoutMs: config.discovery.timeoutMs,
       maxAgeMs: config.delivery.maxAgeMs,
+    });
+    this.streams = new Streams({
+      config: config.streams,
+      dataDir: this.paths.root,
+      log: log.child({ part: 'streams' }),
+      self: identity.email,
+      senderOf: (fpr) => {
+        const e = this.trust.entity(fpr);
+        return { email: e?.email || undefined, name: e?.name, keyKnown: e?.publicKey !== undefined };
+      },
+      sink: () => this.sink(),
+      store: deliveryStore,
     });
     this.engine.onEvent((event) => {
       void this.delivery
@@ -307,6 +329,7 @@ export class KithNode {
         join(this.paths.root, 'received'),
         message.id,
       );
+      await this.streams.completed(message.id, saved);
       raw = fileNotice(from, this.identity.email, file.header, saved, message.id);
     } else {
       raw = message.data ?? (await readFile(message.file!));

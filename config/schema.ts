@@ -101,6 +101,15 @@ export const configSchema = z
         port,
       })
       .strict(),
+    /** Play-while-it-arrives links (issue 15): the local HTTP server serving arriving transfers. */
+    streams: z
+      .object({
+        enabled: z.boolean(),
+        /** Loopback by default: whoever holds a link (an unguessable token) can read the transfer. */
+        host,
+        port,
+      })
+      .strict(),
     tls: z
       .object({
         /** PEM files of your own certificate; when absent a self-signed one made at init is used. */

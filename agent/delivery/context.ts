@@ -50,6 +50,29 @@ export interface InboundDelivery {
 export interface DeliverySink {
   /** Durable when it resolves: only then is "delivered" reported to the sender. */
   receive(message: InboundDelivery): Promise<void>;
+  /**
+   * A chunked payload started (or resumed, after a restart) arriving: its manifest is open and
+   * signed by `sender`. `has(i)` says whether chunk i is stored (authenticated) in `spool`. For
+   * serving a transfer while it arrives (agent/streams); optional.
+   */
+  onTransfer?(transfer: InboundTransfer): void;
+  /** Chunk `index` of a transfer was authenticated and stored in its spool file. */
+  onChunk?(id: MessageId, index: number): void;
+}
+
+/** A chunked inbound payload being assembled, as DeliverySink.onTransfer sees it. */
+export interface InboundTransfer {
+  id: MessageId;
+  sender: Fingerprint;
+  verified: boolean;
+  /** Payload bytes (from the signed manifest). */
+  size: number;
+  chunkSize: number;
+  chunks: number;
+  /** The spool file: chunk i's plaintext at i * chunkSize once has(i). */
+  spool: string;
+  /** True once chunk i is stored (live view of the assembly's bitmap). */
+  has(index: number): boolean;
 }
 
 /** What happens to an outbound message, for the queue job's progress and status emails. */

@@ -21,6 +21,7 @@ export type {
   DeliveryOptions,
   DeliverySink,
   InboundDelivery,
+  InboundTransfer,
   TransitEvent,
 } from './context.ts';
 export type { HeldRef } from './store.ts';

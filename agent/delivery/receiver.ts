@@ -163,12 +163,14 @@ export class Receiver {
       from: packet.from,
       inId: packet.inId,
     });
-    this.assemblies.set(id, {
+    const created = {
       manifest,
       key: Buffer.from(manifest.contentKey, 'base64url'),
       bitmap,
       path: spoolPath(ctx.options.spoolDir, id),
-    });
+    };
+    this.assemblies.set(id, created);
+    this.announce(id, created, opened.verified);
     ctx.count('manifests_received');
     reply(ReportKind.chunkAck, 0);
   }
@@ -187,7 +189,23 @@ export class Receiver {
       path: spoolPath(this.ctx.options.spoolDir, id),
     };
     this.assemblies.set(id, a);
+    this.announce(id, a, rec.verified);
     return a;
+  }
+
+  /** Tells the sink a transfer is arriving (DeliverySink.onTransfer), so it can be served early. */
+  private announce(id: MessageId, a: Assembly, verified: boolean): void {
+    const m = a.manifest;
+    this.sink.onTransfer?.({
+      id,
+      sender: m.from,
+      verified,
+      size: m.size,
+      chunkSize: m.chunkSize,
+      chunks: m.chunks,
+      spool: a.path,
+      has: (i) => a.bitmap.has(i),
+    });
   }
 
   private async onChunk(id: MessageId, index: number, sealed: Buffer, reply: Reply): Promise<void> {
@@ -205,6 +223,7 @@ export class Receiver {
       a.bitmap.set(index);
       ctx.store.setReceived(id, a.bitmap.bits);
       ctx.count('chunks_received');
+      this.sink.onChunk?.(id, index);
     }
     const done = a.bitmap.contiguous();
     if (done < m.chunks) return reply(ReportKind.chunkAck, done);

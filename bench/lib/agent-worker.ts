@@ -75,6 +75,7 @@ const methods: Record<string, (p: Params) => Promise<unknown>> = {
         smtp: { port: 0, allowInsecureAuth: true },
         imap: { port: 0, allowInsecureAuth: true },
         http: { port: 0 },
+        streams: { port: 0 },
         delivery: { stallTimeoutMs: Number(p.stallTimeoutMs ?? 30_000) },
       },
     });

@@ -176,6 +176,7 @@ async function createAgent(
         smtp: { port: 0 },
         imap: { port: 0 },
         http: { port: 0 },
+        streams: { port: 0 },
       },
       options.overrides ?? {},
     ),

@@ -13,6 +13,7 @@ const BASE = {
   KITH_SMTP_PORT: '0',
   KITH_IMAP_PORT: '0',
   KITH_HTTP_PORT: '0',
+  KITH_STREAMS_PORT: '0',
   KITH_LOG_LEVEL: 'warn',
 };
 

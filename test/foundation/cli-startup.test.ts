@@ -12,6 +12,7 @@ const BASE = {
   KITH_SMTP_PORT: '0',
   KITH_IMAP_PORT: '0',
   KITH_HTTP_PORT: '0',
+  KITH_STREAMS_PORT: '0',
 };
 
 /** Pids of the redis-servers working in that directory (redis-server changes into --dir). */

@@ -1,0 +1,215 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Fingerprint, MessageId } from '../../common/ids.ts';
+import type { Logger } from '../../common/logger.ts';
+import type { Served, ServedCatalog } from '../../gateway/streams/types.ts';
+import type { InboundTransfer } from '../delivery/engine.ts';
+import { parseFileHeader } from '../files.ts';
+import { ArrivingFile, readAt, type SpoolView } from './arriving.ts';
+import { mediaTypeOf } from './media-type.ts';
+
+/** What the link mail needs to say about a transfer. */
+export interface LinkNotice {
+  /** The id of the transfer (the Kith message id of the payload). */
+  id: MessageId;
+  sender: Fingerprint;
+  verified: boolean;
+  name: string;
+  type: string;
+  size?: number;
+  url: string;
+  live: boolean;
+}
+
+export interface StreamCatalogDeps {
+  /** Directory of the link key and one small record per transfer (<dataDir>/streams). */
+  dir: string;
+  log: Logger;
+  /** The URL of a link (the streams server's base URL, token, name). */
+  link: (token: string, name: string) => string;
+  /** Puts the link mail into the INBOX (idempotent per transfer id). */
+  mail: (notice: LinkNotice) => Promise<void>;
+  /** A transfer the delivery store is still assembling (used at start, before the receiver reloads it). */
+  inbound?: (id: MessageId) => InboundTransfer | undefined;
+}
+
+/** What is kept on disk per transfer, so links keep working after a restart. */
+interface TransferRecord {
+  id: MessageId;
+  sender: Fingerprint;
+  verified: boolean;
+  name: string;
+  type: string;
+  /** Where the file's bytes start in the payload. */
+  offset: number;
+  size: number;
+  mailed: boolean;
+  saved?: string;
+}
+
+/** The first bytes of chunk 0 that may hold the KITH-FILE header (files.ts MAX_HEADER). */
+const HEADER_BYTES = 4096;
+
+/**
+ * Every transfer this node serves over its streams link: created when chunk 0 of a chunked
+ * `kith send --file` payload is stored (its header names the file), mailed once, served from
+ * the spool while it arrives and from received/ once saved. Links carry a token derived from a
+ * node-local key (HMAC of the message id): unguessable, and the same after a restart.
+ */
+export class StreamCatalog implements ServedCatalog {
+  private key: Buffer = Buffer.alloc(0);
+  private readonly files = new Map<MessageId, { record: TransferRecord; served: ArrivingFile }>();
+  private readonly pending = new Map<MessageId, SpoolView & { sender: Fingerprint; verified: boolean }>();
+  private readonly tokens = new Map<string, MessageId>();
+  /** Transfers whose chunk 0 is being read (once each). */
+  private readonly reading = new Set<MessageId>();
+  /** Served through other means (live stream segments); registered by agent/streams/live. */
+  private readonly extra = new Map<string, Served>();
+
+  constructor(private readonly deps: StreamCatalogDeps) {}
+
+  async start(): Promise<void> {
+    await mkdir(this.deps.dir, { recursive: true, mode: 0o700 });
+    this.key = await loadKey(join(this.deps.dir, 'link.key'));
+    const unmailed: TransferRecord[] = [];
+    for (const name of await readdir(this.deps.dir)) {
+      if (!/^[0-9a-f]{32}\.json$/.test(name)) continue;
+      try {
+        const record = JSON.parse(await readFile(join(this.deps.dir, name), 'utf8')) as TransferRecord;
+        const view = record.saved ? undefined : this.deps.inbound?.(record.id);
+        const served = new ArrivingFile(
+          view ?? { spool: '', size: record.size, chunkSize: 1, has: () => false },
+          record.offset,
+          record.name,
+          record.type,
+        );
+        if (record.saved) served.complete(record.saved);
+        this.files.set(record.id, { record, served });
+        this.tokens.set(this.token(record.id), record.id);
+        if (!record.mailed) unmailed.push(record);
+      } catch (err) {
+        this.deps.log.warn({ file: name, err: (err as Error).message }, 'unreadable transfer record skipped');
+      }
+    }
+    // A crash between the record and its mail: the mail goes out now (mail() is idempotent).
+    for (const record of unmailed) await this.sendLink(record);
+  }
+
+  /** The unguessable token of a transfer's link. */
+  token(id: string): string {
+    return createHmac('sha256', this.key).update(`kith-link:${id}`).digest('base64url').slice(0, 32);
+  }
+
+  /** The link of a transfer this catalog serves, if any. */
+  linkOf(id: MessageId): string | undefined {
+    const f = this.files.get(id);
+    return f && this.deps.link(this.token(id), f.record.name);
+  }
+
+  lookup(token: string): Served | undefined {
+    const id = this.tokens.get(token);
+    return id ? this.files.get(id)?.served : this.extra.get(token);
+  }
+
+  /** Serves something else under a token (live streams). */
+  register(token: string, served: Served): void {
+    this.extra.set(token, served);
+  }
+
+  /** DeliverySink.onTransfer: a chunked payload started or resumed arriving. */
+  onTransfer(t: InboundTransfer): void {
+    const view = { spool: t.spool, size: t.size, chunkSize: t.chunkSize, has: (i: number) => t.has(i) };
+    const known = this.files.get(t.id);
+    if (known) return known.served.attach(view);
+    this.pending.set(t.id, { ...view, sender: t.sender, verified: t.verified });
+    if (t.has(0)) void this.firstChunk(t.id);
+  }
+
+  /** DeliverySink.onChunk: wakes readers; chunk 0 names the file and sends the link mail. */
+  onChunk(id: MessageId, index: number): void {
+    const known = this.files.get(id);
+    if (known) known.served.notify();
+    else if (index === 0 || this.pending.get(id)?.has(0)) void this.firstChunk(id);
+  }
+
+  /** The file was saved under received/ (KithNode.receive): serve it from there from now on. */
+  async completed(id: MessageId, saved: string): Promise<void> {
+    this.pending.delete(id);
+    const f = this.files.get(id);
+    if (!f) return;
+    f.served.complete(saved);
+    f.record.saved = saved;
+    await this.persist(f.record);
+  }
+
+  private async firstChunk(id: MessageId): Promise<void> {
+    const view = this.pending.get(id);
+    if (!view || this.reading.has(id) || this.files.has(id)) return;
+    this.reading.add(id);
+    try {
+      const head = await readAt(view.spool, 0, Math.min(HEADER_BYTES, view.chunkSize, view.size));
+      const file = parseFileHeader(head);
+      this.pending.delete(id);
+      if (!file) return; // a large mail, not a file: it goes to the INBOX as it is, with no link
+      const record: TransferRecord = {
+        id,
+        sender: view.sender,
+        verified: view.verified,
+        name: file.header.name,
+        type: mediaTypeOf(file.header.name),
+        offset: file.offset,
+        size: view.size,
+        mailed: false,
+      };
+      const served = new ArrivingFile(view, record.offset, record.name, record.type);
+      this.files.set(id, { record, served });
+      this.tokens.set(this.token(id), id);
+      await this.persist(record);
+      await this.sendLink(record);
+    } catch (err) {
+      this.deps.log.warn({ id, err: (err as Error).message }, 'link for an arriving file not made');
+    } finally {
+      this.reading.delete(id);
+    }
+  }
+
+  private async sendLink(record: TransferRecord): Promise<void> {
+    try {
+      await this.deps.mail({
+        id: record.id,
+        sender: record.sender,
+        verified: record.verified,
+        name: record.name,
+        type: record.type,
+        size: record.size - record.offset,
+        url: this.deps.link(this.token(record.id), record.name),
+        live: false,
+      });
+      record.mailed = true;
+      await this.persist(record);
+    } catch (err) {
+      this.deps.log.warn({ id: record.id, err: (err as Error).message }, 'link mail not delivered yet');
+    }
+  }
+
+  private async persist(record: TransferRecord): Promise<void> {
+    const path = join(this.deps.dir, `${record.id}.json`);
+    await writeFile(path + '.tmp', JSON.stringify(record), { mode: 0o600 });
+    await rename(path + '.tmp', path);
+  }
+}
+
+/** The node-local key links are derived from; made once. */
+async function loadKey(path: string): Promise<Buffer> {
+  try {
+    const key = await readFile(path);
+    if (key.length === 32) return key;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const key = randomBytes(32);
+  await writeFile(path + '.tmp', key, { mode: 0o600 });
+  await rename(path + '.tmp', path);
+  return key;
+}

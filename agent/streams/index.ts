@@ -1,0 +1,124 @@
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { asMessageId, type Fingerprint, type MessageId } from '../../common/ids.ts';
+import type { Logger } from '../../common/logger.ts';
+import type { GatewaySink } from '../../gateway/delivery.ts';
+import { linkMail } from '../../gateway/streams/link-mail.ts';
+import { StreamServer } from '../../gateway/streams/server.ts';
+import type { InboundTransfer } from '../delivery/engine.ts';
+import type { DeliveryStore } from '../delivery/store.ts';
+import { decodeManifest } from '../payload/manifest.ts';
+import { ChunkBitmap, spoolPath } from '../payload/spool.ts';
+import { StreamCatalog, type LinkNotice } from './catalog.ts';
+
+export { StreamCatalog } from './catalog.ts';
+
+export interface StreamsDeps {
+  config: { enabled: boolean; host: string; port: number };
+  dataDir: string;
+  log: Logger;
+  /** Our own address (the link mail's To). */
+  self: string;
+  /** How a sender appears in mail (the contact's address and name, if known). */
+  senderOf: (fpr: Fingerprint) => { email?: string; name?: string; keyKnown: boolean };
+  /** The gateway's sink (the link mail goes into the INBOX like any incoming message). */
+  sink: () => GatewaySink;
+  /** The delivery store, for transfers still being assembled at start. */
+  store: DeliveryStore;
+}
+
+/** The Kith id of a transfer's link mail: its own id, so the mailbox keeps it apart from the file notice. */
+export function linkMailId(id: MessageId): MessageId {
+  return asMessageId(createHash('sha256').update(`kith-link-mail:${id}`).digest('hex').slice(0, 32));
+}
+
+/**
+ * Play-while-it-arrives (issue 15): the catalog of arriving transfers and the gateway's local
+ * HTTP server that serves them. The node passes `hooks` to the delivery engine's sink and calls
+ * `completed` once a file is saved.
+ */
+export class Streams {
+  readonly catalog: StreamCatalog;
+  readonly server: StreamServer;
+
+  constructor(private readonly deps: StreamsDeps) {
+    this.server = new StreamServer({
+      host: deps.config.host,
+      port: deps.config.port,
+      catalog: { lookup: (token) => this.catalog.lookup(token) },
+      log: deps.log,
+    });
+    this.catalog = new StreamCatalog({
+      dir: join(deps.dataDir, 'streams'),
+      log: deps.log,
+      link: (token, name) => this.server.linkFor(token, name),
+      mail: (notice) => this.mail(notice),
+      inbound: (id) => this.inbound(id),
+    });
+  }
+
+  async start(): Promise<void> {
+    if (!this.deps.config.enabled) return;
+    await this.server.start();
+    await this.catalog.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.server.stop();
+  }
+
+  /** DeliverySink hooks for the engine (no-ops when streams are disabled). */
+  readonly hooks = {
+    onTransfer: (t: InboundTransfer): void => {
+      if (this.deps.config.enabled) this.catalog.onTransfer(t);
+    },
+    onChunk: (id: MessageId, index: number): void => {
+      if (this.deps.config.enabled) this.catalog.onChunk(id, index);
+    },
+  };
+
+  /** A file payload was saved under received/. */
+  completed(id: MessageId, saved: string): Promise<void> {
+    return this.deps.config.enabled ? this.catalog.completed(id, saved) : Promise.resolve();
+  }
+
+  private async mail(n: LinkNotice): Promise<void> {
+    const who = this.deps.senderOf(n.sender);
+    const email = who.email ?? `${n.sender.toLowerCase()}@kith`;
+    const id = linkMailId(n.id);
+    await this.deps.sink().receive({
+      id,
+      raw: linkMail({
+        from: { email, name: who.name },
+        to: this.deps.self,
+        name: n.name,
+        type: n.type,
+        size: n.size,
+        url: n.url,
+        messageId: `${id}.link@kith`,
+        live: n.live,
+      }),
+      sender: { fingerprint: n.sender, email: who.email, name: who.name },
+      verified: n.verified,
+      senderKeyKnown: who.keyKnown,
+      receivedAt: new Date(),
+    });
+  }
+
+  private inbound(id: MessageId): InboundTransfer | undefined {
+    const rec = this.deps.store.getInbound(id);
+    if (!rec) return undefined;
+    const { manifest } = decodeManifest(rec.manifest);
+    const bitmap = new ChunkBitmap(manifest.chunks, Buffer.from(rec.received));
+    return {
+      id,
+      sender: rec.sender,
+      verified: rec.verified,
+      size: manifest.size,
+      chunkSize: manifest.chunkSize,
+      chunks: manifest.chunks,
+      spool: spoolPath(join(this.deps.dataDir, 'spool'), id),
+      has: (i) => bitmap.has(i),
+    };
+  }
+}

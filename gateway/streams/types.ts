@@ -1,0 +1,26 @@
+/**
+ * What the streams HTTP server serves (gateway/streams/server.ts). The agent implements it over
+ * its spool and received/ files (agent/streams); the gateway never sees chunks or keys.
+ */
+export interface Served {
+  /** File name shown to the user (the last path component the sender gave). */
+  readonly name: string;
+  /** Content-Type, from the file name (or the stream's declared type). */
+  readonly type: string;
+  /**
+   * Total bytes when known: a file's from the signed manifest, a live stream's once its signed
+   * final segment arrived; undefined while a live stream is still open.
+   */
+  length(): number | undefined;
+  /**
+   * Up to `max` bytes at `offset`, only from chunks that were authenticated and stored. Waits
+   * while the bytes have not arrived; an empty buffer means the content ends before `offset`.
+   * Rejects when `signal` aborts (the client went away, the server stops).
+   */
+  read(offset: number, max: number, signal: AbortSignal): Promise<Buffer>;
+}
+
+/** Looks a transfer up by the unguessable token of its link. */
+export interface ServedCatalog {
+  lookup(token: string): Served | undefined;
+}

@@ -1,0 +1,163 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { promisify } from 'node:util';
+import type { KithNode } from '../../agent/node.ts';
+import type { AgentId } from '../../common/ids.ts';
+import { decodeOnion, encodeOnion, hopDigest } from '../../agent/delivery/frames.ts';
+import { agentKeysFromIdentity, publicFromAgentId, signWith } from '../../agent/onion/keys.ts';
+import { FrameType } from '../../agent/onion/wire.ts';
+
+export const run = promisify(execFile);
+
+/**
+ * A few seconds of ffmpeg test pattern with a sine tone as WebM (VP8 + Opus). Noise keeps the
+ * bitrate up (~3 Mbit/s), so the file spans several 256 KiB chunks.
+ */
+export async function makeWebm(path: string, seconds = 5): Promise<void> {
+  await run('ffmpeg', [
+    '-v',
+    'error',
+    '-y',
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc=size=320x240:rate=25',
+    '-f',
+    'lavfi',
+    '-i',
+    'sine=frequency=440:sample_rate=48000',
+    '-t',
+    String(seconds),
+    '-vf',
+    'noise=alls=40:allf=t',
+    '-c:v',
+    'libvpx',
+    '-deadline',
+    'realtime',
+    '-cpu-used',
+    '16',
+    '-b:v',
+    '3M',
+    '-minrate',
+    '3M',
+    '-maxrate',
+    '3M',
+    '-c:a',
+    'libopus',
+    '-f',
+    'webm',
+    path,
+  ]);
+}
+
+/** ffprobe's view of a URL or file: codec names and duration. */
+export async function probe(url: string): Promise<{ codecs: string[]; duration: number }> {
+  const { stdout } = await run('ffprobe', [
+    '-v',
+    'error',
+    '-show_entries',
+    'stream=codec_name:format=duration',
+    '-of',
+    'json',
+    url,
+  ]);
+  const json = JSON.parse(stdout) as { streams: { codec_name: string }[]; format: { duration?: string } };
+  return { codecs: json.streams.map((s) => s.codec_name).sort(), duration: Number(json.format.duration) };
+}
+
+/** Decodes the first `seconds` of a URL (what a player does when it starts); resolves to frames decoded. */
+export async function decodeStart(url: string, seconds = 1): Promise<number> {
+  const { stderr } = await run('ffmpeg', [
+    '-v',
+    'error',
+    '-stats_period',
+    '60',
+    '-progress',
+    'pipe:2',
+    '-nostats',
+    '-i',
+    url,
+    '-t',
+    String(seconds),
+    '-map',
+    '0:v:0',
+    '-f',
+    'null',
+    '-',
+  ]);
+  const frames = [...stderr.matchAll(/^frame=(\d+)$/gm)].at(-1)?.[1];
+  return Number(frames ?? 0);
+}
+
+export async function sha256Of(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** The link of a FileLink-style mail (X-Mozilla-Cloud-Part). */
+export function linkIn(raw: Buffer): string | undefined {
+  return /X-Mozilla-Cloud-Part: cloudFile; url=(\S+)/.exec(raw.toString('utf8'))?.[1];
+}
+
+/** A paused link: onion frames from `node` to `to` beyond the first `pass` wait until release(). */
+export interface Gate {
+  /** Resolves when the first frame is held back. */
+  firstHeld: Promise<void>;
+  held(): number;
+  release(): Promise<void>;
+}
+
+/**
+ * Pauses the link from a relay to its next hop after `pass` onion frames (the manifest and the
+ * first chunks): what a slow or cut link does to a transfer, without timing anything.
+ */
+export function gateLink(node: KithNode, to: KithNode, pass: number): Gate {
+  const transport = node.links.transport;
+  const original = transport.send.bind(transport);
+  const target: AgentId = to.identity.agentId;
+  const queue: Uint8Array[] = [];
+  let passed = 0;
+  let open = false;
+  let heldOne!: () => void;
+  const firstHeld = new Promise<void>((resolve) => (heldOne = resolve));
+  transport.send = async (peer, frame) => {
+    if (peer !== target || open || frame[1] !== FrameType.onion || passed++ < pass)
+      return original(peer, frame);
+    queue.push(frame);
+    heldOne();
+  };
+  return {
+    firstHeld,
+    held: () => queue.length,
+    release: async () => {
+      open = true;
+      while (queue.length > 0) await original(target, queue.shift()!);
+    },
+  };
+}
+
+/**
+ * Makes a relay flip one byte of the `nth` onion frame (0: the manifest) it hands to `to`,
+ * re-signing it so the hop check passes: damage only the end-to-end chunk seal can catch.
+ */
+export function corruptFrame(node: KithNode, to: KithNode, nth: number): Promise<void> {
+  const transport = node.links.transport;
+  const original = transport.send.bind(transport);
+  const target: AgentId = to.identity.agentId;
+  const keys = agentKeysFromIdentity(node.identity);
+  let seen = 0;
+  let done!: () => void;
+  const corrupted = new Promise<void>((resolve) => (done = resolve));
+  transport.send = async (peer, frame) => {
+    if (peer !== target || frame[1] !== FrameType.onion || seen++ !== nth) return original(peer, frame);
+    const { header, body } = decodeOnion(Buffer.from(frame));
+    const h = Buffer.from(header);
+    const b = Buffer.from(body);
+    b[b.length >> 1] ^= 0x5a;
+    await original(peer, encodeOnion(h, b, signWith(keys, hopDigest(publicFromAgentId(target), h, b))));
+    done();
+  };
+  return corrupted;
+}

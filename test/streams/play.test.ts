@@ -1,0 +1,102 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  line,
+  messagesContaining,
+  progress,
+  send,
+  startAgents,
+  until,
+  type TestNetwork,
+} from '../agents/network.ts';
+import { decodeStart, gateLink, linkIn, makeWebm, probe, sha256Of } from './helpers.ts';
+
+/** Onion frames the last relay hands on before its link pauses: the manifest and 3 chunks (~768 KiB). */
+const PASS = 4;
+
+describe('a WebM sent through 3 hops plays from the link while it arrives', () => {
+  let net: TestNetwork;
+  let file: string;
+  beforeAll(async () => {
+    // A long stall timeout: the paused link must not make the sender change paths mid-test.
+    net = await startAgents(line(['a', 'b', 'c', 'd']), { delivery: { stallTimeoutMs: 120_000 } });
+    file = join(net.dir, 'pattern.webm');
+    await makeWebm(file);
+  }, 90_000);
+  afterAll(async () => net?.close(), 60_000);
+
+  it('mails the link at once, plays before the end, serves ranges, then saves the file', async () => {
+    const [a, c, d] = ['a', 'c', 'd'].map((n) => net.agent(n).node);
+    const size = (await stat(file)).size;
+    const original = await readFile(file);
+    const gate = gateLink(c, d, PASS);
+    const id = await send(a, d, { file });
+
+    // The link mail arrives while the rest of the file is held back at c.
+    const [mail] = await until(
+      async () => {
+        const found = await messagesContaining(d, 'X-Mozilla-Cloud-Part');
+        return found.length > 0 ? found : undefined;
+      },
+      30_000,
+      'the link mail',
+    );
+    await gate.firstHeld;
+    const url = linkIn(mail)!;
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/t\/[A-Za-z0-9_-]{32}\/pattern\.webm$/);
+    expect(mail.toString()).toContain('Subject: File: pattern.webm');
+    expect(mail.toString()).toContain('id="cloudAttachmentListRoot"');
+
+    // ffprobe and a decoder read it over HTTP: the full length is known, the first second plays.
+    const head = await fetch(url, { method: 'HEAD' });
+    expect(head.headers.get('content-type')).toBe('video/webm');
+    expect(Number(head.headers.get('content-length'))).toBe(size);
+    const probed = await probe(url);
+    expect(probed.codecs).toEqual(['opus', 'vp8']);
+    expect(await decodeStart(url, 1)).toBeGreaterThanOrEqual(20);
+    // …while the transfer is still incomplete: frames are held at c, no file notice, not delivered.
+    expect(gate.held()).toBeGreaterThan(0);
+    expect(await messagesContaining(d, 'File received: pattern.webm')).toHaveLength(0);
+    expect(progress(a, id).state).not.toBe('delivered');
+
+    // A range within what arrived: 206 with the full length from the signed manifest.
+    const part = await fetch(url, { headers: { Range: 'bytes=1000-1999' } });
+    expect(part.status).toBe(206);
+    expect(part.headers.get('content-range')).toBe(`bytes 1000-1999/${size}`);
+    expect(Buffer.from(await part.arrayBuffer()).equals(original.subarray(1000, 2000))).toBe(true);
+
+    // A range past what arrived waits for it instead of failing.
+    const tail = fetch(url, { headers: { Range: `bytes=-1000` } }).then(async (r) => ({
+      status: r.status,
+      range: r.headers.get('content-range'),
+      body: Buffer.from(await r.arrayBuffer()),
+    }));
+    let answered = false;
+    void tail.then(() => (answered = true));
+    const beyond = await fetch(url, { headers: { Range: `bytes=${size}-` } });
+    expect(beyond.status).toBe(416);
+    expect(answered).toBe(false);
+    await gate.release();
+    const got = await tail;
+    expect(got.status).toBe(206);
+    expect(got.range).toBe(`bytes ${size - 1000}-${size - 1}/${size}`);
+    expect(got.body.equals(original.subarray(size - 1000))).toBe(true);
+
+    // Complete: saved under received/, the notice mailed, the link now reads the saved file.
+    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 60_000, 'delivered');
+    expect(await messagesContaining(d, 'File received: pattern.webm')).toHaveLength(1);
+    const saved = (await readdir(join(d.paths.root, 'received'))).filter((f) => f.endsWith('pattern.webm'));
+    expect(saved).toHaveLength(1);
+    expect(await sha256Of(join(d.paths.root, 'received', saved[0]))).toBe(await sha256Of(file));
+    const whole = Buffer.from(await (await fetch(url)).arrayBuffer());
+    expect(whole.equals(original)).toBe(true);
+    expect((await probe(url)).duration).toBeGreaterThan(4.5);
+  }, 120_000);
+
+  it('answers 404 to a link whose token is not one of ours', async () => {
+    const d = net.agent('d').node;
+    const base = d.streams.server.linkFor('x'.repeat(32), 'nothing.webm');
+    expect((await fetch(base)).status).toBe(404);
+  });
+});
