@@ -399,7 +399,7 @@ function keyField(key: Uint8Array): Buffer {
 }
 
 /** The optional entity key after a response's path record; throws ERR_PATH_MALFORMED on a bad length. */
-function decodeKeyField(buf: Buffer, at: number): Buffer | undefined {
+export function decodeKeyField(buf: Buffer, at: number): Buffer | undefined {
   if (at === buf.length) return undefined;
   const malformed = new KithError('ERR_PATH_MALFORMED', 'bad entity key field after a path record');
   if (buf.length - at < 2) throw malformed;
