@@ -61,7 +61,9 @@ export async function acceptHello(
   if (
     hello?.v !== 1 ||
     typeof hello.entityKey !== 'string' ||
-    typeof hello.certificate?.canonical !== 'string'
+    typeof hello.certificate?.canonical !== 'string' ||
+    !isListOrAbsent(hello.siblings) ||
+    !isListOrAbsent(hello.revocations)
   ) {
     throw new KithError('ERR_PROTOCOL', 'malformed hello');
   }
@@ -106,6 +108,15 @@ export async function acceptHello(
     throw new KithError('ERR_NOT_TRUSTED', `agent ${remote} is not trusted here`);
   }
   return trust.entity(entity)!;
+}
+
+/**
+ * Why checked up front: a hello whose siblings or revocations are not lists (a number, an object)
+ * used to get as far as storing its certificate and then throw a TypeError while iterating (found
+ * by test/fuzz); it is malformed, and refused before anything is checked or stored.
+ */
+function isListOrAbsent(value: unknown): boolean {
+  return value === undefined || Array.isArray(value);
 }
 
 /** Entity and agent named by a certificate, without checking it (that is the trust store's job). */

@@ -72,8 +72,13 @@ export function parseBindingResponse(
     const type = packet.readUInt16BE(offset);
     const length = packet.readUInt16BE(offset + 2);
     const value = packet.subarray(offset + 4, offset + 4 + length);
+    if (value.length < length) return undefined;
     if (type === ATTR_XOR_MAPPED_ADDRESS) {
+      // Why checked: a truncated attribute (or an IPv6 one cut short) made the reads below throw
+      // RangeError (found by test/fuzz); a response we cannot read is no answer.
+      if (length < 4) return undefined;
       const family = value.readUInt8(1);
+      if ((family !== 0x01 && family !== 0x02) || length < (family === 0x01 ? 8 : 20)) return undefined;
       const port = value.readUInt16BE(2) ^ (MAGIC_COOKIE >>> 16);
       const xorKey = Buffer.alloc(16);
       xorKey.writeUInt32BE(MAGIC_COOKIE, 0);

@@ -57,6 +57,7 @@ export async function verifyAddressRecord(
   options: { now: number; maxAgeMs: number },
 ): Promise<AddressRecordBody> {
   let body: AddressRecordBody;
+  let key: ReturnType<typeof peerIdFromString>['publicKey'];
   try {
     body = JSON.parse(record.canonical) as AddressRecordBody;
     if (body.type !== 'kith-addresses' || body.version !== 1) throw new Error('wrong type or version');
@@ -68,19 +69,24 @@ export async function verifyAddressRecord(
     for (const address of body.addresses) multiaddr(address);
     if (!Number.isSafeInteger(body.seq)) throw new Error('bad seq');
     if (canonical(body) !== record.canonical) throw new Error('not in canonical form');
+    // An agent id that passes the base58 check but is no peer id is malformed too (found by
+    // test/fuzz: peerIdFromString throws plain Errors and TypeErrors).
+    key = peerIdFromString(body.agent).publicKey;
   } catch (err) {
     throw new KithError('ERR_RECORD_MALFORMED', `malformed address record: ${(err as Error).message}`);
   }
   if (typeof record.signature !== 'string' || record.signature.length === 0) {
     throw new KithError('ERR_RECORD_UNSIGNED', `the address record of ${body.agent} is not signed`);
   }
-  const key = peerIdFromString(body.agent).publicKey;
+  // libp2p throws a TypeError for a signature that is not 64 bytes (found by test/fuzz): that is
+  // a bad signature like any other.
   const valid =
     key !== undefined &&
-    (await key.verify(
-      new TextEncoder().encode(record.canonical),
-      Buffer.from(record.signature, 'base64url'),
-    ));
+    (await Promise.resolve()
+      .then(() =>
+        key.verify(new TextEncoder().encode(record.canonical), Buffer.from(record.signature, 'base64url')),
+      )
+      .catch(() => false));
   if (!valid) {
     throw new KithError('ERR_RECORD_SIGNATURE', `the address record of ${body.agent} has a bad signature`);
   }

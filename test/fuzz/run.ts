@@ -91,14 +91,15 @@ async function fuzz(target: Target, inputs: number): Promise<Tally> {
 const started = Date.now();
 console.log(`fuzz: seed ${seed}, ${runs.toLocaleString('en')} inputs per target`);
 const tallies: Tally[] = [];
-for (const entry of await allTargets()) {
+const { entries, stop } = await allTargets();
+for (const entry of entries) {
   if (only && !only.includes(entry.target.name)) continue;
   const inputs = entry.runsFor ? entry.runsFor(runs) : runs;
   const tally = await fuzz(entry.target, inputs);
   if (entry.note) tally.note = entry.note;
   tallies.push(tally);
 }
-for (const entry of await allTargets()) await entry.stop?.();
+await stop();
 
 console.log('\n=== fuzz summary');
 console.log(
