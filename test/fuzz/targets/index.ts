@@ -1,6 +1,7 @@
 // Every fuzz target, for the long run (test/fuzz/run.ts). The seeded CI runs import the groups.
 import type { Target } from '../harness.ts';
 import { coreTargets } from './core.ts';
+import { gatewayTargets } from './gateway.ts';
 import { trustFixture, trustTargets } from './trust.ts';
 
 export interface Entry {
@@ -19,7 +20,7 @@ const OPENPGP_EXCHANGES = new Set(['hello', 'invite-request', 'invite-reply']);
 
 export async function allTargets(): Promise<{ entries: Entry[]; stop(): Promise<void> }> {
   const trust = await trustFixture();
-  const targets = [...coreTargets(), ...(await trustTargets(trust))] as Target[];
+  const targets = [...coreTargets(), ...(await trustTargets(trust)), ...gatewayTargets()] as Target[];
   return {
     entries: targets.map((target) =>
       OPENPGP_EXCHANGES.has(target.name)
