@@ -25,6 +25,8 @@ import { openRedis, type RedisHandle } from './queue/connection.ts';
 import { Outbox } from './queue/outbox.ts';
 import { TransitQueue } from './queue/transit.ts';
 import { createReachability, type Reachability } from './reachability/index.ts';
+import { Roaming, splitTransport } from './sync/index.ts';
+import type { Transport } from './transport.ts';
 import { NeighbourKeeper } from './reachability/keeper.ts';
 import { createTrustStore } from './trust/index.ts';
 import { TrustStoreView } from './trust/routing-view.ts';
@@ -71,6 +73,10 @@ export class KithNode {
   outbox!: Outbox;
   delivery!: AgentDeliveryService;
   control!: ControlServer;
+  /** The entity's mailbox shared with its other agents (agent/sync). */
+  roaming!: Roaming;
+  /** The link transport's sync half (the delivery engine gets the other half). */
+  private syncTransport!: Transport;
   /** Where incoming mail and status go. */
   private gateway?: GatewaySink;
   /** How mail clients reach this node (SMTP, IMAP, autoconfig, credentials). */
@@ -114,6 +120,7 @@ export class KithNode {
     await this.startGateway();
     await this.streams.start();
     this.parts.push({ name: 'streams', stop: () => this.streams.stop() });
+    await this.startSync();
     await this.startDelivery();
     this.log.info({ fingerprint: this.identity.fingerprint, agent: this.identity.agentId }, 'node started');
   }
@@ -179,8 +186,10 @@ export class KithNode {
       hopMemoryMs: config.delivery.hopMemoryMs,
     });
     const deliveryStore = new SqliteDeliveryStore(db);
+    const split = splitTransport(this.links.transport);
+    this.syncTransport = split.sync;
     this.engine = new DeliveryEngine({
-      transport: this.links.transport,
+      transport: split.core,
       keys,
       trust: new TrustStoreView(this.trust, identity),
       store: deliveryStore,
@@ -262,12 +271,31 @@ export class KithNode {
     });
     this.parts.push({ name: 'gateway', stop: () => gateway.stop() });
     this.mailSettings = await gateway.start();
+    this.mailStore = gateway.store;
     this.gateway = gateway.sink;
     // Junk moves in any mail client become signed complaints (and moving back, withdrawals).
     const unhook = junkToComplaint(gateway.store, this.spam, this.log.child({ part: 'spam' }));
     this.parts.push({ name: 'junk hook', stop: unhook });
     // Final statuses lost to a crash (or given before the gateway was there) go out now.
     this.reportFinished();
+  }
+
+  /** The gateway's mailbox store (what sync keeps in line with the siblings'). */
+  private mailStore!: Gateway['store'];
+
+  /** Mailbox sync with the entity's other agents, once the mailbox store runs (agent/sync). */
+  private async startSync(): Promise<void> {
+    this.roaming = new Roaming({
+      db: this.db,
+      identity: this.identity,
+      trust: this.trust,
+      transport: this.syncTransport,
+      mail: this.mailStore,
+      connect: (agent) => this.links.connect(agent),
+      log: this.log.child({ part: 'sync' }),
+    });
+    await this.roaming.start();
+    this.parts.push({ name: 'sync', stop: () => this.roaming.stop() });
   }
 
   /** Hands the gateway finished messages' final status it has not had (AgentDeliveryService.reportFinished). */

@@ -347,7 +347,7 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
     requireStarted();
     const target = getMailbox(dest);
     const pending: ComplaintEvent[] = [];
-    const created: { uid: number; flags: string[]; modseq: number }[] = [];
+    const created: { uid: number; flags: string[]; modseq: number; from: number }[] = [];
     const expunged: number[] = [];
     let expungeModseq = 0;
     const pairs = db.transaction(() => {
@@ -356,7 +356,7 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
       for (const r of rows) {
         const { uid, modseq } = q.bumpUid.get(target.id) as { uid: number; modseq: number };
         q.insertEntry.run(target.id, uid, r.message_id, r.flags, modseq);
-        created.push({ uid, flags: splitFlags(r.flags), modseq });
+        created.push({ uid, flags: splitFlags(r.flags), modseq, from: r.uid });
         out.push([r.uid, uid]);
       }
       if (removeSource) {
@@ -372,7 +372,10 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
         reviewComplaint(r.message_id, { kind: 'arrived', into, flags: splitFlags(r.flags) }, pending);
       return out;
     })();
-    for (const c of created) emit({ kind: 'exists', mailboxId: target.id, ...c, origin });
+    for (const { from, ...c } of created) {
+      const source = { mailboxId, uid: from, moved: removeSource };
+      emit({ kind: 'exists', mailboxId: target.id, ...c, origin, source });
+    }
     if (expunged.length) emit({ kind: 'expunge', mailboxId, uids: expunged, modseq: expungeModseq, origin });
     pending.forEach(emitComplaint);
     return { uidValidity: target.uidValidity, pairs };

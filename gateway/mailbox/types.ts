@@ -66,7 +66,16 @@ export interface MessageRow extends EntryMeta {
 
 /** A change other sessions must hear about (IDLE, untagged EXISTS/EXPUNGE/FETCH). */
 export type MailChange =
-  | { kind: 'exists'; mailboxId: number; uid: number; flags: string[]; modseq: number; origin?: unknown }
+  | {
+      kind: 'exists';
+      mailboxId: number;
+      uid: number;
+      flags: string[];
+      modseq: number;
+      origin?: unknown;
+      /** For COPY and MOVE: the copy it came from (agent/sync keeps a moved message's identity). */
+      source?: { mailboxId: number; uid: number; moved: boolean };
+    }
   | { kind: 'flags'; mailboxId: number; uid: number; flags: string[]; modseq: number; origin?: unknown }
   | { kind: 'expunge'; mailboxId: number; uids: number[]; modseq: number; origin?: unknown }
   | { kind: 'mailbox-deleted'; mailboxId: number }

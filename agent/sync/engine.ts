@@ -1,0 +1,306 @@
+import { createHash } from 'node:crypto';
+import type { AgentId } from '../../common/ids.ts';
+import type { Logger } from '../../common/logger.ts';
+import type { Transport } from '../transport.ts';
+import type { SignedChange, VersionVector } from './change.ts';
+import { decodeSync, encodeSync, type SyncFrame } from './frames.ts';
+import { emptyTouched, type Op, type Touched } from './model.ts';
+import type { Received, Replica } from './replica.ts';
+
+/** What the engine needs from the mailbox side (agent/sync/bridge.ts). */
+export interface SyncSink {
+  /** Brings the local mailbox in line with what applied changes touched. */
+  applied(touched: Touched): Promise<void>;
+  /** Hashes of messages that show in the merged state but whose bytes are not here yet. */
+  missingBlobs(): string[];
+  /** The bytes of a message by content hash, if this agent has them. */
+  readBlob(hash: string): Promise<Buffer | undefined>;
+  /** A message's bytes arrived from a sibling (hash checked). */
+  blobArrived(hash: string, bytes: Buffer): Promise<void>;
+}
+
+export interface SyncEngineOptions {
+  transport: Transport;
+  replica: Replica;
+  sink: SyncSink;
+  /** Whether a linked agent is a certified, unrevoked agent of our entity. */
+  isSibling: (agent: AgentId) => boolean;
+  /** Records a refused change (reason code) for `kith` to show; nothing else happens to it. */
+  onRefused?: (r: { author?: string; seq?: number; reason: string; via: AgentId }) => void;
+  log: Logger;
+  /** Changes per frame (default 200) and bytes per blob chunk (default 512 KiB). */
+  batch?: number;
+  chunkBytes?: number;
+  /** Largest message accepted from a sibling (default 256 MiB). */
+  maxBlobBytes?: number;
+}
+
+/** Counters for tests, logs and `kith` status. */
+export interface SyncCounters {
+  sent: number;
+  applied: number;
+  duplicate: number;
+  refused: Record<string, number>;
+  blobsSent: number;
+  blobsReceived: number;
+}
+
+/**
+ * Anti-entropy and push between the agents of one entity, over their links (docs/protocol.md
+ * "Sync"). On link-up each side sends its version vector; whoever holds changes the other lacks
+ * sends them, oldest first per author, in batches. A new change (local, or applied from one
+ * sibling) is pushed to every other linked sibling by the same per-peer pump, so push and catch-up
+ * are one code path. A refused gap answers with our version vector, which makes the sender start
+ * over from what we really have. Message bytes follow on request ("want"), in chunks.
+ */
+export class SyncEngine {
+  /** Per linked sibling: what we believe it has (its version vector plus what we sent since). */
+  private readonly known = new Map<AgentId, VersionVector>();
+  private readonly pumping = new Map<AgentId, Promise<void>>();
+  private readonly again = new Set<AgentId>();
+  private readonly incoming = new Map<string, { total: number; parts: Buffer[]; received: number }>();
+  /** Siblings that asked for bytes we did not have yet: served when they arrive. */
+  private readonly waiting = new Map<string, Set<AgentId>>();
+  private started = false;
+  private readonly batch: number;
+  private readonly chunkBytes: number;
+  private readonly maxBlobBytes: number;
+  readonly counters: SyncCounters = {
+    sent: 0,
+    applied: 0,
+    duplicate: 0,
+    refused: {},
+    blobsSent: 0,
+    blobsReceived: 0,
+  };
+  private readonly listeners = new Set<() => void>();
+
+  constructor(private readonly o: SyncEngineOptions) {
+    this.batch = o.batch ?? 200;
+    this.chunkBytes = o.chunkBytes ?? 512 * 1024;
+    this.maxBlobBytes = o.maxBlobBytes ?? 256 * 1024 * 1024;
+    o.transport.onFrame((from, frame) => this.onFrame(from, frame));
+    o.transport.onLinkChange((peer, up) => this.onLink(peer, up));
+  }
+
+  start(): void {
+    this.started = true;
+    for (const peer of this.o.transport.neighbours()) this.onLink(peer, true);
+  }
+
+  async stop(): Promise<void> {
+    this.started = false;
+    await Promise.allSettled([...this.pumping.values()]);
+    this.known.clear();
+  }
+
+  /** Records local ops as a change and pushes it to linked siblings. */
+  local(ops: Op[]): void {
+    if (ops.length === 0) return;
+    this.o.replica.local(ops);
+    this.pushAll();
+    this.changed();
+  }
+
+  /** Linked siblings right now. */
+  siblings(): AgentId[] {
+    return this.o.transport.neighbours().filter((p) => this.o.isSibling(p));
+  }
+
+  /** Hears about every applied change batch and every message that arrived (tests, IDLE). */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Asks linked siblings again for message bytes still missing (after a link-up, or by a timer). */
+  requestMissing(): void {
+    const hashes = this.o.sink.missingBlobs().filter((h) => !this.incoming.has(h));
+    if (hashes.length === 0) return;
+    for (const peer of this.siblings()) this.sendFrame(peer, { kind: 'want', hashes: hashes.slice(0, 1000) });
+  }
+
+  private changed(): void {
+    for (const l of this.listeners) l();
+  }
+
+  private onLink(peer: AgentId, up: boolean): void {
+    if (!up) {
+      this.known.delete(peer);
+      return;
+    }
+    if (!this.started || !this.o.isSibling(peer)) return;
+    this.sendFrame(peer, { kind: 'vv', vv: this.o.replica.versionVector() });
+    this.requestMissing();
+  }
+
+  private sendFrame(peer: AgentId, frame: SyncFrame): Promise<void> {
+    return this.o.transport.send(peer, encodeSync(frame)).catch((err: Error) => {
+      this.o.log.debug({ peer, err: err.message }, 'a sync frame was not sent');
+    });
+  }
+
+  private pushAll(): void {
+    for (const peer of this.known.keys()) this.pump(peer);
+  }
+
+  /** Sends a sibling what it lacks until it lacks nothing; one pump per sibling at a time. */
+  private pump(peer: AgentId): void {
+    if (this.pumping.has(peer)) {
+      this.again.add(peer);
+      return;
+    }
+    const run = (async () => {
+      do {
+        this.again.delete(peer);
+        for (;;) {
+          const theirs = this.known.get(peer);
+          if (theirs === undefined || !this.started) return;
+          const changes = this.o.replica.changesFor(theirs, this.batch);
+          if (changes.length === 0) break;
+          for (const c of changes) {
+            const { a, s } = JSON.parse(c.b) as { a: string; s: number };
+            theirs[a] = Math.max(theirs[a] ?? 0, s);
+          }
+          await this.o.transport.send(peer, encodeSync({ kind: 'changes', changes }));
+          this.counters.sent += changes.length;
+        }
+      } while (this.again.has(peer));
+    })()
+      .catch((err: Error) => {
+        // The link went down mid-way: the next link-up starts from the sibling's version vector.
+        this.known.delete(peer);
+        this.o.log.debug({ peer, err: err.message }, 'sync pump stopped');
+      })
+      .finally(() => this.pumping.delete(peer));
+    this.pumping.set(peer, run);
+  }
+
+  private async onFrame(from: AgentId, raw: Uint8Array): Promise<void> {
+    if (!this.started) return;
+    if (!this.o.isSibling(from)) {
+      // A friend's agent has no business in our mailbox: dropped, counted, and never answered.
+      this.refused({ reason: 'not-sibling-link', via: from });
+      return;
+    }
+    let frame: SyncFrame;
+    try {
+      frame = decodeSync(raw);
+    } catch (err) {
+      this.refused({ reason: 'malformed', via: from });
+      this.o.log.warn({ from, err: (err as Error).message }, 'dropped a malformed sync frame');
+      return;
+    }
+    switch (frame.kind) {
+      case 'vv':
+        this.known.set(from, { ...frame.vv });
+        this.pump(from);
+        return;
+      case 'changes':
+        return this.onChanges(from, frame.changes);
+      case 'want':
+        return this.onWant(from, frame.hashes);
+      case 'blob':
+        return this.onBlob(from, frame);
+    }
+  }
+
+  private async onChanges(from: AgentId, changes: SignedChange[]): Promise<void> {
+    const touched = emptyTouched();
+    let gap = false;
+    let applied = 0;
+    for (const change of changes) {
+      const r: Received = this.o.replica.receive(change);
+      if (r.result === 'applied') {
+        applied++;
+        mergeTouched(touched, r.touched);
+        const known = this.known.get(from);
+        if (known) known[r.body.a] = Math.max(known[r.body.a] ?? 0, r.body.s);
+      } else if (r.result === 'duplicate') {
+        this.counters.duplicate++;
+      } else {
+        if (r.reason === 'gap') gap = true;
+        this.refused({ author: r.author, seq: r.seq, reason: r.reason, via: from });
+      }
+    }
+    this.counters.applied += applied;
+    if (gap) this.sendFrame(from, { kind: 'vv', vv: this.o.replica.versionVector() });
+    if (applied === 0) return;
+    await this.o.sink.applied(touched);
+    // Gossip: siblings linked to us but not to the author get the change from us.
+    this.pushAll();
+    const missing = this.o.sink.missingBlobs().filter((h) => !this.incoming.has(h));
+    if (missing.length) this.sendFrame(from, { kind: 'want', hashes: missing.slice(0, 1000) });
+    this.changed();
+  }
+
+  private async onWant(from: AgentId, hashes: string[]): Promise<void> {
+    for (const hash of hashes) {
+      const bytes = await this.o.sink.readBlob(hash);
+      if (bytes === undefined) {
+        const set = this.waiting.get(hash) ?? new Set();
+        set.add(from);
+        this.waiting.set(hash, set);
+        continue;
+      }
+      await this.sendBlob(from, hash, bytes);
+    }
+  }
+
+  private async sendBlob(peer: AgentId, hash: string, bytes: Buffer): Promise<void> {
+    try {
+      for (let offset = 0; offset < bytes.length || offset === 0; offset += this.chunkBytes) {
+        const part = bytes.subarray(offset, offset + this.chunkBytes);
+        await this.o.transport.send(
+          peer,
+          encodeSync({ kind: 'blob', hash, total: bytes.length, offset, bytes: part }),
+        );
+        if (bytes.length === 0) break;
+      }
+      this.counters.blobsSent++;
+    } catch (err) {
+      this.o.log.debug({ peer, hash, err: (err as Error).message }, 'sending a message to a sibling stopped');
+    }
+  }
+
+  private async onBlob(from: AgentId, f: Extract<SyncFrame, { kind: 'blob' }>): Promise<void> {
+    if (f.total > this.maxBlobBytes) {
+      this.refused({ reason: 'blob-too-large', via: from });
+      return;
+    }
+    let part = this.incoming.get(f.hash);
+    if (part === undefined || part.total !== f.total || f.offset === 0) {
+      part = { total: f.total, parts: [], received: 0 };
+      this.incoming.set(f.hash, part);
+    }
+    if (f.offset !== part.received) return; // out of order: a resend starts at 0 again
+    part.parts.push(Buffer.from(f.bytes));
+    part.received += f.bytes.length;
+    if (part.received < part.total) return;
+    this.incoming.delete(f.hash);
+    const bytes = Buffer.concat(part.parts);
+    if (createHash('sha256').update(bytes).digest('hex') !== f.hash) {
+      this.refused({ reason: 'blob-hash-mismatch', via: from });
+      return;
+    }
+    this.counters.blobsReceived++;
+    await this.o.sink.blobArrived(f.hash, bytes);
+    const waiting = this.waiting.get(f.hash);
+    this.waiting.delete(f.hash);
+    for (const peer of waiting ?? []) await this.sendBlob(peer, f.hash, bytes);
+    this.changed();
+  }
+
+  private refused(r: { author?: string; seq?: number; reason: string; via: AgentId }): void {
+    this.counters.refused[r.reason] = (this.counters.refused[r.reason] ?? 0) + 1;
+    if (r.reason !== 'gap') this.o.log.warn(r, 'refused a sync change');
+    this.o.onRefused?.(r);
+  }
+}
+
+function mergeTouched(into: Touched, from: Touched): void {
+  for (const e of from.entries) into.entries.add(e);
+  for (const c of from.contacts) into.contacts.add(c);
+  into.folders ||= from.folders;
+  into.revocations.push(...from.revocations);
+}

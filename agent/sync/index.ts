@@ -1,0 +1,119 @@
+import type { AgentId } from '../../common/ids.ts';
+import type { Logger } from '../../common/logger.ts';
+import type { MailStore } from '../../gateway/mailbox/types.ts';
+import type { Db } from '../../store/db.ts';
+import type { Identity } from '../identity/identity.ts';
+import { agentKeysFromIdentity } from '../onion/keys.ts';
+import type { Transport } from '../transport.ts';
+import type { TrustStore } from '../trust/store.ts';
+import { MailboxBridge } from './bridge.ts';
+import { SyncEngine } from './engine.ts';
+import { Replica } from './replica.ts';
+import { SyncStore } from './store.ts';
+
+export { splitTransport } from './demux.ts';
+export { SyncEngine } from './engine.ts';
+export { MailboxBridge } from './bridge.ts';
+
+/** How often unlinked siblings are dialled (a laptop coming back finds the home server). */
+const SIBLING_REDIAL_MS = 30_000;
+
+export interface RoamingOptions {
+  db: Db;
+  identity: Identity;
+  trust: TrustStore;
+  /** The sync view of the link transport (splitTransport). */
+  transport: Transport;
+  mail: MailStore;
+  /** Links with a sibling by its known addresses (LinkManager.connect). */
+  connect: (agent: AgentId) => Promise<void>;
+  log: Logger;
+  now?: () => number;
+  maxSkewMs?: number;
+}
+
+/**
+ * One entity's mailbox on all its agents (docs/protocol.md "Sync"): the replica (signed change
+ * log, merged registers), the sync engine over the links to sibling agents, and the bridge to
+ * this gateway's mailboxes. Built by agent/node.ts once the gateway's store is running.
+ */
+export class Roaming {
+  readonly store: SyncStore;
+  readonly replica: Replica;
+  readonly engine: SyncEngine;
+  readonly bridge: MailboxBridge;
+  private timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(private readonly o: RoamingOptions) {
+    const { identity, trust } = o;
+    this.store = new SyncStore(o.db);
+    this.store.start();
+    const status = (agent: AgentId): 'sibling' | 'revoked' | 'unknown' => {
+      if (agent === identity.agentId) return 'sibling';
+      if (trust.entityOfAgent(agent) !== identity.fingerprint) return 'unknown';
+      if (trust.isRevokedAgent(agent)) return 'revoked';
+      return trust.isTrustedAgent(agent) ? 'sibling' : 'unknown';
+    };
+    this.replica = new Replica({
+      store: this.store,
+      self: identity.agentId,
+      entity: identity.fingerprint,
+      key: agentKeysFromIdentity(identity).signPrivate,
+      authorStatus: status,
+      now: o.now,
+      maxSkewMs: o.maxSkewMs,
+    });
+    this.engine = new SyncEngine({
+      transport: o.transport,
+      replica: this.replica,
+      sink: {
+        applied: (t) => this.bridge.applied(t),
+        missingBlobs: () => this.bridge.missingBlobs(),
+        readBlob: (h) => this.bridge.readBlob(h),
+        blobArrived: (h, b) => this.bridge.blobArrived(h, b),
+      },
+      isSibling: (agent) => agent !== identity.agentId && status(agent) === 'sibling',
+      onRefused: (r) => this.store.recordRefusal(r.author ?? '', r.seq, r.reason, r.via, Date.now()),
+      log: o.log,
+    });
+    this.bridge = new MailboxBridge({
+      mail: o.mail,
+      sync: this.store,
+      record: (ops) => this.engine.local(ops),
+      log: o.log,
+    });
+  }
+
+  /** Siblings of this entity other than this agent, certified and not revoked. */
+  siblings(): AgentId[] {
+    return this.o.trust
+      .certifiedAgents(this.o.identity.fingerprint)
+      .map((a) => a.agentId)
+      .filter((a) => a !== this.o.identity.agentId);
+  }
+
+  async start(): Promise<void> {
+    await this.bridge.start();
+    this.engine.start();
+    const redial = () => {
+      const linked = new Set(this.o.transport.neighbours());
+      for (const agent of this.siblings()) {
+        if (!linked.has(agent)) {
+          this.o
+            .connect(agent)
+            .catch((err: Error) => this.o.log.debug({ agent, err: err.message }, 'sibling not reachable'));
+        }
+      }
+      this.engine.requestMissing();
+    };
+    redial();
+    this.timer = setInterval(redial, SIBLING_REDIAL_MS);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.engine.stop();
+    await this.bridge.stop();
+  }
+}

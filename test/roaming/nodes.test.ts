@@ -1,0 +1,153 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { ImapFlow } from 'imapflow';
+import { send } from '../agents/network.ts';
+import { startEntity, until, type Entity } from './entity.ts';
+
+const message = (subject: string) =>
+  Buffer.from(
+    `From: alice@roaming.kith\r\nTo: alice@roaming.kith\r\nSubject: ${subject}\r\n\r\nbody of ${subject}\r\n`,
+  );
+
+/** Subjects and flags of a mailbox as an IMAP client sees them (a fresh look each time). */
+async function look(client: ImapFlow, mailbox = 'INBOX'): Promise<Map<string, string[]>> {
+  const lock = await client.getMailboxLock(mailbox);
+  try {
+    const out = new Map<string, string[]>();
+    if ((client.mailbox && client.mailbox.exists) === 0) return out;
+    for await (const m of client.fetch('1:*', { envelope: true, flags: true })) {
+      out.set(m.envelope?.subject ?? '', [...(m.flags ?? [])].sort());
+    }
+    return out;
+  } finally {
+    lock.release();
+  }
+}
+
+async function uidOf(client: ImapFlow, subject: string, mailbox = 'INBOX'): Promise<number> {
+  const lock = await client.getMailboxLock(mailbox);
+  try {
+    const uids = (await client.search({ subject }, { uid: true })) || [];
+    if (uids.length !== 1)
+      throw new Error(`expected one message "${subject}" in ${mailbox}, found ${uids.length}`);
+    return uids[0];
+  } finally {
+    lock.release();
+  }
+}
+
+describe('roaming: two agents of one entity keep one mailbox over their link', () => {
+  let alice: Entity;
+  let bob: Entity;
+  const validity = new Map<string, bigint | undefined>();
+  const uidValidity = async (name: string) => {
+    const status = await (await alice.imap(name)).status('INBOX', { uidValidity: true });
+    return status === false ? undefined : status.uidValidity;
+  };
+  beforeAll(async () => {
+    alice = await startEntity(['home', 'laptop']);
+    await alice.link('laptop', 'home');
+    for (const name of ['home', 'laptop']) validity.set(name, await uidValidity(name));
+  }, 90_000);
+  afterAll(async () => {
+    await bob?.close();
+    await alice?.close();
+  }, 60_000);
+
+  it('a message appended on one device shows on the other, and flags set on each show on both', async () => {
+    const home = await alice.imap('home');
+    const laptop = await alice.imap('laptop');
+    await home.append('INBOX', message('first'), []);
+    await until(
+      async () => ((await look(laptop)).has('first') ? true : undefined),
+      20_000,
+      'first on the laptop',
+    );
+
+    const onLaptop = await uidOf(laptop, 'first');
+    const onHome = await uidOf(home, 'first');
+    let lock = await laptop.getMailboxLock('INBOX');
+    await laptop.messageFlagsAdd(String(onLaptop), ['\\Seen'], { uid: true });
+    lock.release();
+    lock = await home.getMailboxLock('INBOX');
+    await home.messageFlagsAdd(String(onHome), ['\\Answered'], { uid: true });
+    lock.release();
+    const both = ['\\Answered', '\\Seen'];
+    await until(
+      async () => (String((await look(home)).get('first')) === String(both) ? true : undefined),
+      20_000,
+      'flags on home',
+    );
+    await until(
+      async () => (String((await look(laptop)).get('first')) === String(both) ? true : undefined),
+      20_000,
+      'flags on the laptop',
+    );
+  }, 60_000);
+
+  it('a folder made and a message moved into it on the laptop: home has the folder and the message there, once', async () => {
+    const home = await alice.imap('home');
+    const laptop = await alice.imap('laptop');
+    await laptop.mailboxCreate('Work');
+    const lock = await laptop.getMailboxLock('INBOX');
+    await laptop.messageMove(String(await uidOfIn(laptop, 'first')), 'Work', { uid: true });
+    lock.release();
+    await until(
+      async () => ((await look(home, 'Work')).has('first') ? true : undefined),
+      20_000,
+      'first in Work on home',
+    );
+    expect((await look(home, 'INBOX')).has('first')).toBe(false);
+    expect(String((await look(home, 'Work')).get('first'))).toBe(String(['\\Answered', '\\Seen']));
+  }, 60_000);
+
+  it('the laptop is off while home changes things; started again it catches up', async () => {
+    await alice.stop('laptop');
+    const home = await alice.imap('home');
+    await home.append('INBOX', message('while away'), ['\\Flagged']);
+    const lock = await home.getMailboxLock('Work');
+    await home.messageFlagsRemove('1:*', ['\\Seen']);
+    lock.release();
+    await alice.start('laptop');
+    await alice.link('laptop', 'home');
+    const laptop = await alice.imap('laptop');
+    await until(
+      async () => ((await look(laptop)).has('while away') ? true : undefined),
+      20_000,
+      'the new message',
+    );
+    expect((await look(laptop)).get('while away')).toEqual(['\\Flagged']);
+    await until(
+      async () => (String((await look(laptop, 'Work')).get('first')) === '\\Answered' ? true : undefined),
+      20_000,
+      '\\Seen cleared on the laptop',
+    );
+  }, 90_000);
+
+  it('mail from a friend reaching one agent of the entity ends up in both INBOXes, once each', async () => {
+    bob = await startEntity(['bob']);
+    const code = alice.node('home').links.createInvitation({ ttlMs: 60_000 });
+    await bob.node('bob').links.acceptInvitation(code);
+    await send(bob.node('bob'), alice.node('home'), { text: 'hello from bob\nhi alice' });
+    const laptop = await alice.imap('laptop');
+    const home = await alice.imap('home');
+    await until(async () => ((await look(home)).has('hello from bob') ? true : undefined), 30_000, 'on home');
+    await until(
+      async () => ((await look(laptop)).has('hello from bob') ? true : undefined),
+      20_000,
+      'on the laptop',
+    );
+    for (const client of [home, laptop]) {
+      const lock = await client.getMailboxLock('INBOX');
+      expect(await client.search({ subject: 'hello from bob' }, { uid: true })).toHaveLength(1);
+      lock.release();
+    }
+    // Sync never changes a gateway's UIDVALIDITY (each gateway numbers its own UIDs).
+    for (const name of ['home', 'laptop']) expect(await uidValidity(name)).toBe(validity.get(name));
+  }, 90_000);
+});
+
+async function uidOfIn(client: ImapFlow, subject: string): Promise<number> {
+  const uids = (await client.search({ subject }, { uid: true })) || [];
+  if (uids.length !== 1) throw new Error(`expected one "${subject}", found ${uids.length}`);
+  return uids[0];
+}
