@@ -234,7 +234,7 @@ export class Outbox {
       this.pendingHops.push({ id, record, resolve, reject });
       this.hopFlushTimer ??= setTimeout(() => this.flushHops(), HOP_FLUSH_MS);
     });
-    await this.publishProgress(id);
+    this.publishProgress(id);
   }
 
   /**
@@ -278,7 +278,7 @@ export class Outbox {
   /** Records how many chunks of a large message the recipient has acknowledged. */
   recordChunks(id: MessageId, acked: number, total: number): void {
     this.chunks.set(id, { acked, total });
-    void this.publishProgress(id);
+    this.publishProgress(id);
   }
 
   /** The message is in the recipient's mailbox (or given up): no more attempts. */
@@ -289,7 +289,7 @@ export class Outbox {
       )
       .run(state, note ?? null, this.clock(), id);
     this.chunks.delete(id);
-    await this.publishProgress(id);
+    this.publishProgress(id);
   }
 
   /** The gateway has the final status of this entry (its status email, if one is due, is stored). */
@@ -314,11 +314,14 @@ export class Outbox {
     return () => this.listeners.delete(listener);
   }
 
-  private async publishProgress(id: MessageId): Promise<void> {
+  private publishProgress(id: MessageId): void {
     for (const listener of this.listeners) listener(id);
     // One command, not getJob (which reads the whole job) then an update; a job that is gone
-    // (Redis lost it) only misses its progress until reconcile() re-creates it.
-    await this.queue?.updateJobProgress(id, this.progressOf(id)).catch(() => {});
+    // (Redis lost it) only misses its progress until reconcile() re-creates it. Not awaited:
+    // the SQLite row is the truth and this is only what `kith track` shows, while a Redis that
+    // is down holds the command until it is back (ioredis's offline queue). Awaited, that held
+    // finish() and with it the "Delivered" status email for as long as Redis was gone.
+    void this.queue?.updateJobProgress(id, this.progressOf(id)).catch(() => {});
   }
 
   get(id: MessageId): OutboxEntry | undefined {
