@@ -114,6 +114,7 @@ export class KithNode {
         dir: this.paths.redis,
         binary: this.config.redis.binary,
         log: this.log,
+        restart: true,
       }));
     if (!this.options.redis) this.parts.push({ name: 'redis', stop: () => this.redis.stop() });
     await this.startAgent();

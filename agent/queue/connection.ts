@@ -15,13 +15,20 @@ export async function openRedis(options: {
   dir: string;
   binary: string;
   log: Logger;
+  /** Restart the private redis-server when it dies (PrivateRedis). */
+  restart?: boolean;
 }): Promise<RedisHandle> {
   if (options.url) {
     const connection = connectionFromUrl(options.url);
     await pingRedis(connection);
     return { connection, stop: async () => {} };
   }
-  const server = new PrivateRedis({ dir: options.dir, binary: options.binary, log: options.log });
+  const server = new PrivateRedis({
+    dir: options.dir,
+    binary: options.binary,
+    log: options.log,
+    restart: options.restart,
+  });
   const connection = await server.start();
   return { connection, stop: () => server.stop(), private: server };
 }

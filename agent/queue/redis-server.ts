@@ -91,9 +91,18 @@ export class PrivateRedis {
   private child?: ChildProcess;
   connection?: RedisConnection;
 
-  constructor(private readonly options: { dir: string; binary: string; log: Logger }) {}
+  constructor(
+    private readonly options: {
+      dir: string;
+      binary: string;
+      log: Logger;
+      /** Start the server again when it dies while the node runs (a node's own Redis; tests that kill it by hand leave it off). */
+      restart?: boolean;
+    },
+  ) {}
 
   async start(): Promise<RedisConnection> {
+    this.stopping = false;
     const dir = resolve(this.options.dir);
     const socket = join(dir, 'redis.sock');
     await stopStaleRedis(dir, this.options.log);
@@ -125,10 +134,27 @@ export class PrivateRedis {
       args.push('--port', String(port), '--bind', '127.0.0.1', '--requirepass', password);
       this.connection = { host: '127.0.0.1', port, password };
     }
+    this.args = args;
+    await this.spawnServer();
+    this.options.log.debug(
+      { redis: this.connection.path ?? this.connection.port },
+      'private redis-server ready',
+    );
+    return this.connection;
+  }
+
+  /** Arguments of the running server, kept for a restart on the same directory, socket and port. */
+  private args: string[] = [];
+  private stopping = false;
+  private restarts = 0;
+
+  /** Spawns redis-server and resolves once it answers PING; watches it from then on. */
+  private async spawnServer(): Promise<void> {
+    const dir = resolve(this.options.dir);
     const setpriv = SETPRIV.find(isExecutable);
     const child = setpriv
-      ? spawn(setpriv, ['--pdeathsig', 'TERM', '--', this.options.binary, ...args], { stdio: 'ignore' })
-      : spawn(this.options.binary, args, { stdio: 'ignore' });
+      ? spawn(setpriv, ['--pdeathsig', 'TERM', '--', this.options.binary, ...this.args], { stdio: 'ignore' })
+      : spawn(this.options.binary, this.args, { stdio: 'ignore' });
     this.child = child;
     const missing = new KithError(
       'ERR_REDIS_MISSING',
@@ -152,12 +178,43 @@ export class PrivateRedis {
     let failed = false;
     spawnError.catch(() => (failed = true));
     await Promise.race([spawnError, this.waitReady(() => failed)]);
-    this.options.log.debug(
-      { redis: this.connection.path ?? this.connection.port },
-      'private redis-server ready',
-    );
-    return this.connection;
+    child.once('exit', (code, signal) => this.onExit(child, code, signal));
   }
+
+  /**
+   * The server died while the node runs (killed, OOM): start it again on the same directory, so
+   * the queues come back (their jobs are re-created from SQLite once Redis answers). Why here:
+   * nothing else owns this process, and without a restart no retry would ever run again.
+   */
+  private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.stopping || this.child !== child || !this.options.restart) return;
+    this.child = undefined;
+    this.options.log.warn({ code, signal }, 'private redis-server exited: restarting it');
+    this.scheduleRestart();
+  }
+
+  private scheduleRestart(): void {
+    const delayMs = Math.min(100 * 2 ** this.restarts, 5_000);
+    this.restarts += 1;
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (this.stopping) return;
+      this.spawnServer().then(
+        () => {
+          this.restarts = 0;
+          this.options.log.info('private redis-server restarted');
+        },
+        (err: Error) => {
+          this.options.log.warn({ err: err.message }, 'restarting the private redis-server failed');
+          this.child?.kill('SIGKILL');
+          this.child = undefined;
+          if (!this.stopping) this.scheduleRestart();
+        },
+      );
+    }, delayMs);
+  }
+
+  private restartTimer?: ReturnType<typeof setTimeout>;
 
   private async waitReady(failed: () => boolean): Promise<void> {
     const deadline = Date.now() + 15_000;
@@ -174,6 +231,8 @@ export class PrivateRedis {
 
   /** SIGTERM: redis flushes the append-only file and exits. */
   async stop(timeoutMs = 10_000): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.restartTimer);
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

@@ -2,6 +2,7 @@
 // each node has its own data directory, private redis-server and fixed P2P port (neighbours
 // redial it after a restart), and is driven only through the `kith` command, SMTP and IMAP.
 import { execFileSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
@@ -150,12 +151,12 @@ export class ProcessNode {
     this.child = started.child;
   }
 
-  /** The private redis-server's process id (a child of the node). */
+  /** The private redis-server's process id (a child of the node; it writes redis/redis.pid). */
   redisPid(): number {
-    const pids = childrenOf(this.child!.pid!);
-    if (pids.length !== 1)
-      throw new Error(`${this.name}: expected one redis-server child, found ${pids.length}`);
-    return pids[0];
+    const pid = Number(readFileSync(join(this.dataDir, 'redis', 'redis.pid'), 'utf8').trim());
+    if (!childrenOf(this.child!.pid!).includes(pid))
+      throw new Error(`${this.name}: redis.pid ${pid} is not its child`);
+    return pid;
   }
 
   /** kill -9 of the node and of its private redis-server, as a power cut would. */
