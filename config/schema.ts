@@ -159,6 +159,10 @@ export const configSchema = z
         settleMs: duration,
         /** Cut-offs a neighbour may report per half-life before it is revoked itself. */
         maxCuts: z.number().int().positive(),
+        /** Open complaints ever (not decayed) that revoke a neighbour (a slow drip). */
+        lifetimeComplaints: z.number().int().positive(),
+        /** Share of all packets ever handed on that may have been complained about. */
+        lifetimeRatio: z.number().min(0).max(1),
         /** First-contact messages per day from one entity that is nobody's contact here. */
         firstContactsPerDay: z.number().int().positive(),
         /** Invitations one entity may issue per 30 days once its quota has ramped up. */

@@ -14,6 +14,7 @@ import {
   judgeNeighbour,
   recipientCounts,
   type Decayed,
+  type NeighbourFacts,
   type NeighbourVerdict,
   type SpamPolicy,
 } from './decisions.ts';
@@ -99,7 +100,7 @@ const CLEARS_PER_CUT = 2;
 export class SpamControl implements SpamHooks {
   private core?: SpamCore;
   private readonly verifier = new SignatureVerifier();
-  private readonly traffic = new Map<AgentId, Decayed>();
+  private readonly traffic = new Map<AgentId, { decayed: Decayed; total: number }>();
   private readonly dirty = new Set<AgentId>();
   private readonly suspendedNow = new Set<AgentId>();
   private readonly timers = new Map<AgentId, NodeJS.Timeout>();
@@ -110,7 +111,7 @@ export class SpamControl implements SpamHooks {
   constructor(private readonly deps: SpamControlDeps) {
     this.now = deps.now ?? Date.now;
     for (const n of deps.store.neighbours()) {
-      this.traffic.set(n.agent, n.traffic);
+      this.traffic.set(n.agent, { decayed: n.traffic, total: n.totalTraffic });
       if (n.suspendedAt !== null && n.revokedAt === null) this.suspendedNow.add(n.agent);
     }
   }
@@ -222,7 +223,9 @@ export class SpamControl implements SpamHooks {
   // ---- hops ------------------------------------------------------------------------------
 
   onPacket(from: AgentId): void {
-    this.traffic.set(from, addDecayed(this.traffic.get(from), 1, this.now(), this.deps.policy.halfLifeMs));
+    const t = this.traffic.get(from);
+    const decayed = addDecayed(t?.decayed, 1, this.now(), this.deps.policy.halfLifeMs);
+    this.traffic.set(from, { decayed, total: (t?.total ?? 0) + 1 });
     this.dirty.add(from);
   }
 
@@ -391,28 +394,25 @@ export class SpamControl implements SpamHooks {
 
   // ---- judging ---------------------------------------------------------------------------
 
+  /** The stored row of a neighbour with the traffic counted in memory since the last flush. */
   private neighbourRow(agent: AgentId): NeighbourRow {
-    return (
-      this.deps.store.neighbour(agent) ?? {
-        agent,
-        traffic: this.traffic.get(agent) ?? { value: 0, at: 0 },
-        cuts: { value: 0, at: 0 },
-        suspendedAt: null,
-        revokedAt: null,
-        reason: null,
-        detail: null,
-      }
-    );
+    const stored = this.deps.store.neighbour(agent);
+    const t = this.traffic.get(agent);
+    return {
+      agent,
+      cuts: { value: 0, at: 0 },
+      suspendedAt: null,
+      revokedAt: null,
+      reason: null,
+      detail: null,
+      ...stored,
+      traffic: t?.decayed ?? stored?.traffic ?? { value: 0, at: 0 },
+      totalTraffic: t?.total ?? stored?.totalTraffic ?? 0,
+    };
   }
 
   /** The facts about a neighbour now (for the decision, `kith contacts`, tests). */
-  facts(agent: AgentId): {
-    openComplaints: number;
-    traffic: number;
-    cuts: number;
-    suspendedAt?: number;
-    revoked: boolean;
-  } {
+  facts(agent: AgentId): NeighbourFacts {
     const { store, policy } = this.deps;
     const now = this.now();
     const n = this.neighbourRow(agent);
@@ -421,7 +421,9 @@ export class SpamControl implements SpamHooks {
       .reduce((sum, r) => sum + complaintWeight(r.countedAt, now, policy.halfLifeMs), 0);
     return {
       openComplaints: open,
-      traffic: decayedValue(this.traffic.get(agent) ?? n.traffic, now, policy.halfLifeMs),
+      traffic: decayedValue(n.traffic, now, policy.halfLifeMs),
+      lifetimeOpen: store.openCount(agent),
+      lifetimeTraffic: n.totalTraffic,
       cuts: decayedValue(n.cuts, now, policy.halfLifeMs),
       suspendedAt: n.suspendedAt ?? undefined,
       revoked: n.revokedAt !== null,
@@ -507,8 +509,7 @@ export class SpamControl implements SpamHooks {
     const { store } = this.deps;
     store.transaction(() => {
       for (const agent of this.dirty) {
-        const n = this.neighbourRow(agent);
-        store.putNeighbour({ ...n, traffic: this.traffic.get(agent) ?? n.traffic });
+        store.putNeighbour(this.neighbourRow(agent));
       }
     });
     this.dirty.clear();

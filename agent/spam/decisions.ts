@@ -20,6 +20,10 @@ export interface SpamPolicy {
   settleMs: number;
   /** Cut-offs a neighbour may report per half-life before it is itself taken to admit spammers. */
   maxCuts: number;
+  /** Open complaints ever (not decayed) that revoke a neighbour, unless its traffic ever was large. */
+  lifetimeComplaints: number;
+  /** Share of all traffic ever handed on that may have been complained about. */
+  lifetimeRatio: number;
   /** First-contact messages per day from an entity the recipient has no contact with. */
   firstContactsPerDay: number;
   /** Invitations an entity may issue per 30 days, and how the quota grows with its age. */
@@ -51,6 +55,12 @@ export const DEFAULT_SPAM_POLICY: Readonly<SpamPolicy> = Object.freeze({
   // that keeps "cutting off" sources is either a spammer's front (forged cut notices) or invites
   // carelessly, and both are what revocation is for.
   maxCuts: 3,
+  // Decay alone lets a slow drip go on forever (one spam every few days never reaches the
+  // decayed threshold; Ostra's credit regenerates the same way). So open complaints are also
+  // counted without decay: ten ever, or 1% of everything it ever handed on if that is more.
+  // A spammer can only stretch that by sending 100 packets of filler per spam.
+  lifetimeComplaints: 10,
+  lifetimeRatio: 0.01,
   // Ten a day: an honest person writes to a few new people a day at most; a spammer needs
   // thousands. The first reply turns the stranger into a contact and lifts the limit.
   firstContactsPerDay: 10,
@@ -104,6 +114,10 @@ export interface NeighbourFacts {
   openComplaints: number;
   /** Decayed packets it handed on to us. */
   traffic: number;
+  /** Open complaints ever (not decayed); defaults to openComplaints. */
+  lifetimeOpen?: number;
+  /** Packets ever handed on (not decayed); defaults to traffic. */
+  lifetimeTraffic?: number;
   /** Decayed number of distinct cut-offs it reported to us. */
   cuts: number;
   /** When we suspended it (refusing its packets), if we did. */
@@ -139,6 +153,17 @@ export function judgeNeighbour(facts: NeighbourFacts, now: number, policy: SpamP
       action: 'revoke',
       reason: 'cuts',
       detail: `${facts.cuts.toFixed(1)} cut-offs within a half-life (limit ${policy.maxCuts}): it keeps letting spammers in`,
+    };
+  }
+  const lifetimeLimit = Math.max(
+    policy.lifetimeComplaints,
+    Math.ceil((facts.lifetimeTraffic ?? facts.traffic) * policy.lifetimeRatio),
+  );
+  if ((facts.lifetimeOpen ?? facts.openComplaints) >= lifetimeLimit) {
+    return {
+      action: 'revoke',
+      reason: 'complaints',
+      detail: `${facts.lifetimeOpen} open complaints in all (limit ${lifetimeLimit}): a slow drip of spam`,
     };
   }
   const threshold = complaintThreshold(facts.traffic, policy);

@@ -58,6 +58,8 @@ const MIGRATIONS = [
      evidence BLOB,                    -- the notice with its signed complaints (15.3)
      verified INTEGER NOT NULL DEFAULT 0);
    CREATE INDEX spam_revocation_entity ON spam_revocation(entity);`,
+  // Packets ever handed on by a neighbour, not decayed (the lifetime rule against a slow drip).
+  `ALTER TABLE spam_neighbour ADD COLUMN total_traffic REAL NOT NULL DEFAULT 0;`,
 ];
 
 /** One complaint as a hop (or the recipient, or the sender) keeps it. */
@@ -93,6 +95,8 @@ export interface ReceivedRow {
 export interface NeighbourRow {
   agent: AgentId;
   traffic: Decayed;
+  /** Packets ever handed on (migration 2). */
+  totalTraffic: number;
   cuts: Decayed;
   suspendedAt: number | null;
   revokedAt: number | null;
@@ -142,6 +146,7 @@ function toNeighbour(r: Raw): NeighbourRow {
   return {
     agent: r.agent as AgentId,
     traffic: { value: r.traffic as number, at: r.traffic_at as number },
+    totalTraffic: (r.total_traffic as number | null) ?? 0,
     cuts: { value: r.cuts as number, at: r.cuts_at as number },
     suspendedAt: (r.suspended_at as number | null) ?? null,
     revokedAt: (r.revoked_at as number | null) ?? null,
@@ -181,6 +186,9 @@ export class SpamStore {
       against: db.prepare(
         "SELECT * FROM spam_complaint WHERE predecessor = ? AND state = 'active' AND counted = 1 AND cleared_at IS NULL AND counted_at > ?",
       ),
+      openCount: db.prepare(
+        "SELECT count(*) AS n FROM spam_complaint WHERE predecessor = ? AND state = 'active' AND counted = 1 AND cleared_at IS NULL",
+      ),
       allAgainst: db.prepare('SELECT * FROM spam_complaint WHERE predecessor = ? ORDER BY counted_at'),
       upsertComplaint: db.prepare(
         `INSERT INTO spam_complaint (recipient, complaint_id, message_id, link_out, successor, link_in, predecessor,
@@ -203,9 +211,10 @@ export class SpamStore {
         'SELECT * FROM spam_neighbour WHERE suspended_at IS NOT NULL AND revoked_at IS NULL',
       ),
       upsertNeighbour: db.prepare(
-        `INSERT INTO spam_neighbour (agent, traffic, traffic_at, cuts, cuts_at, suspended_at, revoked_at, reason, detail)
-         VALUES (@agent, @traffic, @trafficAt, @cuts, @cutsAt, @suspendedAt, @revokedAt, @reason, @detail)
+        `INSERT INTO spam_neighbour (agent, traffic, traffic_at, total_traffic, cuts, cuts_at, suspended_at, revoked_at, reason, detail)
+         VALUES (@agent, @traffic, @trafficAt, @totalTraffic, @cuts, @cutsAt, @suspendedAt, @revokedAt, @reason, @detail)
          ON CONFLICT(agent) DO UPDATE SET traffic = excluded.traffic, traffic_at = excluded.traffic_at,
+           total_traffic = excluded.total_traffic,
            cuts = excluded.cuts, cuts_at = excluded.cuts_at, suspended_at = excluded.suspended_at,
            revoked_at = excluded.revoked_at, reason = excluded.reason, detail = excluded.detail`,
       ),
@@ -240,6 +249,11 @@ export class SpamStore {
   /** Open (active, counted, not cleared) complaints against a neighbour counted after `since`. */
   openAgainst(neighbour: AgentId, since: number): ComplaintRow[] {
     return (this.q.against.all(neighbour, since) as Raw[]).map(toComplaint);
+  }
+
+  /** Open complaints against a neighbour ever (not decayed). */
+  openCount(neighbour: AgentId): number {
+    return (this.q.openCount.get(neighbour) as { n: number }).n;
   }
 
   /** Every complaint about packets from a neighbour, oldest first. */
@@ -300,6 +314,7 @@ export class SpamStore {
       agent: n.agent,
       traffic: n.traffic.value,
       trafficAt: n.traffic.at,
+      totalTraffic: n.totalTraffic,
       cuts: n.cuts.value,
       cutsAt: n.cuts.at,
       suspendedAt: n.suspendedAt,

@@ -80,6 +80,23 @@ describe('judging a neighbour', () => {
     expect(judgeNeighbour(facts({ openComplaints: 100, revoked: true }), 0, P)).toEqual({ action: 'none' });
   });
 
+  test('a slow drip that never reaches the decayed threshold is revoked by the count that does not decay', () => {
+    // One spam every few days: the decayed weight stays near 1, but ten stand open in all.
+    const drip = facts({ openComplaints: 1.2, traffic: 2, lifetimeOpen: 10, lifetimeTraffic: 12 });
+    expect(judgeNeighbour(drip, 0, P)).toMatchObject({ action: 'revoke', reason: 'complaints' });
+    expect(judgeNeighbour({ ...drip, lifetimeOpen: 9 }, 0, P)).toEqual({ action: 'none' });
+    // A relay that handed on 5,000 packets over the years may have 50 mistaken complaints.
+    expect(
+      judgeNeighbour(
+        facts({ openComplaints: 1, traffic: 200, lifetimeOpen: 40, lifetimeTraffic: 5000 }),
+        0,
+        P,
+      ),
+    ).toEqual({
+      action: 'none',
+    });
+  });
+
   test('a busy relay carries more mistaken complaints before it is suspended', () => {
     expect(judgeNeighbour(facts({ openComplaints: 3, traffic: 450 }), 0, P)).toEqual({ action: 'none' });
     expect(judgeNeighbour(facts({ openComplaints: 3, traffic: 50 }), 0, P).action).toBe('suspend');
