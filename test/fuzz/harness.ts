@@ -24,6 +24,9 @@ export interface Target<T = unknown> {
 /** What a target returns for a typed rejection (undefined from a parser, false from a check...). */
 export const REJECTED = Symbol('rejected');
 
+/** What a target returns when it gave up waiting itself (a server that never answered). */
+export const HANG = Symbol('hang');
+
 export type Outcome =
   | { kind: 'decoded' }
   | { kind: 'rejected'; code: string }
@@ -55,7 +58,7 @@ export async function outcomeOf<T>(target: Target<T>, input: T): Promise<Outcome
   try {
     const value = await Promise.race([Promise.resolve().then(() => target.run(input)), timeout]);
     const ms = performance.now() - start;
-    if (value === 'hang' || ms > HANG_MS) return { kind: 'hang', ms };
+    if (value === 'hang' || value === HANG || ms > HANG_MS) return { kind: 'hang', ms };
     if (value === REJECTED) return { kind: 'rejected', code: 'typed', ms };
     const why = target.forged?.(input, value);
     if (why) return { kind: 'forged', why, ms };

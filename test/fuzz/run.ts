@@ -38,6 +38,14 @@ interface Tally {
   note?: string;
 }
 
+/** The tally of the target running now: an uncaught exception (a server's handler) is its crash. */
+let current: Tally | undefined;
+process.on('uncaughtException', (err) => {
+  if (!current) throw err;
+  current.crashes++;
+  if (current.examples.length < 10) current.examples.push(`uncaught: ${err.stack ?? String(err)}`);
+});
+
 async function fuzz(target: Target, inputs: number): Promise<Tally> {
   const t: Tally = {
     name: target.name,
@@ -51,6 +59,7 @@ async function fuzz(target: Target, inputs: number): Promise<Tally> {
     seconds: 0,
     examples: [],
   };
+  current = t;
   const start = performance.now();
   const failures = new Set<string>();
   const property = fc.asyncProperty(target.input, async (input) => {

@@ -2,6 +2,7 @@
 import type { Target } from '../harness.ts';
 import { coreTargets } from './core.ts';
 import { gatewayTargets } from './gateway.ts';
+import { smtpServerTarget } from './servers.ts';
 import { trustFixture, trustTargets } from './trust.ts';
 
 export interface Entry {
@@ -21,16 +22,27 @@ const OPENPGP_EXCHANGES = new Set(['hello', 'invite-request', 'invite-reply']);
 export async function allTargets(): Promise<{ entries: Entry[]; stop(): Promise<void> }> {
   const trust = await trustFixture();
   const targets = [...coreTargets(), ...(await trustTargets(trust)), ...gatewayTargets()] as Target[];
+  const smtp = await smtpServerTarget();
+  const server: Entry = {
+    target: smtp.target as Target,
+    runsFor: (asked) => Math.ceil(asked / 50),
+    note: 'a fiftieth: one TCP connection per session to a live smtp-server',
+  };
   return {
-    entries: targets.map((target) =>
-      OPENPGP_EXCHANGES.has(target.name)
-        ? {
-            target,
-            runsFor: (asked: number) => Math.ceil(asked / 10),
-            note: 'a tenth: OpenPGP signature checks per input',
-          }
-        : { target },
-    ),
-    stop: async () => trust.stop(),
+    entries: targets
+      .map((target): Entry =>
+        OPENPGP_EXCHANGES.has(target.name)
+          ? {
+              target,
+              runsFor: (asked: number) => Math.ceil(asked / 10),
+              note: 'a tenth: OpenPGP signature checks per input',
+            }
+          : { target },
+      )
+      .concat(server),
+    stop: async () => {
+      await smtp.stop();
+      trust.stop();
+    },
   };
 }
