@@ -24,6 +24,8 @@ import { openpgpCodec } from './payload/codec.ts';
 import { openRedis, type RedisHandle } from './queue/connection.ts';
 import { Outbox } from './queue/outbox.ts';
 import { TransitQueue } from './queue/transit.ts';
+import { registerListMethods } from './lists/control.ts';
+import { ListHost } from './lists/host.ts';
 import { createReachability, type Reachability } from './reachability/index.ts';
 import { Roaming, splitTransport } from './sync/index.ts';
 import type { Transport } from './transport.ts';
@@ -48,6 +50,11 @@ export interface NodeOptions {
   log: Logger;
   /** An already running Redis to share (the demo runs one for all its agents). */
   redis?: RedisHandle;
+  /**
+   * Replaces the gateway sink the node hands incoming mail and delivery events to (a hosted list
+   * takes its posts this way, agent/lists). A node started with it hosts no lists of its own.
+   */
+  wrapSink?: (sink: GatewaySink, node: KithNode) => GatewaySink;
 }
 
 /**
@@ -77,6 +84,8 @@ export class KithNode {
   roaming!: Roaming;
   /** The link transport's sync half (the delivery engine gets the other half). */
   private syncTransport!: Transport;
+  /** The lists this node hosts, each an entity with its own node under <dataDir>/lists (agent/lists). */
+  lists?: ListHost;
   /** Where incoming mail and status go. */
   private gateway?: GatewaySink;
   /** How mail clients reach this node (SMTP, IMAP, autoconfig, credentials). */
@@ -123,6 +132,7 @@ export class KithNode {
     this.parts.push({ name: 'streams', stop: () => this.streams.stop() });
     await this.startSync();
     await this.startDelivery();
+    if (!this.options.wrapSink) await this.startLists();
     this.log.info({ fingerprint: this.identity.fingerprint, agent: this.identity.agentId }, 'node started');
   }
 
@@ -273,7 +283,7 @@ export class KithNode {
     this.parts.push({ name: 'gateway', stop: () => gateway.stop() });
     this.mailSettings = await gateway.start();
     this.mailStore = gateway.store;
-    this.gateway = gateway.sink;
+    this.gateway = this.options.wrapSink ? this.options.wrapSink(gateway.sink, this) : gateway.sink;
     // Junk moves in any mail client become signed complaints (and moving back, withdrawals).
     const unhook = junkToComplaint(gateway.store, this.spam, this.log.child({ part: 'spam' }));
     this.parts.push({ name: 'junk hook', stop: unhook });
@@ -338,6 +348,25 @@ export class KithNode {
     await mkdir(join(this.paths.root, 'outgoing'), { recursive: true, mode: 0o700 });
     await this.control.start();
     this.parts.push({ name: 'control', stop: () => this.control.stop() });
+  }
+
+  /** Hosted lists: each its own KithNode under <dataDir>/lists/<name>, sharing this node's Redis. */
+  private async startLists(): Promise<void> {
+    const lists = (this.lists = new ListHost({
+      config: this.config,
+      passphrase: this.options.passphrase,
+      log: this.log.child({ part: 'lists' }),
+      redis: this.redis,
+      makeNode: (options) => new KithNode(options),
+      host: {
+        trust: this.trust,
+        createInvitation: () => this.links.createInvitation({ ttlMs: 10 * 60_000 }),
+        multiaddrs: () => this.links.multiaddrs().map((a) => a.toString()),
+      },
+    }));
+    this.parts.push({ name: 'lists', stop: () => lists.stop() });
+    await lists.start();
+    registerListMethods(this.control, lists);
   }
 
   /** An incoming message, signature checked by the engine, handed to the gateway's mailbox. */

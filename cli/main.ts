@@ -4,6 +4,7 @@ import { registerAgent } from './commands/agent.ts';
 import { registerDemo } from './commands/demo.ts';
 import { registerId } from './commands/id.ts';
 import { registerInit } from './commands/init.ts';
+import { registerLists } from './commands/lists.ts';
 import { registerMail } from './commands/mail.ts';
 import { registerMessages } from './commands/messages.ts';
 import { registerNetwork } from './commands/network.ts';
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerAgent(program);
   registerMessages(program);
   registerMail(program);
+  registerLists(program);
   registerDemo(program);
   return program;
 }

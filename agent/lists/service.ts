@@ -1,0 +1,304 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { asMessageId, type Fingerprint, type MessageId } from '../../common/ids.ts';
+import type { Logger } from '../../common/logger.ts';
+import type { DeliveryEvent, DeliveryService, GatewaySink, InboundMessage } from '../../gateway/delivery.ts';
+import type { TrustStore } from '../trust/store.ts';
+import { hasOwnLoopMark, headerValues, rewritePost } from './headers.ts';
+import { composeNotice, helpNotice, refusalNotice, summaryNotice, type Notice } from './notices.ts';
+import { countCopies, decidePost, summaryDue, type CopyState, type PostFacts } from './policy.ts';
+import type { ListPost, ListSettings, ListStore } from './store.ts';
+
+/** What a list needs of the node that carries it. */
+export interface ListNodeView {
+  identity: { fingerprint: Fingerprint; email: string; name: string };
+  trust: Pick<TrustStore, 'entity'>;
+  delivery: Pick<DeliveryService, 'submit'>;
+}
+
+/** Subjects that are commands to the list rather than posts. */
+const COMMANDS = new Set(['help', 'subscribe', 'unsubscribe']);
+
+/**
+ * One list entity at work: takes the posts its node receives (signature already checked by the
+ * engine), decides on them (policy.ts), re-submits one copy per subscriber through the node's
+ * normal delivery (so each copy is signed by the list, encrypted to that subscriber and tracked
+ * hop by hop in the list's outbox), follows the copies' delivery events and sends the poster one
+ * summary. It replaces the node's gateway sink: posts do not pile up in the list's INBOX (only
+ * distributed copies do, when the list has an archive).
+ */
+export class ListService {
+  private timer?: NodeJS.Timeout;
+  private readonly fanOuts = new Set<Promise<void>>();
+
+  constructor(
+    private readonly deps: {
+      node: ListNodeView;
+      store: ListStore;
+      /** The node's own gateway sink: the list's mailbox, where an archive keeps copies. */
+      archive: GatewaySink;
+      /** Where each distributed copy's bytes stay until its delivery ends. */
+      postsDir: string;
+      log: Logger;
+      clock?: () => number;
+    },
+  ) {}
+
+  private get now(): number {
+    return (this.deps.clock ?? Date.now)();
+  }
+
+  settings(): ListSettings {
+    const s = this.deps.store.settings();
+    if (!s) throw new Error('list settings missing');
+    return s;
+  }
+
+  /** The sink the list's node hands incoming messages and delivery events to. */
+  sink(): GatewaySink {
+    return { receive: (m) => this.receive(m), status: (e) => this.status(e) };
+  }
+
+  /** Re-submits copies a crash left behind, then checks summaries now and then. */
+  async start(): Promise<void> {
+    await mkdir(this.deps.postsDir, { recursive: true, mode: 0o700 });
+    const left = this.deps.store.unsubmitted();
+    if (left.length > 0) {
+      this.deps.log.info({ copies: left.length }, 'list: re-submitting copies left by a stop');
+      for (const post of new Set(left.map((c) => c.post)))
+        this.track(this.fanOut(this.deps.store.post(post)!));
+    }
+    const every = Math.max(200, Math.min(10_000, Math.floor(this.settings().summaryAfterMs / 4)));
+    this.timer = setInterval(() => this.sweepSummaries(), every);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await Promise.allSettled([...this.fanOuts]);
+  }
+
+  /** Waits for fan-outs under way (tests and stop()). */
+  async idle(): Promise<void> {
+    while (this.fanOuts.size > 0) await Promise.allSettled([...this.fanOuts]);
+  }
+
+  /** A message for the list: a command, a post to distribute, hold or refuse. Idempotent per id. */
+  async receive(message: InboundMessage): Promise<void> {
+    const { store, node, log } = this.deps;
+    if (store.post(message.id)) return; // the engine re-delivered: the first time counted
+    const settings = this.settings();
+    const poster = message.sender.fingerprint;
+    const subject = headerValues(message.raw, 'Subject')[0] ?? '';
+    const messageId = headerValues(message.raw, 'Message-ID')[0];
+    const member = store.member(poster);
+    const standing: PostFacts['poster'] = member
+      ? member.moderator
+        ? 'moderator'
+        : 'member'
+      : node.trust.entity(poster)?.contact
+        ? 'contact'
+        : 'stranger';
+    const looped = poster === node.identity.fingerprint || hasOwnLoopMark(message.raw, settings.email);
+    const command = subject.trim().toLowerCase();
+    if (COMMANDS.has(command) && message.verified && !looped) {
+      store.recordPost(
+        {
+          id: message.id,
+          poster,
+          subject,
+          receivedAt: this.now,
+          decision: 'refuse',
+          reason: `command ${command}`,
+        },
+        [],
+      );
+      await this.command(command, poster, standing, settings, messageId);
+      return;
+    }
+    const decision = decidePost({
+      policy: settings.policy,
+      chat: settings.chat,
+      maxBytes: settings.maxBytes,
+      size: message.raw.length,
+      verified: message.verified,
+      poster: standing,
+      looped,
+    });
+    const base = { id: message.id, poster, subject, receivedAt: this.now };
+    if (decision.action === 'refuse') {
+      store.recordPost({ ...base, decision: 'refuse', reason: decision.code }, []);
+      log.info(
+        { post: message.id, poster, code: decision.code, reason: decision.reason },
+        'list: post refused',
+      );
+      if (decision.answer)
+        await this.notify(poster, refusalNotice(settings.name, subject, decision.reason, messageId));
+      return;
+    }
+    if (decision.action === 'hold') {
+      store.recordPost({ ...base, decision: 'hold', reason: decision.reason }, []);
+      log.info({ post: message.id, poster }, 'list: post held for a moderator');
+      await this.notify(poster, {
+        subject: `Held for a moderator: ${subject}`,
+        text: `Your post "${subject}" to ${settings.name} waits for a moderator's approval.`,
+        inReplyTo: messageId,
+      });
+      return;
+    }
+    const copy = rewritePost(message.raw, settings, {
+      name: message.sender.name,
+      email: message.sender.email,
+    });
+    const rawPath = join(this.deps.postsDir, `${message.id}.eml`);
+    await writeFile(rawPath, copy, { mode: 0o600 });
+    const copies = store.members().map((m) => ({ id: newId(), subscriber: m.fingerprint }));
+    // Durable before receive() resolves: from here a crash re-submits the copies at start.
+    store.recordPost({ ...base, decision: 'distribute', rawPath }, copies);
+    log.info({ post: message.id, poster, copies: copies.length }, 'list: distributing');
+    if (settings.archive) {
+      await this.deps.archive.receive({
+        ...message,
+        raw: copy,
+        sender: { fingerprint: node.identity.fingerprint, email: settings.email, name: settings.name },
+        verified: true,
+      });
+    }
+    this.track(this.fanOut(store.post(message.id)!));
+  }
+
+  private track(p: Promise<void>): void {
+    this.fanOuts.add(p);
+    void p.finally(() => this.fanOuts.delete(p));
+  }
+
+  /** Hands every not yet submitted copy of a post to the delivery engine, one per subscriber. */
+  private async fanOut(post: ListPost): Promise<void> {
+    const { store, node, log } = this.deps;
+    const { size } = await stat(post.rawPath!);
+    for (const copy of store.copies(post.id)) {
+      if (copy.submitted) continue;
+      try {
+        await node.delivery.submit({
+          id: copy.id,
+          from: node.identity.fingerprint,
+          to: copy.subscriber,
+          rawPath: post.rawPath!,
+          size,
+        });
+        store.markSubmitted(copy.id);
+      } catch (err) {
+        // No key for the subscriber any more, or a full disk: this copy fails, the others go on.
+        log.warn(
+          { post: post.id, copy: copy.id, err: (err as Error).message },
+          'list: a copy could not be submitted',
+        );
+        store.markSubmitted(copy.id);
+        store.setCopyState(copy.id, 'failed', (err as Error).message);
+      }
+    }
+    this.checkSummary(post.id);
+  }
+
+  /** Delivery events of the list's outbox: copies change state; other messages of the list are ignored. */
+  async status(event: DeliveryEvent): Promise<void> {
+    const { store } = this.deps;
+    const copy = store.copy(event.id);
+    if (!copy) return; // a summary or notice the list sent: no status email about those
+    const state: CopyState | undefined =
+      event.kind === 'delivered'
+        ? 'delivered'
+        : event.kind === 'failed'
+          ? 'failed'
+          : event.kind === 'delayed'
+            ? 'delayed'
+            : undefined;
+    if (!state) return;
+    store.setCopyState(copy.id, state, event.kind === 'failed' ? event.reason : undefined);
+    this.checkSummary(copy.post);
+  }
+
+  private sweepSummaries(): void {
+    for (const post of this.deps.store.postsAwaitingSummary()) this.checkSummary(post.id);
+  }
+
+  /** Sends the poster's one summary once it is due (summaryDue); marked before sending, so never twice. */
+  private checkSummary(postId: MessageId): void {
+    const { store, log } = this.deps;
+    const post = store.post(postId);
+    if (!post || post.decision !== 'distribute' || post.summaryId) return;
+    const copies = store.copies(postId);
+    if (copies.some((c) => !c.submitted)) return;
+    const counts = countCopies(copies.map((c) => c.state));
+    const settings = this.settings();
+    if (!summaryDue(counts, post.receivedAt, this.now, settings.summaryAfterMs)) return;
+    const id = newId();
+    if (!store.markSummarised(postId, id)) return;
+    log.info({ post: postId, ...counts }, 'list: summary to the poster');
+    void this.notify(post.poster, summaryNotice(settings.name, post.subject, counts), id).catch(
+      (err: Error) => log.warn({ post: postId, err: err.message }, 'list: the summary could not be sent'),
+    );
+  }
+
+  /** A command from a verified sender; the answer confirms what was done. */
+  private async command(
+    command: string,
+    sender: Fingerprint,
+    standing: PostFacts['poster'],
+    settings: ListSettings,
+    inReplyTo?: string,
+  ): Promise<void> {
+    const { store, node, log } = this.deps;
+    let notice: Notice;
+    if (command === 'help') {
+      notice = helpNotice(settings, settings.policy);
+    } else if (command === 'unsubscribe') {
+      const removed = store.removeMember(sender);
+      notice = {
+        subject: removed ? `You have left ${settings.name}` : `You are not a member of ${settings.name}`,
+        text: removed
+          ? `You will get no more posts from ${settings.name}. Send "subscribe" to ${settings.email} to join again.`
+          : `Nothing changed: you were not a member of ${settings.name}.`,
+      };
+    } else {
+      // subscribe: open lists take contacts of the list; others are joined by a moderator.
+      const entity = node.trust.entity(sender);
+      if (standing === 'member' || standing === 'moderator') {
+        notice = { subject: `You are already a member of ${settings.name}`, text: 'Nothing changed.' };
+      } else if (settings.policy === 'contacts' && standing === 'contact' && entity) {
+        store.addMember({ fingerprint: sender, email: entity.email, name: entity.name, moderator: false });
+        notice = {
+          subject: `Welcome to ${settings.name}`,
+          text: `You are now a member of ${settings.name}. Send "unsubscribe" to ${settings.email} to leave.`,
+        };
+      } else {
+        notice = {
+          subject: `Subscription to ${settings.name} refused`,
+          text: `${settings.name} takes new members only through its moderators; ask one of them to add you.`,
+        };
+      }
+    }
+    log.info({ command, sender }, 'list: command');
+    await this.notify(sender, { ...notice, inReplyTo });
+  }
+
+  /** A message from the list to one entity, through the list's normal delivery. */
+  private async notify(to: Fingerprint, notice: Notice, id: MessageId = newId()): Promise<void> {
+    const { node, log } = this.deps;
+    const entity = node.trust.entity(to);
+    if (!entity?.publicKey) {
+      log.info({ to }, 'list: no key to answer with; the answer is dropped');
+      return;
+    }
+    const settings = this.settings();
+    const raw = composeNotice(settings, entity.email || `${to.toLowerCase()}@kith`, notice, id);
+    const path = join(this.deps.postsDir, `${id}.notice.eml`);
+    await writeFile(path, raw, { mode: 0o600 });
+    await node.delivery.submit({ id, from: node.identity.fingerprint, to, rawPath: path, size: raw.length });
+  }
+}
+
+function newId(): MessageId {
+  return asMessageId(randomBytes(16).toString('hex'));
+}
