@@ -345,6 +345,12 @@ export class KithNode {
       settings: () => ({ mail: this.mailSettings }),
       stop: () => this.emitStopRequest(),
     });
+    this.streams.registerControl(this.control, {
+      self: this.identity.fingerprint,
+      outgoingDir: join(this.paths.root, 'outgoing'),
+      resolve: (to) => this.delivery.resolveRecipient(to),
+      submit: (message) => this.delivery.submit(message),
+    });
     await mkdir(join(this.paths.root, 'outgoing'), { recursive: true, mode: 0o700 });
     await this.control.start();
     this.parts.push({ name: 'control', stop: () => this.control.stop() });
@@ -371,6 +377,7 @@ export class KithNode {
 
   /** An incoming message, signature checked by the engine, handed to the gateway's mailbox. */
   private async receive(message: InboundDelivery): Promise<void> {
+    if (await this.streams.acceptSegment(message)) return;
     const sender = this.trust.entity(message.sender);
     const from = { fingerprint: message.sender, email: sender?.email, name: sender?.name };
     const file = message.file

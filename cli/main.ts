@@ -9,6 +9,7 @@ import { registerMail } from './commands/mail.ts';
 import { registerMessages } from './commands/messages.ts';
 import { registerNetwork } from './commands/network.ts';
 import { registerStart } from './commands/start.ts';
+import { registerStream } from './commands/stream.ts';
 
 /** Builds the `kith` command line; every command gets --help from commander. */
 export function buildProgram(): Command {
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerNetwork(program);
   registerAgent(program);
   registerMessages(program);
+  registerStream(program);
   registerMail(program);
   registerLists(program);
   registerDemo(program);

@@ -10,6 +10,14 @@ import type { DeliveryStore } from '../delivery/store.ts';
 import { decodeManifest } from '../payload/manifest.ts';
 import { ChunkBitmap, spoolPath } from '../payload/spool.ts';
 import { StreamCatalog, type LinkNotice } from './catalog.ts';
+import { registerStreamMethods } from './control.ts';
+import { LiveStreams } from './live.ts';
+import { LiveSender } from './live-sender.ts';
+import { fileNotice } from '../files.ts';
+import type { InboundDelivery } from '../delivery/engine.ts';
+import type { ControlServer } from '../control/server.ts';
+import type { OutboundMessage } from '../../gateway/delivery.ts';
+import { KithError } from '../../common/errors.ts';
 
 export { StreamCatalog } from './catalog.ts';
 
@@ -40,6 +48,8 @@ export function linkMailId(id: MessageId): MessageId {
 export class Streams {
   readonly catalog: StreamCatalog;
   readonly server: StreamServer;
+  /** Live streams arriving (segments of `kith stream`). */
+  readonly live: LiveStreams;
 
   constructor(private readonly deps: StreamsDeps) {
     this.server = new StreamServer({
@@ -55,12 +65,53 @@ export class Streams {
       mail: (notice) => this.mail(notice),
       inbound: (id) => this.inbound(id),
     });
+    this.live = new LiveStreams({
+      dir: join(deps.dataDir, 'streams'),
+      receivedDir: join(deps.dataDir, 'received'),
+      log: deps.log,
+      token: (key) => this.catalog.token(`stream:${key}`),
+      url: (token, name) => this.server.linkFor(token, name),
+      register: (token, served) => this.catalog.register(token, served),
+      mail: (n) => this.mail({ ...n, live: true }),
+      ended: (n) => this.ended(n),
+    });
   }
 
   async start(): Promise<void> {
     if (!this.deps.config.enabled) return;
     await this.server.start();
     await this.catalog.start();
+    await this.live.start();
+  }
+
+  /** A delivered message that is a live stream segment is stored here, not in the INBOX. */
+  acceptSegment(message: InboundDelivery): Promise<boolean> {
+    return this.live.accept(message);
+  }
+
+  /** `kith stream`'s control methods (the sending side). */
+  registerControl(
+    control: ControlServer,
+    deps: {
+      self: Fingerprint;
+      outgoingDir: string;
+      resolve: (
+        to: string,
+      ) => Promise<{ ok: true; fingerprint: Fingerprint } | { ok: false; message: string }>;
+      submit: (message: OutboundMessage) => Promise<void>;
+    },
+  ): void {
+    const sender = new LiveSender({
+      self: deps.self,
+      outgoingDir: deps.outgoingDir,
+      resolve: async (to) => {
+        const r = await deps.resolve(to.includes('@') ? to : `${to}@kith`);
+        if (!r.ok) throw new KithError('ERR_RECIPIENT_REFUSED', `${to}: ${r.message}`);
+        return r.fingerprint;
+      },
+      submit: deps.submit,
+    });
+    registerStreamMethods(control, sender);
   }
 
   async stop(): Promise<void> {
@@ -82,7 +133,33 @@ export class Streams {
     return this.deps.config.enabled ? this.catalog.completed(id, saved) : Promise.resolve();
   }
 
-  private async mail(n: LinkNotice): Promise<void> {
+  /** The INBOX notice once a live stream ended and is saved (section 8's notice form). */
+  private async ended(n: {
+    id: MessageId;
+    sender: Fingerprint;
+    verified: boolean;
+    name: string;
+    size: number;
+    saved: string;
+  }): Promise<void> {
+    const who = this.deps.senderOf(n.sender);
+    await this.deps.sink().receive({
+      id: n.id,
+      raw: fileNotice(
+        { fingerprint: n.sender, email: who.email, name: who.name },
+        this.deps.self,
+        { name: n.name, size: n.size },
+        n.saved,
+        n.id,
+      ),
+      sender: { fingerprint: n.sender, email: who.email, name: who.name },
+      verified: n.verified,
+      senderKeyKnown: who.keyKnown,
+      receivedAt: new Date(),
+    });
+  }
+
+  private async mail(n: Omit<LinkNotice, 'size'> & { size?: number }): Promise<void> {
     const who = this.deps.senderOf(n.sender);
     const email = who.email ?? `${n.sender.toLowerCase()}@kith`;
     const id = linkMailId(n.id);

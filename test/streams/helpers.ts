@@ -15,47 +15,61 @@ export const run = promisify(execFile);
  * bitrate up (~3 Mbit/s), so the file spans several 256 KiB chunks.
  */
 export async function makeWebm(path: string, seconds = 5): Promise<void> {
-  await run('ffmpeg', [
-    '-v',
-    'error',
-    '-y',
-    '-f',
-    'lavfi',
-    '-i',
-    'testsrc=size=320x240:rate=25',
-    '-f',
-    'lavfi',
-    '-i',
-    'sine=frequency=440:sample_rate=48000',
-    '-t',
-    String(seconds),
-    '-vf',
-    'noise=alls=40:allf=t',
-    '-c:v',
-    'libvpx',
-    '-deadline',
-    'realtime',
-    '-cpu-used',
-    '16',
-    '-b:v',
-    '3M',
-    '-minrate',
-    '3M',
-    '-maxrate',
-    '3M',
-    '-c:a',
-    'libopus',
-    '-f',
-    'webm',
-    path,
-  ]);
+  await run('ffmpeg', ['-v', 'error', '-y', ...PATTERN(seconds), '-f', 'webm', path]);
+}
+
+/** ffmpeg arguments of the test pattern: noise keeps the bitrate at ~3 Mbit/s. */
+const PATTERN = (seconds: number) => [
+  '-f',
+  'lavfi',
+  '-i',
+  'testsrc=size=320x240:rate=25',
+  '-f',
+  'lavfi',
+  '-i',
+  'sine=frequency=440:sample_rate=48000',
+  '-t',
+  String(seconds),
+  '-vf',
+  'noise=alls=40:allf=t',
+  '-c:v',
+  'libvpx',
+  '-deadline',
+  'realtime',
+  '-cpu-used',
+  '16',
+  '-b:v',
+  '3M',
+  '-minrate',
+  '3M',
+  '-maxrate',
+  '3M',
+  '-c:a',
+  'libopus',
+];
+
+/**
+ * The same pattern as a live WebM: written to a pipe, as a camera or an encoder hands it on —
+ * clusters one after the other, no index at the end, no duration in the header.
+ */
+export async function liveWebm(seconds = 5): Promise<Buffer> {
+  const { stdout } = await promisify(execFile)(
+    'ffmpeg',
+    ['-v', 'error', ...PATTERN(seconds), '-f', 'webm', 'pipe:1'],
+    { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 },
+  );
+  return stdout;
 }
 
 /** ffprobe's view of a URL or file: codec names and duration. */
-export async function probe(url: string): Promise<{ codecs: string[]; duration: number }> {
+export async function probe(
+  url: string,
+  extra: string[] = [],
+): Promise<{ codecs: string[]; duration: number }> {
   const { stdout } = await run('ffprobe', [
     '-v',
     'error',
+    ...extra,
     '-show_entries',
     'stream=codec_name:format=duration',
     '-of',
@@ -67,7 +81,7 @@ export async function probe(url: string): Promise<{ codecs: string[]; duration: 
 }
 
 /** Decodes the first `seconds` of a URL (what a player does when it starts); resolves to frames decoded. */
-export async function decodeStart(url: string, seconds = 1): Promise<number> {
+export async function decodeStart(url: string, seconds = 1, extra: string[] = []): Promise<number> {
   const { stderr } = await run('ffmpeg', [
     '-v',
     'error',
@@ -76,6 +90,7 @@ export async function decodeStart(url: string, seconds = 1): Promise<number> {
     '-progress',
     'pipe:2',
     '-nostats',
+    ...extra,
     '-i',
     url,
     '-t',

@@ -1,0 +1,102 @@
+import type { Command } from 'commander';
+import { createReadStream } from 'node:fs';
+import { basename } from 'node:path';
+import type { Readable } from 'node:stream';
+import { shouldCut } from '../../agent/streams/live-format.ts';
+import { print } from '../context.ts';
+import { nodeCall } from '../node-call.ts';
+
+/** Segments written but not yet durable at the node; past this the input is not read further. */
+const MAX_IN_FLIGHT = 4;
+
+/**
+ * Cuts an input of unknown length into segments (shouldCut: by size, or by age so a slow input
+ * still reaches the viewer) and hands them to `write` one after the other.
+ */
+export class Segmenter {
+  private parts: Buffer[] = [];
+  private size = 0;
+  private since = 0;
+  private timer?: NodeJS.Timeout;
+  private chain: Promise<unknown> = Promise.resolve();
+  private inFlight = 0;
+  private failure?: Error;
+
+  constructor(
+    private readonly write: (data: Buffer, final: boolean) => Promise<unknown>,
+    private readonly now: () => number = Date.now,
+    private readonly ageMs = 250,
+  ) {}
+
+  /** Adds input; resolves when there is room for more (backpressure from the node). */
+  async push(data: Buffer): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.size === 0) {
+      this.since = this.now();
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.cut(false), this.ageMs);
+    }
+    this.parts.push(data);
+    this.size += data.length;
+    if (shouldCut(this.size, this.now() - this.since)) this.cut(false);
+    while (this.inFlight >= MAX_IN_FLIGHT) await this.chain;
+  }
+
+  /** The input ended: the last segment carries `final` (and the length, at the node). */
+  async end(): Promise<void> {
+    this.cut(true);
+    await this.chain;
+    if (this.failure) throw this.failure;
+  }
+
+  private cut(final: boolean): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.size === 0 && !final) return;
+    const data = Buffer.concat(this.parts);
+    this.parts = [];
+    this.size = 0;
+    this.inFlight++;
+    this.chain = this.chain
+      .then(() => (this.failure ? undefined : this.write(data, final)))
+      .catch((err: Error) => (this.failure ??= err))
+      .finally(() => this.inFlight--);
+  }
+}
+
+export function registerStream(program: Command): void {
+  program
+    .command('stream')
+    .description(
+      'send a live stream (stdin or a file read as it comes) to an entity; ends when the input ends',
+    )
+    .argument('<recipient>', "a contact's e-mail address or an entity fingerprint")
+    .requiredOption('--from <source>', '"-" for stdin, or a file (a FIFO or a device works too)')
+    .option('--name <name>', 'the name the recipient sees (default: the file name, or live.webm)')
+    .option('--type <type>', 'audio/* or video/* media type (default: from the name)')
+    .action(async (to: string, options: { from: string; name?: string; type?: string }, command: Command) => {
+      const stdin = options.from === '-';
+      const name = options.name ?? (stdin ? 'live.webm' : basename(options.from));
+      const opened = await nodeCall<{ stream: string; to: string }>(command, 'stream.open', {
+        to,
+        name,
+        type: options.type,
+      });
+      print(opened.stream);
+      let bytes = 0;
+      let segments = 0;
+      const segmenter = new Segmenter(async (data, final) => {
+        await nodeCall(command, 'stream.write', {
+          stream: opened.stream,
+          data: data.toString('base64'),
+          final,
+        });
+        bytes += data.length;
+        segments++;
+      });
+      const input: Readable = stdin ? process.stdin : createReadStream(options.from);
+      for await (const chunk of input) await segmenter.push(chunk as Buffer);
+      await segmenter.end();
+      process.stderr.write(`stream ended: ${bytes} bytes in ${segments} segments\n`);
+    });
+}
