@@ -47,7 +47,7 @@ describe('links are kept only while useful', () => {
     await natted.links.dial(relay.address());
     await natted.links.dial(friend.address());
     expect(natted.links.transport.neighbours()).toHaveLength(2);
-    await eventually(() => !natted.links.isLinked(friend.identity.agentId), 'idle friend link closed', 3_000);
+    await eventually(() => !natted.links.isLinked(friend.identity.agentId), 'idle friend link closed');
     expect(natted.links.isLinked(relay.identity.agentId)).toBe(true);
   });
 

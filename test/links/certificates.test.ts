@@ -100,8 +100,10 @@ describe('links: provisional outbound connections', () => {
     closers.push(async () => void (await stranger.stop()));
 
     const port = (silent.address() as { port: number }).port;
+    const connected = new Promise<void>((r) => silent.once('connection', () => r()));
     const inFlight = bob.links.dial(`/ip4/127.0.0.1/tcp/${port}`).catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 200));
+    // The dial is in flight once its TCP connection reached the silent server.
+    await connected;
     // Meanwhile something else on bob's node dials a stranger: not provisional, refused.
     await expect(bob.links.libp2p.dial(stranger.getMultiaddrs()[0])).rejects.toThrow();
     expect(bob.links.libp2p.getConnections(stranger.peerId)).toHaveLength(0);

@@ -134,8 +134,12 @@ async function startWith(
   return agent;
 }
 
-/** Polls until `check` holds (links settle asynchronously), or fails with `what`. */
-export async function eventually(check: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+/**
+ * Polls until `check` holds (links settle asynchronously), or fails with `what`. The deadline is
+ * only there to name what never happened: it sits near the Jest timeout, so a loaded machine
+ * makes a test slower, not red.
+ */
+export async function eventually(check: () => boolean, what: string, timeoutMs = 45_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);

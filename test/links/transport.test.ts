@@ -65,6 +65,9 @@ describe('links: the frame Transport', () => {
         accepted++;
       }
     })();
+    await eventually(() => seen.length === 1, 'bob takes the first frame');
+    // Time for the sender to run ahead if backpressure did not hold it (a loaded machine only
+    // makes it run ahead less, so this wait cannot make the test fail).
     await sleep(1_000);
     // The receiver took one frame and stalled; yamux's window and the socket buffers hold a
     // bounded amount (the receive queue's high-water mark plus one yamux window), far below
