@@ -3,7 +3,17 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { messagesContaining, progress, send, startAgents, until, type TestNetwork } from './network.ts';
+import {
+  messagesContaining,
+  progress,
+  send,
+  startAgents,
+  until,
+  type TestNetwork,
+  closeAgents,
+  START_BOUND_MS,
+  STOP_BOUND_MS,
+} from './network.ts';
 
 const MiB = 1024 * 1024;
 /** The issue asks for 1 GB. */
@@ -41,8 +51,8 @@ describe('real agents: a 1 GiB file', () => {
   let net: TestNetwork;
   beforeAll(async () => {
     net = await startAgents({ names: ['a', 'b'], links: [['a', 'b']] });
-  }, 60_000);
-  afterAll(async () => net?.close(), 60_000);
+  }, START_BOUND_MS);
+  afterAll(closeAgents, STOP_BOUND_MS);
 
   it(
     'arrives intact (SHA-256) while the process grows by far less than the payload',

@@ -1,12 +1,23 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { line, mail, messagesContaining, progress, startAgents, until, type TestNetwork } from './network.ts';
+import {
+  line,
+  mail,
+  messagesContaining,
+  progress,
+  startAgents,
+  until,
+  type TestNetwork,
+  closeAgents,
+  START_BOUND_MS,
+  STOP_BOUND_MS,
+} from './network.ts';
 
 describe('real agents on a line A–B–C–D', () => {
   let net: TestNetwork;
   beforeAll(async () => {
     net = await startAgents(line(['a', 'b', 'c', 'd']));
-  }, 60_000);
-  afterAll(async () => net?.close(), 30_000);
+  }, START_BOUND_MS);
+  afterAll(closeAgents, STOP_BOUND_MS);
 
   it('A reaches D (a contact, not a neighbour) through B and C by discovery; D reads it from its mailbox; A sees every hop and gets "Delivered"', async () => {
     const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((n) => net.agent(n).node);

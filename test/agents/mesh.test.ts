@@ -11,6 +11,9 @@ import {
   startAgents,
   until,
   type TestNetwork,
+  closeAgents,
+  START_BOUND_MS,
+  STOP_BOUND_MS,
 } from './network.ts';
 
 // Two disjoint paths a–b1–c1–d and a–b2–c2–d; a and d are contacts, not neighbours.
@@ -32,8 +35,8 @@ describe('real agents on a mesh with two disjoint paths', () => {
   beforeAll(async () => {
     // 24 MB (97 chunks) keeps the transfer in flight long enough to stop a relay in the middle of it.
     net = await startAgents(MESH, { delivery: { stallTimeoutMs: 2000 } });
-  }, 90_000);
-  afterAll(async () => net?.close(), 30_000);
+  }, START_BOUND_MS);
+  afterAll(closeAgents, STOP_BOUND_MS);
 
   it('the used path’s middle hop stops mid-transfer; the file arrives once, intact, over the other path', async () => {
     const a = net.agent('a').node;

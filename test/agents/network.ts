@@ -22,10 +22,42 @@ export interface TestNetwork extends Network {
  * Real agents for a topology: libp2p TCP on 127.0.0.1, SQLite files, one private redis-server.
  * A short stall timeout and discovery timeout keep path changes within a test's patience.
  */
-export async function startAgents(
-  topology: Topology,
-  overrides: DeepPartial<Config> = {},
-): Promise<TestNetwork> {
+export function startAgents(topology: Topology, overrides: DeepPartial<Config> = {}): Promise<TestNetwork> {
+  const starting = start(topology, overrides);
+  running.add(starting);
+  starting.catch(() => running.delete(starting));
+  return starting;
+}
+
+/**
+ * Bounds of a file's beforeAll/afterAll around its network: hang detectors only, sized for a
+ * loaded 2-core CI (four nodes took a minute to start beside a CPU hog and seven other jobs).
+ */
+export const START_BOUND_MS = 300_000;
+export const STOP_BOUND_MS = 120_000;
+
+/** Networks this test file started (each test file has its own copy of this module). */
+const running = new Set<Promise<TestNetwork>>();
+
+/**
+ * Stops every network this test file started, also one whose start outlived its beforeAll's
+ * bound: Jest gives up on the hook but not on the promise, and the nodes it then starts would
+ * keep the worker alive for ever (a hang instead of a failure, seen under load).
+ */
+export async function closeAgents(): Promise<void> {
+  const all = [...running];
+  running.clear();
+  await Promise.all(
+    all.map((starting) =>
+      starting.then(
+        (net) => net.close(),
+        () => undefined,
+      ),
+    ),
+  );
+}
+
+async function start(topology: Topology, overrides: DeepPartial<Config>): Promise<TestNetwork> {
   const dir = tempDir('kith-agents-');
   try {
     const network = await startNetwork({
@@ -41,7 +73,7 @@ export async function startAgents(
     await until(
       () =>
         topology.links.every(([x, y]) => knows(network, x, y) && knows(network, y, x)) ? true : undefined,
-      10_000,
+      START_BOUND_MS,
       'neighbours to exchange their addresses',
     );
     return Object.assign(network, {

@@ -8,14 +8,17 @@ import {
   startAgents,
   until,
   type TestNetwork,
+  closeAgents,
+  START_BOUND_MS,
+  STOP_BOUND_MS,
 } from './network.ts';
 
 describe('real agents: an offline recipient', () => {
   let net: TestNetwork;
   beforeAll(async () => {
     net = await startAgents(line(['a', 'b', 'c', 'd']));
-  }, 60_000);
-  afterAll(async () => net?.close(), 30_000);
+  }, START_BOUND_MS);
+  afterAll(closeAgents, STOP_BOUND_MS);
 
   it('D is stopped; A mails it; D starts again from its data directory and gets the message once', async () => {
     const a = net.agent('a').node;

@@ -14,6 +14,9 @@ import {
   startAgents,
   until,
   type TestNetwork,
+  closeAgents,
+  START_BOUND_MS,
+  STOP_BOUND_MS,
 } from './network.ts';
 
 /** The outbox jobs of a node that Redis holds now (BullMQ, the node's own key prefix). */
@@ -32,8 +35,8 @@ describe('real agents: the shared Redis lost mid-flow', () => {
   let net: TestNetwork;
   beforeAll(async () => {
     net = await startAgents(line(['a', 'b', 'c']));
-  }, 60_000);
-  afterAll(async () => net?.close(), 30_000);
+  }, START_BOUND_MS);
+  afterAll(closeAgents, STOP_BOUND_MS);
 
   /**
    * Mails `count` messages from a to c while c is away, then more while Redis is gone (`loseRedis`

@@ -8,14 +8,17 @@ import {
   startAgents,
   until,
   type TestNetwork,
+  closeAgents,
+  START_BOUND_MS,
+  STOP_BOUND_MS,
 } from './network.ts';
 
 describe('real agents: a relay restarting while it holds a message', () => {
   let net: TestNetwork;
   beforeAll(async () => {
     net = await startAgents(line(['a', 'b', 'c', 'd']));
-  }, 60_000);
-  afterAll(async () => net?.close(), 30_000);
+  }, START_BOUND_MS);
+  afterAll(closeAgents, STOP_BOUND_MS);
 
   it('C holds a message for D, restarts, and still hands it on when D comes back (the sender is away meanwhile)', async () => {
     const a = net.agent('a').node;

@@ -10,6 +10,9 @@ import {
   startAgents,
   until,
   type TestNetwork,
+  closeAgents,
+  START_BOUND_MS,
+  STOP_BOUND_MS,
 } from '../agents/network.ts';
 
 const run = promisify(execFile);
@@ -61,8 +64,8 @@ describe('read receipts (RFC 8098) travel as normal mail', () => {
   let net: TestNetwork;
   beforeAll(async () => {
     net = await startAgents(line(['a', 'b']));
-  }, 60_000);
-  afterAll(async () => net?.close(), 30_000);
+  }, START_BOUND_MS);
+  afterAll(closeAgents, STOP_BOUND_MS);
 
   it('a client submits an MDN from MAIL FROM:<>; it reaches the recipient INBOX byte for byte, once', async () => {
     const [a, b] = ['a', 'b'].map((n) => net.agent(n).node);
