@@ -10,6 +10,7 @@ import { MailboxBridge } from './bridge.ts';
 import { SyncEngine } from './engine.ts';
 import { Replica } from './replica.ts';
 import { SyncStore } from './store.ts';
+import { TrustBridge } from './trust.ts';
 
 export { splitTransport } from './demux.ts';
 export { SyncEngine } from './engine.ts';
@@ -42,6 +43,8 @@ export class Roaming {
   readonly replica: Replica;
   readonly engine: SyncEngine;
   readonly bridge: MailboxBridge;
+  /** Trust decisions (entities trusted or revoked) shared with the siblings. */
+  readonly trustBridge: TrustBridge;
   private timer: ReturnType<typeof setInterval> | undefined;
 
   constructor(private readonly o: RoamingOptions) {
@@ -67,7 +70,10 @@ export class Roaming {
       transport: o.transport,
       replica: this.replica,
       sink: {
-        applied: (t) => this.bridge.applied(t),
+        applied: async (t) => {
+          await this.bridge.applied(t);
+          await this.trustBridge.applied(t);
+        },
         missingBlobs: () => this.bridge.missingBlobs(),
         readBlob: (h) => this.bridge.readBlob(h),
         blobArrived: (h, b) => this.bridge.blobArrived(h, b),
@@ -79,6 +85,13 @@ export class Roaming {
     this.bridge = new MailboxBridge({
       mail: o.mail,
       sync: this.store,
+      record: (ops) => this.engine.local(ops),
+      log: o.log,
+    });
+    this.trustBridge = new TrustBridge({
+      trust,
+      self: identity.fingerprint,
+      registers: this.store,
       record: (ops) => this.engine.local(ops),
       log: o.log,
     });
@@ -94,6 +107,7 @@ export class Roaming {
 
   async start(): Promise<void> {
     await this.bridge.start();
+    this.trustBridge.start();
     this.engine.start();
     const redial = () => {
       const linked = new Set(this.o.transport.neighbours());
@@ -114,6 +128,7 @@ export class Roaming {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     await this.engine.stop();
+    await this.trustBridge.stop();
     await this.bridge.stop();
   }
 }

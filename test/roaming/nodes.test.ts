@@ -35,6 +35,9 @@ async function uidOf(client: ImapFlow, subject: string, mailbox = 'INBOX'): Prom
   }
 }
 
+/** Measured, not asserted (no wall-clock assertions): printed at the end for the report. */
+let idleLatencyMs: number | undefined;
+
 describe('roaming: two agents of one entity keep one mailbox over their link', () => {
   let alice: Entity;
   let bob: Entity;
@@ -49,6 +52,8 @@ describe('roaming: two agents of one entity keep one mailbox over their link', (
     for (const name of ['home', 'laptop']) validity.set(name, await uidValidity(name));
   }, 90_000);
   afterAll(async () => {
+    if (idleLatencyMs !== undefined)
+      process.stdout.write(`IDLE saw home's flag on the laptop after ${idleLatencyMs} ms\n`);
     await bob?.close();
     await alice?.close();
   }, 60_000);
@@ -123,6 +128,21 @@ describe('roaming: two agents of one entity keep one mailbox over their link', (
     );
   }, 90_000);
 
+  it('a mail client idling on the laptop hears a flag set on home, without asking (IDLE)', async () => {
+    const laptop = await alice.imap('laptop');
+    await laptop.mailboxOpen('INBOX');
+    const heard = new Promise<{ flags: Set<string> }>((resolve) => laptop.once('flags', resolve));
+    void laptop.idle();
+    const home = await alice.imap('home');
+    const lock = await home.getMailboxLock('INBOX');
+    const t0 = Date.now();
+    await home.messageFlagsAdd(String(await uidOfIn(home, 'while away')), ['$Important'], { uid: true });
+    lock.release();
+    const event = await heard;
+    expect([...event.flags]).toContain('$Important');
+    idleLatencyMs = Date.now() - t0;
+  }, 30_000);
+
   it('mail from a friend reaching one agent of the entity ends up in both INBOXes, once each', async () => {
     bob = await startEntity(['bob']);
     const code = alice.node('home').links.createInvitation({ ttlMs: 60_000 });
@@ -144,6 +164,26 @@ describe('roaming: two agents of one entity keep one mailbox over their link', (
     // Sync never changes a gateway's UIDVALIDITY (each gateway numbers its own UIDs).
     for (const name of ['home', 'laptop']) expect(await uidValidity(name)).toBe(validity.get(name));
   }, 90_000);
+
+  it('a friend trusted on one device is trusted on the other; revoked on that one, it is revoked on both', async () => {
+    const fpr = bob.node('bob').identity.fingerprint;
+    // home redeemed nothing itself: bob accepted home's invitation, so home trusts bob.
+    expect(alice.node('home').trust.entity(fpr)?.trusted).toBe(true);
+    await until(
+      () => (alice.node('laptop').trust.entity(fpr)?.trusted ? true : undefined),
+      20_000,
+      'bob trusted on the laptop',
+    );
+    expect(alice.node('laptop').trust.entity(fpr)?.publicKey).toBe(
+      alice.node('home').trust.entity(fpr)?.publicKey,
+    );
+    alice.node('laptop').links.revoke(fpr);
+    await until(
+      () => (alice.node('home').trust.entity(fpr)?.revokedAt !== undefined ? true : undefined),
+      20_000,
+      'bob revoked on home',
+    );
+  }, 60_000);
 });
 
 async function uidOfIn(client: ImapFlow, subject: string): Promise<number> {
