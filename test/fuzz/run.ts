@@ -92,8 +92,13 @@ async function fuzz(target: Target, inputs: number): Promise<Tally> {
         `${(done / s).toFixed(0).padStart(7)} /s  crashes ${t.crashes}  hangs ${t.hangs}  forged ${t.forged}   `,
     );
   }
-  process.stdout.write('\n');
   t.seconds = (performance.now() - start) / 1000;
+  const codes = [...t.rejected.entries()].sort((a, b) => b[1] - a[1]).map(([c, n]) => `${c} ${n}`);
+  process.stdout.write(
+    `\n${target.name}: done, ${t.inputs} inputs in ${t.seconds.toFixed(0)} s, decoded ${t.decoded}, ` +
+      `rejected ${codes.join(', ') || 0}; crashes ${t.crashes}, hangs ${t.hangs}, forged ${t.forged}, ` +
+      `slowest ${t.slowestMs.toFixed(1)} ms\n`,
+  );
   return t;
 }
 
