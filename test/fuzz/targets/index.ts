@@ -3,6 +3,7 @@ import type { Target } from '../harness.ts';
 import { coreTargets } from './core.ts';
 import { gatewayTargets } from './gateway.ts';
 import { smtpServerTarget } from './servers.ts';
+import { imapServerTarget } from './imap-server.ts';
 import { trustFixture, trustTargets } from './trust.ts';
 
 export interface Entry {
@@ -28,6 +29,12 @@ export async function allTargets(): Promise<{ entries: Entry[]; stop(): Promise<
     runsFor: (asked) => Math.ceil(asked / 50),
     note: 'a fiftieth: one TCP connection per session to a live smtp-server',
   };
+  const imap = await imapServerTarget();
+  const imapServer: Entry = {
+    target: imap.target as Target,
+    runsFor: (asked) => Math.ceil(asked / 20),
+    note: 'a twentieth: one live IMAP connection, a sentinel NOOP answered per input',
+  };
   return {
     entries: targets
       .map((target): Entry =>
@@ -39,9 +46,10 @@ export async function allTargets(): Promise<{ entries: Entry[]; stop(): Promise<
             }
           : { target },
       )
-      .concat(server),
+      .concat(server, imapServer),
     stop: async () => {
       await smtp.stop();
+      await imap.stop();
       trust.stop();
     },
   };
