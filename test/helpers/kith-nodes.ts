@@ -16,6 +16,7 @@ export const NODE_ENV: Record<string, string> = {
   KITH_SMTP_PORT: '0',
   KITH_IMAP_PORT: '0',
   KITH_HTTP_PORT: '0',
+  KITH_STREAMS_PORT: '0',
   KITH_LOG_LEVEL: 'warn',
   KITH_DELIVERY_STALL_TIMEOUT_MS: '3000',
   KITH_DISCOVERY_TIMEOUT_MS: '3000',
@@ -480,7 +481,19 @@ export async function startRelayLine(
     recipient: make('bob', 'recipient'),
   };
   const all = [line.sender, line.relay, line.recipient];
-  await Promise.all(all.map((n) => n.start()));
+  try {
+    await setUpLine(line, all);
+  } catch (err) {
+    await stopAll(all);
+    throw err;
+  }
+  return { ...line, all };
+}
+
+async function setUpLine(line: Omit<RelayLine, 'all'>, all: ProcessNode[]): Promise<void> {
+  const started = await Promise.allSettled(all.map((n) => n.start()));
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
   await link(line.sender, line.relay);
   await link(line.relay, line.recipient);
   const to = await line.recipient.kithAddress();
@@ -510,7 +523,6 @@ export async function startRelayLine(
       (await fetchMailbox(settings)).some((m) => m.subject === 'first contact') ? true : undefined,
     'the first-contact mail at the recipient',
   );
-  return { ...line, all };
 }
 
 /** Stops every node that still runs (SIGTERM, SIGKILL after 30 s). */
