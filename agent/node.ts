@@ -36,7 +36,7 @@ import { Streams } from './streams/index.ts';
 import type { TrustStore } from './trust/store.ts';
 import { SpamControl } from './spam/control.ts';
 import { SpamStore } from './spam/store.ts';
-import { junkToComplaint, revokeForSpam } from './spam/node.ts';
+import { junkToComplaint, revokeForSpam, spamRevocationMail } from './spam/node.ts';
 
 /** Something with a lifecycle that the node starts in order and stops in reverse. */
 interface Part {
@@ -193,7 +193,7 @@ export class KithNode {
       logger: log.child({ part: 'spam' }),
       entityOf: (agent) => this.trust.entityOfAgent(agent),
       isRevoked: (agent) => this.trust.isRevokedAgent(agent),
-      revoke: (act) => revokeForSpam(act, { links: this.links, log }),
+      revoke: (act) => void revokeForSpam(act, { links: this.links, transport: this.links.transport, log }),
       hopMemoryMs: config.delivery.hopMemoryMs,
     });
     const deliveryStore = new SqliteDeliveryStore(db);
@@ -287,6 +287,27 @@ export class KithNode {
     // Junk moves in any mail client become signed complaints (and moving back, withdrawals).
     const unhook = junkToComplaint(gateway.store, this.spam, this.log.child({ part: 'spam' }));
     this.parts.push({ name: 'junk hook', stop: unhook });
+    // A neighbour cut this agent off for spam: its owner gets a status email saying who, when, why.
+    const unhookNotice = this.spam.onEvent((event) => {
+      if (event.kind !== 'revoked-by') return;
+      const fingerprint = this.trust.entityOfAgent(event.by);
+      const by = fingerprint ? this.trust.entity(fingerprint) : undefined;
+      void spamRevocationMail({
+        to: identity.email,
+        by: { name: by?.name, email: by?.email, agent: event.by },
+        notice: event,
+        fingerprint: identity.fingerprint,
+      })
+        .then((raw) => gateway.store.deliver({ raw }))
+        .catch((err: Error) => this.log.warn({ err: err.message }, 'the spam revocation email failed'));
+    });
+    this.parts.push({ name: 'spam notices', stop: unhookNotice });
+    // `kith trust` of an entity revoked for spam is the human act that reinstates it.
+    const unhookTrust = this.trust.onChange((change) => {
+      if (change.kind !== 'entity-trusted') return;
+      for (const agent of this.trust.agentsOf(change.fingerprint)) this.spam.reinstate(agent.agentId);
+    });
+    this.parts.push({ name: 'spam reinstatement', stop: unhookTrust });
     // Final statuses lost to a crash (or given before the gateway was there) go out now.
     this.reportFinished();
   }
@@ -343,6 +364,7 @@ export class KithNode {
       delivery: this.delivery,
       outgoingDir: join(this.paths.root, 'outgoing'),
       settings: () => ({ mail: this.mailSettings }),
+      spamRevocations: (entity) => this.spam.revocationsOf(entity),
       stop: () => this.emitStopRequest(),
     });
     this.streams.registerControl(this.control, {

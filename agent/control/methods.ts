@@ -9,6 +9,7 @@ import type { Identity } from '../identity/identity.ts';
 import type { LinkManager } from '../links/links.ts';
 import type { AgentDeliveryService } from '../outbound.ts';
 import type { Outbox } from '../queue/outbox.ts';
+import type { SpamRevocationView } from '../spam/control.ts';
 import { revokeAgentCertificate } from '../trust/revocation.ts';
 import type { ControlServer } from './server.ts';
 
@@ -24,6 +25,8 @@ export interface ControlDeps {
   settings: () => Record<string, unknown>;
   /** Stops the whole node (the demo stops one agent this way). */
   stop: () => void;
+  /** Revocations for spam concerning an entity (agent/spam), shown by `contacts` and `trust`. */
+  spamRevocations?: (entity: Fingerprint) => SpamRevocationView[];
 }
 
 /** Registers the methods the CLI calls on a running node (docs/protocol.md, "Control channel"). */
@@ -44,10 +47,19 @@ export function registerControlMethods(server: ControlServer, deps: ControlDeps)
     const result = await links.trust(String(p.fingerprint ?? ''), {
       addresses: (p.addresses as string[]) ?? [],
     });
-    return { ...publicEntity(result.entity), linked: result.linked, unreachable: result.unreachable };
+    // Trusting again an entity this agent revoked for spam reinstates it: say what is being undone.
+    const spam = deps.spamRevocations?.(result.entity.fingerprint).filter((r) => r.byUs) ?? [];
+    return {
+      ...publicEntity(result.entity),
+      linked: result.linked,
+      unreachable: result.unreachable,
+      reinstatedFromSpam: spam.at(-1),
+    };
   });
   server.register('revoke', async (p) => publicEntity(links.revoke(String(p.fingerprint ?? ''))));
-  server.register('contacts', async () => links.contacts());
+  server.register('contacts', async () =>
+    links.contacts().map((c) => ({ ...c, spam: deps.spamRevocations?.(c.fingerprint) ?? [] })),
+  );
   server.register('agent.add', async () => addAgent(deps));
   server.register('agent.list', async () => listAgents(deps));
   server.register('agent.revoke', async (p) => revokeAgent(deps, String(p.agent ?? '')));

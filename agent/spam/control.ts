@@ -19,6 +19,9 @@ import {
   type SpamPolicy,
 } from './decisions.ts';
 import type { ComplaintRow, NeighbourRow, SpamStore } from './store.ts';
+import { decodeNotice, encodeNotice, evidenceOf, verifiedItems } from './notice.ts';
+import { agentIdFromPublic } from '../onion/keys.ts';
+import { isKithError } from '../../common/errors.ts';
 import {
   complaintIdFor,
   decodeComplaintFrame,
@@ -64,6 +67,8 @@ export interface RevocationAct {
   verdict: Extract<NeighbourVerdict, { action: 'revoke' }>;
   /** The open complaints against it, with their signed frames and hop proofs. */
   evidence: ComplaintRow[];
+  /** The signed revocation notice with that evidence (frame type 8), to send before and after. */
+  notice: Buffer;
 }
 
 export interface SpamControlDeps {
@@ -236,6 +241,7 @@ export class SpamControl implements SpamHooks {
   async onFrame(from: AgentId, frame: Buffer): Promise<void> {
     if (frame[1] === FrameType.signedComplaint) return this.onComplaint(from, frame);
     if (frame[1] === FrameType.cut) return this.onCut(from, frame);
+    if (frame[1] === FrameType.spamRevocation) return this.onNotice(from, frame);
     this.count('rejected_frame_type');
   }
 
@@ -490,17 +496,112 @@ export class SpamControl implements SpamHooks {
       reason: verdict.reason,
       detail: `${verdict.detail}; cut ${cutId}`,
     });
-    this.suspendedNow.delete(agent);
+    // Still refused until the trust store has it revoked (the node sends the notice first).
+    this.suspendedNow.add(agent);
     const entity = this.deps.entityOf(agent);
     logger.warn({ neighbour: agent, entity, why: verdict.detail }, 'revoking a neighbour for spam');
+    const items = evidenceOf(evidence, keyOf);
+    const notice = encodeNotice(this.deps.keys, {
+      revoked: keyOf(agent) ?? Buffer.alloc(32),
+      at: now,
+      reason: verdict.reason,
+      detail: verdict.detail,
+      items,
+    });
+    store.addRevocation({
+      agent,
+      entity: entity ?? null,
+      byAgent: this.deps.keys.id,
+      at: now,
+      reason: verdict.reason,
+      detail: verdict.detail,
+      evidence: notice,
+      verified: items.length,
+    });
     try {
-      this.deps.revoke({ agent, entity, verdict, evidence });
+      this.deps.revoke({ agent, entity, verdict, evidence, notice });
     } catch (err) {
       logger.error({ err: (err as Error).message, neighbour: agent }, 'revocation failed');
     }
     // The source is cut off: every complaint about its packets clears downstream.
     for (const row of evidence) this.sendCut(row, cutId, now);
     this.emit({ kind: 'revoked', agent, entity, reason: verdict.reason, detail: verdict.detail });
+  }
+
+  /**
+   * A human trusted this neighbour again (`kith trust`): forget the verdict and clear its open
+   * complaints, so the old ones do not revoke it again at once. Why clear rather than keep: the
+   * owner looked at it and decided; new complaints start a new count.
+   */
+  reinstate(agent: AgentId): void {
+    const { store } = this.deps;
+    const n = store.neighbour(agent);
+    this.suspendedNow.delete(agent);
+    if (!n || (n.revokedAt === null && n.suspendedAt === null)) return;
+    const now = this.now();
+    store.putNeighbour({
+      ...this.neighbourRow(agent),
+      revokedAt: null,
+      suspendedAt: null,
+      reason: null,
+      detail: null,
+    });
+    const cleared = store.clearOpenAgainst(agent, now, 'reinstated');
+    this.deps.logger.info({ neighbour: agent, cleared }, 'neighbour trusted again: spam verdict forgotten');
+    this.emit({ kind: 'reinstated', agent });
+  }
+
+  /** A neighbour's revocation notice: about us (tell the owner) or about an agent we know (keep it). */
+  private onNotice(from: AgentId, frame: Buffer): void {
+    const { store, keys, logger } = this.deps;
+    let n;
+    try {
+      n = decodeNotice(this.verifier, from, frame);
+    } catch (err) {
+      return this.refuse(
+        from,
+        isKithError(err, 'ERR_NOTICE_SIGNATURE') ? 'notice_forged' : 'notice_malformed',
+      );
+    }
+    const revoked = agentIdFromPublic(n.revoked);
+    const verified = verifiedItems(this.verifier, publicFromAgentId(from), n);
+    const entity = revoked === keys.id ? undefined : this.deps.entityOf(revoked);
+    if (revoked !== keys.id && !entity) return this.count('notice_unrelated');
+    store.addRevocation({
+      agent: revoked,
+      entity: entity ?? this.deps.entityOf(keys.id) ?? null,
+      byAgent: from,
+      at: n.at,
+      reason: n.reason,
+      detail: n.detail,
+      evidence: Buffer.from(frame),
+      verified,
+    });
+    this.count('notices_received');
+    const event = { by: from, at: n.at, reason: n.reason, detail: n.detail, items: n.items.length, verified };
+    if (revoked === keys.id) {
+      logger.warn(event, 'a neighbour revoked this agent for spam');
+      this.emit({ kind: 'revoked-by', ...event });
+    } else {
+      logger.warn({ ...event, agent: revoked, entity }, 'a neighbour revoked an agent we trust for spam');
+      this.emit({ kind: 'reported', agent: revoked, entity: entity!, ...event });
+    }
+  }
+
+  /**
+   * Revocations for spam concerning an entity, for `kith contacts` and `kith trust`: ours (byUs)
+   * and those neighbours told us of, with how many evidence items verified here.
+   */
+  revocationsOf(entity: Fingerprint): SpamRevocationView[] {
+    return this.deps.store.revocationsOf(entity).map((r) => ({
+      agent: r.agent,
+      byUs: r.byAgent === this.deps.keys.id,
+      by: r.byAgent,
+      at: new Date(r.at).toISOString(),
+      reason: r.reason,
+      detail: r.detail,
+      verified: r.verified,
+    }));
   }
 
   /** Writes traffic counts to the store. */
@@ -523,7 +624,35 @@ export type SpamEvent =
   | { kind: 'cleared'; against: AgentId }
   | { kind: 'suspended'; agent: AgentId; reason: string }
   | { kind: 'lifted'; agent: AgentId }
-  | { kind: 'revoked'; agent: AgentId; entity?: Fingerprint; reason: string; detail: string };
+  | { kind: 'revoked'; agent: AgentId; entity?: Fingerprint; reason: string; detail: string }
+  | { kind: 'reinstated'; agent: AgentId }
+  | ({ kind: 'revoked-by' } & NoticeFacts)
+  | ({ kind: 'reported'; agent: AgentId; entity: Fingerprint } & NoticeFacts);
+
+/** One revocation for spam as `kith contacts` shows it. */
+export interface SpamRevocationView {
+  /** The agent revoked. */
+  agent: AgentId;
+  /** True if this agent revoked it; else a neighbour told us (by). */
+  byUs: boolean;
+  by: AgentId;
+  /** ISO 8601. */
+  at: string;
+  reason: string;
+  detail: string;
+  /** Evidence items (signed complaints) that verified. */
+  verified: number;
+}
+
+/** What a revocation notice said, and how much of its evidence verified here. */
+export interface NoticeFacts {
+  by: AgentId;
+  at: number;
+  reason: string;
+  detail: string;
+  items: number;
+  verified: number;
+}
 
 function originRow(
   recipient: string,
@@ -557,6 +686,15 @@ function hasProof(hop: HopRecord): boolean {
     return verifyHopProof(hop, publicFromAgentId(hop.from));
   } catch {
     return false;
+  }
+}
+
+/** The raw key inside an agent id (undefined for an id that is not an Ed25519 key). */
+function keyOf(agent: AgentId): Buffer | undefined {
+  try {
+    return publicFromAgentId(agent);
+  } catch {
+    return undefined;
   }
 }
 

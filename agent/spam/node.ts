@@ -1,6 +1,8 @@
+import MailComposer from 'nodemailer/lib/mail-composer';
 import type { Logger } from '../../common/logger.ts';
-import type { MessageId } from '../../common/ids.ts';
-import type { RevocationAct, SpamControl } from './control.ts';
+import type { AgentId, MessageId } from '../../common/ids.ts';
+import type { Transport } from '../transport.ts';
+import type { NoticeFacts, RevocationAct, SpamControl } from './control.ts';
 
 /** What the node's wiring needs of the mailbox store: its complaint candidates (gateway/mailbox). */
 export interface JunkSource {
@@ -11,6 +13,8 @@ export interface JunkSource {
 }
 
 const MESSAGE_ID = /^[0-9a-f]{32}$/;
+/** How long the revoked agent's link is kept open for the notice to reach it. */
+const NOTICE_TIMEOUT_MS = 2000;
 
 /**
  * Turns the mailbox's Junk moves into network complaints: recorded -> complain, withdrawn ->
@@ -38,14 +42,68 @@ export function junkToComplaint(
   return unsubscribe;
 }
 
-/** The node's side of a revocation for spam: close the links and refuse the entity from now on. */
-export function revokeForSpam(
+/**
+ * The node's side of a revocation for spam: the revoked agent is sent the notice with its
+ * evidence while its link is still up (so its owner learns why), then its entity's trust is
+ * revoked (links close, refused from now on), then the notice goes to every other neighbour
+ * (those that trust it too can weigh the evidence; the rest drop it).
+ */
+export async function revokeForSpam(
   act: RevocationAct,
-  deps: { links: { revoke(fingerprint: string): unknown }; log: Logger },
-): void {
-  if (!act.entity) {
-    deps.log.warn({ agent: act.agent }, 'spam revocation of an agent without a known entity');
-    return;
+  deps: { links: { revoke(fingerprint: string): unknown }; transport: Transport; log: Logger },
+): Promise<void> {
+  const { transport, log } = deps;
+  await within(transport.send(act.agent, act.notice), NOTICE_TIMEOUT_MS).catch((err: Error) =>
+    log.info({ agent: act.agent, err: err.message }, 'the revocation notice did not reach the revoked agent'),
+  );
+  if (act.entity) deps.links.revoke(act.entity);
+  else log.warn({ agent: act.agent }, 'spam revocation of an agent without a known entity');
+  for (const neighbour of transport.neighbours()) {
+    if (neighbour === act.agent) continue;
+    transport.send(neighbour, act.notice).catch(() => undefined);
   }
-  deps.links.revoke(act.entity);
+}
+
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The status email that tells an owner a neighbour cut their agent off for spam: who, when, why,
+ * how many complaints, and what to do. Plain text; delivered into the owner's INBOX.
+ */
+export async function spamRevocationMail(facts: {
+  to: string;
+  by: { name?: string; email?: string; agent: AgentId };
+  notice: NoticeFacts;
+  fingerprint: string;
+}): Promise<Buffer> {
+  const who = facts.by.email ? `${facts.by.name ?? ''} <${facts.by.email}>`.trim() : facts.by.agent;
+  const when = new Date(facts.notice.at).toISOString();
+  const text = [
+    `${who} stopped trusting your agent on ${when} because of spam complaints.`,
+    '',
+    `Why: ${facts.notice.detail}`,
+    `Evidence: ${facts.notice.items} signed complaint(s) from recipients of mail that came from your agent.`,
+    '',
+    'Your agent can no longer link with theirs, and mail that went through them takes other paths',
+    'or fails. If your agent or your account sent mail you did not write, it may be compromised:',
+    'check it first. Only they can trust you again, by running `kith trust` with your fingerprint:',
+    `  ${facts.fingerprint}`,
+    '',
+  ].join('\r\n');
+  const composer = new MailComposer({
+    from: 'Kith <postmaster@kith>',
+    to: facts.to,
+    subject: `Your agent was cut off for spam by ${who}`,
+    text,
+    headers: { 'Auto-Submitted': 'auto-generated', 'X-Kith-Spam-Revocation': facts.by.agent },
+  });
+  return composer.compile().build();
 }

@@ -251,6 +251,15 @@ export class SpamStore {
     return (this.q.against.all(neighbour, since) as Raw[]).map(toComplaint);
   }
 
+  /** Clears every open complaint against a neighbour (reinstated by a human); returns how many. */
+  clearOpenAgainst(neighbour: AgentId, at: number, tag: string): number {
+    return this.db
+      .prepare(
+        "UPDATE spam_complaint SET cleared_at = ?, cut_id = ? WHERE predecessor = ? AND state = 'active' AND cleared_at IS NULL",
+      )
+      .run(at, tag, neighbour).changes;
+  }
+
   /** Open complaints against a neighbour ever (not decayed). */
   openCount(neighbour: AgentId): number {
     return (this.q.openCount.get(neighbour) as { n: number }).n;

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { ContactView } from '../../agent/links/types.ts';
+import type { SpamRevocationView } from '../../agent/spam/control.ts';
 import { print } from '../context.ts';
 import { nodeCall } from '../node-call.ts';
 
@@ -41,9 +42,13 @@ export function registerNetwork(program: Command): void {
         EntityView & {
           linked?: { agent: string; address: string };
           unreachable: { address: string; error: string }[];
+          reinstatedFromSpam?: SpamRevocationView;
         }
       >(command, 'trust', { fingerprint, addresses: options.address ?? [] });
       const who = `${result.fingerprint}${result.email ? ` <${result.email}>` : ''}`;
+      const undone = result.reinstatedFromSpam;
+      if (undone)
+        print(`It had been revoked for spam on ${undone.at} (${undone.detail}); trusted again now.`);
       if (result.linked) {
         print(`Trusted ${who}; linked with its agent at ${result.linked.address}`);
       } else if (result.unreachable.length > 0) {
@@ -68,7 +73,7 @@ export function registerNetwork(program: Command): void {
     .description('list trusted entities and contacts, their agents, addresses and link state')
     .option('--json', 'print JSON')
     .action(async (options: { json?: boolean }, command: Command) => {
-      const contacts = await nodeCall<ContactView[]>(command, 'contacts');
+      const contacts = await nodeCall<(ContactView & { spam?: SpamRevocationView[] })[]>(command, 'contacts');
       if (options.json) return print(JSON.stringify(contacts));
       if (contacts.length === 0) print('No contacts yet: `kith invite` or `kith accept CODE`.');
       for (const c of contacts) {
@@ -80,6 +85,11 @@ export function registerNetwork(program: Command): void {
             `  agent        ${a.agentId}  ${a.linked ? 'linked' : 'not linked'}${a.revoked ? ' (revoked)' : ''}`,
           );
           for (const addr of a.addresses) print(`               ${addr}`);
+        }
+        // Why and when spam control revoked it here, or a neighbour reported it (agent/spam).
+        for (const s of c.spam ?? []) {
+          const by = s.byUs ? 'by this agent' : `by neighbour ${s.by}`;
+          print(`  spam         revoked ${by} on ${s.at}: ${s.detail} (${s.verified} signed complaints)`);
         }
       }
     });

@@ -10,7 +10,10 @@ import {
   StatementKind,
 } from '../../agent/spam/wire.ts';
 import type { SpamEvent } from '../../agent/spam/control.ts';
-import { mail, startAgents, until, type TestNetwork } from '../agents/network.ts';
+import { mail, messagesContaining, startAgents, until, type TestNetwork } from '../agents/network.ts';
+import { callNode } from '../../agent/control/client.ts';
+import type { SpamRevocationView } from '../../agent/spam/control.ts';
+import { join } from 'node:path';
 import { copyAndExpunge, imapOf, move, waitForSubject } from './imap.ts';
 
 /**
@@ -147,5 +150,34 @@ describe('spam control between real nodes', () => {
     expect(victim().trust.entity(relay().identity.fingerprint)?.revokedAt).toBeUndefined();
     await mail(net.agent('other').node, victim(), { subject: 'lunch tomorrow?', text: 'at noon' });
     await waitForSubject(imap, 'INBOX', 'lunch tomorrow?');
+
+    // The spammer's owner is told by a status email, and its agent verified the evidence it got.
+    const notice = await until(
+      async () => (await messagesContaining(spammer, 'cut off for spam'))[0],
+      20_000,
+      "the status email in the spammer's INBOX",
+    );
+    expect(notice.toString()).toContain('3 signed complaint(s)');
+    expect(spammer.spam.revocationsOf(spammerEntity)).toEqual([
+      expect.objectContaining({ byUs: false, by: relayAgent, reason: 'complaints', verified: 3 }),
+    ]);
+
+    // `kith contacts` on the relay says why and when; `kith trust` again is what reinstates it.
+    const sock = join(relay().paths.root, 'control.sock');
+    const contacts = await callNode<{ fingerprint: string; revoked: boolean; spam: SpamRevocationView[] }[]>(
+      sock,
+      'contacts',
+    );
+    const listed = contacts.find((c) => c.fingerprint === spammerEntity)!;
+    expect(listed.revoked).toBe(true);
+    expect(listed.spam).toEqual([expect.objectContaining({ byUs: true, reason: 'complaints', verified: 3 })]);
+    expect(listed.spam[0].detail).toMatch(/open complaints/);
+    const trusted = await callNode<{ reinstatedFromSpam?: SpamRevocationView }>(sock, 'trust', {
+      fingerprint: spammerEntity,
+      addresses: [],
+    });
+    expect(trusted.reinstatedFromSpam).toMatchObject({ byUs: true });
+    expect(relay().trust.entity(spammerEntity)?.revokedAt).toBeUndefined();
+    expect(relay().spam.facts(spammerAgent)).toMatchObject({ revoked: false, openComplaints: 0 });
   });
 });
