@@ -128,6 +128,14 @@ export class Sender implements Origin {
     if (!rec || rec.state !== 'pending') return;
     const source =
       rec.source.kind === 'file' ? await fileSource(rec.source.path) : bytesSource(rec.source.data);
+    // Asked twice at once (send()'s own resume and the outbox job's): the one that got here second
+    // closes its file and leaves. Without this it replaced the first in `active`, whose file
+    // handle was then never closed (Node closed it at GC, warning "Closing file descriptor N on
+    // garbage collection": seen in bench/soak) and whose attempt ran beside the second.
+    if (this.stopped || this.active.has(id)) {
+      await source.close();
+      return;
+    }
     const a: Active = {
       rec,
       source,
