@@ -7,6 +7,13 @@ export interface ListAddress {
   email: string;
   /** A URL of the archive; List-Archive is added only when there is one. */
   archive?: string;
+  /** A chat room: every post that starts no thread of its own joins the room's one conversation. */
+  chat?: boolean;
+}
+
+/** The Message-ID every post of a chat room refers to, so mail clients show the room as one thread. */
+export function roomThread(email: string): string {
+  return `<room.${listId(email)}@kith>`;
 }
 
 /**
@@ -95,6 +102,7 @@ export function rewritePost(raw: Buffer, list: ListAddress, poster: Poster): Buf
   const { fields } = parseHeader(header);
   const kept: Buffer[] = [];
   let originalFrom: string | undefined;
+  const threaded = fields.some((f) => ['in-reply-to', 'references'].includes(f.name.toLowerCase()));
   for (const field of fields) {
     if (field.name.toLowerCase() === 'from') {
       originalFrom = field.value;
@@ -108,6 +116,9 @@ export function rewritePost(raw: Buffer, list: ListAddress, poster: Poster): Buf
     `From: ${phrase(`${name} via ${list.name}`)} <${list.email}>`,
     ...(originalFrom ? [`X-Original-From: ${originalFrom.replace(/[\r\n]+/g, ' ')}`] : []),
     ...listHeaderFields(list),
+    ...(list.chat && !threaded
+      ? [`In-Reply-To: ${roomThread(list.email)}`, `References: ${roomThread(list.email)}`]
+      : []),
   ];
   const head = Buffer.from(added.map((f) => `${f}\r\n`).join(''));
   return Buffer.concat([head, ...kept, Buffer.from('\r\n'), body]);

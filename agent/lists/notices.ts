@@ -96,3 +96,38 @@ export function helpNotice(list: { name: string; email: string }, policy: string
     ].join('\n'),
   };
 }
+
+/** What each moderator gets for a held post: the post itself, and how to answer. */
+export function moderationRequest(
+  listName: string,
+  postId: MessageId,
+  subject: string,
+  copy: Buffer,
+): Notice {
+  return {
+    subject: `Moderation: ${postId} ${subject}`.slice(0, 200),
+    text: [
+      `A post to ${listName} waits for a moderator. Reply to this message with`,
+      '  approve',
+      '  reject <reason>',
+      'as the first line of your answer (your signed reply is the decision).',
+      '',
+      '---- the held post ----',
+      copy.toString('utf8'),
+    ].join('\n'),
+  };
+}
+
+/** A moderator's answer: the first line of its text that is neither empty nor quoted. Pure. */
+export function moderationVerdict(
+  text: string,
+): { action: 'approve' } | { action: 'reject'; reason?: string } | { action: 'unclear' } {
+  const line = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .find((l) => l !== '' && !l.startsWith('>'));
+  const m = /^(approve|reject)\b[\s:,-]*(.*)$/i.exec(line ?? '');
+  if (!m) return { action: 'unclear' };
+  if (m[1].toLowerCase() === 'approve') return { action: 'approve' };
+  return m[2] ? { action: 'reject', reason: m[2].slice(0, 200) } : { action: 'reject' };
+}

@@ -1,12 +1,21 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { simpleParser } from 'mailparser';
 import { join } from 'node:path';
 import { asMessageId, type Fingerprint, type MessageId } from '../../common/ids.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { DeliveryEvent, DeliveryService, GatewaySink, InboundMessage } from '../../gateway/delivery.ts';
 import type { TrustStore } from '../trust/store.ts';
 import { hasOwnLoopMark, headerValues, rewritePost } from './headers.ts';
-import { composeNotice, helpNotice, refusalNotice, summaryNotice, type Notice } from './notices.ts';
+import {
+  composeNotice,
+  helpNotice,
+  moderationRequest,
+  moderationVerdict,
+  refusalNotice,
+  summaryNotice,
+  type Notice,
+} from './notices.ts';
 import { countCopies, decidePost, summaryDue, type CopyState, type PostFacts } from './policy.ts';
 import type { ListPost, ListSettings, ListStore } from './store.ts';
 
@@ -19,6 +28,8 @@ export interface ListNodeView {
 
 /** Subjects that are commands to the list rather than posts. */
 const COMMANDS = new Set(['help', 'subscribe', 'unsubscribe']);
+/** A moderator's answer names the held post in its subject ("Re: Moderation: <id> …"). */
+const MODERATION = /\bmoderation:\s*([0-9a-f]{32})\b/i;
 
 /**
  * One list entity at work: takes the posts its node receives (signature already checked by the
@@ -102,6 +113,22 @@ export class ListService {
         : 'stranger';
     const looped = poster === node.identity.fingerprint || hasOwnLoopMark(message.raw, settings.email);
     const command = subject.trim().toLowerCase();
+    const moderation = MODERATION.exec(subject)?.[1] as MessageId | undefined;
+    if (moderation && message.verified && !looped) {
+      store.recordPost(
+        {
+          id: message.id,
+          poster,
+          subject,
+          receivedAt: this.now,
+          decision: 'refuse',
+          reason: 'moderation reply',
+        },
+        [],
+      );
+      await this.moderationReply(moderation, poster, standing, message.raw);
+      return;
+    }
     if (COMMANDS.has(command) && message.verified && !looped) {
       store.recordPost(
         {
@@ -137,35 +164,97 @@ export class ListService {
         await this.notify(poster, refusalNotice(settings.name, subject, decision.reason, messageId));
       return;
     }
-    if (decision.action === 'hold') {
-      store.recordPost({ ...base, decision: 'hold', reason: decision.reason }, []);
-      log.info({ post: message.id, poster }, 'list: post held for a moderator');
-      await this.notify(poster, {
-        subject: `Held for a moderator: ${subject}`,
-        text: `Your post "${subject}" to ${settings.name} waits for a moderator's approval.`,
-        inReplyTo: messageId,
-      });
-      return;
-    }
     const copy = rewritePost(message.raw, settings, {
       name: message.sender.name,
       email: message.sender.email,
     });
     const rawPath = join(this.deps.postsDir, `${message.id}.eml`);
     await writeFile(rawPath, copy, { mode: 0o600 });
+    if (decision.action === 'hold') {
+      store.recordPost({ ...base, decision: 'hold', reason: decision.reason, rawPath }, []);
+      log.info({ post: message.id, poster }, 'list: post held for a moderator');
+      await this.notify(poster, {
+        subject: `Held for a moderator: ${subject}`,
+        text: `Your post "${subject}" to ${settings.name} waits for a moderator's approval.`,
+        inReplyTo: messageId,
+      });
+      for (const m of store.members().filter((x) => x.moderator)) {
+        await this.notify(m.fingerprint, moderationRequest(settings.name, message.id, subject, copy));
+      }
+      return;
+    }
     const copies = store.members().map((m) => ({ id: newId(), subscriber: m.fingerprint }));
     // Durable before receive() resolves: from here a crash re-submits the copies at start.
     store.recordPost({ ...base, decision: 'distribute', rawPath }, copies);
     log.info({ post: message.id, poster, copies: copies.length }, 'list: distributing');
+    await this.distributed(message.id, copy);
+  }
+
+  /** Archives a copy that is going out and starts its fan-out. */
+  private async distributed(postId: MessageId, copy: Buffer): Promise<void> {
+    const { node, store } = this.deps;
+    const settings = this.settings();
     if (settings.archive) {
       await this.deps.archive.receive({
-        ...message,
+        id: postId,
         raw: copy,
         sender: { fingerprint: node.identity.fingerprint, email: settings.email, name: settings.name },
         verified: true,
+        receivedAt: new Date(this.now),
       });
     }
-    this.track(this.fanOut(store.post(message.id)!));
+    this.track(this.fanOut(store.post(postId)!));
+  }
+
+  /**
+   * A moderator's answer to a held post: "approve" or "reject [reason]" as the first line of its
+   * text that is not quoted. Only a verified moderator decides (the message's signature is the
+   * signed command); anyone else's answer is dropped with the reason in the log.
+   */
+  private async moderationReply(
+    postId: MessageId,
+    sender: Fingerprint,
+    standing: PostFacts['poster'],
+    raw: Buffer,
+  ): Promise<void> {
+    const { store, log } = this.deps;
+    const settings = this.settings();
+    const post = store.post(postId);
+    if (standing !== 'moderator') {
+      log.warn(
+        { post: postId, sender },
+        'list: a moderation answer from someone who is not a moderator, dropped',
+      );
+      return;
+    }
+    if (!post || post.decision !== 'hold') {
+      log.info({ post: postId, sender }, 'list: a moderation answer for a post not held (any more), ignored');
+      return;
+    }
+    const verdict = moderationVerdict((await simpleParser(raw)).text ?? '');
+    if (verdict.action === 'approve') {
+      const copies = store.members().map((m) => ({ id: newId(), subscriber: m.fingerprint }));
+      if (!store.approve(postId, copies)) return;
+      log.info({ post: postId, moderator: sender, copies: copies.length }, 'list: held post approved');
+      await this.distributed(postId, await readFile(post.rawPath!));
+    } else if (verdict.action === 'reject') {
+      if (!store.reject(postId, 'rejected by a moderator')) return;
+      log.info({ post: postId, moderator: sender }, 'list: held post rejected');
+      await this.notify(
+        post.poster,
+        refusalNotice(
+          settings.name,
+          post.subject,
+          `a moderator rejected it${verdict.reason ? ` (${verdict.reason})` : ''}`,
+        ),
+      );
+    } else {
+      log.info({ post: postId, moderator: sender }, 'list: a moderation answer without approve or reject');
+      await this.notify(sender, {
+        subject: `Not understood: Moderation: ${postId}`,
+        text: 'Answer with "approve" or "reject <reason>" as the first line.',
+      });
+    }
   }
 
   private track(p: Promise<void>): void {

@@ -222,6 +222,36 @@ export class ListStore {
     return result.changes > 0;
   }
 
+  /**
+   * A held post becomes distributed, with its copies (not yet submitted), in one transaction;
+   * false if it was not held (decided already: an approval that comes twice counts once).
+   */
+  approve(post: MessageId, copies: { id: MessageId; subscriber: Fingerprint }[]): boolean {
+    const now = this.clock();
+    return this.db.transaction(() => {
+      const changed = this.db
+        .prepare(
+          `UPDATE list_posts SET decision = 'distribute', reason = 'approved' WHERE id = ? AND decision = 'hold'`,
+        )
+        .run(post).changes;
+      if (changed === 0) return false;
+      const insert = this.db.prepare(
+        `INSERT INTO list_copies (id, post, subscriber, state, submitted, updated_at) VALUES (?, ?, ?, 'pending', 0, ?)`,
+      );
+      for (const c of copies) insert.run(c.id, post, c.subscriber, now);
+      return true;
+    })();
+  }
+
+  /** A held post is refused by a moderator; false if it was not held. */
+  reject(post: MessageId, reason: string): boolean {
+    return (
+      this.db
+        .prepare(`UPDATE list_posts SET decision = 'refuse', reason = ? WHERE id = ? AND decision = 'hold'`)
+        .run(reason, post).changes > 0
+    );
+  }
+
   /** Distributed posts whose poster has not had the summary yet. */
   postsAwaitingSummary(): ListPost[] {
     return (

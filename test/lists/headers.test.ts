@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { simpleParser } from 'mailparser';
 import { hasOwnLoopMark, listHeaderFields, listId, rewritePost } from '../../agent/lists/headers.ts';
+import { moderationVerdict } from '../../agent/lists/notices.ts';
 
 const post = Buffer.from(
   [
@@ -66,5 +67,31 @@ describe('rewritePost', () => {
     const parsed = await simpleParser(out);
     expect(parsed.subject).toBe('x');
     expect(out.toString()).toMatch(/^From: "bob@example\.org via dev" <dev@lists\.example\.org>\r$/m);
+  });
+});
+
+describe('chat rooms and moderation answers', () => {
+  it('a chat room threads a post that starts no thread into the room; a reply keeps its own thread', () => {
+    const room = { name: 'room', email: 'room@lists.example.org', chat: true };
+    const fresh = rewritePost(
+      Buffer.from('From: a@example.org\r\nSubject: hi\r\n\r\nhi\r\n'),
+      room,
+      {},
+    ).toString();
+    expect(fresh).toMatch(/^References: <room\.room\.lists\.example\.org@kith>\r$/m);
+    const reply = rewritePost(post, room, {}).toString();
+    expect(reply).toMatch(/^References: <p0@example\.org>\r$/m);
+    expect(reply).not.toContain('room.room.lists');
+  });
+
+  it('moderationVerdict reads the first unquoted line', () => {
+    expect(moderationVerdict('\n> quoted approve\nApprove\n')).toEqual({ action: 'approve' });
+    expect(moderationVerdict('reject: spam, obviously')).toEqual({
+      action: 'reject',
+      reason: 'spam, obviously',
+    });
+    expect(moderationVerdict('reject')).toEqual({ action: 'reject' });
+    expect(moderationVerdict('> approve\nlooks fine to me')).toEqual({ action: 'unclear' });
+    expect(moderationVerdict('')).toEqual({ action: 'unclear' });
   });
 });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { callNode } from '../../agent/control/client.ts';
 import type { KithNode } from '../../agent/node.ts';
 import { messagesContaining, startAgents, until, type TestNetwork } from '../agents/network.ts';
-import { imapInbox, smtpPost } from './network.ts';
+import { imapInbox, smtpPost, starAround } from './network.ts';
 
 /** Subscribers on loopback: 20 real KithNodes, each with its own gateway, SQLite and libp2p. */
 const MEMBERS = 20;
@@ -19,41 +19,11 @@ describe(`a list hosted by a node, ${MEMBERS} member agents on loopback`, () => 
 
   beforeAll(async () => {
     const names = Array.from({ length: MEMBERS }, (_, i) => `m${i + 1}`);
-    // Each member (and the outsider) and the host trust each other, keys and agent certificates
-    // exchanged beforehand (as `kith agent import` brings them), and the host dials each: a star of
-    // links, none between members. Neither invitations nor trust by fingerprint alone would do for
-    // 20: each first contact is a provisional peer, at most 10 a minute from one IP address.
     net = await startAgents({ names: ['host', ...names, 'outsider'], links: [] });
     host = net.agent('host').node;
     members = names.map((n) => net.agent(n).node);
     outsider = net.agent('outsider').node;
-    for (const m of [...members, outsider]) {
-      for (const [a, b] of [
-        [host, m],
-        [m, host],
-      ]) {
-        await a.trust.addEntity(b.identity.entityPublicArmored, {
-          trusted: true,
-          contact: true,
-          source: 'fingerprint',
-        });
-        await a.trust.addAgentCertificate(b.identity.certificate);
-      }
-      await host.links.trust(m.identity.fingerprint, {
-        addresses: m.links.multiaddrs().map((x) => x.toString()),
-      });
-    }
-    await until(
-      () =>
-        [...members, outsider].every(
-          (m) =>
-            host.links.isLinked(m.identity.agentId) && host.trust.entity(m.identity.fingerprint)?.publicKey,
-        )
-          ? true
-          : undefined,
-      60_000,
-      'the host linked with every member, their keys exchanged',
-    );
+    await starAround(host, [...members, outsider]);
     list = (await control('list.create', {
       name: 'dev',
       email: 'dev@lists.kith',

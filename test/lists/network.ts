@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import type { KithNode } from '../../agent/node.ts';
+import { until } from '../agents/network.ts';
 
 /**
  * A mail client (python3 smtplib, STARTTLS + AUTH) posts to an address through the node's SMTP.
@@ -52,4 +53,47 @@ export async function imapInbox(node: KithNode): Promise<string[]> {
   } finally {
     await client.logout();
   }
+}
+
+/**
+ * Each node and the host trust each other, keys and agent certificates exchanged beforehand (as
+ * `kith agent import` brings them), and the host dials each: a star of links, none between the
+ * others. Neither invitations nor trust by fingerprint alone would do for 20: each first contact
+ * is a provisional peer, and an agent takes at most 10 a minute from one IP address.
+ */
+export async function starAround(host: KithNode, nodes: KithNode[]): Promise<void> {
+  for (const m of nodes) {
+    for (const [a, b] of [
+      [host, m],
+      [m, host],
+    ]) {
+      await a.trust.addEntity(b.identity.entityPublicArmored, {
+        trusted: true,
+        contact: true,
+        source: 'fingerprint',
+      });
+      await a.trust.addAgentCertificate(b.identity.certificate);
+    }
+    await host.links.trust(m.identity.fingerprint, {
+      addresses: m.links.multiaddrs().map((x) => x.toString()),
+    });
+  }
+  await until(
+    () => (nodes.every((m) => host.links.isLinked(m.identity.agentId)) ? true : undefined),
+    60_000,
+    'the host linked with every node',
+  );
+}
+
+/** Waits until the node's INBOX (over IMAP) holds messages matching `pattern`; returns them. */
+export async function inboxMatching(node: KithNode, pattern: RegExp, timeoutMs = 120_000): Promise<string[]> {
+  return until(
+    async () => {
+      const found = (await imapInbox(node)).filter((r) => pattern.test(r));
+      return found.length > 0 ? found : undefined;
+    },
+    timeoutMs,
+    `a message matching ${pattern} at ${node.identity.email}`,
+    250,
+  );
 }
