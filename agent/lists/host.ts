@@ -298,7 +298,7 @@ export class ListHost {
 
 /**
  * A hosted list's configuration: the host's, with its own data directory and Redis prefix, and
- * every listener on loopback port 0. Subscribers reach the list over Kith, never over its own
+ * every listener on loopback port 0 (whatever ports the host has configured: they are its own). Subscribers reach the list over Kith, never over its own
  * SMTP/IMAP/HTTP; the list's libp2p listens on loopback only, since its one link is the host.
  */
 export function listConfig(host: Readonly<Config>, dataDir: string, name: string): Config {
@@ -319,5 +319,7 @@ export function listConfig(host: Readonly<Config>, dataDir: string, name: string
     smtp: { ...host.smtp, host: '127.0.0.1', port: 0 },
     imap: { ...host.imap, host: '127.0.0.1', port: 0, tlsPort: 0 },
     http: { ...host.http, host: '127.0.0.1', port: 0 },
+    // A list plays no transfers to anyone: the host's streams port is the host's alone.
+    streams: { ...host.streams, enabled: false, host: '127.0.0.1', port: 0 },
   };
 }

@@ -85,3 +85,29 @@ describe('the poster’s one summary', () => {
     expect(summaryDue(underWay, 0, 60_000, 60_000)).toBe(true);
   });
 });
+
+describe('a hosted list’s configuration', () => {
+  it('takes none of the host’s ports and keeps its own data directory and Redis prefix', async () => {
+    const { listConfig } = await import('../../agent/lists/host.ts');
+    const { loadConfig } = await import('../../config/load.ts');
+    const host = loadConfig({
+      env: {},
+      overrides: {
+        dataDir: '/srv/kith',
+        smtp: { port: 2525 },
+        imap: { port: 1143 },
+        http: { port: 8080 },
+        p2p: { listen: ['/ip4/0.0.0.0/tcp/4001'], relay: { enabled: true } },
+      },
+    });
+    const list = listConfig(host, '/srv/kith/lists/dev', 'dev');
+    expect(list.dataDir).toBe('/srv/kith/lists/dev');
+    expect(list.redis.prefix).toBe(`${host.redis.prefix}-list-dev`);
+    expect([list.smtp.port, list.imap.port, list.imap.tlsPort, list.http.port, list.streams.port]).toEqual([
+      0, 0, 0, 0, 0,
+    ]);
+    expect(list.streams.enabled).toBe(false);
+    expect(list.p2p.listen).toEqual(['/ip4/127.0.0.1/tcp/0']);
+    expect(list.p2p.relay.enabled).toBe(false);
+  });
+});
