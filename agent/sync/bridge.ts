@@ -338,36 +338,56 @@ export class MailboxBridge implements SyncSink {
   }
 
   private async projectEntries(eids: Iterable<string>): Promise<void> {
-    const folders = liveFolders(this.o.sync);
-    for (const eid of new Set(eids)) {
+    const { sync } = this.o;
+    const folders = liveFolders(sync);
+    const fresh: EntryView[] = [];
+    const failed = (eid: string, err: unknown) =>
+      this.o.log.warn({ eid, err: (err as Error).message }, 'could not apply a synced message change');
+    // Copies already here change with synchronous store calls: committed together, one commit
+    // for a whole batch of a sibling's changes rather than one per message.
+    sync.transaction(() => {
+      for (const eid of new Set(eids)) {
+        try {
+          const want = entryView(sync, eid, folders);
+          const local = sync.entry(eid);
+          if (local) this.projectExisting(local, want);
+          else if (want) fresh.push(want);
+        } catch (err) {
+          failed(eid, err);
+        }
+      }
+    });
+    for (const want of fresh) {
       try {
-        await this.projectEntry(eid, entryView(this.o.sync, eid, folders));
+        await this.projectNew(want);
       } catch (err) {
-        this.o.log.warn({ eid, err: (err as Error).message }, 'could not apply a synced message change');
+        failed(want.eid, err);
       }
     }
   }
 
-  private async projectEntry(eid: string, want: EntryView | undefined): Promise<void> {
+  /** A message that shows in the merged state and has no local copy yet: appended, once its bytes are here. */
+  private async projectNew(want: EntryView): Promise<void> {
+    if (this.o.sync.entry(want.eid)) return;
+    const bytes = await this.readBlob(want.hash);
+    if (bytes === undefined) {
+      const set = this.missing.get(want.hash) ?? new Set();
+      set.add(want.eid);
+      this.missing.set(want.hash, set);
+      return;
+    }
+    await this.appendLocal(want, bytes);
+  }
+
+  /** A local copy made to show as the merged state says: expunged, moved, its flags changed. */
+  private projectExisting(local: LocalEntry, want: EntryView | undefined): void {
     const { mail, sync } = this.o;
-    const local = sync.entry(eid);
+    const eid = local.eid;
     if (want === undefined) {
-      if (!local) return;
       this.forget(eid);
       sync.dropEntry(eid);
       mail.setFlags(local.mailboxId, [local.uid], 'add', ['\\Deleted'], { origin: SYNC_ORIGIN });
       mail.expunge(local.mailboxId, [local.uid], SYNC_ORIGIN);
-      return;
-    }
-    if (!local) {
-      const bytes = await this.readBlob(want.hash);
-      if (bytes === undefined) {
-        const set = this.missing.get(want.hash) ?? new Set();
-        set.add(eid);
-        this.missing.set(want.hash, set);
-        return;
-      }
-      await this.appendLocal(want, bytes);
       return;
     }
     let at = local;

@@ -209,20 +209,22 @@ export class SyncEngine {
     const touched = emptyTouched();
     let gap = false;
     let applied = 0;
-    for (const change of changes) {
-      const r: Received = this.o.replica.receive(change);
-      if (r.result === 'applied') {
-        applied++;
-        mergeTouched(touched, r.touched);
-        const known = this.known.get(from);
-        if (known) known[r.body.a] = Math.max(known[r.body.a] ?? 0, r.body.s);
-      } else if (r.result === 'duplicate') {
-        this.counters.duplicate++;
-      } else {
-        if (r.reason === 'gap') gap = true;
-        this.refused({ author: r.author, seq: r.seq, reason: r.reason, via: from });
+    this.o.replica.batch(() => {
+      for (const change of changes) {
+        const r: Received = this.o.replica.receive(change);
+        if (r.result === 'applied') {
+          applied++;
+          mergeTouched(touched, r.touched);
+          const known = this.known.get(from);
+          if (known) known[r.body.a] = Math.max(known[r.body.a] ?? 0, r.body.s);
+        } else if (r.result === 'duplicate') {
+          this.counters.duplicate++;
+        } else {
+          if (r.reason === 'gap') gap = true;
+          this.refused({ author: r.author, seq: r.seq, reason: r.reason, via: from });
+        }
       }
-    }
+    });
     this.counters.applied += applied;
     if (gap) this.sendFrame(from, { kind: 'vv', vv: this.o.replica.versionVector() });
     if (applied === 0) return;

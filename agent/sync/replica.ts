@@ -135,6 +135,11 @@ export class Replica {
     return { ...this.vv };
   }
 
+  /** Runs `fn` (several receive() calls) in one transaction: one commit per frame, not per change. */
+  batch<T>(fn: () => T): T {
+    return this.o.store.transaction(fn);
+  }
+
   /** The changes a sibling with version vector `theirs` lacks, author by author, at most `limit`. */
   changesFor(theirs: VersionVector, limit: number): SignedChange[] {
     const out: SignedChange[] = [];
