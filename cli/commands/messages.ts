@@ -4,6 +4,7 @@ import cliProgress from 'cli-progress';
 import type { JobProgress } from '../../agent/queue/outbox.ts';
 import { print } from '../context.ts';
 import { nodeCall } from '../node-call.ts';
+import { RateMeter, formatLeft, formatRate } from './progress.ts';
 
 type Tracked = JobProgress & { id: string; to: string; size: number };
 
@@ -59,10 +60,11 @@ export function registerMessages(program: Command): void {
     });
 }
 
-/** Live view: a progress bar for chunked messages, a line per hop event. */
+/** Live view: a progress bar (rate, time left) for chunked messages, a line per hop event. */
 async function follow(command: Command, id: string): Promise<void> {
   let bar: cliProgress.SingleBar | undefined;
   let shown = 0;
+  const meter = new RateMeter();
   const show = (t: Tracked): void => {
     for (const hop of t.hops.slice(shown)) {
       bar?.stop();
@@ -71,12 +73,18 @@ async function follow(command: Command, id: string): Promise<void> {
     }
     shown = t.hops.length;
     if (t.chunks && t.state !== 'delivered') {
+      const bytes = Math.round((t.size * t.chunks.acked) / Math.max(1, t.chunks.total));
+      meter.sample(bytes, Date.now());
+      const payload = { rate: formatRate(meter.rate()), left: formatLeft(meter.secondsLeft(t.size)) };
       bar ??= new cliProgress.SingleBar(
-        { format: 'chunks [{bar}] {value}/{total} {percentage}%', stream: process.stderr },
+        {
+          format: 'chunks [{bar}] {value}/{total} {percentage}% | {rate} | {left} left',
+          stream: process.stderr,
+        },
         cliProgress.Presets.shades_classic,
       );
-      if (!bar.isActive) bar.start(t.chunks.total, t.chunks.acked);
-      bar.update(t.chunks.acked);
+      if (!bar.isActive) bar.start(t.chunks.total, t.chunks.acked, payload);
+      bar.update(t.chunks.acked, payload);
     }
   };
   const final = await nodeCall<Tracked>(command, 'track', { id, follow: true }, (u) => show(u as Tracked));
