@@ -28,6 +28,7 @@ const BENCHMARKS = [
   ['e2e-latency', 'bench/e2e/latency.ts', [], ['--messages', '30', '--burst', '100'], MTA],
   ['e2e-large', 'bench/e2e/large.ts', [], ['--mib', '100'], []],
   ['soak', 'bench/soak/run.ts', [], ['--minutes', '5'], []],
+  ['spam', 'bench/spam/run.ts', [], ['--agents', '2500', '--weeks', '2'], []],
 ];
 /** Run only when named in --only: two hours is not part of "every benchmark". */
 const ON_REQUEST = new Set(['soak']);

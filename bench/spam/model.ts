@@ -1,0 +1,443 @@
+/**
+ * The spam simulation (bench/spam): 10,000 agents on a trust graph, hour by hour. It models the
+ * decisions abstractly over the graph: messages are paths (random walks over live trust links),
+ * complaints travel back along them, and every honest hop judges its predecessor with the same
+ * pure functions the node uses (agent/spam/decisions.ts: complaintThreshold, judgeNeighbour,
+ * recipientCounts, firstContactAllowed). No crypto per message and no frames: signatures are
+ * taken to hold (what test/spam checks on real nodes), so a forged complaint is not modelled, and
+ * the settle time (a minute) is shorter than a step (an hour): a suspended hop's verdict is
+ * settled within the step, upstream hops first, as cut notices would arrive.
+ */
+import {
+  addDecayed,
+  complaintWeight,
+  decayedValue,
+  DEFAULT_SPAM_POLICY,
+  firstContactAllowed,
+  judgeNeighbour,
+  recipientCounts,
+  type Decayed,
+  type SpamPolicy,
+} from '../../agent/spam/decisions.ts';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+export type Attack = 'sybil' | 'sleeper' | 'drip' | 'collude' | 'frame' | 'flood' | 'none';
+
+export interface SimOptions {
+  adj: number[][];
+  attack: Attack;
+  random: () => number;
+  weeks: number;
+  /** Attacking agents (taken over at random; their trust links are the attack edges). */
+  attackers: number;
+  /** Spam per attacker per hour while it spams. */
+  spamPerHour: number;
+  policy?: SpamPolicy;
+}
+
+export interface SimResult {
+  attackEdges: number;
+  spamDelivered: number;
+  spamPerAttackEdge: number;
+  spamPerUserWeek: number;
+  /** Hours from an attack edge's first spam to its cut-off (median, max; cut-off edges only). */
+  cutoffHours: { median: number; max: number; cut: number; used: number };
+  firstContacts: { tried: number; delivered: number };
+  honestLinksLost: number;
+  honestAgentsKeepingAllLinks: number;
+  honestMessages: number;
+}
+
+interface Row {
+  c: Complaint;
+  /** Index in the complaint's path of the hop that keeps this row. */
+  i: number;
+  at: number;
+  cleared: boolean;
+  cutId?: number;
+}
+
+interface Complaint {
+  path: number[];
+  recipient: number;
+}
+
+interface Pair {
+  traffic: Decayed;
+  total: number;
+  rows: Row[];
+  cuts: Decayed;
+  cutIds: Set<number>;
+  clearedBy: Map<number, number>;
+  suspendedAt?: number;
+}
+
+export function simulate(o: SimOptions): SimResult {
+  const policy = o.policy ?? DEFAULT_SPAM_POLICY;
+  const { adj, random } = o;
+  const n = adj.length;
+  const hours = o.weeks * 7 * 24;
+  const key = (h: number, p: number) => h * n + p;
+  const pairs = new Map<number, Pair>();
+  const dead = new Set<number>(); // undirected: min * n + max
+  const deadKey = (a: number, b: number) => (a < b ? a * n + b : b * n + a);
+  const pair = (h: number, p: number): Pair => {
+    let x = pairs.get(key(h, p));
+    if (!x) {
+      x = {
+        traffic: { value: 0, at: 0 },
+        total: 0,
+        rows: [],
+        cuts: { value: 0, at: 0 },
+        cutIds: new Set(),
+        clearedBy: new Map(),
+      };
+      pairs.set(key(h, p), x);
+    }
+    return x;
+  };
+
+  // Attackers and their roles.
+  const attacker = new Uint8Array(n);
+  const attackers: number[] = [];
+  while (attackers.length < o.attackers) {
+    const a = Math.floor(random() * n);
+    if (!attacker[a] && adj[a].length > 0) {
+      attacker[a] = 1;
+      attackers.push(a);
+    }
+  }
+  const honest = (a: number) => attacker[a] === 0;
+  const attackEdges: [number, number][] = [];
+  for (const a of attackers) for (const h of adj[a]) if (honest(h)) attackEdges.push([a, h]);
+  const firstSpam = new Map<number, number>();
+  const cutAt = new Map<number, number>();
+
+  // Honest contacts of the framers (attackers that receive honest mail and complain about all of it).
+  const framedBy = new Map<number, number[]>();
+  if (o.attack === 'frame') {
+    for (const f of attackers) {
+      const senders: number[] = [];
+      for (let k = 0; k < 40 && senders.length < 20; k++) {
+        const p = walk(f, 1 + Math.floor(random() * 3), undefined);
+        const s = p?.[p.length - 1];
+        if (s !== undefined && honest(s) && !senders.includes(s)) senders.push(s);
+      }
+      framedBy.set(f, senders);
+    }
+  }
+
+  function alive(a: number, b: number): boolean {
+    return !dead.has(deadKey(a, b));
+  }
+
+  /** A random walk of `len` hops over live links without revisits; null if stuck. */
+  function walk(from: number, len: number, first: number | undefined): number[] | null {
+    const path = [from];
+    const seen = new Set(path);
+    let at = from;
+    for (let step = 0; step < len; step++) {
+      const choices = (step === 0 && first !== undefined ? [first] : adj[at]).filter(
+        (b) => !seen.has(b) && alive(at, b),
+      );
+      if (choices.length === 0) return null;
+      at = choices[Math.floor(random() * choices.length)];
+      path.push(at);
+      seen.add(at);
+    }
+    return path;
+  }
+
+  /** Hands a message along the path: refused where a hop suspended its predecessor. */
+  function carry(path: number[], now: number): boolean {
+    for (let i = 1; i < path.length; i++) {
+      const h = path[i];
+      if (!honest(h)) continue;
+      const p = pair(h, path[i - 1]);
+      if (p.suspendedAt !== undefined) return false;
+    }
+    for (let i = 1; i < path.length; i++) {
+      if (!honest(path[i])) continue;
+      const p = pair(path[i], path[i - 1]);
+      p.traffic = addDecayed(p.traffic, 1, now, policy.halfLifeMs);
+      p.total++;
+    }
+    return true;
+  }
+
+  // Complaints due per hour.
+  const due: Complaint[][] = Array.from({ length: hours + 48 }, () => []);
+  const schedule = (c: Complaint, hour: number) => due[Math.min(due.length - 1, hour)].push(c);
+  // First contacts per (sender, recipient day).
+  const firstToday = new Map<number, number>();
+
+  const touched = new Set<number>();
+  function countRow(h: number, pred: number, c: Complaint, i: number, now: number): void {
+    const p = pair(h, pred);
+    p.rows.push({ c, i, at: now, cleared: false });
+    touched.add(key(h, pred));
+  }
+
+  /** Clears the rows downstream of hop index i of a complaint (cut notices), honest hops only. */
+  function cutForward(c: Complaint, i: number, cutId: number, now: number): void {
+    for (let j = i + 1; j < c.path.length; j++) {
+      const h = c.path[j];
+      if (!honest(h)) return;
+      const p = pairs.get(key(h, c.path[j - 1]));
+      const row = p?.rows.find((r) => r.c === c && !r.cleared);
+      if (!p || !row) continue;
+      const used = p.clearedBy.get(cutId) ?? 0;
+      if (used >= 2 * policy.maxComplaints) return; // rejected_cut_exhausted
+      p.clearedBy.set(cutId, used + 1);
+      row.cleared = true;
+      row.cutId = cutId;
+      if (!p.cutIds.has(cutId)) {
+        p.cutIds.add(cutId);
+        p.cuts = addDecayed(p.cuts, 1, now, policy.halfLifeMs);
+      }
+      touched.add(key(h, c.path[j - 1]));
+    }
+  }
+
+  let nextCut = 1;
+  const forgedCut = new Map<number, { id: number; used: number }>();
+
+  function onComplaint(c: Complaint, now: number): void {
+    const { path } = c;
+    const last = path.length - 1;
+    if (last === 1 && recipientCounts(String(path[0]), String(path[0])))
+      countRow(path[1], path[0], c, 1, now);
+    for (let i = last - 1; i >= 1; i--) {
+      const h = path[i];
+      const pred = path[i - 1];
+      if (!honest(h)) {
+        // A colluding relay drops the complaint and forges a cut notice for it downstream.
+        if (o.attack === 'collude') {
+          let f = forgedCut.get(h);
+          if (!f || f.used >= 2 * policy.maxComplaints) forgedCut.set(h, (f = { id: nextCut++, used: 0 }));
+          f.used++;
+          cutForward(c, i, f.id, now);
+        }
+        return;
+      }
+      if (!alive(h, pred)) {
+        // The source is cut off here already: clear downstream at once.
+        cutForward(c, i, -h - 1, now);
+        return;
+      }
+      countRow(h, pred, c, i, now);
+    }
+  }
+
+  function facts(p: Pair, now: number) {
+    let open = 0;
+    let lifetime = 0;
+    for (const r of p.rows) {
+      if (r.cleared) continue;
+      lifetime++;
+      open += complaintWeight(r.at, now, policy.halfLifeMs);
+    }
+    return {
+      openComplaints: open,
+      traffic: decayedValue(p.traffic, now, policy.halfLifeMs),
+      cuts: decayedValue(p.cuts, now, policy.halfLifeMs),
+      lifetimeOpen: lifetime,
+      lifetimeTraffic: p.total,
+      suspendedAt: p.suspendedAt,
+      revoked: false,
+    };
+  }
+
+  function revoke(h: number, pred: number, now: number): void {
+    dead.add(deadKey(h, pred));
+    const p = pair(h, pred);
+    p.suspendedAt = undefined;
+    if (!honest(pred)) {
+      const k = deadKey(h, pred);
+      if (!cutAt.has(k)) cutAt.set(k, now);
+    }
+    const id = nextCut++;
+    for (const r of p.rows) if (!r.cleared) cutForward(r.c, r.i, id, now);
+  }
+
+  /** Settles the verdicts of this step, hops whose predecessor waits on nobody first. */
+  function judge(now: number): void {
+    const pending = new Set<number>();
+    const visit = (k: number) => {
+      const h = Math.floor(k / n);
+      const pred = k % n;
+      if (!alive(h, pred)) return;
+      const p = pair(h, pred);
+      const v = judgeNeighbour(facts(p, now), now, policy);
+      if (v.action === 'suspend') {
+        p.suspendedAt = now;
+        pending.add(k);
+      } else if (v.action === 'revoke') revoke(h, pred, now);
+      else if (v.action === 'lift') p.suspendedAt = undefined;
+      else if (v.action === 'wait') pending.add(k);
+    };
+    while (touched.size > 0) {
+      const batch = [...touched];
+      touched.clear();
+      for (const k of batch) visit(k);
+      // The settle time passes: an upstream verdict first (its cut notices clear downstream).
+      let progress = true;
+      while (progress && pending.size > 0) {
+        progress = false;
+        for (const k of [...pending]) {
+          const pred = k % n;
+          const waitsUpstream = [...pending].some((o2) => Math.floor(o2 / n) === pred);
+          if (waitsUpstream) continue;
+          pending.delete(k);
+          settle(k, now);
+          progress = true;
+        }
+      }
+      for (const k of [...pending]) {
+        pending.delete(k);
+        settle(k, now);
+      }
+    }
+  }
+
+  function settle(k: number, now: number): void {
+    const h = Math.floor(k / n);
+    const pred = k % n;
+    if (!alive(h, pred)) return;
+    const p = pair(h, pred);
+    const later = (p.suspendedAt ?? now) + policy.settleMs;
+    const v = judgeNeighbour(facts(p, later), later, policy);
+    if (v.action === 'revoke') revoke(h, pred, now);
+    else if (v.action === 'lift' || v.action === 'none') p.suspendedAt = undefined;
+  }
+
+  let spamDelivered = 0;
+  let honestMessages = 0;
+  const fc = { tried: 0, delivered: 0 };
+  const honestAgents = [...Array(n).keys()].filter(honest);
+  const spamStart = o.attack === 'sleeper' ? Math.floor(hours / 2) : 0;
+
+  for (let hour = 0; hour < hours; hour++) {
+    const now = hour * HOUR;
+    if (hour % 24 === 0) firstToday.clear();
+    // Honest traffic: 2 messages per person per day, 5% of them first contacts.
+    const sends = Math.round((honestAgents.length * 2) / 24);
+    for (let s = 0; s < sends; s++) {
+      const from = honestAgents[Math.floor(random() * honestAgents.length)];
+      const first = random() < 0.05;
+      let path: number[] | null = null;
+      for (let tries = 0; tries < 4 && !path; tries++) {
+        const p = walk(from, first ? 3 + Math.floor(random() * 3) : 1 + Math.floor(random() * 3), undefined);
+        if (p && honest(p[p.length - 1]) && carry(p, now)) path = p;
+      }
+      if (first) fc.tried++;
+      if (!path) continue;
+      honestMessages++;
+      if (first) {
+        const rk = path[path.length - 1] * n + from;
+        const sent = firstToday.get(rk) ?? 0;
+        if (!firstContactAllowed(sent, policy)) continue;
+        firstToday.set(rk, sent + 1);
+        fc.delivered++;
+      }
+      // A mistaken Junk click on honest mail: 1 in 2,000.
+      if (random() < 0.0005)
+        schedule({ path, recipient: path[path.length - 1] }, hour + 1 + Math.floor(random() * 12));
+    }
+    // Framers receive honest mail from their contacts and complain about all of it.
+    for (const [f, senders] of framedBy) {
+      for (const s of senders) {
+        if (random() > 2 / 24) continue;
+        const p = walkTo(s, f);
+        if (p && carry(p, now)) schedule({ path: p, recipient: f }, hour + 1);
+      }
+    }
+    // Sleepers send honest-looking mail before they spam (their traffic raises their thresholds).
+    if (o.attack === 'sleeper' && hour < spamStart) {
+      for (const a of attackers) {
+        for (let s = 0; s < 1; s++) {
+          const p = walk(a, 1 + Math.floor(random() * 3), undefined);
+          if (p && carry(p, now)) honestMessages++;
+        }
+      }
+    }
+    // Spam.
+    if (o.attack !== 'none' && o.attack !== 'frame' && hour >= spamStart) {
+      const rate = o.attack === 'drip' ? (hour % 48 === 0 ? 1 : 0) : o.spamPerHour;
+      for (const a of attackers) {
+        const spammer = o.attack === 'collude' ? colludingSource(a) : a;
+        for (let s = 0; s < rate; s++) {
+          const edges = adj[a].filter((h) => honest(h) && alive(a, h));
+          if (edges.length === 0) break;
+          const first = edges[Math.floor(random() * edges.length)];
+          const p = walk(a, 1 + Math.floor(random() * 4), first);
+          if (!p || !honest(p[p.length - 1])) continue;
+          const full = spammer === a ? p : [spammer, ...p];
+          if (!carry(full, now)) continue;
+          spamDelivered++;
+          const k = deadKey(a, first);
+          if (!firstSpam.has(k)) firstSpam.set(k, hour);
+          // 90% of recipients mark spam as Junk, within 1 to 12 hours.
+          if (random() < 0.9)
+            schedule({ path: full, recipient: p[p.length - 1] }, hour + 1 + Math.floor(random() * 12));
+        }
+      }
+    }
+    for (const c of due[hour]) onComplaint(c, now);
+    judge(now);
+  }
+
+  /** A colluding relay's spamming partner: a node only it links with (a made-up index beyond n). */
+  function colludingSource(a: number): number {
+    return -1 - a;
+  }
+  /** A path from s to f by random walk from f reversed (f's contacts are near it). */
+  function walkTo(s: number, f: number): number[] | null {
+    for (let tries = 0; tries < 4; tries++) {
+      const p = walk(s, 1 + Math.floor(random() * 3), undefined);
+      if (p && p[p.length - 1] === f) return p;
+    }
+    // Near: a direct walk from f back to s.
+    const back = walk(f, 2, undefined);
+    if (back && back[back.length - 1] === s) return back.reverse();
+    return adj[s].includes(f) ? [s, f] : null;
+  }
+
+  const lost = new Set<number>();
+  let honestLinksLost = 0;
+  for (const k of dead) {
+    const a = Math.floor(k / n);
+    const b = k % n;
+    if (honest(a) && honest(b)) {
+      honestLinksLost++;
+      lost.add(a);
+      lost.add(b);
+    }
+  }
+  const times: number[] = [];
+  for (const [k, first] of firstSpam) {
+    const cut = cutAt.get(k);
+    if (cut !== undefined) times.push(cut / HOUR - first);
+  }
+  times.sort((x, y) => x - y);
+  return {
+    attackEdges: attackEdges.length,
+    spamDelivered,
+    spamPerAttackEdge: spamDelivered / Math.max(1, attackEdges.length),
+    spamPerUserWeek: spamDelivered / honestAgents.length / o.weeks,
+    cutoffHours: {
+      median: times.length ? times[Math.floor(times.length / 2)] : NaN,
+      max: times.length ? times[times.length - 1] : NaN,
+      cut: cutAt.size,
+      used: firstSpam.size,
+    },
+    firstContacts: fc,
+    honestLinksLost,
+    honestAgentsKeepingAllLinks: 1 - lost.size / honestAgents.length,
+    honestMessages,
+  };
+}
+
+export { DAY };
