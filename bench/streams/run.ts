@@ -1,0 +1,93 @@
+// Time to first playable byte: a WebM sent with `kith send --file` across 3 hops on loopback
+// (a → b → c → d, real KithNodes in this process), played from the recipient's link while it
+// arrives, against the baseline of waiting for the whole file (the time until it is delivered
+// and saved, which is when any player could open it without links).
+// Run: node --import tsx bench/streams/run.ts [--seconds 40] [--runs 3]
+import '../../common/polyfill.ts';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { silentLogger } from '../../common/logger.ts';
+import { startNetwork } from '../../cli/demo/network.ts';
+import { line, messagesContaining, progress, send, until } from '../../test/agents/network.ts';
+
+const run = promisify(execFile);
+const arg = (name: string, fallback: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+};
+const SECONDS = arg('seconds', 40);
+const RUNS = arg('runs', 3);
+
+async function makeWebm(dir: string): Promise<string> {
+  const part = join(dir, 'part.webm');
+  await run('ffmpeg', [
+    ...['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=25'],
+    ...['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-t', '5'],
+    ...['-vf', 'noise=alls=40:allf=t', '-c:v', 'libvpx', '-deadline', 'realtime', '-cpu-used', '16'],
+    ...['-b:v', '3M', '-minrate', '3M', '-maxrate', '3M', '-c:a', 'libopus', '-f', 'webm', part],
+  ]);
+  const file = join(dir, 'movie.webm');
+  const loops = Math.max(0, Math.ceil(SECONDS / 5) - 1);
+  await run('ffmpeg', ['-v', 'error', '-y', '-stream_loop', String(loops), '-i', part, '-c', 'copy', file]);
+  return file;
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'kith-bench-streams-'));
+  const net = await startNetwork({
+    dir: join(dir, 'net'),
+    topology: line(['a', 'b', 'c', 'd']),
+    log: silentLogger(),
+    overrides: { delivery: { stallTimeoutMs: 30_000 } },
+  });
+  try {
+    const [a, d] = [net.agent('a').node, net.agent('d').node];
+    const file = await makeWebm(dir);
+    const size = statSync(file).size;
+    process.stdout.write(`WebM of ${SECONDS} s, ${(size / 1024 / 1024).toFixed(1)} MiB, 3 hops\n`);
+    process.stdout.write('run  link mail  first second decoded  delivered+saved  ratio\n');
+    const ratios: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      const before = (await messagesContaining(d, 'X-Mozilla-Cloud-Part')).length;
+      const t0 = Date.now();
+      const id = await send(a, d, { file });
+      const mails = await until(
+        async () => {
+          const found = await messagesContaining(d, 'X-Mozilla-Cloud-Part');
+          return found.length > before ? found : undefined;
+        },
+        60_000,
+        'link mail',
+        20,
+      );
+      const tMail = Date.now() - t0;
+      const url = /X-Mozilla-Cloud-Part: cloudFile; url=(\S+)/.exec(mails.at(-1)!.toString())![1];
+      await run('ffmpeg', ['-v', 'error', '-i', url, '-t', '1', '-f', 'null', '-']);
+      const tPlay = Date.now() - t0;
+      await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 300_000, 'delivered', 20);
+      const tDone = Date.now() - t0;
+      ratios.push(tPlay / tDone);
+      process.stdout.write(
+        `${r + 1}    ${String(tMail).padStart(6)} ms  ${String(tPlay).padStart(12)} ms  ${String(tDone).padStart(12)} ms  ${(tPlay / tDone).toFixed(3)}\n`,
+      );
+    }
+    ratios.sort((x, y) => x - y);
+    process.stdout.write(
+      `median ratio first playable / whole file: ${ratios[Math.floor(ratios.length / 2)].toFixed(3)}\n`,
+    );
+  } finally {
+    await net.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+void main().then(
+  () => process.exit(0),
+  (err: Error) => {
+    process.stderr.write(`${err.stack}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createHash, randomBytes } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  messagesContaining,
+  progress,
+  send,
+  startAgents,
+  until,
+  type TestNetwork,
+} from '../agents/network.ts';
+import { linkIn } from './helpers.ts';
+
+const MiB = 1024 * 1024;
+const SIZE = 256 * MiB;
+/** Growth of this process's RSS allowed while sender, recipient and a reader of the link all run in it. */
+const CEILING = 128 * MiB;
+
+/** Writes `size` pseudo-random bytes (a 16 MiB block with a counter) and hashes them. */
+async function writePayload(path: string, size: number): Promise<string> {
+  const hash = createHash('sha256');
+  const block = randomBytes(16 * MiB);
+  const fh = await open(path, 'w');
+  try {
+    for (let offset = 0, n = 0; offset < size; offset += block.length, n++) {
+      block.writeUInt32BE(n, 0);
+      const part = block.subarray(0, Math.min(block.length, size - offset));
+      hash.update(part);
+      await fh.write(part, 0, part.length, offset);
+    }
+  } finally {
+    await fh.close();
+  }
+  return hash.digest('hex');
+}
+
+describe('a big transfer read from its link while it arrives', () => {
+  let net: TestNetwork;
+  beforeAll(async () => {
+    net = await startAgents({ names: ['a', 'b'], links: [['a', 'b']] });
+  }, 60_000);
+  afterAll(async () => net?.close(), 60_000);
+
+  it('streams the whole file to the reader intact with memory far below the file size', async () => {
+    const a = net.agent('a').node;
+    const b = net.agent('b').node;
+    const file = join(net.dir, 'big.bin');
+    const digest = await writePayload(file, SIZE);
+    global.gc?.();
+    const baseline = process.memoryUsage().rss;
+    let peak = baseline;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
+    const started = Date.now();
+    let firstByteMs = 0;
+    try {
+      const id = await send(a, b, { file });
+      const [mail] = await until(
+        async () => {
+          const found = await messagesContaining(b, 'X-Mozilla-Cloud-Part');
+          return found.length > 0 ? found : undefined;
+        },
+        60_000,
+        'the link mail',
+      );
+      const res = await fetch(linkIn(mail)!);
+      expect(Number(res.headers.get('content-length'))).toBe(SIZE);
+      const hash = createHash('sha256');
+      let got = 0;
+      for await (const piece of res.body as unknown as AsyncIterable<Uint8Array>) {
+        if (got === 0) firstByteMs = Date.now() - started;
+        hash.update(piece);
+        got += piece.length;
+      }
+      expect(got).toBe(SIZE);
+      expect(hash.digest('hex')).toBe(digest);
+      await until(
+        () => (progress(a, id).state === 'delivered' ? true : undefined),
+        120_000,
+        'delivered',
+        250,
+      );
+    } finally {
+      clearInterval(sampler);
+    }
+    const seconds = (Date.now() - started) / 1000;
+    process.stdout.write(
+      `256 MiB read from the link while arriving: first byte after ${firstByteMs} ms, all in ${seconds.toFixed(1)} s, RSS +${((peak - baseline) / MiB).toFixed(0)} MiB\n`,
+    );
+    expect(peak - baseline).toBeLessThan(CEILING);
+  }, 240_000);
+});
