@@ -27,6 +27,9 @@ export function registerListMethods(server: ControlServer, lists: ListHost): voi
       key: typeof p.key === 'string' ? p.key : undefined,
     }),
   );
+  server.register('list.invite', async (p) => ({
+    code: lists.invite(String(p.name ?? ''), Number(p.ttlMinutes ?? 60 * 24) * 60_000),
+  }));
   server.register('list.remove', async (p) => lists.removeMember(String(p.name ?? ''), String(p.who ?? '')));
   server.register('list.members', async (p) => lists.get(String(p.name ?? '')).store.members());
   server.register('list.moderators', async (p) => {

@@ -202,6 +202,15 @@ export class ListHost {
     return { fingerprint };
   }
 
+  /**
+   * `kith invite --list NAME`: an invitation code of the list's own agent. Redeeming it links the
+   * invitee with the list (both trust each other, each the other's contact: the invitee can write
+   * to the list's address at once) and makes the invitee a member.
+   */
+  invite(name: string, ttlMs: number): string {
+    return this.get(name).node.links.createInvitation({ ttlMs });
+  }
+
   /** Changes settings (policy, chat, size limit, archive); unspecified ones stay. */
   updateSettings(name: string, change: Partial<Omit<ListSettings, 'name' | 'email'>>): ListSettings {
     const list = this.get(name);
@@ -285,6 +294,17 @@ export class ListHost {
     }
     const list = { name, node, store: store!, service: service! };
     this.running.set(name, list);
+    // Whoever redeems one of the list's own invitations (`kith invite --list`) is a member.
+    node.links.onInvitationRedeemed((entity) => {
+      if (list.store.member(entity.fingerprint)) return;
+      list.store.addMember({
+        fingerprint: entity.fingerprint,
+        email: entity.email,
+        name: entity.name,
+        moderator: false,
+      });
+      log.info({ list: name, member: entity.fingerprint }, 'list: joined by invitation');
+    });
     // After a restart the list's port is new: it dials the host, which learns it again.
     for (const address of this.deps.host.multiaddrs()) {
       await node.links.dial(address).then(

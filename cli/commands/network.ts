@@ -15,9 +15,12 @@ export function registerNetwork(program: Command): void {
     .command('invite')
     .description('print a one-time invitation code for someone you want to link with')
     .option('--ttl <minutes>', 'how long the code stays valid', '1440')
-    .action(async (options: { ttl: string }, command: Command) => {
-      const { code } = await nodeCall<{ code: string }>(command, 'invite', {
+    .option('--list <name>', 'an invitation to a list this node hosts: whoever redeems it joins the list')
+    .action(async (options: { ttl: string; list?: string }, command: Command) => {
+      // --list: an invitation of a hosted list's agent; whoever redeems it becomes a member (agent/lists).
+      const { code } = await nodeCall<{ code: string }>(command, options.list ? 'list.invite' : 'invite', {
         ttlMinutes: Number(options.ttl),
+        name: options.list,
       });
       print(code);
     });

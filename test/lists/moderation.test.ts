@@ -22,7 +22,7 @@ describe('moderation by signed reply, mail commands and a chat room, on real age
 
   beforeAll(async () => {
     const names = ['m1', 'm2', 'm3', 'm4'];
-    net = await startAgents({ names: ['host', ...names], links: [] });
+    net = await startAgents({ names: ['host', ...names, 'newcomer'], links: [] });
     host = net.agent('host').node;
     m = names.map((n) => net.agent(n).node);
     await starAround(host, m);
@@ -112,5 +112,22 @@ describe('moderation by signed reply, mail commands and a chat room, on real age
       expect(copy).toMatch(/^References: <room\.room\.lists\.kith@kith>\r?$/m);
       expect(copy).toMatch(/^In-Reply-To: <room\.room\.lists\.kith@kith>\r?$/m);
     }
+  }, 300_000);
+
+  it('`kith invite --list room`: whoever redeems the list’s invitation is linked with it, a member, and can post at once', async () => {
+    const newcomer = net.agent('newcomer').node;
+    const { code } = await control<{ code: string }>('list.invite', { name: 'room', ttlMinutes: 10 });
+    const list = await newcomer.links.acceptInvitation(code);
+    expect(list.email).toBe('room@lists.kith');
+    await until(
+      async () => {
+        const members = await control<{ fingerprint: string }[]>('list.members', { name: 'room' });
+        return members.some((x) => x.fingerprint === newcomer.identity.fingerprint) ? true : undefined;
+      },
+      30_000,
+      'the newcomer among the members',
+    );
+    await smtpPost(newcomer, 'room@lists.kith', 'new here', 'newcomer line');
+    for (const node of [...m, newcomer]) await inboxMatching(node, /newcomer line/);
   }, 300_000);
 });
