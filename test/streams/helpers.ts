@@ -122,6 +122,8 @@ export interface Gate {
   firstHeld: Promise<void>;
   held(): number;
   release(): Promise<void>;
+  /** Opens the link and forgets what it held: what a cut link does to frames in flight. */
+  drop(): number;
 }
 
 /**
@@ -149,6 +151,10 @@ export function gateLink(node: KithNode, to: KithNode, pass: number): Gate {
     release: async () => {
       open = true;
       while (queue.length > 0) await original(target, queue.shift()!);
+    },
+    drop: () => {
+      open = true;
+      return queue.splice(0).length;
     },
   };
 }

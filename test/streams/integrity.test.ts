@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { peerIdFromString } from '@libp2p/peer-id';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -113,6 +114,37 @@ describe('streams links: integrity and resumption', () => {
     expect(resent * CHUNK_BYTES).toBeLessThanOrEqual(8 * CHUNK_BYTES);
     expect(await messagesContaining(c, 'X-Mozilla-Cloud-Part')).toHaveLength(1);
     const url = c.streams.catalog.linkOf(id)!;
+    expect(Buffer.from(await (await fetch(url)).arrayBuffer()).equals(data)).toBe(true);
+  }, 150_000);
+
+  it('a link cut mid-transfer: what was in flight is sent again, nothing stored is, the link plays on', async () => {
+    net = await startAgents(line(['a', 'b', 'c']), { delivery: { stallTimeoutMs: 3000 } });
+    const [a, b, c] = ['a', 'b', 'c'].map((n) => net!.agent(n).node);
+    const data = randomBytes(4 * MiB);
+    const file = join(net.dir, 'cut.bin');
+    await writeFile(file, data);
+    const chunks = Math.ceil((data.length + headerLength('cut.bin', data.length)) / CHUNK_BYTES);
+    const gate = gateLink(b, c, 4);
+    const id = await send(a, c, { file });
+    const url = await linkMail(c);
+    await gate.firstHeld;
+    await until(
+      () => (c.engine.metrics.get('chunks_received') >= 3 ? true : undefined),
+      30_000,
+      'three chunks stored',
+    );
+    // The link b–c is cut: the frames it held are gone, the connection closes.
+    const lost = gate.drop();
+    await b.links.libp2p.hangUp(peerIdFromString(c.identity.agentId));
+    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 90_000, 'delivered');
+    // Each chunk was stored exactly once; the sender re-sent what the cut lost (at most its window).
+    expect(c.engine.metrics.get('chunks_received')).toBe(chunks);
+    const resent = a.engine.metrics.get('packets_sent') - a.engine.metrics.get('attempts') - chunks;
+    process.stdout.write(
+      `cut link: ${lost} frames lost in flight, ${resent} chunks (${((resent * CHUNK_BYTES) / MiB).toFixed(2)} MiB) sent again\n`,
+    );
+    expect(resent).toBeGreaterThan(0);
+    expect(resent).toBeLessThanOrEqual(8);
     expect(Buffer.from(await (await fetch(url)).arrayBuffer()).equals(data)).toBe(true);
   }, 150_000);
 });
