@@ -35,6 +35,9 @@ export interface SyncEngineOptions {
   maxBlobBytes?: number;
 }
 
+/** How long a request for message bytes stands before a link-up or the timer asks again. */
+const REASK_MS = 30_000;
+
 /** Counters for tests, logs and `kith` status. */
 export interface SyncCounters {
   sent: number;
@@ -61,6 +64,8 @@ export class SyncEngine {
   private readonly incoming = new Map<string, { total: number; parts: Buffer[]; received: number }>();
   /** Siblings that asked for bytes we did not have yet: served when they arrive. */
   private readonly waiting = new Map<string, Set<AgentId>>();
+  /** Hashes asked for, and when: asked again only after REASK_MS (a sibling may not have them yet). */
+  private readonly requested = new Map<string, number>();
   private started = false;
   private readonly batch: number;
   private readonly chunkBytes: number;
@@ -115,9 +120,28 @@ export class SyncEngine {
 
   /** Asks linked siblings again for message bytes still missing (after a link-up, or by a timer). */
   requestMissing(): void {
-    const hashes = this.o.sink.missingBlobs().filter((h) => !this.incoming.has(h));
+    const hashes = this.toRequest(true);
     if (hashes.length === 0) return;
-    for (const peer of this.siblings()) this.sendFrame(peer, { kind: 'want', hashes: hashes.slice(0, 1000) });
+    for (const peer of this.siblings()) this.sendFrame(peer, { kind: 'want', hashes });
+  }
+
+  /**
+   * Missing message bytes not asked for lately (at most 1,000). Without this, every batch of
+   * changes would ask again for everything still on its way, and the bytes would travel several
+   * times; `again` (link-up, timer) also re-asks what was asked long enough ago to be lost.
+   */
+  private toRequest(again: boolean): string[] {
+    const now = Date.now();
+    const out: string[] = [];
+    for (const h of this.o.sink.missingBlobs()) {
+      if (this.incoming.has(h)) continue;
+      const at = this.requested.get(h);
+      if (at !== undefined && !(again && now - at > REASK_MS)) continue;
+      this.requested.set(h, now);
+      out.push(h);
+      if (out.length >= 1000) break;
+    }
+    return out;
   }
 
   private changed(): void {
@@ -231,8 +255,8 @@ export class SyncEngine {
     await this.o.sink.applied(touched);
     // Gossip: siblings linked to us but not to the author get the change from us.
     this.pushAll();
-    const missing = this.o.sink.missingBlobs().filter((h) => !this.incoming.has(h));
-    if (missing.length) this.sendFrame(from, { kind: 'want', hashes: missing.slice(0, 1000) });
+    const missing = this.toRequest(false);
+    if (missing.length) this.sendFrame(from, { kind: 'want', hashes: missing });
     this.changed();
   }
 
@@ -286,7 +310,13 @@ export class SyncEngine {
       return;
     }
     this.counters.blobsReceived++;
+    this.requested.delete(f.hash);
     await this.o.sink.blobArrived(f.hash, bytes);
+    // Requests go out 1,000 at a time: the next ones once most of these are here.
+    if (this.requested.size < 200) {
+      const more = this.toRequest(false);
+      if (more.length) this.sendFrame(from, { kind: 'want', hashes: more });
+    }
     const waiting = this.waiting.get(f.hash);
     this.waiting.delete(f.hash);
     for (const peer of waiting ?? []) await this.sendBlob(peer, f.hash, bytes);

@@ -102,6 +102,8 @@ describe('sync engine over links: anti-entropy, push, gossip, message bytes', ()
     expect(snapshot(c.store).entries).toHaveLength(51);
     expect(view(b)).toBe(view(a));
     expect(a.blobs.size).toBe(51);
+    // Each message's bytes crossed to C once, though C asked after each of many small batches.
+    expect(c.engine.counters.blobsReceived).toBe(50);
   });
 
   it('a link cut in the middle of a transfer: the next link-up sends the rest, nothing twice applied', async () => {
