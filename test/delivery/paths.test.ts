@@ -50,11 +50,9 @@ describe('which path the sender uses, and how long it waits', () => {
     sim.world.revoked.add(middle!);
 
     const second = newMessageId();
-    const started = Date.now();
     await a.engine.send({ id: second, to: d.entity, source: { kind: 'bytes', data: Buffer.from('two') } });
     await rec.waitFor((x) => x.kind === 'delivered' && x.id === second);
     // Straight onto the other path: no stall, no refusal at the revoked agent's neighbour.
-    expect(Date.now() - started).toBeLessThan(5_000);
     expect(rec.events.some((x) => x.kind === 'stalled' && x.id === second)).toBe(false);
     const hops = rec.events.filter((x) => x.kind === 'progress' && x.id === second);
     expect(hops.map((x) => x.kind === 'progress' && x.agent)).not.toContain(middle);

@@ -88,14 +88,14 @@ describe('a relay that tampers with a message', () => {
     }
     const rec = recordEvents(a.engine);
     const id = newMessageId();
-    const started = Date.now();
     await a.engine.send({ id, to: d.entity, source: { kind: 'bytes', data: Buffer.from('intact, please') } });
     const end = await rec.waitFor((e) => (e.kind === 'delivered' || e.kind === 'failed') && e.id === id);
     await sim.network.idle();
 
     expect(end.kind).toBe('delivered');
-    // Re-routed on the rejection, not after a stall timeout.
-    expect(Date.now() - started).toBeLessThan(2_000);
+    // Re-routed on the rejection, not after a stall timeout (an event, not a stopwatch: the
+    // stopwatch failed on a loaded machine).
+    expect(a.engine.metrics.get('stalled')).toBe(0);
     expect(tamperer).toBeDefined();
     expect(d.engine.metrics.get('rejected_payload_undecryptable')).toBe(1);
     expect(a.engine.metrics.get('rejected_on_path')).toBe(1);
@@ -128,10 +128,10 @@ describe('a relay that tampers with a message', () => {
     }
     const rec = recordEvents(a.engine);
     const id = newMessageId();
-    const started = Date.now();
     await a.engine.send({ id, to: d.entity, source: { kind: 'bytes', data: Buffer.from('hello') } });
     await rec.waitFor((e) => e.kind === 'delivered' && e.id === id);
-    expect(Date.now() - started).toBeLessThan(2_000);
+    // Re-routed on the rejection, not after a stall timeout.
+    expect(a.engine.metrics.get('stalled')).toBe(0);
     expect(d.engine.metrics.get('rejected_manifest_malformed')).toBe(1);
     expect(a.engine.metrics.get('rejected_on_path')).toBe(1);
     expect(d.inbox).toHaveLength(1);

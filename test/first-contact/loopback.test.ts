@@ -45,7 +45,6 @@ describe('first contact by fingerprint, through SMTP and IMAP, between real agen
     // One message to bob and to a fingerprint nobody in the network answers for.
     const nobody = 'C0FFEE'.padEnd(40, '7');
     const aliceSmtp = smtpOf(alice);
-    const started = Date.now();
     const sent = await aliceSmtp.sendMail({
       from: 'Alice <alice@demo.kith>',
       to: [fingerprintAddress(bobFpr), `${nobody.toLowerCase()}@kith`],
@@ -59,8 +58,6 @@ describe('first contact by fingerprint, through SMTP and IMAP, between real agen
     const refusal = (sent.rejectedErrors ?? [])[0] as Error & { responseCode?: number; response?: string };
     expect(refusal.responseCode).toBe(450);
     expect(refusal.response).toMatch(/^450 4\.4\.4 .*try again later/);
-    // The refusal waited for discovery, bounded by its timeout (plus the SMTP round trips).
-    expect(Date.now() - started).toBeLessThan(DISCOVERY_TIMEOUT_MS * 3 + 5_000);
 
     // alice learned bob's key from carol's answer; writing to him made him a contact, not a neighbour.
     expect(alice.trust.entity(bobFpr)).toMatchObject({
