@@ -160,6 +160,7 @@ export class Streams {
   }
 
   private async mail(n: Omit<LinkNotice, 'size'> & { size?: number }): Promise<void> {
+    if (!this.deps.config.enabled) return; // no server: a link would lead nowhere
     const who = this.deps.senderOf(n.sender);
     const email = who.email ?? `${n.sender.toLowerCase()}@kith`;
     const id = linkMailId(n.id);
