@@ -1,0 +1,98 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import * as openpgp from 'openpgp';
+import { exited, runKith, startKith } from '../helpers/cli.ts';
+import { tempDir } from '../helpers/tmp.ts';
+
+// A real node as a child process, driven only through `kith list …`; then restarted. Each `kith`
+// run is a new Node process (about 10 s each on the loaded 2-core machine), hence the long limits.
+const ENV = {
+  KITH_PASSPHRASE: 'a long enough passphrase',
+  KITH_P2P_LISTEN: '["/ip4/127.0.0.1/tcp/0"]',
+  KITH_SMTP_PORT: '0',
+  KITH_IMAP_PORT: '0',
+  KITH_HTTP_PORT: '0',
+  KITH_STREAMS_PORT: '0',
+  KITH_LOG_LEVEL: 'warn',
+};
+
+describe('kith list … against a running node', () => {
+  const dir = tempDir();
+  const data = join(dir.path, 'home');
+  let node: Awaited<ReturnType<typeof startKith>> | undefined;
+  const kith = (...args: string[]) => runKith(['--data-dir', data, ...args], ENV);
+  const start = () =>
+    startKith(['--data-dir', data, 'start', '--email', 'home@example.org'], ENV, /Stop with Ctrl-C/);
+  let memberKey: string;
+  let memberFpr: string;
+
+  beforeAll(async () => {
+    node = await start();
+    const { publicKey } = await openpgp.generateKey({
+      type: 'ecc',
+      curve: 'curve25519Legacy',
+      userIDs: [{ name: 'Mia', email: 'mia@example.net' }],
+      format: 'armored',
+    });
+    memberKey = join(dir.path, 'mia.asc');
+    writeFileSync(memberKey, publicKey);
+    memberFpr = (await openpgp.readKey({ armoredKey: publicKey })).getFingerprint().toUpperCase();
+  }, 120_000);
+
+  afterAll(async () => {
+    if (node) {
+      node.child.kill('SIGTERM');
+      await exited(node.child);
+    }
+    dir.remove();
+  }, 60_000);
+
+  it('creates a list with its own entity; bad names, duplicates and policies get one clear line', () => {
+    const created = kith('list', 'create', 'dev', '--email', 'dev@example.org');
+    expect(created.stderr).toBe('');
+    expect(created.stdout).toMatch(/^dev <dev@example\.org>$/m);
+    expect(created.stdout).toMatch(/fingerprint {2}[0-9A-F]{40}/);
+    expect(created.stdout).toMatch(/posting {6}members, posts up to 10485760 bytes/);
+    const again = kith('list', 'create', 'dev', '--email', 'dev@example.org');
+    expect(again.status).toBe(1);
+    expect(again.stderr).toMatch(/a list named dev exists already/);
+    expect(kith('list', 'create', 'Bad_Name', '--email', 'x@example.org').stderr).toMatch(/not a list name/);
+    expect(kith('list', 'create', 'x', '--email', 'not-an-address').stderr).toMatch(/not an e-mail address/);
+    expect(kith('list', 'create', 'y', '--email', 'y@example.org', '--policy', 'anarchy').stderr).toMatch(
+      /not a posting policy: anarchy/,
+    );
+    expect(kith('list', 'show', 'dev', '--key').stdout).toMatch(/-----BEGIN PGP PUBLIC KEY BLOCK-----/);
+  }, 300_000);
+
+  it('members, moderators, policy and track', () => {
+    expect(kith('list', 'add', 'dev', 'nobody@example.org').stderr).toMatch(
+      /holds no key for nobody@example\.org/,
+    );
+    const added = kith('list', 'add', 'dev', memberFpr, '--key', memberKey);
+    expect(added.stderr).toBe('');
+    expect(added.stdout).toMatch(new RegExp(`Added mia@example\\.net \\(${memberFpr}\\) to dev`));
+    expect(kith('list', 'moderators', 'dev', '--add', 'mia@example.net').stdout).toMatch(/mia@example\.net/);
+    expect(kith('list', 'members', 'dev').stdout).toMatch(
+      new RegExp(`${memberFpr} {2}mia@example\\.net {2}\\(moderator\\)`),
+    );
+    expect(kith('list', 'policy', 'dev', 'moderated', '--max-bytes', '5000').stdout).toMatch(
+      /dev <dev@example\.org>: posting moderated, posts up to 5000 bytes/,
+    );
+    expect(kith('list', 'policy', 'dev', '--max-bytes', '-3').stderr).toMatch(/not a size in bytes/);
+    expect(kith('list', 'track', 'dev').status).toBe(0);
+    expect(kith('invite', '--list', 'dev', '--ttl', '5').stdout).toMatch(/^kith1/);
+    expect(kith('list', 'remove', 'dev', 'mia@example.net').stdout).toMatch(/Removed [0-9A-F]{40} from dev/);
+    expect(kith('list', 'members', 'dev').stdout.trim()).toBe('');
+    expect(kith('list', 'members', 'nosuch').stderr).toMatch(/hosts no list named nosuch/);
+  }, 300_000);
+
+  it('after a restart the node starts its list again, settings kept', async () => {
+    node!.child.kill('SIGTERM');
+    expect(await exited(node!.child)).toBe(0);
+    node = await start();
+    const shown = kith('list', 'show', '--json');
+    const lists = JSON.parse(shown.stdout) as { name: string; policy: string; maxBytes: number }[];
+    expect(lists).toMatchObject([{ name: 'dev', policy: 'moderated', maxBytes: 5000 }]);
+  }, 120_000);
+});
