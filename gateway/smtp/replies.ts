@@ -26,10 +26,33 @@ const REPLIES: Record<string, [number, string]> = {
   ERR_SMTP_BARE_CR: [554, '5.6.0'],
   ERR_SMTP_STORE_FAILED: [451, '4.3.0'],
   ERR_SMTP_SUBMIT_FAILED: [451, '4.3.0'],
+  ERR_SMTP_STORAGE_FULL: [452, '4.3.1'],
 };
+
+/**
+ * Is this a full disk (or quota) anywhere down the cause chain: a blob write's ENOSPC, SQLite's
+ * SQLITE_FULL? Why its own reply: RFC 3463 X.3.1 "mail system full" tells the client the fault
+ * is temporary and local, so it keeps the message and retries, and tells the user what to free.
+ */
+export function isStorageFull(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; e && typeof e === 'object' && depth < 8; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL') return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
 
 /** The reply for an error; anything unexpected is a temporary local failure (451 4.3.0). */
 export function toSmtpReply(err: unknown): SmtpReplyError {
+  if (isStorageFull(err) && !(isKithError(err) && err.code === 'ERR_SMTP_STORAGE_FULL')) {
+    err = new KithError(
+      'ERR_SMTP_STORAGE_FULL',
+      'this node is out of disk space; nothing was accepted',
+      'free space in its data directory, then send again (your mail client retries)',
+    );
+  }
   const known = isKithError(err) ? REPLIES[err.code] : undefined;
   const [code, enhanced] = known ?? [451, '4.3.0'];
   const text = known
