@@ -12,7 +12,7 @@ import { Gateway, type GatewaySettings } from '../gateway/index.ts';
 import { registerControlMethods } from './control/methods.ts';
 import { fileNotice, parseFileHeader, readFileHeader, saveReceived } from './files.ts';
 import { ControlServer } from './control/server.ts';
-import { DeliveryEngine, type InboundDelivery } from './delivery/engine.ts';
+import { DeliveryEngine, type DeliveryEvent, type InboundDelivery } from './delivery/engine.ts';
 import { SqliteDeliveryStore } from './delivery/sqlite-store.ts';
 import { loadIdentity, type Identity } from './identity/identity.ts';
 import { createLinks } from './links/index.ts';
@@ -253,13 +253,34 @@ export class KithNode {
       sink: () => this.sink(),
       store: deliveryStore,
     });
-    this.engine.onEvent((event) => {
-      void this.delivery
-        .onEngineEvent(event, this.sink())
-        .catch((err: Error) =>
-          log.warn({ err: err.message, id: event.id }, 'recording a delivery event failed'),
+    this.engine.onEvent((event) => this.recordEvent(event));
+  }
+
+  /** Timers of final events waiting for another try (recordEvent). */
+  private readonly eventRetries = new Set<ReturnType<typeof setTimeout>>();
+  private stopping = false;
+
+  /**
+   * Records an engine event in the outbox and hands it to the gateway. A final one (delivered,
+   * failed) that could not be recorded (disk full, gateway not attached) is tried again with
+   * backoff: the engine does not emit it twice, so without this the outbox row would never finish
+   * and the sender never get its status email.
+   */
+  private recordEvent(event: DeliveryEvent, attempt = 0): void {
+    void Promise.resolve()
+      .then(() => this.delivery.onEngineEvent(event, this.sink()))
+      .catch((err: Error) => {
+        this.log.warn({ err: err.message, id: event.id, attempt }, 'recording a delivery event failed');
+        if (this.stopping || (event.kind !== 'delivered' && event.kind !== 'failed')) return;
+        const timer = setTimeout(
+          () => {
+            this.eventRetries.delete(timer);
+            if (!this.stopping) this.recordEvent(event, attempt + 1);
+          },
+          Math.min(500 * 2 ** attempt, 30_000),
         );
-    });
+        this.eventRetries.add(timer);
+      });
   }
 
   /** The gateway before delivery starts, so that no incoming message finds it missing. */
@@ -444,6 +465,9 @@ export class KithNode {
 
   /** Stops every started part in reverse order, each bounded in time; safe to call twice. */
   async stop(timeoutMs = 15_000): Promise<void> {
+    this.stopping = true;
+    for (const timer of this.eventRetries) clearTimeout(timer);
+    this.eventRetries.clear();
     while (this.parts.length > 0) {
       const part = this.parts.pop()!;
       try {
