@@ -337,7 +337,7 @@ export function burst(
 
 /** A mail client with one SMTP connection (STARTTLS, AUTH), as Thunderbird keeps one per account. */
 export function smtpClient(settings: MailSettings): Transporter {
-  return nodemailer.createTransport({
+  const client = nodemailer.createTransport({
     host: settings.smtp.host,
     port: settings.smtp.port,
     secure: false,
@@ -348,6 +348,9 @@ export function smtpClient(settings: MailSettings): Transporter {
     maxConnections: 1,
     maxMessages: Infinity,
   });
+  // an idle pooled connection the server (or a killed node) closed: the next send opens another
+  client.on('error', () => undefined);
+  return client;
 }
 
 /** Submits one message; resolves with the SMTP reply (code and text), rejects on no reply. */
