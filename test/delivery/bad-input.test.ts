@@ -197,6 +197,7 @@ describe('bad input is rejected and counted while legitimate traffic flows', () 
   });
 
   test('a discovery flood past the rate limit is cut off; other neighbours still discover', async () => {
+    const started = Date.now();
     for (let i = 0; i < 2000; i++) {
       const frame = Buffer.concat([
         Buffer.from([WIRE_VERSION, FrameType.discoverRequest]),
@@ -207,10 +208,12 @@ describe('bad input is rejected and counted while legitimate traffic flows', () 
       await m.transport.send(b.keys.id, frame);
     }
     await sim.network.idle();
+    const elapsedMs = Date.now() - started;
     const limited = b.engine.metrics.get('rejected_discovery_rate_limited');
     expect(limited).toBeGreaterThan(1000);
-    // What passed B's limit is bounded by its burst (per minute, per neighbour).
-    expect(2000 - limited).toBeLessThanOrEqual(600 + 5);
+    // What passed B's limit is bounded by its burst (600 per neighbour) plus what the bucket
+    // refilled while the flood ran (600 a minute): on a loaded machine the flood takes seconds.
+    expect(2000 - limited).toBeLessThanOrEqual(600 + Math.ceil((elapsedMs * 600) / 60_000) + 5);
     await legitimateStillFlows();
   });
 });

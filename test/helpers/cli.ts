@@ -21,7 +21,8 @@ export async function startKith(
   args: string[],
   env: Record<string, string>,
   ready: RegExp,
-  timeoutMs = 60_000,
+  /** A hang detector, not a speed check: a first start beside a CPU hog took over a minute. */
+  timeoutMs = 180_000,
   /** A command to run kith under, e.g. `ip netns exec NS` (the default: none). */
   wrapper: string[] = [],
 ): Promise<{ child: ChildProcess; stdout: () => string; stderr: () => string }> {

@@ -189,5 +189,5 @@ describe('a real node killed right after 250', () => {
     expect((await inboxSubjects(bobSettings)).filter((s) => s === 'survives SIGKILL')).toEqual([
       'survives SIGKILL',
     ]);
-  }, 240_000);
+  }, 600_000);
 });
