@@ -93,8 +93,6 @@ const FLUSH_EVERY_MS = 30_000;
 const HORIZON_HALF_LIVES = 10;
 /** How far ahead of our clock a recipient's statement may be. */
 const SKEW_MS = 5 * 60_000;
-/** A cut-off act clears at most this many complaints per maxComplaints here (in-flight ones too). */
-const CLEARS_PER_CUT = 2;
 
 /**
  * Spam control at one agent (docs/protocol.md 15): sends its user's complaints and withdrawals,
@@ -313,6 +311,8 @@ export class SpamControl implements SpamHooks {
       countedAt: now,
       clearedAt: null,
       cutId: null,
+      // Hop memory lasts hopMemoryMs from when the packet came (longer only for a packet valid longer).
+      packetAt: Math.min(now, hop.expiresAt - this.deps.hopMemoryMs),
       frame: Buffer.from(frame),
       proof: hop.proof && {
         digest: Buffer.from(hop.proof.digest),
@@ -326,7 +326,7 @@ export class SpamControl implements SpamHooks {
     this.sendOn(row, s);
     if (cutOff) {
       // The source is cut off here already: clear it downstream at once (the clearing rule).
-      this.sendCut(row, lastCutId(store, hop.from) ?? newCutId(), now);
+      this.sendCut(row, lastCutId(store, hop.from) ?? newCutId(), store.neighbour(hop.from)?.revokedAt ?? now);
     } else if (proven) this.evaluate(hop.from);
   }
 
@@ -363,10 +363,12 @@ export class SpamControl implements SpamHooks {
     if (!row || row.predecessor !== from) return this.refuse(from, 'cut_unknown');
     if (row.clearedAt !== null) return this.count('cut_duplicate');
     const now = this.now();
-    // One cut-off act clears a bounded number of complaints: a neighbour cannot wave every
-    // complaint away with one made-up act.
-    const clearedByAct = store.allAgainst(from).filter((r) => r.cutId === c.cutId).length;
-    if (clearedByAct >= CLEARS_PER_CUT * policy.maxComplaints) return this.refuse(from, 'cut_exhausted');
+    // A cut clears only complaints about packets handed on before it: once an honest relay cut
+    // its source off, nothing it hands on later came from that source. So a made-up cut buys a
+    // forger only what it sent before it, and clearing again later needs another act (cut id),
+    // which maxCuts counts.
+    if (row.packetAt !== null && row.packetAt !== undefined && row.packetAt > c.at + SKEW_MS)
+      return this.refuse(from, 'cut_before_packet');
     store.putComplaint({ ...row, clearedAt: now, cutId: c.cutId });
     if (store.addCut(from, c.cutId, now)) {
       const n = this.neighbourRow(from);

@@ -236,6 +236,24 @@ export function invitationAllowed(issuedLast30Days: number, ageMs: number, polic
   return issuedLast30Days < invitationQuota(ageMs, policy);
 }
 
+/** Packets per hour any neighbour may hand on, however little it sent before. */
+export const FORWARD_FLOOR_PER_HOUR = 1;
+/** How far above its usual hourly rate a neighbour may go. */
+export const FORWARD_BURST = 3;
+
+/**
+ * Packets per hour a hop hands on from a neighbour that handed on `traffic` (decayed) so far; the
+ * rest waits (held, as for an unreachable next hop) for the next hour. Why: complaints come back
+ * hours after the spam was read, so without a rate a fresh attack edge delivers rate × that delay
+ * before any threshold can act; a neighbour's own history sets its rate, so an honest relay for
+ * hundreds keeps its pace while a new or quiet one starts at one an hour. Decayed traffic is about
+ * rate × (half-life / ln 2). Used by bench/spam; the node does not enforce it yet.
+ */
+export function forwardAllowance(traffic: number, policy: SpamPolicy): number {
+  const meanLifeHours = policy.halfLifeMs / Math.LN2 / 3_600_000;
+  return Math.max(FORWARD_FLOOR_PER_HOUR, Math.ceil((FORWARD_BURST * traffic) / meanLifeHours));
+}
+
 /**
  * How a hop weighs evidence a neighbour sent with its revocation of an agent we also trust. Why
  * not revoke at once: the evidence proves complaints were made against that agent at the sender,

@@ -60,6 +60,9 @@ const MIGRATIONS = [
    CREATE INDEX spam_revocation_entity ON spam_revocation(entity);`,
   // Packets ever handed on by a neighbour, not decayed (the lifetime rule against a slow drip).
   `ALTER TABLE spam_neighbour ADD COLUMN total_traffic REAL NOT NULL DEFAULT 0;`,
+  // When the predecessor handed us the packet complained about: a cut notice clears only
+  // complaints about packets handed on before the cut (15.3).
+  `ALTER TABLE spam_complaint ADD COLUMN packet_at INTEGER;`,
 ];
 
 /** One complaint as a hop (or the recipient, or the sender) keeps it. */
@@ -79,6 +82,8 @@ export interface ComplaintRow {
   cutId: string | null;
   frame: Buffer | null;
   proof: { digest: Buffer; signature: Buffer } | null;
+  /** When the predecessor handed us the packet (from hop memory; migration 3, null before). */
+  packetAt?: number | null;
 }
 
 /** Where a received message's manifest came from (the recipient's side; complaints start here). */
@@ -139,6 +144,7 @@ function toComplaint(r: Raw): ComplaintRow {
       r.proof_digest && r.proof_signature
         ? { digest: r.proof_digest as Buffer, signature: r.proof_signature as Buffer }
         : null,
+    packetAt: (r.packet_at as number | null) ?? null,
   };
 }
 
@@ -192,9 +198,9 @@ export class SpamStore {
       allAgainst: db.prepare('SELECT * FROM spam_complaint WHERE predecessor = ? ORDER BY counted_at'),
       upsertComplaint: db.prepare(
         `INSERT INTO spam_complaint (recipient, complaint_id, message_id, link_out, successor, link_in, predecessor,
-           state, last_at, counted, counted_at, cleared_at, cut_id, frame, proof_digest, proof_signature)
+           state, last_at, counted, counted_at, cleared_at, cut_id, frame, proof_digest, proof_signature, packet_at)
          VALUES (@recipient, @complaintId, @messageId, @linkOut, @successor, @linkIn, @predecessor,
-           @state, @lastAt, @counted, @countedAt, @clearedAt, @cutId, @frame, @proofDigest, @proofSignature)
+           @state, @lastAt, @counted, @countedAt, @clearedAt, @cutId, @frame, @proofDigest, @proofSignature, @packetAt)
          ON CONFLICT(recipient, complaint_id) DO UPDATE SET state = excluded.state, last_at = excluded.last_at,
            counted = excluded.counted, counted_at = excluded.counted_at, cleared_at = excluded.cleared_at,
            cut_id = excluded.cut_id, frame = excluded.frame`,
@@ -277,6 +283,7 @@ export class SpamStore {
       counted: c.counted ? 1 : 0,
       proofDigest: c.proof?.digest ?? null,
       proofSignature: c.proof?.signature ?? null,
+      packetAt: c.packetAt ?? null,
     });
   }
 

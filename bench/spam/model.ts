@@ -14,6 +14,7 @@ import {
   decayedValue,
   DEFAULT_SPAM_POLICY,
   firstContactAllowed,
+  forwardAllowance,
   judgeNeighbour,
   recipientCounts,
   type Decayed,
@@ -34,6 +35,8 @@ export interface SimOptions {
   attackers: number;
   /** Spam per attacker per hour while it spams. */
   spamPerHour: number;
+  /** Apply forwardAllowance at every hop (not enforced by the node yet). */
+  allowance: boolean;
   policy?: SpamPolicy;
 }
 
@@ -48,6 +51,8 @@ export interface SimResult {
   honestLinksLost: number;
   honestAgentsKeepingAllLinks: number;
   honestMessages: number;
+  /** Honest messages that waited at least an hour for a hop's allowance. */
+  honestDelayed: number;
 }
 
 interface Row {
@@ -62,6 +67,8 @@ interface Row {
 interface Complaint {
   path: number[];
   recipient: number;
+  /** When the message was sent (a cut clears only complaints about packets before it). */
+  sentAt: number;
 }
 
 interface Pair {
@@ -70,8 +77,10 @@ interface Pair {
   rows: Row[];
   cuts: Decayed;
   cutIds: Set<number>;
-  clearedBy: Map<number, number>;
   suspendedAt?: number;
+  /** Hour and packets handed on in it (the allowance). */
+  hour: number;
+  used: number;
 }
 
 export function simulate(o: SimOptions): SimResult {
@@ -82,6 +91,9 @@ export function simulate(o: SimOptions): SimResult {
   const key = (h: number, p: number) => h * n + p;
   const pairs = new Map<number, Pair>();
   const dead = new Set<number>(); // undirected: min * n + max
+  const deadAt = new Map<number, number>();
+  // A week of honest traffic before any attack: links have a history, as real ones do.
+  const warmup = 7 * 24;
   const deadKey = (a: number, b: number) => (a < b ? a * n + b : b * n + a);
   const pair = (h: number, p: number): Pair => {
     let x = pairs.get(key(h, p));
@@ -92,7 +104,8 @@ export function simulate(o: SimOptions): SimResult {
         rows: [],
         cuts: { value: 0, at: 0 },
         cutIds: new Set(),
-        clearedBy: new Map(),
+        hour: -1,
+        used: 0,
       };
       pairs.set(key(h, p), x);
     }
@@ -150,14 +163,24 @@ export function simulate(o: SimOptions): SimResult {
     return path;
   }
 
-  /** Hands a message along the path: refused where a hop suspended its predecessor. */
+  /** Hands a message along the path: refused where a hop suspended its predecessor or (with the allowance) is full this hour. */
   function carry(path: number[], now: number): boolean {
+    const hour = Math.floor(now / HOUR);
     for (let i = 1; i < path.length; i++) {
       const h = path[i];
       if (!honest(h)) continue;
       const p = pair(h, path[i - 1]);
       if (p.suspendedAt !== undefined) return false;
+      if (o.allowance && hour >= warmup) {
+        if (p.hour !== hour) {
+          p.hour = hour;
+          p.used = 0;
+        }
+        if (p.used >= forwardAllowance(decayedValue(p.traffic, now, policy.halfLifeMs), policy)) return false;
+      }
     }
+    if (o.allowance)
+      for (let i = 1; i < path.length; i++) if (honest(path[i])) pair(path[i], path[i - 1]).used++;
     for (let i = 1; i < path.length; i++) {
       if (!honest(path[i])) continue;
       const p = pair(path[i], path[i - 1]);
@@ -181,16 +204,15 @@ export function simulate(o: SimOptions): SimResult {
   }
 
   /** Clears the rows downstream of hop index i of a complaint (cut notices), honest hops only. */
-  function cutForward(c: Complaint, i: number, cutId: number, now: number): void {
+  function cutForward(c: Complaint, i: number, cutId: number, now: number, cutTime: number): void {
+    // A cut clears only complaints about packets handed on before it (rejected_cut_before_packet).
+    if (c.sentAt > cutTime) return;
     for (let j = i + 1; j < c.path.length; j++) {
       const h = c.path[j];
       if (!honest(h)) return;
       const p = pairs.get(key(h, c.path[j - 1]));
       const row = p?.rows.find((r) => r.c === c && !r.cleared);
       if (!p || !row) continue;
-      const used = p.clearedBy.get(cutId) ?? 0;
-      if (used >= 2 * policy.maxComplaints) return; // rejected_cut_exhausted
-      p.clearedBy.set(cutId, used + 1);
       row.cleared = true;
       row.cutId = cutId;
       if (!p.cutIds.has(cutId)) {
@@ -215,16 +237,18 @@ export function simulate(o: SimOptions): SimResult {
       if (!honest(h)) {
         // A colluding relay drops the complaint and forges a cut notice for it downstream.
         if (o.attack === 'collude') {
+          // Its best play: one made-up act per threshold's worth of complaints (each act clears
+          // what came before it; every act counts against it as a cut-off).
           let f = forgedCut.get(h);
-          if (!f || f.used >= 2 * policy.maxComplaints) forgedCut.set(h, (f = { id: nextCut++, used: 0 }));
+          if (!f || f.used >= policy.minComplaints - 1) forgedCut.set(h, (f = { id: nextCut++, used: 0 }));
           f.used++;
-          cutForward(c, i, f.id, now);
+          cutForward(c, i, f.id, now, now);
         }
         return;
       }
       if (!alive(h, pred)) {
         // The source is cut off here already: clear downstream at once.
-        cutForward(c, i, -h - 1, now);
+        cutForward(c, i, -h - 1, now, deadAt.get(deadKey(h, pred)) ?? now);
         return;
       }
       countRow(h, pred, c, i, now);
@@ -252,6 +276,7 @@ export function simulate(o: SimOptions): SimResult {
 
   function revoke(h: number, pred: number, now: number): void {
     dead.add(deadKey(h, pred));
+    deadAt.set(deadKey(h, pred), now);
     const p = pair(h, pred);
     p.suspendedAt = undefined;
     if (!honest(pred)) {
@@ -259,7 +284,7 @@ export function simulate(o: SimOptions): SimResult {
       if (!cutAt.has(k)) cutAt.set(k, now);
     }
     const id = nextCut++;
-    for (const r of p.rows) if (!r.cleared) cutForward(r.c, r.i, id, now);
+    for (const r of p.rows) if (!r.cleared) cutForward(r.c, r.i, id, now, now);
   }
 
   /** Settles the verdicts of this step, hops whose predecessor waits on nobody first. */
@@ -317,20 +342,40 @@ export function simulate(o: SimOptions): SimResult {
   let honestMessages = 0;
   const fc = { tried: 0, delivered: 0 };
   const honestAgents = [...Array(n).keys()].filter(honest);
-  const spamStart = o.attack === 'sleeper' ? Math.floor(hours / 2) : 0;
+  const spamStart = o.attack === 'sleeper' ? Math.floor(hours / 2) + warmup : warmup;
+  let honestDelayed = 0;
+  let backlog: { from: number; first: boolean; tries: number }[] = [];
 
   for (let hour = 0; hour < hours; hour++) {
     const now = hour * HOUR;
     if (hour % 24 === 0) firstToday.clear();
     // Honest traffic: 2 messages per person per day, 5% of them first contacts.
     const sends = Math.round((honestAgents.length * 2) / 24);
+    const todo = backlog;
+    backlog = [];
     for (let s = 0; s < sends; s++) {
-      const from = honestAgents[Math.floor(random() * honestAgents.length)];
-      const first = random() < 0.05;
+      todo.push({
+        from: honestAgents[Math.floor(random() * honestAgents.length)],
+        first: random() < 0.05,
+        tries: 0,
+      });
+    }
+    for (const m of todo) {
+      const { from, first } = m;
       let path: number[] | null = null;
+      let walked = false;
       for (let tries = 0; tries < 4 && !path; tries++) {
         const p = walk(from, first ? 3 + Math.floor(random() * 3) : 1 + Math.floor(random() * 3), undefined);
-        if (p && honest(p[p.length - 1]) && carry(p, now)) path = p;
+        if (p && honest(p[p.length - 1])) {
+          walked = true;
+          if (carry(p, now)) path = p;
+        }
+      }
+      // Waiting for an allowance: held and tried again next hour (up to a day), as held packets are.
+      if (!path && walked && o.allowance && m.tries < 24) {
+        if (m.tries === 0) honestDelayed++;
+        backlog.push({ ...m, tries: m.tries + 1 });
+        continue;
       }
       if (first) fc.tried++;
       if (!path) continue;
@@ -344,14 +389,17 @@ export function simulate(o: SimOptions): SimResult {
       }
       // A mistaken Junk click on honest mail: 1 in 2,000.
       if (random() < 0.0005)
-        schedule({ path, recipient: path[path.length - 1] }, hour + 1 + Math.floor(random() * 12));
+        schedule(
+          { path, recipient: path[path.length - 1], sentAt: now },
+          hour + 1 + Math.floor(random() * 12),
+        );
     }
     // Framers receive honest mail from their contacts and complain about all of it.
     for (const [f, senders] of framedBy) {
       for (const s of senders) {
         if (random() > 2 / 24) continue;
         const p = walkTo(s, f);
-        if (p && carry(p, now)) schedule({ path: p, recipient: f }, hour + 1);
+        if (p && carry(p, now)) schedule({ path: p, recipient: f, sentAt: now }, hour + 1);
       }
     }
     // Sleepers send honest-looking mail before they spam (their traffic raises their thresholds).
@@ -381,7 +429,10 @@ export function simulate(o: SimOptions): SimResult {
           if (!firstSpam.has(k)) firstSpam.set(k, hour);
           // 90% of recipients mark spam as Junk, within 1 to 12 hours.
           if (random() < 0.9)
-            schedule({ path: full, recipient: p[p.length - 1] }, hour + 1 + Math.floor(random() * 12));
+            schedule(
+              { path: full, recipient: p[p.length - 1], sentAt: now },
+              hour + 1 + Math.floor(random() * 12),
+            );
         }
       }
     }
@@ -437,6 +488,7 @@ export function simulate(o: SimOptions): SimResult {
     honestLinksLost,
     honestAgentsKeepingAllLinks: 1 - lost.size / honestAgents.length,
     honestMessages,
+    honestDelayed,
   };
 }
 

@@ -43,18 +43,21 @@ for (const [name, make] of graphs) {
   );
   for (const [attack, what, spamPerHour] of attacks) {
     const t0 = Date.now();
-    const r = simulate({ adj, attack, random: seededRandom(7), weeks, attackers, spamPerHour });
-    const cut = r.cutoffHours;
-    console.log(
-      [
-        `  ${attack.padEnd(8)} ${what}`,
-        `    spam per attack edge ${r.spamPerAttackEdge.toFixed(2)} (${r.spamDelivered} over ${r.attackEdges} edges)`,
-        `spam per honest user per week ${r.spamPerUserWeek.toFixed(4)}`,
-        `cut-off ${cut.cut}/${cut.used} used edges, median ${Number.isNaN(cut.median) ? '-' : cut.median.toFixed(0)} h, max ${Number.isNaN(cut.max) ? '-' : cut.max.toFixed(0)} h`,
-        `legit first contacts delivered ${pct(r.firstContacts.delivered / Math.max(1, r.firstContacts.tried))} of ${r.firstContacts.tried}`,
-        `honest agents keeping every link ${pct(r.honestAgentsKeepingAllLinks)} (${r.honestLinksLost} honest links lost)`,
-        `(${((Date.now() - t0) / 1000).toFixed(1)} s)`,
-      ].join('\n    '),
-    );
+    for (const allowance of [false, true]) {
+      const r = simulate({ adj, attack, random: seededRandom(7), weeks, attackers, spamPerHour, allowance });
+      const cut = r.cutoffHours;
+      console.log(
+        [
+          `  ${attack.padEnd(8)} ${what}${allowance ? ' | with forwardAllowance (bench only, not in the node)' : ' | as the node runs'}`,
+          `    spam per attack edge ${r.spamPerAttackEdge.toFixed(2)} (${r.spamDelivered} over ${r.attackEdges} edges)`,
+          `spam per honest user per week ${r.spamPerUserWeek.toFixed(4)}`,
+          `cut-off ${cut.cut}/${cut.used} used edges, median ${Number.isNaN(cut.median) ? '-' : cut.median.toFixed(0)} h, max ${Number.isNaN(cut.max) ? '-' : cut.max.toFixed(0)} h`,
+          `legit first contacts delivered ${pct(r.firstContacts.delivered / Math.max(1, r.firstContacts.tried))} of ${r.firstContacts.tried}`,
+          `honest agents keeping every link ${pct(r.honestAgentsKeepingAllLinks)} (${r.honestLinksLost} honest links lost)`,
+          `honest messages ${r.honestMessages}, ${r.honestDelayed} waited an hour or more`,
+          `(${((Date.now() - t0) / 1000).toFixed(1)} s)`,
+        ].join('\n    '),
+      );
+    }
   }
 }

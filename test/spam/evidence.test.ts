@@ -193,6 +193,16 @@ describe('evidence and durable counts', () => {
       await relay.control.onFrame(next.id, encodeComplaintFrame(next, relay.keys.signPublic, link, st));
     }
     expect(relay.events.map((e) => e.kind)).toContain('suspended');
+    // A cut dated before the packets cannot clear them: nothing handed on after a cut came from
+    // the source it cut off.
+    const early = encodeCutFrame(upstream, relay.keys.signPublic, {
+      recipient: statements[0].recipient,
+      complaintId: statements[0].complaintId,
+      cutId: randomBytes(16).toString('hex'),
+      at: relay.now - 10 * 60_000,
+    });
+    await relay.control.onFrame(upstream.id, early);
+    expect(relay.metrics.get('rejected_cut_before_packet')).toBe(1);
     // The upstream relay cut its source off: one act (cut id), one notice per complaint.
     const cutId = randomBytes(16).toString('hex');
     for (const st of statements) {
