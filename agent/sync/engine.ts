@@ -37,6 +37,8 @@ export interface SyncEngineOptions {
 
 /** How long a request for message bytes stands before a link-up or the timer asks again. */
 const REASK_MS = 30_000;
+/** Pause before a sibling's pump tries again after a failed send. */
+const RETRY_MS = 1_000;
 
 /** Counters for tests, logs and `kith` status. */
 export interface SyncCounters {
@@ -118,6 +120,17 @@ export class SyncEngine {
     return () => this.listeners.delete(listener);
   }
 
+  /**
+   * Sends our version vector to every linked sibling (the node's timer, every 30 s): each answers
+   * with what we lack. A link-up that went unnoticed (a connection replaced while the old one
+   * closed) or a lost frame is healed this way without waiting for the next link-up.
+   */
+  antiEntropy(): void {
+    if (!this.started) return;
+    const vv = this.o.replica.versionVector();
+    for (const peer of this.siblings()) this.sendFrame(peer, { kind: 'vv', vv });
+  }
+
   /** Asks linked siblings again for message bytes still missing (after a link-up, or by a timer). */
   requestMissing(): void {
     const hashes = this.toRequest(true);
@@ -182,19 +195,22 @@ export class SyncEngine {
           if (theirs === undefined || !this.started) return;
           const changes = this.o.replica.changesFor(theirs, this.batch);
           if (changes.length === 0) break;
+          await this.o.transport.send(peer, encodeSync({ kind: 'changes', changes }));
+          // Counted as theirs only once the link took them: a failed send is sent again.
           for (const c of changes) {
             const { a, s } = JSON.parse(c.b) as { a: string; s: number };
             theirs[a] = Math.max(theirs[a] ?? 0, s);
           }
-          await this.o.transport.send(peer, encodeSync({ kind: 'changes', changes }));
           this.counters.sent += changes.length;
         }
       } while (this.again.has(peer));
     })()
       .catch((err: Error) => {
-        // The link went down mid-way: the next link-up starts from the sibling's version vector.
-        this.known.delete(peer);
-        this.o.log.debug({ peer, err: err.message }, 'sync pump stopped');
+        // A stream of a closing connection failed while another may be open: try again shortly;
+        // if the link is really down, link-down forgets the sibling and link-up starts over.
+        this.o.log.debug({ peer, err: err.message }, 'sync pump stopped; retrying');
+        const retry = setTimeout(() => this.known.has(peer) && this.pump(peer), RETRY_MS);
+        retry.unref();
       })
       .finally(() => this.pumping.delete(peer));
     this.pumping.set(peer, run);

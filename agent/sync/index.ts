@@ -119,6 +119,7 @@ export class Roaming {
         }
       }
       this.engine.requestMissing();
+      this.engine.antiEntropy();
     };
     redial();
     this.timer = setInterval(redial, SIBLING_REDIAL_MS);

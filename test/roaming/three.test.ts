@@ -116,7 +116,16 @@ describe('roaming: three devices, each offline in turn, random changes over IMAP
       ['phone', 'home'],
       ['phone', 'laptop'],
     ]) {
-      await alice.node(x).links.libp2p.hangUp(peerIdFromString(alice.node(y).identity.agentId));
+      const [nx, ny] = [alice.node(x), alice.node(y)];
+      await nx.links.libp2p.hangUp(peerIdFromString(ny.identity.agentId));
+      await until(
+        () =>
+          !nx.links.isLinked(ny.identity.agentId) && !ny.links.isLinked(nx.identity.agentId)
+            ? true
+            : undefined,
+        10_000,
+        `${x} and ${y} apart`,
+      );
     }
     for (let i = 0; i < 30; i++) note(await act(await alice.imap(NAMES[i % 3]), random));
     await alice.link('laptop', 'home');
