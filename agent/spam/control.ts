@@ -326,7 +326,11 @@ export class SpamControl implements SpamHooks {
     this.sendOn(row, s);
     if (cutOff) {
       // The source is cut off here already: clear it downstream at once (the clearing rule).
-      this.sendCut(row, lastCutId(store, hop.from) ?? newCutId(), store.neighbour(hop.from)?.revokedAt ?? now);
+      this.sendCut(
+        row,
+        lastCutId(store, hop.from) ?? newCutId(),
+        store.neighbour(hop.from)?.revokedAt ?? now,
+      );
     } else if (proven) this.evaluate(hop.from);
   }
 
