@@ -214,6 +214,8 @@ export class KithNode {
       delivery: { ...config.delivery, spoolDir: join(this.paths.root, 'spool') },
       discovery: config.discovery,
       spam: this.spam,
+      // A message waiting for a link it needs dials it (links close when idle).
+      connect: (agent) => this.links.connect(agent),
       onComplaintThreshold: (neighbour, count) => {
         const entity = this.trust.entityOfAgent(neighbour);
         log.warn({ neighbour, count }, 'complaint threshold reached: revoking trust');

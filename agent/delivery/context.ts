@@ -112,4 +112,9 @@ export interface EngineContext {
   emit: (event: DeliveryEvent) => void;
   /** Spam control (agent/spam): signed complaints, traffic counts, suspended neighbours. */
   spam?: SpamHooks;
+  /**
+   * Opens a link to a trusted neighbour that has none now (the link layer's connect; rejects when
+   * it cannot). Without it the sender waits for links to come up by themselves.
+   */
+  connect?: (agent: AgentId) => Promise<void>;
 }

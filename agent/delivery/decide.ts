@@ -28,3 +28,21 @@ export const HELD_PATIENCE = 10;
 export function waitAfterHeld(stallTimeoutMs: number): number {
   return stallTimeoutMs * HELD_PATIENCE;
 }
+
+/**
+ * Which neighbours the sender dials before it picks a path: none while some candidate first hop
+ * is linked (that path is usable now); otherwise every candidate not avoided, in the order given
+ * (the cached paths' first hops, best first, then the recipient's own agents that trust us). Why:
+ * links close when idle and the neighbour keeper redials only every 30 s, so a message written
+ * after a quiet spell found every first hop unlinked, failed its first hop and waited for the keeper
+ * and then a stall (issue 10: a 1 MiB mail not in bob's INBOX after 60 s). A mail to send is the
+ * best reason there is to open the link it needs.
+ */
+export function firstHopsToDial<T extends string>(
+  candidates: readonly T[],
+  linked: (agent: T) => boolean,
+  avoid: ReadonlySet<T>,
+): T[] {
+  if (candidates.some(linked)) return [];
+  return [...new Set(candidates)].filter((agent) => !avoid.has(agent));
+}

@@ -41,6 +41,8 @@ export interface DeliveryEngineDeps {
   onComplaintThreshold?: (neighbour: AgentId, count: number) => void;
   /** Spam control (agent/spam/control.ts): signed complaints (frames 6-8), traffic, suspensions. */
   spam?: SpamHooks;
+  /** Dials a trusted neighbour without an open link (EngineContext.connect). */
+  connect?: (agent: AgentId) => Promise<void>;
   now?: () => number;
 }
 
@@ -75,6 +77,7 @@ export class DeliveryEngine {
       now,
       options: deps.delivery,
       spam: deps.spam,
+      connect: deps.connect,
       emit: (event) => {
         for (const listener of this.listeners) listener(event);
       },

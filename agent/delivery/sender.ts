@@ -12,7 +12,7 @@ import { ReportKind, openReport } from '../reports/report.ts';
 import type { Discovery } from '../routing/discovery.ts';
 import { choosePath, type CachedPath } from '../routing/path-cache.ts';
 import type { EngineContext } from './context.ts';
-import { afterRejection, waitAfterHeld } from './decide.ts';
+import { afterRejection, firstHopsToDial, waitAfterHeld } from './decide.ts';
 import { encodeOnion, hopDigest, linkId } from './frames.ts';
 import type { Origin } from './relay.ts';
 import type { OutboxRecord } from './store.ts';
@@ -181,6 +181,8 @@ export class Sender implements Origin {
     const known = () => this.usablePaths(to);
     let unreachable = false;
     try {
+      await this.linkFirstHop(to, a.avoid);
+      if (this.stopped || !this.active.has(a.rec.id)) return;
       let path = choosePath(known(), a.avoid);
       if (!path || path.failures > 0 || overlaps(path, a.avoid)) {
         await this.discovery.find(to);
@@ -210,6 +212,33 @@ export class Sender implements Origin {
       a.busy = false;
     }
     if (unreachable) this.firstHopDown(a);
+  }
+
+  /**
+   * Opens the link a path needs when none of the candidate first hops is linked (decide.ts,
+   * `firstHopsToDial`): tries them in turn until one links. Candidates are the first hops of the
+   * cached paths to `to` and the recipient's agents we may link with directly.
+   */
+  private async linkFirstHop(to: Fingerprint, avoid: ReadonlySet<AgentId>): Promise<void> {
+    const { ctx } = this;
+    if (!ctx.connect) return;
+    const up = new Set(ctx.transport.neighbours());
+    const candidates = [
+      ...this.discovery.cache
+        .get(to)
+        .filter((p) => p.failures === 0)
+        .map((p) => p.agents[0]),
+      ...ctx.trust.relayTargets(to).map((t) => t.agent),
+    ].filter((agent) => !ctx.trust.isRevoked(agent));
+    for (const agent of firstHopsToDial(candidates, (x) => up.has(x), avoid)) {
+      try {
+        await ctx.connect(agent);
+        ctx.count('first_hop_dialled');
+        return;
+      } catch (err) {
+        ctx.logger.debug({ agent, err: (err as Error).message }, 'could not link with a first hop');
+      }
+    }
   }
 
   /** The first hop refused the packet: try a fresh alternative at once, else wait for the stall timer. */

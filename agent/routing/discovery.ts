@@ -179,14 +179,26 @@ export class Discovery {
     count('discovery_asked');
     // As if received at the top with one more hop: neighbours get hop limit `ttl` (one may get the top).
     const copies = onward(Math.min(ttl + 1, MAX_HOPS), 0, transport.neighbours(), options.random);
+    let sent = 0;
     await Promise.all(
       copies.map((c) =>
         transport.send(c.to, requestFrame(id, target, c.ttl, c.travelled, wantKey ? FLAG_WANT_KEY : 0)).then(
-          () => count('discovery_frames_sent'),
+          () => {
+            sent++;
+            count('discovery_frames_sent');
+          },
           () => undefined,
         ),
       ),
     );
+    // Nobody was asked (no neighbour linked, or every link failed): no answer can come, so do not
+    // wait out the timeout for it (it was 10 s per ring: a sender without links sat 30 s here
+    // before it even noticed it had no path, issue 10).
+    if (sent === 0) {
+      count('discovery_nobody_to_ask');
+      query.wake = undefined;
+      return [];
+    }
     if (options.quiesce) await options.quiesce();
     else {
       await Promise.race([

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from '../../common/logger.ts';
 import { hashFile } from '../payload/source.ts';
 import { silentLogger } from '../../common/logger.ts';
-import type { Fingerprint } from '../../common/ids.ts';
+import type { AgentId, Fingerprint } from '../../common/ids.ts';
 import { generateAgentKeys, type AgentKeys } from '../onion/keys.ts';
 import { plainCodec, type PayloadCodec } from '../payload/codec.ts';
 import type { DiscoveryOptions } from '../routing/discovery.ts';
@@ -37,6 +37,8 @@ export interface SimOptions {
         codec?: PayloadCodec;
         keys?: AgentKeys;
         fingerprint?: Fingerprint;
+        /** What dials a neighbour (the node's links.connect); e.g. re-linking in the MemoryNetwork. */
+        connect?: (agent: AgentId) => Promise<void>;
       }
     | undefined;
 }
@@ -95,6 +97,7 @@ export class Simulation {
           },
         },
         logger: custom.logger ?? silentLogger(),
+        connect: custom.connect,
         delivery: { ...SIM_DELIVERY, ...this.options.delivery },
         discovery: {
           ...SIM_DISCOVERY,
