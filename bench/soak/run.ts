@@ -86,9 +86,10 @@ async function stopDemo(child: ReturnType<typeof spawn>): Promise<void> {
   clearTimeout(timer);
 }
 
+const { child, agents } = await startDemo();
+// The clock starts once the demo is up: on a loaded machine starting it took over a minute.
 const started = Date.now();
 const elapsed = (): number => (Date.now() - started) / 1000;
-const { child, agents } = await startDemo();
 const undoInterrupt = onInterrupt(async () => {
   await stopDemo(child);
   rmSync(dir, { recursive: true, force: true });
@@ -245,7 +246,9 @@ const window = { warmupEnd: warmupMin * 60, trafficEnd: trafficSeconds, length: 
 const verdicts = [...samples.entries()].map(([pid, e]) => judge(`${e.name}[${pid}]`, e.list, window));
 for (const v of verdicts) console.log(verdictLine(v));
 if (lost.length > 0) console.log(`lost ids (first 20): ${lost.slice(0, 20).join(' ')}`);
+// A soak that got nothing accepted proves nothing.
 const failed =
+  acceptedAt.size === 0 ||
   lost.length > 0 ||
   duplicates > 0 ||
   corrupted > 0 ||
