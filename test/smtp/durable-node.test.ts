@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { exited, runKith, startKith } from '../helpers/cli.ts';
+import { until } from '../helpers/kith-nodes.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { RawSmtp } from './raw-client.ts';
 
@@ -135,8 +136,22 @@ describe('a real node killed right after 250', () => {
     const [a1, b1] = await Promise.all([start(alice, 'alice@example.org'), start(bob, 'bob@example.org')]);
     const code = runKith(['--data-dir', alice, 'invite', '--ttl', '5']).stdout.trim();
     expect(runKith(['--data-dir', bob, 'accept', code]).stdout).toMatch(/Now linked/);
-    // the two exchange signed address records when the link comes up: what a restarted node redials
-    await new Promise((r) => setTimeout(r, 2000));
+    // the two exchange signed address records when the link comes up: what a restarted node
+    // redials. Wait until each holds the other's (a fixed 2 s wait lost the race under load).
+    for (const [who, other] of [
+      [alice, 'bob@example.org'],
+      [bob, 'alice@example.org'],
+    ]) {
+      await until(() => {
+        const contacts = JSON.parse(runKith(['--data-dir', who, 'contacts', '--json']).stdout) as Array<{
+          email: string;
+          agents: Array<{ addresses: string[] }>;
+        }>;
+        return contacts.some((c) => c.email === other && c.agents.some((a) => a.addresses.length > 0))
+          ? true
+          : undefined;
+      }, `${who} to hold the address of ${other}`);
+    }
     // Bob goes offline: the message cannot have left before the kill, so only the restarted node can send it.
     await stop(b1);
 
@@ -168,12 +183,14 @@ describe('a real node killed right after 250', () => {
     await start(alice);
     // port 0 everywhere: the restarted node listens elsewhere
     const bobSettings = settingsOf(bob);
-    const deadline = Date.now() + 60_000;
     let subjects: string[] = [];
-    while (Date.now() < deadline) {
-      subjects = (await inboxSubjects(bobSettings)).filter((s) => s === 'survives SIGKILL');
-      if (subjects.length > 0) break;
-      await new Promise((r) => setTimeout(r, 500));
+    try {
+      await until(async () => {
+        subjects = (await inboxSubjects(bobSettings)).filter((s) => s === 'survives SIGKILL');
+        return subjects.length > 0 ? true : undefined;
+      }, "the message in bob's INBOX");
+    } catch {
+      // fall through to the diagnostics below
     }
     if (subjects.length === 0) {
       console.log(
@@ -184,8 +201,12 @@ describe('a real node killed right after 250', () => {
       );
     }
     expect(subjects).toEqual(['survives SIGKILL']);
-    // a duplicate would come from a re-send after the restart: give it time to show
-    await new Promise((r) => setTimeout(r, 3000));
+    // a duplicate would come from a re-send after the restart; once alice's outbox says
+    // delivered she sends no more, so the count is final then
+    await until(
+      () => (/\bdelivered\b/.test(runKith(['--data-dir', alice, 'outbox']).stdout) ? true : undefined),
+      "alice's outbox to say delivered",
+    );
     expect((await inboxSubjects(bobSettings)).filter((s) => s === 'survives SIGKILL')).toEqual([
       'survives SIGKILL',
     ]);
