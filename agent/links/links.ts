@@ -58,6 +58,13 @@ export class LinkManager implements Links {
   /** Where dials of an address without a peer id may connect (`ip:port` keys; '*' = anywhere). */
   private readonly addressDials = new Map<string, number>();
   private readonly inviteDials = new Set<string>();
+  /**
+   * Provisional peers whose invitation request this agent is checking now, and whether their
+   * deadline passed meanwhile. The deadline bounds how long a stranger may take to speak, not
+   * how long we take to answer (OpenPGP checks that took over 10 s on a loaded machine cut
+   * invitations off mid-answer: "the inviter refused the connection: stream reset").
+   */
+  private readonly redeeming = new Map<string, { deadlinePassed: boolean }>();
   private unsubscribe: (() => void) | undefined;
   private addressBook: AddressBook | undefined;
   private readonly redeemedListeners: ((entity: EntityRecord) => void)[] = [];
@@ -402,16 +409,23 @@ export class LinkManager implements Links {
     const request = await readJson<InviteRequest>(frames);
     let reply: InviteReply;
     let entity: EntityRecord | undefined;
+    const redeeming = { deadlinePassed: false };
+    this.redeeming.set(from, redeeming);
     try {
-      entity = await redeemInvitation(this.trustStore, from, request, this.log);
-      reply = { v: 1, hello: buildHello(this.identity, this.trustStore) };
-    } catch (err) {
-      const code = err instanceof KithError ? err.code : 'ERR_INVITATION_REFUSED';
-      this.log.info({ from, code }, 'refused an invitation redemption');
-      reply = { v: 1, refused: code, message: (err as Error).message };
+      try {
+        entity = await redeemInvitation(this.trustStore, from, request, this.log);
+        reply = { v: 1, hello: buildHello(this.identity, this.trustStore) };
+      } catch (err) {
+        const code = err instanceof KithError ? err.code : 'ERR_INVITATION_REFUSED';
+        this.log.info({ from, code }, 'refused an invitation redemption');
+        reply = { v: 1, refused: code, message: (err as Error).message };
+      }
+      await writeJson(stream, reply);
+      await stream.close().catch(() => undefined);
+    } finally {
+      this.redeeming.delete(from);
+      if (entity === undefined && redeeming.deadlinePassed) this.dropProvisional(from, 'deadline');
     }
-    await writeJson(stream, reply);
-    await stream.close().catch(() => undefined);
     if (entity !== undefined) {
       this.log.info({ fingerprint: entity.fingerprint, email: entity.email }, 'invitation redeemed');
       this.promote(from);
@@ -618,6 +632,11 @@ export class LinkManager implements Links {
     }
     if (this.provisional.has(peer)) return;
     const timer = setTimeout(() => {
+      const redeeming = this.redeeming.get(peer);
+      if (redeeming !== undefined) {
+        redeeming.deadlinePassed = true; // answerInvite decides when its answer is out
+        return;
+      }
       if (!this.trustStore.isTrustedAgent(peer as AgentId)) {
         this.log.info({ peer }, 'closing a provisional connection that never proved itself');
         this.dropProvisional(peer, 'deadline');
