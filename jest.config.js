@@ -14,6 +14,7 @@ export default {
     ],
   },
   reporters: ['default', '<rootDir>/test/helpers/summary-reporter.cjs'],
-  testTimeout: 60000,
+  // A hang detector, not a speed check (docs/architecture.md, "How the suite stays deterministic").
+  testTimeout: 300_000,
   maxWorkers: 2,
 };
