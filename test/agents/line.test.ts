@@ -63,5 +63,5 @@ describe('real agents on a line A–B–C–D', () => {
     );
     expect(status.toString()).toMatch(/report-type="?delivery-status/);
     expect(await messagesContaining(d, 'hello D, this is A')).toHaveLength(1);
-  }, 60_000);
+  });
 });

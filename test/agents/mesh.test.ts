@@ -83,5 +83,5 @@ describe('real agents on a mesh with two disjoint paths', () => {
     expect(hops.some((h) => h.hop === 2 && h.agent === survivorId)).toBe(true);
     // Resumed, not restarted: the surviving path carried fewer than all 97 chunks.
     expect(net.agent(survivor).node.engine.metrics.get('forwarded')).toBeLessThan(97);
-  }, 90_000);
+  });
 });

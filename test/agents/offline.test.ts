@@ -43,5 +43,5 @@ describe('real agents: an offline recipient', () => {
     expect(copies).toHaveLength(1);
     expect(copies[0].toString()).toMatch(/^Subject: while you were away$/m);
     expect(net.agent('c').node.engine.heldBytes()).toBe(0);
-  }, 90_000);
+  });
 });

@@ -103,7 +103,7 @@ describe('real agents: the shared Redis lost mid-flow', () => {
       await kill(redis.pid!);
       return async () => void (await redis.start());
     });
-  }, 120_000);
+  });
 
   it('Redis restarted empty (its files lost): the jobs are re-created from SQLite and every message arrives once', async () => {
     const redis = net.redis.private!;
@@ -114,7 +114,7 @@ describe('real agents: the shared Redis lost mid-flow', () => {
         await redis.start();
       };
     });
-  }, 120_000);
+  });
 
   it('FLUSHALL on a running Redis: reconcile (run every 30 s) re-creates the lost job from SQLite', async () => {
     const a = net.agent('a').node;
@@ -139,7 +139,7 @@ describe('real agents: the shared Redis lost mid-flow', () => {
     await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 30_000, 'delivered');
     await settle();
     expect(await messagesContaining(back, 'after flush body')).toHaveLength(1);
-  }, 120_000);
+  });
 });
 
 async function kill(pid: number): Promise<void> {

@@ -48,5 +48,5 @@ describe('real agents: a relay restarting while it holds a message', () => {
     await until(() => (progress(sender, id).state === 'delivered' ? true : undefined), 30_000, 'delivered');
     await settle();
     expect(await messagesContaining(d, 'held across a restart')).toHaveLength(1);
-  }, 90_000);
+  });
 });

@@ -45,7 +45,7 @@ describe('kith demo with real mail clients: a 1 MiB attachment', () => {
     const started = await startKith(['demo', '--json', '--dir', join(dir.path, 'net')], {}, /\n/, 120_000);
     demo = started.child;
     settings = started.stdout().split('\n')[0];
-  }, 150_000);
+  });
 
   afterAll(async () => {
     for (const child of clients) child.kill('SIGKILL');
@@ -54,7 +54,7 @@ describe('kith demo with real mail clients: a 1 MiB attachment', () => {
       await exited(demo);
     }
     dir.remove();
-  }, 60_000);
+  });
 
   it("alice -> bob over smtplib arrives in bob's INBOX over imaplib, once and intact", async () => {
     const attachment = randomBytes(1024 * 1024);
@@ -67,5 +67,5 @@ describe('kith demo with real mail clients: a 1 MiB attachment', () => {
       size: attachment.length,
       sha256: createHash('sha256').update(attachment).digest('hex'),
     });
-  }, 120_000);
+  });
 });

@@ -52,7 +52,7 @@ describe('kith demo with its defaults', () => {
     } finally {
       if (demo.exitCode === null) demo.kill('SIGKILL');
     }
-  }, 90_000);
+  });
 
   it('SIGTERM while the demo starts stops what started: no redis-server, no directory left', async () => {
     const own = join(dir.path, 'tmp-early');
@@ -78,7 +78,7 @@ describe('kith demo with its defaults', () => {
     } finally {
       if (demo.exitCode === null) demo.kill('SIGKILL');
     }
-  }, 60_000);
+  });
 
   it('--agents 2 is refused before any directory is made', () => {
     const result = runKith(['demo', '--agents', '2'], { TMPDIR: tmp });

@@ -83,13 +83,13 @@ maybe('disk full at the recipient (a tmpfs data directory), alice → carol → 
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${TMPFS_SIZE},mode=0700`, 'tmpfs', bobDir]);
     mounted = true;
     line = await startRelayLine(dir.path);
-  }, 240_000);
+  });
 
   afterAll(async () => {
     if (line) await stopAll(line.all);
     if (mounted) execFileSync('umount', ['-l', bobDir]);
     dir.remove();
-  }, 120_000);
+  });
 
   const report = async (label: string, seed: number, result: Record<string, string[]>) => {
     if (Object.values(result).some((list) => list.length > 0)) {

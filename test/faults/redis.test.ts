@@ -38,12 +38,12 @@ describe('Redis lost during a 50-message burst, alice → carol → bob', () => 
 
   beforeAll(async () => {
     line = await startRelayLine(dir.path);
-  }, 240_000);
+  });
 
   afterAll(async () => {
     if (line) await stopAll(line.all);
     dir.remove();
-  }, 120_000);
+  });
 
   const loseRedisDuringBurst = async (label: string, lose: (node: ProcessNode) => Promise<void>) => {
     const seed = faultSeed(label);

@@ -29,12 +29,12 @@ describe('first contact by fingerprint, through SMTP and IMAP, between real agen
     );
     alice = net.nodes.get('alice')!;
     bob = net.nodes.get('bob')!;
-  }, 60_000);
+  });
 
   afterAll(async () => {
     await net?.stop();
     tmp.remove();
-  }, 30_000);
+  });
 
   test('alice → <bob-fpr>@kith without bob’s key; bob sees it unverified; bob’s reply reaches alice verified', async () => {
     const aliceFpr = alice.identity.fingerprint;
@@ -104,5 +104,5 @@ describe('first contact by fingerprint, through SMTP and IMAP, between real agen
     // Neither became the other's link neighbour: contacts only.
     expect(alice.trust.isTrustedEntity(bobFpr)).toBe(false);
     expect(bob.trust.isTrustedEntity(aliceFpr)).toBe(false);
-  }, 60_000);
+  });
 });

@@ -181,7 +181,7 @@ describe('kith start: startup, signals and what is left behind', () => {
       expect(await exited(second.child)).toBe(0);
     }
     expect(redisServersIn(redisDir)).toEqual([]);
-  }, 90_000);
+  });
 
   it('a damaged tls/key.pem stops `kith start` with one line naming the file', () => {
     const keyFile = join(dataDir, 'tls', 'key.pem');
@@ -276,7 +276,7 @@ sys.exit(os.waitstatus_to_exitcode(status))
     expect(result.stdout.match(/Passphrase for the Kith keys/g)).toHaveLength(1);
     expect(result.stdout.match(/Repeat the passphrase/g)).toHaveLength(1);
     expect(result.status).toBe(0);
-  }, 90_000);
+  });
 
   it('a failed init leaves the data directory as it was', () => {
     const fresh = join(dir.path, 'fresh');

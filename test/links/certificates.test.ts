@@ -108,5 +108,5 @@ describe('links: provisional outbound connections', () => {
     await expect(bob.links.libp2p.dial(stranger.getMultiaddrs()[0])).rejects.toThrow();
     expect(bob.links.libp2p.getConnections(stranger.peerId)).toHaveLength(0);
     await inFlight;
-  }, 30_000);
+  });
 });

@@ -38,7 +38,7 @@ describe('kith list … against a running node', () => {
     memberKey = join(dir.path, 'mia.asc');
     writeFileSync(memberKey, publicKey);
     memberFpr = (await openpgp.readKey({ armoredKey: publicKey })).getFingerprint().toUpperCase();
-  }, 120_000);
+  });
 
   afterAll(async () => {
     if (node) {
@@ -46,7 +46,7 @@ describe('kith list … against a running node', () => {
       await exited(node.child);
     }
     dir.remove();
-  }, 60_000);
+  });
 
   it('creates a list with its own entity; bad names, duplicates and policies get one clear line', () => {
     const created = kith('list', 'create', 'dev', '--email', 'dev@example.org');
@@ -94,5 +94,5 @@ describe('kith list … against a running node', () => {
     const shown = kith('list', 'show', '--json');
     const lists = JSON.parse(shown.stdout) as { name: string; policy: string; maxBytes: number }[];
     expect(lists).toMatchObject([{ name: 'dev', policy: 'moderated', maxBytes: 5000 }]);
-  }, 120_000);
+  });
 });

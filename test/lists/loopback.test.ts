@@ -48,7 +48,7 @@ describe(`a list hosted by a node, ${MEMBERS} member agents on loopback`, () => 
       contact: true,
       source: 'fingerprint',
     });
-  }, 240_000);
+  });
   afterAll(async () => net?.close(), 120_000);
 
   it('a member posts over SMTP (python3 smtplib); every member reads it over IMAP with the list headers, the routing stripped; the poster gets one summary', async () => {
@@ -141,7 +141,7 @@ describe(`a list hosted by a node, ${MEMBERS} member agents on loopback`, () => 
       reason: 'not-a-member',
     });
     for (const m of members) expect(await messagesContaining(m, 'outsider post body')).toHaveLength(0);
-  }, 180_000);
+  });
 
   it('a removed member gets no later post; the others do', async () => {
     const removed = members[1];

@@ -40,7 +40,7 @@ describe('moderation by signed reply, mail commands and a chat room, on real age
         await node.trust.addEntity(list.publicKey, { trusted: false, contact: true, source: 'fingerprint' });
       }
     }
-  }, 240_000);
+  });
   afterAll(async () => net?.close(), 120_000);
 
   it('a member’s post is held; a non-moderator’s "approve" is dropped; the moderator’s signed "approve" sends it to all', async () => {

@@ -77,11 +77,11 @@ suite('NAT traversal in network namespaces', () => {
     await Promise.all([alice.request('waitReserved'), bob.request('waitReserved')]);
     aliceInfo = await alice.request<Info>('info');
     bobInfo = await bob.request<Info>('info');
-  }, 60_000);
+  });
 
   afterAll(async () => {
     await lab?.teardown();
-  }, 30_000);
+  });
 
   test('a NATed agent announces its address through the trusted relay', () => {
     const relayed = aliceInfo.addresses.filter((a) => a.includes('/p2p-circuit'));
@@ -106,7 +106,7 @@ suite('NAT traversal in network namespaces', () => {
     const conns = await bob.request<Conn[]>('connections', { peer: aliceInfo.agentId });
     expect(conns.length).toBeGreaterThan(0);
     expect(conns.every((c) => c.relayed)).toBe(true);
-  }, 30_000);
+  });
 
   test('a stranger gets no reservation, no relayed path and no STUN answer', async () => {
     try {
@@ -148,7 +148,7 @@ suite('NAT traversal in network namespaces', () => {
     } finally {
       await mallory.stop();
     }
-  }, 20_000);
+  });
 
   test('a relayed link made by an invitation upgrades to WebRTC on its own', async () => {
     // Carol (third NAT, automatic upgrades as a node has them) accepts alice's invitation through
@@ -173,7 +173,7 @@ suite('NAT traversal in network namespaces', () => {
     } finally {
       await carol.stop();
     }
-  }, 30_000);
+  });
 
   test('the relayed link upgrades to direct WebRTC, which carries data with the relay stopped', async () => {
     const direct = await bob.request<string | null>('upgrade', { peer: aliceInfo.agentId });
@@ -188,7 +188,7 @@ suite('NAT traversal in network namespaces', () => {
     expect(conns.every((c) => c.webrtc && !c.relayed)).toBe(true);
     await bob.request('roundtrip', { to: aliceInfo.agentId, text: 'direct, relay down' });
     await alice.request('roundtrip', { to: bobInfo.agentId, text: 'direct, both ways' });
-  }, 30_000);
+  });
 
   test('after the relay restarts, a NATed agent is reachable through it again within seconds', async () => {
     relay = await startRelay();
@@ -204,7 +204,7 @@ suite('NAT traversal in network namespaces', () => {
     // "Within seconds" is the supervisor's capped backoff (retryDelay, test/nat/nat-units): a
     // wall-clock bound here would only measure how loaded the machine is, so it is printed.
     console.info(`relay reservations renewed ${renewedMs} ms after the relay restarted`);
-  }, 30_000);
+  });
 
   test('an agent whose public address changes is found again through a neighbour', async () => {
     // Alice's ISP gives her router a new public address: her link to the relay breaks (the
@@ -281,5 +281,5 @@ suite('NAT traversal in network namespaces', () => {
       new RegExp(`^${newIp.replaceAll('.', '\\.')}:`),
     );
     console.info(`alice reserved and announced again from her new address ${backMs} ms after it changed`);
-  }, 40_000);
+  });
 });

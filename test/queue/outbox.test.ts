@@ -75,7 +75,7 @@ describe('outbox (SQLite + BullMQ)', () => {
       ],
     });
     await queue.close();
-  }, 20_000);
+  });
 
   it('re-creates jobs lost with Redis from the durable rows', async () => {
     let delivered = false;
@@ -98,7 +98,7 @@ describe('outbox (SQLite + BullMQ)', () => {
     expect(await outbox.reconcile()).toBe(1);
     await until(() => delivered);
     expect(outbox.get(id(2))?.state).toBe('in-flight');
-  }, 20_000);
+  });
 
   it('accepts a submission while Redis is down and sends it once Redis is back', async () => {
     let delivered = 0;
@@ -112,7 +112,7 @@ describe('outbox (SQLite + BullMQ)', () => {
     await redis.private!.start();
     await until(() => delivered === 1, 15_000);
     expect(delivered).toBe(1);
-  }, 30_000);
+  });
 
   it('commits hop records arriving together in one go; each resolves once durable, a bad one fails alone', async () => {
     outbox = makeOutbox(async () => {
@@ -132,7 +132,7 @@ describe('outbox (SQLite + BullMQ)', () => {
     // a reader right after a record, before its commit, sees it
     void outbox.recordHop(id(4), { hop: 4, event: 'held', at: 2000 });
     expect(outbox.progressOf(id(4)).hops.map((h) => h.hop)).toEqual([1, 2, 3, 4]);
-  }, 20_000);
+  });
 
   it('gives up an entry older than the maximum age', () => {
     expect(shouldGiveUp(0, 61_000, 60_000)).toBe(true);

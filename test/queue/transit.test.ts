@@ -99,7 +99,7 @@ describe('transit queue: a BullMQ job per packet held for an unreachable next ho
     expect(c.inbox).toHaveLength(1);
     expect(b.engine.isHeld(held.seq)).toBe(false);
     await until(async () => (await transit!.job(held.seq)) === undefined);
-  }, 20_000);
+  });
 
   it('re-creates a job Redis lost from delivery_held, and drops it when the packet expires', async () => {
     const { a, b, c } = await line(async () => {
@@ -124,5 +124,5 @@ describe('transit queue: a BullMQ job per packet held for an unreachable next ho
     // The relay prunes it at its deadline; the job finds it gone and ends.
     (b.store as SqliteDeliveryStore).pruneHeld(held.expiresAt + 1);
     await until(async () => (await transit!.job(held.seq)) === undefined);
-  }, 20_000);
+  });
 });

@@ -50,13 +50,13 @@ describe('roaming: two agents of one entity keep one mailbox over their link', (
     alice = await startEntity(['home', 'laptop']);
     await alice.link('laptop', 'home');
     for (const name of ['home', 'laptop']) validity.set(name, await uidValidity(name));
-  }, 90_000);
+  });
   afterAll(async () => {
     if (idleLatencyMs !== undefined)
       process.stdout.write(`IDLE saw home's flag on the laptop after ${idleLatencyMs} ms\n`);
     await bob?.close();
     await alice?.close();
-  }, 60_000);
+  });
 
   it('a message appended on one device shows on the other, and flags set on each show on both', async () => {
     const home = await alice.imap('home');
@@ -87,7 +87,7 @@ describe('roaming: two agents of one entity keep one mailbox over their link', (
       20_000,
       'flags on the laptop',
     );
-  }, 60_000);
+  });
 
   it('a folder made and a message moved into it on the laptop: home has the folder and the message there, once', async () => {
     const home = await alice.imap('home');
@@ -103,7 +103,7 @@ describe('roaming: two agents of one entity keep one mailbox over their link', (
     );
     expect((await look(home, 'INBOX')).has('first')).toBe(false);
     expect(String((await look(home, 'Work')).get('first'))).toBe(String(['\\Answered', '\\Seen']));
-  }, 60_000);
+  });
 
   it('the laptop is off while home changes things; started again it catches up', async () => {
     await alice.stop('laptop');
@@ -126,7 +126,7 @@ describe('roaming: two agents of one entity keep one mailbox over their link', (
       20_000,
       '\\Seen cleared on the laptop',
     );
-  }, 90_000);
+  });
 
   it('a mail client idling on the laptop hears a flag set on home, without asking (IDLE)', async () => {
     const laptop = await alice.imap('laptop');
@@ -141,7 +141,7 @@ describe('roaming: two agents of one entity keep one mailbox over their link', (
     const event = await heard;
     expect([...event.flags]).toContain('$Important');
     idleLatencyMs = Date.now() - t0;
-  }, 30_000);
+  });
 
   it('mail from a friend reaching one agent of the entity ends up in both INBOXes, once each', async () => {
     bob = await startEntity(['bob']);
@@ -163,7 +163,7 @@ describe('roaming: two agents of one entity keep one mailbox over their link', (
     }
     // Sync never changes a gateway's UIDVALIDITY (each gateway numbers its own UIDs).
     for (const name of ['home', 'laptop']) expect(await uidValidity(name)).toBe(validity.get(name));
-  }, 90_000);
+  });
 
   it('a friend trusted on one device is trusted on the other; revoked on that one, it is revoked on both', async () => {
     const fpr = bob.node('bob').identity.fingerprint;
@@ -183,7 +183,7 @@ describe('roaming: two agents of one entity keep one mailbox over their link', (
       20_000,
       'bob revoked on home',
     );
-  }, 60_000);
+  });
 });
 
 async function uidOfIn(client: ImapFlow, subject: string): Promise<number> {

@@ -130,7 +130,7 @@ describe('a real node killed right after 250', () => {
       }
     }
     dir.remove();
-  }, 120_000);
+  });
 
   test('SIGKILL of the sender after 250, restart from its data dir: the recipient gets it once', async () => {
     const [a1, b1] = await Promise.all([start(alice, 'alice@example.org'), start(bob, 'bob@example.org')]);

@@ -48,7 +48,7 @@ describe('spam control between real nodes', () => {
     net.agent('relay').node.spam.onEvent((e) => relayEvents.push(e));
     imap = await imapOf(net.agent('victim').node);
     // Four real nodes (keys, libp2p, a redis-server): the same set-up allowance as test/agents/mesh.
-  }, 90_000);
+  });
 
   afterAll(async () => {
     await imap?.logout().catch(() => undefined);

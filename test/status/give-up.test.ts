@@ -188,7 +188,7 @@ describe('give-up after delivery.maxAgeMs: no path vs expired on the way', () =>
     expect(expired.mail.text).toContain('Kith kept trying until the message expired');
     // given up once: no third email, and nothing left to hand over
     expect(await service.reportFinished(sink)).toBe(0);
-  }, 40_000);
+  });
 
   // With no path the engine re-attempts every stall timeout and meets its own deadline (the same
   // delivery.maxAgeMs) before the outbox's backed-off job does: its failure must say the same.
@@ -240,5 +240,5 @@ describe('give-up after delivery.maxAgeMs: no path vs expired on the way', () =>
         'x-kith; expired: it last reached the agent dave-agent (hop 1 of its path) and was not delivered in time',
     });
     expect(outbox.get(bob)?.lastError).toContain('no path found');
-  }, 30_000);
+  });
 });

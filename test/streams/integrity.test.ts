@@ -40,7 +40,7 @@ describe('streams links: integrity and resumption', () => {
   afterEach(async () => {
     await net?.close();
     net = undefined;
-  }, 60_000);
+  });
 
   it('a chunk damaged on the way is refused and never served; the range waits for the good copy', async () => {
     net = await startAgents(line(['a', 'b', 'c']), { delivery: { stallTimeoutMs: 5000 } });
@@ -77,7 +77,7 @@ describe('streams links: integrity and resumption', () => {
     expect((await damaged).equals(data.subarray(inChunk(1), inChunk(1) + 1000))).toBe(true);
     await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 60_000, 'delivered');
     expect(Buffer.from(await (await fetch(url)).arrayBuffer()).equals(data)).toBe(true);
-  }, 120_000);
+  });
 
   it('the recipient restarts mid-transfer: no stored chunk is lost, the transfer resumes, the link still plays', async () => {
     net = await startAgents(line(['a', 'b', 'c']), { delivery: { stallTimeoutMs: 3000 } });
@@ -115,7 +115,7 @@ describe('streams links: integrity and resumption', () => {
     expect(await messagesContaining(c, 'X-Mozilla-Cloud-Part')).toHaveLength(1);
     const url = c.streams.catalog.linkOf(id)!;
     expect(Buffer.from(await (await fetch(url)).arrayBuffer()).equals(data)).toBe(true);
-  }, 150_000);
+  });
 
   it('a link cut mid-transfer: what was in flight is sent again, nothing stored is, the link plays on', async () => {
     net = await startAgents(line(['a', 'b', 'c']), { delivery: { stallTimeoutMs: 3000 } });
@@ -146,5 +146,5 @@ describe('streams links: integrity and resumption', () => {
     expect(resent).toBeGreaterThan(0);
     expect(resent).toBeLessThanOrEqual(8);
     expect(Buffer.from(await (await fetch(url)).arrayBuffer()).equals(data)).toBe(true);
-  }, 150_000);
+  });
 });
