@@ -275,7 +275,11 @@ export class LinkManager implements Links {
   /** Links with a known agent using the addresses the address book has for it. */
   async connect(agent: AgentId): Promise<void> {
     if (this.isLinked(agent)) return;
-    const addresses = this.addressBook?.addressesOf(agent) ?? [];
+    // Set-aside addresses last: an agent that was offline, not moved, is still there.
+    const addresses = [
+      ...(this.addressBook?.addressesOf(agent) ?? []),
+      ...(this.addressBook?.setAsideOf?.(agent) ?? []),
+    ];
     if (addresses.length === 0) throw new KithError('ERR_NO_ADDRESS', `no known address for agent ${agent}`);
     let lastError: unknown;
     for (const address of addresses) {

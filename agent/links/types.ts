@@ -28,6 +28,8 @@ export interface LinksOptions {
 export interface AddressBook {
   /** Last known good addresses of an agent, best first. */
   addressesOf(agent: AgentId): string[];
+  /** Addresses a failed dial set aside, longest-failed first: tried when no other answers. */
+  setAsideOf?(agent: AgentId): string[];
   /** A dial to this address reached the agent. */
   markWorked(agent: AgentId, address: string): void;
   /** A dial to this address failed (no answer, or another key answered). */

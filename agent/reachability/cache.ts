@@ -117,6 +117,30 @@ export class AddressCache {
     ).map((row) => this.toCached(row));
   }
 
+  /**
+   * The agent's listed addresses that a dial set aside, the longest-failed first: the last
+   * resort when nothing else answers. A failed dial cannot tell "moved" from "offline", and an
+   * agent that was only offline (a laptop asleep, a node restarting) comes back where it was;
+   * two such neighbours that had each set the other aside would otherwise never link again.
+   */
+  setAside(agent: AgentId, maxAgeMs: number): string[] {
+    const row = this.db
+      .prepare('SELECT addresses FROM reach_record WHERE agent = ? AND received_at >= ?')
+      .get(agent, this.clock() - maxAgeMs) as { addresses: string } | undefined;
+    if (row === undefined) return [];
+    const failedAt = new Map(
+      (
+        this.db.prepare('SELECT address, failed_at FROM reach_invalid WHERE agent = ?').all(agent) as {
+          address: string;
+          failed_at: number;
+        }[]
+      ).map((r) => [r.address, r.failed_at]),
+    );
+    return (JSON.parse(row.addresses) as string[])
+      .filter((a) => failedAt.has(a))
+      .sort((x, y) => failedAt.get(x)! - failedAt.get(y)!);
+  }
+
   markFailed(agent: AgentId, address: string): void {
     this.db
       .prepare('INSERT OR REPLACE INTO reach_invalid (agent, address, failed_at) VALUES (?, ?, ?)')

@@ -107,6 +107,10 @@ export class Reachability implements AddressBook {
     return this.cache.get(agent, this.options.config.addressTtlMs)?.addresses ?? [];
   }
 
+  setAsideOf(agent: AgentId): string[] {
+    return this.cache.setAside(agent, this.options.config.addressTtlMs);
+  }
+
   markWorked(agent: AgentId, address: string): void {
     this.cache.markWorked(agent, address);
   }

@@ -3,6 +3,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { signAddressRecord, verifyAddressRecord } from '../../agent/reachability/index.ts';
 import { asAgentId } from '../../common/ids.ts';
+import { freePort } from '../helpers/kith-nodes.ts';
 import { eventually, removeTempDirs, startAgent, type TestAgent } from '../links/helpers.ts';
 
 const running: TestAgent[] = [];
@@ -83,6 +84,26 @@ describe('reachability: signed address announcements', () => {
     const reached = await carol.reach.reach(bob.identity.fingerprint);
     expect(reached).toBe(bob.identity.agentId);
     expect(carol.links.isLinked(bob.identity.agentId)).toBe(true);
+  });
+
+  it('a neighbour that was only offline is dialled again where it was, though a failed dial set it aside', async () => {
+    const alice = await agent('alice');
+    const port = await freePort();
+    const bob = await startAgent('bob', { listen: [`/ip4/127.0.0.1/tcp/${port}`] });
+    running.push(bob);
+    await invite(alice, bob);
+    // Bob goes offline; alice's redial fails and sets his only address aside.
+    await bob.reach.stop();
+    await bob.links.stop();
+    await eventually(() => !alice.links.isLinked(bob.identity.agentId), 'alice to see bob gone');
+    await expect(alice.links.connect(bob.identity.agentId)).rejects.toThrow();
+    expect(alice.reach.addressesOf(bob.identity.agentId)).toEqual([]);
+    // He comes back at the same address (a laptop waking up, a node restarting): alice, who has
+    // nothing better, tries the set-aside address and links; it is good again.
+    await bob.restart();
+    await alice.links.connect(bob.identity.agentId);
+    expect(alice.links.isLinked(bob.identity.agentId)).toBe(true);
+    expect(alice.reach.addressesOf(bob.identity.agentId).some((a) => a.includes(`/tcp/${port}`))).toBe(true);
   });
 
   it('refuses unsigned, forged and stale records', async () => {
