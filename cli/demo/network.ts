@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { KithNode } from '../../agent/node.ts';
 import { createIdentity } from '../../agent/identity/identity.ts';
 import { openRedis, type RedisHandle } from '../../agent/queue/connection.ts';
+import { isKithError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
 import { loadConfig, type DeepPartial } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
@@ -109,10 +110,8 @@ export async function startNetwork(options: {
   };
   try {
     for (const name of names) agents.push(await createAgent(name, options, redis));
-    for (const [inviter, invitee] of links) {
-      const code = agent(inviter).node.links.createInvitation({ ttlMs: 60_000 });
-      await agent(invitee).node.links.acceptInvitation(code);
-    }
+    for (const [inviter, invitee] of links)
+      await linkByInvitation(agent(inviter), agent(invitee), options.log);
     for (const [one, other] of contacts) {
       for (const [from, to] of [
         [one, other],
@@ -213,4 +212,27 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 function capitalise(name: string): string {
   return name[0].toUpperCase() + name.slice(1);
+}
+
+/**
+ * Links two demo agents as a user would: one invites, the other redeems the code. A redemption
+ * the inviter cut off mid-exchange (seen beside a CPU hog: "the inviter refused the connection:
+ * Cannot write to a stream that is closed", cause not found yet) is tried again with a new code,
+ * as the user would be told to; a refusal the inviter gave on purpose is not.
+ */
+async function linkByInvitation(inviter: DemoAgent, invitee: DemoAgent, log: Logger): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const code = inviter.node.links.createInvitation({ ttlMs: 60_000 });
+    try {
+      await invitee.node.links.acceptInvitation(code);
+      return;
+    } catch (err) {
+      const cutOff = isKithError(err, 'ERR_INVITATION_REFUSED') && /stream/i.test((err as Error).message);
+      if (!cutOff || attempt >= 3) throw err;
+      log.warn(
+        { err: (err as Error).message, attempt },
+        'invitation cut off mid-exchange; trying a new code',
+      );
+    }
+  }
 }
