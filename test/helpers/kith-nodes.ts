@@ -69,7 +69,8 @@ export function childrenOf(pid: number): number[] {
   }
 }
 
-function killQuietly(pid: number): void {
+/** SIGKILL, quietly when the process is gone already. */
+export function killQuietly(pid: number): void {
   try {
     process.kill(pid, 'SIGKILL');
   } catch {

@@ -1,10 +1,8 @@
 import { afterAll, describe, expect, test } from '@jest/globals';
-import { execFileSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { exited, runKith, startKith } from '../helpers/cli.ts';
-import { until } from '../helpers/kith-nodes.ts';
+import { childrenOf, freePort, killQuietly, until } from '../helpers/kith-nodes.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { RawSmtp } from './raw-client.ts';
 
@@ -33,35 +31,6 @@ function settingsOf(dir: string): MailSettings {
   const result = runKith(['--data-dir', dir, 'mail-settings', '--json']);
   expect(result.status).toBe(0);
   return JSON.parse(result.stdout) as MailSettings;
-}
-
-/** A loopback port free right now: each node keeps its P2P port across restarts, so neighbours redial it. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
-
-/** Process ids of a process's children (the node's private redis-server). */
-function childrenOf(pid: number): number[] {
-  try {
-    return execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' })
-      .split('\n')
-      .map((s) => Number(s.trim()))
-      .filter((n) => n > 0);
-  } catch {
-    return [];
-  }
-}
-
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // gone already
-  }
 }
 
 /** Subjects in the INBOX, as an IMAP client sees them. */
@@ -99,6 +68,7 @@ describe('a real node killed right after 250', () => {
   const running: Array<Awaited<ReturnType<typeof startKith>>> = [];
   const ports = new Map<string, number>();
   const start = async (data: string, email?: string) => {
+    // each node keeps its P2P port across restarts, so neighbours redial it
     if (!ports.has(data)) ports.set(data, await freePort());
     const node = await startKith(
       ['--data-dir', data, 'start', ...(email ? ['--email', email] : [])],
