@@ -1,19 +1,9 @@
 // IMAP benchmark: Kith's server vs Dovecot (Debian's dovecot-imapd, run unprivileged from a temp
 // dir) on the same 10,000 messages. Prints times and ratios (Kith time / Dovecot time: < 1 = faster).
 // Run: node --import tsx bench/imap/run.ts [messages]
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import {
-  chmodSync,
-  chownSync,
-  readdirSync,
-  mkdirSync,
-  mkdtempSync,
-  rmSync,
-  writeFileSync,
-  existsSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { tmpdir, userInfo } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { silentLogger } from '../../common/logger.ts';
@@ -23,10 +13,11 @@ import { Authenticator } from '../../gateway/auth.ts';
 import { ensureSelfSignedCertificate } from '../../gateway/tls.ts';
 import { createMailStore } from '../../gateway/mailbox/index.ts';
 import { createImapServer } from '../../gateway/imap/index.ts';
+import { BASELINE_PASS, dovecotMissing, startDovecot as startBaseline } from '../lib/mail-servers.ts';
 
 const COUNT = Number(process.argv[2] ?? 10_000);
 const USER = 'bench@example.org';
-const PASS = 'bench-password';
+const PASS = BASELINE_PASS;
 
 // Deterministic messages of varied size and structure (a third multipart with an attachment).
 function message(i: number): Buffer {
@@ -169,93 +160,12 @@ async function startKith(dir: string): Promise<{ port: number; stop(): Promise<v
 }
 
 async function startDovecot(dir: string): Promise<{ port: number; stop(): Promise<void> }> {
-  const maildir = join(dir, 'Maildir');
-  for (const d of ['cur', 'new', 'tmp']) mkdirSync(join(maildir, d), { recursive: true });
   // Same messages, written straight into the Maildir (Dovecot indexes them on first SELECT, before timing).
-  const now = Math.floor(Date.now() / 1000);
-  for (let i = 0; i < COUNT; i++) writeFileSync(join(maildir, 'cur', `${now}.${i}.bench:2,`), message(i));
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const me = userInfo();
-  for (const d of ['run', 'state', 'home']) mkdirSync(join(dir, d), { recursive: true });
-  // imap-login refuses to run as root; as root it runs as dovenull, which must reach base_dir.
-  for (const d of [dir, join(dir, '..'), join(dir, 'run')]) chmodSync(d, 0o755);
-  // Dovecot never opens mail as root: as root, the mail belongs to dovenull for the run.
-  const mailUid = me.uid === 0 ? Number(execFileSync('id', ['-u', 'dovenull']).toString()) : me.uid;
-  const mailGid = me.uid === 0 ? Number(execFileSync('id', ['-g', 'dovenull']).toString()) : me.gid;
-  if (me.uid === 0) {
-    for (const p of [
-      maildir,
-      join(maildir, 'cur'),
-      join(maildir, 'new'),
-      join(maildir, 'tmp'),
-      join(dir, 'home'),
-    ])
-      chownSync(p, mailUid, mailGid);
-    for (const f of readdirSync(join(maildir, 'cur'))) chownSync(join(maildir, 'cur', f), mailUid, mailGid);
-  }
-  const conf = join(dir, 'dovecot.conf');
-  writeFileSync(
-    conf,
-    `base_dir = ${dir}/run
-state_dir = ${dir}/state
-log_path = ${dir}/dovecot.log
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-default_internal_user = ${me.username}
-default_internal_group = ${me.username === 'root' ? 'root' : me.username}
-default_login_user = ${me.username === 'root' ? 'dovenull' : me.username}
-first_valid_uid = 0
-mail_location = maildir:${maildir}
-passdb {
-  driver = static
-  args = password=${PASS}
-}
-userdb {
-  driver = static
-  args = uid=${mailUid} gid=${mailGid} home=${dir}/home
-}
-service imap-login {
-  chroot =
-  inet_listener imap {
-    port = ${port}
-  }
-  inet_listener imaps {
-    port = 0
-  }
-}
-service anvil {
-  chroot =
-}
-service stats {
-  chroot =
-}
-`,
-  );
-  const child: ChildProcess = spawn('dovecot', ['-F', '-c', conf], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  for (let t = 0; t < 100; t++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    port,
-    async stop() {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-    },
+  const messages = function* (): Generator<Buffer> {
+    for (let i = 0; i < COUNT; i++) yield message(i);
   };
+  const server = await startBaseline(dir, { messages: messages() });
+  return { port: server.imapPort, stop: () => server.stop() };
 }
 
 type Scenario = { name: string; run(c: RawClient): Promise<number>; reps: number };
@@ -364,8 +274,9 @@ async function answers(port: number): Promise<Record<string, number>> {
 }
 
 async function main(): Promise<void> {
-  if (!existsSync('/usr/sbin/dovecot')) {
-    console.error('dovecot not found: apt-get install -y dovecot-imapd (or bin/setup --bench)');
+  const missing = dovecotMissing();
+  if (missing) {
+    console.error(`baseline not run, no ratio: ${missing}`);
     process.exit(1);
   }
   const root = mkdtempSync(join(tmpdir(), 'kith-imap-bench-'));

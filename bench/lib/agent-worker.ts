@@ -5,6 +5,7 @@ import '../../common/polyfill.ts';
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { performance as perf, type EventLoopUtilization } from 'node:perf_hooks';
 import { KithNode } from '../../agent/node.ts';
 import { createIdentity } from '../../agent/identity/identity.ts';
 import { writeFilePayload } from '../../agent/files.ts';
@@ -18,6 +19,8 @@ type Params = Record<string, unknown>;
 type Request = { id: number; method: string; params: Params };
 
 let node: KithNode | undefined;
+let lastLoop: EventLoopUtilization | undefined;
+let lastCpu: NodeJS.CpuUsage | undefined;
 const waiting = new Map<MessageId, { resolve: () => void; reject: (err: Error) => void }>();
 
 function required(): KithNode {
@@ -161,6 +164,18 @@ const methods: Record<string, (p: Params) => Promise<unknown>> = {
     const ms = performance.now() - t0;
     await rm(payload, { force: true });
     return ms;
+  },
+  /**
+   * The event loop's busy share since the last call (or since start): what part of the wall
+   * time this process spent running JavaScript and native calls on its main thread.
+   */
+  async loop() {
+    const now = perf.eventLoopUtilization();
+    const since = lastLoop ? perf.eventLoopUtilization(now, lastLoop) : now;
+    lastLoop = now;
+    const cpu = process.cpuUsage(lastCpu);
+    lastCpu = process.cpuUsage();
+    return { utilization: since.utilization, activeMs: since.active, cpuMs: (cpu.user + cpu.system) / 1000 };
   },
   async memory() {
     return { peakRss: process.resourceUsage().maxRSS * 1024, rss: process.memoryUsage().rss };

@@ -20,7 +20,11 @@ export const LINE_NAMES = ['alice', 'carol', 'dave', 'bob'];
 
 export async function startKithLine(
   dir: string,
-  options: { stallTimeoutMs?: number } = {},
+  options: {
+    stallTimeoutMs?: number;
+    /** Node options per agent (by name), e.g. --cpu-prof for a profile of that agent. */
+    execArgv?: (name: string) => string[];
+  } = {},
 ): Promise<{ agents: KithAgent[]; stop: () => Promise<void> }> {
   const workers: Worker[] = [];
   const stopAll = async (): Promise<void> => {
@@ -34,7 +38,7 @@ export async function startKithLine(
   try {
     const agents: KithAgent[] = [];
     for (const name of LINE_NAMES) {
-      const w = startWorker('agent-worker.ts', name);
+      const w = startWorker('agent-worker.ts', name, options.execArgv?.(name));
       workers.push(w);
       const info = await w.call<Omit<KithAgent, keyof Worker>>('init', {
         name,

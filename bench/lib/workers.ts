@@ -14,9 +14,17 @@ export interface Worker {
   stop(): Promise<void>;
 }
 
-export function startWorker(script: 'agent-worker.ts' | 'raw-worker.ts', name: string): Worker {
+/**
+ * Starts a worker; `execArgv` goes to its node (e.g. ['--cpu-prof', '--cpu-prof-dir', dir]: the
+ * profile is written when the worker exits, which stop() lets it do).
+ */
+export function startWorker(
+  script: 'agent-worker.ts' | 'raw-worker.ts',
+  name: string,
+  execArgv: string[] = [],
+): Worker {
   const path = fileURLToPath(new URL(`./${script}`, import.meta.url));
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path], {
+  const child: ChildProcess = spawn(process.execPath, [...execArgv, '--import', 'tsx', path], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   let seq = 0;

@@ -4,12 +4,13 @@
 // run. Also the first, whole-history transfer to a new device (kith agent add) vs a first dsync.
 // Run: node --import tsx bench/roaming/run.ts [--messages 2000] [--changes 1000]
 import '../../common/polyfill.ts';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import type { KithNode } from '../../agent/node.ts';
 import { startEntity } from '../../test/roaming/entity.ts';
+import { dovecotMissing } from '../lib/mail-servers.ts';
 import { DOVECOT_PASS, startDovecot } from './dovecot.ts';
 
 const arg = (name: string, fallback: number): number => {
@@ -142,8 +143,8 @@ const kithClient = (node: KithNode) => {
 };
 
 async function main(): Promise<void> {
-  if (!existsSync('/usr/sbin/dovecot'))
-    throw new Error('dovecot not found: apt-get install -y dovecot-imapd');
+  const missing = dovecotMissing();
+  if (missing) throw new Error(`baseline not run, no ratio: ${missing}`);
   const { actions, counts: expected } = script(13);
   const root = mkdtempSync(join(tmpdir(), 'kith-bench-roaming-'));
   const results: Record<string, number> = {};

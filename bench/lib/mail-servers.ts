@@ -1,33 +1,38 @@
-// The baseline mail system: Debian's Postfix accepting SMTP on loopback and delivering over LMTP
-// to Debian's Dovecot, which serves the mailbox over IMAP. Both run from a temp dir with their
-// own configuration (nothing under /etc is touched), loopback only, no TLS (Kith's gateway runs
-// without TLS in the same benchmark), and are stopped by stop().
+// The baseline mail servers every benchmark compares with, started from a temp dir with their own
+// configuration (nothing under /etc is touched), loopback only, no TLS, each stopped by stop():
+// Debian's Dovecot (IMAP, optionally LMTP) and Debian's Postfix delivering over LMTP to it.
+// Used by bench/e2e (Postfix → LMTP → Dovecot), bench/imap and bench/roaming (Dovecot alone).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { sleep } from '../lib/stats.ts';
+import { sleep } from './stats.ts';
 
+export const BASELINE_PASS = 'bench-password';
 export const MTA_USER = 'bench@bench.test';
-export const MTA_PASS = 'bench-password';
 
-export interface Mta {
-  smtpPort: number;
-  imapPort: number;
-  /** PIDs of every Postfix and Dovecot process, for peak memory. */
-  pids(): number[];
-  stop(): Promise<void>;
-}
+const DOVECOT_BINS = ['/usr/sbin/dovecot'];
+const MTA_BINS = ['/usr/sbin/postfix', '/usr/sbin/dovecot', '/usr/lib/dovecot/lmtp'];
 
-export function mtaMissing(): string | undefined {
-  for (const bin of ['/usr/sbin/postfix', '/usr/sbin/dovecot', '/usr/lib/dovecot/lmtp']) {
-    if (!existsSync(bin)) return `${bin} not found: apt-get install -y postfix dovecot-imapd dovecot-lmtpd`;
+function missing(bins: string[], packages: string): string | undefined {
+  for (const bin of bins) {
+    if (!existsSync(bin)) return `${bin} not found: apt-get install -y ${packages} (or bin/setup --bench)`;
   }
   return undefined;
 }
 
-async function freePort(): Promise<number> {
+/** Why Dovecot cannot run here, or undefined. */
+export function dovecotMissing(): string | undefined {
+  return missing(DOVECOT_BINS, 'dovecot-imapd');
+}
+
+/** Why Postfix → LMTP → Dovecot cannot run here, or undefined. */
+export function mtaMissing(): string | undefined {
+  return missing(MTA_BINS, 'postfix dovecot-imapd dovecot-lmtpd');
+}
+
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as { port: number };
@@ -35,8 +40,8 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function listening(port: number, what: string): Promise<void> {
-  const { connect } = await import('node:net');
+/** Waits until something accepts TCP connections on 127.0.0.1:port (10 s at most). */
+export async function listening(port: number, what: string): Promise<void> {
   for (let t = 0; t < 100; t++) {
     const ok = await new Promise<boolean>((resolve) => {
       const s = connect(port, '127.0.0.1');
@@ -52,32 +57,64 @@ async function listening(port: number, what: string): Promise<void> {
   throw new Error(`${what} did not listen on ${port}`);
 }
 
-async function startDovecot(
-  dir: string,
-  lmtpPort: number,
-): Promise<{ imapPort: number; child: ChildProcess }> {
+/** The user Dovecot opens mail as: never root (as root, dovenull). */
+export function mailOwner(): { uid: number; gid: number } {
+  const me = userInfo();
+  if (me.uid !== 0) return { uid: me.uid, gid: me.gid };
+  return {
+    uid: Number(execFileSync('id', ['-u', 'dovenull']).toString()),
+    gid: Number(execFileSync('id', ['-g', 'dovenull']).toString()),
+  };
+}
+
+export interface DovecotOptions {
+  /** Messages written straight into the INBOX's Maildir (indexed by Dovecot on first SELECT). */
+  messages?: Iterable<Buffer>;
+  /** Also serve LMTP on this port (for Postfix), accepting any recipient. */
+  lmtpPort?: number;
+}
+
+export interface Dovecot {
+  imapPort: number;
+  /** The dovecot.conf it runs with (for doveadm -c). */
+  conf: string;
+  maildir: string;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** Dovecot under `dir` (Maildir at dir/Maildir), any user, password BASELINE_PASS. */
+export async function startDovecot(dir: string, options: DovecotOptions = {}): Promise<Dovecot> {
   const imapPort = await freePort();
   const maildir = join(dir, 'Maildir');
   for (const d of ['cur', 'new', 'tmp']) mkdirSync(join(maildir, d), { recursive: true });
   for (const d of ['run', 'state', 'home']) mkdirSync(join(dir, d), { recursive: true });
+  const now = Math.floor(Date.now() / 1000);
+  const seeded: string[] = [];
+  let i = 0;
+  for (const m of options.messages ?? []) {
+    const file = join(maildir, 'cur', `${now}.${i++}.bench:2,`);
+    writeFileSync(file, m);
+    seeded.push(file);
+  }
   const me = userInfo();
   const root = me.uid === 0;
   // imap-login refuses to run as root; as root it runs as dovenull, which must reach base_dir,
   // and Dovecot never opens mail as root: the mail then belongs to dovenull.
   for (const d of [dir, join(dir, '..'), join(dir, 'run')]) chmodSync(d, 0o755);
-  const uid = root ? Number(execFileSync('id', ['-u', 'dovenull']).toString()) : me.uid;
-  const gid = root ? Number(execFileSync('id', ['-g', 'dovenull']).toString()) : me.gid;
+  const { uid, gid } = mailOwner();
   if (root) {
-    for (const p of [maildir, ...['cur', 'new', 'tmp'].map((d) => join(maildir, d)), join(dir, 'home')])
-      chownSync(p, uid, gid);
+    const dirs = [maildir, ...['cur', 'new', 'tmp'].map((d) => join(maildir, d)), join(dir, 'home')];
+    for (const p of [...dirs, ...seeded]) chownSync(p, uid, gid);
   }
+  const lmtp = options.lmtpPort !== undefined;
   const conf = join(dir, 'dovecot.conf');
   writeFileSync(
     conf,
     `base_dir = ${dir}/run
 state_dir = ${dir}/state
 log_path = ${dir}/dovecot.log
-protocols = imap lmtp
+protocols = imap${lmtp ? ' lmtp' : ''}
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
@@ -89,11 +126,11 @@ first_valid_uid = 0
 mail_location = maildir:${maildir}
 passdb {
   driver = static
-  args = password=${MTA_PASS}
+  args = password=${BASELINE_PASS}
 }
 userdb {
   driver = static
-  args = uid=${uid} gid=${gid} home=${dir}/home allow_all_users=yes
+  args = uid=${uid} gid=${gid} home=${dir}/home${lmtp ? ' allow_all_users=yes' : ''}
 }
 service imap-login {
   chroot =
@@ -104,13 +141,17 @@ service imap-login {
     port = 0
   }
 }
-service lmtp {
+${
+  lmtp
+    ? `service lmtp {
   inet_listener lmtp {
     address = 127.0.0.1
-    port = ${lmtpPort}
+    port = ${options.lmtpPort}
   }
 }
-service anvil {
+`
+    : ''
+}service anvil {
   chroot =
 }
 service stats {
@@ -119,9 +160,19 @@ service stats {
 `,
   );
   const child = spawn('dovecot', ['-F', '-c', conf], { stdio: ['ignore', 'inherit', 'inherit'] });
-  await listening(imapPort, 'dovecot imap');
-  await listening(lmtpPort, 'dovecot lmtp');
-  return { imapPort, child };
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  };
+  try {
+    await listening(imapPort, 'dovecot imap');
+    if (lmtp) await listening(options.lmtpPort!, 'dovecot lmtp');
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { imapPort, conf, maildir, child, stop };
 }
 
 /** master.cf from Debian's, with smtpd on our port only and no chroot (nothing is copied into one). */
@@ -150,6 +201,8 @@ async function startPostfix(dir: string, lmtpPort: number): Promise<{ smtpPort: 
   mkdirSync(join(dir, 'queue'), { recursive: true });
   const postfixUid = Number(execFileSync('id', ['-u', 'postfix']).toString());
   chownSync(join(dir, 'data'), postfixUid, 0);
+  // maillog_file_prefixes must include the temp dir: otherwise `postfix start` exits 1 with no
+  // output (the reason is printed only on a terminal).
   writeFileSync(
     join(conf, 'main.cf'),
     `compatibility_level = 3.6
@@ -186,14 +239,41 @@ shlib_directory = /usr/lib/postfix
   return { smtpPort, conf };
 }
 
-/** Starts Dovecot (IMAP + LMTP) then Postfix, under `dir`. */
+export interface Mta {
+  smtpPort: number;
+  imapPort: number;
+  /** PIDs of every Postfix and Dovecot process, for peak memory and CPU time. */
+  pids(): number[];
+  stop(): Promise<void>;
+}
+
+/** Every descendant of `roots` (and the roots), from one `ps` listing. */
+export function processTree(roots: number[]): number[] {
+  const tree = execFileSync('ps', ['-eo', 'pid=,ppid=']).toString().trim().split('\n');
+  const out = new Set<number>(roots);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const line of tree) {
+      const [pid, ppid] = line.trim().split(/\s+/).map(Number);
+      if (out.has(ppid!) && !out.has(pid!)) {
+        out.add(pid!);
+        grew = true;
+      }
+    }
+  }
+  return [...out];
+}
+
+/** Starts Dovecot (IMAP + LMTP) then Postfix delivering to it, under `dir`. */
 export async function startMta(dir: string): Promise<Mta> {
   const lmtpPort = await freePort();
   mkdirSync(join(dir, 'dovecot'), { recursive: true });
   mkdirSync(join(dir, 'postfix'), { recursive: true });
   // Dovecot's unprivileged processes must reach their directories through ours.
   chmodSync(join(dir, '..'), 0o755);
-  const dovecot = await startDovecot(join(dir, 'dovecot'), lmtpPort);
+  const dovecot = await startDovecot(join(dir, 'dovecot'), { lmtpPort });
+  const masterPidFile = join(dir, 'postfix', 'queue', 'pid', 'master.pid');
   let postfix: { smtpPort: number; conf: string } | undefined;
   const stop = async (): Promise<void> => {
     if (postfix) {
@@ -202,13 +282,9 @@ export async function startMta(dir: string): Promise<Mta> {
       } catch {
         // already stopped
       }
-      const pidFile = join(dir, 'postfix', 'queue', 'pid', 'master.pid');
-      for (let t = 0; t < 50 && existsSync(pidFile); t++) await sleep(100);
+      for (let t = 0; t < 50 && existsSync(masterPidFile); t++) await sleep(100);
     }
-    if (dovecot.child.exitCode === null) {
-      dovecot.child.kill('SIGTERM');
-      await new Promise((r) => dovecot.child.once('exit', r));
-    }
+    await dovecot.stop();
   };
   try {
     postfix = await startPostfix(join(dir, 'postfix'), lmtpPort);
@@ -219,28 +295,8 @@ export async function startMta(dir: string): Promise<Mta> {
   return {
     smtpPort: postfix.smtpPort,
     imapPort: dovecot.imapPort,
-    pids: () => {
-      // Every process whose command line names our directories (Postfix's children do not,
-      // so add the descendants of its master process).
-      const masterPid = Number(
-        readFileSync(join(dir, 'postfix', 'queue', 'pid', 'master.pid'), 'utf8').trim(),
-      );
-      const tree = execFileSync('ps', ['-eo', 'pid=,ppid=']).toString().trim().split('\n');
-      const roots = new Set([masterPid, dovecot.child.pid!]);
-      const out = new Set<number>(roots);
-      let grew = true;
-      while (grew) {
-        grew = false;
-        for (const line of tree) {
-          const [pid, ppid] = line.trim().split(/\s+/).map(Number);
-          if (out.has(ppid!) && !out.has(pid!)) {
-            out.add(pid!);
-            grew = true;
-          }
-        }
-      }
-      return [...out];
-    },
+    // Postfix's children do not name our directories: the descendants of its master process.
+    pids: () => processTree([Number(readFileSync(masterPidFile, 'utf8').trim()), dovecot.child.pid!]),
     stop,
   };
 }
