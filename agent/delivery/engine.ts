@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import { steadyClock } from '../../common/clock.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { AgentId, MessageId } from '../../common/ids.ts';
 import type { Transport } from '../transport.ts';
@@ -43,6 +44,7 @@ export interface DeliveryEngineDeps {
   spam?: SpamHooks;
   /** Dials a trusted neighbour without an open link (EngineContext.connect). */
   connect?: (agent: AgentId) => Promise<void>;
+  /** Protocol time (default: a steady clock that ignores steps of the system clock, common/clock.ts). */
   now?: () => number;
 }
 
@@ -62,9 +64,18 @@ export class DeliveryEngine {
   private readonly listeners = new Set<(event: DeliveryEvent) => void>();
   private pruneTimer?: NodeJS.Timeout;
   private started = false;
+  private readonly now: () => number;
 
   constructor(private readonly deps: DeliveryEngineDeps) {
-    const now = deps.now ?? Date.now;
+    const now =
+      deps.now ??
+      steadyClock({
+        onStep: (offsetMs) => {
+          this.metrics.count('clock_steps');
+          deps.logger.warn({ offsetMs }, 'the system clock stepped: protocol time keeps its own course');
+        },
+      });
+    this.now = now;
     const verifier = new SignatureVerifier();
     const ctx: EngineContext = {
       transport: deps.transport,
@@ -127,8 +138,8 @@ export class DeliveryEngine {
       this.sender.linkUp();
     });
     this.pruneTimer = setInterval(() => {
-      store.pruneHops(Date.now());
-      this.relay.pruneHeld(Date.now());
+      store.pruneHops(this.now());
+      this.relay.pruneHeld(this.now());
     }, PRUNE_EVERY_MS);
     this.pruneTimer.unref();
     for (const rec of store.pendingOutbox()) void this.sender.resume(rec.id);

@@ -1,5 +1,5 @@
 import type { AgentId, Fingerprint } from '../../common/ids.ts';
-import type { PathEntry } from './path.ts';
+import { entryExpired, type PathEntry } from './path.ts';
 
 /** A path this agent can use, with what it has learned about it. */
 export interface CachedPath {
@@ -56,11 +56,15 @@ export class PathCache {
     return path;
   }
 
-  /** Fresh, unexpired paths to a target. */
+  /**
+   * Fresh, unexpired paths to a target: learned less than maxAgeMs ago, and no entry's signed
+   * expiry past (with the signers' clock skew allowed). `now` is the core's steady clock, so a step
+   * of the system clock neither ages nor expires a path (docs/protocol.md 7.6, "Clocks").
+   */
   get(target: Fingerprint): CachedPath[] {
     const now = this.now();
     const list = (this.paths.get(target) ?? []).filter(
-      (p) => now - p.learnedAt < this.maxAgeMs && p.entries.every((e) => e.expiresAt > now),
+      (p) => now - p.learnedAt < this.maxAgeMs && !p.entries.some((e) => entryExpired(e, now)),
     );
     if (list.length === 0) this.paths.delete(target);
     else this.paths.set(target, list);

@@ -29,6 +29,21 @@ export interface PathEntry {
 }
 
 const DOMAIN = Buffer.from('kith-path-v1');
+
+/**
+ * How far behind this agent's clock a path entry's "expires at" may be and still count as
+ * unexpired (docs/protocol.md 7.6, "Clocks"). Why a tolerance: each entry's expiry is its signer's
+ * clock, so agents whose clocks differ by a few minutes must still accept each other's fresh
+ * entries; why this bound: it is the skew the rest of the core allows (packets, complaints, sync),
+ * and a stale path accepted this much late costs at most one stalled try. This agent's own clock
+ * stepping does not come into it: the core runs on a steady clock (common/clock.ts).
+ */
+export const PATH_CLOCK_SKEW_MS = 5 * 60_000;
+
+/** Whether an entry's signed expiry has passed at `now`, allowing PATH_CLOCK_SKEW_MS of skew. */
+export function entryExpired(entry: Pick<PathEntry, 'expiresAt'>, now: number): boolean {
+  return entry.expiresAt + PATH_CLOCK_SKEW_MS <= now;
+}
 const FIXED = 1 + 32 + 32 + 32 + 20 + 8 + 2;
 const MAX_CERT = 8192;
 
@@ -173,7 +188,7 @@ export async function verifyPath(
     if (seen.has(e.agent)) throw new KithError('ERR_PATH_LOOP', 'the path visits an agent twice');
     seen.add(e.agent);
     if (e.target !== opts.target) throw new KithError('ERR_PATH_MALFORMED', 'the path leads elsewhere');
-    if (e.expiresAt < opts.now) throw new KithError('ERR_PATH_EXPIRED', 'a path entry has expired');
+    if (entryExpired(e, opts.now)) throw new KithError('ERR_PATH_EXPIRED', 'a path entry has expired');
     if (opts.trust.isRevoked(e.agent))
       throw new KithError('ERR_PATH_REVOKED', 'the path goes through a revoked agent');
     if (last !== (e.kind === 'terminal')) {

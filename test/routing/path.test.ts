@@ -1,5 +1,6 @@
 import { describe, expect, test } from '@jest/globals';
 import { isKithError } from '../../common/errors.ts';
+import { steadyClock } from '../../common/clock.ts';
 import type { AgentId, Fingerprint } from '../../common/ids.ts';
 import { SignatureVerifier, generateAgentKeys, type AgentKeys } from '../../agent/onion/keys.ts';
 import { choosePath, PathCache, type CachedPath } from '../../agent/routing/path-cache.ts';
@@ -8,6 +9,7 @@ import {
   encodePath,
   signRelayEntry,
   terminalEntry,
+  PATH_CLOCK_SKEW_MS,
   verifyPath,
   type PathEntry,
 } from '../../agent/routing/path.ts';
@@ -91,7 +93,13 @@ describe('path records', () => {
     expect(await codeOf(verifyPath(chain(keys), opts(trustView({ revoked: [keys[1].id] }))))).toBe(
       'ERR_PATH_REVOKED',
     );
-    expect(await codeOf(verifyPath(chain(keys, Date.now() - 1), opts()))).toBe('ERR_PATH_EXPIRED');
+    // an entry's expiry is its signer's clock: a few minutes of skew are allowed, no more
+    await expect(
+      verifyPath(chain(keys, Date.now() - PATH_CLOCK_SKEW_MS + 60_000), opts()),
+    ).resolves.toBeUndefined();
+    expect(await codeOf(verifyPath(chain(keys, Date.now() - PATH_CLOCK_SKEW_MS - 1), opts()))).toBe(
+      'ERR_PATH_EXPIRED',
+    );
     expect(await codeOf(verifyPath(chain(keys), opts(trustView({ certOk: false }))))).toBe('ERR_PATH_CERT');
     // A sender must be able to check the recipient's certificate; a relay need not.
     expect(await codeOf(verifyPath(chain(keys), opts(trustView({ certOk: undefined }))))).toBe(
@@ -148,5 +156,29 @@ describe('rate limit', () => {
     now = 1000;
     expect(limiter.take('a')).toBe(true);
     expect(limiter.take('a')).toBe(false);
+  });
+});
+
+describe('clocks (docs/protocol.md 7.6)', () => {
+  test('a step of the system clock neither ages nor expires a fresh path; slewing is followed', () => {
+    let wall = 1_700_000_000_000;
+    let mono = 0;
+    const steps: number[] = [];
+    const now = steadyClock({ wall: () => wall, monotonic: () => mono, onStep: (ms) => steps.push(ms) });
+    const cache = new PathCache(60 * 60_000, now);
+    const k = [generateAgentKeys(), generateAgentKeys()];
+    // entries signed by an agent whose clock is 4 minutes behind ours, valid for 10 of its minutes
+    cache.add(target, chain(k, wall - 4 * 60_000 + 10 * 60_000));
+    wall += 2 * 60 * 60_000; // the system clock jumps +2 h
+    mono += 1_000;
+    expect(cache.get(target)).toHaveLength(1);
+    expect(steps).toEqual([2 * 60 * 60_000 - 1_000]);
+    expect(now()).toBe(1_700_000_000_000 + 1_000);
+    // time passing on the monotonic clock still counts: the entries' expiry (6 min from the start,
+    // by our clock) plus the 5 min skew allowance
+    mono = 11 * 60_000 - 1;
+    expect(cache.get(target)).toHaveLength(1);
+    mono = 11 * 60_000;
+    expect(cache.get(target)).toEqual([]);
   });
 });
