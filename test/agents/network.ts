@@ -6,6 +6,7 @@ import type { JobProgress } from '../../agent/queue/outbox.ts';
 import { startNetwork, type Network, type Topology } from '../../cli/demo/network.ts';
 import type { Fingerprint, MessageId } from '../../common/ids.ts';
 import { silentLogger } from '../../common/logger.ts';
+import { testLogger } from '../helpers/log.ts';
 import type { DeepPartial } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
 import { createMailStore } from '../../gateway/mailbox/index.ts';
@@ -63,7 +64,7 @@ async function start(topology: Topology, overrides: DeepPartial<Config>): Promis
     const network = await startNetwork({
       dir: join(dir.path, 'net'),
       topology,
-      log: silentLogger(),
+      log: testLogger(),
       overrides: {
         ...overrides,
         delivery: { stallTimeoutMs: 3000, ...overrides.delivery },
