@@ -57,7 +57,14 @@ export class LinkManager implements Links {
   private readonly expected = new Map<string, number>();
   /** Where dials of an address without a peer id may connect (`ip:port` keys; '*' = anywhere). */
   private readonly addressDials = new Map<string, number>();
-  private readonly inviteDials = new Set<string>();
+  /**
+   * Inviters whose invitation this agent is redeeming now: whether their provisional deadline
+   * passed meanwhile (the redemption decides, as `redeeming` does for the inviter), and a promise
+   * that settles when the redemption ends. The inviter trusts us the moment it answers and may
+   * open streams at once (its frames, its address record) while we still check its reply: those
+   * wait for `done` instead of being refused as a stranger's.
+   */
+  private readonly inviteDials = new Map<string, { deadlinePassed: boolean; done: Promise<void> }>();
   /**
    * Provisional peers whose invitation request this agent is checking now, and whether their
    * deadline passed meanwhile. The deadline bounds how long a stranger may take to speak, not
@@ -353,7 +360,9 @@ export class LinkManager implements Links {
       throw new KithError('ERR_NO_ADDRESS', 'the invitation carries no address');
     const node = this.libp2p;
     const release = this.expectOutbound(code.agent);
-    this.inviteDials.add(code.agent);
+    let ended!: () => void;
+    const redeeming = { deadlinePassed: false, done: new Promise<void>((resolve) => (ended = resolve)) };
+    this.inviteDials.set(code.agent, redeeming);
     let lastError: unknown;
     try {
       for (const address of code.addresses) {
@@ -385,6 +394,9 @@ export class LinkManager implements Links {
     } finally {
       this.inviteDials.delete(code.agent);
       release();
+      ended();
+      if (redeeming.deadlinePassed && !this.trustStore.isTrustedAgent(code.agent))
+        this.dropProvisional(code.agent, 'deadline');
     }
     throw new KithError(
       'ERR_DIAL_FAILED',
@@ -609,8 +621,14 @@ export class LinkManager implements Links {
     this.promote(from);
   }
 
-  /** Per inbound stream: see agent/trust/decisions.ts, `provisionalMayOpen`. */
-  private mayOpen(peer: string, protocol: string): boolean {
+  /**
+   * Per inbound stream: see agent/trust/decisions.ts, `provisionalMayOpen`. A stream from an
+   * inviter whose reply we are still checking waits for that check (see `inviteDials`).
+   */
+  private mayOpen(peer: string, protocol: string): boolean | Promise<boolean> {
+    const redeeming = this.inviteDials.get(peer);
+    if (redeeming !== undefined && !this.trustStore.isTrustedAgent(peer as AgentId))
+      return redeeming.done.then(() => this.mayOpen(peer, protocol));
     return provisionalMayOpen({
       trusted: this.trustStore.isTrustedAgent(peer as AgentId),
       provisional: this.provisional.has(peer),
@@ -636,9 +654,9 @@ export class LinkManager implements Links {
     }
     if (this.provisional.has(peer)) return;
     const timer = setTimeout(() => {
-      const redeeming = this.redeeming.get(peer);
+      const redeeming = this.redeeming.get(peer) ?? this.inviteDials.get(peer);
       if (redeeming !== undefined) {
-        redeeming.deadlinePassed = true; // answerInvite decides when its answer is out
+        redeeming.deadlinePassed = true; // the redemption decides when it is over
         return;
       }
       if (!this.trustStore.isTrustedAgent(peer as AgentId)) {

@@ -166,6 +166,32 @@ describe('links: admission and invitations (loopback TCP)', () => {
     expect(toAlice).toEqual(['hello alice']);
   });
 
+  it('the inviter may use the link the moment it answered: its first frame is not refused while the invitee still checks the reply', async () => {
+    const alice = await agent('alice');
+    const bob = await agent('bob');
+    const toBob: string[] = [];
+    bob.links.transport.onFrame((_from, frame) => void toBob.push(Buffer.from(frame).toString()));
+    let sent: Promise<void> | undefined;
+    // As a list greets a new member or a node announces its addresses: at once, from the listener.
+    alice.links.onInvitationRedeemed(() => {
+      sent = alice.links.transport.send(bob.identity.agentId, Buffer.from('welcome'));
+    });
+    await bob.links.acceptInvitation(alice.links.createInvitation({ ttlMs: 60_000 }));
+    await sent;
+    await eventually(() => toBob.length === 1, 'the inviter’s first frame at the invitee');
+    expect(toBob).toEqual(['welcome']);
+  });
+
+  it('an invitee’s own provisional deadline does not cut off its redemption (a loaded machine takes its time)', async () => {
+    const alice = await agent('alice');
+    // The deadline runs out long before the exchange can be done; the redemption decides instead.
+    const bob = await agent('bob', { provisionalMs: 1 });
+    const inviter = await bob.links.acceptInvitation(alice.links.createInvitation({ ttlMs: 60_000 }));
+    expect(inviter.fingerprint).toBe(alice.identity.fingerprint);
+    await eventually(() => alice.links.isLinked(bob.identity.agentId), 'alice sees the link');
+    expect(bob.links.isLinked(alice.identity.agentId)).toBe(true);
+  });
+
   it('a code works once', async () => {
     const alice = await agent('alice');
     const bob = await agent('bob');
