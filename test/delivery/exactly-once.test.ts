@@ -13,9 +13,8 @@ import { createGatewaySink } from '../../gateway/status/index.ts';
 import { createSubmissionStore } from '../../gateway/submissions.ts';
 import { BlobStore } from '../../store/blobs.ts';
 import { openDatabase } from '../../store/db.ts';
+import { until } from '../agents/network.ts';
 import { newMessageId, recordEvents } from './helpers.ts';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('exactly once into the mailbox', () => {
   let sim: Simulation | undefined;
@@ -28,17 +27,23 @@ describe('exactly once into the mailbox', () => {
   });
 
   test('a second manifest copy (re-sent after a stall) arriving while the first is still being opened is not delivered again', async () => {
-    // D opens manifests slowly: the first copy's open outlasts the stall timer, so the sender
-    // re-sends along the other path and the second copy arrives while the first is being opened
-    // (before this was fixed: both were opened and both reached the mailbox).
+    // D's first open of the manifest lasts until the second copy (re-sent along the other path
+    // when the first stalled) has arrived: the second copy is handed over while the first is still
+    // being opened (before this was fixed: both were opened and both reached the mailbox). Without
+    // the fix the second copy is opened too, which also ends the wait, and the test fails below.
     const dFingerprint = asFingerprint(randomBytes(20).toString('hex').toUpperCase());
-    const delays = [250, 0];
     let opens = 0;
     const slow = (base: PayloadCodec): PayloadCodec => ({
       seal: (plain, to) => base.seal(plain, to),
       async open(sealed) {
         const opened = await base.open(sealed);
-        await sleep(delays[opens++] ?? 0);
+        if (opens++ === 0)
+          await until(
+            () => ((d.engine.metrics.get('duplicate_message') ?? 0) > 0 || opens > 1 ? true : undefined),
+            300_000,
+            'the second copy at D',
+            5,
+          );
         return opened;
       },
     });
@@ -57,7 +62,6 @@ describe('exactly once into the mailbox', () => {
     const id = newMessageId();
     await a.engine.send({ id, to: d.entity, source: { kind: 'bytes', data: Buffer.from('once please') } });
     await rec.waitFor((e) => e.kind === 'delivered' && e.id === id);
-    await sleep(600); // more stalls' worth: any late copy would have been handed over by now
     await sim.network.idle();
 
     expect(rec.events.some((e) => e.kind === 'stalled' && e.action === 'alternate path')).toBe(true);
