@@ -388,6 +388,12 @@ export class LinkManager implements Links {
           );
         }
         const inviter = await acceptInviterReply(this.trustStore, code, reply, this.log);
+        // The code's addresses are the way back to the inviter should this first link drop before
+        // the two sides exchanged address records (the neighbour keeper redials by them).
+        this.trustStore.addAddressHints(
+          inviter.fingerprint,
+          code.addresses.map((a) => a.toString()),
+        );
         this.promote(code.agent);
         return inviter;
       }

@@ -192,6 +192,19 @@ describe('links: admission and invitations (loopback TCP)', () => {
     expect(bob.links.isLinked(alice.identity.agentId)).toBe(true);
   });
 
+  it('the code’s addresses stay with the invitee as the way back: a link lost before any address record is redialled', async () => {
+    const alice = await agent('alice');
+    const bob = await agent('bob');
+    await bob.links.acceptInvitation(alice.links.createInvitation({ ttlMs: 60_000 }));
+    expect(bob.trust.addressHints(alice.identity.fingerprint)).toEqual(
+      expect.arrayContaining([alice.address().replace(/\/p2p\/[^/]+$/, '')]),
+    );
+    await bob.links.libp2p.hangUp(alice.links.libp2p.peerId);
+    await eventually(() => !bob.links.isLinked(alice.identity.agentId), 'the link down');
+    expect(await bob.links.dialHints(alice.identity.fingerprint)).toBe(alice.identity.agentId);
+    expect(bob.links.isLinked(alice.identity.agentId)).toBe(true);
+  });
+
   it('a code works once', async () => {
     const alice = await agent('alice');
     const bob = await agent('bob');
