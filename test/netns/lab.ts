@@ -1,7 +1,7 @@
 // Network-namespace lab for NAT tests: a public relay host and hosts behind their own NAT.
 // Creates only its own namespaces (unique names) and only touches addresses inside them;
 // teardown deletes them, and with them every veth and iptables rule made here.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,6 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { AgentOptions } from './agent.ts';
+import { netnsUnavailable, sh } from '../helpers/netns.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -20,32 +21,10 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const PUBLIC_NET = '45.10.0';
 export const RELAY_IP = `${PUBLIC_NET}.1`;
 
-function run(args: string[]): string {
-  return execFileSync(args[0], args.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
+const run = sh;
 
-/** Why namespace tests cannot run here, or undefined when they can. */
-export function netnsUnavailable(): string | undefined {
-  if (process.platform !== 'linux') return 'network namespaces need Linux';
-  const probe = `kithprobe${process.pid}${randomBytes(2).toString('hex')}`;
-  try {
-    run(['ip', 'netns', 'add', probe]);
-  } catch (err) {
-    return `cannot create a network namespace (ip netns add: ${(err as Error).message.split('\n')[0]}); run as root with CAP_SYS_ADMIN`;
-  } finally {
-    try {
-      run(['ip', 'netns', 'del', probe]);
-    } catch {
-      // it was never created
-    }
-  }
-  try {
-    run(['iptables', '--version']);
-  } catch {
-    return 'iptables is not installed (apt-get install -y iptables)';
-  }
-  return undefined;
-}
+// The namespace probe is shared with test/faults (test/helpers/netns.ts).
+export { netnsUnavailable };
 
 /** One host behind its own NAT. */
 export interface NatSite {
