@@ -301,6 +301,7 @@ export class KithNode {
       },
       delivery: this.delivery,
       tlsDir: this.paths.tls,
+      linkedDir: join(this.paths.blobs, 'linked'),
       log: this.log.child({ part: 'gateway' }),
     });
     this.parts.push({ name: 'gateway', stop: () => gateway.stop() });
@@ -423,6 +424,7 @@ export class KithNode {
   /** An incoming message, signature checked by the engine, handed to the gateway's mailbox. */
   private async receive(message: InboundDelivery): Promise<void> {
     if (await this.streams.acceptSegment(message)) return;
+    if (await this.streams.acceptLinkedMail(message)) return;
     const sender = this.trust.entity(message.sender);
     const from = { fingerprint: message.sender, email: sender?.email, name: sender?.name };
     const file = message.file

@@ -44,7 +44,7 @@ export function defaultConfig(): Config {
       maxConnections: 256,
     },
     http: { host: '127.0.0.1', port: 2080 },
-    streams: { enabled: true, host: '127.0.0.1', port: 2081 },
+    streams: { enabled: true, host: '127.0.0.1', port: 2081, linkAttachmentsAbove: 10 * 1024 * 1024 },
     tls: {},
     delivery: {
       stallTimeoutMs: 2 * MINUTE,

@@ -108,6 +108,12 @@ export const configSchema = z
         /** Loopback by default: whoever holds a link (an unguessable token) can read the transfer. */
         host,
         port,
+        /**
+         * An attachment submitted over SMTP larger than this (decoded bytes) travels as a file
+         * link (docs/protocol.md 8.3): the recipient gets the mail at once, the file streams
+         * behind it. 0 never links.
+         */
+        linkAttachmentsAbove: z.number().int().nonnegative(),
       })
       .strict(),
     tls: z

@@ -10,6 +10,7 @@ import { createImapServer } from './imap/index.ts';
 import { createMailStore, type MailStore } from './mailbox/index.ts';
 import { createSubmissionServer } from './smtp/index.ts';
 import { createGatewaySink } from './status/index.ts';
+import { attachmentLinker } from './streams/split.ts';
 import { createSubmissionStore } from './submissions.ts';
 import { ensureSelfSignedCertificate, loadTls } from './tls.ts';
 
@@ -38,6 +39,8 @@ export interface GatewayOptions {
   account: MailAccount;
   delivery: DeliveryService;
   tlsDir: string;
+  /** Where file-link payloads of large attachments are written (gateway/streams/split.ts); none: never linked. */
+  linkedDir?: string;
   log: Logger;
 }
 
@@ -92,6 +95,14 @@ export class Gateway {
       submissions,
       blobs: submissionBlobs,
       log: log.child({ part: 'smtp' }),
+      linkAttachments:
+        this.options.linkedDir === undefined
+          ? undefined
+          : attachmentLinker({
+              above: config.streams.linkAttachmentsAbove,
+              dir: this.options.linkedDir,
+              log: log.child({ part: 'streams' }),
+            }),
     });
     const smtpPort = (await listening('smtp', config.smtp.host, config.smtp.port, () => smtp.start())).port;
     this.stops.push(() => smtp.stop());

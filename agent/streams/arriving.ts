@@ -86,6 +86,11 @@ export class ArrivingFile implements Served {
     this.changed.wake();
   }
 
+  /** The spool the bytes are read from while they arrive ('' when unknown). */
+  get spool(): string {
+    return this.view.spool;
+  }
+
   get savedAt(): string | undefined {
     return this.saved;
   }

@@ -6,6 +6,7 @@ import type { Logger } from '../../common/logger.ts';
 import type { Served, ServedCatalog } from '../../gateway/streams/types.ts';
 import type { InboundTransfer } from '../delivery/engine.ts';
 import { parseFileHeader } from '../files.ts';
+import { parseMailFileHeader } from '../../gateway/streams/mail-file.ts';
 import { ArrivingFile, readAt, type SpoolView } from './arriving.ts';
 import { mediaTypeOf } from './media-type.ts';
 
@@ -20,6 +21,8 @@ export interface LinkNotice {
   size?: number;
   url: string;
   live: boolean;
+  /** A mail with a linked attachment (docs/protocol.md 8.3): the mail itself, its link part to fill in. */
+  stub?: Buffer;
 }
 
 export interface StreamCatalogDeps {
@@ -46,6 +49,8 @@ interface TransferRecord {
   size: number;
   mailed: boolean;
   saved?: string;
+  /** Where the stub of a KITH-MAIL-FILE payload is in the payload (8.3); absent for KITH-FILE. */
+  stub?: { at: number; length: number };
 }
 
 /** The first bytes of chunk 0 that may hold the KITH-FILE header (files.ts MAX_HEADER). */
@@ -150,17 +155,30 @@ export class StreamCatalog implements ServedCatalog {
     try {
       const head = await readAt(view.spool, 0, Math.min(HEADER_BYTES, view.chunkSize, view.size));
       const file = parseFileHeader(head);
+      const mailFile = file ? undefined : parseMailFileHeader(head);
+      if (!file && !mailFile) {
+        this.pending.delete(id);
+        return; // a large mail, not a file: it goes to the INBOX as it is, with no link
+      }
+      let stub: TransferRecord['stub'];
+      if (mailFile) {
+        stub = { at: mailFile.offset, length: mailFile.header.mail };
+        // The mail goes out once every chunk holding it is stored (onChunk asks again).
+        const last = Math.floor((stub.at + stub.length - 1) / view.chunkSize);
+        for (let i = 0; i <= last; i++) if (!view.has(i)) return;
+      }
       this.pending.delete(id);
-      if (!file) return; // a large mail, not a file: it goes to the INBOX as it is, with no link
+      const name = file?.header.name ?? mailFile!.header.name;
       const record: TransferRecord = {
         id,
         sender: view.sender,
         verified: view.verified,
-        name: file.header.name,
-        type: mediaTypeOf(file.header.name),
-        offset: file.offset,
+        name,
+        type: mediaTypeOf(name),
+        offset: file ? file.offset : stub!.at + stub!.length,
         size: view.size,
         mailed: false,
+        stub,
       };
       const served = new ArrivingFile(view, record.offset, record.name, record.type);
       this.files.set(id, { record, served });
@@ -176,7 +194,10 @@ export class StreamCatalog implements ServedCatalog {
 
   private async sendLink(record: TransferRecord): Promise<void> {
     try {
+      const stub = record.stub && (await this.readStub(record));
+      if (record.stub && !stub) return; // the spool is gone: the hand-off delivers the mail
       await this.deps.mail({
+        stub,
         id: record.id,
         sender: record.sender,
         verified: record.verified,
@@ -191,6 +212,15 @@ export class StreamCatalog implements ServedCatalog {
     } catch (err) {
       this.deps.log.warn({ id: record.id, err: (err as Error).message }, 'link mail not delivered yet');
     }
+  }
+
+  /** The stub of a mail with a linked attachment, from the spool while it is there. */
+  private async readStub(record: TransferRecord): Promise<Buffer | undefined> {
+    const { at, length } = record.stub!;
+    const path = this.files.get(record.id)?.served.spool || this.deps.inbound?.(record.id)?.spool;
+    if (!path) return undefined;
+    const stub = await readAt(path, at, length).catch(() => undefined);
+    return stub?.length === length ? stub : undefined;
   }
 
   private async persist(record: TransferRecord): Promise<void> {

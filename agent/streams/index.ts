@@ -13,7 +13,9 @@ import { StreamCatalog, type LinkNotice } from './catalog.ts';
 import { registerStreamMethods } from './control.ts';
 import { LiveStreams } from './live.ts';
 import { LiveSender } from './live-sender.ts';
-import { fileNotice } from '../files.ts';
+import { fileNotice, saveReceived } from '../files.ts';
+import { MAIL_FILE_MAX_HEADER, parseMailFileHeader, stubWithLink } from '../../gateway/streams/mail-file.ts';
+import { readAt } from './arriving.ts';
 import type { InboundDelivery } from '../delivery/engine.ts';
 import type { ControlServer } from '../control/server.ts';
 import type { OutboundMessage } from '../../gateway/delivery.ts';
@@ -159,8 +161,61 @@ export class Streams {
     });
   }
 
+  /**
+   * A delivered KITH-MAIL-FILE payload (docs/protocol.md 8.3): the attachment is saved under
+   * received/, and the mail goes into the INBOX unless its link mail already did (the same Kith
+   * id: the sink stores it once). False for any other payload.
+   */
+  async acceptLinkedMail(message: InboundDelivery): Promise<boolean> {
+    const head = message.file
+      ? await readAt(message.file, 0, MAIL_FILE_MAX_HEADER)
+      : message.data?.subarray(0, MAIL_FILE_MAX_HEADER);
+    const parsed = head && parseMailFileHeader(head);
+    if (!parsed) return false;
+    const fileAt = parsed.offset + parsed.header.mail;
+    const stub = message.file
+      ? await readAt(message.file, parsed.offset, parsed.header.mail)
+      : message.data!.subarray(parsed.offset, fileAt);
+    const saved = await saveReceived(
+      message.file ? { path: message.file, offset: fileAt } : message.data!.subarray(fileAt),
+      parsed.header.name,
+      join(this.deps.dataDir, 'received'),
+      message.id,
+    );
+    await this.completed(message.id, saved);
+    const url = this.deps.config.enabled ? this.catalog.linkOf(message.id) : undefined;
+    await this.deliverStub(
+      message.id,
+      message.sender,
+      message.verified,
+      stubWithLink(stub, url ? { url } : { saved }),
+      message.receivedAt,
+    );
+    return true;
+  }
+
+  private async deliverStub(
+    id: MessageId,
+    sender: Fingerprint,
+    verified: boolean,
+    raw: Buffer,
+    receivedAt = new Date(),
+  ): Promise<void> {
+    const who = this.deps.senderOf(sender);
+    await this.deps.sink().receive({
+      id,
+      raw,
+      sender: { fingerprint: sender, email: who.email, name: who.name },
+      verified,
+      senderKeyKnown: who.keyKnown,
+      receivedAt,
+    });
+  }
+
   private async mail(n: Omit<LinkNotice, 'size'> & { size?: number }): Promise<void> {
     if (!this.deps.config.enabled) return; // no server: a link would lead nowhere
+    // A mail with a linked attachment is the mail itself, under the message's own id.
+    if (n.stub) return this.deliverStub(n.id, n.sender, n.verified, stubWithLink(n.stub, { url: n.url }));
     const who = this.deps.senderOf(n.sender);
     const email = who.email ?? `${n.sender.toLowerCase()}@kith`;
     const id = linkMailId(n.id);

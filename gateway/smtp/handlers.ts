@@ -27,6 +27,15 @@ export interface HandlerDeps {
   log: Logger;
   maxMessageBytes: number;
   headerLimits: HeaderLimits;
+  /**
+   * Rewrites a message with a large attachment into a file-link payload (gateway/streams/split.ts);
+   * undefined: sent as it is.
+   */
+  linkAttachments?: (
+    rawPath: string,
+    size: number,
+    hash: string,
+  ) => Promise<{ path: string; size: number } | undefined>;
 }
 
 /** A RCPT TO address after resolution: the entity it leads to rides along on the parsed address. */
@@ -150,7 +159,9 @@ export function createHandlers(deps: HandlerDeps) {
       }
       submissionId = submission.id;
       deps.submissions.record(submission);
-      const rawPath = deps.blobs.pathOf(data.hash);
+      const original = deps.blobs.pathOf(data.hash);
+      const linked = await deps.linkAttachments?.(original, data.size, data.hash);
+      const rawPath = linked?.path ?? original;
       // allSettled: every copy the agent took is recorded, even when another one failed.
       const results = await Promise.allSettled(
         submission.recipients
@@ -161,7 +172,7 @@ export function createHandlers(deps: HandlerDeps) {
               from: submission.account,
               to: r.fingerprint,
               rawPath,
-              size: data.size,
+              size: linked?.size ?? data.size,
             });
             deps.submissions.markHandedOver(r.messageId);
           }),

@@ -5,7 +5,7 @@ import type { Authenticator } from '../auth.ts';
 import type { DeliveryService } from '../delivery.ts';
 import type { SubmissionStore } from '../submissions.ts';
 import type { TlsMaterial } from '../tls.ts';
-import { createHandlers } from './handlers.ts';
+import { createHandlers, type HandlerDeps } from './handlers.ts';
 import { KithSmtpServer } from './kith-smtp-server.ts';
 import { DEFAULT_HEADER_LIMITS, type HeaderLimits } from './message-check.ts';
 
@@ -35,6 +35,8 @@ export interface SubmissionServerOptions {
   /** Where message bodies are written before 250. */
   blobs: BlobStore;
   log: Logger;
+  /** See HandlerDeps.linkAttachments. */
+  linkAttachments?: HandlerDeps['linkAttachments'];
   /** Header section limits (size, number of fields). */
   headerLimits?: HeaderLimits;
   /** Name in the greeting and EHLO reply. */
@@ -62,6 +64,7 @@ export function createSubmissionServer(options: SubmissionServerOptions): Submis
     log: options.log,
     maxMessageBytes: options.maxMessageBytes,
     headerLimits: options.headerLimits ?? DEFAULT_HEADER_LIMITS,
+    linkAttachments: options.linkAttachments,
   });
   let server: KithSmtpServer | undefined;
 

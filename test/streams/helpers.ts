@@ -182,3 +182,45 @@ export function corruptFrame(node: KithNode, to: KithNode, nth: number): Promise
   };
   return corrupted;
 }
+
+/** A link that lets onion frames through up to a count, raised step by step (allow). */
+export interface StepGate {
+  /** Frames held back now. */
+  held(): number;
+  /** Frames handed on so far. */
+  passed(): number;
+  /** Lets frames through until `total` have passed in all (Infinity: opens the link). */
+  allow(total: number): Promise<void>;
+}
+
+/**
+ * Like gateLink, but the count can be raised: the relay hands on its first `pass` onion frames
+ * to `to`, holds the rest in order, and allow() lets more through — e.g. all but the last chunk.
+ */
+export function stepGate(node: KithNode, to: KithNode, pass: number): StepGate {
+  const transport = node.links.transport;
+  const original = transport.send.bind(transport);
+  const target: AgentId = to.identity.agentId;
+  const queue: Uint8Array[] = [];
+  let limit = pass;
+  let passed = 0;
+  transport.send = async (peer, frame) => {
+    if (peer !== target || frame[1] !== FrameType.onion) return original(peer, frame);
+    if (queue.length === 0 && passed < limit) {
+      passed++;
+      return original(peer, frame);
+    }
+    queue.push(frame);
+  };
+  return {
+    held: () => queue.length,
+    passed: () => passed,
+    allow: async (total) => {
+      limit = total;
+      while (queue.length > 0 && passed < limit) {
+        passed++;
+        await original(target, queue.shift()!);
+      }
+    },
+  };
+}
