@@ -26,7 +26,7 @@ export interface DeliveryOptions {
   complaintThreshold: number;
   /** Largest inbound payload accepted (default 4 GiB). */
   maxInboundBytes?: number;
-  /** Chunks in flight beyond the last acknowledged one (default 8). */
+  /** Chunks in flight beyond the last acknowledged one (default: 1 MiB of chunks, decide.ts chunksInFlight). */
   window?: number;
   /** Directory where inbound chunked payloads are assembled (required to receive large payloads). */
   spoolDir?: string;

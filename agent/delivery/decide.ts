@@ -46,3 +46,18 @@ export function firstHopsToDial<T extends string>(
   if (candidates.some(linked)) return [];
   return [...new Set(candidates)].filter((agent) => !avoid.has(agent));
 }
+
+/** Bytes of chunks the sender has in flight at most beyond the recipient's last acknowledgement. */
+export const MAX_IN_FLIGHT_BYTES = 1024 * 1024;
+
+/**
+ * How many chunks may be in flight past the acknowledged ones. Why a byte budget of 1 MiB: relays
+ * keep nothing they handed on, so whatever is in flight when a link is cut, a relay restarts or an
+ * agent restarts is lost and sent again; the issue allows 1 MiB. Why not less: the window is what
+ * keeps every hop of a path busy while acknowledgements travel back (4 chunks of 256 KiB here; on
+ * loopback through 3 hops 8 were no faster, see bench/RESULTS.md). `window` (chunks) overrides it.
+ */
+export function chunksInFlight(chunkSize: number, window?: number): number {
+  if (window !== undefined) return Math.max(1, window);
+  return Math.max(1, Math.floor(MAX_IN_FLIGHT_BYTES / Math.max(1, chunkSize)));
+}

@@ -12,7 +12,7 @@ import { ReportKind, openReport } from '../reports/report.ts';
 import type { Discovery } from '../routing/discovery.ts';
 import { choosePath, type CachedPath } from '../routing/path-cache.ts';
 import type { EngineContext } from './context.ts';
-import { afterRejection, firstHopsToDial, waitAfterHeld } from './decide.ts';
+import { afterRejection, chunksInFlight, firstHopsToDial, waitAfterHeld } from './decide.ts';
 import { encodeOnion, hopDigest, linkId } from './frames.ts';
 import type { Origin } from './relay.ts';
 import type { OutboxRecord } from './store.ts';
@@ -44,6 +44,8 @@ interface Active {
   rejectingPaths: Set<string>;
   pumping: boolean;
   busy: boolean;
+  /** Chunks below this index were sent before (by any attempt since resume): a send of one is a re-send. */
+  sentUpTo: number;
 }
 
 /** What a caller hands to send(). */
@@ -147,6 +149,7 @@ export class Sender implements Origin {
       heldHop: -1,
       pumping: false,
       busy: false,
+      sentUpTo: rec.acked,
     };
     this.active.set(id, a);
     await this.attempt(a);
@@ -357,7 +360,7 @@ export class Sender implements Origin {
   private async pump(a: Active): Promise<void> {
     if (a.pumping) return;
     a.pumping = true;
-    const window = this.ctx.options.window ?? 8;
+    const window = chunksInFlight(a.rec.chunkSize, this.ctx.options.window);
     const { rec } = a;
     try {
       while (
@@ -371,6 +374,11 @@ export class Sender implements Origin {
         const idBuf = Buffer.from(rec.id, 'hex');
         const sealed = sealChunk(rec.contentKey, idBuf, index, rec.chunks, data);
         await this.sendUnit(a, { kind: 'chunk', id: idBuf, index, sealed }, false, index);
+        // What a cut link, a restart or a damaged copy cost: chunks sent again (bytes too).
+        if (index < a.sentUpTo) {
+          this.ctx.count('chunks_resent');
+          this.ctx.count('chunk_bytes_resent', data.length);
+        } else a.sentUpTo = index + 1;
       }
     } catch {
       a.pumping = false;

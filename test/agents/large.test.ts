@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, readdir, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   messagesContaining,
@@ -14,6 +14,7 @@ import {
   START_BOUND_MS,
   STOP_BOUND_MS,
 } from './network.ts';
+import { mib, sampleRss, writePayload } from '../helpers/rss.ts';
 
 const MiB = 1024 * 1024;
 /** The issue asks for 1 GB. */
@@ -22,24 +23,6 @@ const SIZE = 1024 * MiB;
 const CEILING = 128 * MiB;
 /** Only a hang detector: ~60 s on a quiet 2-core machine, several times that beside a CPU hog. */
 const HANG_MS = 900_000;
-
-/** Writes `size` pseudo-random bytes (16 MiB of randomness repeated with a counter) and hashes them. */
-async function writePayload(path: string, size: number): Promise<string> {
-  const hash = createHash('sha256');
-  const block = randomBytes(16 * MiB);
-  const fh = await open(path, 'w');
-  try {
-    for (let offset = 0, n = 0; offset < size; offset += block.length, n++) {
-      block.writeUInt32BE(n, 0); // no two blocks alike, so a chunk mixed up with another shows
-      const part = block.subarray(0, Math.min(block.length, size - offset));
-      hash.update(part);
-      await fh.write(part, 0, part.length, offset);
-    }
-  } finally {
-    await fh.close();
-  }
-  return hash.digest('hex');
-}
 
 async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
@@ -62,10 +45,7 @@ describe('real agents: a 1 GiB file', () => {
       const file = join(net.dir, 'big.bin');
       const digest = await writePayload(file, SIZE);
 
-      global.gc?.();
-      const baseline = process.memoryUsage().rss;
-      let peak = baseline;
-      const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
+      const rss = sampleRss();
       const started = Date.now();
       let id;
       try {
@@ -77,14 +57,14 @@ describe('real agents: a 1 GiB file', () => {
           250,
         );
       } finally {
-        clearInterval(sampler);
+        rss.stop();
       }
       const seconds = (Date.now() - started) / 1000;
       // The numbers behind the assertion, for whoever tunes the transfer.
       process.stdout.write(
-        `1 GiB in ${seconds.toFixed(1)} s (${(SIZE / MiB / seconds).toFixed(0)} MiB/s), RSS +${((peak - baseline) / MiB).toFixed(0)} MiB\n`,
+        `1 GiB in ${seconds.toFixed(1)} s (${(SIZE / MiB / seconds).toFixed(0)} MiB/s), RSS +${mib(rss.stop())} MiB\n`,
       );
-      expect(peak - baseline).toBeLessThan(CEILING);
+      expect(rss.stop()).toBeLessThan(CEILING);
 
       expect(await messagesContaining(b, 'File received: big.bin')).toHaveLength(1);
       const saved = (await readdir(join(b.paths.root, 'received'))).filter((f) => f.endsWith('big.bin'));

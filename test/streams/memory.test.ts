@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createHash, randomBytes } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import {
   messagesContaining,
@@ -11,29 +10,12 @@ import {
   type TestNetwork,
 } from '../agents/network.ts';
 import { linkIn } from './helpers.ts';
+import { mib, sampleRss, writePayload } from '../helpers/rss.ts';
 
 const MiB = 1024 * 1024;
 const SIZE = 256 * MiB;
 /** Growth of this process's RSS allowed while sender, recipient and a reader of the link all run in it. */
 const CEILING = 128 * MiB;
-
-/** Writes `size` pseudo-random bytes (a 16 MiB block with a counter) and hashes them. */
-async function writePayload(path: string, size: number): Promise<string> {
-  const hash = createHash('sha256');
-  const block = randomBytes(16 * MiB);
-  const fh = await open(path, 'w');
-  try {
-    for (let offset = 0, n = 0; offset < size; offset += block.length, n++) {
-      block.writeUInt32BE(n, 0);
-      const part = block.subarray(0, Math.min(block.length, size - offset));
-      hash.update(part);
-      await fh.write(part, 0, part.length, offset);
-    }
-  } finally {
-    await fh.close();
-  }
-  return hash.digest('hex');
-}
 
 describe('a big transfer read from its link while it arrives', () => {
   let net: TestNetwork;
@@ -47,10 +29,7 @@ describe('a big transfer read from its link while it arrives', () => {
     const b = net.agent('b').node;
     const file = join(net.dir, 'big.bin');
     const digest = await writePayload(file, SIZE);
-    global.gc?.();
-    const baseline = process.memoryUsage().rss;
-    let peak = baseline;
-    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
+    const rss = sampleRss();
     const started = Date.now();
     let firstByteMs = 0;
     try {
@@ -81,12 +60,12 @@ describe('a big transfer read from its link while it arrives', () => {
         250,
       );
     } finally {
-      clearInterval(sampler);
+      rss.stop();
     }
     const seconds = (Date.now() - started) / 1000;
     process.stdout.write(
-      `256 MiB read from the link while arriving: first byte after ${firstByteMs} ms, all in ${seconds.toFixed(1)} s, RSS +${((peak - baseline) / MiB).toFixed(0)} MiB\n`,
+      `256 MiB read from the link while arriving: first byte after ${firstByteMs} ms, all in ${seconds.toFixed(1)} s, RSS +${mib(rss.stop())} MiB\n`,
     );
-    expect(peak - baseline).toBeLessThan(CEILING);
+    expect(rss.stop()).toBeLessThan(CEILING);
   });
 });
