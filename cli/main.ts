@@ -4,6 +4,7 @@ import { registerAgent } from './commands/agent.ts';
 import { registerDemo } from './commands/demo.ts';
 import { registerId } from './commands/id.ts';
 import { registerInit } from './commands/init.ts';
+import { registerBridge } from './commands/bridge.ts';
 import { registerLists } from './commands/lists.ts';
 import { registerMail } from './commands/mail.ts';
 import { registerMessages } from './commands/messages.ts';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerStream(program);
   registerMail(program);
   registerLists(program);
+  registerBridge(program);
   registerDemo(program);
   return program;
 }

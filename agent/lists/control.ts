@@ -1,6 +1,7 @@
 import { KithError } from '../../common/errors.ts';
 import { asMessageId } from '../../common/ids.ts';
 import type { ControlServer } from '../control/server.ts';
+import type { BridgeSettings, TlsMode } from './bridge/store.ts';
 import type { ListHost } from './host.ts';
 import { countCopies, isPostingPolicy, POSTING_POLICIES } from './policy.ts';
 
@@ -71,6 +72,103 @@ export function registerListMethods(server: ControlServer, lists: ListHost): voi
       return { ...post, counts: countCopies(copies.map((c) => c.state)), copies };
     });
   });
+  registerBridgeMethods(server, lists);
+}
+
+/**
+ * `bridge.*`: `kith bridge add` makes an outside mailing list a list entity (bridge/bridge.ts);
+ * `bridge.show` tells what crossed it and what was dropped, with the reasons.
+ */
+export function registerBridgeMethods(server: ControlServer, lists: ListHost): void {
+  server.register('bridge.add', async (p) => {
+    const bridge = bridgeSettingsOf(p);
+    const list = await lists.create({
+      name: String(p.name ?? ''),
+      email: String(p.email ?? ''),
+      policy: p.policy === undefined ? undefined : policyOf(p.policy),
+      maxBytes: p.maxBytes === undefined ? undefined : positive(p.maxBytes),
+      bridge,
+    });
+    return { ...view(lists, list.name), bridge: bridgeView(lists, list.name) };
+  });
+  server.register('bridge.show', async (p) =>
+    p.name === undefined
+      ? lists
+          .names()
+          .filter((n) => lists.get(n).bridge)
+          .map((n) => bridgeView(lists, n))
+      : bridgeView(lists, String(p.name)),
+  );
+}
+
+function bridgeView(lists: ListHost, name: string) {
+  const list = lists.get(name);
+  if (!list.bridge) {
+    throw new KithError('ERR_NOT_A_BRIDGE', `${name} is not a bridged list`, 'see `kith bridge show`');
+  }
+  const s = list.bridge.store.settings()!;
+  return {
+    name,
+    email: list.store.settings()!.email,
+    listAddress: s.listAddress,
+    address: s.address,
+    imap: `${s.imap.user}@${s.imap.host}:${s.imap.port}/${s.imap.mailbox} (${s.imap.tls})`,
+    smtp: `${s.smtp.host}:${s.smtp.port} (${s.smtp.tls})`,
+    counts: list.bridge.store.counts(),
+    drops: list.bridge.store.drops(20),
+  };
+}
+
+const TLS_MODES: readonly TlsMode[] = ['tls', 'starttls', 'none'];
+
+/** The bridge's settings from `bridge.add`'s parameters; ERR_BAD_BRIDGE names the first bad one. */
+function bridgeSettingsOf(p: Record<string, unknown>): BridgeSettings {
+  const bad = (what: string, hint: string): never => {
+    throw new KithError('ERR_BAD_BRIDGE', `bridge: ${what}`, hint);
+  };
+  const address = (key: string): string => {
+    const v = typeof p[key] === 'string' ? p[key].trim() : '';
+    if (!/^[^\s@<>]+@[^\s@<>]+$/.test(v))
+      bad(`not an address for ${key}: ${String(p[key])}`, 'e.g. dev@lists.example.org');
+    return v;
+  };
+  const text = (key: string, fallback?: string): string => {
+    const v = typeof p[key] === 'string' && p[key] !== '' ? p[key] : fallback;
+    if (v === undefined)
+      bad(`${key} is missing`, `give --${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+    return v!;
+  };
+  const port = (key: string): number => {
+    const n = Number(p[key]);
+    if (!Number.isInteger(n) || n < 1 || n > 65535)
+      bad(`not a port for ${key}: ${String(p[key])}`, '1 to 65535');
+    return n;
+  };
+  const tls = (key: string): TlsMode => {
+    const v = String(p[key] ?? 'starttls');
+    if (!(TLS_MODES as readonly string[]).includes(v))
+      bad(`not a TLS mode for ${key}: ${v}`, TLS_MODES.join(', '));
+    return v as TlsMode;
+  };
+  return {
+    listAddress: address('listAddress'),
+    address: address('address'),
+    imap: {
+      host: text('imapHost'),
+      port: port('imapPort'),
+      tls: tls('imapTls'),
+      user: text('imapUser'),
+      pass: text('imapPass'),
+      mailbox: text('mailbox', 'INBOX'),
+    },
+    smtp: {
+      host: text('smtpHost'),
+      port: port('smtpPort'),
+      tls: tls('smtpTls'),
+      user: typeof p.smtpUser === 'string' && p.smtpUser !== '' ? p.smtpUser : undefined,
+      pass: typeof p.smtpPass === 'string' ? p.smtpPass : undefined,
+    },
+  };
 }
 
 function policyOf(value: unknown): (typeof POSTING_POLICIES)[number] {

@@ -137,7 +137,8 @@ export function hasOwnLoopMark(raw: Buffer, listEmail: string): boolean {
   return headerValues(raw, 'X-Loop').some((v) => v.trim().toLowerCase() === listEmail.toLowerCase());
 }
 
-function posterName(from: string | undefined, poster: Poster): string {
+/** The poster's display name: the From: phrase, else what the list knows, else the address. */
+export function posterName(from: string | undefined, poster: Poster): string {
   const parsed = from ? addressparser(from, { flatten: true })[0] : undefined;
   const name = parsed?.name || poster.name || parsed?.address || poster.email || 'someone';
   return name.replace(/[\r\n]+/g, ' ');

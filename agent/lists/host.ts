@@ -12,6 +12,8 @@ import type { KithNode, NodeOptions } from '../node.ts';
 import type { RedisHandle } from '../queue/connection.ts';
 import type { TrustStore } from '../trust/store.ts';
 import type { PostingPolicy } from './policy.ts';
+import { ListBridge } from './bridge/bridge.ts';
+import { BridgeStore, type BridgeSettings } from './bridge/store.ts';
 import { ListService } from './service.ts';
 import { ListStore, type ListSettings } from './store.ts';
 
@@ -21,6 +23,8 @@ export interface HostedList {
   node: KithNode;
   store: ListStore;
   service: ListService;
+  /** An outside mailing list bridged in (`kith bridge add`). */
+  bridge?: { bridge: ListBridge; store: BridgeStore };
 }
 
 /** What creating a list takes; everything but name and email has a default. */
@@ -32,6 +36,8 @@ export interface ListCreation {
   maxBytes?: number;
   archive?: string;
   summaryAfterMs?: number;
+  /** `kith bridge add`: the list is an outside mailing list bridged in. */
+  bridge?: BridgeSettings;
 }
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -89,6 +95,7 @@ export class ListHost {
     const lists = [...this.running.values()].reverse();
     this.running.clear();
     for (const list of lists) {
+      await list.bridge?.bridge.stop();
       await list.service.stop();
       await list.node.stop();
     }
@@ -139,6 +146,7 @@ export class ListHost {
         summaryAfterMs: c.summaryAfterMs ?? 10 * 60_000,
       };
       new ListStore(db).saveSettings(settings);
+      if (c.bridge) new BridgeStore(db).saveSettings(c.bridge);
     } finally {
       db.close();
     }
@@ -298,7 +306,23 @@ export class ListHost {
       await node.stop();
       throw err;
     }
-    const list = { name, node, store: store!, service: service! };
+    const list: HostedList = { name, node, store: store!, service: service! };
+    const bridgeStore = new BridgeStore(node.db);
+    const bridgeSettings = bridgeStore.settings();
+    if (bridgeSettings) {
+      const bridge = new ListBridge({
+        settings: bridgeSettings,
+        store: bridgeStore,
+        list: {
+          settings: () => list.service.settings(),
+          bringIn: (id, raw) => list.service.bringIn(id, raw),
+        },
+        log: log.child({ list: name, part: 'bridge' }),
+      });
+      list.service.setOutlet((post, copy, rawPath, poster) => bridge.enqueue(post, copy, rawPath, poster));
+      bridge.start();
+      list.bridge = { bridge, store: bridgeStore };
+    }
     this.running.set(name, list);
     // Whoever redeems one of the list's own invitations (`kith invite --list`) is a member.
     node.links.onInvitationRedeemed((entity) => {

@@ -6,7 +6,7 @@ import { asMessageId, type Fingerprint, type MessageId } from '../../common/ids.
 import type { Logger } from '../../common/logger.ts';
 import type { DeliveryEvent, DeliveryService, GatewaySink, InboundMessage } from '../../gateway/delivery.ts';
 import type { TrustStore } from '../trust/store.ts';
-import { hasOwnLoopMark, headerValues, rewritePost } from './headers.ts';
+import { hasOwnLoopMark, headerValues, posterName, rewritePost } from './headers.ts';
 import {
   composeNotice,
   helpNotice,
@@ -26,6 +26,9 @@ export interface ListNodeView {
   delivery: Pick<DeliveryService, 'submit'>;
 }
 
+/** Where a member's distributed post goes besides the members: a bridge's outside list (bridge/). */
+export type PostOutlet = (post: MessageId, copy: Buffer, rawPath: string, posterName: string) => void;
+
 /** Subjects that are commands to the list rather than posts. */
 const COMMANDS = new Set(['help', 'subscribe', 'unsubscribe']);
 /** A moderator's answer names the held post in its subject ("Re: Moderation: <id> …"). */
@@ -42,6 +45,7 @@ const MODERATION = /\bmoderation:\s*([0-9a-f]{32})\b/i;
 export class ListService {
   private timer?: NodeJS.Timeout;
   private readonly fanOuts = new Set<Promise<void>>();
+  private outlet?: PostOutlet;
 
   constructor(
     private readonly deps: {
@@ -88,6 +92,41 @@ export class ListService {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     await Promise.allSettled([...this.fanOuts]);
+  }
+
+  /** Members' posts also go to the outlet (a bridge), once each is recorded as distributed. */
+  setOutlet(outlet: PostOutlet | undefined): void {
+    this.outlet = outlet;
+  }
+
+  /**
+   * A post from outside the network (a bridged list): distributed to every member like a post of
+   * the list's own, the original From: kept in X-Original-From. Nobody in the network gets a
+   * summary for it, and it never goes back out. Idempotent per id.
+   */
+  async bringIn(id: MessageId, raw: Buffer): Promise<void> {
+    const { store, node, log } = this.deps;
+    if (store.post(id)) return;
+    const settings = this.settings();
+    const copy = rewritePost(raw, settings, {});
+    const rawPath = join(this.deps.postsDir, `${id}.eml`);
+    await writeFile(rawPath, copy, { mode: 0o600 });
+    const copies = store.members().map((m) => ({ id: newId(), subscriber: m.fingerprint }));
+    store.recordPost(
+      {
+        id,
+        poster: node.identity.fingerprint,
+        subject: headerValues(raw, 'Subject')[0] ?? '',
+        receivedAt: this.now,
+        decision: 'distribute',
+        reason: 'bridged',
+        rawPath,
+      },
+      copies,
+    );
+    store.markSummarised(id, id); // no poster in the network to tell
+    log.info({ post: id, copies: copies.length }, 'list: distributing a post from the outside list');
+    await this.distributed(id, copy);
   }
 
   /** Waits for fan-outs under way (tests and stop()). */
@@ -186,6 +225,12 @@ export class ListService {
     const copies = store.members().map((m) => ({ id: newId(), subscriber: m.fingerprint }));
     // Durable before receive() resolves: from here a crash re-submits the copies at start.
     store.recordPost({ ...base, decision: 'distribute', rawPath }, copies);
+    this.outlet?.(
+      message.id,
+      copy,
+      rawPath,
+      posterName(headerValues(message.raw, 'From')[0], message.sender),
+    );
     log.info({ post: message.id, poster, copies: copies.length }, 'list: distributing');
     await this.distributed(message.id, copy);
   }
@@ -236,7 +281,9 @@ export class ListService {
       const copies = store.members().map((m) => ({ id: newId(), subscriber: m.fingerprint }));
       if (!store.approve(postId, copies)) return;
       log.info({ post: postId, moderator: sender, copies: copies.length }, 'list: held post approved');
-      await this.distributed(postId, await readFile(post.rawPath!));
+      const copy = await readFile(post.rawPath!);
+      this.outlet?.(postId, copy, post.rawPath!, posterName(headerValues(copy, 'X-Original-From')[0], {}));
+      await this.distributed(postId, copy);
     } else if (verdict.action === 'reject') {
       if (!store.reject(postId, 'rejected by a moderator')) return;
       log.info({ post: postId, moderator: sender }, 'list: held post rejected');

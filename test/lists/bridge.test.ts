@@ -1,0 +1,166 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { join } from 'node:path';
+import nodemailer from 'nodemailer';
+import { callNode } from '../../agent/control/client.ts';
+import type { KithNode } from '../../agent/node.ts';
+import { messagesContaining, startAgents, until, type TestNetwork } from '../agents/network.ts';
+import { OUTSIDE_PASS, startOutsideMail, type OutsideMail } from '../helpers/outside-mail.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { inboxMatching, smtpPost, starAround } from './network.ts';
+
+interface BridgeView {
+  counts: { in: number; out: number; pending: number; failed: number; dropped: number };
+  drops: { messageId?: string; reason: string }[];
+}
+
+/**
+ * An existing Internet mailing list bridged in: Debian's Postfix + mlmmj + Dovecot on loopback are
+ * the outside list's server (test/helpers/outside-mail.ts); kith@outside.test is subscribed to the
+ * mlmmj list dev@outside.test, and so is carol@outside.test, a person outside Kith. Two Kith
+ * members of the bridge entity read and write over their own gateways.
+ */
+describe('a bridge between an mlmmj list (Postfix + Dovecot on loopback) and Kith members', () => {
+  const dir = tempDir('kith-bridge-');
+  let outside: OutsideMail;
+  let net: TestNetwork;
+  let host: KithNode;
+  let m1: KithNode;
+  let m2: KithNode;
+  const control = <T = Record<string, unknown>>(method: string, params: Record<string, unknown>) =>
+    callNode<T>(join(host.paths.root, 'control.sock'), method, params);
+  const bridgeView = () => control<BridgeView>('bridge.show', { name: 'dev' });
+
+  /** Carol, outside Kith, posts to the outside list with her own mail client (nodemailer). */
+  const carolPosts = async (subject: string, text: string, messageId: string) => {
+    const transport = nodemailer.createTransport({
+      host: '127.0.0.1',
+      port: outside.smtpPort,
+      secure: false,
+      ignoreTLS: true,
+    });
+    try {
+      await transport.sendMail({
+        from: 'Carol Outside <carol@outside.test>',
+        to: outside.list,
+        subject,
+        text,
+        messageId,
+      });
+    } finally {
+      transport.close();
+    }
+  };
+
+  beforeAll(async () => {
+    outside = await startOutsideMail(join(dir.path, 'outside'));
+    outside.subscribe('kith@outside.test');
+    outside.subscribe('carol@outside.test');
+    net = await startAgents({ names: ['host', 'm1', 'm2'], links: [] });
+    host = net.agent('host').node;
+    [m1, m2] = ['m1', 'm2'].map((n) => net.agent(n).node);
+    await starAround(host, [m1, m2]);
+    const list = await control<{ publicKey: string }>('bridge.add', {
+      name: 'dev',
+      email: 'dev@lists.kith',
+      listAddress: outside.list,
+      address: 'kith@outside.test',
+      imapHost: '127.0.0.1',
+      imapPort: outside.imapPort,
+      imapTls: 'none',
+      imapUser: 'kith',
+      imapPass: OUTSIDE_PASS,
+      smtpHost: '127.0.0.1',
+      smtpPort: outside.smtpPort,
+      smtpTls: 'none',
+    });
+    for (const m of [m1, m2]) {
+      await control('list.add', { name: 'dev', who: m.identity.email });
+      await m.trust.addEntity(list.publicKey, { trusted: false, contact: true, source: 'fingerprint' });
+    }
+  });
+  afterAll(async () => {
+    await net?.close();
+    await outside?.stop();
+    dir.remove();
+  }, 120_000);
+
+  it('bad settings are refused with ERR_BAD_BRIDGE and no list is made', async () => {
+    await expect(
+      control('bridge.add', {
+        name: 'broken',
+        email: 'broken@lists.kith',
+        listAddress: 'not an address',
+        address: 'kith@outside.test',
+      }),
+    ).rejects.toMatchObject({ code: 'ERR_BAD_BRIDGE' });
+    const lists = await control<{ name: string }[]>('list.show', {});
+    expect(lists.map((l) => l.name)).toEqual(['dev']);
+  });
+
+  it('a post to the outside list reaches every Kith member over IMAP, signed by the bridge, the original From kept', async () => {
+    await carolPosts('hello from outside', 'carol writes to the list', '<carol-1@outside.test>');
+    for (const m of [m1, m2]) {
+      const [copy] = await inboxMatching(m, /carol writes to the list/);
+      expect(copy).toMatch(/^From: "Carol Outside via dev" <dev@lists\.kith>\r?$/m);
+      expect(copy).toMatch(/^X-Original-From: Carol Outside <carol@outside\.test>\r?$/m);
+      expect(copy).toMatch(/^Subject: \[dev\] hello from outside\r?$/m);
+      expect(copy).toMatch(/^Message-ID: <carol-1@outside\.test>\r?$/im);
+      expect(copy).toMatch(/^List-Id: "dev" <dev\.lists\.kith>\r?$/m);
+      expect(copy).toMatch(/kith=pass header\.from=dev@lists\.kith/);
+      // The outside servers' routing stays outside.
+      expect(copy).not.toMatch(/mx\.outside\.test/);
+    }
+  });
+
+  it('the same post coming again (same Message-ID) is dropped as a duplicate, its reason in the bridge log', async () => {
+    await carolPosts('hello from outside', 'carol writes to the list', '<carol-1@outside.test>');
+    const view = await until(
+      async () => {
+        const v = await bridgeView();
+        return v.drops.some((d) => d.messageId === '<carol-1@outside.test>' && d.reason === 'duplicate')
+          ? v
+          : undefined;
+      },
+      120_000,
+      'the duplicate dropped',
+    );
+    expect(view.counts.in).toBe(1);
+    for (const m of [m1, m2]) expect(await messagesContaining(m, 'carol writes to the list')).toHaveLength(1);
+  });
+
+  it('a member’s post goes to the members and out to the outside list with list headers; its echo is dropped as a loop', async () => {
+    const messageId = await smtpPost(m1, 'dev@lists.kith', 'from inside', 'm1 writes to everyone');
+    await inboxMatching(m2, /m1 writes to everyone/);
+    const [outsideCopy] = await until(
+      async () => {
+        const found = (await outside.inbox('carol')).filter((r) => r.includes('m1 writes to everyone'));
+        return found.length > 0 ? found : undefined;
+      },
+      120_000,
+      'the post in carol’s mailbox',
+    ).catch(async (err) => {
+      console.log(JSON.stringify(await bridgeView()), outside.log().slice(-6000));
+      throw err;
+    });
+    expect(outsideCopy).toMatch(/^From: "M1 via dev" <kith@outside\.test>\r?$/m);
+    expect(outsideCopy).toMatch(/^List-Id: "dev \(Kith\)" <dev\.lists\.kith>\r?$/m);
+    expect(outsideCopy).toMatch(/^List-Post: <mailto:dev@outside\.test>\r?$/m);
+    expect(outsideCopy).toMatch(/^X-Loop: kith@outside\.test\r?$/m);
+    expect(outsideCopy).toContain(`Message-ID: ${messageId}`);
+    // The member's Kith address and routing never leave the network.
+    expect(outsideCopy).not.toContain(m1.identity.email);
+    expect(outsideCopy).not.toMatch(/192\.0\.2\.7|laptop\.home/);
+    // mlmmj sent it back to the subscribed mailbox too: the bridge dropped it.
+    const view = await until(
+      async () => {
+        const v = await bridgeView();
+        return v.drops.some((d) => d.messageId === messageId && d.reason.startsWith('loop')) ? v : undefined;
+      },
+      120_000,
+      'the echo dropped as a loop',
+    );
+    expect(view.counts).toMatchObject({ out: 1, pending: 0, failed: 0 });
+    for (const m of [m1, m2]) expect(await messagesContaining(m, 'm1 writes to everyone')).toHaveLength(1);
+    expect((await outside.inbox('carol')).filter((r) => r.includes('m1 writes to everyone'))).toHaveLength(1);
+  });
+});
