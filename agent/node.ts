@@ -396,6 +396,7 @@ export class KithNode {
       outgoingDir: join(this.paths.root, 'outgoing'),
       resolve: (to) => this.delivery.resolveRecipient(to),
       submit: (message) => this.delivery.submit(message),
+      metrics: () => this.engine.metrics.snapshot(),
     });
     await mkdir(join(this.paths.root, 'outgoing'), { recursive: true, mode: 0o700 });
     await this.control.start();

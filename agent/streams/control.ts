@@ -10,7 +10,14 @@ export const MAX_SEGMENT_BYTES = 512 * 1024;
  * `{stream, to}`; `stream.write {stream, data: base64, final}` → `{id, seq, offset}` once the
  * segment is durable in the outbox.
  */
-export function registerStreamMethods(server: ControlServer, live: LiveSender): void {
+export function registerStreamMethods(
+  server: ControlServer,
+  live: LiveSender,
+  metrics?: () => Record<string, number>,
+): void {
+  // The delivery engine's counters (chunks_received, chunks_resent, chunk_bytes_resent, …): what a
+  // transfer cost, for tests of separate processes and for whoever tunes a link.
+  if (metrics) server.register('metrics', async () => metrics());
   server.register('stream.open', async (p) =>
     live.start({
       to: String(p.to ?? ''),

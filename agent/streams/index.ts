@@ -101,6 +101,8 @@ export class Streams {
         to: string,
       ) => Promise<{ ok: true; fingerprint: Fingerprint } | { ok: false; message: string }>;
       submit: (message: OutboundMessage) => Promise<void>;
+      /** The delivery engine's counters (the `metrics` control method). */
+      metrics?: () => Record<string, number>;
     },
   ): void {
     const sender = new LiveSender({
@@ -113,7 +115,7 @@ export class Streams {
       },
       submit: deps.submit,
     });
-    registerStreamMethods(control, sender);
+    registerStreamMethods(control, sender, deps.metrics);
   }
 
   async stop(): Promise<void> {

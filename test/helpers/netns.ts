@@ -220,3 +220,119 @@ export class NamespacedNode extends ProcessNode {
     return code;
   }
 }
+
+/**
+ * A line of namespaces, host 0 — host 1 — … — host n-1, one veth pair between neighbours (`r<i>`
+ * at the left end of link i, `l<i>` at the right) with private addresses 10.214.<i+1>.1 and .2,
+ * no route out: a relay in the middle (test/streams/netns). Cut and limit one link at a time.
+ */
+export class NetnsLine {
+  readonly hosts: { ns: string; addresses: string[] }[] = [];
+  private readonly created: string[] = [];
+  private readonly cutLinks = new Set<number>();
+
+  constructor(prefix: string, count: number) {
+    const tag = `${prefix}${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
+    try {
+      for (let i = 0; i < count; i++) {
+        const ns = `${tag}${i}`;
+        sh(['ip', 'netns', 'add', ns]);
+        this.created.push(ns);
+        sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+        this.hosts.push({ ns, addresses: [] });
+      }
+      for (let i = 0; i + 1 < count; i++) {
+        const [left, right] = [this.hosts[i], this.hosts[i + 1]];
+        sh([
+          'ip',
+          '-n',
+          left.ns,
+          'link',
+          'add',
+          `r${i}`,
+          'type',
+          'veth',
+          'peer',
+          'name',
+          `l${i}`,
+          'netns',
+          right.ns,
+        ]);
+        for (const [host, dev, n] of [
+          [left, `r${i}`, 1],
+          [right, `l${i}`, 2],
+        ] as const) {
+          const ip = `10.214.${i + 1}.${n}`;
+          sh(['ip', '-n', host.ns, 'addr', 'add', `${ip}/24`, 'dev', dev]);
+          sh(['ip', '-n', host.ns, 'link', 'set', dev, 'up']);
+          host.addresses.push(ip);
+        }
+      }
+    } catch (err) {
+      this.destroy();
+      throw err;
+    }
+  }
+
+  /** Runs a command inside host i's namespace. */
+  exec(i: number, args: string[]): string {
+    return sh(['ip', 'netns', 'exec', this.hosts[i].ns, ...args]);
+  }
+
+  /** Limits both directions of link i (host i — host i+1) to `rate` (tc tbf, e.g. "32mbit"). */
+  limit(i: number, rate: string): void {
+    for (const [ns, dev] of [
+      [this.hosts[i].ns, `r${i}`],
+      [this.hosts[i + 1].ns, `l${i}`],
+    ])
+      sh([
+        'ip',
+        'netns',
+        'exec',
+        ns,
+        'tc',
+        'qdisc',
+        'replace',
+        'dev',
+        dev,
+        'root',
+        'tbf',
+        'rate',
+        rate,
+        'burst',
+        '64kb',
+        'latency',
+        '200ms',
+      ]);
+  }
+
+  /** Drops every packet both ways on link i (at its left end), as a dead cable would. */
+  cut(i: number): void {
+    this.rules(i, '-I');
+    this.cutLinks.add(i);
+  }
+
+  /** Takes link i's DROP rules out again. */
+  restore(i: number): void {
+    if (!this.cutLinks.delete(i)) return;
+    this.rules(i, '-D');
+  }
+
+  private rules(i: number, op: '-I' | '-D'): void {
+    const iptables = (...rule: string[]) =>
+      sh(['ip', 'netns', 'exec', this.hosts[i].ns, 'iptables', ...rule]);
+    iptables(op, 'INPUT', '-i', `r${i}`, '-j', 'DROP');
+    iptables(op, 'OUTPUT', '-o', `r${i}`, '-j', 'DROP');
+  }
+
+  /** Deletes every namespace (and with them the veths, qdiscs and rules); safe to call twice. */
+  destroy(): void {
+    for (const ns of this.created.splice(0).reverse()) {
+      try {
+        sh(['ip', 'netns', 'del', ns]);
+      } catch {
+        // gone already
+      }
+    }
+  }
+}
