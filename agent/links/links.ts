@@ -196,6 +196,12 @@ export class LinkManager implements Links {
     );
     node.addEventListener('connection:open', (event) => this.onConnectionOpen(event.detail));
     node.addEventListener('peer:disconnect', (event) => this.onPeerDisconnect(event.detail));
+    node.addEventListener('connection:close', ({ detail: c }) =>
+      this.log.debug(
+        { peer: c.remotePeer.toString(), connection: c.id, direction: c.direction },
+        'connection closed',
+      ),
+    );
     this.unsubscribe = this.trustStore.onChange((change) => this.onTrustChange(change));
     await node.start();
     await guardBuiltIns(node, (peer) => this.trustStore.isTrustedAgent(peer as AgentId));
@@ -412,23 +418,42 @@ export class LinkManager implements Links {
   }
 
   private async exchangeInvitation(connection: Connection, secret: Uint8Array): Promise<InviteReply> {
-    const stream = await connection.newStream(INVITE_PROTOCOL, {
-      signal: AbortSignal.timeout(EXCHANGE_TIMEOUT_MS),
-    });
-    const request: InviteRequest = {
-      v: 1,
-      secret: Buffer.from(secret).toString('base64url'),
-      hello: buildHello(this.identity, this.trustStore),
-    };
-    await writeJson(stream, request);
-    const reply = await readJson<InviteReply>(readFrames(stream, CONTROL_MAX_BYTES));
-    await stream.close().catch(() => undefined);
-    return reply;
+    let step = 'opening the invitation stream';
+    try {
+      const stream = await connection.newStream(INVITE_PROTOCOL, {
+        signal: AbortSignal.timeout(EXCHANGE_TIMEOUT_MS),
+      });
+      const request: InviteRequest = {
+        v: 1,
+        secret: Buffer.from(secret).toString('base64url'),
+        hello: buildHello(this.identity, this.trustStore),
+      };
+      step = 'sending the request';
+      await writeJson(stream, request);
+      step = 'waiting for the answer';
+      const reply = await readJson<InviteReply>(readFrames(stream, CONTROL_MAX_BYTES));
+      await stream.close().catch(() => undefined);
+      return reply;
+    } catch (err) {
+      // Which step failed, and the connection's state then: the way to tell a refusal from a cut.
+      this.log.debug(
+        {
+          err,
+          step,
+          connection: connection.id,
+          status: connection.status,
+          peer: connection.remotePeer.toString(),
+        },
+        'invitation exchange failed',
+      );
+      throw err;
+    }
   }
 
   private async answerInvite(stream: Stream, from: AgentId): Promise<void> {
     const frames = readFrames(stream, CONTROL_MAX_BYTES);
     const request = await readJson<InviteRequest>(frames);
+    this.log.debug({ from, stream: stream.id }, 'invitation request read');
     let reply: InviteReply;
     let entity: EntityRecord | undefined;
     const redeeming = { deadlinePassed: false };
@@ -686,6 +711,10 @@ export class LinkManager implements Links {
     this.endProvisional(peer, end);
     const connections = new Set(this.node?.getConnections(peerIdFromString(peer)) ?? []);
     if (connection !== undefined) connections.add(connection);
+    this.log.debug(
+      { peer, end, connections: [...connections].map((c) => c.id) },
+      'cutting off a provisional peer',
+    );
     for (const c of connections) {
       // Graceful, so the refusal just written reaches the peer; libp2p bounds it (1 s) and aborts then.
       void c.close().catch((err: Error) => c.abort(err));
