@@ -140,6 +140,12 @@ export class Receiver {
       ctx.count('rejected_too_large');
       return reply(ReportKind.rejected, RejectReason.tooLarge);
     }
+    // Spam control's first-contact limit (agent/spam): refused with its reason, final at the sender.
+    const refusal = ctx.spam?.admit?.(id, opened.sender, opened.verified);
+    if (refusal) {
+      ctx.count(`rejected_${refusal.code}`);
+      return reply(ReportKind.rejected, RejectReason.firstContactLimit);
+    }
     const base = { id, sender: opened.sender, verified: opened.verified, size: manifest.size };
     if (manifest.chunks === 0) {
       if (createHash('sha256').update(inline).digest('hex') !== manifest.sha256) {
@@ -274,6 +280,10 @@ export class Receiver {
       reply(ReportKind.delivered);
       return true;
     }
+    // Where a complaint about it will go, recorded before the mailbox shows it: a client can move
+    // it to Junk as soon as it appears (spam control keeps it durably, the map does not).
+    const link = this.links.get(id) ?? ctx.store.getInbound(id);
+    if (link) ctx.spam?.onReceived(id, link.from, link.inId, message.sender);
     try {
       await this.sink.receive(message);
     } catch (err) {
@@ -283,9 +293,6 @@ export class Receiver {
       return false;
     }
     ctx.store.markDelivered(id, ctx.now());
-    // Where a complaint about it will go (spam control keeps it durably, the map does not).
-    const link = this.links.get(id) ?? ctx.store.getInbound(id);
-    if (link) ctx.spam?.onReceived(id, link.from, link.inId, message.sender);
     ctx.count('delivered');
     reply(ReportKind.delivered);
     return true;

@@ -13,8 +13,13 @@ export interface JunkSource {
 }
 
 const MESSAGE_ID = /^[0-9a-f]{32}$/;
-/** How long the revoked agent's link is kept open for the notice to reach it. */
-const NOTICE_TIMEOUT_MS = 2000;
+/**
+ * How long the revoked agent's link is kept open for the notice to reach it: a bound for a link
+ * that is stuck, not for one that is slow. Its packets are refused meanwhile, so waiting costs no
+ * spam. (It was 2 s: on a loaded machine the send could outlive it, the link closed, and the
+ * revoked side's owner never got the status email.)
+ */
+const NOTICE_TIMEOUT_MS = 30_000;
 
 /**
  * Turns the mailbox's Junk moves into network complaints: recorded -> complain, withdrawn ->

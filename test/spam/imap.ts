@@ -28,12 +28,12 @@ export async function uidOf(client: ImapFlow, mailbox: string, subject: string):
   }
 }
 
-/** Waits (polling the server, as a client does) until a message with this subject is in the mailbox. */
+/** Waits (polling the server, as a client does) until a message with this subject is in the mailbox (the bound is a hang detector). */
 export async function waitForSubject(
   client: ImapFlow,
   mailbox: string,
   subject: string,
-  timeoutMs = 30_000,
+  timeoutMs = 240_000,
 ): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {

@@ -10,7 +10,14 @@ import {
   StatementKind,
 } from '../../agent/spam/wire.ts';
 import type { SpamEvent } from '../../agent/spam/control.ts';
-import { mail, messagesContaining, startAgents, until, type TestNetwork } from '../agents/network.ts';
+import {
+  closeAgents,
+  mail,
+  messagesContaining,
+  startAgents,
+  until,
+  type TestNetwork,
+} from '../agents/network.ts';
 import { callNode } from '../../agent/control/client.ts';
 import type { SpamRevocationView } from '../../agent/spam/control.ts';
 import { join } from 'node:path';
@@ -52,12 +59,18 @@ describe('spam control between real nodes', () => {
 
   afterAll(async () => {
     await imap?.logout().catch(() => undefined);
-    await net?.close();
+    // Also the network whose start outlived beforeAll (net still undefined then).
+    await closeAgents();
   });
 
   const relay = () => net.agent('relay').node;
   const victim = () => net.agent('victim').node;
   const open = () => relay().spam.facts(spammerAgent).openComplaints;
+  /**
+   * Every wait below polls for the event it names; the bound only names what never happened (a
+   * hang detector under Jest's 5 minutes), never how long a step may take on a loaded machine.
+   */
+  const PATIENCE = 240_000;
 
   test('Junk moves complain, a move back withdraws, forged and replayed complaints are refused, and past the threshold the relay revokes the spammer while other mail still flows', async () => {
     const spammer = net.agent('spammer').node;
@@ -68,18 +81,18 @@ describe('spam control between real nodes', () => {
 
     // One complaint (IMAP MOVE to Junk): counted once at the relay, against the spammer.
     await move(imap, 'cheap pills 1', 'INBOX', 'Junk');
-    await until(() => (open() > 0.99 ? true : undefined), 20_000, 'the complaint to reach the relay');
+    await until(() => (open() > 0.99 ? true : undefined), PATIENCE, 'the complaint to reach the relay');
     expect(relay().engine.metrics.get('complaints_counted')).toBe(1);
     // The sender's own agent hears of it too (the end of the reverse path).
     await until(
       () => (spammer.engine.metrics.get('complaints_received') > 0 ? true : undefined),
-      20_000,
+      PATIENCE,
       'the complaint to reach the spammer',
     );
 
     // Moving it back out of Junk withdraws the complaint along the same path: un-counted.
     await move(imap, 'cheap pills 1', 'Junk', 'INBOX');
-    await until(() => (open() < 0.01 ? true : undefined), 20_000, 'the withdrawal to reach the relay');
+    await until(() => (open() < 0.01 ? true : undefined), PATIENCE, 'the withdrawal to reach the relay');
     expect(relay().engine.metrics.get('withdrawals_relayed')).toBe(1);
 
     // A replay of the victim's complaint frame, sent again by the victim's agent over its real link.
@@ -90,7 +103,7 @@ describe('spam control between real nodes', () => {
     await victim().links.transport.send(relayAgent, stored);
     await until(
       () => (relay().engine.metrics.get('rejected_complaint_replay') === 1 ? true : undefined),
-      20_000,
+      PATIENCE,
       'the replay to be refused',
     );
     // A forged complaint: the recipient's signature altered (the hop signature made anew over it).
@@ -114,7 +127,7 @@ describe('spam control between real nodes', () => {
         relay().engine.metrics.get('rejected_complaint_unknown') === 1
           ? true
           : undefined,
-      20_000,
+      PATIENCE,
       'the forged and unknown complaints to be refused',
     );
     expect(relayEvents.filter((e) => e.kind === 'refused').map((e) => (e as { code: string }).code)).toEqual([
@@ -131,20 +144,24 @@ describe('spam control between real nodes', () => {
     await move(imap, 'cheap pills 2', 'INBOX', 'Junk');
     await copyAndExpunge(imap, 'cheap pills 3', 'INBOX', 'Junk');
     const spammerEntity = spammer.identity.fingerprint;
-    await until(() => (open() > 2.9 ? true : undefined), 20_000, 'three open complaints');
+    await until(() => (open() > 2.9 ? true : undefined), PATIENCE, 'three open complaints');
     await until(
       () => (relay().trust.entity(spammerEntity)?.revokedAt !== undefined ? true : undefined),
-      30_000,
+      PATIENCE,
       'the relay to revoke the spammer',
     );
     expect(relayEvents.map((e) => e.kind)).toEqual(expect.arrayContaining(['suspended', 'revoked']));
     expect(relay().engine.metrics.get('complaints_counted')).toBe(3); // the re-complaint counted again, once
-    await until(() => (relay().links.isLinked(spammerAgent) ? undefined : true), 20_000, 'the link to close');
+    await until(
+      () => (relay().links.isLinked(spammerAgent) ? undefined : true),
+      PATIENCE,
+      'the link to close',
+    );
 
     // The relay's cut notices reach the victim: its complaints are cleared (the source is cut off).
     await until(
       () => (victim().engine.metrics.get('cuts_received') === 3 ? true : undefined),
-      20_000,
+      PATIENCE,
       'the cut notices to reach the victim',
     );
     // The victim did not lose its relay, and mail from the relay's other neighbour still flows.
@@ -155,7 +172,7 @@ describe('spam control between real nodes', () => {
     // The spammer's owner is told by a status email, and its agent verified the evidence it got.
     const notice = await until(
       async () => (await messagesContaining(spammer, 'cut off for spam'))[0],
-      20_000,
+      PATIENCE,
       "the status email in the spammer's INBOX",
     );
     expect(notice.toString()).toContain('3 signed complaint(s)');
