@@ -36,6 +36,7 @@ import { Streams } from './streams/index.ts';
 import type { TrustStore } from './trust/store.ts';
 import { SpamControl } from './spam/control.ts';
 import { SpamStore } from './spam/store.ts';
+import { SpamLimits } from './spam/limits.ts';
 import { junkToComplaint, revokeForSpam, spamRevocationMail } from './spam/node.ts';
 
 /** Something with a lifecycle that the node starts in order and stops in reverse. */
@@ -77,6 +78,8 @@ export class KithNode {
   engine!: DeliveryEngine;
   /** Spam control: complaints sent, checked, counted and passed on; neighbours judged (agent/spam). */
   spam!: SpamControl;
+  /** Spam control's rate limits (agent/spam/limits.ts). */
+  spamLimits!: SpamLimits;
   outbox!: Outbox;
   delivery!: AgentDeliveryService;
   control!: ControlServer;
@@ -185,6 +188,18 @@ export class KithNode {
     this.parts.push({ name: 'keeper', stop: () => keeper.stop() });
 
     const keys = agentKeysFromIdentity(identity);
+    // Spam control's rate limits: first contacts at our door, packets per neighbour, invitations.
+    this.spamLimits = new SpamLimits({
+      db,
+      policy: config.spam,
+      logger: log.child({ part: 'spam' }),
+      isKnown: (entity) => {
+        if (entity === identity.fingerprint) return true;
+        const e = this.trust.entity(entity);
+        return e !== undefined && e.revokedAt === undefined && (e.trusted || e.contact);
+      },
+      trafficOf: (agent) => this.spam.trafficOf(agent),
+    });
     this.spam = new SpamControl({
       transport: this.links.transport,
       keys,
@@ -195,6 +210,7 @@ export class KithNode {
       isRevoked: (agent) => this.trust.isRevokedAgent(agent),
       revoke: (act) => void revokeForSpam(act, { links: this.links, transport: this.links.transport, log }),
       hopMemoryMs: config.delivery.hopMemoryMs,
+      limits: this.spamLimits,
     });
     const deliveryStore = new SqliteDeliveryStore(db);
     const split = splitTransport(this.links.transport);
@@ -389,6 +405,7 @@ export class KithNode {
       outgoingDir: join(this.paths.root, 'outgoing'),
       settings: () => ({ mail: this.mailSettings }),
       spamRevocations: (entity) => this.spam.revocationsOf(entity),
+      invitationQuota: () => this.spamLimits.invitation(this.identity.fingerprint),
       stop: () => this.emitStopRequest(),
     });
     this.streams.registerControl(this.control, {

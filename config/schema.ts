@@ -175,6 +175,12 @@ export const configSchema = z
         invitationsPer30Days: z.number().int().positive(),
         /** Days until a new entity's invitation quota is full. */
         invitationRampDays: z.number().int().positive(),
+        /** Invitations a new entity may have out in its first 30 days (the ramp's start). */
+        invitationsAtStart: z.number().int().positive(),
+        /** Packets per hour any neighbour may hand on, however little it sent before. */
+        forwardFloorPerHour: z.number().int().positive(),
+        /** How far above its usual hourly rate a neighbour may go. */
+        forwardBurst: z.number().positive(),
       })
       .strict(),
   })

@@ -27,6 +27,8 @@ export interface ControlDeps {
   stop: () => void;
   /** Revocations for spam concerning an entity (agent/spam), shown by `contacts` and `trust`. */
   spamRevocations?: (entity: Fingerprint) => SpamRevocationView[];
+  /** Spam control's invitation quota for `kith invite` (agent/spam/limits.ts): a refusal, or none. */
+  invitationQuota?: () => { code: string; reason: string } | undefined;
 }
 
 /** Registers the methods the CLI calls on a running node (docs/protocol.md, "Control channel"). */
@@ -39,9 +41,17 @@ export function registerControlMethods(server: ControlServer, deps: ControlDeps)
     addresses: links.multiaddrs().map((a) => a.toString()),
     ...deps.settings(),
   }));
-  server.register('invite', async (p) => ({
-    code: links.createInvitation({ ttlMs: Number(p.ttlMinutes ?? 60 * 24) * 60_000 }),
-  }));
+  server.register('invite', async (p) => {
+    const refusal = deps.invitationQuota?.();
+    if (refusal) {
+      throw new KithError(
+        'ERR_INVITATION_QUOTA',
+        `no more invitations for now: ${refusal.reason}`,
+        'an invitation that expires unused does not count; ask someone you invited to invite the next person',
+      );
+    }
+    return { code: links.createInvitation({ ttlMs: Number(p.ttlMinutes ?? 60 * 24) * 60_000 }) };
+  });
   server.register('accept', async (p) => publicEntity(await links.acceptInvitation(String(p.code ?? ''))));
   server.register('trust', async (p) => {
     const result = await links.trust(String(p.fingerprint ?? ''), {

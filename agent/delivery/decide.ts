@@ -12,8 +12,30 @@ export const MAX_REJECTING_PATHS = 3;
  * message itself taken to be at fault (e.g. sealed to a key the recipient no longer holds).
  */
 export function afterRejection(reason: number, rejectingPathsSoFar: number): 'final' | 'alternate path' {
-  if (reason === RejectReason.notForMe || reason === RejectReason.tooLarge) return 'final';
+  if (
+    reason === RejectReason.notForMe ||
+    reason === RejectReason.tooLarge ||
+    reason === RejectReason.firstContactLimit
+  )
+    return 'final';
   return rejectingPathsSoFar + 1 >= MAX_REJECTING_PATHS ? 'final' : 'alternate path';
+}
+
+/**
+ * The sentence the sender's status email gives for a refusal (its `Reason:` line). It says
+ * "refused": the outbox reads the cause back from that word (agent/queue/policy.ts).
+ */
+export function rejectionText(reason: number): string {
+  switch (reason) {
+    case RejectReason.firstContactLimit:
+      return "the recipient refused the message (first_contact_limit): you are not the recipient's contact, and its agent takes only a few first messages a day from one sender; send it again tomorrow, or once they have replied";
+    case RejectReason.tooLarge:
+      return 'the recipient refused the message (too_large): it is larger than its agent takes';
+    case RejectReason.notForMe:
+      return 'the recipient refused the message (not_for_me): it was not addressed to its agent';
+    default:
+      return `the recipient refused the message (reason ${reason})`;
+  }
 }
 
 /** How many stall timeouts the sender waits after a hop reported that it holds the message. */

@@ -12,7 +12,7 @@ import { ReportKind, openReport } from '../reports/report.ts';
 import type { Discovery } from '../routing/discovery.ts';
 import { choosePath, type CachedPath } from '../routing/path-cache.ts';
 import type { EngineContext } from './context.ts';
-import { afterRejection, chunksInFlight, firstHopsToDial, waitAfterHeld } from './decide.ts';
+import { afterRejection, chunksInFlight, firstHopsToDial, rejectionText, waitAfterHeld } from './decide.ts';
 import { encodeOnion, hopDigest, linkId } from './frames.ts';
 import type { Origin } from './relay.ts';
 import type { OutboxRecord } from './store.ts';
@@ -314,7 +314,7 @@ export class Sender implements Origin {
     const { ctx } = this;
     a.rejectingPaths.add(p.agents.join(','));
     if (afterRejection(reason, a.rejectingPaths.size - 1) === 'final') {
-      void this.finish(a, 'failed', `the recipient refused the message (reason ${reason})`);
+      void this.finish(a, 'failed', rejectionText(reason));
       return;
     }
     ctx.count('rejected_on_path');

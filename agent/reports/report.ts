@@ -30,6 +30,8 @@ export const RejectReason = {
   tooLarge: 3,
   corrupt: 4,
   sinkFailed: 5,
+  /** Spam control: a sender who is no contact of the recipient's wrote too often today (15.6). */
+  firstContactLimit: 6,
 } as const;
 
 export interface Report {

@@ -16,8 +16,10 @@ import {
   type Decayed,
   type NeighbourFacts,
   type NeighbourVerdict,
+  type Refusal,
   type SpamPolicy,
 } from './decisions.ts';
+import type { SpamLimits } from './limits.ts';
 import type { ComplaintRow, NeighbourRow, SpamStore } from './store.ts';
 import { decodeNotice, encodeNotice, evidenceOf, verifiedItems } from './notice.ts';
 import { agentIdFromPublic } from '../onion/keys.ts';
@@ -58,6 +60,10 @@ export interface SpamHooks {
   refuses(from: AgentId): boolean;
   /** A message went into the mailbox; its manifest came from `from` on link `inId`. */
   onReceived(id: MessageId, from: AgentId, inId: string, sender: Fingerprint): void;
+  /** The recipient's door (first contacts per sender per day): a refusal, or undefined to take it. */
+  admit?(id: MessageId, sender: Fingerprint, verified: boolean): Refusal | undefined;
+  /** Every hop's door (packets per neighbour per hour): true when this packet is over it. */
+  overAllowance?(from: AgentId): boolean;
 }
 
 /** What the node does when spam control revokes a neighbour. */
@@ -85,6 +91,8 @@ export interface SpamControlDeps {
   revoke(act: RevocationAct): void;
   /** How long the recipient remembers where a message came from (as long as hops remember it). */
   hopMemoryMs: number;
+  /** The rate limits (first contacts, forwarding allowance); none in the simulator. */
+  limits?: SpamLimits;
   now?: () => number;
 }
 
@@ -129,6 +137,7 @@ export class SpamControl implements SpamHooks {
     this.flushTimer.unref();
     for (const n of this.deps.store.suspended()) this.evaluate(n.agent);
     this.deps.store.pruneReceived(this.now());
+    this.deps.limits?.prune();
   }
 
   stop(): void {
@@ -234,6 +243,20 @@ export class SpamControl implements SpamHooks {
 
   refuses(from: AgentId): boolean {
     return this.suspendedNow.has(from);
+  }
+
+  admit(id: MessageId, sender: Fingerprint, verified: boolean): Refusal | undefined {
+    return this.deps.limits?.admit(id, sender, verified);
+  }
+
+  overAllowance(from: AgentId): boolean {
+    return this.deps.limits?.forward(from) !== undefined;
+  }
+
+  /** The decayed packets a neighbour handed on so far (what its forwarding allowance grows with). */
+  trafficOf(agent: AgentId): number {
+    const t = this.traffic.get(agent)?.decayed ?? this.deps.store.neighbour(agent)?.traffic;
+    return t ? decayedValue(t, this.now(), this.deps.policy.halfLifeMs) : 0;
   }
 
   async onFrame(from: AgentId, frame: Buffer): Promise<void> {

@@ -30,6 +30,12 @@ export interface SpamPolicy {
   invitationsPer30Days: number;
   /** Days an entity must be trusted before its invitation quota is full. */
   invitationRampDays: number;
+  /** Invitations a brand-new entity may have out in its first 30 days (the ramp starts here). */
+  invitationsAtStart: number;
+  /** Packets per hour a hop hands on from any neighbour, however little it sent before. */
+  forwardFloorPerHour: number;
+  /** How far above its usual hourly rate a neighbour may go. */
+  forwardBurst: number;
 }
 
 export const DEFAULT_SPAM_POLICY: Readonly<SpamPolicy> = Object.freeze({
@@ -67,8 +73,17 @@ export const DEFAULT_SPAM_POLICY: Readonly<SpamPolicy> = Object.freeze({
   // Five invitations per 30 days once ramped up: a household or a small club grows at that pace;
   // a sybil farm needs hundreds. The quota bounds how many attack edges one trusted entity adds.
   invitationsPer30Days: 5,
-  // A new entity may invite one person in its first 30 days: it cannot multiply itself at once.
+  // The quota ramps up over 30 days: a new identity cannot multiply its entry points at once.
   invitationRampDays: 30,
+  // Three at the start: a new user brings in a partner, a parent, a friend in their first week
+  // (one would stop that); a careless or compromised new account adds at most three attack edges.
+  invitationsAtStart: 3,
+  // A node hands on at least 120 packets an hour from any neighbour: a new user's first burst of
+  // mail (a 1 MiB attachment is ~17 packets) goes through at once, while a flood from a fresh
+  // link (thousands an hour) waits. bench/spam counts messages, not packets, and uses 1.
+  forwardFloorPerHour: 120,
+  // Three times its usual rate: an honest neighbour's busy hour is a few times its mean one.
+  forwardBurst: 3,
 });
 
 /**
@@ -228,7 +243,8 @@ export function firstContactAllowed(sentToday: number, policy: SpamPolicy): bool
  */
 export function invitationQuota(ageMs: number, policy: SpamPolicy): number {
   const ramp = Math.min(1, Math.max(0, ageMs) / (policy.invitationRampDays * DAY));
-  return Math.max(1, Math.floor(policy.invitationsPer30Days * ramp));
+  const start = Math.min(policy.invitationsAtStart, policy.invitationsPer30Days);
+  return Math.max(start, Math.floor(policy.invitationsPer30Days * ramp));
 }
 
 /** May one more invitation be issued, given those issued in the last 30 days? */
@@ -236,22 +252,85 @@ export function invitationAllowed(issuedLast30Days: number, ageMs: number, polic
   return issuedLast30Days < invitationQuota(ageMs, policy);
 }
 
-/** Packets per hour any neighbour may hand on, however little it sent before. */
-export const FORWARD_FLOOR_PER_HOUR = 1;
-/** How far above its usual hourly rate a neighbour may go. */
-export const FORWARD_BURST = 3;
-
 /**
  * Packets per hour a hop hands on from a neighbour that handed on `traffic` (decayed) so far; the
- * rest waits (held, as for an unreachable next hop) for the next hour. Why: complaints come back
- * hours after the spam was read, so without a rate a fresh attack edge delivers rate × that delay
- * before any threshold can act; a neighbour's own history sets its rate, so an honest relay for
- * hundreds keeps its pace while a new or quiet one starts at one an hour. Decayed traffic is about
- * rate × (half-life / ln 2). Used by bench/spam; the node does not enforce it yet.
+ * rest is refused until the next hour (`rejected_over_allowance`; the sender's stall timer sends it
+ * again, by another path or later). Why: complaints come back hours after the spam was read, so
+ * without a rate a fresh attack edge delivers rate × that delay before any threshold can act; a
+ * neighbour's own history sets its rate, so an honest relay for hundreds keeps its pace while a
+ * new or quiet one starts at the floor. Decayed traffic is about rate × (half-life / ln 2).
  */
 export function forwardAllowance(traffic: number, policy: SpamPolicy): number {
   const meanLifeHours = policy.halfLifeMs / Math.LN2 / 3_600_000;
-  return Math.max(FORWARD_FLOOR_PER_HOUR, Math.ceil((FORWARD_BURST * traffic) / meanLifeHours));
+  return Math.max(policy.forwardFloorPerHour, Math.ceil((policy.forwardBurst * traffic) / meanLifeHours));
+}
+
+/** A refusal with its stable code (counted `rejected_<code>`) and a sentence for the people involved. */
+export interface Refusal {
+  code: 'first_contact_limit' | 'over_allowance' | 'invitation_quota';
+  reason: string;
+}
+
+/**
+ * May one more packet from a neighbour that already handed on `usedThisHour` packets in this
+ * clock hour be handed on? (forwardAllowance gives the reason for the rate.)
+ */
+export function forwardDecision(
+  traffic: number,
+  usedThisHour: number,
+  policy: SpamPolicy,
+): Refusal | undefined {
+  const allowance = forwardAllowance(traffic, policy);
+  if (usedThisHour < allowance) return undefined;
+  return {
+    code: 'over_allowance',
+    reason: `${usedThisHour} packets this hour from this neighbour (allowance ${allowance}, from its usual rate)`,
+  };
+}
+
+/** What a recipient knows about the sender of a message when it decides to take it. */
+export interface SenderFacts {
+  /** The claimed sender entity is a contact or a trusted neighbour here (and not revoked). */
+  known: boolean;
+  /** The manifest's signature verified against that entity's key. */
+  verified: boolean;
+  /** This very message was taken before (a re-sent copy): never refused the second time. */
+  takenBefore: boolean;
+  /** First-contact messages from that entity taken in the last 24 h. */
+  firstContactsToday: number;
+}
+
+/**
+ * Does the recipient take a message? Mail from a contact always (verified: a stranger could
+ * claim a contact's fingerprint, and then the signature fails); a first contact only while
+ * `firstContactAllowed`. Why at the recipient: only it knows who its contacts are (relays see no
+ * sender). What it does not stop: a sender with a new identity per message (claims are free for
+ * strangers); the per-link limits upstream are the bound for that.
+ */
+export function admitMessage(facts: SenderFacts, policy: SpamPolicy): { firstContact: boolean } | Refusal {
+  if (facts.known && facts.verified) return { firstContact: false };
+  if (facts.takenBefore || firstContactAllowed(facts.firstContactsToday, policy))
+    return { firstContact: true };
+  return {
+    code: 'first_contact_limit',
+    reason: `you are not the recipient's contact, and it takes at most ${policy.firstContactsPerDay} first messages a day from one sender; send it again tomorrow, or once they have replied`,
+  };
+}
+
+/**
+ * May our user issue one more invitation, with `issuedLast30Days` issued (redeemed, or still open)
+ * and our entity `ageMs` old? invitationQuota gives the reason for the quota.
+ */
+export function invitationDecision(
+  issuedLast30Days: number,
+  ageMs: number,
+  policy: SpamPolicy,
+): Refusal | undefined {
+  if (invitationAllowed(issuedLast30Days, ageMs, policy)) return undefined;
+  return {
+    code: 'invitation_quota',
+    reason: `${issuedLast30Days} invitations in the last 30 days (quota ${invitationQuota(ageMs, policy)} for an identity of ${Math.floor(Math.max(0, ageMs) / DAY)} days): wait until an older one expires or falls out of the 30 days`,
+  };
 }
 
 /**

@@ -22,6 +22,15 @@ import {
 } from '../../agent/spam/decisions.ts';
 
 const HOUR = 3_600_000;
+
+/**
+ * The node's policy, with the forwarding floor in messages: the simulation's unit is a message
+ * (one packet for a small mail), the node's floor of 120 packets/h leaves room for attachments.
+ */
+export const SIM_POLICY: Readonly<SpamPolicy> = Object.freeze({
+  ...DEFAULT_SPAM_POLICY,
+  forwardFloorPerHour: 1,
+});
 const DAY = 24 * HOUR;
 
 export type Attack = 'sybil' | 'sleeper' | 'drip' | 'collude' | 'frame' | 'flood' | 'none';
@@ -84,7 +93,7 @@ interface Pair {
 }
 
 export function simulate(o: SimOptions): SimResult {
-  const policy = o.policy ?? DEFAULT_SPAM_POLICY;
+  const policy = o.policy ?? SIM_POLICY;
   const { adj, random } = o;
   const n = adj.length;
   const hours = o.weeks * 7 * 24;

@@ -6,7 +6,11 @@ import {
   decayedValue,
   DEFAULT_SPAM_POLICY,
   evidenceWeight,
+  admitMessage,
   firstContactAllowed,
+  forwardAllowance,
+  forwardDecision,
+  invitationDecision,
   invitationAllowed,
   invitationQuota,
   judgeNeighbour,
@@ -116,15 +120,45 @@ describe('the recipient, first contacts, invitations, evidence', () => {
     expect(firstContactAllowed(P.firstContactsPerDay, P)).toBe(false);
   });
 
-  test('a new entity may invite one person; the quota ramps up to the full one over its first month', () => {
-    expect(invitationQuota(0, P)).toBe(1);
-    expect(invitationQuota(15 * DAY, P)).toBe(2);
+  test('a new entity may have three invitations out; the quota ramps up to the full one over its first month', () => {
+    expect(invitationQuota(0, P)).toBe(3);
+    expect(invitationQuota(15 * DAY, P)).toBe(3);
+    expect(invitationQuota(24 * DAY, P)).toBe(4);
     expect(invitationQuota(30 * DAY, P)).toBe(5);
     expect(invitationQuota(3000 * DAY, P)).toBe(5);
-    expect(invitationAllowed(0, 0, P)).toBe(true);
-    expect(invitationAllowed(1, 0, P)).toBe(false);
+    expect(invitationAllowed(2, 0, P)).toBe(true);
+    expect(invitationAllowed(3, 0, P)).toBe(false);
     expect(invitationAllowed(4, 60 * DAY, P)).toBe(true);
     expect(invitationAllowed(5, 60 * DAY, P)).toBe(false);
+    expect(invitationDecision(3, 0, P)).toMatchObject({ code: 'invitation_quota' });
+    expect(invitationDecision(2, 0, P)).toBeUndefined();
+  });
+
+  test('a first contact is taken while its sender has written fewer than the limit today; a contact always', () => {
+    const stranger = { known: false, verified: false, takenBefore: false };
+    expect(admitMessage({ ...stranger, firstContactsToday: P.firstContactsPerDay - 1 }, P)).toEqual({
+      firstContact: true,
+    });
+    expect(admitMessage({ ...stranger, firstContactsToday: P.firstContactsPerDay }, P)).toMatchObject({
+      code: 'first_contact_limit',
+    });
+    // A re-sent copy of a message already taken is never refused.
+    expect(
+      admitMessage({ ...stranger, takenBefore: true, firstContactsToday: P.firstContactsPerDay }, P),
+    ).toEqual({ firstContact: true });
+    // A contact, verified: no limit. A stranger claiming a contact's fingerprint fails the signature.
+    const contact = { known: true, verified: true, takenBefore: false, firstContactsToday: 99 };
+    expect(admitMessage(contact, P)).toEqual({ firstContact: false });
+    expect(admitMessage({ ...contact, verified: false }, P)).toMatchObject({ code: 'first_contact_limit' });
+  });
+
+  test('the forwarding allowance: the floor for a new neighbour, a multiple of its usual rate for a busy one', () => {
+    expect(forwardAllowance(0, P)).toBe(P.forwardFloorPerHour);
+    const meanLifeHours = P.halfLifeMs / Math.LN2 / 3_600_000;
+    // A relay that hands on 100 packets an hour has decayed traffic ~100 × mean life.
+    expect(Math.abs(forwardAllowance(100 * meanLifeHours, P) - 300)).toBeLessThanOrEqual(1);
+    expect(forwardDecision(0, P.forwardFloorPerHour - 1, P)).toBeUndefined();
+    expect(forwardDecision(0, P.forwardFloorPerHour, P)).toMatchObject({ code: 'over_allowance' });
   });
 
   test('evidence from a neighbour weighs at most one threshold', () => {
