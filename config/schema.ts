@@ -181,6 +181,13 @@ export const configSchema = z
         forwardFloorPerHour: z.number().int().positive(),
         /** How far above its usual hourly rate a neighbour may go. */
         forwardBurst: z.number().positive(),
+        /** Packets of at least this many bytes (full chunks) are not counted against the allowance. */
+        forwardUncountedBytes: z.number().int().positive(),
+        /** First-contact credit (docs/protocol.md 15.7; bench/spam only, not enforced yet). */
+        creditStart: z.number().int().positive(),
+        creditPerGood: z.number().positive(),
+        creditMax: z.number().int().positive(),
+        creditVerdictMs: duration,
       })
       .strict(),
   })

@@ -98,7 +98,7 @@ export class Relay {
       const expiresAt = Math.max(now + ctx.options.hopMemoryMs, ins.expiresAt);
       // Spam control's forwarding allowance (agent/spam): past it this hour the packet is refused
       // and the sender's stall timer sends it again, by another path or later.
-      if (ctx.spam?.overAllowance?.(from)) return ctx.count('rejected_over_allowance');
+      if (ctx.spam?.overAllowance?.(from, frame.length)) return ctx.count('rejected_over_allowance');
       if (ins.kind === 'deliver') {
         ctx.store.putHop({ inId, from, proof, outId: null, to: null, expiresAt });
         ctx.spam?.onPacket(from);

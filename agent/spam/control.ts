@@ -63,7 +63,7 @@ export interface SpamHooks {
   /** The recipient's door (first contacts per sender per day): a refusal, or undefined to take it. */
   admit?(id: MessageId, sender: Fingerprint, verified: boolean): Refusal | undefined;
   /** Every hop's door (packets per neighbour per hour): true when this packet is over it. */
-  overAllowance?(from: AgentId): boolean;
+  overAllowance?(from: AgentId, bytes: number): boolean;
 }
 
 /** What the node does when spam control revokes a neighbour. */
@@ -249,8 +249,8 @@ export class SpamControl implements SpamHooks {
     return this.deps.limits?.admit(id, sender, verified);
   }
 
-  overAllowance(from: AgentId): boolean {
-    return this.deps.limits?.forward(from) !== undefined;
+  overAllowance(from: AgentId, bytes: number): boolean {
+    return this.deps.limits?.forward(from, bytes) !== undefined;
   }
 
   /** The decayed packets a neighbour handed on so far (what its forwarding allowance grows with). */

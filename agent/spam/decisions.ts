@@ -36,6 +36,16 @@ export interface SpamPolicy {
   forwardFloorPerHour: number;
   /** How far above its usual hourly rate a neighbour may go. */
   forwardBurst: number;
+  /** Packets of at least this many bytes (a full chunk of a large message) are not counted. */
+  forwardUncountedBytes: number;
+  /** First contacts from a neighbour awaiting their recipient's verdict, for a link without history. */
+  creditStart: number;
+  /** Good verdicts (read, no complaint) on a neighbour's first contacts that add one to its credit. */
+  creditPerGood: number;
+  /** The credit never rises above this: history cannot buy an unbounded burst. */
+  creditMax: number;
+  /** A first contact without a verdict after this long (never read) no longer holds credit. */
+  creditVerdictMs: number;
 }
 
 export const DEFAULT_SPAM_POLICY: Readonly<SpamPolicy> = Object.freeze({
@@ -78,12 +88,28 @@ export const DEFAULT_SPAM_POLICY: Readonly<SpamPolicy> = Object.freeze({
   // Three at the start: a new user brings in a partner, a parent, a friend in their first week
   // (one would stop that); a careless or compromised new account adds at most three attack edges.
   invitationsAtStart: 3,
-  // A node hands on at least 120 packets an hour from any neighbour: a new user's first burst of
-  // mail (a 1 MiB attachment is ~17 packets) goes through at once, while a flood from a fresh
-  // link (thousands an hour) waits. bench/spam counts messages, not packets, and uses 1.
+  // A node takes at least 120 small packets (about messages) an hour from any neighbour: a new
+  // user's first burst of mail goes through at once, while a flood from a fresh link (thousands
+  // an hour) waits. bench/spam counts messages and uses 1 (SIM_POLICY).
   forwardFloorPerHour: 120,
   // Three times its usual rate: an honest neighbour's busy hour is a few times its mean one.
   forwardBurst: 3,
+  // 128 KiB: a full chunk is 256 KiB, a manifest (inline mail up to 60,000 bytes) and a last chunk
+  // are smaller. Every message starts with one manifest, so counting the small packets counts the
+  // messages, and a 1 GiB transfer (4,096 chunks) costs its sender two, not the hour's allowance.
+  forwardUncountedBytes: 128 * 1024,
+  // First-contact credit (15.7; bench/spam only so far). One unjudged first contact per new link:
+  // an attack edge then delivers the threshold's worth of spam plus at most what is unjudged when
+  // the last complaint lands (the goal: 5 per attack edge).
+  creditStart: 1,
+  // One more for every 4 good verdicts (decayed): a link that carried honest first contacts which
+  // were read and kept earns room for more at once.
+  creditPerGood: 4,
+  // Forty: an honest hub's link carries a few first contacts an hour, each unjudged for ~6 h
+  // until read; a neighbour with a long good record may burst at most this much spam.
+  creditMax: 40,
+  // Three days: mail not read by then holds no credit (an absent recipient must not block a link).
+  creditVerdictMs: 3 * DAY,
 });
 
 /**
@@ -265,6 +291,27 @@ export function forwardAllowance(traffic: number, policy: SpamPolicy): number {
   return Math.max(policy.forwardFloorPerHour, Math.ceil((policy.forwardBurst * traffic) / meanLifeHours));
 }
 
+/**
+ * First-contact credit (docs/protocol.md 15.7): how many first contacts a hop hands on from a
+ * neighbour before their recipients' verdicts come back. Why: complaints come back only when mail is
+ * read (hours), and until then a fresh attack edge delivers at the attacker's rate; a bound on the
+ * *unjudged* first contacts per link makes the spam per attack edge the complaint threshold plus
+ * that bound, whatever the rate (Ostra's credit on links, bounded at the first honest hop, but
+ * released by a verdict rather than regenerating with time). Why grow with good verdicts: an honest
+ * relay for many people carries many unjudged first contacts at once; a new link has no record.
+ */
+export function firstContactCredit(goodVerdicts: number, policy: SpamPolicy): number {
+  return Math.min(
+    policy.creditMax,
+    policy.creditStart + Math.floor(Math.max(0, goodVerdicts) / policy.creditPerGood),
+  );
+}
+
+/** Is one more first contact from this neighbour held (its credit all in unjudged first contacts)? */
+export function firstContactHeld(unjudged: number, goodVerdicts: number, policy: SpamPolicy): boolean {
+  return unjudged >= firstContactCredit(goodVerdicts, policy);
+}
+
 /** A refusal with its stable code (counted `rejected_<code>`) and a sentence for the people involved. */
 export interface Refusal {
   code: 'first_contact_limit' | 'over_allowance' | 'invitation_quota';
@@ -272,8 +319,17 @@ export interface Refusal {
 }
 
 /**
- * May one more packet from a neighbour that already handed on `usedThisHour` packets in this
- * clock hour be handed on? (forwardAllowance gives the reason for the rate.)
+ * Does a packet of `bytes` count against the allowance? Only small ones (manifests, inline mail,
+ * last chunks): see forwardUncountedBytes. What this leaves open: a sender that pads each spam's
+ * manifest to a chunk's size is not counted (it pays 256 KiB per spam in bandwidth instead).
+ */
+export function countsAgainstAllowance(bytes: number, policy: SpamPolicy): boolean {
+  return bytes < policy.forwardUncountedBytes;
+}
+
+/**
+ * May one more packet from a neighbour that already handed on `usedThisHour` packets in its
+ * current hour be handed on? (forwardAllowance gives the reason for the rate.)
  */
 export function forwardDecision(
   traffic: number,

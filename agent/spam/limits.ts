@@ -3,6 +3,7 @@ import type { Logger } from '../../common/logger.ts';
 import { migrate, type Db } from '../../store/db.ts';
 import {
   admitMessage,
+  countsAgainstAllowance,
   forwardDecision,
   invitationDecision,
   type Refusal,
@@ -96,7 +97,8 @@ export class SpamLimits {
    * Every hop's door: may one more packet from this neighbour be handed on (or taken) this hour?
    * Counts it when it may. Written through, so a restart does not hand out a fresh allowance.
    */
-  forward(from: AgentId): Refusal | undefined {
+  forward(from: AgentId, bytes: number): Refusal | undefined {
+    if (!countsAgainstAllowance(bytes, this.deps.policy)) return undefined;
     const now = this.now();
     const row = this.q.allowance.get(from) as { hour: number; used: number } | undefined;
     // An hour from the first packet in it, not a clock hour: no boundary a sender could time a

@@ -10,6 +10,8 @@ import {
   firstContactAllowed,
   forwardAllowance,
   forwardDecision,
+  firstContactCredit,
+  firstContactHeld,
   invitationDecision,
   invitationAllowed,
   invitationQuota,
@@ -164,5 +166,15 @@ describe('the recipient, first contacts, invitations, evidence', () => {
   test('evidence from a neighbour weighs at most one threshold', () => {
     expect(evidenceWeight(2, P)).toBe(2);
     expect(evidenceWeight(50, P)).toBe(P.maxComplaints);
+  });
+});
+
+describe('first-contact credit', () => {
+  test('a new link holds one unjudged first contact; good verdicts earn more, up to the cap', () => {
+    expect(firstContactCredit(0, P)).toBe(P.creditStart);
+    expect(firstContactHeld(0, 0, P)).toBe(false);
+    expect(firstContactHeld(P.creditStart, 0, P)).toBe(true);
+    expect(firstContactCredit(P.creditPerGood * 3, P)).toBe(P.creditStart + 3);
+    expect(firstContactCredit(1e9, P)).toBe(P.creditMax);
   });
 });

@@ -47,12 +47,14 @@ describe('spam limits keep their counters in SQLite', () => {
 
   test('the forwarding allowance: the floor per hour from the first packet, across a restart', () => {
     let limits = open();
-    for (let i = 0; i < 3; i++) expect(limits.forward(neighbour)).toBeUndefined();
+    for (let i = 0; i < 3; i++) expect(limits.forward(neighbour, 2000)).toBeUndefined();
     limits = open();
     expect(limits.forwardedThisHour(neighbour)).toBe(3);
-    expect(limits.forward(neighbour)).toMatchObject({ code: 'over_allowance' });
+    expect(limits.forward(neighbour, 2000)).toMatchObject({ code: 'over_allowance' });
+    // A full chunk of a large message is not counted (its manifest was).
+    expect(limits.forward(neighbour, 256 * 1024)).toBeUndefined();
     clock += HOUR;
-    expect(limits.forward(neighbour)).toBeUndefined(); // its next hour
+    expect(limits.forward(neighbour, 2000)).toBeUndefined(); // its next hour
     expect(limits.forwardedThisHour(neighbour)).toBe(1);
     db?.close();
     dir.remove();
