@@ -4,6 +4,7 @@ import type { Logger } from '../../common/logger.ts';
 import { KithError } from '../../common/errors.ts';
 import type { AgentId } from '../../common/ids.ts';
 import { MAX_FRAME_BYTES, type Transport } from '../transport.ts';
+import { FrameSlot, type FrameHandler } from './frame-slot.ts';
 import { FrameDecoder, writeFrame } from './frames.ts';
 import type { KithLibp2p } from './node.ts';
 
@@ -13,7 +14,6 @@ export const FRAMES_PROTOCOL = '/kith/frames/1';
 const RECEIVE_HIGH_WATER = 1024 * 1024;
 const RECEIVE_LOW_WATER = 256 * 1024;
 
-type FrameHandler = (from: AgentId, frame: Uint8Array) => void | Promise<void>;
 type LinkHandler = (peer: AgentId, up: boolean) => void;
 
 /**
@@ -24,7 +24,8 @@ type LinkHandler = (peer: AgentId, up: boolean) => void;
  * the frame handler before reading on, so a slow receiver slows the sender.
  */
 export class LinkTransport implements Transport {
-  private frameHandler: FrameHandler | undefined;
+  /** Frames that arrive before the receiver registered wait for it (FrameSlot). */
+  private readonly frames = new FrameSlot();
   private readonly linkHandlers: LinkHandler[] = [];
   private readonly outbound = new Map<string, Promise<Stream>>();
   private readonly tails = new Map<string, Promise<void>>();
@@ -105,7 +106,7 @@ export class LinkTransport implements Transport {
   }
 
   onFrame(handler: FrameHandler): void {
-    this.frameHandler = handler;
+    this.frames.set(handler);
   }
 
   onLinkChange(handler: LinkHandler): void {
@@ -161,12 +162,10 @@ export class LinkTransport implements Transport {
         }
         queued -= frame.length;
         this.lastActivity.set(from, Date.now());
-        if (this.frameHandler !== undefined) {
-          try {
-            await this.frameHandler(from, frame);
-          } catch (err) {
-            this.log.error({ err, from }, 'frame handler failed');
-          }
+        try {
+          await this.frames.deliver(from, frame);
+        } catch (err) {
+          this.log.error({ err, from }, 'frame handler failed');
         }
         if (paused && queued < RECEIVE_LOW_WATER && stream.status === 'open') {
           paused = false;

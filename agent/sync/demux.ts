@@ -1,18 +1,18 @@
-import type { AgentId } from '../../common/ids.ts';
 import type { Transport } from '../transport.ts';
+import { FrameSlot, type FrameHandler } from '../links/frame-slot.ts';
 import { isSyncFrame } from './frames.ts';
-
-type FrameHandler = (from: AgentId, frame: Uint8Array) => void | Promise<void>;
 
 /**
  * Splits one link transport into two: the delivery engine's and the sync engine's. Both send on
  * the same ordered link; incoming frames go to sync when their type byte says so (agent/sync/
  * frames.ts), to the engine otherwise, so the engine never sees (nor counts as unknown) a sync frame.
+ * A frame that arrives before its receiver registered waits for it (FrameSlot: the engine starts
+ * after the links are up).
  */
 export function splitTransport(transport: Transport): { core: Transport; sync: Transport } {
-  let core: FrameHandler | undefined;
-  let sync: FrameHandler | undefined;
-  transport.onFrame((from, frame) => (isSyncFrame(frame) ? sync?.(from, frame) : core?.(from, frame)));
+  const core = new FrameSlot();
+  const sync = new FrameSlot();
+  transport.onFrame((from, frame) => (isSyncFrame(frame) ? sync : core).deliver(from, frame));
   const view = (set: (h: FrameHandler) => void): Transport => ({
     get self() {
       return transport.self;
@@ -22,5 +22,5 @@ export function splitTransport(transport: Transport): { core: Transport; sync: T
     onFrame: set,
     onLinkChange: (handler) => transport.onLinkChange(handler),
   });
-  return { core: view((h) => (core = h)), sync: view((h) => (sync = h)) };
+  return { core: view((h) => core.set(h)), sync: view((h) => sync.set(h)) };
 }
