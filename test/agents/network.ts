@@ -60,8 +60,9 @@ export async function closeAgents(): Promise<void> {
 
 async function start(topology: Topology, overrides: DeepPartial<Config>): Promise<TestNetwork> {
   const dir = tempDir('kith-agents-');
+  let started: Network | undefined;
   try {
-    const network = await startNetwork({
+    const network = (started = await startNetwork({
       dir: join(dir.path, 'net'),
       topology,
       log: testLogger(),
@@ -70,7 +71,7 @@ async function start(topology: Topology, overrides: DeepPartial<Config>): Promis
         delivery: { stallTimeoutMs: 3000, ...overrides.delivery },
         discovery: { timeoutMs: 3000, ...overrides.discovery },
       },
-    });
+    }));
     await until(
       () =>
         topology.links.every(([x, y]) => knows(network, x, y) && knows(network, y, x)) ? true : undefined,
@@ -88,6 +89,9 @@ async function start(topology: Topology, overrides: DeepPartial<Config>): Promis
       },
     });
   } catch (err) {
+    // A network that started but never settled is stopped too: its nodes and redis-server would
+    // keep the Jest worker alive for ever (a hang after the failure, seen under load).
+    await started?.stop().catch(() => undefined);
     dir.remove();
     throw err;
   }
