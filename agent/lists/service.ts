@@ -9,13 +9,14 @@ import type { TrustStore } from '../trust/store.ts';
 import { hasOwnLoopMark, headerValues, posterName, rewritePost } from './headers.ts';
 import {
   composeNotice,
-  helpNotice,
   moderationRequest,
   moderationVerdict,
   refusalNotice,
   summaryNotice,
   type Notice,
 } from './notices.ts';
+import { COMMANDS, CONFIRM, ListCommands } from './commands.ts';
+import { isBouncing } from './rules.ts';
 import { countCopies, decidePost, summaryDue, type CopyState, type PostFacts } from './policy.ts';
 import type { ListPost, ListSettings, ListStore } from './store.ts';
 
@@ -29,8 +30,6 @@ export interface ListNodeView {
 /** Where a member's distributed post goes besides the members: a bridge's outside list (bridge/). */
 export type PostOutlet = (post: MessageId, copy: Buffer, rawPath: string, posterName: string) => void;
 
-/** Subjects that are commands to the list rather than posts. */
-const COMMANDS = new Set(['help', 'subscribe', 'unsubscribe']);
 /** A moderator's answer names the held post in its subject ("Re: Moderation: <id> …"). */
 const MODERATION = /\bmoderation:\s*([0-9a-f]{32})\b/i;
 
@@ -46,6 +45,7 @@ export class ListService {
   private timer?: NodeJS.Timeout;
   private readonly fanOuts = new Set<Promise<void>>();
   private outlet?: PostOutlet;
+  private readonly commands: ListCommands;
 
   constructor(
     private readonly deps: {
@@ -58,7 +58,14 @@ export class ListService {
       log: Logger;
       clock?: () => number;
     },
-  ) {}
+  ) {
+    this.commands = new ListCommands({
+      store: deps.store,
+      trust: deps.node.trust,
+      log: deps.log,
+      clock: () => this.now,
+    });
+  }
 
   private get now(): number {
     return (this.deps.clock ?? Date.now)();
@@ -168,19 +175,27 @@ export class ListService {
       await this.moderationReply(moderation, poster, standing, message.raw);
       return;
     }
-    if (COMMANDS.has(command) && message.verified && !looped) {
-      store.recordPost(
-        {
-          id: message.id,
-          poster,
-          subject,
-          receivedAt: this.now,
-          decision: 'refuse',
-          reason: `command ${command}`,
-        },
-        [],
+    const confirmToken = CONFIRM.exec(subject)?.[1];
+    if ((COMMANDS.has(command) || moderation || confirmToken) && !looped) {
+      const base = { id: message.id, poster, subject, receivedAt: this.now, decision: 'refuse' as const };
+      if (!message.verified) {
+        // Anyone can write "unsubscribe" under someone else's name; only the signature says who.
+        store.recordPost({ ...base, reason: 'forged-command' }, []);
+        log.warn(
+          { post: message.id, claimed: poster, subject },
+          'list: a forged command dropped (its signature did not verify against a key the list holds)',
+        );
+        return;
+      }
+      const outcome = confirmToken
+        ? this.commands.confirm(confirmToken, poster, settings)
+        : this.commands.command(command, poster, standing, settings, message.raw);
+      store.recordPost({ ...base, reason: outcome.reason }, []);
+      log.info(
+        { command: confirmToken ? 'confirm' : command, sender: poster, outcome: outcome.reason },
+        'list: command',
       );
-      await this.command(command, poster, standing, settings, messageId);
+      if (outcome.answer) await this.notify(poster, { ...outcome.answer, inReplyTo: messageId });
       return;
     }
     const decision = decidePost({
@@ -331,7 +346,7 @@ export class ListService {
           'list: a copy could not be submitted',
         );
         store.markSubmitted(copy.id);
-        store.setCopyState(copy.id, 'failed', (err as Error).message);
+        if (store.setCopyState(copy.id, 'failed', (err as Error).message)) this.bounced(copy.subscriber);
       }
     }
     this.checkSummary(post.id);
@@ -351,8 +366,32 @@ export class ListService {
             ? 'delayed'
             : undefined;
     if (!state) return;
-    store.setCopyState(copy.id, state, event.kind === 'failed' ? event.reason : undefined);
+    const changed = store.setCopyState(copy.id, state, event.kind === 'failed' ? event.reason : undefined);
+    if (changed && state === 'delivered') store.resetFailures(copy.subscriber);
+    if (changed && state === 'failed') this.bounced(copy.subscriber);
     this.checkSummary(copy.post);
+  }
+
+  /** A member's copy failed for good: one more in their run; a bouncing member is removed (rules.ts). */
+  private bounced(subscriber: Fingerprint): void {
+    const { store, log } = this.deps;
+    const run = store.recordFailure(subscriber);
+    if (!run || !isBouncing(run.failures, run.firstFailureAt, this.now)) return;
+    store.removeMember(subscriber);
+    const settings = this.settings();
+    const days = Math.round((this.now - run.firstFailureAt) / 86_400_000);
+    log.warn(
+      { member: subscriber, failures: run.failures, since: run.firstFailureAt },
+      'list: a bouncing member removed',
+    );
+    for (const m of store.members().filter((x) => x.moderator)) {
+      this.track(
+        this.notify(m.fingerprint, {
+          subject: `Removed from ${settings.name}: ${subscriber} (bouncing)`,
+          text: `Copies to ${subscriber} of ${run.failures} posts in a row failed over ${days} days; the member was removed. Add them again with \`kith list add\` once they are reachable.`,
+        }).catch((err: Error) => log.warn({ err: err.message }, 'list: the bounce notice could not be sent')),
+      );
+    }
   }
 
   private sweepSummaries(): void {
@@ -375,48 +414,6 @@ export class ListService {
     void this.notify(post.poster, summaryNotice(settings.name, post.subject, counts), id).catch(
       (err: Error) => log.warn({ post: postId, err: err.message }, 'list: the summary could not be sent'),
     );
-  }
-
-  /** A command from a verified sender; the answer confirms what was done. */
-  private async command(
-    command: string,
-    sender: Fingerprint,
-    standing: PostFacts['poster'],
-    settings: ListSettings,
-    inReplyTo?: string,
-  ): Promise<void> {
-    const { store, node, log } = this.deps;
-    let notice: Notice;
-    if (command === 'help') {
-      notice = helpNotice(settings, settings.policy);
-    } else if (command === 'unsubscribe') {
-      const removed = store.removeMember(sender);
-      notice = {
-        subject: removed ? `You have left ${settings.name}` : `You are not a member of ${settings.name}`,
-        text: removed
-          ? `You will get no more posts from ${settings.name}. Send "subscribe" to ${settings.email} to join again.`
-          : `Nothing changed: you were not a member of ${settings.name}.`,
-      };
-    } else {
-      // subscribe: open lists take contacts of the list; others are joined by a moderator.
-      const entity = node.trust.entity(sender);
-      if (standing === 'member' || standing === 'moderator') {
-        notice = { subject: `You are already a member of ${settings.name}`, text: 'Nothing changed.' };
-      } else if (settings.policy === 'contacts' && standing === 'contact' && entity) {
-        store.addMember({ fingerprint: sender, email: entity.email, name: entity.name, moderator: false });
-        notice = {
-          subject: `Welcome to ${settings.name}`,
-          text: `You are now a member of ${settings.name}. Send "unsubscribe" to ${settings.email} to leave.`,
-        };
-      } else {
-        notice = {
-          subject: `Subscription to ${settings.name} refused`,
-          text: `${settings.name} takes new members only through its moderators; ask one of them to add you.`,
-        };
-      }
-    }
-    log.info({ command, sender }, 'list: command');
-    await this.notify(sender, { ...notice, inReplyTo });
   }
 
   /** A message from the list to one entity, through the list's normal delivery. */

@@ -22,6 +22,12 @@ const MIGRATIONS = [
      id TEXT PRIMARY KEY, post TEXT NOT NULL REFERENCES list_posts(id), subscriber TEXT NOT NULL,
      state TEXT NOT NULL, submitted INTEGER NOT NULL, updated_at INTEGER NOT NULL, reason TEXT);
    CREATE INDEX list_copies_post ON list_copies(post);`,
+  // 2: subscription by mail with a confirmation token; failed copies per member (rules.ts).
+  `CREATE TABLE list_confirmations (
+     token TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, created_at INTEGER NOT NULL, used_at INTEGER);
+   CREATE INDEX list_confirmations_fingerprint ON list_confirmations(fingerprint, created_at);
+   ALTER TABLE list_members ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE list_members ADD COLUMN first_failure_at INTEGER;`,
 ];
 
 export interface ListSettings {
@@ -41,6 +47,8 @@ export interface ListMember {
   name: string;
   moderator: boolean;
   addedAt: number;
+  /** Failed copies in a row (rules.ts isBouncing). */
+  failures: number;
 }
 
 export interface ListPost {
@@ -103,13 +111,15 @@ export class ListStore {
   }
 
   /** Adds a member or updates one (a removed member added again is a member again). */
-  addMember(m: Omit<ListMember, 'addedAt'>): ListMember {
+  addMember(m: Omit<ListMember, 'addedAt' | 'failures'>): ListMember {
     this.db
       .prepare(
         `INSERT INTO list_members (fingerprint, email, name, moderator, added_at, removed_at)
          VALUES (@fingerprint, @email, @name, @moderator, @now, NULL)
          ON CONFLICT(fingerprint) DO UPDATE SET email = @email, name = @name, moderator = @moderator,
            removed_at = NULL,
+           failures = CASE WHEN removed_at IS NULL THEN failures ELSE 0 END,
+           first_failure_at = CASE WHEN removed_at IS NULL THEN first_failure_at ELSE NULL END,
            added_at = CASE WHEN removed_at IS NULL THEN added_at ELSE @now END`,
       )
       .run({ ...m, moderator: m.moderator ? 1 : 0, now: this.clock() });
@@ -138,6 +148,64 @@ export class ListStore {
         .prepare('SELECT * FROM list_members WHERE removed_at IS NULL ORDER BY added_at, fingerprint')
         .all() as Record<string, unknown>[]
     ).map(toMember);
+  }
+
+  /** A confirmation token sent to an entity that asked to subscribe. */
+  addConfirmation(token: string, fingerprint: Fingerprint): void {
+    this.db
+      .prepare('INSERT INTO list_confirmations (token, fingerprint, created_at) VALUES (?, ?, ?)')
+      .run(token, fingerprint, this.clock());
+  }
+
+  confirmation(token: string): { fingerprint: Fingerprint; createdAt: number; usedAt?: number } | undefined {
+    const r = this.db.prepare('SELECT * FROM list_confirmations WHERE token = ?').get(token.toLowerCase()) as
+      { fingerprint: Fingerprint; created_at: number; used_at: number | null } | undefined;
+    return r
+      ? { fingerprint: r.fingerprint, createdAt: r.created_at, usedAt: r.used_at ?? undefined }
+      : undefined;
+  }
+
+  /** Marks a token used; false if it was already (a confirmation counts once). */
+  useConfirmation(token: string): boolean {
+    return (
+      this.db
+        .prepare('UPDATE list_confirmations SET used_at = ? WHERE token = ? AND used_at IS NULL')
+        .run(this.clock(), token.toLowerCase()).changes > 0
+    );
+  }
+
+  /** Confirmation requests sent to an entity since a time. */
+  confirmationsSince(fingerprint: Fingerprint, since: number): number {
+    return (
+      this.db
+        .prepare('SELECT COUNT(*) AS n FROM list_confirmations WHERE fingerprint = ? AND created_at > ?')
+        .get(fingerprint, since) as { n: number }
+    ).n;
+  }
+
+  /** One more failed copy for an active member; the count and when the run of failures began. */
+  recordFailure(fingerprint: Fingerprint): { failures: number; firstFailureAt: number } | undefined {
+    this.db
+      .prepare(
+        `UPDATE list_members SET failures = failures + 1, first_failure_at = COALESCE(first_failure_at, ?)
+         WHERE fingerprint = ? AND removed_at IS NULL`,
+      )
+      .run(this.clock(), fingerprint);
+    const r = this.db
+      .prepare(
+        'SELECT failures, first_failure_at FROM list_members WHERE fingerprint = ? AND removed_at IS NULL',
+      )
+      .get(fingerprint) as { failures: number; first_failure_at: number } | undefined;
+    return r ? { failures: r.failures, firstFailureAt: r.first_failure_at } : undefined;
+  }
+
+  /** A delivered copy: the member's run of failures is over. */
+  resetFailures(fingerprint: Fingerprint): void {
+    this.db
+      .prepare(
+        'UPDATE list_members SET failures = 0, first_failure_at = NULL WHERE fingerprint = ? AND failures > 0',
+      )
+      .run(fingerprint);
   }
 
   /** Records a post and, for a distributed one, its copies (not yet submitted), in one transaction. */
@@ -279,6 +347,7 @@ function toMember(row: Record<string, unknown>): ListMember {
     name: row.name as string,
     moderator: row.moderator === 1,
     addedAt: row.added_at as number,
+    failures: (row.failures as number | undefined) ?? 0,
   };
 }
 
