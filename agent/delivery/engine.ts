@@ -70,9 +70,9 @@ export class DeliveryEngine {
     const now =
       deps.now ??
       steadyClock({
-        onStep: (offsetMs) => {
+        onStep: (stepMs) => {
           this.metrics.count('clock_steps');
-          deps.logger.warn({ offsetMs }, 'the system clock stepped: protocol time keeps its own course');
+          deps.logger.warn({ stepMs }, 'the system clock stepped: protocol time keeps its own course');
         },
       });
     this.now = now;

@@ -160,25 +160,33 @@ describe('rate limit', () => {
 });
 
 describe('clocks (docs/protocol.md 7.6)', () => {
-  test('a step of the system clock neither ages nor expires a fresh path; slewing is followed', () => {
-    let wall = 1_700_000_000_000;
+  test('a step of the system clock neither ages nor expires a fresh path; time passing does', () => {
+    const base = 1_700_000_000_000;
+    let wall = base;
     let mono = 0;
+    const pass = (ms: number) => {
+      wall += ms;
+      mono += ms;
+    };
     const steps: number[] = [];
     const now = steadyClock({ wall: () => wall, monotonic: () => mono, onStep: (ms) => steps.push(ms) });
     const cache = new PathCache(60 * 60_000, now);
     const k = [generateAgentKeys(), generateAgentKeys()];
     // entries signed by an agent whose clock is 4 minutes behind ours, valid for 10 of its minutes
-    cache.add(target, chain(k, wall - 4 * 60_000 + 10 * 60_000));
-    wall += 2 * 60 * 60_000; // the system clock jumps +2 h
-    mono += 1_000;
+    cache.add(target, chain(k, base - 4 * 60_000 + 10 * 60_000));
+    pass(1_000);
+    wall += 2 * 60 * 60_000; // the system clock steps +2 h
     expect(cache.get(target)).toHaveLength(1);
-    expect(steps).toEqual([2 * 60 * 60_000 - 1_000]);
-    expect(now()).toBe(1_700_000_000_000 + 1_000);
-    // time passing on the monotonic clock still counts: the entries' expiry (6 min from the start,
-    // by our clock) plus the 5 min skew allowance
-    mono = 11 * 60_000 - 1;
+    expect(steps).toEqual([2 * 60 * 60_000]);
+    expect(now()).toBe(base + 1_000);
+    // without a step it is the system clock, whatever the step before
+    pass(5_000);
+    expect(now()).toBe(wall - 2 * 60 * 60_000);
+    // the entries' expiry (6 min after the start, by our clock) plus the 5 min skew allowance
+    pass(11 * 60_000 - 6_001);
     expect(cache.get(target)).toHaveLength(1);
-    mono = 11 * 60_000;
+    pass(1);
     expect(cache.get(target)).toEqual([]);
+    expect(steps).toHaveLength(1);
   });
 });
