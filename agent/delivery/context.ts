@@ -24,7 +24,7 @@ export interface DeliveryOptions {
   maxHeldBytes: number;
   /** Complaints against one neighbour before onComplaintThreshold is called. */
   complaintThreshold: number;
-  /** Largest inbound payload accepted (default 4 GiB). */
+  /** Largest inbound payload accepted (default 4 GiB plus 33 MiB of framing, receiver.ts MAX_INBOUND_DEFAULT). */
   maxInboundBytes?: number;
   /** Chunks in flight beyond the last acknowledged one (default: 1 MiB of chunks, decide.ts chunksInFlight). */
   window?: number;

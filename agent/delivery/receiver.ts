@@ -14,6 +14,14 @@ import { rejectName } from './relay.ts';
 
 type Reply = (kind: ReportKind, value?: number) => void;
 
+/**
+ * Largest inbound payload by default: 4 GiB of content and its framing. Why the allowance: a
+ * 4 GiB file travels with its KITH-FILE header line, a linked attachment with its mail's stub (at
+ * most 32 MiB, gateway/streams/split.ts), and a flat 4 GiB refused exactly the file the issue
+ * names (bench/streams/big.ts found it).
+ */
+export const MAX_INBOUND_DEFAULT = 4 * 1024 ** 3 + 33 * 1024 ** 2;
+
 interface Assembly {
   manifest: Manifest;
   key: Buffer;
@@ -136,7 +144,7 @@ export class Receiver {
       ctx.count('rejected_not_for_me');
       return reply(ReportKind.rejected, RejectReason.notForMe);
     }
-    if (manifest.size > (ctx.options.maxInboundBytes ?? 4 * 1024 ** 3)) {
+    if (manifest.size > (ctx.options.maxInboundBytes ?? MAX_INBOUND_DEFAULT)) {
       ctx.count('rejected_too_large');
       return reply(ReportKind.rejected, RejectReason.tooLarge);
     }
