@@ -58,13 +58,12 @@ export class LinkManager implements Links {
   /** Where dials of an address without a peer id may connect (`ip:port` keys; '*' = anywhere). */
   private readonly addressDials = new Map<string, number>();
   /**
-   * Inviters whose invitation this agent is redeeming now: whether their provisional deadline
-   * passed meanwhile (the redemption decides, as `redeeming` does for the inviter), and a promise
-   * that settles when the redemption ends. The inviter trusts us the moment it answers and may
-   * open streams at once (its frames, its address record) while we still check its reply: those
-   * wait for `done` instead of being refused as a stranger's.
+   * Inviters whose invitation this agent is redeeming now, and whether their provisional deadline
+   * passed meanwhile: the redemption decides when it is over, as `redeeming` does for the inviter.
    */
-  private readonly inviteDials = new Map<string, { deadlinePassed: boolean; done: Promise<void> }>();
+  private readonly inviteDials = new Map<string, { deadlinePassed: boolean }>();
+  /** Settles when a provisional peer is decided (see `mayOpen`). */
+  private readonly decided = new Map<string, { promise: Promise<void>; resolve: () => void }>();
   /**
    * Provisional peers whose invitation request this agent is checking now, and whether their
    * deadline passed meanwhile. The deadline bounds how long a stranger may take to speak, not
@@ -223,6 +222,8 @@ export class LinkManager implements Links {
     if (this.idleTimer) clearInterval(this.idleTimer);
     for (const timer of this.provisional.values()) clearTimeout(timer);
     this.provisional.clear();
+    for (const { resolve } of this.decided.values()) resolve();
+    this.decided.clear();
     this.provisionalAdmissions.clear();
     for (const peer of this.linkTransport?.neighbours() ?? []) this.linkTransport?.setLink(peer, false);
     this.node = undefined;
@@ -366,8 +367,7 @@ export class LinkManager implements Links {
       throw new KithError('ERR_NO_ADDRESS', 'the invitation carries no address');
     const node = this.libp2p;
     const release = this.expectOutbound(code.agent);
-    let ended!: () => void;
-    const redeeming = { deadlinePassed: false, done: new Promise<void>((resolve) => (ended = resolve)) };
+    const redeeming = { deadlinePassed: false };
     this.inviteDials.set(code.agent, redeeming);
     let lastError: unknown;
     try {
@@ -406,9 +406,9 @@ export class LinkManager implements Links {
     } finally {
       this.inviteDials.delete(code.agent);
       release();
-      ended();
-      if (redeeming.deadlinePassed && !this.trustStore.isTrustedAgent(code.agent))
-        this.dropProvisional(code.agent, 'deadline');
+      // Not redeemed: nothing more to do on that connection (and what the inviter opened on it waits).
+      if (this.provisional.has(code.agent) && !this.trustStore.isTrustedAgent(code.agent))
+        this.dropProvisional(code.agent, redeeming.deadlinePassed ? 'deadline' : 'refused');
     }
     throw new KithError(
       'ERR_DIAL_FAILED',
@@ -653,19 +653,29 @@ export class LinkManager implements Links {
   }
 
   /**
-   * Per inbound stream: see agent/trust/decisions.ts, `provisionalMayOpen`. A stream from an
-   * inviter whose reply we are still checking waits for that check (see `inviteDials`).
+   * Per inbound stream: see agent/trust/decisions.ts, `provisionalMayOpen`. A stream held there
+   * ('wait') is decided again once its peer is: promoted, or cut off.
    */
   private mayOpen(peer: string, protocol: string): boolean | Promise<boolean> {
-    const redeeming = this.inviteDials.get(peer);
-    if (redeeming !== undefined && !this.trustStore.isTrustedAgent(peer as AgentId))
-      return redeeming.done.then(() => this.mayOpen(peer, protocol));
-    return provisionalMayOpen({
+    const verdict = provisionalMayOpen({
       trusted: this.trustStore.isTrustedAgent(peer as AgentId),
       provisional: this.provisional.has(peer),
       protocol: protocol === HELLO_PROTOCOL ? 'hello' : protocol === INVITE_PROTOCOL ? 'invite' : 'other',
       openInvitation: protocol === INVITE_PROTOCOL && this.trustStore.hasOpenInvitation(),
     });
+    if (verdict === 'wait') return this.whenDecided(peer).then(() => this.mayOpen(peer, protocol));
+    return verdict === 'open';
+  }
+
+  private whenDecided(peer: string): Promise<void> {
+    let entry = this.decided.get(peer);
+    if (entry === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      entry = { promise, resolve };
+      this.decided.set(peer, entry);
+    }
+    return entry.promise;
   }
 
   private provisionalLoad(address: string): { provisionalOpen: number; recentFromAddress: number } {
@@ -727,6 +737,8 @@ export class LinkManager implements Links {
     if (timer === undefined) return;
     clearTimeout(timer);
     this.provisional.delete(peer);
+    this.decided.get(peer)?.resolve();
+    this.decided.delete(peer);
     for (const listener of this.provisionalEndListeners) listener(peer as AgentId, end);
   }
 

@@ -50,21 +50,31 @@ export function admit(facts: AdmissionFacts): Admission {
 /** The protocols the admission rules know about; every other protocol is 'other'. */
 export type AdmissionProtocol = 'hello' | 'invite' | 'other';
 
+/** What becomes of a peer's new inbound stream: handled now, held until the peer is decided, or refused. */
+export type StreamVerdict = 'open' | 'wait' | 'refuse';
+
 /**
  * May a peer open a stream of this protocol? Trusted agents may open any. A provisional peer may
- * only show its certificate (hello), or redeem an invitation while one is open: nothing else,
- * so a stranger's stream never reaches frames, reachability, identify or relay handlers.
+ * show its certificate (hello), or redeem an invitation while one is open; any other stream of it
+ * waits, unread, until the peer is decided: promoted, it is handled as a trusted agent's; cut off,
+ * it is refused with the connection. So a stranger's stream never reaches frames, reachability,
+ * identify or relay handlers, while a peer that is about to prove itself loses nothing it opened
+ * early. Why not refuse those streams: libp2p's connection monitor pings every connection every
+ * 10 s, whatever its age, and aborts the connection when the ping stream is refused — that cut
+ * invitations off mid-exchange ("the inviter refused the connection: Cannot write to a stream that
+ * is closed"), and an inviter's first frames were lost the same way.
  */
 export function provisionalMayOpen(facts: {
   trusted: boolean;
   provisional: boolean;
   protocol: AdmissionProtocol;
   openInvitation: boolean;
-}): boolean {
-  if (facts.trusted) return true;
-  if (!facts.provisional) return false;
-  if (facts.protocol === 'hello') return true;
-  return facts.protocol === 'invite' && facts.openInvitation;
+}): StreamVerdict {
+  if (facts.trusted) return 'open';
+  if (!facts.provisional) return 'refuse';
+  if (facts.protocol === 'hello') return 'open';
+  if (facts.protocol === 'invite') return facts.openInvitation ? 'open' : 'refuse';
+  return 'wait';
 }
 
 /** Why a provisional peer stopped being provisional (the link manager reports each end). */

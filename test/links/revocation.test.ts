@@ -47,6 +47,21 @@ describe('links: revocation, several agents per entity, trust by fingerprint', (
     expect(alice.links.contacts()[0]).toMatchObject({ trusted: false, revoked: true });
   });
 
+  it('a new agent’s streams opened before its hello is checked wait for it instead of being refused (libp2p’s ping would cut the connection)', async () => {
+    const [alice, bob] = await linkedPair();
+    // Bob has never seen the laptop's certificate: it is provisional at bob until its hello.
+    const laptop = track(await startSibling(alice, 'alice-laptop'));
+    let pinged: Promise<number> | undefined;
+    laptop.links.libp2p.addEventListener('connection:open', ({ detail: connection }) => {
+      // As libp2p's connection monitor does, whatever the connection's age: a ping right away.
+      pinged ??= laptop.links.libp2p.services.ping.ping(connection.remotePeer);
+    });
+    await laptop.links.trust(bob.identity.fingerprint, { addresses: [bob.address()] });
+    await expect(pinged).resolves.toEqual(expect.any(Number));
+    await eventually(() => bob.links.isLinked(laptop.identity.agentId), 'bob links with the laptop');
+    expect(laptop.links.isLinked(bob.identity.agentId)).toBe(true);
+  });
+
   it("a trusted entity's second agent is accepted; once its certificate is revoked it is refused", async () => {
     const [alice, bob] = await linkedPair();
     // Alice's entity certifies a second device; her first agent tells its neighbours.

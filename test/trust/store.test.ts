@@ -199,13 +199,17 @@ describe('admission decision', () => {
     expect(admit({ ...base, revoked: true })).toBe('refused');
   });
 
-  it('a provisional peer may open only hello, and invite while an invitation is open', () => {
+  it('a provisional peer may open hello, and invite while an invitation is open; its other streams wait for the verdict', () => {
     const peer = { trusted: false, provisional: true, openInvitation: false };
-    expect(provisionalMayOpen({ ...peer, protocol: 'hello' })).toBe(true);
-    expect(provisionalMayOpen({ ...peer, protocol: 'invite' })).toBe(false);
-    expect(provisionalMayOpen({ ...peer, protocol: 'invite', openInvitation: true })).toBe(true);
-    expect(provisionalMayOpen({ ...peer, protocol: 'other', openInvitation: true })).toBe(false);
-    expect(provisionalMayOpen({ ...peer, provisional: false, protocol: 'hello' })).toBe(false);
-    expect(provisionalMayOpen({ ...peer, trusted: true, provisional: false, protocol: 'other' })).toBe(true);
+    expect(provisionalMayOpen({ ...peer, protocol: 'hello' })).toBe('open');
+    expect(provisionalMayOpen({ ...peer, protocol: 'invite' })).toBe('refuse');
+    expect(provisionalMayOpen({ ...peer, protocol: 'invite', openInvitation: true })).toBe('open');
+    // Anything else waits, unread, until the peer is promoted or cut off.
+    expect(provisionalMayOpen({ ...peer, protocol: 'other', openInvitation: true })).toBe('wait');
+    expect(provisionalMayOpen({ ...peer, provisional: false, protocol: 'hello' })).toBe('refuse');
+    expect(provisionalMayOpen({ ...peer, provisional: false, protocol: 'other' })).toBe('refuse');
+    expect(provisionalMayOpen({ ...peer, trusted: true, provisional: false, protocol: 'other' })).toBe(
+      'open',
+    );
   });
 });
