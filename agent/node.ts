@@ -2,6 +2,7 @@ import { KithError } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import type { Config } from '../config/schema.ts';
 import { openDatabase, type Db } from '../store/db.ts';
+import { groupCommitOf } from '../store/group-commit.ts';
 import { BlobStore } from '../store/blobs.ts';
 import { prepareDataDir, type DataPaths } from '../store/datadir.ts';
 import { lockDataDir } from '../store/lock.ts';
@@ -115,7 +116,14 @@ export class KithNode {
     const unlock = lockDataDir(this.paths.root);
     this.parts.push({ name: 'lock', stop: unlock });
     this.db = openDatabase(this.paths.database);
-    this.parts.push({ name: 'database', stop: () => void this.db.close() });
+    this.parts.push({
+      name: 'database',
+      // Writes still waiting for a group commit are committed, not dropped, before the close.
+      stop: () => {
+        groupCommitOf(this.db).flush();
+        this.db.close();
+      },
+    });
     this.identity = await loadIdentity(this.db, this.options.passphrase);
     this.blobs = new BlobStore(this.paths.blobs);
     await this.blobs.init();

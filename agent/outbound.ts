@@ -6,11 +6,12 @@ import type {
   DeliveryService,
   GatewaySink,
   OutboundMessage,
+  PreparedCopy,
   RecipientResolution,
 } from '../gateway/delivery.ts';
 import { parseFingerprintAddress } from '../gateway/smtp/addresses.ts';
 import type { DeliveryEngine, DeliveryEvent } from './delivery/engine.ts';
-import type { HopRecord, Outbox, OutboxEntry } from './queue/outbox.ts';
+import type { HopRecord, NewOutboxEntry, Outbox, OutboxEntry } from './queue/outbox.ts';
 import { giveUpCause } from './queue/policy.ts';
 import type { TrustStore } from './trust/store.ts';
 
@@ -140,6 +141,46 @@ export class AgentDeliveryService implements DeliveryService {
   }
 
   async submit(message: OutboundMessage): Promise<void> {
+    await this.makeContact(message);
+    await this.deps.engine.send({
+      id: message.id,
+      to: message.to,
+      source: { kind: 'file', path: message.rawPath },
+    });
+    await this.deps.outbox.submit(this.outboxEntry(message));
+  }
+
+  /** submit() in two steps (DeliveryService.prepare): the engine's and the outbox's rows in write(). */
+  async prepare(message: OutboundMessage): Promise<PreparedCopy> {
+    await this.makeContact(message);
+    const sealed = await this.deps.engine.prepare({
+      id: message.id,
+      to: message.to,
+      source: { kind: 'file', path: message.rawPath },
+    });
+    return {
+      write: () => {
+        sealed.write();
+        this.deps.outbox.add(this.outboxEntry(message));
+      },
+      start: () => {
+        sealed.start();
+        this.deps.outbox.queueJob(message.id);
+      },
+    };
+  }
+
+  private outboxEntry(message: OutboundMessage): NewOutboxEntry {
+    return {
+      id: message.id,
+      sender: this.deps.self,
+      recipient: message.to,
+      rawPath: message.rawPath,
+      size: message.size,
+    };
+  }
+
+  private async makeContact(message: OutboundMessage): Promise<void> {
     const entity = this.deps.trust.entity(message.to);
     if (!entity?.publicKey) {
       throw new KithError('ERR_UNKNOWN_RECIPIENT_KEY', `no public key for ${message.to}`);
@@ -152,18 +193,6 @@ export class AgentDeliveryService implements DeliveryService {
         source: 'wrote-first',
       });
     }
-    await this.deps.engine.send({
-      id: message.id,
-      to: message.to,
-      source: { kind: 'file', path: message.rawPath },
-    });
-    await this.deps.outbox.submit({
-      id: message.id,
-      sender: this.deps.self,
-      recipient: message.to,
-      rawPath: message.rawPath,
-      size: message.size,
-    });
   }
 
   /**

@@ -29,11 +29,28 @@ export interface OutboundMessage {
   size: number;
 }
 
+/**
+ * A copy the agent has sealed but not stored (DeliveryService.prepare): the gateway commits it
+ * together with its own record of the submission, in one transaction.
+ */
+export interface PreparedCopy {
+  /** The agent's rows for this copy: synchronous, on the gateway's database, inside its transaction. */
+  write(): void;
+  /** Starts delivering the copy; called only after that transaction committed. */
+  start(): void;
+}
+
 /** What the SMTP side hands to the agent. */
 export interface DeliveryService {
   resolveRecipient(address: string): Promise<RecipientResolution>;
   /** Durable when it resolves: the outbox row is committed and the queue job exists or will be re-created. */
   submit(message: OutboundMessage): Promise<void>;
+  /**
+   * submit() in two steps, so that the gateway commits the copy with its own rows (one commit,
+   * shared with the other submissions waiting at that moment): everything before the store
+   * (sealing) now, nothing durable yet. Throws as submit() would.
+   */
+  prepare(message: OutboundMessage): Promise<PreparedCopy>;
 }
 
 /** What became of an outbound message, as the agent learns it from progress reports. */

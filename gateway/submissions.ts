@@ -1,5 +1,6 @@
 import type { Fingerprint, MessageId } from '../common/ids.ts';
 import { migrate, type Db } from '../store/db.ts';
+import { groupCommitOf } from '../store/group-commit.ts';
 
 /**
  * The gateway's record of what it accepted over SMTP: the envelope, the DSN parameters and
@@ -122,6 +123,12 @@ interface RecipientRow {
 }
 
 export interface SubmissionStore {
+  /**
+   * Runs synchronous writes on this store's database (these methods, and the agent's rows for
+   * the copies) in the next group commit, shared with every other caller waiting at that moment;
+   * resolves once they are durable (store/group-commit.ts).
+   */
+  commit<T>(write: () => T): Promise<T>;
   /** Records a submission and its recipients in one committed transaction (state accepting). */
   record(submission: NewSubmission): void;
   /** Marks a submission as answered with 250. */
@@ -216,7 +223,9 @@ export function createSubmissionStore(db: Db): SubmissionStore {
     }
   });
 
+  const group = groupCommitOf(db);
   return {
+    commit: (write) => group.run(write),
     record: (s) => record(s),
     markAccepted: (id) => void setState.run('accepted', id),
     markAbandoned: (id) => void setState.run('abandoned', id),

@@ -50,6 +50,14 @@ export interface DeliveryEngineDeps {
 
 const PRUNE_EVERY_MS = 60_000;
 
+/** A sealed message not stored yet (DeliveryEngine.prepare). */
+export interface PreparedSend {
+  /** Stores the message (synchronous; in the caller's transaction). */
+  write(): void;
+  /** Starts delivering it: only after the write committed. */
+  start(): void;
+}
+
 /**
  * The protocol core of one agent, over a Transport: discovery, sending, relaying, receiving,
  * reports and complaints. The node wires it (BullMQ job progress from events, SQLite store);
@@ -166,6 +174,19 @@ export class DeliveryEngine {
   /** Stores and starts delivering a message; resolves once it is durable in the outbox. */
   send(payload: OutboundPayload): Promise<void> {
     return this.sender.send(payload);
+  }
+
+  /**
+   * send() in two steps, for a caller that commits the message with rows of its own (the SMTP
+   * gateway's group commit): the sealing now, then write() — synchronous, inside the caller's
+   * transaction on this store's database — and start() once that transaction committed.
+   */
+  async prepare(payload: OutboundPayload): Promise<PreparedSend> {
+    const rec = await this.sender.prepare(payload);
+    return {
+      write: () => this.deps.store.putOutbox(rec),
+      start: () => void this.sender.resume(rec.id),
+    };
   }
 
   /** (Re)starts delivery of a stored pending message (after a restart, or a lost queue job). */

@@ -74,6 +74,17 @@ export class Sender implements Origin {
 
   /** Seals and stores a new message, then starts delivering it. Durable when it resolves. */
   async send(payload: OutboundPayload): Promise<void> {
+    const rec = await this.prepare(payload);
+    this.ctx.store.putOutbox(rec);
+    void this.resume(payload.id);
+  }
+
+  /**
+   * Everything send() does before the store: reads the payload, hashes it and seals the manifest.
+   * Nothing is written, so the caller may store the record inside its own transaction
+   * (store.putOutbox) and start delivery (resume) once that committed.
+   */
+  async prepare(payload: OutboundPayload): Promise<OutboxRecord> {
     const { ctx } = this;
     if (ctx.store.getOutbox(payload.id)) {
       throw new KithError('ERR_DUPLICATE_MESSAGE', `message ${payload.id} is already in the outbox`);
@@ -103,7 +114,7 @@ export class Sender implements Origin {
       if (sealedManifest.length + 21 > MAX_BODY)
         throw new KithError('ERR_MANIFEST_TOO_LARGE', 'sealed manifest too large');
       const now = ctx.now();
-      ctx.store.putOutbox({
+      return {
         id: payload.id,
         to: payload.to,
         source: payload.source,
@@ -116,11 +127,10 @@ export class Sender implements Origin {
         state: 'pending',
         createdAt: now,
         deadline: now + ctx.options.maxAgeMs,
-      });
+      };
     } finally {
       await source.close();
     }
-    void this.resume(payload.id);
   }
 
   /** (Re)starts delivery of a stored pending message, e.g. after a restart. */

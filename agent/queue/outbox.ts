@@ -21,6 +21,9 @@ export interface OutboxEntry {
   lastError?: string;
 }
 
+/** What a caller hands to submit(). */
+export type NewOutboxEntry = Omit<OutboxEntry, 'state' | 'createdAt' | 'attempts'>;
+
 /** One step of a message's journey, as progress reports tell it. */
 export interface HopRecord {
   hop: number;
@@ -150,7 +153,16 @@ export class Outbox {
   }
 
   /** Commits the entry, then schedules it. Durable when it resolves, even if Redis is down. */
-  async submit(entry: Omit<OutboxEntry, 'state' | 'createdAt' | 'attempts'>): Promise<void> {
+  async submit(entry: NewOutboxEntry): Promise<void> {
+    this.add(entry);
+    this.queueJob(entry.id);
+  }
+
+  /**
+   * submit() in two steps: the row (synchronous; inside the caller's transaction, e.g. the SMTP
+   * gateway's group commit), then queueJob() once that transaction committed.
+   */
+  add(entry: NewOutboxEntry): void {
     const now = this.clock();
     this.options.db
       .prepare(
@@ -158,14 +170,15 @@ export class Outbox {
          VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)`,
       )
       .run(entry.id, entry.sender, entry.recipient, entry.rawPath, entry.size, now, now);
+  }
+
+  /** Adds the BullMQ job of a committed row, in the background. */
+  queueJob(id: MessageId): void {
     // The committed row is the truth, so the submission (and SMTP's 250) does not wait for Redis:
     // the job is added in the background, and an add that fails or is lost with Redis is
     // re-created by reconcile() (when Redis is back, and every reconcileMs).
-    this.schedule(entry.id).catch((err: Error) => {
-      this.options.log.warn(
-        { id: entry.id, err: err.message },
-        'queue unavailable; the outbox will re-create the job',
-      );
+    this.schedule(id).catch((err: Error) => {
+      this.options.log.warn({ id, err: err.message }, 'queue unavailable; the outbox will re-create the job');
     });
   }
 

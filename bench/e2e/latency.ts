@@ -67,8 +67,11 @@ async function measure(
   const watcher = await Watcher.open(imap);
   try {
     let n = watcher.count;
-    // Warm-up: connections (all of them), Kith's route discovery, Postfix's first LMTP connection.
-    for (const s of submitters) await s.send(n++);
+    // Warm-up: Kith's route discovery and Postfix's first LMTP connection (one message, waited
+    // for: discovery under load can take a while), then every connection once.
+    await submitters[0]!.send(n++);
+    await watcher.until(n, 180_000);
+    for (const s of submitters.slice(1)) await s.send(n++);
     await watcher.until(n);
     process.stderr.write(`  ${label}: ${MESSAGES} messages one at a time...\n`);
     const latencies: number[] = [];

@@ -47,10 +47,7 @@ export async function startKithLine(
       });
       agents.push(Object.assign(w, info));
     }
-    for (let i = 0; i + 1 < agents.length; i++) {
-      const code = await agents[i]!.call<string>('invite');
-      await agents[i + 1]!.call('accept', { code });
-    }
+    for (let i = 0; i + 1 < agents.length; i++) await link(agents[i]!, agents[i + 1]!);
     const alice = agents[0]!;
     const bob = agents[agents.length - 1]!;
     await alice.call('contact', { publicKey: bob.publicKey });
@@ -59,6 +56,25 @@ export async function startKithLine(
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+/**
+ * One invitation from `inviter`, redeemed by `invitee`. A redemption the inviter cut off
+ * mid-exchange ("Cannot write to a stream that is closed", seen on a loaded machine; cause not
+ * found, see the demo network's retry) is tried again with a new code, up to 3 times.
+ */
+async function link(inviter: KithAgent, invitee: KithAgent): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const code = await inviter.call<string>('invite');
+    try {
+      await invitee.call('accept', { code });
+      return;
+    } catch (err) {
+      if (attempt >= 3 || !/stream that is closed|stream has been reset/.test((err as Error).message))
+        throw err;
+      process.stderr.write(`  ${invitee.name}: invitation cut off, trying again with a new code\n`);
+    }
   }
 }
 

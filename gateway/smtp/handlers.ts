@@ -122,7 +122,6 @@ export function createHandlers(deps: HandlerDeps) {
   ): Promise<void> {
     const account = accountOf(session);
     const envelope = session.envelope;
-    let submissionId: string | undefined;
     try {
       const data = await receiveData(stream, deps.blobs, {
         ...deps.headerLimits,
@@ -157,27 +156,40 @@ export function createHandlers(deps: HandlerDeps) {
         r.messageId = copy;
         adopted.add(copy);
       }
-      submissionId = submission.id;
-      deps.submissions.record(submission);
       const original = deps.blobs.pathOf(data.hash);
       const linked = await deps.linkAttachments?.(original, data.size, data.hash);
       const rawPath = linked?.path ?? original;
-      // allSettled: every copy the agent took is recorded, even when another one failed.
-      const results = await Promise.allSettled(
+      // The sealing first (CPU, nothing durable), then one commit for the submission's record,
+      // every copy the agent took and the answer's state, shared with the other submissions
+      // waiting at that moment (group commit); 250 only after it. A copy that could not be
+      // prepared leaves the others taken and the submission abandoned (451): a client's retry
+      // adopts the copies already on their way.
+      const prepared = await Promise.allSettled(
         submission.recipients
           .filter((r) => !adopted.has(r.messageId))
-          .map(async (r) => {
-            await deps.delivery.submit({
+          .map(async (r) => ({
+            messageId: r.messageId,
+            copy: await deps.delivery.prepare({
               id: r.messageId,
               from: submission.account,
               to: r.fingerprint,
               rawPath,
               size: linked?.size ?? data.size,
-            });
-            deps.submissions.markHandedOver(r.messageId);
-          }),
+            }),
+          })),
       );
-      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      const failed = prepared.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      const ready = prepared.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      await deps.submissions.commit(() => {
+        deps.submissions.record(submission);
+        for (const t of ready) {
+          t.copy.write();
+          deps.submissions.markHandedOver(t.messageId);
+        }
+        if (failed) deps.submissions.markAbandoned(submission.id);
+        else deps.submissions.markAccepted(submission.id);
+      });
+      for (const t of ready) t.copy.start();
       if (failed) {
         throw new KithError(
           'ERR_SMTP_SUBMIT_FAILED',
@@ -192,7 +204,6 @@ export function createHandlers(deps: HandlerDeps) {
           'smtp retry: copies already on their way',
         );
       }
-      deps.submissions.markAccepted(submission.id);
       log.info(
         {
           user: account.user,
@@ -204,7 +215,6 @@ export function createHandlers(deps: HandlerDeps) {
       );
       done(null, `queued as ${submission.id}`);
     } catch (err) {
-      if (submissionId) deps.submissions.markAbandoned(submissionId);
       const reply = toSmtpReply(err);
       const level = reply.responseCode >= 500 ? 'info' : 'error';
       log[level]({ user: account.user, err, reply: reply.message }, 'smtp message refused');

@@ -1,7 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import type { Db } from '../../store/db.ts';
 import type { Fingerprint, MessageId } from '../../common/ids.ts';
-import type { DeliveryService, OutboundMessage, RecipientResolution } from '../../gateway/delivery.ts';
+import type {
+  DeliveryService,
+  OutboundMessage,
+  PreparedCopy,
+  RecipientResolution,
+} from '../../gateway/delivery.ts';
 import { parseFingerprintAddress } from '../../gateway/smtp/addresses.ts';
 
 /**
@@ -57,10 +62,19 @@ export class ContactsDelivery implements DeliveryService {
   }
 
   async submit(message: OutboundMessage): Promise<void> {
+    (await this.prepare(message)).write();
+  }
+
+  /** As the agent's: the row is written inside the gateway's commit. */
+  async prepare(message: OutboundMessage): Promise<PreparedCopy> {
     if (this.failSubmit || this.failSubmitTo.has(message.to)) throw new Error('outbox unavailable');
-    this.db
-      .prepare('INSERT INTO test_outbox (id, sender, recipient, raw_path, size) VALUES (?, ?, ?, ?, ?)')
-      .run(message.id, message.from, message.to, message.rawPath, message.size);
+    return {
+      write: () =>
+        void this.db
+          .prepare('INSERT INTO test_outbox (id, sender, recipient, raw_path, size) VALUES (?, ?, ?, ?, ?)')
+          .run(message.id, message.from, message.to, message.rawPath, message.size),
+      start: () => undefined,
+    };
   }
 
   /** Everything submitted so far, with the bytes the agent would send. */
