@@ -23,6 +23,12 @@ export interface OutsideMail {
   list: string;
   /** Subscribes an address to the list at once (mlmmj-sub -f: no confirmation round). */
   subscribe(address: string): void;
+  /** Subscribes many addresses at once, as mlmmj-sub stores them (subscribers.d/<first letter>). */
+  subscribeMany(addresses: string[]): void;
+  /** Where Dovecot keeps each user's Maildir (<mailDir>/<user>/new, cur). */
+  mailDir: string;
+  /** The Postfix master and Dovecot master processes (every other process descends from them). */
+  roots(): number[];
   /** The subscribers mlmmj holds (mlmmj-list). */
   subscribers(): string[];
   /** Every message of a mailbox's INBOX over IMAP (imapflow), as source text. */
@@ -116,6 +122,24 @@ export async function startOutsideMail(dir: string, listName = 'dev'): Promise<O
       });
       chownTree(listDir);
     },
+    subscribeMany(addresses) {
+      const byLetter = new Map<string, string[]>();
+      for (const a of addresses) {
+        const letter = a[0].toLowerCase();
+        byLetter.set(letter, [...(byLetter.get(letter) ?? []), a]);
+      }
+      for (const [letter, list] of byLetter) {
+        const file = join(listDir, 'subscribers.d', letter);
+        const before = existsSync(file) ? readFileSync(file, 'utf8') : '';
+        writeFileSync(file, before + list.map((a) => `${a}\n`).join(''));
+      }
+      chownTree(listDir);
+    },
+    mailDir: join(dir, 'dovecot', 'mail'),
+    roots: () => [
+      Number(readFileSync(join(dir, 'postfix', 'queue', 'pid', 'master.pid'), 'utf8').trim()),
+      dovecot.pid!,
+    ],
     subscribers() {
       return execFileSync('/usr/bin/mlmmj-list', ['-L', listDir], { encoding: 'utf8' })
         .split('\n')
