@@ -21,14 +21,15 @@ import type { LinkManager } from './links/links.ts';
 import { createNat, natExtras } from './nat/index.ts';
 import { agentKeysFromIdentity } from './onion/keys.ts';
 import { AgentDeliveryService } from './outbound.ts';
-import { openpgpCodec } from './payload/codec.ts';
+import { openpgpCodec, type PayloadCodec } from './payload/codec.ts';
+import { rawX25519, wrapKeysOf } from './payload/wrap.ts';
 import { openRedis, type RedisHandle } from './queue/connection.ts';
 import { Outbox } from './queue/outbox.ts';
 import { TransitQueue } from './queue/transit.ts';
 import { registerListMethods } from './lists/control.ts';
 import { ListHost } from './lists/host.ts';
 import { createReachability, type Reachability } from './reachability/index.ts';
-import { Roaming, splitTransport } from './sync/index.ts';
+import { registerHistoryMethod, Roaming, splitTransport } from './sync/index.ts';
 import type { Transport } from './transport.ts';
 import { NeighbourKeeper } from './reachability/keeper.ts';
 import { createTrustStore } from './trust/index.ts';
@@ -221,6 +222,16 @@ export class KithNode {
       limits: this.spamLimits,
     });
     const deliveryStore = new SqliteDeliveryStore(db);
+    this.codec = openpgpCodec({
+      entityKey: identity.entityKey,
+      publicKey: (fpr) => this.trust.publicKey(fpr),
+      // Encrypt once for every certified agent of the recipient (docs/protocol.md 7.8).
+      recipientAgents: (fpr) => wrapKeysOf(this.trust.agentsOf(fpr), Date.now()),
+      ownAgent: {
+        publicKey: identity.onion.publicKey,
+        privateKey: rawX25519(identity.onion.privateKey, 'private'),
+      },
+    });
     const split = splitTransport(this.links.transport);
     this.syncTransport = split.sync;
     this.engine = new DeliveryEngine({
@@ -228,7 +239,7 @@ export class KithNode {
       keys,
       trust: new TrustStoreView(this.trust, identity),
       store: deliveryStore,
-      codec: openpgpCodec({ entityKey: identity.entityKey, publicKey: (fpr) => this.trust.publicKey(fpr) }),
+      codec: this.codec,
       sink: {
         receive: (message) => this.receive(message),
         onTransfer: (t) => this.streams?.hooks.onTransfer(t),
@@ -360,6 +371,9 @@ export class KithNode {
     this.reportFinished();
   }
 
+  /** End-to-end codec of the delivery engine; sync opens siblings' ciphertexts with it too. */
+  private codec!: PayloadCodec;
+
   /** The gateway's mailbox store (what sync keeps in line with the siblings'). */
   private mailStore!: Gateway['store'];
 
@@ -372,7 +386,9 @@ export class KithNode {
       transport: this.syncTransport,
       mail: this.mailStore,
       connect: (agent) => this.links.connect(agent),
+      dialHints: () => this.links.dialHints(this.identity.fingerprint),
       log: this.log.child({ part: 'sync' }),
+      codec: this.codec,
     });
     await this.roaming.start();
     this.parts.push({ name: 'sync', stop: () => this.roaming.stop() });
@@ -424,6 +440,7 @@ export class KithNode {
       metrics: () => this.engine.metrics.snapshot(),
     });
     await mkdir(join(this.paths.root, 'outgoing'), { recursive: true, mode: 0o700 });
+    registerHistoryMethod(this.control, this.roaming.engine, () => this.roaming.history());
     await this.control.start();
     this.parts.push({ name: 'control', stop: () => this.control.stop() });
   }
@@ -451,6 +468,8 @@ export class KithNode {
   private async receive(message: InboundDelivery): Promise<void> {
     if (await this.streams.acceptSegment(message)) return;
     if (await this.streams.acceptLinkedMail(message)) return;
+    // Kept before the mailbox has it, so a sibling asking for it gets the same ciphertext.
+    if (message.sealed) this.roaming?.sealed?.keep(message.id, message.sealed);
     const sender = this.trust.entity(message.sender);
     const from = { fingerprint: message.sender, email: sender?.email, name: sender?.name };
     const file = message.file

@@ -42,6 +42,8 @@ export interface InboundDelivery {
   receivedAt: Date;
   /** Small payloads: the bytes. */
   data?: Buffer;
+  /** Small payloads: the sealed manifest as it arrived (siblings get these bytes, docs/protocol.md 16.3). */
+  sealed?: Buffer;
   /** Large payloads: the assembled file; deleted after receive() resolves unless the sink moved it. */
   file?: string;
 }

@@ -160,7 +160,7 @@ export class Receiver {
         ctx.count('rejected_payload_corrupt');
         return reply(ReportKind.rejected, RejectReason.corrupt);
       }
-      await this.handOff(id, { ...base, data: inline, receivedAt: new Date(ctx.now()) }, reply);
+      await this.handOff(id, { ...base, data: inline, sealed, receivedAt: new Date(ctx.now()) }, reply);
       return;
     }
     if (!ctx.options.spoolDir) {

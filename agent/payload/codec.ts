@@ -1,6 +1,7 @@
 import * as openpgp from 'openpgp';
 import { KithError } from '../../common/errors.ts';
 import { asFingerprint, type Fingerprint } from '../../common/ids.ts';
+import { sealToAgents, unwrapForAgent, type AgentWrapKey } from './wrap.ts';
 
 /** What opening a sealed manifest yields. */
 export interface Opened {
@@ -33,6 +34,19 @@ export function openpgpCodec(deps: {
   entityKey: openpgp.PrivateKey;
   /** Public keys of entities we know (contacts); undefined when unknown. */
   publicKey: (fingerprint: Fingerprint) => Promise<openpgp.PublicKey | undefined>;
+  /**
+   * X25519 keys of the recipient entity's certified, unrevoked agents we hold (their
+   * certificates' onion keys): the session key is wrapped once for each (wrap.ts). When there
+   * are none the message is encrypted to the entity key, as before revision r23.
+   */
+  recipientAgents?: (fingerprint: Fingerprint) => AgentWrapKey[];
+  /** This agent's own X25519 key pair (raw bytes): opens what was wrapped for this agent. */
+  ownAgent?: { publicKey: Uint8Array; privateKey: Uint8Array };
+  /**
+   * Whether to fall back to the entity key for a message with no packet for our agent (sealed by
+   * an agent before r23, or by a sender that knew none of our certificates). Default true.
+   */
+  entityKeyDecrypts?: boolean;
 }): PayloadCodec {
   const self = asFingerprint(deps.entityKey.getFingerprint());
   return {
@@ -44,6 +58,11 @@ export function openpgpCodec(deps: {
           `no public key for ${to}`,
           'add the recipient as a contact first',
         );
+      }
+      const agents = deps.recipientAgents?.(to) ?? [];
+      if (agents.length > 0) {
+        const sealed = await sealToAgents(plaintext, agents, deps.entityKey);
+        return Buffer.concat([Buffer.from(self, 'hex'), sealed]);
       }
       const message = await openpgp.createMessage({ binary: plaintext });
       const sealed = (await openpgp.encrypt({
@@ -61,9 +80,11 @@ export function openpgpCodec(deps: {
       let result;
       try {
         const message = await openpgp.readMessage({ binaryMessage: sealed.subarray(20) });
+        const sessionKey = deps.ownAgent ? await unwrapForAgent(message, deps.ownAgent) : undefined;
+        if (!sessionKey && deps.entityKeyDecrypts === false) throw new Error('not wrapped for this agent');
         result = await openpgp.decrypt({
           message,
-          decryptionKeys: deps.entityKey,
+          ...(sessionKey ? { sessionKeys: sessionKey } : { decryptionKeys: deps.entityKey }),
           verificationKeys: senderKey ? [senderKey] : [],
           format: 'binary',
         });

@@ -17,6 +17,14 @@ export interface SyncSink {
   readBlob(hash: string): Promise<Buffer | undefined>;
   /** A message's bytes arrived from a sibling (hash checked). */
   blobArrived(hash: string, bytes: Buffer): Promise<void>;
+  /** The end-to-end ciphertext a delivered message arrived in, if kept (sent instead of the bytes). */
+  readSealed?(hash: string): Promise<Buffer | undefined>;
+  /**
+   * Opens a sibling's sealed form with this agent's own key and rebuilds the stored message;
+   * undefined when it does not open or does not rebuild the bytes of `hash` (then the plain
+   * bytes are asked for).
+   */
+  openSealed?(hash: string, sealed: Buffer): Promise<Buffer | undefined>;
 }
 
 export interface SyncEngineOptions {
@@ -48,6 +56,11 @@ export interface SyncCounters {
   refused: Record<string, number>;
   blobsSent: number;
   blobsReceived: number;
+  /** Messages sent and received as their end-to-end ciphertext (frame kind 5). */
+  sealedSent: number;
+  sealedReceived: number;
+  /** Sealed forms that did not open or rebuild here, so the plain bytes were asked for. */
+  sealedFallback: number;
 }
 
 /**
@@ -79,6 +92,9 @@ export class SyncEngine {
     refused: {},
     blobsSent: 0,
     blobsReceived: 0,
+    sealedSent: 0,
+    sealedReceived: 0,
+    sealedFallback: 0,
   };
   private readonly listeners = new Set<() => void>();
 
@@ -112,6 +128,23 @@ export class SyncEngine {
   /** Linked siblings right now. */
   siblings(): AgentId[] {
     return this.o.transport.neighbours().filter((p) => this.o.isSibling(p));
+  }
+
+  /**
+   * How much of the siblings' history this agent holds: changes (summed over authors) against
+   * the most any linked sibling has told us it holds, and how many siblings have told us at all.
+   */
+  historyProgress(): { changesHeld: number; changesKnown: number; siblingsHeard: number } {
+    const own = this.o.replica.versionVector();
+    const best: VersionVector = { ...own };
+    let heard = 0;
+    for (const [peer, vv] of this.known) {
+      if (!this.o.isSibling(peer)) continue;
+      heard++;
+      for (const [a, s] of Object.entries(vv)) best[a] = Math.max(best[a] ?? 0, s);
+    }
+    const sum = (vv: VersionVector) => Object.values(vv).reduce((x, y) => x + y, 0);
+    return { changesHeld: sum(own), changesKnown: sum(best), siblingsHeard: heard };
   }
 
   /** Hears about every applied change batch and every message that arrived (tests, IDLE). */
@@ -235,12 +268,16 @@ export class SyncEngine {
       case 'vv':
         this.known.set(from, { ...frame.vv });
         this.pump(from);
+        this.changed(); // what the sibling holds is news to `kith agent history`
         return;
       case 'changes':
         return this.onChanges(from, frame.changes);
       case 'want':
-        return this.onWant(from, frame.hashes);
+        return this.onWant(from, frame.hashes, false);
+      case 'want-plain':
+        return this.onWant(from, frame.hashes, true);
       case 'blob':
+      case 'sealed':
         return this.onBlob(from, frame);
     }
   }
@@ -276,8 +313,14 @@ export class SyncEngine {
     this.changed();
   }
 
-  private async onWant(from: AgentId, hashes: string[]): Promise<void> {
+  private async onWant(from: AgentId, hashes: string[], plainOnly: boolean): Promise<void> {
     for (const hash of hashes) {
+      // A delivered message travels on as the ciphertext it came in; the sibling opens it itself.
+      const sealed = plainOnly ? undefined : await this.o.sink.readSealed?.(hash).catch(() => undefined);
+      if (sealed !== undefined) {
+        await this.sendBlob(from, hash, sealed, 'sealed');
+        continue;
+      }
       const bytes = await this.o.sink.readBlob(hash);
       if (bytes === undefined) {
         const set = this.waiting.get(hash) ?? new Set();
@@ -289,38 +332,61 @@ export class SyncEngine {
     }
   }
 
-  private async sendBlob(peer: AgentId, hash: string, bytes: Buffer): Promise<void> {
+  private async sendBlob(
+    peer: AgentId,
+    hash: string,
+    bytes: Buffer,
+    kind: 'blob' | 'sealed' = 'blob',
+  ): Promise<void> {
     try {
       for (let offset = 0; offset < bytes.length || offset === 0; offset += this.chunkBytes) {
         const part = bytes.subarray(offset, offset + this.chunkBytes);
         await this.o.transport.send(
           peer,
-          encodeSync({ kind: 'blob', hash, total: bytes.length, offset, bytes: part }),
+          encodeSync({ kind, hash, total: bytes.length, offset, bytes: part }),
         );
         if (bytes.length === 0) break;
       }
-      this.counters.blobsSent++;
+      if (kind === 'sealed') this.counters.sealedSent++;
+      else this.counters.blobsSent++;
     } catch (err) {
       this.o.log.debug({ peer, hash, err: (err as Error).message }, 'sending a message to a sibling stopped');
     }
   }
 
-  private async onBlob(from: AgentId, f: Extract<SyncFrame, { kind: 'blob' }>): Promise<void> {
+  private async onBlob(from: AgentId, f: Extract<SyncFrame, { kind: 'blob' | 'sealed' }>): Promise<void> {
     if (f.total > this.maxBlobBytes) {
       this.refused({ reason: 'blob-too-large', via: from });
       return;
     }
-    let part = this.incoming.get(f.hash);
+    const key = `${f.kind}:${f.hash}`;
+    let part = this.incoming.get(key);
     if (part === undefined || part.total !== f.total || f.offset === 0) {
       part = { total: f.total, parts: [], received: 0 };
-      this.incoming.set(f.hash, part);
+      this.incoming.set(key, part);
     }
     if (f.offset !== part.received) return; // out of order: a resend starts at 0 again
     part.parts.push(Buffer.from(f.bytes));
     part.received += f.bytes.length;
     if (part.received < part.total) return;
-    this.incoming.delete(f.hash);
-    const bytes = Buffer.concat(part.parts);
+    this.incoming.delete(key);
+    let bytes: Buffer = Buffer.concat(part.parts);
+    if (f.kind === 'sealed') {
+      const opened = await this.o.sink.openSealed?.(f.hash, bytes).catch(() => undefined);
+      if (opened === undefined || createHash('sha256').update(opened).digest('hex') !== f.hash) {
+        // Not for our key, or it rebuilds other bytes (a file notice, another view of the sender):
+        // the plain bytes come instead, so nothing is lost.
+        this.counters.sealedFallback++;
+        this.o.log.debug(
+          { from, hash: f.hash },
+          'a sealed message did not rebuild here: asking for its bytes',
+        );
+        this.sendFrame(from, { kind: 'want-plain', hashes: [f.hash] });
+        return;
+      }
+      this.counters.sealedReceived++;
+      bytes = opened;
+    }
     if (createHash('sha256').update(bytes).digest('hex') !== f.hash) {
       this.refused({ reason: 'blob-hash-mismatch', via: from });
       return;

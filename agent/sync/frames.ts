@@ -8,14 +8,18 @@ import type { SignedChange, VersionVector } from './change.ts';
  */
 export const SYNC_FRAME_TYPE = 0x20;
 
-export const SyncKind = { vv: 1, changes: 2, want: 3, blob: 4 } as const;
+export const SyncKind = { vv: 1, changes: 2, want: 3, blob: 4, sealed: 5, wantPlain: 6 } as const;
 
 /** A decoded sync frame. */
 export type SyncFrame =
   | { kind: 'vv'; vv: VersionVector }
   | { kind: 'changes'; changes: SignedChange[] }
   | { kind: 'want'; hashes: string[] }
-  | { kind: 'blob'; hash: string; total: number; offset: number; bytes: Buffer };
+  | { kind: 'blob'; hash: string; total: number; offset: number; bytes: Buffer }
+  /** The message's end-to-end ciphertext as it was delivered (r23): the receiver opens it itself. */
+  | { kind: 'sealed'; hash: string; total: number; offset: number; bytes: Buffer }
+  /** The plain bytes after all: the sealed form did not rebuild the message (r23). */
+  | { kind: 'want-plain'; hashes: string[] };
 
 /** Whether a link frame is a sync frame (the demultiplexer's test). */
 export function isSyncFrame(frame: Uint8Array): boolean {
@@ -31,12 +35,19 @@ export function encodeSync(frame: SyncFrame): Buffer {
       return Buffer.concat([head(SyncKind.changes), Buffer.from(JSON.stringify(frame.changes))]);
     case 'want':
       return Buffer.concat([head(SyncKind.want), Buffer.from(JSON.stringify(frame.hashes))]);
-    case 'blob': {
+    case 'want-plain':
+      return Buffer.concat([head(SyncKind.wantPlain), Buffer.from(JSON.stringify(frame.hashes))]);
+    case 'blob':
+    case 'sealed': {
       const fixed = Buffer.alloc(40);
       Buffer.from(frame.hash, 'hex').copy(fixed, 0);
       fixed.writeUInt32BE(frame.total, 32);
       fixed.writeUInt32BE(frame.offset, 36);
-      return Buffer.concat([head(SyncKind.blob), fixed, frame.bytes]);
+      return Buffer.concat([
+        head(frame.kind === 'blob' ? SyncKind.blob : SyncKind.sealed),
+        fixed,
+        frame.bytes,
+      ]);
     }
   }
 }
@@ -65,19 +76,22 @@ export function decodeSync(frame: Uint8Array): SyncFrame {
       if (!Array.isArray(changes)) throw bad('changes');
       return { kind: 'changes', changes: changes as SignedChange[] };
     }
-    case SyncKind.want: {
+    case SyncKind.want:
+    case SyncKind.wantPlain: {
       const hashes = json();
       if (!Array.isArray(hashes) || !hashes.every((h) => typeof h === 'string' && /^[0-9a-f]{64}$/.test(h)))
         throw bad('want');
-      return { kind: 'want', hashes: hashes as string[] };
+      return { kind: buf[2] === SyncKind.want ? 'want' : 'want-plain', hashes: hashes as string[] };
     }
-    case SyncKind.blob: {
+    case SyncKind.blob:
+    case SyncKind.sealed: {
       if (buf.length < 43) throw bad('blob too short');
       const total = buf.readUInt32BE(35);
       const offset = buf.readUInt32BE(39);
       const bytes = buf.subarray(43);
       if (offset + bytes.length > total) throw bad('blob chunk beyond its total');
-      return { kind: 'blob', hash: buf.subarray(3, 35).toString('hex'), total, offset, bytes };
+      const kind = buf[2] === SyncKind.blob ? 'blob' : 'sealed';
+      return { kind, hash: buf.subarray(3, 35).toString('hex'), total, offset, bytes };
     }
     default:
       throw bad(`unknown kind ${buf[2]}`);

@@ -6,7 +6,10 @@ import type { Identity } from '../identity/identity.ts';
 import { agentKeysFromIdentity } from '../onion/keys.ts';
 import type { Transport } from '../transport.ts';
 import type { TrustStore } from '../trust/store.ts';
+import type { PayloadCodec } from '../payload/codec.ts';
 import { MailboxBridge } from './bridge.ts';
+import { historyProgress, type HistoryProgress } from './history.ts';
+import { SealedForms } from './sealed.ts';
 import { SyncEngine } from './engine.ts';
 import { Replica } from './replica.ts';
 import { SyncStore } from './store.ts';
@@ -15,6 +18,7 @@ import { TrustBridge } from './trust.ts';
 export { splitTransport } from './demux.ts';
 export { SyncEngine } from './engine.ts';
 export { MailboxBridge } from './bridge.ts';
+export { registerHistoryMethod, type HistoryProgress } from './history.ts';
 
 /** How often unlinked siblings are dialled (a laptop coming back finds the home server). */
 const SIBLING_REDIAL_MS = 30_000;
@@ -28,9 +32,20 @@ export interface RoamingOptions {
   mail: MailStore;
   /** Links with a sibling by its known addresses (LinkManager.connect). */
   connect: (agent: AgentId) => Promise<void>;
+  /**
+   * Dials the addresses the agent bundle named for the siblings (LinkManager.dialHints of our own
+   * entity): a new agent knows no address record of its siblings yet, only where they were when
+   * `kith agent add` ran.
+   */
+  dialHints?: () => Promise<unknown>;
   log: Logger;
   now?: () => number;
   maxSkewMs?: number;
+  /**
+   * The node's end-to-end codec: with it, delivered messages travel to siblings as the ciphertext
+   * they arrived in (sealed.ts); without it, as their plain bytes.
+   */
+  codec?: PayloadCodec;
 }
 
 /**
@@ -45,6 +60,8 @@ export class Roaming {
   readonly bridge: MailboxBridge;
   /** Trust decisions (entities trusted or revoked) shared with the siblings. */
   readonly trustBridge: TrustBridge;
+  /** Delivered messages' ciphertexts, kept and opened for siblings (undefined without a codec). */
+  readonly sealed: SealedForms | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
 
   constructor(private readonly o: RoamingOptions) {
@@ -77,6 +94,8 @@ export class Roaming {
         missingBlobs: () => this.bridge.missingBlobs(),
         readBlob: (h) => this.bridge.readBlob(h),
         blobArrived: (h, b) => this.bridge.blobArrived(h, b),
+        readSealed: async (h) => this.sealed?.read(h),
+        openSealed: async (h, s) => this.sealed?.open(h, s),
       },
       isSibling: (agent) => agent !== identity.agentId && status(agent) === 'sibling',
       onRefused: (r) => this.store.recordRefusal(r.author ?? '', r.seq, r.reason, r.via, Date.now()),
@@ -88,6 +107,18 @@ export class Roaming {
       record: (ops) => this.engine.local(ops),
       log: o.log,
     });
+    this.sealed =
+      o.codec &&
+      new SealedForms({
+        store: this.store,
+        codec: o.codec,
+        self: identity.fingerprint,
+        sender: (fpr) => {
+          const e = trust.entity(fpr);
+          return { email: e?.email, name: e?.name, keyKnown: e?.publicKey !== undefined };
+        },
+        readBlob: (h) => this.bridge.readBlob(h),
+      });
     this.trustBridge = new TrustBridge({
       trust,
       self: identity.fingerprint,
@@ -95,6 +126,14 @@ export class Roaming {
       record: (ops) => this.engine.local(ops),
       log: o.log,
     });
+  }
+
+  /** How much of the siblings' history this agent holds (`kith agent history`). */
+  history(): HistoryProgress {
+    return historyProgress(this.engine, () => ({
+      held: this.store.entryCount(),
+      missing: this.bridge.missingBlobs().length,
+    }));
   }
 
   /** Siblings of this entity other than this agent, certified and not revoked. */
@@ -111,7 +150,13 @@ export class Roaming {
     this.engine.start();
     const redial = () => {
       const linked = new Set(this.o.transport.neighbours());
-      for (const agent of this.siblings()) {
+      const siblings = this.siblings();
+      if (siblings.length > 0 && !siblings.some((a) => linked.has(a))) {
+        this.o
+          .dialHints?.()
+          .catch((err: Error) => this.o.log.debug({ err: err.message }, 'no sibling at the hints'));
+      }
+      for (const agent of siblings) {
         if (!linked.has(agent)) {
           this.o
             .connect(agent)

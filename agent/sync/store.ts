@@ -43,6 +43,12 @@ export const SYNC_MIGRATIONS = [
      via TEXT NOT NULL,
      at INTEGER NOT NULL
    );`,
+  // r23: the end-to-end ciphertext of each delivered message, so siblings get the same bytes.
+  `CREATE TABLE sync_sealed (
+     message_id TEXT PRIMARY KEY,
+     sealed BLOB NOT NULL,
+     at INTEGER NOT NULL
+   ) WITHOUT ROWID;`,
 ];
 
 /** A local IMAP copy of an entry: where it is in this gateway's mailbox store and what it last had. */
@@ -91,6 +97,7 @@ export class SyncStore implements Registers {
       ),
       vv: db.prepare('SELECT author, max(seq) AS seq FROM sync_log GROUP BY author'),
       logCount: db.prepare('SELECT count(*) AS n FROM sync_log'),
+      entryCount: db.prepare('SELECT count(*) AS n FROM sync_entries'),
       getMeta: db.prepare('SELECT value FROM sync_meta WHERE key = ?'),
       setMeta: db.prepare(
         'INSERT INTO sync_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
@@ -108,6 +115,9 @@ export class SyncStore implements Registers {
       dropBox: db.prepare('DELETE FROM sync_boxes WHERE fid = ?'),
       refuse: db.prepare('INSERT INTO sync_refused (author, seq, reason, via, at) VALUES (?, ?, ?, ?, ?)'),
       refusals: db.prepare('SELECT author, seq, reason, via, at FROM sync_refused ORDER BY id'),
+      putSealed: db.prepare('INSERT OR IGNORE INTO sync_sealed (message_id, sealed, at) VALUES (?, ?, ?)'),
+      getSealed: db.prepare('SELECT sealed FROM sync_sealed WHERE message_id = ?'),
+      sealedIds: db.prepare('SELECT message_id FROM sync_sealed ORDER BY at'),
     };
   }
 
@@ -219,6 +229,27 @@ export class SyncStore implements Registers {
   }
 
   /** Records a refused change (nothing is applied; the author still holds it). */
+  /** Keeps a delivered message's sealed manifest as it arrived (docs/protocol.md 16.3, kind 5). */
+  putSealed(messageId: string, sealed: Buffer, at: number): void {
+    this.q.putSealed.run(messageId, sealed, at);
+  }
+
+  /** The sealed manifest of a delivered message, if it was kept. */
+  sealed(messageId: string): Buffer | undefined {
+    const row = this.q.getSealed.get(messageId) as { sealed: Buffer } | undefined;
+    return row?.sealed;
+  }
+
+  /** Entries with a local copy here. */
+  entryCount(): number {
+    return (this.q.entryCount.get() as { n: number }).n;
+  }
+
+  /** Ids of the messages whose sealed form is kept (tests, `kith` status). */
+  sealedIds(): string[] {
+    return (this.q.sealedIds.all() as { message_id: string }[]).map((r) => r.message_id);
+  }
+
   recordRefusal(author: string, seq: number | undefined, reason: string, via: string, at: number): void {
     this.q.refuse.run(author, seq ?? null, reason, via, at);
   }

@@ -1,5 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
+import type { HistoryProgress } from '../../agent/sync/history.ts';
 import { KithError } from '../../common/errors.ts';
 import { silentLogger } from '../../common/logger.ts';
 import { adoptBundleTrust, bundleTrust, importAgentBundle } from '../../agent/identity/bundle.ts';
@@ -10,6 +12,7 @@ import { prepareDataDir } from '../../store/datadir.ts';
 import { configFrom, print } from '../context.ts';
 import { nodeCall } from '../node-call.ts';
 import { obtainPassphrase } from '../passphrase.ts';
+import { formatLeft, RateMeter } from './progress.ts';
 
 interface AgentView {
   agentId: string;
@@ -78,10 +81,24 @@ export function registerAgent(program: Command): void {
         print(`  fingerprint  ${identity.fingerprint}`);
         print(`  contacts     ${contacts}`);
         print(`  data dir     ${config.dataDir}`);
-        print('Next: `kith start`.');
+        print(
+          'Next: `kith start`, then `kith agent history` to watch the history arrive from your other agents.',
+        );
       } finally {
         db.close();
       }
+    });
+
+  agent
+    .command('history')
+    .description(
+      "watch this agent receive the entity's history (changes and messages) from its siblings, until it has all of it",
+    )
+    .option('--once', 'print where it stands now and exit')
+    .action(async (options: { once?: boolean }, command: Command) => {
+      if (options.once)
+        return print(describeHistory(await nodeCall<HistoryProgress>(command, 'agent.history')));
+      await followHistory(command);
     });
 
   agent
@@ -105,4 +122,58 @@ export function registerAgent(program: Command): void {
       const revoked = await nodeCall<AgentView>(command, 'agent.revoke', { agent: peer });
       print(`Revoked agent ${revoked.agentId}; the revocation travels to your neighbours now`);
     });
+}
+
+/** Changes and messages as one count: what the bar fills with. */
+function units(p: HistoryProgress): { value: number; total: number } {
+  const total = Math.max(p.changes.known, p.changes.held) + p.messages.held + p.messages.missing;
+  return { value: p.changes.held + p.messages.held, total };
+}
+
+function describeHistory(p: HistoryProgress): string {
+  const state = p.done
+    ? 'complete'
+    : p.siblingsHeard === 0
+      ? 'waiting for a sibling (start one, or check `kith agent list`)'
+      : 'arriving';
+  return (
+    `history ${state}: ${p.changes.held}/${Math.max(p.changes.known, p.changes.held)} changes, ` +
+    `${p.messages.held}/${p.messages.held + p.messages.missing} messages, from ${p.siblingsHeard} sibling(s)`
+  );
+}
+
+/**
+ * A progress bar on stderr (the same cli-progress bar as `kith track`; on a pipe it prints a
+ * line now and then instead of redrawing) until the node says the history is complete.
+ */
+async function followHistory(command: Command): Promise<void> {
+  const meter = new RateMeter();
+  const bar = new cliProgress.SingleBar(
+    {
+      format:
+        'history [{bar}] {value}/{total} {percentage}% | {changes} changes, {messages} messages | {left} left',
+      stream: process.stderr,
+      noTTYOutput: !process.stderr.isTTY,
+      notTTYSchedule: 1000,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const show = (p: HistoryProgress): void => {
+    const { value, total } = units(p);
+    meter.sample(value, Date.now());
+    const payload = {
+      changes: `${p.changes.held}/${Math.max(p.changes.known, p.changes.held)}`,
+      messages: `${p.messages.held}/${p.messages.held + p.messages.missing}`,
+      left: formatLeft(meter.secondsLeft(total)),
+    };
+    if (!bar.isActive) bar.start(total, value, payload);
+    bar.setTotal(total);
+    bar.update(value, payload);
+  };
+  const final = await nodeCall<HistoryProgress>(command, 'agent.history', { follow: true }, (u) =>
+    show(u as HistoryProgress),
+  );
+  show(final);
+  bar.stop();
+  print(describeHistory(final));
 }

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ImapFlow } from 'imapflow';
+import { recipientKeyIds, wrapKeyId } from '../../agent/payload/wrap.ts';
 import { send } from '../agents/network.ts';
 import { startEntity, until, type Entity } from './entity.ts';
 
@@ -161,6 +162,21 @@ describe('roaming: two agents of one entity keep one mailbox over their link', (
       expect(await client.search({ subject: 'hello from bob' }, { uid: true })).toHaveLength(1);
       lock.release();
     }
+    // Bob encrypted once, the session key wrapped for each of alice's agents (their own X25519
+    // keys; no packet for the entity key), and the laptop got that same ciphertext from home and
+    // opened it with its own key: what it shows was rebuilt from it, not copied in plain.
+    const keysOf = (name: string) => alice.node(name).identity.onion.publicKey;
+    const sealed = [...alice.node('home').roaming.store.sealedIds()].map((id) =>
+      alice.node('home').roaming.store.sealed(id),
+    );
+    expect(sealed).toHaveLength(1);
+    expect((await recipientKeyIds(sealed[0]!.subarray(20))).sort()).toEqual(
+      [await wrapKeyId(keysOf('home')), await wrapKeyId(keysOf('laptop'))].sort(),
+    );
+    expect(Buffer.compare(keysOf('home'), keysOf('laptop'))).not.toBe(0);
+    expect(alice.node('home').roaming.engine.counters.sealedSent).toBeGreaterThanOrEqual(1);
+    expect(alice.node('laptop').roaming.engine.counters.sealedReceived).toBeGreaterThanOrEqual(1);
+    expect(alice.node('laptop').roaming.engine.counters.sealedFallback).toBe(0);
     // Sync never changes a gateway's UIDVALIDITY (each gateway numbers its own UIDs).
     for (const name of ['home', 'laptop']) expect(await uidValidity(name)).toBe(validity.get(name));
   });

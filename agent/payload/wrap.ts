@@ -1,0 +1,164 @@
+import { randomBytes, type KeyObject } from 'node:crypto';
+import * as openpgp from 'openpgp';
+import { certificateValidAt } from '../trust/decisions.ts';
+
+/**
+ * Encrypt once, readable by every agent of the recipient entity (docs/protocol.md 7.8): one
+ * signed SEIPD packet under a fresh session key, and before it one PKESK packet per certified
+ * agent of the recipient, each wrapping that session key to the agent's X25519 key (RFC 9580
+ * algorithm 25, the key the agent certificate names as `onionKey`). No agent needs another's
+ * private key, and a sibling handed the same bytes opens them with its own.
+ *
+ * openpgp.js only wraps session keys to whole OpenPGP keys with self-signatures; an agent's
+ * X25519 key is certified by the entity's agent certificate instead, so the packets are built from
+ * openpgp.js's own packet classes around a bare key packet (v4, created at the epoch so that
+ * every side computes the same key id from the 32 public bytes).
+ */
+
+/** A recipient agent's wrap key: the 32 raw bytes of its X25519 public key. */
+export type AgentWrapKey = Uint8Array;
+
+// The packet classes are exported by openpgp.js but not all of their members are typed.
+interface KeyPacketLike {
+  version: number;
+  algorithm: number;
+  publicParams: { A: Uint8Array };
+  privateParams?: { k: Uint8Array };
+  isEncrypted?: boolean;
+  computeFingerprintAndKeyID(): Promise<void>;
+  getKeyID(): { equals(other: unknown): boolean; toHex(): string };
+}
+interface PkeskLike {
+  publicKeyID: { equals(other: unknown): boolean };
+  publicKeyAlgorithm: number;
+  sessionKey?: Uint8Array;
+  sessionKeyAlgorithm: number;
+  encrypt(key: KeyPacketLike): Promise<void>;
+  decrypt(key: KeyPacketLike): Promise<void>;
+}
+const pgp = openpgp as unknown as {
+  PublicSubkeyPacket: new (date: Date) => KeyPacketLike;
+  SecretSubkeyPacket: new (date: Date) => KeyPacketLike;
+  PublicKeyEncryptedSessionKeyPacket: {
+    fromObject(o: {
+      version: 3;
+      encryptionKeyPacket: KeyPacketLike;
+      anonymousRecipient: boolean;
+      sessionKey: Uint8Array;
+      sessionKeyAlgorithm: number;
+    }): PkeskLike;
+  };
+  PacketList: new () => Array<unknown> & { write(): Uint8Array };
+};
+const X25519 = openpgp.enums.publicKey.x25519;
+const EPOCH = new Date(0);
+
+async function keyPacket(publicKey: Uint8Array, privateKey?: Uint8Array): Promise<KeyPacketLike> {
+  const packet = privateKey ? new pgp.SecretSubkeyPacket(EPOCH) : new pgp.PublicSubkeyPacket(EPOCH);
+  packet.version = 4;
+  packet.algorithm = X25519;
+  packet.publicParams = { A: new Uint8Array(publicKey) };
+  if (privateKey) {
+    packet.privateParams = { k: new Uint8Array(privateKey) };
+    packet.isEncrypted = false;
+  }
+  await packet.computeFingerprintAndKeyID();
+  return packet;
+}
+
+/** At most this many agents of one entity get a wrapped session key (~60 bytes each). */
+export const MAX_WRAPPED_AGENTS = 32;
+
+/**
+ * Whom a message to an entity is wrapped for: its agents whose certificates are valid now and not
+ * revoked. A revoked agent must not read mail sent after its revocation is known; an agent whose
+ * certificate is not known here gets the mail from a sibling (docs/protocol.md 16.3).
+ */
+export function wrapKeysOf(
+  agents: ReadonlyArray<{ onionKey: Buffer; revoked: boolean; notBefore: number; notAfter: number }>,
+  now: number,
+): AgentWrapKey[] {
+  return agents
+    .filter((a) => !a.revoked && certificateValidAt(a.notBefore, a.notAfter, now))
+    .slice(0, MAX_WRAPPED_AGENTS)
+    .map((a) => new Uint8Array(a.onionKey));
+}
+
+/** The raw 32 bytes of an X25519 key object (public, or the private scalar). */
+export function rawX25519(key: KeyObject, part: 'public' | 'private'): Buffer {
+  const jwk = key.export({ format: 'jwk' });
+  return Buffer.from((part === 'public' ? jwk.x : jwk.d) as string, 'base64url');
+}
+
+/** The OpenPGP key id (hex) a PKESK to this wrap key carries. */
+export async function wrapKeyId(publicKey: AgentWrapKey): Promise<string> {
+  return (await keyPacket(publicKey)).getKeyID().toHex();
+}
+
+/**
+ * Signs `plaintext` with `signingKey` and encrypts it once, the session key wrapped for each
+ * recipient key. Binary OpenPGP message: PKESK… ‖ SEIPD (v1, AES-256, which GnuPG also reads).
+ */
+export async function sealToAgents(
+  plaintext: Uint8Array,
+  recipients: readonly AgentWrapKey[],
+  signingKey: openpgp.PrivateKey,
+): Promise<Uint8Array> {
+  if (recipients.length === 0) throw new RangeError('no recipient keys');
+  const sessionKey = { data: new Uint8Array(randomBytes(32)), algorithm: 'aes256' as const };
+  const body = (await openpgp.encrypt({
+    message: await openpgp.createMessage({ binary: plaintext }),
+    sessionKey,
+    signingKeys: signingKey,
+    format: 'object',
+  })) as unknown as { packets: unknown[] };
+  const list = new pgp.PacketList();
+  for (const recipient of recipients) {
+    const packet = await keyPacket(recipient);
+    const pkesk = pgp.PublicKeyEncryptedSessionKeyPacket.fromObject({
+      version: 3,
+      encryptionKeyPacket: packet,
+      anonymousRecipient: false,
+      sessionKey: sessionKey.data,
+      sessionKeyAlgorithm: openpgp.enums.symmetric.aes256,
+    });
+    await pkesk.encrypt(packet);
+    delete pkesk.sessionKey;
+    list.push(pkesk);
+  }
+  list.push(...body.packets);
+  return list.write();
+}
+
+/**
+ * The session key of a message if one of its PKESK packets is wrapped to our agent key, else
+ * undefined (a message for another agent, or sealed to the entity key only). Throws when the
+ * packet for our key does not unwrap (damaged or forged).
+ */
+export async function unwrapForAgent(
+  message: openpgp.Message<Uint8Array>,
+  own: { publicKey: Uint8Array; privateKey: Uint8Array },
+): Promise<openpgp.SessionKey | undefined> {
+  const packet = await keyPacket(own.publicKey, own.privateKey);
+  const id = packet.getKeyID();
+  const pkesks = message.packets.filterByTag(
+    openpgp.enums.packet.publicKeyEncryptedSessionKey,
+  ) as unknown as PkeskLike[];
+  const mine = pkesks.find((p) => p.publicKeyAlgorithm === X25519 && p.publicKeyID.equals(id));
+  if (!mine) return undefined;
+  await mine.decrypt(packet);
+  return {
+    data: mine.sessionKey!,
+    algorithm: openpgp.enums.read(openpgp.enums.symmetric, mine.sessionKeyAlgorithm) as 'aes256',
+  };
+}
+
+/** Key ids (hex) of every PKESK packet of a binary OpenPGP message: whom it was wrapped for. */
+export async function recipientKeyIds(binary: Uint8Array): Promise<string[]> {
+  const message = await openpgp.readMessage({ binaryMessage: binary });
+  return (
+    message.packets.filterByTag(openpgp.enums.packet.publicKeyEncryptedSessionKey) as unknown as Array<{
+      publicKeyID: { toHex(): string };
+    }>
+  ).map((p) => p.publicKeyID.toHex());
+}
