@@ -133,7 +133,10 @@ export interface SubmissionStore {
   record(submission: NewSubmission): void;
   /** Marks a submission as answered with 250. */
   markAccepted(id: string): void;
-  /** Marks a submission that will not be answered with 250 (the client retries or gives up). */
+  /**
+   * Marks a submission that will not be answered with 250 (the client retries or gives up). Never
+   * throws: a write the disk refuses is kept in memory and written at the next handedOverCopies().
+   */
   markAbandoned(id: string): void;
   /** The submission and the recipient copy a Kith message id belongs to. */
   findByMessage(messageId: MessageId): { submission: Submission; recipient: RecipientRecord } | undefined;
@@ -146,7 +149,7 @@ export interface SubmissionStore {
   transition(messageId: MessageId, status: RecipientStatus): boolean;
   /** Remembers that the "delayed" status email for this copy went out. */
   markDelayReported(messageId: MessageId): void;
-  /** Remembers that the agent took this copy (its submit() resolved). */
+  /** Remembers that the agent took this copy (its submit() resolved); never throws, as markAbandoned. */
   markHandedOver(messageId: MessageId): void;
   /**
    * Copies of the same message (same account, same bytes) that the agent took for submissions
@@ -177,11 +180,28 @@ export function createSubmissionStore(db: Db): SubmissionStore {
     'UPDATE gateway_submission_recipients SET handed_over = 1 WHERE message_id = ?',
   );
   const handedOverOf = db.prepare(
-    `SELECT r.fingerprint, r.message_id FROM gateway_submission_recipients r
+    `SELECT r.fingerprint, r.message_id, r.handed_over, s.id, s.state FROM gateway_submission_recipients r
      JOIN gateway_submissions s ON s.id = r.submission
-     WHERE s.account = ? AND s.blob = ? AND s.state = 'abandoned' AND r.handed_over = 1
+     WHERE s.account = ? AND s.blob = ? AND s.state IN ('abandoned', 'accepting')
      ORDER BY r.rowid`,
   );
+  // What a full disk (SQLITE_FULL) kept us from writing: kept here and written at the next chance,
+  // so that a client's retry still adopts the copies the agent took (no second copy) and no caller
+  // has to handle a bookkeeping failure after the agent took a message (test/faults/disk-full).
+  const unsavedAbandoned = new Set<string>();
+  const unsavedHandedOver = new Set<string>();
+  const saveLater = (set: Set<string>, key: string, write: () => void) => {
+    try {
+      write();
+      set.delete(key);
+    } catch {
+      set.add(key);
+    }
+  };
+  const flushUnsaved = () => {
+    for (const id of unsavedAbandoned) saveLater(unsavedAbandoned, id, () => setState.run('abandoned', id));
+    for (const id of unsavedHandedOver) saveLater(unsavedHandedOver, id, () => handedOver.run(id));
+  };
   const setState = db.prepare('UPDATE gateway_submissions SET state = ? WHERE id = ?');
   const recipientById = db.prepare('SELECT * FROM gateway_submission_recipients WHERE message_id = ?');
   const submissionById = db.prepare('SELECT * FROM gateway_submissions WHERE id = ?');
@@ -228,7 +248,7 @@ export function createSubmissionStore(db: Db): SubmissionStore {
     commit: (write) => group.run(write),
     record: (s) => record(s),
     markAccepted: (id) => void setState.run('accepted', id),
-    markAbandoned: (id) => void setState.run('abandoned', id),
+    markAbandoned: (id) => saveLater(unsavedAbandoned, id, () => setState.run('abandoned', id)),
     findByMessage(messageId) {
       const r = recipientById.get(messageId) as RecipientRow | undefined;
       if (!r) return undefined;
@@ -246,10 +266,22 @@ export function createSubmissionStore(db: Db): SubmissionStore {
     },
     transition: (messageId, status) => move.run(status, messageId, status).changes === 1,
     markDelayReported: (messageId) => void delayReported.run(messageId),
-    markHandedOver: (messageId) => void handedOver.run(messageId),
+    markHandedOver: (messageId) => saveLater(unsavedHandedOver, messageId, () => handedOver.run(messageId)),
     handedOverCopies(account, blob) {
-      const rows = handedOverOf.all(account, blob) as Array<{ fingerprint: string; message_id: string }>;
-      return new Map(rows.map((r) => [r.fingerprint as Fingerprint, r.message_id as MessageId]));
+      flushUnsaved();
+      const rows = handedOverOf.all(account, blob) as Array<{
+        fingerprint: string;
+        message_id: string;
+        handed_over: number;
+        id: string;
+        state: string;
+      }>;
+      const adoptable = rows.filter(
+        (r) =>
+          (r.state === 'abandoned' || unsavedAbandoned.has(r.id)) &&
+          (r.handed_over === 1 || unsavedHandedOver.has(r.message_id)),
+      );
+      return new Map(adoptable.map((r) => [r.fingerprint as Fingerprint, r.message_id as MessageId]));
     },
     abandonUnanswered: () =>
       db.prepare("UPDATE gateway_submissions SET state = 'abandoned' WHERE state = 'accepting'").run()

@@ -64,6 +64,8 @@ export interface OutboundPayload {
 export class Sender implements Origin {
   private readonly active = new Map<MessageId, Active>();
   private readonly packets = new Map<string, PacketContext>();
+  /** Messages whose outcome is known but not yet stored (storeOutcome), with the retry timer. */
+  private readonly unstored = new Map<MessageId, NodeJS.Timeout>();
   private stopped = false;
 
   constructor(
@@ -135,7 +137,7 @@ export class Sender implements Origin {
 
   /** (Re)starts delivery of a stored pending message, e.g. after a restart. */
   async resume(id: MessageId): Promise<void> {
-    if (this.stopped || this.active.has(id)) return;
+    if (this.stopped || this.active.has(id) || this.unstored.has(id)) return;
     const rec = this.ctx.store.getOutbox(id);
     if (!rec || rec.state !== 'pending') return;
     const source =
@@ -177,6 +179,8 @@ export class Sender implements Origin {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    for (const timer of this.unstored.values()) clearTimeout(timer);
+    this.unstored.clear();
     for (const a of this.active.values()) {
       clearTimeout(a.stall);
       await a.source.close().catch(() => undefined);
@@ -492,17 +496,53 @@ export class Sender implements Origin {
   }
 
   private async finish(a: Active, state: 'delivered' | 'failed', reason = ''): Promise<void> {
-    const { ctx } = this;
     if (this.active.get(a.rec.id) !== a) return;
     clearTimeout(a.stall);
     this.active.delete(a.rec.id);
-    ctx.store.updateOutbox(a.rec.id, { state });
+    const stored = this.storeOutcome(a.rec.id, state, reason);
     // Keep manifest contexts a little for late reports and complaints; chunk contexts go now.
     for (const link of a.links) if (this.packets.get(link)?.chunk !== undefined) this.packets.delete(link);
     await a.source.close().catch(() => undefined);
+    if (stored) this.announce(a.rec.id, state, reason);
+  }
+
+  /**
+   * Stores a message's outcome; false when that failed (a full disk: SQLITE_FULL), and then it is
+   * tried again with backoff and announced once stored. Why not throw: finish() runs from a report
+   * handler as `void`, so the error killed the node (an unhandled rejection, test/faults/disk-full);
+   * why not forget it: the message would stay pending, with no status email, until the next start.
+   * Meanwhile resume() leaves it alone, so nothing is sent again; if the node stops first, the
+   * next start resumes it and the recipient's duplicate check answers "delivered" again.
+   */
+  private storeOutcome(id: MessageId, state: 'delivered' | 'failed', reason: string, attempt = 0): boolean {
+    const { ctx } = this;
+    try {
+      ctx.store.updateOutbox(id, { state });
+      this.unstored.delete(id);
+      return true;
+    } catch (err) {
+      ctx.count('outcome_not_stored');
+      ctx.logger.warn(
+        { id, state, attempt, err: (err as Error).message },
+        'could not store a delivery outcome',
+      );
+      const retry = setTimeout(
+        () => {
+          if (!this.stopped && this.storeOutcome(id, state, reason, attempt + 1))
+            this.announce(id, state, reason);
+        },
+        Math.min(500 * 2 ** attempt, 30_000),
+      );
+      this.unstored.set(id, retry);
+      return false;
+    }
+  }
+
+  private announce(id: MessageId, state: 'delivered' | 'failed', reason: string): void {
+    const { ctx } = this;
     ctx.count(state === 'delivered' ? 'messages_delivered' : 'messages_failed');
-    if (state === 'delivered') ctx.emit({ kind: 'delivered', id: a.rec.id, at: ctx.now() });
-    else ctx.emit({ kind: 'failed', id: a.rec.id, at: ctx.now(), reason });
+    if (state === 'delivered') ctx.emit({ kind: 'delivered', id, at: ctx.now() });
+    else ctx.emit({ kind: 'failed', id, at: ctx.now(), reason });
   }
 }
 

@@ -35,7 +35,11 @@ export async function startKith(
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`kith did not get ready: ${out}\n${err}`)), timeoutMs);
+    // a node that never got ready is stopped: left running, it kept Jest from exiting (test/faults)
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`kith did not get ready: ${out}\n${err}`));
+    }, timeoutMs);
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       if (ready.test(out)) {

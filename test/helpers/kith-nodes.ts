@@ -20,6 +20,11 @@ export const NODE_ENV: Record<string, string> = {
   KITH_LOG_LEVEL: 'warn',
   KITH_DELIVERY_STALL_TIMEOUT_MS: '3000',
   KITH_DISCOVERY_TIMEOUT_MS: '3000',
+  // Spam limits the tests' bursts fit in (test/spam tests the limits themselves): at the defaults a
+  // recipient takes 10 first-contact messages a day from a sender that is not its contact, and a
+  // relay ~120 packets an hour from one neighbour, so a fault case's 50-message burst was refused.
+  KITH_SPAM_FIRST_CONTACTS_PER_DAY: '100000',
+  KITH_SPAM_FORWARD_FLOOR_PER_HOUR: '1000000',
 };
 
 const READY = /Stop with Ctrl-C/;
