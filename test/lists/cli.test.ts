@@ -87,12 +87,63 @@ describe('kith list … against a running node', () => {
     expect(kith('list', 'members', 'nosuch').stderr).toMatch(/hosts no list named nosuch/);
   }, 300_000);
 
+  it('`kith bridge add` makes an outside list a list entity (password from a file); bad settings get one clear line', () => {
+    const pass = join(dir.path, 'imap.pass');
+    writeFileSync(pass, 'secret\n');
+    const common = ['--list', 'dev@outside.test', '--address', 'kith@outside.test', '--imap-user', 'kith'];
+    const bad = kith(
+      'bridge',
+      'add',
+      'ext',
+      '--email',
+      'ext@example.org',
+      ...common,
+      '--imap',
+      'nohost',
+      '--imap-pass-file',
+      pass,
+      '--smtp',
+      '127.0.0.1:1',
+    );
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/--imap: not host:port: nohost/);
+    // Nothing listens on port 1: the bridge keeps trying in the background; the list exists at once.
+    const added = kith(
+      'bridge',
+      'add',
+      'ext',
+      '--email',
+      'ext@example.org',
+      ...common,
+      '--imap',
+      '127.0.0.1:1',
+      '--imap-pass-file',
+      pass,
+      '--smtp',
+      '127.0.0.1:1',
+      '--smtp-tls',
+      'none',
+    );
+    expect(added.stderr).toBe('');
+    expect(added.stdout).toMatch(
+      /^ext <ext@example\.org> bridges dev@outside\.test, read as kith@outside\.test\.$/m,
+    );
+    const shown = JSON.parse(kith('bridge', 'show', 'ext', '--json').stdout) as Record<string, unknown>;
+    expect(shown).toMatchObject({
+      listAddress: 'dev@outside.test',
+      imap: 'kith@127.0.0.1:1/INBOX (starttls)',
+    });
+    expect(JSON.stringify(shown)).not.toContain('secret');
+  }, 300_000);
+
   it('after a restart the node starts its list again, settings kept', async () => {
     node!.child.kill('SIGTERM');
     expect(await exited(node!.child)).toBe(0);
     node = await start();
     const shown = kith('list', 'show', '--json');
     const lists = JSON.parse(shown.stdout) as { name: string; policy: string; maxBytes: number }[];
-    expect(lists).toMatchObject([{ name: 'dev', policy: 'moderated', maxBytes: 5000 }]);
+    expect(lists).toMatchObject([{ name: 'dev', policy: 'moderated', maxBytes: 5000 }, { name: 'ext' }]);
+    const bridges = JSON.parse(kith('bridge', 'show', '--json').stdout) as { name: string }[];
+    expect(bridges.map((b) => b.name)).toEqual(['ext']);
   });
 });
