@@ -6,14 +6,19 @@
  * recipientCounts, firstContactAllowed). No crypto per message and no frames: signatures are
  * taken to hold (what test/spam checks on real nodes), so a forged complaint is not modelled, and
  * the settle time (a minute) is shorter than a step (an hour): a suspended hop's verdict is
- * settled within the step, upstream hops first, as cut notices would arrive.
+ * settled within the step, upstream hops first, as cut notices would arrive. With `credit` it also
+ * applies the first-contact credit of docs/protocol.md 15.7 (firstContactHeld, complaintCounts),
+ * which the node does not enforce yet: every recipient gives a verdict when it reads a first
+ * contact (1–12 h after delivery), Junk or kept, and that verdict releases the credit at every hop.
  */
 import {
   addDecayed,
+  complaintCounts,
   complaintWeight,
   decayedValue,
   DEFAULT_SPAM_POLICY,
   firstContactAllowed,
+  firstContactHeld,
   forwardAllowance,
   judgeNeighbour,
   recipientCounts,
@@ -44,8 +49,10 @@ export interface SimOptions {
   attackers: number;
   /** Spam per attacker per hour while it spams. */
   spamPerHour: number;
-  /** Apply forwardAllowance at every hop (not enforced by the node yet). */
+  /** Apply forwardAllowance (in messages, floor 1/h) at every hop. */
   allowance: boolean;
+  /** Apply first-contact credit at every hop (firstContactHeld; not enforced by the node yet). */
+  credit?: boolean;
   policy?: SpamPolicy;
 }
 
@@ -60,8 +67,12 @@ export interface SimResult {
   honestLinksLost: number;
   honestAgentsKeepingAllLinks: number;
   honestMessages: number;
-  /** Honest messages that waited at least an hour for a hop's allowance. */
+  /** Honest messages that waited at least an hour for a hop's allowance or credit. */
   honestDelayed: number;
+  /** Legitimate first contacts delivered after waiting: how many, median and max hours. */
+  firstDelayed: { count: number; median: number; max: number };
+  /** Spam delivered through the worst attack edge. */
+  worstEdge: number;
 }
 
 interface Row {
@@ -76,6 +87,8 @@ interface Row {
 interface Complaint {
   path: number[];
   recipient: number;
+  /** The message was a first contact (flagged to the hops for the credit). */
+  first: boolean;
   /** When the message was sent (a cut clears only complaints about packets before it). */
   sentAt: number;
 }
@@ -90,6 +103,10 @@ interface Pair {
   /** Hour and packets handed on in it (the allowance). */
   hour: number;
   used: number;
+  /** First contacts handed on from this neighbour whose verdict has not come back (the credit). */
+  unjudged: number;
+  /** Decayed good verdicts (read, no complaint) on its first contacts. */
+  good: Decayed;
 }
 
 export function simulate(o: SimOptions): SimResult {
@@ -115,6 +132,8 @@ export function simulate(o: SimOptions): SimResult {
         cutIds: new Set(),
         hour: -1,
         used: 0,
+        unjudged: 0,
+        good: { value: 0, at: 0 },
       };
       pairs.set(key(h, p), x);
     }
@@ -172,14 +191,21 @@ export function simulate(o: SimOptions): SimResult {
     return path;
   }
 
-  /** Hands a message along the path: refused where a hop suspended its predecessor or (with the allowance) is full this hour. */
-  function carry(path: number[], now: number): boolean {
+  /**
+   * Hands a message along the path: refused where a hop suspended its predecessor, (with the
+   * allowance) is full this hour, or (with the credit, for a first contact) has its predecessor's
+   * credit all in unjudged first contacts.
+   */
+  function carry(path: number[], now: number, first = false): boolean {
     const hour = Math.floor(now / HOUR);
+    const credit = o.credit === true && first;
     for (let i = 1; i < path.length; i++) {
       const h = path[i];
       if (!honest(h)) continue;
       const p = pair(h, path[i - 1]);
       if (p.suspendedAt !== undefined) return false;
+      if (credit && firstContactHeld(p.unjudged, decayedValue(p.good, now, policy.halfLifeMs), policy))
+        return false;
       if (o.allowance && hour >= warmup) {
         if (p.hour !== hour) {
           p.hour = hour;
@@ -190,6 +216,8 @@ export function simulate(o: SimOptions): SimResult {
     }
     if (o.allowance)
       for (let i = 1; i < path.length; i++) if (honest(path[i])) pair(path[i], path[i - 1]).used++;
+    if (credit)
+      for (let i = 1; i < path.length; i++) if (honest(path[i])) pair(path[i], path[i - 1]).unjudged++;
     for (let i = 1; i < path.length; i++) {
       if (!honest(path[i])) continue;
       const p = pair(path[i], path[i - 1]);
@@ -201,6 +229,21 @@ export function simulate(o: SimOptions): SimResult {
 
   // Complaints due per hour.
   const due: Complaint[][] = Array.from({ length: hours + 48 }, () => []);
+  // Verdicts on first contacts due per hour (the recipient read it: complaint or not), for the credit.
+  const verdicts: { path: number[]; good: boolean }[][] = Array.from({ length: hours + 48 }, () => []);
+  const verdict = (path: number[], good: boolean, hour: number) => {
+    if (o.credit) verdicts[Math.min(verdicts.length - 1, hour)].push({ path, good });
+  };
+  /** A verdict came back along the path: each honest hop's unjudged count falls; a good one earns credit. */
+  function onVerdict(v: { path: number[]; good: boolean }, now: number): void {
+    for (let i = 1; i < v.path.length; i++) {
+      if (!honest(v.path[i])) continue;
+      const p = pairs.get(key(v.path[i], v.path[i - 1]));
+      if (!p) continue;
+      p.unjudged = Math.max(0, p.unjudged - 1);
+      if (v.good) p.good = addDecayed(p.good, 1, now, policy.halfLifeMs);
+    }
+  }
   const schedule = (c: Complaint, hour: number) => due[Math.min(due.length - 1, hour)].push(c);
   // First contacts per (sender, recipient day).
   const firstToday = new Map<number, number>();
@@ -208,6 +251,13 @@ export function simulate(o: SimOptions): SimResult {
   const touched = new Set<number>();
   function countRow(h: number, pred: number, c: Complaint, i: number, now: number): void {
     const p = pair(h, pred);
+    if (o.credit) {
+      // With the credit, hops know first contacts: a contact's complaints count once (complaintCounts).
+      const fromRecipient = p.rows.filter(
+        (r) => !r.cleared && !r.c.first && r.c.recipient === c.recipient,
+      ).length;
+      if (!complaintCounts(c.first, fromRecipient)) return;
+    }
     p.rows.push({ c, i, at: now, cleared: false });
     touched.add(key(h, pred));
   }
@@ -353,6 +403,8 @@ export function simulate(o: SimOptions): SimResult {
   const honestAgents = [...Array(n).keys()].filter(honest);
   const spamStart = o.attack === 'sleeper' ? Math.floor(hours / 2) + warmup : warmup;
   let honestDelayed = 0;
+  const firstDelayedHours: number[] = [];
+  const perEdge = new Map<number, number>();
   let backlog: { from: number; first: boolean; tries: number }[] = [];
 
   for (let hour = 0; hour < hours; hour++) {
@@ -377,11 +429,11 @@ export function simulate(o: SimOptions): SimResult {
         const p = walk(from, first ? 3 + Math.floor(random() * 3) : 1 + Math.floor(random() * 3), undefined);
         if (p && honest(p[p.length - 1])) {
           walked = true;
-          if (carry(p, now)) path = p;
+          if (carry(p, now, first)) path = p;
         }
       }
-      // Waiting for an allowance: held and tried again next hour (up to a day), as held packets are.
-      if (!path && walked && o.allowance && m.tries < 24) {
+      // Waiting for an allowance or credit: tried again next hour (up to a day), as a re-send is.
+      if (!path && walked && (o.allowance || o.credit) && m.tries < 24) {
         if (m.tries === 0) honestDelayed++;
         backlog.push({ ...m, tries: m.tries + 1 });
         continue;
@@ -395,20 +447,20 @@ export function simulate(o: SimOptions): SimResult {
         if (!firstContactAllowed(sent, policy)) continue;
         firstToday.set(rk, sent + 1);
         fc.delivered++;
+        if (m.tries > 0) firstDelayedHours.push(m.tries);
       }
-      // A mistaken Junk click on honest mail: 1 in 2,000.
-      if (random() < 0.0005)
-        schedule(
-          { path, recipient: path[path.length - 1], sentAt: now },
-          hour + 1 + Math.floor(random() * 12),
-        );
+      // Read within 1 to 12 hours; a mistaken Junk click on honest mail: 1 in 2,000.
+      const readAt = hour + 1 + Math.floor(random() * 12);
+      const mistaken = random() < 0.0005;
+      if (mistaken) schedule({ path, recipient: path[path.length - 1], sentAt: now, first }, readAt);
+      if (first) verdict(path, !mistaken, readAt);
     }
     // Framers receive honest mail from their contacts and complain about all of it.
     for (const [f, senders] of framedBy) {
       for (const s of senders) {
         if (random() > 2 / 24) continue;
         const p = walkTo(s, f);
-        if (p && carry(p, now)) schedule({ path: p, recipient: f, sentAt: now }, hour + 1);
+        if (p && carry(p, now)) schedule({ path: p, recipient: f, sentAt: now, first: false }, hour + 1);
       }
     }
     // Sleepers send honest-looking mail before they spam (their traffic raises their thresholds).
@@ -432,20 +484,22 @@ export function simulate(o: SimOptions): SimResult {
           const p = walk(a, 1 + Math.floor(random() * 4), first);
           if (!p || !honest(p[p.length - 1])) continue;
           const full = spammer === a ? p : [spammer, ...p];
-          if (!carry(full, now)) continue;
+          // Spam is a first contact: its recipients are nobody the spammer knows.
+          if (!carry(full, now, true)) continue;
           spamDelivered++;
           const k = deadKey(a, first);
           if (!firstSpam.has(k)) firstSpam.set(k, hour);
-          // 90% of recipients mark spam as Junk, within 1 to 12 hours.
-          if (random() < 0.9)
-            schedule(
-              { path: full, recipient: p[p.length - 1], sentAt: now },
-              hour + 1 + Math.floor(random() * 12),
-            );
+          perEdge.set(k, (perEdge.get(k) ?? 0) + 1);
+          // 90% of recipients mark spam as Junk, within 1 to 12 hours; the rest read it and keep it.
+          const readAt = hour + 1 + Math.floor(random() * 12);
+          const junk = random() < 0.9;
+          if (junk) schedule({ path: full, recipient: p[p.length - 1], sentAt: now, first: true }, readAt);
+          verdict(full, !junk, readAt);
         }
       }
     }
     for (const c of due[hour]) onComplaint(c, now);
+    for (const v of verdicts[hour]) onVerdict(v, now);
     judge(now);
   }
 
@@ -498,6 +552,14 @@ export function simulate(o: SimOptions): SimResult {
     honestAgentsKeepingAllLinks: 1 - lost.size / honestAgents.length,
     honestMessages,
     honestDelayed,
+    firstDelayed: {
+      count: firstDelayedHours.length,
+      median: firstDelayedHours.length
+        ? firstDelayedHours.sort((x, y) => x - y)[firstDelayedHours.length >> 1]
+        : 0,
+      max: firstDelayedHours.reduce((m, x) => Math.max(m, x), 0),
+    },
+    worstEdge: [...perEdge.values()].reduce((m, x) => Math.max(m, x), 0),
   };
 }
 

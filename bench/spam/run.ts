@@ -2,9 +2,14 @@
 // capped at 150) under six attacks, with honest traffic (2 messages per person per day, 5% first
 // contacts). The decisions are the node's own pure functions (agent/spam/decisions.ts) applied
 // over the graph abstractly (bench/spam/model.ts says what is and is not modelled).
-// Run: node --import tsx bench/spam/run.ts [--agents 10000] [--weeks 4] [--attackers 10] [--rate 10]
+// Run: node --import tsx bench/spam/run.ts [--agents 10000] [--weeks 3] [--attackers 10] [--rate 10]
+//        [--graphs ba,kleinberg] [--variants node,credit,allowance]
+// Variants: 'node' = the rules as the node runs them (its forwarding floor of 120 small packets/h
+// does not bite at these rates); 'credit' = + first-contact credit and the once-per-recipient rule
+// for complaints about mail between contacts (bench only: the node does not enforce them yet);
+// 'allowance' = + the forwarding allowance at 1 message/h (SIM_POLICY).
 import { barabasiAlbert, kleinberg } from './graphs.ts';
-import { simulate, type Attack } from './model.ts';
+import { SIM_POLICY, simulate, type Attack } from './model.ts';
 import { seededRandom } from '../../agent/sim/graphs.ts';
 
 function arg(name: string, fallback: string): string {
@@ -13,15 +18,21 @@ function arg(name: string, fallback: string): string {
 }
 
 const agents = Number(arg('agents', '10000'));
-const weeks = Number(arg('weeks', '4'));
+const weeks = Number(arg('weeks', '3'));
+const only = arg('graphs', 'ba,kleinberg').split(',');
+const variants = arg('variants', 'node,credit').split(',') as ('node' | 'credit' | 'allowance')[];
 const attackers = Number(arg('attackers', '10'));
 const rate = Number(arg('rate', '10'));
 const side = Math.round(Math.sqrt(agents));
 
-const graphs: [string, () => number[][]][] = [
-  ['Barabasi-Albert m=3', () => barabasiAlbert(agents, 3, 150, seededRandom(1))],
-  ['Kleinberg r=2 q=1', () => kleinberg(side, 1, 150, seededRandom(2))],
-];
+const graphs: [string, () => number[][]][] = (
+  [
+    ['ba', 'Barabasi-Albert m=3', () => barabasiAlbert(agents, 3, 150, seededRandom(1))],
+    ['kleinberg', 'Kleinberg r=2 q=1', () => kleinberg(side, 1, 150, seededRandom(2))],
+  ] as [string, string, () => number[][]][]
+)
+  .filter(([key]) => only.includes(key))
+  .map(([, name, make]) => [name, make]);
 const attacks: [Attack, string, number][] = [
   ['none', 'no attack (honest traffic only)', 0],
   ['sybil', `unlimited identities behind each attacker, ${rate} spam/h`, rate],
@@ -42,17 +53,33 @@ for (const [name, make] of graphs) {
     `\n${name}: ${agents} agents, mean degree ${meanDegree.toFixed(1)}, max ${maxDegree}, ${weeks} weeks, ${attackers} attackers`,
   );
   for (const [attack, what, spamPerHour] of attacks) {
-    const t0 = Date.now();
-    for (const allowance of [false, true]) {
-      const r = simulate({ adj, attack, random: seededRandom(7), weeks, attackers, spamPerHour, allowance });
+    for (const variant of variants) {
+      const t0 = Date.now();
+      const r = simulate({
+        adj,
+        attack,
+        random: seededRandom(7),
+        weeks,
+        attackers,
+        spamPerHour,
+        allowance: variant === 'allowance',
+        credit: variant === 'credit',
+        // The credit goes with maxCuts 2 (docs/protocol.md 15.7).
+        policy: variant === 'credit' ? { ...SIM_POLICY, maxCuts: 2 } : SIM_POLICY,
+      });
       const cut = r.cutoffHours;
+      const label = {
+        node: ' | as the node runs',
+        credit: ' | + first-contact credit (bench only, not in the node)',
+        allowance: ' | + forwarding allowance 1 message/h',
+      }[variant];
       console.log(
         [
-          `  ${attack.padEnd(8)} ${what}${allowance ? ' | with forwardAllowance (bench only, not in the node)' : ' | as the node runs'}`,
-          `    spam per attack edge ${r.spamPerAttackEdge.toFixed(2)} (${r.spamDelivered} over ${r.attackEdges} edges)`,
+          `  ${attack.padEnd(8)} ${what}${label}`,
+          `    spam per attack edge ${r.spamPerAttackEdge.toFixed(2)} (${r.spamDelivered} over ${r.attackEdges} edges, worst edge ${r.worstEdge})`,
           `spam per honest user per week ${r.spamPerUserWeek.toFixed(4)}`,
           `cut-off ${cut.cut}/${cut.used} used edges, median ${Number.isNaN(cut.median) ? '-' : cut.median.toFixed(0)} h, max ${Number.isNaN(cut.max) ? '-' : cut.max.toFixed(0)} h`,
-          `legit first contacts delivered ${pct(r.firstContacts.delivered / Math.max(1, r.firstContacts.tried))} of ${r.firstContacts.tried}`,
+          `legit first contacts delivered ${pct(r.firstContacts.delivered / Math.max(1, r.firstContacts.tried))} of ${r.firstContacts.tried} (${r.firstDelayed.count} after waiting, median ${r.firstDelayed.median} h, max ${r.firstDelayed.max} h)`,
           `honest agents keeping every link ${pct(r.honestAgentsKeepingAllLinks)} (${r.honestLinksLost} honest links lost)`,
           `honest messages ${r.honestMessages}, ${r.honestDelayed} waited an hour or more`,
           `(${((Date.now() - t0) / 1000).toFixed(1)} s)`,

@@ -1,6 +1,7 @@
 import { describe, expect, test } from '@jest/globals';
 import {
   addDecayed,
+  complaintCounts,
   complaintThreshold,
   complaintWeight,
   decayedValue,
@@ -176,5 +177,11 @@ describe('first-contact credit', () => {
     expect(firstContactHeld(P.creditStart, 0, P)).toBe(true);
     expect(firstContactCredit(P.creditPerGood * 3, P)).toBe(P.creditStart + 3);
     expect(firstContactCredit(1e9, P)).toBe(P.creditMax);
+  });
+
+  test('complaints about first contacts always count; about mail between contacts once per recipient', () => {
+    expect(complaintCounts(true, 5)).toBe(true);
+    expect(complaintCounts(false, 0)).toBe(true);
+    expect(complaintCounts(false, 1)).toBe(false);
   });
 });
