@@ -133,7 +133,15 @@ export class SpamControl implements SpamHooks {
 
   /** Starts the flush timer and settles verdicts that came due while the node was down. */
   start(): void {
-    this.flushTimer = setInterval(() => this.flush(), FLUSH_EVERY_MS);
+    this.flushTimer = setInterval(() => {
+      // A full disk (SQLITE_FULL) must not end the node (an uncaught throw in a timer did, in
+      // test/faults/disk-full): the counts stay dirty and are written at a later flush.
+      try {
+        this.flush();
+      } catch {
+        this.count('spam_flush_failed');
+      }
+    }, FLUSH_EVERY_MS);
     this.flushTimer.unref();
     for (const n of this.deps.store.suspended()) this.evaluate(n.agent);
     this.deps.store.pruneReceived(this.now());
