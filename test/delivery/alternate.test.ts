@@ -66,7 +66,12 @@ describe('alternate paths, exactly once, offline recipient', () => {
     await a.engine.send({ id, to: d.entity, source: { kind: 'bytes', data: Buffer.from('are you there?') } });
     const held = await rec.waitFor((e) => e.kind === 'held');
     expect(held.kind === 'held' && held.agent).toBe(c.keys.id);
-    await new Promise((r) => setTimeout(r, 500)); // several stall timeouts: "held" makes the sender wait
+    // On a loaded machine the report may come back after a stall timeout, so one re-send before
+    // it is fair; after it, none.
+    const attemptsWhenHeld = a.engine.metrics.get('attempts');
+    // Several stall timeouts: "held" makes the sender wait (a fixed wait that load can only shorten
+    // in effect, so it can hide the fault but never invent it).
+    await new Promise((r) => setTimeout(r, 500));
     expect(d.inbox).toHaveLength(0);
     sim.network.setOnline(d.keys.id, true);
     await rec.waitFor((e) => e.kind === 'delivered' && e.id === id);
@@ -75,7 +80,8 @@ describe('alternate paths, exactly once, offline recipient', () => {
     expect(d.inbox[0].data?.toString()).toBe('are you there?');
     expect(c.engine.heldBytes()).toBe(0);
     // No copies were re-sent while C held the message.
-    expect(a.engine.metrics.get('attempts')).toBe(1);
+    expect(attemptsWhenHeld).toBeLessThanOrEqual(2);
+    expect(a.engine.metrics.get('attempts')).toBe(attemptsWhenHeld);
     expect(d.engine.metrics.get('duplicate_message')).toBe(0);
   });
 });
