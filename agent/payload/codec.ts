@@ -61,7 +61,7 @@ export function openpgpCodec(deps: {
       }
       const agents = deps.recipientAgents?.(to) ?? [];
       if (agents.length > 0) {
-        const sealed = await sealToAgents(plaintext, agents, deps.entityKey);
+        const sealed = await sealToAgents(plaintext, agents, deps.entityKey, recipient);
         return Buffer.concat([Buffer.from(self, 'hex'), sealed]);
       }
       const message = await openpgp.createMessage({ binary: plaintext });

@@ -97,12 +97,21 @@ export async function wrapKeyId(publicKey: AgentWrapKey): Promise<string> {
 
 /**
  * Signs `plaintext` with `signingKey` and encrypts it once, the session key wrapped for each
- * recipient key. Binary OpenPGP message: PKESK… ‖ SEIPD (v1, AES-256, which GnuPG also reads).
+ * recipient key, and for `entityKey` too when given. Binary OpenPGP message: PKESK… ‖ SEIPD (v1,
+ * AES-256, which GnuPG also reads).
+ *
+ * Why the entity key as well: the sender wraps for the agents whose certificates it holds, but
+ * the path may end at one it does not know yet (a device added since, learned only from a path
+ * record). Without a packet for it that agent could not read the mail, and after three paths the
+ * message would fail. The entity's key is on every agent of it anyway (it signs their
+ * certificates and `kith agent add` hands it on), so this packet takes nothing from what the
+ * per-agent wrapping gives; an agent opens with its own key whenever a packet is wrapped for it.
  */
 export async function sealToAgents(
   plaintext: Uint8Array,
   recipients: readonly AgentWrapKey[],
   signingKey: openpgp.PrivateKey,
+  entityKey?: openpgp.PublicKey,
 ): Promise<Uint8Array> {
   if (recipients.length === 0) throw new RangeError('no recipient keys');
   const sessionKey = { data: new Uint8Array(randomBytes(32)), algorithm: 'aes256' as const };
@@ -125,6 +134,14 @@ export async function sealToAgents(
     await pkesk.encrypt(packet);
     delete pkesk.sessionKey;
     list.push(pkesk);
+  }
+  if (entityKey !== undefined) {
+    const toEntity = (await openpgp.encryptSessionKey({
+      ...sessionKey,
+      encryptionKeys: entityKey,
+      format: 'object',
+    })) as unknown as { packets: unknown[] };
+    list.push(...toEntity.packets);
   }
   list.push(...body.packets);
   return list.write();

@@ -4,6 +4,12 @@ import { recipientKeyIds, wrapKeyId } from '../../agent/payload/wrap.ts';
 import { send } from '../agents/network.ts';
 import { startEntity, until, type Entity } from './entity.ts';
 
+/** The key id of the entity's encryption subkey, as a PKESK to it carries. */
+async function entityKeyId(entity: Entity): Promise<string> {
+  const key = entity.node('home').identity.entityKey.toPublic();
+  return (await key.getEncryptionKey()).getKeyID().toHex();
+}
+
 const message = (subject: string) =>
   Buffer.from(
     `From: alice@roaming.kith\r\nTo: alice@roaming.kith\r\nSubject: ${subject}\r\n\r\nbody of ${subject}\r\n`,
@@ -163,15 +169,16 @@ describe('roaming: two agents of one entity keep one mailbox over their link', (
       lock.release();
     }
     // Bob encrypted once, the session key wrapped for each of alice's agents (their own X25519
-    // keys; no packet for the entity key), and the laptop got that same ciphertext from home and
-    // opened it with its own key: what it shows was rebuilt from it, not copied in plain.
+    // keys, and the entity key for a device bob does not know yet: agent/payload/wrap.ts), and the
+    // laptop got that same ciphertext from home and opened it with its own key: what it shows was
+    // rebuilt from it, not copied in plain.
     const keysOf = (name: string) => alice.node(name).identity.onion.publicKey;
     const sealed = [...alice.node('home').roaming.store.sealedIds()].map((id) =>
       alice.node('home').roaming.store.sealed(id),
     );
     expect(sealed).toHaveLength(1);
     expect((await recipientKeyIds(sealed[0]!.subarray(20))).sort()).toEqual(
-      [await wrapKeyId(keysOf('home')), await wrapKeyId(keysOf('laptop'))].sort(),
+      [await wrapKeyId(keysOf('home')), await wrapKeyId(keysOf('laptop')), await entityKeyId(alice)].sort(),
     );
     expect(Buffer.compare(keysOf('home'), keysOf('laptop'))).not.toBe(0);
     expect(alice.node('home').roaming.engine.counters.sealedSent).toBeGreaterThanOrEqual(1);
