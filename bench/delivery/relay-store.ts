@@ -1,0 +1,74 @@
+// A relay's forwarding rate with its real SQLite store (hop records committed before each packet
+// goes on), in one process over the in-memory transport: m → b (the relay, SQLite in a temp dir)
+// → c → d. Baseline in the same run: the same relay with the in-memory store (no commit at all),
+// so the ratio is what durability costs the relay.
+// Run: node --import tsx bench/delivery/relay-store.ts [--packets 2000]
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeOnion, hopDigest } from '../../agent/delivery/frames.ts';
+import { SqliteDeliveryStore } from '../../agent/delivery/sqlite-store.ts';
+import { signWith, type AgentKeys } from '../../agent/onion/keys.ts';
+import { buildOnion, type HopInstruction } from '../../agent/onion/layers.ts';
+import { encodeUnit } from '../../agent/payload/unit.ts';
+import type { PathEntry } from '../../agent/routing/path.ts';
+import { Simulation } from '../../agent/sim/sim.ts';
+import { openDatabase } from '../../store/db.ts';
+import { header, row } from '../lib/stats.ts';
+
+const i = process.argv.indexOf('--packets');
+const PACKETS = i >= 0 ? Number(process.argv[i + 1]) : 2000;
+
+function wrap(sender: AgentKeys, entries: PathEntry[]): Buffer {
+  const unit = encodeUnit({ kind: 'manifest', id: randomBytes(16), sealed: randomBytes(700) });
+  const hops = entries.map((e, k) => {
+    const instruction: HopInstruction =
+      k < entries.length - 1
+        ? { kind: 'forward', next: entries[k + 1]!.signPublic, report: true, expiresAt: Date.now() + 600_000 }
+        : { kind: 'deliver', report: true, expiresAt: Date.now() + 600_000 };
+    return { onionPublic: e.onionKey, instruction };
+  });
+  const { header: h, body } = buildOnion(hops, unit);
+  return encodeOnion(h, body, signWith(sender, hopDigest(entries[0]!.signPublic, h, body)));
+}
+
+/** Packets per second through relay b, from the first send until b forwarded them all. */
+async function measure(sqlite: boolean): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'kith-bench-relay-'));
+  const db = sqlite ? openDatabase(join(dir, 'relay.db')) : undefined;
+  const sim = new Simulation({
+    delivery: { stallTimeoutMs: 60_000, spoolDir: dir },
+    customize: (k) => (k === 1 && db ? { store: new SqliteDeliveryStore(db) } : {}),
+  });
+  try {
+    const [, b, c, d, m] = sim.addAgents(5);
+    sim.connect(b!, c!);
+    sim.connect(c!, d!);
+    sim.connect(m!, b!);
+    await sim.start();
+    const toD = (await m!.engine.discovery.find(d!.entity))[0]!.entries;
+    const packets = Array.from({ length: PACKETS }, () => wrap(m!.keys, toD));
+    const before = b!.engine.metrics.get('forwarded');
+    const t0 = performance.now();
+    await Promise.all(packets.map((p) => m!.transport.send(b!.keys.id, p)));
+    await sim.network.idle();
+    const ms = performance.now() - t0;
+    const forwarded = b!.engine.metrics.get('forwarded') - before;
+    if (forwarded !== PACKETS) throw new Error(`relay forwarded ${forwarded} of ${PACKETS}`);
+    return PACKETS / (ms / 1000);
+  } finally {
+    await sim.stop();
+    db?.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const memory = await measure(false);
+const durable = await measure(true);
+console.log(
+  header(
+    `A relay forwarding ${PACKETS} packets (in-memory transport, one process): SQLite store vs in-memory store`,
+  ),
+);
+console.log(row('packets/s through the relay (c and d included)', durable, memory, '/s'));
