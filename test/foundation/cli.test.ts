@@ -43,7 +43,7 @@ describe('kith command line', () => {
       subcommands.set(command, commandsOf([command]));
       for (const sub of subcommands.get(command)!) commandsOf([command, sub]);
     }
-    expect(subcommands.get('agent')).toEqual(['add', 'import', 'list', 'revoke']);
+    expect(subcommands.get('agent')).toEqual(['add', 'import', 'history', 'list', 'revoke']);
   });
 
   it('`kith id` shows the identity without the passphrase', () => {
