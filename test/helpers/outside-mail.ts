@@ -9,7 +9,7 @@ import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readFileSync, writ
 import { connect } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { ImapFlow } from 'imapflow';
+import { inboxSources } from './imap-inbox.ts';
 import { freePort } from './kith-nodes.ts';
 
 /** The one password of every mailbox of the outside server. */
@@ -159,24 +159,8 @@ async function gone(file: string): Promise<void> {
   for (let t = 0; t < 200 && existsSync(file); t++) await new Promise((r) => setTimeout(r, 50));
 }
 
-async function inbox(port: number, user: string): Promise<string[]> {
-  const client = new ImapFlow({
-    host: '127.0.0.1',
-    port,
-    secure: false,
-    auth: { user, pass: OUTSIDE_PASS },
-    logger: false,
-  });
-  await client.connect();
-  try {
-    const box = await client.mailboxOpen('INBOX');
-    if (box.exists === 0) return [];
-    const out: string[] = [];
-    for await (const m of client.fetch('1:*', { source: true })) out.push(m.source!.toString());
-    return out;
-  } finally {
-    await client.logout();
-  }
+function inbox(port: number, user: string): Promise<string[]> {
+  return inboxSources({ host: '127.0.0.1', port, secure: false, auth: { user, pass: OUTSIDE_PASS } });
 }
 
 /** Dovecot: one Maildir per user (mail owned by dovenull, since Dovecot never writes mail as root). */

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { ImapFlow } from 'imapflow';
+import { inboxSources } from '../helpers/imap-inbox.ts';
 import type { KithNode } from '../../agent/node.ts';
 import { until } from '../agents/network.ts';
 
@@ -32,27 +32,16 @@ export async function smtpPost(from: KithNode, to: string, subject: string, body
 }
 
 /** Every message of INBOX over real IMAP (imapflow, STARTTLS), as source text. */
-export async function imapInbox(node: KithNode): Promise<string[]> {
+export function imapInbox(node: KithNode): Promise<string[]> {
   const s = node.mailSettings;
-  const client = new ImapFlow({
+  return inboxSources({
     host: s.imap.host,
     port: s.imap.port,
     secure: false,
     doSTARTTLS: true,
     tls: { rejectUnauthorized: false },
     auth: { user: s.user, pass: s.pass },
-    logger: false,
   });
-  await client.connect();
-  try {
-    const box = await client.mailboxOpen('INBOX');
-    if (box.exists === 0) return [];
-    const out: string[] = [];
-    for await (const m of client.fetch('1:*', { source: true })) out.push(m.source!.toString());
-    return out;
-  } finally {
-    await client.logout();
-  }
 }
 
 /**
