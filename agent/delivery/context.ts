@@ -91,7 +91,8 @@ export type DeliveryEvent =
     }
   | { kind: 'delivered'; id: MessageId; at: number }
   | { kind: 'failed'; id: MessageId; at: number; reason: string }
-  | { kind: 'complained'; id: MessageId; at: number };
+  /** `link`: the packet complained about (a list carries the complaint on with it, agent/lists). */
+  | { kind: 'complained'; id: MessageId; at: number; link?: string };
 
 /**
  * What the relay tells a transit queue (agent/queue/transit.ts) about packets it holds for others:

@@ -492,7 +492,7 @@ export class Sender implements Origin {
   onComplaint(link: string): void {
     const p = this.packets.get(link);
     this.ctx.count('complaints_received');
-    if (p) this.ctx.emit({ kind: 'complained', id: p.id, at: this.ctx.now() });
+    if (p) this.ctx.emit({ kind: 'complained', id: p.id, at: this.ctx.now(), link });
   }
 
   private async finish(a: Active, state: 'delivered' | 'failed', reason = ''): Promise<void> {

@@ -307,6 +307,10 @@ export class ListHost {
       throw err;
     }
     const list: HostedList = { name, node, store: store!, service: service! };
+    // A subscriber's complaint about a copy ends at the list (its sender): the list carries it on.
+    node.engine.onEvent((event) => {
+      if (event.kind === 'complained' && event.link) list.service.complained(event.id, event.link);
+    });
     const bridgeStore = new BridgeStore(node.db);
     const bridgeSettings = bridgeStore.settings();
     if (bridgeSettings) {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { asMessageId, type Fingerprint, type MessageId } from '../../common/ids.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { DeliveryEvent, DeliveryService, GatewaySink, InboundMessage } from '../../gateway/delivery.ts';
+import type { SpamControl } from '../spam/control.ts';
 import type { TrustStore } from '../trust/store.ts';
 import { hasOwnLoopMark, headerValues, posterName, rewritePost } from './headers.ts';
 import {
@@ -25,6 +26,8 @@ export interface ListNodeView {
   identity: { fingerprint: Fingerprint; email: string; name: string };
   trust: Pick<TrustStore, 'entity'>;
   delivery: Pick<DeliveryService, 'submit'>;
+  /** Spam control of the list's agent: complaints about copies are carried on (complained()). */
+  spam?: Pick<SpamControl, 'carry'>;
 }
 
 /** Where a member's distributed post goes besides the members: a bridge's outside list (bridge/). */
@@ -350,6 +353,42 @@ export class ListService {
       }
     }
     this.checkSummary(post.id);
+  }
+
+  /**
+   * A subscriber complained about a copy (moved it to Junk): the complaint's reverse path ends at
+   * the list, the copy's sender. The list did not write the post, so it carries the complaint on
+   * along the post's own inbound path (the list's hop memory of it), where it counts against the
+   * poster's path, not against the list (docs/protocol.md 15.8). Later, after spam control has
+   * stored the complaint's row (the engine tells of it before).
+   */
+  complained(copyId: MessageId, link: string): void {
+    const { store, node, log } = this.deps;
+    const copy = store.copy(copyId);
+    if (!copy) return; // a summary or notice of the list's own: the list is its sender, it ends here
+    setImmediate(() => {
+      try {
+        const result = node.spam?.carry(copy.post, link) ?? 'unknown';
+        const post = store.post(copy.post);
+        if (result === 'unknown') {
+          log.info(
+            {
+              post: copy.post,
+              copy: copyId,
+              reason: post?.reason === 'bridged' ? 'bridged' : 'path-forgotten',
+            },
+            'list: a complaint about a copy could not be carried on (no inbound path of the post here)',
+          );
+        } else {
+          log.info(
+            { post: copy.post, copy: copyId, poster: post?.poster, result },
+            'list: a complaint about a copy carried on along the poster’s path',
+          );
+        }
+      } catch (err) {
+        log.warn({ post: copy.post, err: (err as Error).message }, 'list: carrying a complaint failed');
+      }
+    });
   }
 
   /** Delivery events of the list's outbox: copies change state; other messages of the list are ignored. */

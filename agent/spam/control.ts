@@ -203,6 +203,49 @@ export class SpamControl implements SpamHooks {
     return this.state(id, StatementKind.withdrawal);
   }
 
+  /**
+   * A list re-sent message `id` (a post it received) to its subscribers, and a subscriber's
+   * complaint about one copy ended here (`originLink`: the copy's packet, its row kept by
+   * onComplaint). The list complains about the post along the post's own inbound path, so it counts
+   * against the poster's path (docs/protocol.md 15.8). Why not end it here, as for any sender: the
+   * list did not write the post, it relayed it; like any honest relay it then gets its chance to
+   * clear the copy's complaint downstream: when the poster's path cuts the poster off, the cut comes
+   * back here and goes on to every copy's complaint it carries (sendCut). Withdrawals follow too.
+   */
+  carry(id: MessageId, originLink: string): 'sent' | 'queued' | 'already' | 'unknown' {
+    const { store, keys } = this.deps;
+    const origin = store.complaintOnLink(originLink);
+    const got = store.received(id);
+    if (!origin || origin.predecessor !== null || !got) return 'unknown';
+    const own = store.complaintAbout(id)?.complaintId ?? complaintIdFor(keys, id);
+    store.putCarried(own, origin.recipient, origin.complaintId);
+    this.count('complaints_carried');
+    const result = origin.state === 'active' ? this.complain(id) : 'already';
+    const mine = store.complaint(keys.signPublic.toString('hex'), own);
+    // The poster is cut off already: this copy's complaint clears downstream at once.
+    if (mine?.clearedAt !== null && mine?.clearedAt !== undefined)
+      this.sendCut(origin, mine.cutId ?? newCutId(), mine.clearedAt);
+    else if (this.isCutOff(got.neighbour))
+      this.sendCut(
+        origin,
+        lastCutId(store, got.neighbour) ?? newCutId(),
+        store.neighbour(got.neighbour)?.revokedAt ?? this.now(),
+      );
+    return result;
+  }
+
+  /** A recipient withdrew (or renewed) a complaint a list carries: its own follows the recipients'. */
+  private carriedChanged(origin: ComplaintRow): void {
+    const { store, keys } = this.deps;
+    const own = store.carrierOf(origin.recipient, origin.complaintId);
+    if (!own) return;
+    const mine = store.complaint(keys.signPublic.toString('hex'), own);
+    if (!mine?.messageId) return;
+    // One subscriber's complaint still standing keeps the list's.
+    if (store.carriedFor(own).some((r) => r.state === 'active')) this.complain(mine.messageId);
+    else this.withdraw(mine.messageId);
+  }
+
   private state(id: MessageId, kind: StatementKind): 'sent' | 'queued' | 'already' | 'unknown' {
     const { store, keys } = this.deps;
     const got = store.received(id);
@@ -310,6 +353,7 @@ export class SpamControl implements SpamHooks {
       this.count(s.kind === StatementKind.complaint ? 'complaints_relayed' : 'withdrawals_relayed');
       this.sendOn(row, s);
       if (row.predecessor && row.counted) this.evaluate(row.predecessor);
+      if (!row.predecessor) this.carriedChanged(row);
       return;
     }
     if (s.kind === StatementKind.withdrawal) return this.refuse(from, 'complaint_unknown');
@@ -417,7 +461,12 @@ export class SpamControl implements SpamHooks {
 
   /** Tells the successor that the source of this complaint is cut off (no-op at the recipient). */
   private sendCut(row: ComplaintRow, cutId: string, at: number): void {
-    if (!row.successor) return;
+    if (!row.successor) {
+      // Our own complaint as a list (carry): the cut goes on to the copies' complaints it carries.
+      if (row.recipient === this.deps.keys.signPublic.toString('hex'))
+        for (const origin of this.deps.store.carriedFor(row.complaintId)) this.sendCut(origin, cutId, at);
+      return;
+    }
     let receiver: Buffer;
     try {
       receiver = publicFromAgentId(row.successor);

@@ -63,6 +63,14 @@ const MIGRATIONS = [
   // When the predecessor handed us the packet complained about: a cut notice clears only
   // complaints about packets handed on before the cut (15.3).
   `ALTER TABLE spam_complaint ADD COLUMN packet_at INTEGER;`,
+  // A list carries a complaint about a copy it sent on along the post's inbound path as its own
+  // complaint (docs/protocol.md 15.8): which recipients' complaints each carried one stands for.
+  `CREATE TABLE spam_carried (
+     own_complaint_id TEXT NOT NULL,   -- this agent's complaint about the post it received
+     origin_recipient TEXT NOT NULL,   -- the recipient of the copy complained about (key hex)
+     origin_complaint_id TEXT NOT NULL,
+     PRIMARY KEY (origin_recipient, origin_complaint_id));
+   CREATE INDEX spam_carried_own ON spam_carried(own_complaint_id);`,
 ];
 
 /** One complaint as a hop (or the recipient, or the sender) keeps it. */
@@ -231,6 +239,13 @@ export class SpamStore {
       ),
       revocationsOf: db.prepare('SELECT * FROM spam_revocation WHERE entity = ? ORDER BY at'),
       revocations: db.prepare('SELECT * FROM spam_revocation ORDER BY at'),
+      putCarried: db.prepare(
+        'INSERT OR IGNORE INTO spam_carried (own_complaint_id, origin_recipient, origin_complaint_id) VALUES (?, ?, ?)',
+      ),
+      carriedFor: db.prepare('SELECT * FROM spam_carried WHERE own_complaint_id = ?'),
+      carrierOf: db.prepare(
+        'SELECT own_complaint_id FROM spam_carried WHERE origin_recipient = ? AND origin_complaint_id = ?',
+      ),
     };
   }
 
@@ -285,6 +300,24 @@ export class SpamStore {
       proofSignature: c.proof?.signature ?? null,
       packetAt: c.packetAt ?? null,
     });
+  }
+
+  /** Records that our complaint `own` carries the recipient's complaint (origin) upstream (a list). */
+  putCarried(own: string, originRecipient: string, originComplaintId: string): void {
+    this.q.putCarried.run(own, originRecipient, originComplaintId);
+  }
+
+  /** The recipients' complaints our complaint `own` carries (each a row at us with no predecessor). */
+  carriedFor(own: string): ComplaintRow[] {
+    return (this.q.carriedFor.all(own) as Raw[])
+      .map((r) => this.complaint(r.origin_recipient as string, r.origin_complaint_id as string))
+      .filter((r): r is ComplaintRow => r !== undefined);
+  }
+
+  /** Our complaint that carries this recipient's complaint upstream, if one does. */
+  carrierOf(originRecipient: string, originComplaintId: string): string | undefined {
+    const r = this.q.carrierOf.get(originRecipient, originComplaintId) as Raw | undefined;
+    return r?.own_complaint_id as string | undefined;
   }
 
   /** Remembers where a received message's manifest came from (first copy wins). */
