@@ -32,6 +32,8 @@ COPY config ./config
 COPY common ./common
 COPY store ./store
 COPY cli ./cli
+# The `kith` command runs a bundle of the sources (bin/build.mjs); /app is not writable at run time.
+RUN node bin/build.mjs
 USER kith
 VOLUME ["/data"]
 # 4410: P2P links (public). 2587 SMTP submission, 2143 IMAP, 2080 autoconfig: publish on 127.0.0.1 only.

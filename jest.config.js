@@ -4,6 +4,8 @@ export default {
   extensionsToTreatAsEsm: ['.ts'],
   setupFiles: ['<rootDir>/common/polyfill.ts'],
   testMatch: ['<rootDir>/test/**/*.test.ts'],
+  // the `kith` bundle (bin/build.mjs) is not part of the tests' module graph
+  modulePathIgnorePatterns: ['<rootDir>/.build/'],
   transform: {
     '^.+\\.ts$': [
       '@swc/jest',

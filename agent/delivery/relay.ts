@@ -230,7 +230,8 @@ export class Relay {
     } catch {
       return ctx.count('rejected_report_malformed');
     }
-    const key = createHash('sha256').update(parsed.sealed).digest('hex').slice(0, 32);
+    // a flat 32-char string: slice() of the 64-char hex would keep its parent alive in the set
+    const key = createHash('sha256').update(parsed.sealed).digest().toString('hex', 0, 16);
     if (this.seenReports.has(key)) return ctx.count('rejected_report_replay');
     remember(this.seenReports, key);
     if (this.origin.owns(parsed.link)) return this.origin.onReport(parsed.link, Buffer.from(parsed.sealed));

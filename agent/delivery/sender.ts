@@ -17,7 +17,11 @@ import { encodeOnion, hopDigest, linkId } from './frames.ts';
 import type { Origin } from './relay.ts';
 import type { OutboxRecord } from './store.ts';
 
-const MAX_PACKETS = 100_000;
+// Packets whose reports may still come back. 10,000 like the receiver's way back (receiver.ts):
+// at 100,000 it held ~31 MiB per sending agent in the soak (bench/RESULTS.md 9). A context
+// dropped here is what a restart drops too: the outbox re-sends after its stall timeout, and the
+// recipient's exactly-once store drops the second copy.
+const MAX_PACKETS = 10_000;
 
 /** What the sender remembers of one packet it sent, to read the reports that come back. */
 interface PacketContext {

@@ -4,9 +4,6 @@ import type { Command } from 'commander';
 import type { HistoryProgress } from '../../agent/sync/history.ts';
 import { KithError } from '../../common/errors.ts';
 import { silentLogger } from '../../common/logger.ts';
-import { adoptBundleTrust, bundleTrust, importAgentBundle } from '../../agent/identity/bundle.ts';
-import { createTrustStore } from '../../agent/trust/index.ts';
-import { ensureSelfSignedCertificate } from '../../gateway/tls.ts';
 import { openDatabase } from '../../store/db.ts';
 import { prepareDataDir } from '../../store/datadir.ts';
 import { configFrom, print } from '../context.ts';
@@ -73,6 +70,15 @@ export function registerAgent(program: Command): void {
       const passphrase = await obtainPassphrase(config);
       const db = openDatabase(paths.database);
       try {
+        const [
+          { adoptBundleTrust, bundleTrust, importAgentBundle },
+          { createTrustStore },
+          { ensureSelfSignedCertificate },
+        ] = await Promise.all([
+          import('../../agent/identity/bundle.ts'),
+          import('../../agent/trust/index.ts'),
+          import('../../gateway/tls.ts'),
+        ]);
         const identity = await importAgentBundle(db, text, passphrase);
         const trust = createTrustStore({ db, log: silentLogger() });
         const { contacts } = await adoptBundleTrust(trust, identity, bundleTrust(text), silentLogger());

@@ -4,7 +4,8 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { KithError } from '../../common/errors.ts';
 import { createLogger } from '../../common/logger.ts';
-import { demoTopology, startDemoNetwork, type DemoAgent } from '../demo/network.ts';
+import { demoTopology } from '../demo/topology.ts';
+import type { DemoAgent } from '../demo/network.ts';
 import { ignoreClosedStdout, listenForStopSignals, print } from '../context.ts';
 import { settingsText } from '../settings.ts';
 
@@ -45,6 +46,8 @@ export function registerDemo(program: Command): void {
         const dir = given ?? mkdtempSync(join(tmpdir(), 'kith-demo-'));
         try {
           if (!options.json) print(`Starting ${agents} agents in ${dir} ...`);
+          // the nodes are loaded only here, so other commands start without them
+          const { startDemoNetwork } = await import('../demo/network.ts');
           const network = await startDemoNetwork({
             dir,
             agents,

@@ -2,11 +2,9 @@ import { existsSync, rmSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
-import { createIdentity } from '../../agent/identity/identity.ts';
 import { KithError } from '../../common/errors.ts';
 import { openDatabase } from '../../store/db.ts';
 import { dataPaths, prepareDataDir } from '../../store/datadir.ts';
-import { ensureSelfSignedCertificate } from '../../gateway/tls.ts';
 import { configFrom, print } from '../context.ts';
 import { obtainPassphrase } from '../passphrase.ts';
 import type { Config } from '../../config/schema.ts';
@@ -28,6 +26,11 @@ export async function initialiseNode(
   const undo = undoCreation(config.dataDir);
   try {
     const paths = prepareDataDir(config.dataDir);
+    // loaded only when an identity is made: OpenPGP and the certificate maker are heavy
+    const [{ createIdentity }, { ensureSelfSignedCertificate }] = await Promise.all([
+      import('../../agent/identity/identity.ts'),
+      import('../../gateway/tls.ts'),
+    ]);
     const db = openDatabase(paths.database);
     let identity: Identity;
     try {

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { KithNode } from '../../agent/node.ts';
 import { isKithError } from '../../common/errors.ts';
 import { createLogger } from '../../common/logger.ts';
 import { dataPaths } from '../../store/datadir.ts';
@@ -42,6 +41,8 @@ export function registerStart(program: Command): void {
           throw err;
         }
         if (signals.signal) return;
+        // imported here, not at the top: every other command starts without loading the node
+        const { KithNode } = await import('../../agent/node.ts');
         const node = new KithNode({ config, passphrase, log });
         // KithNode.start stops what it started when it fails; a signal meanwhile waits for it.
         await node.start();

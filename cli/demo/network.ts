@@ -10,6 +10,7 @@ import type { Config } from '../../config/schema.ts';
 import type { GatewaySettings } from '../../gateway/index.ts';
 import { openDatabase } from '../../store/db.ts';
 import { prepareDataDir } from '../../store/datadir.ts';
+import { demoTopology } from './topology.ts';
 
 /** One agent of the demo network. */
 export interface DemoAgent {
@@ -20,23 +21,6 @@ export interface DemoAgent {
   /** What a restart needs: the same configuration and passphrase. */
   config: Readonly<Config>;
   passphrase: string;
-}
-
-const RELAY_NAMES = ['carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy'];
-
-/**
- * The demo's trust graph, as names. alice and bob never trust each other directly; every other
- * agent is a relay that both trust, so with N agents there are N-2 disjoint paths alice–X–bob
- * and alice's mail to bob is discovered and routed through one of them.
- */
-export function demoTopology(agents: number): { names: string[]; links: [string, string][] } {
-  if (agents < 3 || agents > 2 + RELAY_NAMES.length) {
-    throw new RangeError(`the demo runs 3 to ${2 + RELAY_NAMES.length} agents`);
-  }
-  const relays = RELAY_NAMES.slice(0, agents - 2);
-  const links: [string, string][] = [];
-  for (const relay of relays) links.push(['alice', relay], [relay, 'bob']);
-  return { names: ['alice', ...relays, 'bob'], links };
 }
 
 /** Who trusts whom (invitations: the second redeems the first's code) and who are contacts. */
