@@ -46,24 +46,29 @@ export async function ensureBuild() {
   const target = join(base, `kith-${sourceFingerprint()}`);
   if (existsSync(join(target, 'cli', 'main.mjs'))) return target;
 
-  const { build } = await import('esbuild');
+  const esbuild = await import('esbuild');
   mkdirSync(base, { recursive: true });
   const temporary = join(base, `tmp-${process.pid}-${Date.now()}`);
-  await build({
-    absWorkingDir: root,
-    entryPoints: ENTRY_POINTS,
-    outdir: temporary,
-    outbase: root,
-    bundle: true,
-    splitting: true, // commands import their heavy parts lazily; each becomes a chunk
-    format: 'esm',
-    outExtension: { '.js': '.mjs' },
-    platform: 'node',
-    target: 'node20',
-    packages: 'external', // node_modules stay as they are (native addons, ESM-only libp2p)
-    sourcemap: 'linked', // with NODE_OPTIONS=--enable-source-maps, stack traces name the .ts files
-    logLevel: 'warning',
-  });
+  try {
+    await esbuild.build({
+      absWorkingDir: root,
+      entryPoints: ENTRY_POINTS,
+      outdir: temporary,
+      outbase: root,
+      bundle: true,
+      splitting: true, // commands import their heavy parts lazily; each becomes a chunk
+      format: 'esm',
+      outExtension: { '.js': '.mjs' },
+      platform: 'node',
+      target: 'node20',
+      packages: 'external', // node_modules stay as they are (native addons, ESM-only libp2p)
+      sourcemap: 'linked', // with NODE_OPTIONS=--enable-source-maps, stack traces name the .ts files
+      logLevel: 'warning',
+    });
+  } finally {
+    // esbuild's service process would otherwise live as long as the node it built
+    await esbuild.stop();
+  }
   try {
     renameSync(temporary, target);
   } catch (err) {
