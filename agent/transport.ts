@@ -20,6 +20,11 @@ export interface Transport {
   onFrame(handler: (from: AgentId, frame: Uint8Array) => void | Promise<void>): void;
   /** Called when a neighbour's link opens or closes (to retry held messages, drop caches). */
   onLinkChange(handler: (peer: AgentId, up: boolean) => void): void;
+  /**
+   * Work a frame's handler started and did not await (a relay's packet waiting for its group
+   * commit): the simulator counts it as in flight, so that its idle() waits for it too.
+   */
+  track?(work: Promise<unknown>): void;
 }
 
 /** Largest frame a transport must carry; bulk payloads are chunked below it. */

@@ -36,6 +36,18 @@ export interface Destination {
 
 const SEEN_LIMIT = 100_000;
 
+/** Packets whose hop record may wait for a commit at once before the frame loop waits too. */
+const MAX_UNCOMMITTED = 256;
+
+/** A peeled, re-signed packet ready to go on to its next hop. */
+interface Forward {
+  next: AgentId;
+  out: Buffer;
+  outId: string;
+  expiresAt: number;
+  report?: { to: AgentId; link: string; secret: HopSecret };
+}
+
 /** How far ahead of this agent's clock a sender's clock may be (packet expiry checks). */
 export const CLOCK_SKEW_MS = 5 * 60_000;
 
@@ -53,6 +65,11 @@ export class Relay {
   private readonly seenReports = new Set<string>();
   private readonly seenComplaints = new Set<string>();
   private readonly transit = new Set<(event: TransitEvent) => void>();
+  /** Link ids of packets whose hop record waits for its commit (the replay guard meanwhile). */
+  private readonly uncommitted = new Set<string>();
+  /** Packets waiting for their commit, and frame loops waiting for one of them to finish. */
+  private waiting = 0;
+  private readonly slots: (() => void)[] = [];
   readonly complaints: ComplaintCounter;
 
   constructor(
@@ -86,7 +103,7 @@ export class Relay {
       // Kept with the hop memory: later (a complaint) we can still show that `from` handed it to us.
       const proof = hopProof(digest, signature);
       const inId = linkId(header);
-      if (ctx.store.hasHopIn(inId)) return ctx.count('rejected_replay');
+      if (this.uncommitted.has(inId) || ctx.store.hasHopIn(inId)) return ctx.count('rejected_replay');
       const peeled = peelOnion(ctx.keys.onionPrivate, ctx.keys.onionPublic, header, body);
       const ins = peeled.instruction;
       const now = ctx.now();
@@ -111,21 +128,73 @@ export class Relay {
       const sig = signWith(ctx.keys, hopDigest(ins.next, peeled.header, peeled.body));
       const out = encodeOnion(peeled.header, peeled.body, sig);
       const outId = linkId(peeled.header);
-      ctx.store.putHop({ inId, from, proof, outId, to: next, expiresAt });
-      ctx.spam?.onPacket(from);
+      const record: HopRecord = { inId, from, proof, outId, to: next, expiresAt };
       const report = ins.report ? { to: from, link: inId, secret: peeled.secret } : undefined;
-      try {
-        await ctx.transport.send(next, out);
-        ctx.count('forwarded');
-        ctx.logger.debug({ from, to: next, link: outId }, 'packet handed on');
-        if (report) this.report(report.to, report.link, report.secret, ReportKind.forwarded);
-      } catch {
-        this.hold(next, { frame: out, expiresAt: ins.expiresAt, report });
+      const forward: Forward = { next, out, outId, expiresAt: ins.expiresAt, report };
+      if (!ctx.store.putHopDurable) {
+        ctx.store.putHop(record);
+        ctx.spam?.onPacket(from);
+        return await this.handOn(from, forward);
       }
+      await this.commitThenHandOn(from, record, forward);
     } catch (err) {
       if (!isKithError(err)) throw err;
       ctx.count(rejectName(err.code));
       ctx.logger.debug({ from, code: err.code }, 'packet rejected');
+    }
+  }
+
+  /**
+   * The packet goes on (and its "forwarded" or "held" report back) only once its hop record is
+   * durable, but the frame loop does not wait for that commit: it reads the next packet, so every
+   * packet that arrives while one commit's fsync runs shares the next commit (group commit). Why
+   * this order: the hop record routes the reports and complaints of the packet back and refuses
+   * its replay; a relay that handed a packet on and then crashed before the record was durable
+   * would pass a replay of it and could not route its reports. A crash before the commit loses
+   * the packet here, as one still in the link's buffers is: the sender re-sends a fresh packet
+   * when its stall timer fires. At most MAX_UNCOMMITTED packets wait; past that the frame loop
+   * waits too (backpressure on the link).
+   */
+  private async commitThenHandOn(from: AgentId, record: HopRecord, forward: Forward): Promise<void> {
+    const { ctx } = this;
+    this.uncommitted.add(record.inId);
+    while (this.waiting >= MAX_UNCOMMITTED) await new Promise<void>((r) => this.slots.push(r));
+    this.waiting++;
+    const work = ctx.store.putHopDurable!(record)
+      .then(
+        () => {
+          this.uncommitted.delete(record.inId);
+          ctx.spam?.onPacket(from);
+          return this.handOn(from, forward);
+        },
+        (err: Error) => {
+          // Not stored (a full disk, a closed database): not handed on either; the sender re-sends.
+          this.uncommitted.delete(record.inId);
+          ctx.count('rejected_hop_not_stored');
+          ctx.logger.warn({ from, err: err.message }, 'hop record not stored; packet dropped');
+        },
+      )
+      .catch((err: Error) => {
+        ctx.count('internal_error');
+        ctx.logger.error({ from, err: err.message }, 'handing on a packet failed');
+      })
+      .finally(() => {
+        this.waiting--;
+        this.slots.shift()?.();
+      });
+    ctx.transport.track?.(work);
+  }
+
+  /** Hands a packet on whose hop record is stored; holds it when the next hop is unreachable. */
+  private async handOn(from: AgentId, f: Forward): Promise<void> {
+    const { ctx } = this;
+    try {
+      await ctx.transport.send(f.next, f.out);
+      ctx.count('forwarded');
+      ctx.logger.debug({ from, to: f.next, link: f.outId }, 'packet handed on');
+      if (f.report) this.report(f.report.to, f.report.link, f.report.secret, ReportKind.forwarded);
+    } catch {
+      this.hold(f.next, { frame: f.out, expiresAt: f.expiresAt, report: f.report });
     }
   }
 

@@ -1,5 +1,7 @@
+import type Database from 'better-sqlite3';
 import type { AgentId, Fingerprint, MessageId } from '../../common/ids.ts';
 import { migrate, type Db } from '../../store/db.ts';
+import { groupCommitOf } from '../../store/group-commit.ts';
 import type { DeliveryStore, HeldPacket, HeldRef, HopRecord, InboundRecord, OutboxRecord } from './store.ts';
 
 /** Exported so that a test can build a database as an older Kith left it. */
@@ -30,6 +32,7 @@ export const DELIVERY_MIGRATIONS = [
 ];
 
 type Row = Record<string, unknown>;
+type Statement = Database.Statement<unknown[]>;
 
 function toOutbox(r: Row): OutboxRecord {
   return {
@@ -53,58 +56,74 @@ function toOutbox(r: Row): OutboxRecord {
 
 /** The delivery engine's durable state in the node's SQLite database (module "delivery"). */
 export class SqliteDeliveryStore implements DeliveryStore {
+  /** Compiled statements, by SQL text: better-sqlite3 compiles again on every prepare(), which a
+   * relay's profile showed on its per-packet path (bench/RESULTS.md 10). */
+  private readonly statements = new Map<string, Statement>();
+
   constructor(private readonly db: Db) {
     migrate(db, 'delivery', DELIVERY_MIGRATIONS);
   }
 
+  private sql(text: string): Statement {
+    let statement = this.statements.get(text);
+    if (!statement) {
+      statement = this.db.prepare(text);
+      this.statements.set(text, statement);
+    }
+    return statement;
+  }
+
+  /**
+   * putHop in the connection's group commit (store/group-commit.ts): resolves once the record is
+   * durable, sharing one commit with every write queued in the same event-loop turn (other
+   * packets, SMTP submissions).
+   */
+  putHopDurable(r: HopRecord): Promise<void> {
+    return groupCommitOf(this.db).run(() => this.putHop(r));
+  }
+
   putOutbox(r: OutboxRecord): void {
-    this.db
-      .prepare(`INSERT INTO delivery_outbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-      .run(
-        r.id,
-        r.to,
-        r.source.kind,
-        r.source.kind === 'file' ? r.source.path : null,
-        r.source.kind === 'bytes' ? r.source.data : null,
-        r.size,
-        r.sealedManifest,
-        r.contentKey,
-        r.chunks,
-        r.chunkSize,
-        r.acked,
-        r.state,
-        r.createdAt,
-        r.deadline,
-      );
+    this.sql(`INSERT INTO delivery_outbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
+      r.id,
+      r.to,
+      r.source.kind,
+      r.source.kind === 'file' ? r.source.path : null,
+      r.source.kind === 'bytes' ? r.source.data : null,
+      r.size,
+      r.sealedManifest,
+      r.contentKey,
+      r.chunks,
+      r.chunkSize,
+      r.acked,
+      r.state,
+      r.createdAt,
+      r.deadline,
+    );
   }
   getOutbox(id: MessageId): OutboxRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM delivery_outbox WHERE id = ?').get(id) as Row | undefined;
+    const r = this.sql('SELECT * FROM delivery_outbox WHERE id = ?').get(id) as Row | undefined;
     return r && toOutbox(r);
   }
   updateOutbox(id: MessageId, patch: Partial<Pick<OutboxRecord, 'acked' | 'state'>>): void {
     if (patch.acked !== undefined) {
-      this.db.prepare('UPDATE delivery_outbox SET acked = max(acked, ?) WHERE id = ?').run(patch.acked, id);
+      this.sql('UPDATE delivery_outbox SET acked = max(acked, ?) WHERE id = ?').run(patch.acked, id);
     }
     if (patch.state !== undefined) {
-      this.db.prepare('UPDATE delivery_outbox SET state = ? WHERE id = ?').run(patch.state, id);
+      this.sql('UPDATE delivery_outbox SET state = ? WHERE id = ?').run(patch.state, id);
     }
   }
   pendingOutbox(): OutboxRecord[] {
-    return (this.db.prepare("SELECT * FROM delivery_outbox WHERE state = 'pending'").all() as Row[]).map(
-      toOutbox,
-    );
+    return (this.sql("SELECT * FROM delivery_outbox WHERE state = 'pending'").all() as Row[]).map(toOutbox);
   }
   putHop(r: HopRecord): void {
-    this.db
-      .prepare(
-        `INSERT OR REPLACE INTO delivery_hop
+    this.sql(
+      `INSERT OR REPLACE INTO delivery_hop
            (in_id, from_agent, out_id, to_agent, expires_at, proof_digest, proof_signature)
          VALUES (?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(r.inId, r.from, r.outId, r.to, r.expiresAt, r.proof?.digest ?? null, r.proof?.signature ?? null);
+    ).run(r.inId, r.from, r.outId, r.to, r.expiresAt, r.proof?.digest ?? null, r.proof?.signature ?? null);
   }
   hopByOut(outId: string): HopRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM delivery_hop WHERE out_id = ?').get(outId) as Row | undefined;
+    const r = this.sql('SELECT * FROM delivery_hop WHERE out_id = ?').get(outId) as Row | undefined;
     return (
       r && {
         inId: r.in_id as string,
@@ -120,19 +139,19 @@ export class SqliteDeliveryStore implements DeliveryStore {
     );
   }
   hasHopIn(inId: string): boolean {
-    return this.db.prepare('SELECT 1 FROM delivery_hop WHERE in_id = ?').get(inId) !== undefined;
+    return this.sql('SELECT 1 FROM delivery_hop WHERE in_id = ?').get(inId) !== undefined;
   }
   pruneHops(now: number): number {
-    return this.db.prepare('DELETE FROM delivery_hop WHERE expires_at < ?').run(now).changes;
+    return this.sql('DELETE FROM delivery_hop WHERE expires_at < ?').run(now).changes;
   }
   isDelivered(id: MessageId): boolean {
-    return this.db.prepare('SELECT 1 FROM delivery_delivered WHERE id = ?').get(id) !== undefined;
+    return this.sql('SELECT 1 FROM delivery_delivered WHERE id = ?').get(id) !== undefined;
   }
   markDelivered(id: MessageId, at: number): void {
-    this.db.prepare('INSERT OR IGNORE INTO delivery_delivered VALUES (?, ?)').run(id, at);
+    this.sql('INSERT OR IGNORE INTO delivery_delivered VALUES (?, ?)').run(id, at);
   }
   getInbound(id: MessageId): InboundRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM delivery_inbound WHERE id = ?').get(id) as Row | undefined;
+    const r = this.sql('SELECT * FROM delivery_inbound WHERE id = ?').get(id) as Row | undefined;
     return (
       r && {
         id: r.id as MessageId,
@@ -146,37 +165,41 @@ export class SqliteDeliveryStore implements DeliveryStore {
     );
   }
   putInbound(r: InboundRecord): void {
-    this.db
-      .prepare('INSERT OR REPLACE INTO delivery_inbound VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(r.id, r.manifest, r.sender, r.verified ? 1 : 0, r.received, r.from, r.inId);
+    this.sql('INSERT OR REPLACE INTO delivery_inbound VALUES (?, ?, ?, ?, ?, ?, ?)').run(
+      r.id,
+      r.manifest,
+      r.sender,
+      r.verified ? 1 : 0,
+      r.received,
+      r.from,
+      r.inId,
+    );
   }
   setReceived(id: MessageId, received: Buffer): void {
-    this.db.prepare('UPDATE delivery_inbound SET received = ? WHERE id = ?').run(received, id);
+    this.sql('UPDATE delivery_inbound SET received = ? WHERE id = ?').run(received, id);
   }
   deleteInbound(id: MessageId): void {
-    this.db.prepare('DELETE FROM delivery_inbound WHERE id = ?').run(id);
+    this.sql('DELETE FROM delivery_inbound WHERE id = ?').run(id);
   }
   putHeld(p: Omit<HeldPacket, 'seq'>): number {
-    const r = this.db
-      .prepare(
-        `INSERT INTO delivery_held (next_agent, frame, expires_at, report_to, report_link, report_key, report_tag)
+    const r = this.sql(
+      `INSERT INTO delivery_held (next_agent, frame, expires_at, report_to, report_link, report_key, report_tag)
          VALUES (?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        p.next,
-        p.frame,
-        p.expiresAt,
-        p.report?.to ?? null,
-        p.report?.link ?? null,
-        p.report?.secret.reportKey ?? null,
-        p.report?.secret.reportTag ?? null,
-      );
+    ).run(
+      p.next,
+      p.frame,
+      p.expiresAt,
+      p.report?.to ?? null,
+      p.report?.link ?? null,
+      p.report?.secret.reportKey ?? null,
+      p.report?.secret.reportTag ?? null,
+    );
     return Number(r.lastInsertRowid);
   }
   heldFor(next: AgentId, afterSeq: number, limit: number): HeldPacket[] {
-    const rows = this.db
-      .prepare('SELECT * FROM delivery_held WHERE next_agent = ? AND seq > ? ORDER BY seq LIMIT ?')
-      .all(next, afterSeq, limit) as Row[];
+    const rows = this.sql(
+      'SELECT * FROM delivery_held WHERE next_agent = ? AND seq > ? ORDER BY seq LIMIT ?',
+    ).all(next, afterSeq, limit) as Row[];
     return rows.map((r) => ({
       seq: r.seq as number,
       next: r.next_agent as AgentId,
@@ -192,24 +215,24 @@ export class SqliteDeliveryStore implements DeliveryStore {
     }));
   }
   deleteHeld(seq: number): void {
-    this.db.prepare('DELETE FROM delivery_held WHERE seq = ?').run(seq);
+    this.sql('DELETE FROM delivery_held WHERE seq = ?').run(seq);
   }
   heldBytes(): number {
-    const r = this.db.prepare('SELECT COALESCE(SUM(length(frame)), 0) AS n FROM delivery_held').get() as {
+    const r = this.sql('SELECT COALESCE(SUM(length(frame)), 0) AS n FROM delivery_held').get() as {
       n: number;
     };
     return r.n;
   }
   heldIndex(afterSeq: number, limit: number): HeldRef[] {
-    const rows = this.db
-      .prepare('SELECT seq, next_agent, expires_at FROM delivery_held WHERE seq > ? ORDER BY seq LIMIT ?')
-      .all(afterSeq, limit) as { seq: number; next_agent: string; expires_at: number }[];
+    const rows = this.sql(
+      'SELECT seq, next_agent, expires_at FROM delivery_held WHERE seq > ? ORDER BY seq LIMIT ?',
+    ).all(afterSeq, limit) as { seq: number; next_agent: string; expires_at: number }[];
     return rows.map((r) => ({ seq: r.seq, next: r.next_agent as AgentId, expiresAt: r.expires_at }));
   }
   hasHeld(seq: number): boolean {
-    return this.db.prepare('SELECT 1 FROM delivery_held WHERE seq = ?').get(seq) !== undefined;
+    return this.sql('SELECT 1 FROM delivery_held WHERE seq = ?').get(seq) !== undefined;
   }
   pruneHeld(now: number): number {
-    return this.db.prepare('DELETE FROM delivery_held WHERE expires_at < ?').run(now).changes;
+    return this.sql('DELETE FROM delivery_held WHERE expires_at < ?').run(now).changes;
   }
 }

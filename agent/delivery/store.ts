@@ -96,6 +96,11 @@ export interface DeliveryStore {
   pendingOutbox(): OutboxRecord[];
   /** Remembers a packet handled as a hop. */
   putHop(record: HopRecord): void;
+  /**
+   * putHop that resolves once the record is durable, in a commit shared with other writes (a
+   * store with commits that cost an fsync: SQLite). Without it the relay calls putHop and goes on.
+   */
+  putHopDurable?(record: HopRecord): Promise<void>;
   /** The hop record of a packet we handed on, by its outgoing link id. */
   hopByOut(outId: string): HopRecord | undefined;
   /** True if we already handled a packet with this incoming link id (replay). */

@@ -138,6 +138,13 @@ export class MemoryNetwork {
     q.running = false;
   }
 
+  /** Counts work a handler left running as in flight until it settles (Transport.track). */
+  track(work: Promise<unknown>): void {
+    this.pending++;
+    const done = (): void => this.settle(1);
+    work.then(done, done);
+  }
+
   private settle(n: number): void {
     this.pending -= n;
     if (this.pending === 0) for (const w of this.idleWaiters.splice(0)) setImmediate(w);
@@ -164,6 +171,10 @@ export class MemoryTransport implements Transport {
 
   onFrame(handler: FrameHandler): void {
     this.frameHandler = handler;
+  }
+
+  track(work: Promise<unknown>): void {
+    this.network.track(work);
   }
 
   onLinkChange(handler: LinkHandler): void {
