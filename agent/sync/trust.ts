@@ -76,7 +76,19 @@ export class TrustBridge {
     const { trust } = this.o;
     const now = trust.entity(p);
     if (v.revoked) {
-      if (now && now.revokedAt === undefined) trust.revoke(p);
+      // An entity trusted and revoked while this device was away is recorded here as revoked too,
+      // not left unknown: the same friends, and the same cut-off ones, on every device.
+      if (now === undefined) {
+        if (v.key)
+          await trust.addEntity(v.key, {
+            trusted: false,
+            contact: v.contact,
+            source: 'fingerprint',
+            expect: p,
+          });
+        else trust.trustFingerprint(p);
+      }
+      if (trust.entity(p)?.revokedAt === undefined) trust.revoke(p);
       return;
     }
     if (!v.trusted || (now?.trusted && now.revokedAt === undefined)) return;

@@ -72,6 +72,13 @@ export interface DovecotOptions {
   messages?: Iterable<Buffer>;
   /** Also serve LMTP on this port (for Postfix), accepting any recipient. */
   lmtpPort?: number;
+  /** Also serve doveadm on this port (password BASELINE_PASS): the far end of a `doveadm sync tcp:`. */
+  doveadmPort?: number;
+  /**
+   * No INBOX yet (an empty Maildir root): the far end of a first dsync, which then makes the INBOX
+   * with the source's mailbox GUID instead of finding a conflicting one of its own.
+   */
+  noInbox?: boolean;
 }
 
 export interface Dovecot {
@@ -87,7 +94,9 @@ export interface Dovecot {
 export async function startDovecot(dir: string, options: DovecotOptions = {}): Promise<Dovecot> {
   const imapPort = await freePort();
   const maildir = join(dir, 'Maildir');
-  for (const d of ['cur', 'new', 'tmp']) mkdirSync(join(maildir, d), { recursive: true });
+  const subdirs = options.noInbox ? [] : ['cur', 'new', 'tmp'];
+  mkdirSync(maildir, { recursive: true });
+  for (const d of subdirs) mkdirSync(join(maildir, d), { recursive: true });
   for (const d of ['run', 'state', 'home']) mkdirSync(join(dir, d), { recursive: true });
   const now = Math.floor(Date.now() / 1000);
   const seeded: string[] = [];
@@ -104,10 +113,21 @@ export async function startDovecot(dir: string, options: DovecotOptions = {}): P
   for (const d of [dir, join(dir, '..'), join(dir, 'run')]) chmodSync(d, 0o755);
   const { uid, gid } = mailOwner();
   if (root) {
-    const dirs = [maildir, ...['cur', 'new', 'tmp'].map((d) => join(maildir, d)), join(dir, 'home')];
+    const dirs = [maildir, ...subdirs.map((d) => join(maildir, d)), join(dir, 'home')];
     for (const p of [...dirs, ...seeded]) chownSync(p, uid, gid);
   }
   const lmtp = options.lmtpPort !== undefined;
+  const doveadm =
+    options.doveadmPort === undefined
+      ? ''
+      : `doveadm_password = ${BASELINE_PASS}
+service doveadm {
+  inet_listener {
+    address = 127.0.0.1
+    port = ${options.doveadmPort}
+  }
+}
+`;
   const conf = join(dir, 'dovecot.conf');
   writeFileSync(
     conf,
@@ -151,7 +171,7 @@ ${
 }
 `
     : ''
-}service anvil {
+}${doveadm}service anvil {
   chroot =
 }
 service stats {
@@ -168,6 +188,7 @@ service stats {
   try {
     await listening(imapPort, 'dovecot imap');
     if (lmtp) await listening(options.lmtpPort!, 'dovecot lmtp');
+    if (options.doveadmPort !== undefined) await listening(options.doveadmPort, 'dovecot doveadm');
   } catch (err) {
     await stop();
     throw err;

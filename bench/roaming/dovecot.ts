@@ -1,58 +1,64 @@
-// Two Dovecot mail stores on loopback (Debian's dovecot-imapd, unprivileged under a temp dir, started
-// by bench/lib/mail-servers.ts): A serves IMAP (the changes are made there, as on Kith's home
-// device), and `doveadm sync` replicates A to the Maildir B (dsync), the baseline the roaming bench
+// Two Dovecot instances on loopback (Debian's dovecot-imapd, unprivileged under a temp dir, started
+// by bench/lib/mail-servers.ts), each with its own Maildir and IMAP port: A takes the changes (as
+// Kith's home device does), and `doveadm sync` replicates A to B over TCP through B's doveadm
+// server (dsync between two servers, as Dovecot's replication does): the baseline the roaming bench
 // compares against.
 import { execFileSync } from 'node:child_process';
-import { chownSync, mkdirSync } from 'node:fs';
-import { userInfo } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { BASELINE_PASS, mailOwner, startDovecot as startServer } from '../lib/mail-servers.ts';
+import { BASELINE_PASS, freePort, startDovecot } from '../lib/mail-servers.ts';
 
 export const DOVECOT_PASS = BASELINE_PASS;
 
-export interface Dovecot {
-  port: number;
+export interface DovecotPair {
+  /** IMAP ports of A and B. */
+  portA: number;
+  portB: number;
   user: string;
-  /** Runs `doveadm sync` A → Maildir B; resolves with the milliseconds it took. */
+  /**
+   * Runs `doveadm sync` A ⇄ B over B's doveadm port (B starts with no INBOX: one of its own would
+   * have another mailbox GUID, which dsync reports as a conflict and leaves unsynced); returns the
+   * milliseconds it took.
+   */
   sync(): number;
-  /** Message count of a mailbox in B (doveadm on B's location). */
-  countB(mailbox: string): number;
   stop(): Promise<void>;
 }
 
-export async function startDovecot(dir: string, messages: Buffer[]): Promise<Dovecot> {
-  const server = await startServer(dir, { messages });
-  const replica = join(dir, 'B');
-  mkdirSync(replica, { recursive: true });
-  if (userInfo().uid === 0) {
-    const { uid, gid } = mailOwner();
-    chownSync(replica, uid, gid);
-  }
+/** A holds `messages` in its INBOX; B starts empty. */
+export async function startDovecots(dir: string, messages: Buffer[]): Promise<DovecotPair> {
+  mkdirSync(join(dir, 'A'), { recursive: true });
+  mkdirSync(join(dir, 'B'), { recursive: true });
+  const a = await startDovecot(join(dir, 'A'), { messages });
+  const doveadmPort = await freePort();
+  const b = await startDovecot(join(dir, 'B'), { doveadmPort, noInbox: true }).catch(async (err: Error) => {
+    await a.stop();
+    throw err;
+  });
   const user = 'bench';
-  const { conf } = server;
   return {
-    port: server.imapPort,
+    portA: a.imapPort,
+    portB: b.imapPort,
     user,
     sync() {
       const t0 = performance.now();
-      execFileSync('doveadm', ['-c', conf, 'sync', '-u', user, `maildir:${replica}`], { stdio: 'inherit' });
+      execFileSync(
+        'doveadm',
+        [
+          '-c',
+          a.conf,
+          '-o',
+          `doveadm_password=${BASELINE_PASS}`,
+          'sync',
+          '-u',
+          user,
+          `tcp:127.0.0.1:${doveadmPort}`,
+        ],
+        { stdio: 'inherit' },
+      );
       return performance.now() - t0;
     },
-    countB(mailbox) {
-      const out = execFileSync('doveadm', [
-        '-c',
-        conf,
-        '-o',
-        `mail_location=maildir:${replica}`,
-        'mailbox',
-        'status',
-        '-u',
-        user,
-        'messages',
-        mailbox,
-      ]).toString();
-      return Number(/messages=(\d+)/.exec(out)?.[1] ?? -1);
+    stop: async () => {
+      await Promise.all([a.stop(), b.stop()]);
     },
-    stop: () => server.stop(),
   };
 }
