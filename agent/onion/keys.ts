@@ -29,8 +29,6 @@ export interface AgentKeys {
 }
 
 const ED_PKCS8 = Buffer.from('302e020100300506032b657004220420', 'hex');
-const ED_SPKI = Buffer.from('302a300506032b6570032100', 'hex');
-const X_SPKI = Buffer.from('302a300506032b656e032100', 'hex');
 // libp2p peer id of an Ed25519 key: identity multihash (0x00, len 36) of the protobuf PublicKey {Type=1, Data=32 bytes}.
 const PEER_ID_PREFIX = Buffer.from('002408011220', 'hex');
 
@@ -105,9 +103,22 @@ export function ed25519PrivateFromSeed(seed: Uint8Array): KeyObject {
   return createPrivateKey({ key: Buffer.concat([ED_PKCS8, seed]), format: 'der', type: 'pkcs8' });
 }
 
+/*
+ * Raw keys in and out through JWK, not DER: with Node 20's OpenSSL 3, importing a 32-byte X25519
+ * or Ed25519 public key from SPKI DER cost 7-18x an import from JWK on this machine (~800 against
+ * ~45-120 us at load ~25; exporting likewise), and a relay imports one fresh ephemeral key per
+ * packet: the DER import was 26% of a relay's packet handling (bench/RESULTS.md 10.4). Same keys,
+ * same errors for bad ones (a wrong length throws at import, a low-order key at derivation).
+ */
 function rawPublic(key: KeyObject): Buffer {
-  const der = key.export({ format: 'der', type: 'spki' });
-  return der.subarray(der.length - 32);
+  return Buffer.from(key.export({ format: 'jwk' }).x!, 'base64url');
+}
+
+function okpPublic(crv: 'X25519' | 'Ed25519', raw: Uint8Array): KeyObject {
+  return createPublicKey({
+    key: { kty: 'OKP', crv, x: Buffer.from(raw).toString('base64url') },
+    format: 'jwk',
+  });
 }
 
 /** Fresh keys for a simulated agent (or a test). */
@@ -161,7 +172,7 @@ export class SignatureVerifier {
     let key = this.cache.get(hex);
     if (!key) {
       try {
-        key = createPublicKey({ key: Buffer.concat([ED_SPKI, signPublic]), format: 'der', type: 'spki' });
+        key = okpPublic('Ed25519', signPublic);
       } catch {
         return false;
       }
@@ -192,7 +203,8 @@ export function signWith(keys: AgentKeys, data: Uint8Array): Buffer {
 }
 
 export function x25519Public(raw: Uint8Array): KeyObject {
-  return createPublicKey({ key: Buffer.concat([X_SPKI, raw]), format: 'der', type: 'spki' });
+  if (raw.length !== 32) throw new KithError('ERR_ONION_KEY', `an onion key is 32 bytes, not ${raw.length}`);
+  return okpPublic('X25519', raw);
 }
 
 /** X25519 shared secret; throws ERR_ONION_KEY on a malformed or low-order public key. */
