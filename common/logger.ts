@@ -14,6 +14,11 @@ const REDACT = [
   '*.pass',
   '*.secret',
   '*.privateKey',
+  // The bridge's outside passwords (control method parameters, agent/lists/control.ts).
+  'imapPass',
+  'smtpPass',
+  '*.imapPass',
+  '*.smtpPass',
 ];
 
 /** Creates the node's root logger; components take child loggers from it. */

@@ -54,6 +54,23 @@ export function migrateIdentity(db: Db): void {
   migrate(db, 'identity', MIGRATIONS);
 }
 
+/**
+ * The seal for the node's other secrets at rest (a bridge's IMAP/SMTP passwords): derived from the
+ * passphrase and the salt of this data directory, as the agent keys and the mail password are.
+ */
+export function secretBoxOf(db: Db, passphrase: string): SecretBox {
+  const row = db.prepare("SELECT value FROM identity_meta WHERE key = 'salt'").get() as
+    { value: Buffer } | undefined;
+  if (!row) {
+    throw new KithError(
+      'ERR_KEYS_CORRUPT',
+      'the identity is incomplete: no key derivation salt (identity_meta)',
+      'restore the data directory from a backup',
+    );
+  }
+  return SecretBox.derive(passphrase, row.value);
+}
+
 export function hasIdentity(db: Db): boolean {
   migrateIdentity(db);
   return db.prepare('SELECT 1 FROM entity LIMIT 1').get() !== undefined;

@@ -2,7 +2,8 @@ import { KithError } from '../../common/errors.ts';
 import { asMessageId } from '../../common/ids.ts';
 import type { ControlServer } from '../control/server.ts';
 import type { BridgeSettings, TlsMode } from './bridge/store.ts';
-import type { ListHost } from './host.ts';
+import type { HostedList, ListHost } from './host.ts';
+import type { ListPost } from './store.ts';
 import { countCopies, isPostingPolicy, POSTING_POLICIES } from './policy.ts';
 
 /** The `list.*` control methods `kith list …` calls (docs/protocol.md, "Control channel"). */
@@ -64,20 +65,36 @@ export function registerListMethods(server: ControlServer, lists: ListHost): voi
           `no post ${String(p.post)} on this list`,
           'see `kith list track NAME`',
         );
-      const copies = list.store.copies(post.id).map((c) => ({
-        ...c,
-        ...list.node.outbox.progressOf(c.id),
-        state: c.state,
-      }));
-      return { ...post, counts: countCopies(copies.map((c) => c.state)), copies };
+      return postTrack(list, post);
     });
+  });
+  // `kith track ID` on the host: a post to one of its lists, with every subscriber's copy (or null).
+  server.register('list.post', async (p) => {
+    const id = asMessageId(String(p.id ?? ''));
+    for (const name of lists.names()) {
+      const list = lists.get(name);
+      const post = list.store.post(id);
+      if (post) return { list: name, ...postTrack(list, post) };
+    }
+    return null;
   });
   registerBridgeMethods(server, lists);
 }
 
+/** A post with each subscriber's copy: its state and its hop-by-hop progress in the list's outbox. */
+function postTrack(list: HostedList, post: ListPost) {
+  const copies = list.store.copies(post.id).map((c) => ({
+    ...c,
+    ...list.node.outbox.progressOf(c.id),
+    state: c.state,
+  }));
+  return { ...post, counts: countCopies(copies.map((c) => c.state)), copies };
+}
+
 /**
  * `bridge.*`: `kith bridge add` makes an outside mailing list a list entity (bridge/bridge.ts);
- * `bridge.show` tells what crossed it and what was dropped, with the reasons.
+ * `bridge.show` tells what crossed it, what waits and what was dropped, with the reasons;
+ * `bridge.remove` ends a bridge (the list stays); `bridge.retry` tries waiting posts now.
  */
 export function registerBridgeMethods(server: ControlServer, lists: ListHost): void {
   server.register('bridge.add', async (p) => {
@@ -90,6 +107,21 @@ export function registerBridgeMethods(server: ControlServer, lists: ListHost): v
       bridge,
     });
     return { ...view(lists, list.name), bridge: bridgeView(lists, list.name) };
+  });
+  server.register('bridge.remove', async (p) => ({
+    name: String(p.name),
+    ...(await lists.removeBridge(String(p.name ?? ''), { force: p.force === true })),
+  }));
+  server.register('bridge.retry', async (p) => {
+    const list = lists.get(String(p.name ?? ''));
+    if (!list.bridge) {
+      throw new KithError(
+        'ERR_NOT_A_BRIDGE',
+        `${String(p.name)} is not a bridged list`,
+        'see `kith bridge show`',
+      );
+    }
+    return { name: list.name, due: list.bridge.bridge.retryNow() };
   });
   server.register('bridge.show', async (p) =>
     p.name === undefined
@@ -116,6 +148,13 @@ function bridgeView(lists: ListHost, name: string) {
     smtp: `${s.smtp.host}:${s.smtp.port} (${s.smtp.tls})`,
     counts: list.bridge.store.counts(),
     drops: list.bridge.store.drops(20),
+    waiting: list.bridge.store.waiting().map((w) => ({
+      post: w.post,
+      messageId: w.messageId,
+      attempts: w.attempts,
+      error: w.error,
+      nextAt: w.nextAt,
+    })),
   };
 }
 

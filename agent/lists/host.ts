@@ -7,7 +7,7 @@ import type { Config } from '../../config/schema.ts';
 import type { GatewaySink } from '../../gateway/delivery.ts';
 import { openDatabase } from '../../store/db.ts';
 import { dataPaths, prepareDataDir } from '../../store/datadir.ts';
-import { createIdentity } from '../identity/identity.ts';
+import { createIdentity, secretBoxOf } from '../identity/identity.ts';
 import type { KithNode, NodeOptions } from '../node.ts';
 import type { RedisHandle } from '../queue/connection.ts';
 import type { TrustStore } from '../trust/store.ts';
@@ -146,7 +146,8 @@ export class ListHost {
         summaryAfterMs: c.summaryAfterMs ?? 10 * 60_000,
       };
       new ListStore(db).saveSettings(settings);
-      if (c.bridge) new BridgeStore(db).saveSettings(c.bridge);
+      if (c.bridge)
+        new BridgeStore(db, Date.now, secretBoxOf(db, this.deps.passphrase)).saveSettings(c.bridge);
     } finally {
       db.close();
     }
@@ -217,6 +218,34 @@ export class ListHost {
    */
   invite(name: string, ttlMs: number): string {
     return this.get(name).node.links.createInvitation({ ttlMs });
+  }
+
+  /**
+   * `kith bridge remove`: the bridge stops reading the outside list and sending to it; its
+   * settings and sealed passwords are deleted. The list stays, an ordinary Kith list with its
+   * members. Posts still waiting for the relay are not dropped silently: refused with
+   * ERR_BRIDGE_PENDING unless `force`, then marked failed with the reason.
+   */
+  async removeBridge(name: string, options: { force?: boolean } = {}): Promise<{ failed: number }> {
+    const list = this.get(name);
+    if (!list.bridge) {
+      throw new KithError('ERR_NOT_A_BRIDGE', `${name} is not a bridged list`, 'see `kith bridge show`');
+    }
+    const waiting = list.bridge.store.counts().pending;
+    if (waiting > 0 && !options.force) {
+      throw new KithError(
+        'ERR_BRIDGE_PENDING',
+        `${waiting} post(s) of ${name} still wait to go out to the outside list`,
+        '`kith bridge retry` once the relay is up, or remove with --force to give them up',
+      );
+    }
+    const { bridge, store } = list.bridge;
+    list.service.setOutlet(undefined);
+    list.bridge = undefined;
+    await bridge.stop();
+    const failed = store.removeSettings('the bridge was removed (kith bridge remove)');
+    this.deps.log.info({ list: name, failed }, 'bridge removed; the list stays a Kith list');
+    return { failed };
   }
 
   /** Changes settings (policy, chat, size limit, archive); unspecified ones stay. */
@@ -311,9 +340,12 @@ export class ListHost {
     node.engine.onEvent((event) => {
       if (event.kind === 'complained' && event.link) list.service.complained(event.id, event.link);
     });
-    const bridgeStore = new BridgeStore(node.db);
-    const bridgeSettings = bridgeStore.settings();
-    if (bridgeSettings) {
+    // Its passwords are sealed under the passphrase: the box is derived only for a list that bridges.
+    const bridgeStore = new BridgeStore(node.db).hasSettings()
+      ? new BridgeStore(node.db, Date.now, secretBoxOf(node.db, this.deps.passphrase))
+      : undefined;
+    const bridgeSettings = bridgeStore?.settings();
+    if (bridgeStore && bridgeSettings) {
       const bridge = new ListBridge({
         settings: bridgeSettings,
         store: bridgeStore,

@@ -13,6 +13,7 @@ interface BridgeView {
   smtp: string;
   counts: { in: number; out: number; pending: number; failed: number; dropped: number };
   drops: { messageId?: string; reason: string; at: number }[];
+  waiting: { post: string; messageId: string; attempts: number; error?: string; nextAt: number }[];
 }
 
 interface AddOptions {
@@ -98,9 +99,38 @@ export function registerBridge(program: Command): void {
         print(`${v.name} <${v.email}>  ⇄  ${v.listAddress} (as ${v.address})`);
         print(`  imap ${v.imap}   smtp ${v.smtp}`);
         print(`  in ${c.in}, out ${c.out}, waiting ${c.pending}, failed ${c.failed}, dropped ${c.dropped}`);
+        for (const w of v.waiting.slice(0, 10))
+          print(
+            `  waiting ${w.messageId}: ${w.attempts} attempt(s), ${w.error ?? 'not tried yet'}; next ${new Date(w.nextAt).toISOString()}`,
+          );
         for (const d of v.drops.slice(0, 10))
           print(`  dropped ${new Date(d.at).toISOString()} ${d.messageId ?? '(no id)'}: ${d.reason}`);
       }
+    });
+
+  bridge
+    .command('remove')
+    .description(
+      'stop bridging an outside list: its settings and passwords are deleted, the Kith list and its members stay',
+    )
+    .argument('<name>')
+    .option('--force', 'also when posts still wait for the relay (they are given up, marked failed)')
+    .action(async (name: string, o: { force?: boolean }, command: Command) => {
+      const r = await nodeCall<{ failed: number }>(command, 'bridge.remove', {
+        name,
+        force: o.force === true,
+      });
+      print(`${name} no longer bridges an outside list; it stays a Kith list with its members.`);
+      if (r.failed > 0) print(`${r.failed} post(s) that waited for the relay were given up.`);
+    });
+
+  bridge
+    .command('retry')
+    .description('try the posts waiting for the outside relay now (e.g. once it is back)')
+    .argument('<name>')
+    .action(async (name: string, _o: unknown, command: Command) => {
+      const r = await nodeCall<{ due: number }>(command, 'bridge.retry', { name });
+      print(`${r.due} waiting post(s) of ${name} are being tried now; see \`kith bridge show ${name}\`.`);
     });
 }
 

@@ -23,14 +23,22 @@ interface MemberView {
   moderator: boolean;
 }
 
-interface PostTrack {
+/** A post of a hosted list with each subscriber's copy (`list.track`, `list.post`). */
+export interface PostTrack {
+  /** The list's name (`list.post` only). */
+  list?: string;
   id: string;
   subject: string;
   decision: string;
   reason?: string;
   receivedAt: number;
   counts: { delivered: number; delayed: number; failed: number; pending: number };
-  copies: { id: string; subscriber: string; state: string; hops: { hop: number; event: string }[] }[];
+  copies: {
+    id: string;
+    subscriber: string;
+    state: string;
+    hops: { hop: number; event: string; at: number; agent?: string }[];
+  }[];
 }
 
 /** `kith list …`: lists this node hosts (agent/lists), through the running node's control socket. */
@@ -166,21 +174,29 @@ export function registerLists(program: Command): void {
     .action(async (name: string, post: string | undefined, o: { json?: boolean }, command: Command) => {
       const posts = await nodeCall<PostTrack[]>(command, 'list.track', { name, post });
       if (o.json) return print(JSON.stringify(posts));
-      for (const p of posts) {
-        const c = p.counts;
-        print(
-          `${p.id}  ${new Date(p.receivedAt).toISOString()}  "${p.subject}"  ${p.decision}${p.reason ? ` (${p.reason})` : ''}` +
-            (p.decision === 'distribute'
-              ? `  delivered ${c.delivered}, delayed ${c.delayed}, pending ${c.pending}, failed ${c.failed}`
-              : ''),
-        );
-        if (post === undefined) continue;
-        for (const copy of p.copies) {
-          const last = copy.hops.at(-1);
-          print(`  ${copy.subscriber}  ${copy.state}${last ? `  (hop ${last.hop} ${last.event})` : ''}`);
-        }
-      }
+      for (const p of posts) printPostTrack(p, post !== undefined);
     });
+}
+
+/** One post: its decision and counts; with `perSubscriber`, a line per subscriber's copy. */
+export function printPostTrack(p: PostTrack, perSubscriber: boolean): void {
+  const c = p.counts;
+  print(
+    `${p.id}  ${new Date(p.receivedAt).toISOString()}  "${p.subject}"  ${p.decision}${p.reason ? ` (${p.reason})` : ''}` +
+      (p.decision === 'distribute'
+        ? `  delivered ${c.delivered}, delayed ${c.delayed}, pending ${c.pending}, failed ${c.failed}`
+        : ''),
+  );
+  if (!perSubscriber) return;
+  for (const copy of p.copies) {
+    const last = copy.hops.at(-1);
+    const where = !last
+      ? ''
+      : last.event === 'delivered'
+        ? `  (into the subscriber's mailbox ${new Date(last.at).toISOString()})`
+        : `  (hop ${last.hop} ${last.event}${last.agent ? ` ${last.agent}` : ''} ${new Date(last.at).toISOString()})`;
+    print(`  ${copy.subscriber}  ${copy.state}${where}`);
+  }
 }
 
 function printList(v: ListView): void {

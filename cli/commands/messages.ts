@@ -2,8 +2,10 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { JobProgress } from '../../agent/queue/outbox.ts';
+import { isKithError } from '../../common/errors.ts';
 import { print } from '../context.ts';
 import { nodeCall } from '../node-call.ts';
+import { printPostTrack, type PostTrack } from './lists.ts';
 import { RateMeter, formatLeft, formatRate } from './progress.ts';
 
 type Tracked = JobProgress & { id: string; to: string; size: number };
@@ -55,8 +57,23 @@ export function registerMessages(program: Command): void {
     .argument('<message-id>', 'the id `kith send` printed')
     .option('--once', 'print the current state and exit')
     .action(async (id: string, options: { once?: boolean }, command: Command) => {
-      if (options.once) return printTrack(await nodeCall<Tracked>(command, 'track', { id, follow: false }));
-      await follow(command, id);
+      let notSentHere: unknown;
+      try {
+        if (options.once) printTrack(await nodeCall<Tracked>(command, 'track', { id, follow: false }));
+        else await follow(command, id);
+      } catch (err) {
+        if (!isKithError(err, 'ERR_UNKNOWN_MESSAGE')) throw err;
+        notSentHere = err;
+      }
+      // On a node that hosts lists the id may be a post to one of them (sent from here or by
+      // anyone else): then every subscriber's copy and where it is.
+      const post = await nodeCall<PostTrack | null>(command, 'list.post', { id }).catch(() => null);
+      if (!post) {
+        if (notSentHere) throw notSentHere;
+        return;
+      }
+      print(`post to the list ${post.list}, one copy per subscriber:`);
+      printPostTrack(post, true);
     });
 }
 

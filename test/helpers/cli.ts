@@ -68,3 +68,20 @@ function cleanEnv(): Record<string, string> {
   }
   return env;
 }
+
+/** `kith ARGS` without blocking this process: for a node running inside the test (its control socket must answer). */
+export async function runKithAsync(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [KITH_BIN, ...args], {
+    env: { ...cleanEnv(), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const status = await new Promise<number | null>((r) => child.once('close', (code) => r(code)));
+  return { status, stdout, stderr };
+}

@@ -33,6 +33,10 @@ export interface OutsideMail {
   subscribers(): string[];
   /** Every message of a mailbox's INBOX over IMAP (imapflow), as source text. */
   inbox(user: string): Promise<string[]>;
+  /** Stops Postfix only (the outside SMTP relay goes down; Dovecot stays); resolves once it is gone. */
+  stopSmtp(): Promise<void>;
+  /** Starts Postfix again with the same configuration; resolves once it listens. */
+  startSmtp(): Promise<void>;
   /** Postfix's log, for a failing test's message. */
   log(): string;
   stop(): Promise<void>;
@@ -147,6 +151,14 @@ export async function startOutsideMail(dir: string, listName = 'dev'): Promise<O
         .filter(Boolean);
     },
     inbox: (user) => inbox(imapPort, user),
+    async stopSmtp() {
+      execFileSync('postfix', ['-c', conf!, 'stop'], { stdio: 'ignore' });
+      await gone(join(dir, 'postfix', 'queue', 'pid', 'master.pid'));
+    },
+    async startSmtp() {
+      execFileSync('postfix', ['-c', conf!, 'start'], { stdio: ['ignore', 'ignore', 'inherit'] });
+      await listening(smtpPort, 'postfix smtpd');
+    },
     log: () => {
       const file = join(dir, 'postfix', 'postfix.log');
       return existsSync(file) ? readFileSync(file, 'utf8') : '';

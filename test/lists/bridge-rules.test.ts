@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   decideInbound,
@@ -7,7 +8,8 @@ import {
   type InboundFacts,
 } from '../../agent/lists/bridge/decide.ts';
 import { outsideCopy } from '../../agent/lists/bridge/outgoing.ts';
-import { BridgeStore } from '../../agent/lists/bridge/store.ts';
+import { BridgeStore, type BridgeSettings } from '../../agent/lists/bridge/store.ts';
+import { SecretBox } from '../../agent/identity/secretbox.ts';
 import { asMessageId } from '../../common/ids.ts';
 import { openDatabase } from '../../store/db.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -127,6 +129,40 @@ describe('the bridge’s memory (SQLite)', () => {
       store.markAttempt(asMessageId('aa'.repeat(16)), 'relay down', 5000);
       expect(store.due()).toHaveLength(0);
       expect(store.due(5000)).toHaveLength(1);
+      db.close();
+    } finally {
+      dir.remove();
+    }
+  });
+  it('passwords are sealed under the passphrase: none on disk, a plain one from before sealed at open, a wrong passphrase refused', () => {
+    const dir = tempDir();
+    try {
+      const file = join(dir.path, 'kith.db');
+      const settings: BridgeSettings = {
+        listAddress: 'dev@outside.test',
+        address: 'kith@outside.test',
+        imap: { host: 'h', port: 143, tls: 'none', user: 'kith', pass: 'imap-pw-9Qx', mailbox: 'INBOX' },
+        smtp: { host: 'h', port: 25, tls: 'none', user: 'kith', pass: 'smtp-pw-4Rz' },
+      };
+      const salt = SecretBox.newSalt();
+      let db = openDatabase(file);
+      new BridgeStore(db).saveSettings(settings); // as written before sealing: plain
+      const raw = () => JSON.stringify(db.prepare('SELECT imap_pass, smtp_pass FROM bridge_settings').get());
+      expect(raw()).toContain('imap-pw-9Qx');
+      const box = SecretBox.derive('a long enough passphrase', salt);
+      expect(new BridgeStore(db, Date.now, box).settings()).toEqual(settings);
+      expect(raw()).not.toMatch(/imap-pw-9Qx|smtp-pw-4Rz/);
+      db.close();
+      expect(readFileSync(file).includes(Buffer.from('pw-'))).toBe(false);
+      db = openDatabase(file);
+      expect(new BridgeStore(db, Date.now, box).settings()).toEqual(settings);
+      expect(() => new BridgeStore(db).settings()).toThrow(
+        expect.objectContaining({ code: 'ERR_BRIDGE_SEALED' }),
+      );
+      const wrong = SecretBox.derive('another passphrase!', salt);
+      expect(() => new BridgeStore(db, Date.now, wrong).settings()).toThrow(
+        expect.objectContaining({ code: 'ERR_WRONG_PASSPHRASE' }),
+      );
       db.close();
     } finally {
       dir.remove();

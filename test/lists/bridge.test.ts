@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import { callNode } from '../../agent/control/client.ts';
 import type { KithNode } from '../../agent/node.ts';
+import { dataPaths } from '../../store/datadir.ts';
 import { messagesContaining, startAgents, until, type TestNetwork } from '../agents/network.ts';
 import { OUTSIDE_PASS, startOutsideMail, type OutsideMail } from '../helpers/outside-mail.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -11,6 +13,7 @@ import { inboxMatching, smtpPost, starAround } from './network.ts';
 interface BridgeView {
   counts: { in: number; out: number; pending: number; failed: number; dropped: number };
   drops: { messageId?: string; reason: string }[];
+  waiting: { messageId: string; attempts: number; error?: string }[];
 }
 
 /**
@@ -162,5 +165,67 @@ describe('a bridge between an mlmmj list (Postfix + Dovecot on loopback) and Kit
     expect(view.counts).toMatchObject({ out: 1, pending: 0, failed: 0 });
     for (const m of [m1, m2]) expect(await messagesContaining(m, 'm1 writes to everyone')).toHaveLength(1);
     expect((await outside.inbox('carol')).filter((r) => r.includes('m1 writes to everyone'))).toHaveLength(1);
+  });
+  it('the outside passwords are sealed at rest: the list’s SQLite files hold no password bytes', () => {
+    const db = dataPaths(join(host.paths.root, 'lists', 'dev')).database;
+    for (const file of [db, `${db}-wal`].filter((f) => existsSync(f)))
+      expect(readFileSync(file).includes(Buffer.from(OUTSIDE_PASS))).toBe(false);
+  });
+
+  it('with the outside relay down a member’s post is kept, waits with the reason, and goes out once the relay is back', async () => {
+    await outside.stopSmtp();
+    const messageId = await smtpPost(m2, 'dev@lists.kith', 'relay down', 'm2 writes while the relay is down');
+    await inboxMatching(m1, /m2 writes while the relay is down/);
+    const waiting = await until(
+      async () => {
+        const v = await bridgeView();
+        const w = v.waiting.find((x) => x.messageId === messageId);
+        return w && w.attempts >= 1 ? { v, w } : undefined;
+      },
+      120_000,
+      'the post waiting for the relay after a failed attempt',
+    );
+    expect(waiting.w.error).toMatch(/ECONNREFUSED|connect/i);
+    expect(waiting.v.counts).toMatchObject({ pending: 1, failed: 0 });
+    // Removing the bridge now would give the post up: refused, nothing changes.
+    await expect(control('bridge.remove', { name: 'dev' })).rejects.toMatchObject({
+      code: 'ERR_BRIDGE_PENDING',
+    });
+    await outside.startSmtp();
+    expect(await control<{ due: number }>('bridge.retry', { name: 'dev' })).toMatchObject({ due: 1 });
+    await until(
+      async () => {
+        const found = (await outside.inbox('carol')).filter((r) =>
+          r.includes('m2 writes while the relay is down'),
+        );
+        return found.length > 0 ? found : undefined;
+      },
+      120_000,
+      'the kept post in carol’s mailbox once the relay is back',
+    );
+    const after = await until(
+      async () => {
+        const v = await bridgeView();
+        return v.counts.pending === 0 ? v : undefined;
+      },
+      120_000,
+      'nothing waiting any more',
+    );
+    expect(after.counts).toMatchObject({ out: 2, failed: 0 });
+    expect(
+      (await outside.inbox('carol')).filter((r) => r.includes('m2 writes while the relay is down')),
+    ).toHaveLength(1);
+  });
+
+  it('`bridge.remove` ends the bridge: settings and passwords deleted, the list goes on without the outside', async () => {
+    expect(await control('bridge.remove', { name: 'dev' })).toMatchObject({ name: 'dev', failed: 0 });
+    await expect(bridgeView()).rejects.toMatchObject({ code: 'ERR_NOT_A_BRIDGE' });
+    const listNode = host.lists!.get('dev').node;
+    expect(listNode.db.prepare('SELECT count(*) AS n FROM bridge_settings').get()).toEqual({ n: 0 });
+    // Still a Kith list: a member's post reaches the other member, and is not queued for the outside.
+    await smtpPost(m1, 'dev@lists.kith', 'after the bridge', 'm1 writes after the bridge is gone');
+    await inboxMatching(m2, /m1 writes after the bridge is gone/);
+    const outbound = listNode.db.prepare('SELECT count(*) AS n FROM bridge_outbound').get() as { n: number };
+    expect(outbound.n).toBe(2);
   });
 });

@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as openpgp from 'openpgp';
@@ -89,7 +89,7 @@ describe('kith list … against a running node', () => {
 
   it('`kith bridge add` makes an outside list a list entity (password from a file); bad settings get one clear line', () => {
     const pass = join(dir.path, 'imap.pass');
-    writeFileSync(pass, 'secret\n');
+    writeFileSync(pass, 'pw-cli-7Hq2\n');
     const common = ['--list', 'dev@outside.test', '--address', 'kith@outside.test', '--imap-user', 'kith'];
     const bad = kith(
       'bridge',
@@ -133,7 +133,11 @@ describe('kith list … against a running node', () => {
       listAddress: 'dev@outside.test',
       imap: 'kith@127.0.0.1:1/INBOX (starttls)',
     });
-    expect(JSON.stringify(shown)).not.toContain('secret');
+    expect(JSON.stringify(shown)).not.toContain('pw-cli-7Hq2');
+    // Sealed under the passphrase in the list's SQLite file, never there in plain text.
+    expect(readFileSync(join(data, 'lists', 'ext', 'kith.db')).includes(Buffer.from('pw-cli-7Hq2'))).toBe(
+      false,
+    );
   }, 300_000);
 
   it('after a restart the node starts its list again, settings kept', async () => {
@@ -145,5 +149,11 @@ describe('kith list … against a running node', () => {
     expect(lists).toMatchObject([{ name: 'dev', policy: 'moderated', maxBytes: 5000 }, { name: 'ext' }]);
     const bridges = JSON.parse(kith('bridge', 'show', '--json').stdout) as { name: string }[];
     expect(bridges.map((b) => b.name)).toEqual(['ext']);
+    // `kith bridge remove`: the bridge ends (its sealed passwords opened after the restart), the list stays.
+    const removed = kith('bridge', 'remove', 'ext');
+    expect(removed.stderr).toBe('');
+    expect(removed.stdout).toMatch(/^ext no longer bridges an outside list; it stays a Kith list/m);
+    expect(JSON.parse(kith('bridge', 'show', '--json').stdout)).toEqual([]);
+    expect(kith('bridge', 'remove', 'ext').stderr).toMatch(/ext is not a bridged list/);
   });
 });

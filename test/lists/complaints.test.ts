@@ -8,6 +8,7 @@ import { complaintThreshold, DEFAULT_SPAM_POLICY } from '../../agent/spam/decisi
 import { SpamStore } from '../../agent/spam/store.ts';
 import type { MessageId } from '../../common/ids.ts';
 import { closeAgents, startAgents, until, type TestNetwork } from '../agents/network.ts';
+import { runKithAsync } from '../helpers/cli.ts';
 import { imapOf, move, waitForSubject } from '../spam/imap.ts';
 import { inboxMatching, smtpPost, starAround } from './network.ts';
 
@@ -18,7 +19,7 @@ import { inboxMatching, smtpPost, starAround } from './network.ts';
  */
 const SPAM = { minComplaints: 1, complaintRatio: 0.5, maxComplaints: 5, settleMs: 1000 };
 
-describe('a complaint about list mail counts against the poster’s path, not the list', () => {
+describe('list mail on three real nodes: `kith track` on the host; complaints count against the poster’s path, not the list', () => {
   let net: TestNetwork;
   let host: KithNode;
   let poster: KithNode;
@@ -50,14 +51,41 @@ describe('a complaint about list mail counts against the poster’s path, not th
     await closeAgents();
   });
 
-  it('the list carries the Junk move on along the post’s inbound path; the poster is cut off; the cut clears the list', async () => {
-    const listNode = host.lists!.get('dev').node;
-    const listAgent = listNode.identity.agentId;
-    const posterAgent = poster.identity.agentId;
+  it('`kith track POST` on the list’s host shows every subscriber’s copy; on the poster’s node, its own delivery to the list', async () => {
     for (const subject of ['first offer', 'second offer']) {
       await smtpPost(poster, 'dev@lists.kith', subject, `${subject} body`);
       await inboxMatching(poster, new RegExp(`Your post "${subject}" to dev went to 2`));
     }
+    const posts = await control<Array<{ id: MessageId; subject: string }>>('list.track', { name: 'dev' });
+    const postId = posts.find((p) => p.subject === 'first offer')!.id;
+    const onHost = await runKithAsync(['--data-dir', host.paths.root, 'track', postId, '--once']);
+    expect(onHost.stderr).toBe('');
+    expect(onHost.stdout).toMatch(/^post to the list dev, one copy per subscriber:$/m);
+    expect(onHost.stdout).toMatch(
+      new RegExp(
+        `^${postId} .* "first offer"  distribute  delivered 2, delayed 0, pending 0, failed 0$`,
+        'm',
+      ),
+    );
+    for (const m of [poster, sub])
+      expect(onHost.stdout).toMatch(
+        new RegExp(
+          `^  ${m.identity.fingerprint}  delivered  \\(into the subscriber's mailbox 20\\S+Z\\)$`,
+          'm',
+        ),
+      );
+    // The poster's node sent it to the list's entity: its own hop by hop, no subscriber named.
+    const onPoster = await runKithAsync(['--data-dir', poster.paths.root, 'track', postId, '--once']);
+    expect(onPoster.stderr).toBe('');
+    expect(onPoster.stdout).toMatch(new RegExp(`^message ${postId} to .*: delivered$`, 'm'));
+    expect(onPoster.stdout).not.toContain('one copy per subscriber');
+    expect(onPoster.stdout).not.toContain(sub.identity.fingerprint);
+  });
+
+  it('the list carries the Junk move on along the post’s inbound path; the poster is cut off; the cut clears the list', async () => {
+    const listNode = host.lists!.get('dev').node;
+    const listAgent = listNode.identity.agentId;
+    const posterAgent = poster.identity.agentId;
     await waitForSubject(imap, 'INBOX', 'first offer');
     // A list hands on more than one poster does (a copy per subscriber, summaries): the threshold
     // grows with traffic, so one complaint suspends the poster at the host and not the list.

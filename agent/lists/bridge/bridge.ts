@@ -87,6 +87,13 @@ export class ListBridge {
     this.transport.close();
   }
 
+  /** Tries every waiting post now (`kith bridge retry`, e.g. once the relay is back); how many. */
+  retryNow(): number {
+    const n = this.deps.store.retryNow(this.now);
+    this.kick();
+    return n;
+  }
+
   /**
    * A member's post the list distributed: queued for the outside list. Synchronous (one SQLite
    * transaction) so that the list calls it right after recording the post.
@@ -171,9 +178,19 @@ export class ListBridge {
       const e = err as Error & { responseCode?: number };
       const next = outboundRetryAt(out.attempts, e.responseCode, this.now);
       store.markAttempt(out.post, e.message, next);
+      // The post is kept either way (bridge_outbound, posts/<id>.eml): `kith bridge show` lists it.
       log.warn(
-        { post: out.post, err: e.message, retryAt: next, gaveUp: next === undefined },
-        'bridge: the outside relay did not take a post',
+        {
+          post: out.post,
+          messageId: out.messageId,
+          relay: `${settings.smtp.host}:${settings.smtp.port}`,
+          attempt: out.attempts + 1,
+          err: e.message,
+          retryAt: next === undefined ? undefined : new Date(next).toISOString(),
+        },
+        next === undefined
+          ? 'bridge: the outside relay refused a post for good; kept as failed (kith bridge show)'
+          : 'bridge: the outside relay did not take a post; kept, tried again at retryAt (or kith bridge retry)',
       );
     }
   }

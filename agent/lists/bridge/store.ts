@@ -1,5 +1,7 @@
+import { KithError } from '../../../common/errors.ts';
 import type { MessageId } from '../../../common/ids.ts';
 import { migrate, type Db } from '../../../store/db.ts';
+import type { SecretBox } from '../../identity/secretbox.ts';
 
 /**
  * A bridge's state, in its list's own kith.db (migration module "bridge", docs/protocol.md 17.6):
@@ -26,6 +28,9 @@ const MIGRATIONS = [
    CREATE TABLE bridge_drops (
      message_id TEXT, reason TEXT NOT NULL, at INTEGER NOT NULL);`,
 ];
+
+const IMAP_LABEL = 'bridge-imap-pass';
+const SMTP_LABEL = 'bridge-smtp-pass';
 
 /** How a connection is secured: implicit TLS, STARTTLS, or plain (loopback tests only). */
 export type TlsMode = 'tls' | 'starttls' | 'none';
@@ -59,12 +64,83 @@ export interface Drop {
   at: number;
 }
 
+/** How a sealed password starts in its TEXT column (a plain one from before sealing does not). */
+const SEALED = 'sealed:';
+
 export class BridgeStore {
+  /**
+   * `box` seals the IMAP and SMTP passwords at rest (AES-256-GCM under the key derived from the
+   * node passphrase, agent/identity secretBoxOf), as the node keeps its agent keys: a copy of the
+   * list's kith.db alone does not give the outside mailbox away. Without a box (tests) passwords
+   * are kept as given. A plain password found with a box (written before sealing) is sealed at once.
+   */
   constructor(
     private readonly db: Db,
     private readonly clock: () => number = Date.now,
+    private readonly box?: SecretBox,
   ) {
     migrate(db, 'bridge', MIGRATIONS);
+    this.sealPlain();
+  }
+
+  private seal(pass: string | undefined, label: string): string | null {
+    if (pass === undefined) return null;
+    return this.box ? SEALED + this.box.seal(Buffer.from(pass), label).toString('base64') : pass;
+  }
+
+  private open(stored: string | null, label: string): string | undefined {
+    if (stored === null) return undefined;
+    if (!stored.startsWith(SEALED)) return stored;
+    if (!this.box) {
+      throw new KithError(
+        'ERR_BRIDGE_SEALED',
+        'the bridge passwords are sealed under the node passphrase',
+        'start the node with its passphrase',
+      );
+    }
+    return this.box.open(Buffer.from(stored.slice(SEALED.length), 'base64'), label).toString();
+  }
+
+  private sealPlain(): void {
+    if (!this.box) return;
+    const r = this.db.prepare('SELECT imap_pass, smtp_pass FROM bridge_settings WHERE id = 1').get() as
+      { imap_pass: string; smtp_pass: string | null } | undefined;
+    if (!r) return;
+    const plain = (v: string | null) => v !== null && !v.startsWith(SEALED);
+    if (plain(r.imap_pass) || plain(r.smtp_pass)) this.saveSettings(this.settings()!);
+  }
+
+  /** True when the list bridges an outside list (without opening its passwords). */
+  hasSettings(): boolean {
+    return this.db.prepare('SELECT 1 FROM bridge_settings WHERE id = 1').get() !== undefined;
+  }
+
+  /**
+   * `kith bridge remove`: the settings and their sealed passwords go; posts still waiting to go
+   * out are marked failed with the reason. The loop memory, cursor and drops stay (a bridge added
+   * again to the same mailbox does not bring old posts in twice).
+   */
+  removeSettings(reason: string): number {
+    return this.db.transaction(() => {
+      this.db.prepare('DELETE FROM bridge_settings WHERE id = 1').run();
+      return this.db
+        .prepare(`UPDATE bridge_outbound SET state = 'failed', error = ? WHERE state = 'pending'`)
+        .run(reason).changes;
+    })();
+  }
+
+  /** Posts waiting to go out (the relay did not take them yet), for `kith bridge show`. */
+  waiting(): Outbound[] {
+    return (
+      this.db
+        .prepare(`SELECT * FROM bridge_outbound WHERE state = 'pending' ORDER BY next_at`)
+        .all() as Record<string, unknown>[]
+    ).map(toOutbound);
+  }
+
+  /** `kith bridge retry`: every waiting post is due now. */
+  retryNow(now = this.clock()): number {
+    return this.db.prepare(`UPDATE bridge_outbound SET next_at = ? WHERE state = 'pending'`).run(now).changes;
   }
 
   settings(): BridgeSettings | undefined {
@@ -79,7 +155,7 @@ export class BridgeStore {
         port: r.imap_port as number,
         tls: r.imap_tls as TlsMode,
         user: r.imap_user as string,
-        pass: r.imap_pass as string,
+        pass: this.open(r.imap_pass as string, IMAP_LABEL)!,
         mailbox: r.mailbox as string,
       },
       smtp: {
@@ -87,7 +163,7 @@ export class BridgeStore {
         port: r.smtp_port as number,
         tls: r.smtp_tls as TlsMode,
         user: (r.smtp_user as string | null) ?? undefined,
-        pass: (r.smtp_pass as string | null) ?? undefined,
+        pass: this.open((r.smtp_pass as string | null) ?? null, SMTP_LABEL),
       },
     };
   }
@@ -106,13 +182,13 @@ export class BridgeStore {
         s.imap.port,
         s.imap.tls,
         s.imap.user,
-        s.imap.pass,
+        this.seal(s.imap.pass, IMAP_LABEL),
         s.imap.mailbox,
         s.smtp.host,
         s.smtp.port,
         s.smtp.tls,
         s.smtp.user ?? null,
-        s.smtp.pass ?? null,
+        this.seal(s.smtp.pass, SMTP_LABEL),
       );
   }
 
