@@ -22,7 +22,7 @@ export interface GaterState {
  * Refuses, at the earliest point libp2p allows (right after the Noise handshake proves the peer
  * id), every revoked peer, and every unknown one past the provisional limits. The decision is
  * agent/trust/decisions.ts `admit`; what a provisional peer may then open is decided per stream
- * (links.ts, `provisionalMayOpen`). Relay hooks: only trusted peers may reserve, relay through
+ * (provisional-peers.ts, `mayOpen`). Relay hooks: only trusted peers may reserve, relay through
  * us, or be relayed to us.
  */
 export function createGater(trust: TrustStore, state: GaterState): ConnectionGater {

@@ -1,45 +1,34 @@
-import { lookup } from 'node:dns/promises';
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import type { CircuitRelayService } from '@libp2p/circuit-relay-v2';
 import { peerIdFromString } from '@libp2p/peer-id';
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import type { Multiaddr } from '@multiformats/multiaddr';
 import type { Config } from '../../config/schema.ts';
 import { KithError } from '../../common/errors.ts';
 import { asAgentId, type AgentId, type Fingerprint } from '../../common/ids.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { Identity } from '../identity/identity.ts';
-import { decodeInvitation, encodeInvitation } from '../trust/invitation-code.ts';
 import type { EntityRecord, TrustChange, TrustStore } from '../trust/store.ts';
 import { readFrames, readJson, writeJson } from './frames.ts';
 import {
   certificateRenewalDue,
   endsAfterFailedHello,
-  provisionalMayOpen,
   DEFAULT_PROVISIONAL_LIMITS,
   type ProvisionalEnd,
-  type ProvisionalLimits,
 } from '../trust/decisions.ts';
 import { renewAgentCertificate } from '../identity/identity.ts';
+import { dialKeys, parseAddress, targetPeer, withPeer } from './addresses.ts';
 import { createGater } from './gater.ts';
 import { acceptHello, buildHello, HELLO_PROTOCOL, type HelloMessage, type HelloReply } from './hello.ts';
-import {
-  acceptInviterReply,
-  INVITE_PROTOCOL,
-  redeemInvitation,
-  type InviteReply,
-  type InviteRequest,
-} from './invite.ts';
+import { InvitationExchange } from './invitation-exchange.ts';
+import { INVITE_PROTOCOL } from './invite.ts';
+import { CONTROL_MAX_BYTES, EXCHANGE_TIMEOUT_MS } from './limits.ts';
 import { createNode, guardBuiltIns, guardInboundStreams, type KithLibp2p } from './node.ts';
+import { ProvisionalPeers } from './provisional-peers.ts';
 import { FRAMES_PROTOCOL, LinkTransport } from './transport.ts';
 import type { AddressBook, ContactView, Links, LinksOptions, TrustResult } from './types.ts';
 
-/** Small control messages (hello, invitation) never need more. */
-const CONTROL_MAX_BYTES = 256 * 1024;
 /** A provisional peer (unknown until its hello shows a certificate) must prove itself by then. */
 const PROVISIONAL_MS = 10_000;
-const EXCHANGE_TIMEOUT_MS = 15_000;
-/** Invitation codes carry at most this many addresses (announced ones first). */
-const MAX_CODE_ADDRESSES = 6;
 
 /**
  * The link manager of one agent: owns the libp2p node, admits only trusted agents (gater +
@@ -48,33 +37,16 @@ const MAX_CODE_ADDRESSES = 6;
 export class LinkManager implements Links {
   private node: KithLibp2p | undefined;
   private linkTransport: LinkTransport | undefined;
-  private readonly provisional = new Map<string, ReturnType<typeof setTimeout>>();
-  /** When unknown peers were let in, by IP address (the per-address limit). */
-  private readonly provisionalAdmissions = new Map<string, number[]>();
-  private readonly provisionalMs: number;
-  private readonly provisionalLimits: ProvisionalLimits;
   private readonly clock: () => number;
   private readonly expected = new Map<string, number>();
   /** Where dials of an address without a peer id may connect (`ip:port` keys; '*' = anywhere). */
   private readonly addressDials = new Map<string, number>();
-  /**
-   * Inviters whose invitation this agent is redeeming now, and whether their provisional deadline
-   * passed meanwhile: the redemption decides when it is over, as `redeeming` does for the inviter.
-   */
-  private readonly inviteDials = new Map<string, { deadlinePassed: boolean }>();
-  /** Settles when a provisional peer is decided (see `mayOpen`). */
-  private readonly decided = new Map<string, { promise: Promise<void>; resolve: () => void }>();
-  /**
-   * Provisional peers whose invitation request this agent is checking now, and whether their
-   * deadline passed meanwhile. The deadline bounds how long a stranger may take to speak, not
-   * how long we take to answer (OpenPGP checks that took over 10 s on a loaded machine cut
-   * invitations off mid-answer: "the inviter refused the connection: stream reset").
-   */
-  private readonly redeeming = new Map<string, { deadlinePassed: boolean }>();
+  /** Peers let in before their hello proved them: deadlines, limits, per-stream verdicts. */
+  private readonly provisional: ProvisionalPeers;
+  /** Issuing, redeeming and answering invitations. */
+  private readonly invitations: InvitationExchange;
   private unsubscribe: (() => void) | undefined;
   private addressBook: AddressBook | undefined;
-  private readonly redeemedListeners: ((entity: EntityRecord) => void)[] = [];
-  private readonly provisionalEndListeners: ((peer: AgentId, end: ProvisionalEnd) => void)[] = [];
   private readonly config: Config['p2p'];
   private readonly identity: Identity;
   /** The trust store this link manager admits by (the control channel reads and changes it too). */
@@ -89,9 +61,27 @@ export class LinkManager implements Links {
     this.trustStore = options.trust;
     this.log = options.log;
     this.extras = options.extras;
-    this.provisionalMs = options.provisionalMs ?? PROVISIONAL_MS;
-    this.provisionalLimits = options.provisionalLimits ?? DEFAULT_PROVISIONAL_LIMITS;
     this.clock = options.clock ?? Date.now;
+    this.provisional = new ProvisionalPeers({
+      trust: this.trustStore,
+      log: this.log,
+      deadlineMs: options.provisionalMs ?? PROVISIONAL_MS,
+      limits: options.provisionalLimits ?? DEFAULT_PROVISIONAL_LIMITS,
+      clock: this.clock,
+      connectionsOf: (peer) => this.node?.getConnections(peerIdFromString(peer)) ?? [],
+      redemptionOf: (peer) => this.invitations.redemptionOf(peer),
+    });
+    this.invitations = new InvitationExchange({
+      identity: this.identity,
+      trust: this.trustStore,
+      log: this.log,
+      config: this.config,
+      node: () => this.libp2p,
+      multiaddrs: () => this.multiaddrs(),
+      provisional: this.provisional,
+      expectOutbound: (peer) => this.expectOutbound(peer),
+      promote: (peer) => this.promote(peer),
+    });
   }
 
   get self(): AgentId {
@@ -134,9 +124,9 @@ export class LinkManager implements Links {
         (this.expected.get(peer) ?? 0) > 0 ||
         this.addressDials.has('*') ||
         (address !== undefined && this.addressDials.has(address)),
-      provisionalLoad: (address) => this.provisionalLoad(address),
-      limits: this.provisionalLimits,
-      onProvisional: (peer, address) => this.markProvisional(peer, address),
+      provisionalLoad: (address) => this.provisional.load(address),
+      limits: this.provisional.limits,
+      onProvisional: (peer, address) => this.provisional.admit(peer, address),
     });
     const node = await createNode({
       privateKey: this.identity.agentKey,
@@ -149,48 +139,41 @@ export class LinkManager implements Links {
     this.node = node;
     // The one place that decides, per inbound stream, whether its peer may open that protocol:
     // handlers registered later (reachability, NAT) are covered without guarding themselves.
-    guardInboundStreams(node, (peer, protocol) => this.mayOpen(peer, protocol));
+    guardInboundStreams(node, (peer, protocol) => this.provisional.mayOpen(peer, protocol));
     this.linkTransport = new LinkTransport(this.identity.agentId, node, this.log);
-    const trustedOnly =
-      (handler: (stream: Stream, from: AgentId, connection: Connection) => Promise<void>) =>
+    // A stream of a peer `admits` refuses is aborted before its handler runs.
+    const onlyIf =
+      (
+        admits: (from: AgentId) => boolean,
+        handler: (stream: Stream, from: AgentId, connection: Connection) => Promise<void>,
+      ) =>
       (stream: Stream, connection: Connection) => {
-        const from = connection.remotePeer.toString();
-        if (!this.trustStore.isTrustedAgent(from as AgentId)) {
+        const from = connection.remotePeer.toString() as AgentId;
+        if (!admits(from)) {
           stream.abort(new Error('not a trusted agent'));
           return;
         }
-        handler(stream, from as AgentId, connection).catch((err) => {
+        handler(stream, from, connection).catch((err) => {
           this.log.debug({ err, from }, 'stream handler failed');
           stream.abort(err as Error);
         });
       };
-    const trustedOrProvisional =
-      (handler: (stream: Stream, from: AgentId, connection: Connection) => Promise<void>) =>
-      (stream: Stream, connection: Connection) => {
-        const from = connection.remotePeer.toString();
-        if (!this.provisional.has(from) && !this.trustStore.isTrustedAgent(from as AgentId)) {
-          stream.abort(new Error('not a trusted agent'));
-          return;
-        }
-        handler(stream, from as AgentId, connection).catch((err) => {
-          this.log.debug({ err, from }, 'stream handler failed');
-          stream.abort(err as Error);
-        });
-      };
+    const trusted = (from: AgentId) => this.trustStore.isTrustedAgent(from);
+    const trustedOrProvisional = (from: AgentId) => this.provisional.has(from) || trusted(from);
     const options = { runOnLimitedConnection: true };
     await node.handle(
       FRAMES_PROTOCOL,
-      trustedOnly((s, from) => this.transport.receive(from, s)),
+      onlyIf(trusted, (s, from) => this.transport.receive(from, s)),
       options,
     );
     await node.handle(
       HELLO_PROTOCOL,
-      trustedOrProvisional((s, from, connection) => this.answerHello(s, from, connection)),
+      onlyIf(trustedOrProvisional, (s, from, connection) => this.answerHello(s, from, connection)),
       options,
     );
     await node.handle(
       INVITE_PROTOCOL,
-      trustedOrProvisional((s, from) => this.answerInvite(s, from)),
+      onlyIf(trustedOrProvisional, (s, from) => this.invitations.answer(s, from)),
       options,
     );
     node.addEventListener('connection:open', (event) => this.onConnectionOpen(event.detail));
@@ -220,11 +203,7 @@ export class LinkManager implements Links {
     if (node === undefined) return;
     this.unsubscribe?.();
     if (this.idleTimer) clearInterval(this.idleTimer);
-    for (const timer of this.provisional.values()) clearTimeout(timer);
     this.provisional.clear();
-    for (const { resolve } of this.decided.values()) resolve();
-    this.decided.clear();
-    this.provisionalAdmissions.clear();
     for (const peer of this.linkTransport?.neighbours() ?? []) this.linkTransport?.setLink(peer, false);
     this.node = undefined;
     await withTimeout(Promise.resolve(node.stop()), 5_000);
@@ -239,7 +218,7 @@ export class LinkManager implements Links {
   }
 
   onInvitationRedeemed(listener: (entity: EntityRecord) => void): void {
-    this.redeemedListeners.push(listener);
+    this.invitations.onRedeemed(listener);
   }
 
   /**
@@ -248,7 +227,7 @@ export class LinkManager implements Links {
    * never proved itself by the deadline ('deadline'), or it went away first ('disconnected').
    */
   onProvisionalEnd(listener: (peer: AgentId, end: ProvisionalEnd) => void): void {
-    this.provisionalEndListeners.push(listener);
+    this.provisional.onEnd(listener);
   }
 
   isLinked(agent: AgentId): boolean {
@@ -338,146 +317,16 @@ export class LinkManager implements Links {
     };
   }
 
-  // ---- invitations -----------------------------------------------------------------------
+  // ---- invitations (invitation-exchange.ts) ----------------------------------------------
 
   /** Issues a one-time invitation code valid for ttlMs, naming this agent and its addresses. */
   createInvitation(options: { ttlMs: number }): string {
-    const { secret } = this.trustStore.issueInvitation(options.ttlMs);
-    const announced = this.config.announce.map((a) => multiaddr(a));
-    const addresses = [...announced, ...this.multiaddrs()].map(withoutPeer);
-    const unique = [...new Map(addresses.map((a) => [a.toString(), a])).values()].slice(
-      0,
-      MAX_CODE_ADDRESSES,
-    );
-    return encodeInvitation({
-      entity: this.identity.fingerprint,
-      agent: this.identity.agentId,
-      addresses: unique,
-      secret,
-    });
+    return this.invitations.create(options);
   }
 
   /** Redeems a code: dials the inviter, proves the secret, and both sides now trust each other. */
-  async acceptInvitation(text: string): Promise<EntityRecord> {
-    const code = decodeInvitation(text);
-    if (code.entity === this.identity.fingerprint) {
-      throw new KithError('ERR_OWN_INVITATION', 'this invitation was made by this very entity');
-    }
-    if (code.addresses.length === 0)
-      throw new KithError('ERR_NO_ADDRESS', 'the invitation carries no address');
-    const node = this.libp2p;
-    const release = this.expectOutbound(code.agent);
-    const redeeming = { deadlinePassed: false };
-    this.inviteDials.set(code.agent, redeeming);
-    let lastError: unknown;
-    try {
-      for (const address of code.addresses) {
-        let connection: Connection;
-        try {
-          connection = await node.dial(withPeer(address, code.agent), {
-            signal: AbortSignal.timeout(EXCHANGE_TIMEOUT_MS),
-          });
-        } catch (err) {
-          lastError = err;
-          continue;
-        }
-        let reply: InviteReply;
-        try {
-          reply = await this.exchangeInvitation(connection, code.secret);
-        } catch (err) {
-          if (err instanceof KithError) throw err;
-          // The inviter aborted the invite stream or cut us off: no invitation of its is open.
-          throw new KithError(
-            'ERR_INVITATION_REFUSED',
-            `the inviter refused the connection: ${(err as Error).message}`,
-            'the code is used, expired or unknown; ask for a new one',
-          );
-        }
-        const inviter = await acceptInviterReply(this.trustStore, code, reply, this.log);
-        // The code's addresses are the way back to the inviter should this first link drop before
-        // the two sides exchanged address records (the neighbour keeper redials by them).
-        this.trustStore.addAddressHints(
-          inviter.fingerprint,
-          code.addresses.map((a) => a.toString()),
-        );
-        this.promote(code.agent);
-        return inviter;
-      }
-    } finally {
-      this.inviteDials.delete(code.agent);
-      release();
-      // Not redeemed: nothing more to do on that connection (and what the inviter opened on it waits).
-      if (this.provisional.has(code.agent) && !this.trustStore.isTrustedAgent(code.agent))
-        this.dropProvisional(code.agent, redeeming.deadlinePassed ? 'deadline' : 'refused');
-    }
-    throw new KithError(
-      'ERR_DIAL_FAILED',
-      `cannot reach the inviter at any address in the code: ${(lastError as Error)?.message}`,
-      'check that the inviting node is running and reachable',
-    );
-  }
-
-  private async exchangeInvitation(connection: Connection, secret: Uint8Array): Promise<InviteReply> {
-    let step = 'opening the invitation stream';
-    try {
-      const stream = await connection.newStream(INVITE_PROTOCOL, {
-        signal: AbortSignal.timeout(EXCHANGE_TIMEOUT_MS),
-      });
-      const request: InviteRequest = {
-        v: 1,
-        secret: Buffer.from(secret).toString('base64url'),
-        hello: buildHello(this.identity, this.trustStore),
-      };
-      step = 'sending the request';
-      await writeJson(stream, request);
-      step = 'waiting for the answer';
-      const reply = await readJson<InviteReply>(readFrames(stream, CONTROL_MAX_BYTES));
-      await stream.close().catch(() => undefined);
-      return reply;
-    } catch (err) {
-      // Which step failed, and the connection's state then: the way to tell a refusal from a cut.
-      this.log.debug(
-        {
-          err,
-          step,
-          connection: connection.id,
-          status: connection.status,
-          peer: connection.remotePeer.toString(),
-        },
-        'invitation exchange failed',
-      );
-      throw err;
-    }
-  }
-
-  private async answerInvite(stream: Stream, from: AgentId): Promise<void> {
-    const frames = readFrames(stream, CONTROL_MAX_BYTES);
-    const request = await readJson<InviteRequest>(frames);
-    this.log.debug({ from, stream: stream.id }, 'invitation request read');
-    let reply: InviteReply;
-    let entity: EntityRecord | undefined;
-    const redeeming = { deadlinePassed: false };
-    this.redeeming.set(from, redeeming);
-    try {
-      try {
-        entity = await redeemInvitation(this.trustStore, from, request, this.log);
-        reply = { v: 1, hello: buildHello(this.identity, this.trustStore) };
-      } catch (err) {
-        const code = err instanceof KithError ? err.code : 'ERR_INVITATION_REFUSED';
-        this.log.info({ from, code }, 'refused an invitation redemption');
-        reply = { v: 1, refused: code, message: (err as Error).message };
-      }
-      await writeJson(stream, reply);
-      await stream.close().catch(() => undefined);
-    } finally {
-      this.redeeming.delete(from);
-      if (entity === undefined && redeeming.deadlinePassed) this.dropProvisional(from, 'deadline');
-    }
-    if (entity !== undefined) {
-      this.log.info({ fingerprint: entity.fingerprint, email: entity.email }, 'invitation redeemed');
-      this.promote(from);
-      for (const listener of this.redeemedListeners) listener(entity);
-    }
+  acceptInvitation(text: string): Promise<EntityRecord> {
+    return this.invitations.accept(text);
   }
 
   // ---- trust -----------------------------------------------------------------------------
@@ -588,7 +437,7 @@ export class LinkManager implements Links {
 
   private onConnectionOpen(connection: Connection): void {
     const remote = connection.remotePeer.toString();
-    if (connection.direction !== 'outbound' || this.inviteDials.has(remote)) return;
+    if (connection.direction !== 'outbound' || this.invitations.isDialling(remote)) return;
     this.sayHello(connection).catch((err) => {
       this.log.info({ err, remote }, 'hello failed; closing the connection');
       void connection.close().catch(() => undefined);
@@ -617,7 +466,7 @@ export class LinkManager implements Links {
         this.provisional.has(remote) &&
         endsAfterFailedHello({ trustedNow: this.trustStore.isTrustedAgent(remote) })
       )
-        this.dropProvisional(remote, 'refused', connection);
+        this.provisional.drop(remote, 'refused', connection);
       throw err;
     }
   }
@@ -637,13 +486,13 @@ export class LinkManager implements Links {
       // Decided before answering: from here on the peer may open nothing, and its going away
       // once it has read the answer is not mistaken for the reason it ended.
       const ends = endsAfterFailedHello({ trustedNow: this.trustStore.isTrustedAgent(from) });
-      if (ends) this.endProvisional(from, 'refused');
+      if (ends) this.provisional.end(from, 'refused');
       // Say nothing about ourselves to a peer we do not trust.
       await writeJson(stream, { v: 1, refused: code }).catch(() => undefined);
       await stream.close().catch(() => undefined);
       if (ends) {
         this.log.info({ peer: from, code }, 'refused a hello; closing the connection');
-        this.dropProvisional(from, 'refused', connection);
+        this.provisional.drop(from, 'refused', connection);
       }
       throw err;
     }
@@ -652,98 +501,8 @@ export class LinkManager implements Links {
     this.promote(from);
   }
 
-  /**
-   * Per inbound stream: see agent/trust/decisions.ts, `provisionalMayOpen`. A stream held there
-   * ('wait') is decided again once its peer is: promoted, or cut off.
-   */
-  private mayOpen(peer: string, protocol: string): boolean | Promise<boolean> {
-    const verdict = provisionalMayOpen({
-      trusted: this.trustStore.isTrustedAgent(peer as AgentId),
-      provisional: this.provisional.has(peer),
-      protocol: protocol === HELLO_PROTOCOL ? 'hello' : protocol === INVITE_PROTOCOL ? 'invite' : 'other',
-      openInvitation: protocol === INVITE_PROTOCOL && this.trustStore.hasOpenInvitation(),
-    });
-    if (verdict === 'wait') return this.whenDecided(peer).then(() => this.mayOpen(peer, protocol));
-    return verdict === 'open';
-  }
-
-  private whenDecided(peer: string): Promise<void> {
-    let entry = this.decided.get(peer);
-    if (entry === undefined) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((r) => (resolve = r));
-      entry = { promise, resolve };
-      this.decided.set(peer, entry);
-    }
-    return entry.promise;
-  }
-
-  private provisionalLoad(address: string): { provisionalOpen: number; recentFromAddress: number } {
-    const since = this.clock() - this.provisionalLimits.windowMs;
-    const recent = (this.provisionalAdmissions.get(address) ?? []).filter((t) => t > since);
-    if (recent.length === 0) this.provisionalAdmissions.delete(address);
-    else this.provisionalAdmissions.set(address, recent);
-    return { provisionalOpen: this.provisional.size, recentFromAddress: recent.length };
-  }
-
-  private markProvisional(peer: string, address?: string): void {
-    if (address !== undefined) {
-      this.provisionalAdmissions.set(address, [
-        ...(this.provisionalAdmissions.get(address) ?? []),
-        this.clock(),
-      ]);
-    }
-    if (this.provisional.has(peer)) return;
-    const timer = setTimeout(() => {
-      const redeeming = this.redeeming.get(peer) ?? this.inviteDials.get(peer);
-      if (redeeming !== undefined) {
-        redeeming.deadlinePassed = true; // the redemption decides when it is over
-        return;
-      }
-      if (!this.trustStore.isTrustedAgent(peer as AgentId)) {
-        this.log.info({ peer }, 'closing a provisional connection that never proved itself');
-        this.dropProvisional(peer, 'deadline');
-      } else {
-        this.endProvisional(peer, 'promoted');
-      }
-    }, this.provisionalMs);
-    timer.unref();
-    this.provisional.set(peer, timer);
-  }
-
-  /**
-   * Cuts off a peer that was let in provisionally and did not (or could not) prove itself: every
-   * connection of it, the one its hello came on by name (the connection manager may not list a
-   * just-opened inbound connection yet, so a hang-up by peer id alone could miss it). The
-   * listeners hear `end` unless the peer's provisional state ended already.
-   */
-  private dropProvisional(peer: string, end: 'refused' | 'deadline', connection?: Connection): void {
-    this.endProvisional(peer, end);
-    const connections = new Set(this.node?.getConnections(peerIdFromString(peer)) ?? []);
-    if (connection !== undefined) connections.add(connection);
-    this.log.debug(
-      { peer, end, connections: [...connections].map((c) => c.id) },
-      'cutting off a provisional peer',
-    );
-    for (const c of connections) {
-      // Graceful, so the refusal just written reaches the peer; libp2p bounds it (1 s) and aborts then.
-      void c.close().catch((err: Error) => c.abort(err));
-    }
-  }
-
-  /** Clears a provisional peer's deadline and tells the listeners why it ended (once). */
-  private endProvisional(peer: string, end: ProvisionalEnd): void {
-    const timer = this.provisional.get(peer);
-    if (timer === undefined) return;
-    clearTimeout(timer);
-    this.provisional.delete(peer);
-    this.decided.get(peer)?.resolve();
-    this.decided.delete(peer);
-    for (const listener of this.provisionalEndListeners) listener(peer as AgentId, end);
-  }
-
   private promote(peer: string): void {
-    this.endProvisional(peer, 'promoted');
+    this.provisional.end(peer, 'promoted');
     if (!this.trustStore.isTrustedAgent(peer as AgentId)) return;
     this.linkTransport?.setLink(peer as AgentId, true);
     const excess = linksToClose(
@@ -760,7 +519,7 @@ export class LinkManager implements Links {
 
   private onPeerDisconnect(peer: PeerId): void {
     const id = peer.toString();
-    this.endProvisional(id, 'disconnected');
+    this.provisional.end(id, 'disconnected');
     this.linkTransport?.setLink(id as AgentId, false);
   }
 
@@ -831,53 +590,6 @@ export function linksToClose(
     .sort((a, b) => a[1] - b[1])
     .slice(0, excess)
     .map(([peer]) => peer);
-}
-
-/** The peer an address names: its last /p2p/, unless that is the relay of a circuit address. */
-function targetPeer(address: Multiaddr): string | undefined {
-  const components = address.getComponents();
-  const circuit = components.findIndex((c) => c.name === 'p2p-circuit');
-  return components.slice(circuit + 1).findLast((c) => c.name === 'p2p')?.value;
-}
-
-/** The `ip:port` keys a dial of this address may reach (agent/links/gater.ts `outboundKey`). */
-async function dialKeys(address: Multiaddr): Promise<string[]> {
-  const components = address.getComponents();
-  const port = components.find((c) => c.name === 'tcp' || c.name === 'udp')?.value;
-  const host = components[0];
-  // A circuit address without a target, or some transport we do not parse: as before, any.
-  if (port === undefined || components.some((c) => c.name === 'p2p-circuit')) return ['*'];
-  if (host.name === 'ip4' || host.name === 'ip6') return [`${host.value}:${port}`];
-  if (host.name === 'dns4' || host.name === 'dns6' || host.name === 'dns') {
-    const family = host.name === 'dns4' ? 4 : host.name === 'dns6' ? 6 : 0;
-    // The name itself (a transport may connect to it as it is), and what it resolves to now.
-    const found = await lookup(host.value ?? '', { all: true, family }).catch(() => []);
-    return [`${host.value}:${port}`, ...found.map((a) => `${a.address}:${port}`)];
-  }
-  return ['*'];
-}
-
-function parseAddress(text: string): Multiaddr {
-  try {
-    return multiaddr(text);
-  } catch (err) {
-    throw new KithError(
-      'ERR_BAD_ADDRESS',
-      `not a multiaddr: ${text} (${(err as Error).message})`,
-      'e.g. /ip4/203.0.113.5/tcp/4410 or /dns4/home.example.org/tcp/4410',
-    );
-  }
-}
-
-function withoutPeer(address: Multiaddr): Multiaddr {
-  // Only the trailing /p2p/ID: a relayed address names its relay with /p2p/ too.
-  const all = address.getComponents();
-  const components = all.filter((c, i) => !(c.name === 'p2p' && i === all.length - 1));
-  return multiaddr(components.map((c) => `/${c.name}${c.value === undefined ? '' : `/${c.value}`}`).join(''));
-}
-
-function withPeer(address: Multiaddr, peer: string): Multiaddr {
-  return withoutPeer(address).encapsulate(`/p2p/${peer}`);
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {

@@ -139,7 +139,7 @@ export function guardInboundStreams(
         const verdict = allow(connection.remotePeer.toString(), protocol);
         if (verdict === true) return found.handler(stream, connection);
         if (verdict === false) return refuse(stream);
-        // Undecided for now (agent/links/links.ts, mayOpen): what the peer sends meanwhile is
+        // Undecided for now (agent/links/provisional-peers.ts, mayOpen): what the peer sends meanwhile is
         // buffered by the stream until the handler reads it.
         return verdict.then(
           (ok) => (ok ? found.handler(stream, connection) : refuse(stream)),
