@@ -1,36 +1,22 @@
-import { createHash, randomBytes } from 'node:crypto';
 import { KithError } from '../../common/errors.ts';
-import type { AgentId, Fingerprint, MessageId } from '../../common/ids.ts';
-import { signWith } from '../onion/keys.ts';
-import { buildOnion, type HopInstruction, type HopSecret } from '../onion/layers.ts';
-import { CHUNK_BYTES, INLINE_MAX, chunkLength, sealChunk } from '../payload/chunks.ts';
+import type { AgentId, MessageId } from '../../common/ids.ts';
+import { chunkLength, sealChunk } from '../payload/chunks.ts';
 import type { PayloadCodec } from '../payload/codec.ts';
-import { encodeManifest, type Manifest } from '../payload/manifest.ts';
-import { bytesSource, fileSource, type PayloadSource } from '../payload/source.ts';
-import { MAX_BODY, encodeUnit, type Unit } from '../payload/unit.ts';
-import { ReportKind, openReport } from '../reports/report.ts';
+import type { PayloadSource } from '../payload/source.ts';
+import type { Unit } from '../payload/unit.ts';
+import { ReportKind } from '../reports/report.ts';
 import type { Discovery } from '../routing/discovery.ts';
 import { choosePath, type CachedPath } from '../routing/path-cache.ts';
 import type { EngineContext } from './context.ts';
-import { afterRejection, chunksInFlight, firstHopsToDial, rejectionText, waitAfterHeld } from './decide.ts';
-import { encodeOnion, hopDigest, linkId } from './frames.ts';
+import { afterRejection, chunksInFlight, rejectionText, waitAfterHeld } from './decide.ts';
+import { openSource, sealOutboxRecord, type OutboundPayload } from './outbox-record.ts';
+import { Outcomes } from './outcomes.ts';
+import { linkFirstHop, overlaps, usablePaths } from './path-choice.ts';
 import type { Origin } from './relay.ts';
+import { SentPackets, type PacketContext } from './sent-packets.ts';
 import type { OutboxRecord } from './store.ts';
 
-// Packets whose reports may still come back. 10,000 like the receiver's way back (receiver.ts):
-// at 100,000 it held ~31 MiB per sending agent in the soak (bench/RESULTS.md 9). A context
-// dropped here is what a restart drops too: the outbox re-sends after its stall timeout, and the
-// recipient's exactly-once store drops the second copy.
-const MAX_PACKETS = 10_000;
-
-/** What the sender remembers of one packet it sent, to read the reports that come back. */
-interface PacketContext {
-  id: MessageId;
-  agents: AgentId[];
-  pubs: Buffer[];
-  secrets: HopSecret[];
-  chunk?: number;
-}
+export type { OutboundPayload } from './outbox-record.ts';
 
 interface Active {
   rec: OutboxRecord;
@@ -52,14 +38,6 @@ interface Active {
   sentUpTo: number;
 }
 
-/** What a caller hands to send(). */
-export interface OutboundPayload {
-  id: MessageId;
-  to: Fingerprint;
-  /** A file that stays until delivery ends (mail: the RFC 5322 message), or bytes. */
-  source: { kind: 'file'; path: string } | { kind: 'bytes'; data: Buffer };
-}
-
 /**
  * The sender's side: seal the manifest, find a path (cache, else discovery), wrap and send the
  * manifest then the chunks in a window, follow reports, and on a stall move to an alternate path,
@@ -67,16 +45,18 @@ export interface OutboundPayload {
  */
 export class Sender implements Origin {
   private readonly active = new Map<MessageId, Active>();
-  private readonly packets = new Map<string, PacketContext>();
-  /** Messages whose outcome is known but not yet stored (storeOutcome), with the retry timer. */
-  private readonly unstored = new Map<MessageId, NodeJS.Timeout>();
+  private readonly packets: SentPackets;
+  private readonly outcomes: Outcomes;
   private stopped = false;
 
   constructor(
     private readonly ctx: EngineContext,
     private readonly codec: PayloadCodec,
     private readonly discovery: Discovery,
-  ) {}
+  ) {
+    this.packets = new SentPackets(ctx);
+    this.outcomes = new Outcomes(ctx);
+  }
 
   /** Seals and stores a new message, then starts delivering it. Durable when it resolves. */
   async send(payload: OutboundPayload): Promise<void> {
@@ -95,57 +75,15 @@ export class Sender implements Origin {
     if (ctx.store.getOutbox(payload.id)) {
       throw new KithError('ERR_DUPLICATE_MESSAGE', `message ${payload.id} is already in the outbox`);
     }
-    const source =
-      payload.source.kind === 'file'
-        ? await fileSource(payload.source.path)
-        : bytesSource(payload.source.data);
-    try {
-      const contentKey = randomBytes(32);
-      const inline = source.size <= INLINE_MAX;
-      const body = inline ? await source.read(0, source.size) : undefined;
-      const manifest: Manifest = {
-        v: 1,
-        id: payload.id,
-        from: ctx.trust.self,
-        to: payload.to,
-        size: source.size,
-        chunkSize: inline ? 0 : CHUNK_BYTES,
-        chunks: inline ? 0 : Math.ceil(source.size / CHUNK_BYTES),
-        contentKey: contentKey.toString('base64url'),
-        // An inline payload is read once and hashed from memory: no second pass over the file.
-        sha256: body ? createHash('sha256').update(body).digest('hex') : await source.sha256(),
-      };
-      const plain = encodeManifest(manifest, body);
-      const sealedManifest = await this.codec.seal(plain, payload.to);
-      if (sealedManifest.length + 21 > MAX_BODY)
-        throw new KithError('ERR_MANIFEST_TOO_LARGE', 'sealed manifest too large');
-      const now = ctx.now();
-      return {
-        id: payload.id,
-        to: payload.to,
-        source: payload.source,
-        size: source.size,
-        sealedManifest,
-        contentKey,
-        chunks: manifest.chunks,
-        chunkSize: manifest.chunkSize,
-        acked: 0,
-        state: 'pending',
-        createdAt: now,
-        deadline: now + ctx.options.maxAgeMs,
-      };
-    } finally {
-      await source.close();
-    }
+    return sealOutboxRecord(ctx, this.codec, payload);
   }
 
   /** (Re)starts delivery of a stored pending message, e.g. after a restart. */
   async resume(id: MessageId): Promise<void> {
-    if (this.stopped || this.active.has(id) || this.unstored.has(id)) return;
+    if (this.stopped || this.active.has(id) || this.outcomes.waiting(id)) return;
     const rec = this.ctx.store.getOutbox(id);
     if (!rec || rec.state !== 'pending') return;
-    const source =
-      rec.source.kind === 'file' ? await fileSource(rec.source.path) : bytesSource(rec.source.data);
+    const source = await openSource(rec.source);
     // Asked twice at once (send()'s own resume and the outbox job's): the one that got here second
     // closes its file and leaves. Without this it replaced the first in `active`, whose file
     // handle was then never closed (Node closed it at GC, warning "Closing file descriptor N on
@@ -183,8 +121,7 @@ export class Sender implements Origin {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const timer of this.unstored.values()) clearTimeout(timer);
-    this.unstored.clear();
+    this.outcomes.stop();
     for (const a of this.active.values()) {
       clearTimeout(a.stall);
       await a.source.close().catch(() => undefined);
@@ -199,10 +136,10 @@ export class Sender implements Origin {
     if (ctx.now() > a.rec.deadline) return this.finish(a, 'failed', 'no delivery before the deadline');
     a.busy = true;
     const to = a.rec.to;
-    const known = () => this.usablePaths(to);
+    const known = () => usablePaths(ctx, this.discovery, to);
     let unreachable = false;
     try {
-      await this.linkFirstHop(to, a.avoid);
+      await linkFirstHop(ctx, this.discovery, to, a.avoid);
       if (this.stopped || !this.active.has(a.rec.id)) return;
       let path = choosePath(known(), a.avoid);
       if (!path || path.failures > 0 || overlaps(path, a.avoid)) {
@@ -235,33 +172,6 @@ export class Sender implements Origin {
     if (unreachable) this.firstHopDown(a);
   }
 
-  /**
-   * Opens the link a path needs when none of the candidate first hops is linked (decide.ts,
-   * `firstHopsToDial`): tries them in turn until one links. Candidates are the first hops of the
-   * cached paths to `to` and the recipient's agents we may link with directly.
-   */
-  private async linkFirstHop(to: Fingerprint, avoid: ReadonlySet<AgentId>): Promise<void> {
-    const { ctx } = this;
-    if (!ctx.connect) return;
-    const up = new Set(ctx.transport.neighbours());
-    const candidates = [
-      ...this.discovery.cache
-        .get(to)
-        .filter((p) => p.failures === 0)
-        .map((p) => p.agents[0]),
-      ...ctx.trust.relayTargets(to).map((t) => t.agent),
-    ].filter((agent) => !ctx.trust.isRevoked(agent));
-    for (const agent of firstHopsToDial(candidates, (x) => up.has(x), avoid)) {
-      try {
-        await ctx.connect(agent);
-        ctx.count('first_hop_dialled');
-        return;
-      } catch (err) {
-        ctx.logger.debug({ agent, err: (err as Error).message }, 'could not link with a first hop');
-      }
-    }
-  }
-
   /** The first hop refused the packet: try a fresh alternative at once, else wait for the stall timer. */
   private firstHopDown(a: Active): void {
     const { ctx } = this;
@@ -272,21 +182,9 @@ export class Sender implements Origin {
     this.discovery.cache.fail(a.rec.to, a.path.agents);
     a.avoid.add(a.path.agents[0]);
     a.path = undefined;
-    const next = choosePath(this.usablePaths(a.rec.to), a.avoid);
+    const next = choosePath(usablePaths(ctx, this.discovery, a.rec.to), a.avoid);
     if (next && next.failures === 0 && !overlaps(next, a.avoid)) setImmediate(() => void this.attempt(a));
     else this.armStall(a);
-  }
-
-  /**
-   * Paths to `to` this agent may use now: linked agents of the recipient, then cached paths, none
-   * through an agent revoked since the path was learned (those are dropped from the cache).
-   */
-  private usablePaths(to: Fingerprint): CachedPath[] {
-    const revoked = (agent: AgentId) => this.ctx.trust.isRevoked(agent);
-    if (this.discovery.cache.dropWhere(revoked) > 0) this.ctx.count('paths_dropped_revoked');
-    return [...this.discovery.localPaths(to), ...this.discovery.cache.get(to)].filter(
-      (p) => !p.agents.some(revoked),
-    );
   }
 
   private armStall(a: Active, ms = this.ctx.options.stallTimeoutMs): void {
@@ -349,29 +247,9 @@ export class Sender implements Origin {
   private async sendUnit(a: Active, unit: Unit, reportAll: boolean, chunk?: number): Promise<void> {
     const path = a.path;
     if (!path) return;
-    const entries = path.entries;
-    // Relays refuse packets valid for longer than their maxHoldMs; a re-send makes a fresh packet.
-    const expiresAt = Math.min(a.rec.deadline, this.ctx.now() + this.ctx.options.maxHoldMs);
-    const hops = entries.map((e, i) => {
-      const instruction: HopInstruction =
-        i < entries.length - 1
-          ? { kind: 'forward', next: entries[i + 1].signPublic, report: reportAll, expiresAt }
-          : { kind: 'deliver', report: true, expiresAt };
-      return { onionPublic: e.onionKey, instruction };
-    });
-    const { header, body, secrets } = buildOnion(hops, encodeUnit(unit));
-    const sig = signWith(this.ctx.keys, hopDigest(entries[0].signPublic, header, body));
-    const link = linkId(header);
-    this.packets.set(link, {
-      id: a.rec.id,
-      agents: path.agents,
-      pubs: entries.map((e) => e.signPublic),
-      secrets,
-      chunk,
-    });
+    const { link, frame } = this.packets.wrap(a.rec.id, path, a.rec.deadline, unit, reportAll, chunk);
     a.links.add(link);
-    if (this.packets.size > MAX_PACKETS) this.packets.delete(this.packets.keys().next().value as string);
-    await this.ctx.transport.send(entries[0].agent, encodeOnion(header, body, sig));
+    await this.ctx.transport.send(path.entries[0].agent, frame);
     this.ctx.count('packets_sent');
   }
 
@@ -411,23 +289,11 @@ export class Sender implements Origin {
   }
 
   onReport(link: string, sealed: Buffer): void {
-    const { ctx } = this;
-    const p = this.packets.get(link);
-    if (!p) return;
-    for (let i = p.secrets.length - 1; i >= 0; i--) {
-      let report;
-      try {
-        report = openReport(ctx.verifier, p.pubs[i], p.secrets[i], sealed);
-      } catch {
-        return ctx.count('rejected_report_forged');
-      }
-      if (!report) continue;
-      ctx.count('reports_received');
-      const a = this.active.get(p.id);
-      if (a) this.onHopReport(a, p, link, i, report.kind, report.value, report.at);
-      return;
-    }
-    ctx.count('rejected_report_undecryptable');
+    const opened = this.packets.openReport(link, sealed);
+    if (!opened) return;
+    const { packet: p, hop, report } = opened;
+    const a = this.active.get(p.id);
+    if (a) this.onHopReport(a, p, link, hop, report.kind, report.value, report.at);
   }
 
   private onHopReport(
@@ -503,53 +369,10 @@ export class Sender implements Origin {
     if (this.active.get(a.rec.id) !== a) return;
     clearTimeout(a.stall);
     this.active.delete(a.rec.id);
-    const stored = this.storeOutcome(a.rec.id, state, reason);
+    const stored = this.outcomes.store(a.rec.id, state, reason);
     // Keep manifest contexts a little for late reports and complaints; chunk contexts go now.
     for (const link of a.links) if (this.packets.get(link)?.chunk !== undefined) this.packets.delete(link);
     await a.source.close().catch(() => undefined);
-    if (stored) this.announce(a.rec.id, state, reason);
+    if (stored) this.outcomes.announce(a.rec.id, state, reason);
   }
-
-  /**
-   * Stores a message's outcome; false when that failed (a full disk: SQLITE_FULL), and then it is
-   * tried again with backoff and announced once stored. Why not throw: finish() runs from a report
-   * handler as `void`, so the error killed the node (an unhandled rejection, test/faults/disk-full);
-   * why not forget it: the message would stay pending, with no status email, until the next start.
-   * Meanwhile resume() leaves it alone, so nothing is sent again; if the node stops first, the
-   * next start resumes it and the recipient's duplicate check answers "delivered" again.
-   */
-  private storeOutcome(id: MessageId, state: 'delivered' | 'failed', reason: string, attempt = 0): boolean {
-    const { ctx } = this;
-    try {
-      ctx.store.updateOutbox(id, { state });
-      this.unstored.delete(id);
-      return true;
-    } catch (err) {
-      ctx.count('outcome_not_stored');
-      ctx.logger.warn(
-        { id, state, attempt, err: (err as Error).message },
-        'could not store a delivery outcome',
-      );
-      const retry = setTimeout(
-        () => {
-          if (!this.stopped && this.storeOutcome(id, state, reason, attempt + 1))
-            this.announce(id, state, reason);
-        },
-        Math.min(500 * 2 ** attempt, 30_000),
-      );
-      this.unstored.set(id, retry);
-      return false;
-    }
-  }
-
-  private announce(id: MessageId, state: 'delivered' | 'failed', reason: string): void {
-    const { ctx } = this;
-    ctx.count(state === 'delivered' ? 'messages_delivered' : 'messages_failed');
-    if (state === 'delivered') ctx.emit({ kind: 'delivered', id, at: ctx.now() });
-    else ctx.emit({ kind: 'failed', id, at: ctx.now(), reason });
-  }
-}
-
-function overlaps(path: CachedPath, avoid: ReadonlySet<AgentId>): boolean {
-  return path.agents.some((agent) => avoid.has(agent));
 }
