@@ -5,6 +5,10 @@
 //   wrap-once  sign and encrypt the post once under one session key (one SEIPD packet), then one
 //              PKESK per subscriber (openpgp.encryptSessionKey); a subscriber's message is its
 //              PKESK followed by the shared SEIPD: valid OpenPGP, checked by decrypting a sample
+//   one-for-all one message for everyone (one SEIPD, every subscriber's PKESK in it) with
+//              wildcard (anonymous, all-zero) key ids, as a BCC-style encryption to many would be:
+//              measured for the list's CPU, the bytes each subscriber receives, and what opening it
+//              costs the last subscriber (it tries the PKESKs until one opens)
 // Usage: node --import tsx bench/lists/encrypt.ts [--subscribers 200] [--sizes 1024,65536,1048576]
 import '../../common/polyfill.ts';
 import { cpus } from 'node:os';
@@ -73,6 +77,34 @@ async function wrapOnce(body: Uint8Array): Promise<Uint8Array[]> {
   return out;
 }
 
+async function oneForAll(body: Uint8Array): Promise<Uint8Array[]> {
+  const message = await openpgp.createMessage({ binary: body });
+  const all = (await openpgp.encrypt({
+    message,
+    encryptionKeys: subPublic,
+    signingKeys: list,
+    wildcard: true,
+    format: 'binary',
+  })) as Uint8Array;
+  return subPublic.map(() => all); // every subscriber gets the same bytes
+}
+
+/** CPU of one subscriber opening its copy (decrypt + verify), the mean of `times` runs. */
+async function openCost(copy: Uint8Array, who: number, times = 3): Promise<number> {
+  const cpu0 = process.cpuUsage();
+  for (let i = 0; i < times; i++) {
+    await openpgp.decrypt({
+      message: await openpgp.readMessage({ binaryMessage: copy }),
+      decryptionKeys: subs[who],
+      verificationKeys: list.toPublic(),
+      format: 'binary',
+      expectSigned: true,
+    });
+  }
+  const cpu = process.cpuUsage(cpu0);
+  return (cpu.user + cpu.system) / 1000 / times;
+}
+
 async function check(copies: Uint8Array[], body: Uint8Array): Promise<void> {
   for (const i of [0, copies.length - 1]) {
     const result = await openpgp.decrypt({
@@ -104,18 +136,27 @@ console.log(
   `# list fan-out encryption, openpgp.js ${openpgp.config.versionString}, ${subscribers} subscribers, ${cpus().length} cores`,
 );
 console.log(
-  'size      per-copy ms (cpu)   wrap-once ms (cpu)   ratio  bytes per copy (per-copy / wrap-once)',
+  'size      way          list wall ms  list CPU ms  CPU ratio  bytes per copy  open CPU ms (last subscriber)',
 );
+const last = subscribers - 1;
 for (const size of sizes) {
   const body = new Uint8Array(size).map((_, i) => (i * 31) & 0xff);
   await perCopy(body.subarray(0, 64)); // warm-up
-  const a = await measure(() => perCopy(body));
-  const b = await measure(() => wrapOnce(body));
-  await check(a.copies, body);
-  await check(b.copies, body);
-  console.log(
-    `${String(size).padEnd(9)} ${a.ms.toFixed(0).padStart(8)} (${a.cpuMs.toFixed(0)})`.padEnd(30) +
-      `${b.ms.toFixed(0).padStart(8)} (${b.cpuMs.toFixed(0)})`.padEnd(21) +
-      `${(a.ms / b.ms).toFixed(1).padStart(5)}x  ${a.copies[0].length} / ${b.copies[0].length}`,
-  );
+  const ways: [string, () => Promise<Uint8Array[]>][] = [
+    ['per-copy', () => perCopy(body)],
+    ['wrap-once', () => wrapOnce(body)],
+    ['one-for-all', () => oneForAll(body)],
+  ];
+  let baseCpu = 0;
+  for (const [name, fn] of ways) {
+    const m = await measure(fn);
+    await check(m.copies, body);
+    if (name === 'per-copy') baseCpu = m.cpuMs;
+    const open = await openCost(m.copies[last], last);
+    console.log(
+      `${String(size).padEnd(9)} ${name.padEnd(12)} ${m.ms.toFixed(0).padStart(12)} ${m.cpuMs.toFixed(0).padStart(12)}` +
+        ` ${(baseCpu / m.cpuMs).toFixed(2).padStart(9)}x ${String(m.copies[last].length).padStart(15)}` +
+        ` ${open.toFixed(1).padStart(12)}`,
+    );
+  }
 }
