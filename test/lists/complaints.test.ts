@@ -127,6 +127,14 @@ describe('list mail on three real nodes: `kith track` on the host; complaints co
     expect(host.spam.refuses(listAgent)).toBe(false);
     expect(host.spam.facts(listAgent).revoked).toBe(false);
 
+    // Moving the copy back out of Junk withdraws the subscriber's complaint, and with it the list's.
+    await move(imap, 'first offer', 'Junk', 'INBOX');
+    await until(
+      () => (listSpam.complaintAbout(postId)?.state === 'withdrawn' ? true : undefined),
+      240_000,
+      'the list’s carried complaint withdrawn',
+    );
+
     // The list still works for the others: the subscriber's own post comes back to it.
     await smtpPost(sub, 'dev@lists.kith', 'still here', 'the list goes on');
     await waitForSubject(imap, 'INBOX', 'still here');
