@@ -266,7 +266,7 @@ export class AgentDeliveryService implements DeliveryService {
     if (!status) return;
     await gateway.status(status);
     // Only now: a crash before this line leaves the row for reportFinished() at the next start.
-    if (status.kind === 'delivered' || status.kind === 'failed') outbox.markFinalReported(event.id);
+    if (status.kind === 'delivered' || status.kind === 'failed') await outbox.markFinalReported(event.id);
   }
 
   /**
@@ -294,7 +294,7 @@ export class AgentDeliveryService implements DeliveryService {
         log.warn({ err: (err as Error).message, id: entry.id }, 'final status not handed to the gateway yet');
         continue;
       }
-      outbox.markFinalReported(entry.id);
+      await outbox.markFinalReported(entry.id);
       reported += 1;
     }
     if (reported > 0) log.info({ reported }, 'final status of finished messages handed to the gateway');

@@ -300,7 +300,8 @@ export class Receiver {
       ctx.logger.warn({ err: (err as Error).message }, 'the sink refused a message');
       return false;
     }
-    ctx.store.markDelivered(id, ctx.now());
+    if (ctx.store.markDeliveredDurable) await ctx.store.markDeliveredDurable(id, ctx.now());
+    else ctx.store.markDelivered(id, ctx.now());
     ctx.count('delivered');
     reply(ReportKind.delivered);
     return true;

@@ -150,6 +150,9 @@ export class SqliteDeliveryStore implements DeliveryStore {
   markDelivered(id: MessageId, at: number): void {
     this.sql('INSERT OR IGNORE INTO delivery_delivered VALUES (?, ?)').run(id, at);
   }
+  markDeliveredDurable(id: MessageId, at: number): Promise<void> {
+    return groupCommitOf(this.db).run(() => this.markDelivered(id, at));
+  }
   getInbound(id: MessageId): InboundRecord | undefined {
     const r = this.sql('SELECT * FROM delivery_inbound WHERE id = ?').get(id) as Row | undefined;
     return (

@@ -111,6 +111,8 @@ export interface DeliveryStore {
   isDelivered(id: MessageId): boolean;
   /** Marks a message id delivered. */
   markDelivered(id: MessageId, at: number): void;
+  /** markDelivered in a commit shared with other writes; resolves once durable (SQLite). */
+  markDeliveredDurable?(id: MessageId, at: number): Promise<void>;
   /** An inbound message being assembled. */
   getInbound(id: MessageId): InboundRecord | undefined;
   /** Creates or replaces an inbound record. */

@@ -3,6 +3,7 @@ import type { Fingerprint, MessageId } from '../../common/ids.ts';
 import { KithError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
 import { migrate, type Db } from '../../store/db.ts';
+import { groupCommitOf } from '../../store/group-commit.ts';
 import type { RedisConnection } from './redis-server.ts';
 import { keepReconciled } from './reconcile.ts';
 import { giveUpCause, nextRetryDelay, shouldGiveUp, type GiveUp } from './policy.ts';
@@ -125,6 +126,8 @@ export class Outbox {
   private readonly listeners = new Set<(id: MessageId) => void>();
   /** Hop records waiting for the next flushHops() (at most HOP_FLUSH_MS). */
   private readonly pendingHops: PendingHop[] = [];
+  /** Hop records handed to the group commit and not committed yet (progressOf still shows them). */
+  private readonly committingHops = new Set<PendingHop>();
   private hopFlushTimer?: ReturnType<typeof setTimeout>;
 
   constructor(private readonly options: OutboxOptions) {
@@ -227,9 +230,16 @@ export class Outbox {
       this.options.onGiveUp(this.get(entry.id) ?? entry, why);
       return;
     }
-    this.options.db
-      .prepare("UPDATE outbox SET attempts = attempts + 1, state = 'in-flight', updated_at = ? WHERE id = ?")
-      .run(this.clock(), entry.id);
+    // In the group commit (store/group-commit.ts): the attempts of every job starting now share one fsync.
+    const { db } = this.options;
+    const now = this.clock();
+    await groupCommitOf(db).run(() =>
+      db
+        .prepare(
+          "UPDATE outbox SET attempts = attempts + 1, state = 'in-flight', updated_at = ? WHERE id = ?",
+        )
+        .run(now, entry.id),
+    );
     try {
       await this.options.attempt({ ...entry, attempts: entry.attempts + 1 });
     } catch (err) {
@@ -251,7 +261,7 @@ export class Outbox {
   }
 
   /**
-   * Commits the hop records of the last HOP_FLUSH_MS in one transaction. Why: reports of many
+   * Commits the hop records of the last HOP_FLUSH_MS in one group commit. Why: reports of many
    * messages in flight arrive together, and one commit (one fsync at synchronous=FULL) per
    * report blocked the event loop that also answers SMTP. Each recordHop() still resolves only
    * after its row is committed; progressOf adds the records still pending, so none is missed.
@@ -272,19 +282,18 @@ export class Outbox {
     const insert = db.prepare('INSERT INTO outbox_hops (id, hop, agent, event, at) VALUES (?, ?, ?, ?, ?)');
     const run = (h: PendingHop) =>
       insert.run(h.id, h.record.hop, h.record.agent ?? null, h.record.event, h.record.at);
-    try {
-      db.transaction(() => batch.forEach(run))();
-      for (const h of batch) h.resolve();
-    } catch {
-      // One bad record must not fail the others: commit them one by one.
-      for (const h of batch) {
-        try {
-          run(h);
-          h.resolve();
-        } catch (err) {
-          h.reject(err as Error);
-        }
-      }
+    // Each record its own write of the connection's group commit: they share its one commit with
+    // whatever else is written now, and one bad record fails alone (its savepoint).
+    const group = groupCommitOf(db);
+    for (const h of batch) {
+      this.committingHops.add(h);
+      group
+        .run(() => run(h))
+        .then(
+          () => h.resolve(),
+          (err: Error) => h.reject(err),
+        )
+        .finally(() => this.committingHops.delete(h));
     }
   }
 
@@ -296,18 +305,26 @@ export class Outbox {
 
   /** The message is in the recipient's mailbox (or given up): no more attempts. */
   async finish(id: MessageId, state: 'delivered' | 'failed', note?: string): Promise<void> {
-    this.options.db
-      .prepare(
-        'UPDATE outbox SET state = ?, last_error = COALESCE(?, last_error), updated_at = ? WHERE id = ?',
-      )
-      .run(state, note ?? null, this.clock(), id);
+    const { db } = this.options;
+    const now = this.clock();
+    // One commit with every other message finishing (or starting) now; resolves once durable.
+    await groupCommitOf(db).run(() =>
+      db
+        .prepare(
+          'UPDATE outbox SET state = ?, last_error = COALESCE(?, last_error), updated_at = ? WHERE id = ?',
+        )
+        .run(state, note ?? null, now, id),
+    );
     this.chunks.delete(id);
     this.publishProgress(id);
   }
 
   /** The gateway has the final status of this entry (its status email, if one is due, is stored). */
-  markFinalReported(id: MessageId): void {
-    this.options.db.prepare('UPDATE outbox SET final_reported = 1 WHERE id = ?').run(id);
+  async markFinalReported(id: MessageId): Promise<void> {
+    const { db } = this.options;
+    await groupCommitOf(db).run(() =>
+      db.prepare('UPDATE outbox SET final_reported = 1 WHERE id = ?').run(id),
+    );
   }
 
   /** Finished entries whose final status has not reached the gateway yet, oldest first, with when they finished. */
@@ -362,7 +379,9 @@ export class Outbox {
       at: h.at,
     }));
     // Records still waiting for their commit count too (flushing here would undo the batching).
-    const pending = this.pendingHops.filter((h) => h.id === id).map((h) => h.record);
+    const pending = [...this.pendingHops, ...this.committingHops]
+      .filter((h) => h.id === id)
+      .map((h) => h.record);
     if (pending.length > 0) {
       hops.push(...pending);
       hops.sort((a, b) => a.at - b.at || a.hop - b.hop);
@@ -382,5 +401,6 @@ export class Outbox {
     // Reports that arrived while the worker drained: commit them now, before the node closes
     // the database, instead of leaving a timer that would fire on a closed connection.
     this.flushHops();
+    if (this.options.db.open) groupCommitOf(this.options.db).flush();
   }
 }

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { KithError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
 import { migrate, type Db } from '../../store/db.ts';
+import { groupCommitOf } from '../../store/group-commit.ts';
 import type { BlobStore } from '../../store/blobs.ts';
 import { analyzeMessage } from '../mime/index.ts';
 import { decodeWords, headerValue, parseHeader, type HeaderField } from '../mime/header.ts';
@@ -302,7 +303,9 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
     const kithId = headerValue(fields, 'x-kith-message-id')?.trim() ?? null;
     const flags = applyFlags([], 'set', input.flags ?? []);
     const pending: ComplaintEvent[] = [];
-    const result = db.transaction(() => {
+    // In the connection's group commit: arrivals of the same moment (and the agent's own writes
+    // then) share one fsync; the message shows (EXISTS) only once its commit returned.
+    const result = await groupCommitOf(db).run(() => {
       const current = mailboxById(box.id);
       const messageId = Number(
         q.insertMessage.run({
@@ -324,7 +327,7 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
       q.insertEntry.run(current.id, uid, messageId, flags.join(' '), modseq);
       reviewComplaint(messageId, { kind: 'arrived', into: mailboxKind(current.specialUse), flags }, pending);
       return { mailbox: current.name, uid, uidValidity: current.uidValidity, modseq, mailboxId: current.id };
-    })();
+    });
     emit({
       kind: 'exists',
       mailboxId: result.mailboxId,
