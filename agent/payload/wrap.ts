@@ -179,3 +179,39 @@ export async function recipientKeyIds(binary: Uint8Array): Promise<string[]> {
     }>
   ).map((p) => p.publicKeyID.toHex());
 }
+
+/**
+ * Re-wraps a message's session key for more agents of the same entity: the session key is taken
+ * from our own PKESK packet and wrapped again to each recipient key that has no packet yet, the new
+ * packets placed before the existing ones; the SEIPD packet (the sender's signed data) is unchanged,
+ * so the receiver still checks the sender's signature itself. How a sibling hands a delivered
+ * message to an agent the sender did not know (a device added after it was sent) without that
+ * agent needing the entity key (docs/protocol.md 16.3). Undefined when no packet is ours.
+ */
+export async function rewrapForAgents(
+  binary: Uint8Array,
+  own: { publicKey: Uint8Array; privateKey: Uint8Array },
+  recipients: readonly AgentWrapKey[],
+): Promise<Uint8Array | undefined> {
+  const message = await openpgp.readMessage({ binaryMessage: binary });
+  const sessionKey = await unwrapForAgent(message, own);
+  if (sessionKey === undefined) return undefined;
+  const held = new Set(await recipientKeyIds(binary));
+  const list = new pgp.PacketList();
+  for (const recipient of recipients) {
+    const packet = await keyPacket(recipient);
+    if (held.has(packet.getKeyID().toHex())) continue;
+    const pkesk = pgp.PublicKeyEncryptedSessionKeyPacket.fromObject({
+      version: 3,
+      encryptionKeyPacket: packet,
+      anonymousRecipient: false,
+      sessionKey: sessionKey.data,
+      sessionKeyAlgorithm: openpgp.enums.symmetric[sessionKey.algorithm],
+    });
+    await pkesk.encrypt(packet);
+    delete pkesk.sessionKey;
+    list.push(pkesk);
+  }
+  if (list.length === 0) return binary;
+  return Buffer.concat([list.write(), binary]);
+}

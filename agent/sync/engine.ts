@@ -18,7 +18,7 @@ export interface SyncSink {
   /** A message's bytes arrived from a sibling (hash checked). */
   blobArrived(hash: string, bytes: Buffer): Promise<void>;
   /** The end-to-end ciphertext a delivered message arrived in, if kept (sent instead of the bytes). */
-  readSealed?(hash: string): Promise<Buffer | undefined>;
+  readSealed?(hash: string, to: AgentId): Promise<Buffer | undefined>;
   /**
    * Opens a sibling's sealed form with this agent's own key and rebuilds the stored message;
    * undefined when it does not open or does not rebuild the bytes of `hash` (then the plain
@@ -316,7 +316,9 @@ export class SyncEngine {
   private async onWant(from: AgentId, hashes: string[], plainOnly: boolean): Promise<void> {
     for (const hash of hashes) {
       // A delivered message travels on as the ciphertext it came in; the sibling opens it itself.
-      const sealed = plainOnly ? undefined : await this.o.sink.readSealed?.(hash).catch(() => undefined);
+      const sealed = plainOnly
+        ? undefined
+        : await this.o.sink.readSealed?.(hash, from).catch(() => undefined);
       if (sealed !== undefined) {
         await this.sendBlob(from, hash, sealed, 'sealed');
         continue;

@@ -7,6 +7,7 @@ import { agentKeysFromIdentity } from '../onion/keys.ts';
 import type { Transport } from '../transport.ts';
 import type { TrustStore } from '../trust/store.ts';
 import type { PayloadCodec } from '../payload/codec.ts';
+import { rawX25519, wrapKeysOf, type AgentWrapKey } from '../payload/wrap.ts';
 import { MailboxBridge } from './bridge.ts';
 import { historyProgress, type HistoryProgress } from './history.ts';
 import { SealedForms } from './sealed.ts';
@@ -63,6 +64,8 @@ export class Roaming {
   /** Delivered messages' ciphertexts, kept and opened for siblings (undefined without a codec). */
   readonly sealed: SealedForms | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
+  /** A redial on a non-sibling link-up is queued (several link-ups at once make one). */
+  private linkRedial = false;
 
   constructor(private readonly o: RoamingOptions) {
     const { identity, trust } = o;
@@ -94,7 +97,8 @@ export class Roaming {
         missingBlobs: () => this.bridge.missingBlobs(),
         readBlob: (h) => this.bridge.readBlob(h),
         blobArrived: (h, b) => this.bridge.blobArrived(h, b),
-        readSealed: async (h) => this.sealed?.read(h),
+        // Re-wrapped for the asking sibling (wrap.ts): a device the sender did not know reads it with its own key.
+        readSealed: async (h, to) => this.sealed?.read(h, this.wrapKeyOf(to)),
         openSealed: async (h, s) => this.sealed?.open(h, s),
       },
       isSibling: (agent) => agent !== identity.agentId && status(agent) === 'sibling',
@@ -118,6 +122,10 @@ export class Roaming {
           return { email: e?.email, name: e?.name, keyKnown: e?.publicKey !== undefined };
         },
         readBlob: (h) => this.bridge.readBlob(h),
+        own: {
+          publicKey: identity.onion.publicKey,
+          privateKey: rawX25519(identity.onion.privateKey, 'private'),
+        },
       });
     this.trustBridge = new TrustBridge({
       trust,
@@ -134,6 +142,12 @@ export class Roaming {
       held: this.store.entryCount(),
       missing: this.bridge.missingBlobs().length,
     }));
+  }
+
+  /** A sibling's wrap key (its certificate's onion key) if it is certified, valid and not revoked. */
+  private wrapKeyOf(agent: AgentId): AgentWrapKey | undefined {
+    const record = this.o.trust.agentsOf(this.o.identity.fingerprint).filter((a) => a.agentId === agent);
+    return wrapKeysOf(record, Date.now())[0];
   }
 
   /** Siblings of this entity other than this agent, certified and not revoked. */
@@ -168,11 +182,26 @@ export class Roaming {
     };
     redial();
     this.timer = setInterval(redial, SIBLING_REDIAL_MS);
+    // A device coming back links its relay or a friend first, and only then can it reach a sibling
+    // behind a NAT (through that relay): redial the siblings at that moment, not up to 30 s later.
+    this.o.transport.onLinkChange((peer, up) => {
+      if (!up || this.timer === undefined || this.linkRedial) return;
+      const siblings = this.siblings();
+      if (siblings.includes(peer)) return;
+      const linked = new Set(this.o.transport.neighbours());
+      if (siblings.some((a) => linked.has(a))) return;
+      this.linkRedial = true;
+      queueMicrotask(() => {
+        this.linkRedial = false;
+        redial();
+      });
+    });
     this.timer.unref();
   }
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
     await this.engine.stop();
     await this.trustBridge.stop();
     await this.bridge.stop();

@@ -4,6 +4,7 @@ import { prepareInbound } from '../../gateway/inbound.ts';
 import { toCrlf } from '../../gateway/mailbox/decisions.ts';
 import type { PayloadCodec } from '../payload/codec.ts';
 import { decodeManifest } from '../payload/manifest.ts';
+import { rewrapForAgents, type AgentWrapKey } from '../payload/wrap.ts';
 import type { SyncStore } from './store.ts';
 
 export interface SealedFormsOptions {
@@ -16,6 +17,11 @@ export interface SealedFormsOptions {
   /** The local bytes of a message by content hash (MailboxBridge.readBlob). */
   readBlob: (hash: string) => Promise<Buffer | undefined>;
   authservId?: string;
+  /**
+   * This agent's own X25519 key pair (raw bytes): with it, a sealed form handed to a sibling is
+   * re-wrapped for that sibling's key when the sender did not wrap it for it (wrap.ts).
+   */
+  own?: { publicKey: Uint8Array; privateKey: Uint8Array };
 }
 
 /**
@@ -34,8 +40,24 @@ export class SealedForms {
     this.o.store.putSealed(id, sealed, Date.now());
   }
 
-  /** The sealed form of the local message with this hash, when it was delivered and kept. */
-  async read(hash: string): Promise<Buffer | undefined> {
+  /**
+   * The sealed form of the local message with this hash, when it was delivered and kept; for
+   * `forKey` (the asking sibling's wrap key) with the session key wrapped for it as well, so a
+   * device the sender did not know of opens it with its own key, not the entity's.
+   */
+  async read(hash: string, forKey?: AgentWrapKey): Promise<Buffer | undefined> {
+    const sealed = await this.readKept(hash);
+    if (sealed === undefined || forKey === undefined || this.o.own === undefined) return sealed;
+    try {
+      const rewrapped = await rewrapForAgents(sealed.subarray(20), this.o.own, [forKey]);
+      // Not wrapped for us either (sealed to the entity key only): as it is, the sibling may still open it.
+      return rewrapped === undefined ? sealed : Buffer.concat([sealed.subarray(0, 20), rewrapped]);
+    } catch {
+      return sealed;
+    }
+  }
+
+  private async readKept(hash: string): Promise<Buffer | undefined> {
     const bytes = await this.o.readBlob(hash);
     if (bytes === undefined) return undefined;
     const end = bytes.indexOf('\r\n\r\n');

@@ -49,9 +49,11 @@ export class Lab {
   private readonly namespaces: string[] = [];
   private readonly children = new Set<AgentProcess>();
   private readonly dirs: string[] = [];
-  private readonly tag = `kn${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
+  private readonly tag: string;
 
-  constructor(siteCount: number) {
+  /** `prefix` starts every namespace name (a test may create only names with its own prefix). */
+  constructor(siteCount: number, prefix = 'kn') {
+    this.tag = `${prefix}${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
     this.relay = `${this.tag}r`;
     try {
       this.addNamespace('r');

@@ -3,7 +3,13 @@ import { beforeAll, describe, expect, it } from '@jest/globals';
 import * as openpgp from 'openpgp';
 import { asFingerprint, type Fingerprint } from '../../common/ids.ts';
 import { openpgpCodec, type PayloadCodec } from '../../agent/payload/codec.ts';
-import { rawX25519, recipientKeyIds, wrapKeyId, wrapKeysOf } from '../../agent/payload/wrap.ts';
+import {
+  rawX25519,
+  recipientKeyIds,
+  rewrapForAgents,
+  wrapKeyId,
+  wrapKeysOf,
+} from '../../agent/payload/wrap.ts';
 
 /** An agent's X25519 key pair as raw bytes (what its certificate names as onionKey). */
 function agentKeys() {
@@ -81,6 +87,24 @@ describe('encrypt once, the session key wrapped for each certified agent of the 
     const opened = await newDevice.open(sealed);
     expect(opened.plaintext.toString()).toBe('one ciphertext for every device');
     expect(opened.verified).toBe(true);
+  });
+
+  it('a sibling re-wraps the session key for a device the sender did not know: it reads with its own key alone', async () => {
+    const phone = agentKeys();
+    await expect(device(phone).open(sealed)).rejects.toMatchObject({ code: 'ERR_PAYLOAD_UNDECRYPTABLE' });
+    // The laptop, asked by the phone for this message (docs/protocol.md 16.3), adds a packet for it.
+    const body = await rewrapForAgents(sealed.subarray(20), laptop, [phone.publicKey, home.publicKey]);
+    const handed = Buffer.concat([sealed.subarray(0, 20), body!]);
+    const ids = await recipientKeyIds(handed.subarray(20));
+    expect(ids).toContain(await wrapKeyId(phone.publicKey));
+    expect(ids.length).toBe(4); // laptop, home, entity key, and the phone's new one (home had one)
+    const opened = await device(phone).open(handed);
+    expect(opened.plaintext.toString()).toBe('one ciphertext for every device');
+    // The sender's signature is untouched: the phone checks bob's, not the laptop's word.
+    expect(opened.sender).toBe(bob.fpr);
+    expect(opened.verified).toBe(true);
+    // Only an agent that can open it can re-wrap it.
+    expect(await rewrapForAgents(sealed.subarray(20), stranger, [phone.publicKey])).toBeUndefined();
   });
 
   it('a wrapped key altered on the way does not open (the message is refused, not misread)', async () => {
