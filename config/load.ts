@@ -156,7 +156,33 @@ function parseEnvValue(raw: string): unknown {
   }
 }
 
-function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+/**
+ * One `KEY=VALUE` setting from a command line (`kith demo --set spam.forwardFloorPerHour=100000`)
+ * as an override: the dotted key names the configuration path, the value is JSON when it parses
+ * (numbers, true/false, arrays) and a string otherwise. loadConfig validates the result.
+ */
+export function settingOverride(text: string): Record<string, unknown> {
+  const eq = text.indexOf('=');
+  const path = eq > 0 ? text.slice(0, eq).split('.') : [];
+  if (path.length === 0 || path.some((key) => key === '')) {
+    throw new KithError(
+      'ERR_CONFIG_INVALID',
+      `not a setting: ${JSON.stringify(text)}`,
+      'write it as KEY=VALUE with a dotted key, e.g. delivery.stallTimeoutMs=3000',
+    );
+  }
+  const out: Record<string, unknown> = {};
+  let target = out;
+  for (const key of path.slice(0, -1)) target = target[key] = {} as Record<string, unknown>;
+  target[path[path.length - 1]] = parseEnvValue(text.slice(eq + 1));
+  return out;
+}
+
+/** Objects merged key by key, `over` winning; arrays and values replaced whole. */
+export function deepMerge(
+  base: Record<string, unknown>,
+  over: Record<string, unknown>,
+): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };
   for (const [key, value] of Object.entries(over)) {
     const current = out[key];

@@ -88,11 +88,11 @@ export class Authenticator {
     entry.count += 1;
     entry.last = Date.now();
     this.failures.set(remote, entry);
-    this.log.warn({ protocol, remote, user, failures: entry.count }, 'authentication failed');
     const delay = Math.min(
       (this.options.delayPerFailureMs ?? 1000) * entry.count,
       this.options.maxDelayMs ?? 10_000,
     );
+    this.log.warn({ protocol, remote, user, failures: entry.count, delayMs: delay }, 'authentication failed');
     await new Promise((r) => setTimeout(r, delay));
     return { ok: false };
   }

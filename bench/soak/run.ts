@@ -62,7 +62,17 @@ interface DemoAgentJson {
 async function startDemo(): Promise<{ child: ReturnType<typeof spawn>; agents: DemoAgentJson[] }> {
   const child = spawn(
     process.execPath,
-    [join(root, 'bin/kith.mjs'), 'demo', '--json', '--dir', join(dir, 'demo')],
+    // A soak is 2 msg/s for hours; carol's forwarding allowance (spam control, ~120 packets an hour
+    // from a new neighbour) would refuse most of it after three minutes, so it is raised here.
+    [
+      join(root, 'bin/kith.mjs'),
+      'demo',
+      '--json',
+      '--dir',
+      join(dir, 'demo'),
+      '--set',
+      'spam.forwardFloorPerHour=1000000',
+    ],
     {
       cwd: root,
       stdio: ['ignore', 'pipe', 'inherit'],

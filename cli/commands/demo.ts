@@ -4,6 +4,8 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { KithError } from '../../common/errors.ts';
 import { createLogger } from '../../common/logger.ts';
+import { deepMerge, settingOverride, type DeepPartial } from '../../config/load.ts';
+import type { Config } from '../../config/schema.ts';
 import { demoTopology } from '../demo/topology.ts';
 import type { DemoAgent } from '../demo/network.ts';
 import { ignoreClosedStdout, listenForStopSignals, print } from '../context.ts';
@@ -23,9 +25,15 @@ export function registerDemo(program: Command): void {
     .option('--dir <dir>', "where the agents' data directories go (default: a new temporary directory)")
     .option('--json', 'print one line of JSON once every agent accepts connections')
     .option('--stall-timeout <ms>', 're-send along another path after this much silence', '5000')
+    .option(
+      '--set <key=value>',
+      'a setting for every agent, e.g. spam.forwardFloorPerHour=100000 (repeatable; keys as in config.yaml)',
+      (text: string, earlier: string[]) => [...earlier, text],
+      [] as string[],
+    )
     .action(
       async (
-        options: { agents: string; dir?: string; json?: boolean; stallTimeout: string },
+        options: { agents: string; dir?: string; json?: boolean; stallTimeout: string; set: string[] },
         command: Command,
       ) => {
         const globals = command.optsWithGlobals() as { logLevel?: string };
@@ -36,6 +44,10 @@ export function registerDemo(program: Command): void {
         } catch (err) {
           command.error(`--agents takes a whole number: ${(err as Error).message}`, { exitCode: 2 });
         }
+        const overrides = options.set.reduce<Record<string, unknown>>(
+          (all, text) => deepMerge(all, settingOverride(text)),
+          {},
+        ) as DeepPartial<Config>;
         const given = options.dir ? resolve(options.dir) : undefined;
         if (given) refuseEarlierRun(given, demoTopology(agents).names);
         ignoreClosedStdout();
@@ -53,6 +65,7 @@ export function registerDemo(program: Command): void {
             agents,
             log,
             stallTimeoutMs: Number(options.stallTimeout),
+            overrides,
           });
           if (!signals.signal) {
             if (options.json) print(JSON.stringify({ agents: network.agents.map(describe) }));

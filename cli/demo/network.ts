@@ -5,7 +5,7 @@ import { createIdentity } from '../../agent/identity/identity.ts';
 import { openRedis, type RedisHandle } from '../../agent/queue/connection.ts';
 import { isKithError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
-import { loadConfig, type DeepPartial } from '../../config/load.ts';
+import { deepMerge, loadConfig, type DeepPartial } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
 import type { GatewaySettings } from '../../gateway/index.ts';
 import { openDatabase } from '../../store/db.ts';
@@ -125,12 +125,15 @@ export async function startDemoNetwork(options: {
   log: Logger;
   /** Demo tuning, e.g. a short stall timeout so path changes show quickly. */
   stallTimeoutMs?: number;
+  /** Settings for every agent (`kith demo --set KEY=VALUE`), over the demo's own. */
+  overrides?: DeepPartial<Config>;
 }): Promise<Network> {
+  const tuning = options.stallTimeoutMs ? { delivery: { stallTimeoutMs: options.stallTimeoutMs } } : {};
   return startNetwork({
     dir: options.dir,
     log: options.log,
     topology: { ...demoTopology(options.agents), contacts: [['alice', 'bob']] },
-    overrides: options.stallTimeoutMs ? { delivery: { stallTimeoutMs: options.stallTimeoutMs } } : {},
+    overrides: deepMerge(tuning, (options.overrides ?? {}) as Record<string, unknown>) as DeepPartial<Config>,
   });
 }
 
@@ -161,8 +164,8 @@ async function createAgent(
         http: { port: 0 },
         streams: { port: 0 },
       },
-      options.overrides ?? {},
-    ),
+      (options.overrides ?? {}) as Record<string, unknown>,
+    ) as DeepPartial<Config>,
   });
   const node = new KithNode({ config, passphrase, log: options.log.child({ agent: name }), redis });
   await node.start();
@@ -181,19 +184,6 @@ function samePort(config: Readonly<Config>, node: KithNode): Readonly<Config> {
 }
 
 /** Plain objects merged key by key (arrays and values of `extra` replace). */
-function deepMerge<T extends Record<string, unknown>>(base: T, extra: Record<string, unknown>): T {
-  const out: Record<string, unknown> = { ...base };
-  for (const [key, value] of Object.entries(extra)) {
-    const prev = out[key];
-    out[key] = isPlainObject(prev) && isPlainObject(value) ? deepMerge(prev, value) : (value as unknown);
-  }
-  return out as T;
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function capitalise(name: string): string {
   return name[0].toUpperCase() + name.slice(1);
 }

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
-import { loadConfig } from '../../config/load.ts';
+import { loadConfig, settingOverride } from '../../config/load.ts';
 import { KithError } from '../../common/errors.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
@@ -94,5 +94,22 @@ describe('configuration', () => {
     } finally {
       dir.remove();
     }
+  });
+
+  it('a KEY=VALUE setting (kith demo --set) becomes an override: JSON values typed, others strings, bad keys named', () => {
+    expect(settingOverride('spam.forwardFloorPerHour=100000')).toEqual({
+      spam: { forwardFloorPerHour: 100000 },
+    });
+    expect(settingOverride('logLevel=debug')).toEqual({ logLevel: 'debug' });
+    expect(settingOverride('p2p.listen=["/ip4/127.0.0.1/tcp/0"]')).toEqual({
+      p2p: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    });
+    for (const bad of ['spam', '=3', 'spam..x=1'])
+      expect(() => settingOverride(bad)).toThrow(/not a setting/);
+    const config = loadConfig({ env: {}, overrides: settingOverride('spam.forwardFloorPerHour=5') as never });
+    expect(config.spam.forwardFloorPerHour).toBe(5);
+    expect(() =>
+      loadConfig({ env: {}, overrides: settingOverride('spam.forwardFloorPerHour=lots') as never }),
+    ).toThrow(/spam\.forwardFloorPerHour/);
   });
 });

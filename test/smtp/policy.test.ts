@@ -315,11 +315,11 @@ describe('who may send what to whom', () => {
       times.push(Date.now() - started);
       expect([r.code, r.enhanced]).toEqual([535, '5.7.8']);
     }
-    // 150 ms per recent failure from this address: the third guess waits about three times as long
-    expect(times[2]).toBeGreaterThanOrEqual(400);
-    expect(times[2]).toBeGreaterThan(times[0] * 2);
+    // 150 ms more per recent failure from this address, as logged; the third guess waited at least
+    // its 450 ms (a lower bound only: a loaded machine makes answers later, never earlier)
     const warnings = h.logs.filter((l) => l.msg === 'authentication failed');
-    expect(warnings.length).toBeGreaterThanOrEqual(3);
+    expect(warnings.slice(-3).map((w) => w.delayMs)).toEqual([150, 300, 450]);
+    expect(times[2]).toBeGreaterThanOrEqual(440);
     expect(JSON.stringify(h.logs)).not.toContain('guess-');
     expect(
       (await c.command(`AUTH PLAIN ${Buffer.from(`\0alice\0${ALICE.password}`).toString('base64')}`)).code,
