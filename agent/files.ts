@@ -67,7 +67,7 @@ export function parseFileHeader(start: Buffer): { header: FileHeader; offset: nu
  * as <message id prefix>-<name>, written to a .part file first so a crash leaves no half file.
  */
 export async function saveReceived(
-  payload: { path: string; offset: number } | Buffer,
+  payload: { path: string; offset: number; end?: number } | Buffer,
   name: string,
   dir: string,
   id: string,
@@ -77,8 +77,14 @@ export async function saveReceived(
   const tmp = target + '.part';
   if (Buffer.isBuffer(payload)) await writeFile(tmp, payload, { mode: 0o600 });
   else {
-    const from = createReadStream(payload.path, { start: payload.offset });
-    await pipeline(from, createWriteStream(tmp, { mode: 0o600 }));
+    if (payload.end === payload.offset) await writeFile(tmp, Buffer.alloc(0), { mode: 0o600 });
+    else {
+      const from = createReadStream(payload.path, {
+        start: payload.offset,
+        end: payload.end === undefined ? undefined : payload.end - 1,
+      });
+      await pipeline(from, createWriteStream(tmp, { mode: 0o600 }));
+    }
   }
   await rename(tmp, target);
   return target;

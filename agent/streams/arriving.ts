@@ -67,6 +67,8 @@ export class ArrivingFile implements Served {
     private readonly offset: number,
     readonly name: string,
     readonly type: string,
+    /** The file's bytes when it is one of several in the payload; else up to the payload's end. */
+    private readonly size?: number,
   ) {}
 
   /** A new view after a restart or a fresh assembly (the receiver's bitmap object changed). */
@@ -96,7 +98,7 @@ export class ArrivingFile implements Served {
   }
 
   length(): number {
-    return this.view.size - this.offset;
+    return this.size ?? this.view.size - this.offset;
   }
 
   async read(offset: number, max: number, signal: AbortSignal): Promise<Buffer> {

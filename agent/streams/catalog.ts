@@ -6,7 +6,7 @@ import type { Logger } from '../../common/logger.ts';
 import type { Served, ServedCatalog } from '../../gateway/streams/types.ts';
 import type { InboundTransfer } from '../delivery/engine.ts';
 import { parseFileHeader } from '../files.ts';
-import { parseMailFileHeader } from '../../gateway/streams/mail-file.ts';
+import { mailFileRanges, parseMailFileHeader } from '../../gateway/streams/mail-file.ts';
 import { ArrivingFile, readAt, type SpoolView } from './arriving.ts';
 import { mediaTypeOf } from './media-type.ts';
 
@@ -21,8 +21,10 @@ export interface LinkNotice {
   size?: number;
   url: string;
   live: boolean;
-  /** A mail with a linked attachment (docs/protocol.md 8.3): the mail itself, its link part to fill in. */
+  /** A mail with linked attachments (docs/protocol.md 8.3): the mail itself, its link parts to fill in. */
   stub?: Buffer;
+  /** With a stub: the link of every linked attachment, in payload order (`url` is the first). */
+  urls?: string[];
 }
 
 export interface StreamCatalogDeps {
@@ -51,6 +53,26 @@ interface TransferRecord {
   saved?: string;
   /** Where the stub of a KITH-MAIL-FILE payload is in the payload (8.3); absent for KITH-FILE. */
   stub?: { at: number; length: number };
+  /**
+   * A KITH-MAIL-FILE payload with more than one linked file: each one's place in the payload
+   * (the first is also name/type/offset above), and where it was saved.
+   */
+  files?: { name: string; type: string; offset: number; size: number; saved?: string }[];
+}
+
+/** The token key of the k-th file of a transfer: the transfer id alone for the first (links made before there could be several stay valid). */
+const tokenKey = (id: MessageId, k: number): string => (k === 0 ? id : `${id}/${k}`);
+
+/** One ArrivingFile per file a record describes. */
+function servedOf(record: TransferRecord, view: SpoolView): ArrivingFile[] {
+  const files = record.files ?? [
+    { name: record.name, type: record.type, offset: record.offset, size: undefined, saved: record.saved },
+  ];
+  return files.map((f) => {
+    const served = new ArrivingFile(view, f.offset, f.name, f.type, f.size);
+    if (f.saved) served.complete(f.saved);
+    return served;
+  });
 }
 
 /** The first bytes of chunk 0 that may hold the KITH-FILE header (files.ts MAX_HEADER). */
@@ -64,9 +86,9 @@ const HEADER_BYTES = 4096;
  */
 export class StreamCatalog implements ServedCatalog {
   private key: Buffer = Buffer.alloc(0);
-  private readonly files = new Map<MessageId, { record: TransferRecord; served: ArrivingFile }>();
+  private readonly files = new Map<MessageId, { record: TransferRecord; served: ArrivingFile[] }>();
   private readonly pending = new Map<MessageId, SpoolView & { sender: Fingerprint; verified: boolean }>();
-  private readonly tokens = new Map<string, MessageId>();
+  private readonly tokens = new Map<string, { id: MessageId; k: number }>();
   /** Transfers whose chunk 0 is being read (once each). */
   private readonly reading = new Set<MessageId>();
   /** Served through other means (live stream segments); registered by agent/streams/live. */
@@ -83,15 +105,11 @@ export class StreamCatalog implements ServedCatalog {
       try {
         const record = JSON.parse(await readFile(join(this.deps.dir, name), 'utf8')) as TransferRecord;
         const view = record.saved ? undefined : this.deps.inbound?.(record.id);
-        const served = new ArrivingFile(
+        const served = servedOf(
+          record,
           view ?? { spool: '', size: record.size, chunkSize: 1, has: () => false },
-          record.offset,
-          record.name,
-          record.type,
         );
-        if (record.saved) served.complete(record.saved);
-        this.files.set(record.id, { record, served });
-        this.tokens.set(this.token(record.id), record.id);
+        this.add(record, served);
         if (!record.mailed) unmailed.push(record);
       } catch (err) {
         this.deps.log.warn({ file: name, err: (err as Error).message }, 'unreadable transfer record skipped');
@@ -106,15 +124,20 @@ export class StreamCatalog implements ServedCatalog {
     return createHmac('sha256', this.key).update(`kith-link:${id}`).digest('base64url').slice(0, 32);
   }
 
-  /** The link of a transfer this catalog serves, if any. */
-  linkOf(id: MessageId): string | undefined {
-    const f = this.files.get(id);
-    return f && this.deps.link(this.token(id), f.record.name);
+  /** The link of a transfer this catalog serves (of its k-th file), if any. */
+  linkOf(id: MessageId, k = 0): string | undefined {
+    const served = this.files.get(id)?.served[k];
+    return served && this.deps.link(this.token(tokenKey(id, k)), served.name);
+  }
+
+  /** The links of every file of a transfer, in payload order. */
+  linksOf(id: MessageId): string[] {
+    return (this.files.get(id)?.served ?? []).map((_, k) => this.linkOf(id, k)!);
   }
 
   lookup(token: string): Served | undefined {
-    const id = this.tokens.get(token);
-    return id ? this.files.get(id)?.served : this.extra.get(token);
+    const at = this.tokens.get(token);
+    return at ? this.files.get(at.id)?.served[at.k] : this.extra.get(token);
   }
 
   /** Serves something else under a token (live streams). */
@@ -126,7 +149,7 @@ export class StreamCatalog implements ServedCatalog {
   onTransfer(t: InboundTransfer): void {
     const view = { spool: t.spool, size: t.size, chunkSize: t.chunkSize, has: (i: number) => t.has(i) };
     const known = this.files.get(t.id);
-    if (known) return known.served.attach(view);
+    if (known) return known.served.forEach((f) => f.attach(view));
     this.pending.set(t.id, { ...view, sender: t.sender, verified: t.verified });
     if (t.has(0)) void this.firstChunk(t.id);
   }
@@ -134,18 +157,27 @@ export class StreamCatalog implements ServedCatalog {
   /** DeliverySink.onChunk: wakes readers; chunk 0 names the file and sends the link mail. */
   onChunk(id: MessageId, index: number): void {
     const known = this.files.get(id);
-    if (known) known.served.notify();
+    if (known) known.served.forEach((f) => f.notify());
     else if (index === 0 || this.pending.get(id)?.has(0)) void this.firstChunk(id);
   }
 
-  /** The file was saved under received/ (KithNode.receive): serve it from there from now on. */
-  async completed(id: MessageId, saved: string): Promise<void> {
+  /** The files were saved under received/ (KithNode.receive): serve them from there from now on. */
+  async completed(id: MessageId, saved: string | readonly string[]): Promise<void> {
     this.pending.delete(id);
     const f = this.files.get(id);
     if (!f) return;
-    f.served.complete(saved);
-    f.record.saved = saved;
+    const paths = typeof saved === 'string' ? [saved] : saved;
+    f.served.forEach((served, k) => {
+      if (paths[k]) served.complete(paths[k]);
+      if (f.record.files?.[k] && paths[k]) f.record.files[k].saved = paths[k];
+    });
+    f.record.saved = paths[0];
     await this.persist(f.record);
+  }
+
+  private add(record: TransferRecord, served: ArrivingFile[]): void {
+    this.files.set(record.id, { record, served });
+    served.forEach((_, k) => this.tokens.set(this.token(tokenKey(record.id, k)), { id: record.id, k }));
   }
 
   private async firstChunk(id: MessageId): Promise<void> {
@@ -161,8 +193,11 @@ export class StreamCatalog implements ServedCatalog {
         return; // a large mail, not a file: it goes to the INBOX as it is, with no link
       }
       let stub: TransferRecord['stub'];
+      let files: TransferRecord['files'];
       if (mailFile) {
         stub = { at: mailFile.offset, length: mailFile.header.mail };
+        if (mailFile.header.files.length > 1)
+          files = mailFileRanges(mailFile, view.size).map((f) => ({ ...f, type: mediaTypeOf(f.name) }));
         // The mail goes out once every chunk holding it is stored (onChunk asks again).
         const last = Math.floor((stub.at + stub.length - 1) / view.chunkSize);
         for (let i = 0; i <= last; i++) if (!view.has(i)) return;
@@ -179,10 +214,9 @@ export class StreamCatalog implements ServedCatalog {
         size: view.size,
         mailed: false,
         stub,
+        files,
       };
-      const served = new ArrivingFile(view, record.offset, record.name, record.type);
-      this.files.set(id, { record, served });
-      this.tokens.set(this.token(id), id);
+      this.add(record, servedOf(record, view));
       await this.persist(record);
       await this.sendLink(record);
     } catch (err) {
@@ -203,8 +237,9 @@ export class StreamCatalog implements ServedCatalog {
         verified: record.verified,
         name: record.name,
         type: record.type,
-        size: record.size - record.offset,
-        url: this.deps.link(this.token(record.id), record.name),
+        size: record.files?.[0].size ?? record.size - record.offset,
+        url: this.linkOf(record.id)!,
+        urls: this.linksOf(record.id),
         live: false,
       });
       record.mailed = true;
@@ -217,7 +252,7 @@ export class StreamCatalog implements ServedCatalog {
   /** The stub of a mail with a linked attachment, from the spool while it is there. */
   private async readStub(record: TransferRecord): Promise<Buffer | undefined> {
     const { at, length } = record.stub!;
-    const path = this.files.get(record.id)?.served.spool || this.deps.inbound?.(record.id)?.spool;
+    const path = this.files.get(record.id)?.served[0].spool || this.deps.inbound?.(record.id)?.spool;
     if (!path) return undefined;
     const stub = await readAt(path, at, length).catch(() => undefined);
     return stub?.length === length ? stub : undefined;

@@ -14,7 +14,13 @@ import { registerStreamMethods } from './control.ts';
 import { LiveStreams } from './live.ts';
 import { LiveSender } from './live-sender.ts';
 import { fileNotice, saveReceived } from '../files.ts';
-import { MAIL_FILE_MAX_HEADER, parseMailFileHeader, stubWithLink } from '../../gateway/streams/mail-file.ts';
+import {
+  MAIL_FILE_MAX_HEADER,
+  mailFileRanges,
+  parseMailFileHeader,
+  stubWithLinks,
+} from '../../gateway/streams/mail-file.ts';
+import { stat } from 'node:fs/promises';
 import { readAt } from './arriving.ts';
 import type { InboundDelivery } from '../delivery/engine.ts';
 import type { ControlServer } from '../control/server.ts';
@@ -133,7 +139,7 @@ export class Streams {
   };
 
   /** A file payload was saved under received/. */
-  completed(id: MessageId, saved: string): Promise<void> {
+  completed(id: MessageId, saved: string | readonly string[]): Promise<void> {
     return this.deps.config.enabled ? this.catalog.completed(id, saved) : Promise.resolve();
   }
 
@@ -174,23 +180,37 @@ export class Streams {
       : message.data?.subarray(0, MAIL_FILE_MAX_HEADER);
     const parsed = head && parseMailFileHeader(head);
     if (!parsed) return false;
-    const fileAt = parsed.offset + parsed.header.mail;
+    const size = message.file ? (await stat(message.file)).size : message.data!.length;
     const stub = message.file
       ? await readAt(message.file, parsed.offset, parsed.header.mail)
-      : message.data!.subarray(parsed.offset, fileAt);
-    const saved = await saveReceived(
-      message.file ? { path: message.file, offset: fileAt } : message.data!.subarray(fileAt),
-      parsed.header.name,
-      join(this.deps.dataDir, 'received'),
-      message.id,
-    );
+      : message.data!.subarray(parsed.offset, parsed.offset + parsed.header.mail);
+    const dir = join(this.deps.dataDir, 'received');
+    const ranges = mailFileRanges(parsed, size);
+    const saved: string[] = [];
+    for (const [k, f] of ranges.entries()) {
+      // Two attachments of the same name are kept apart by their place in the mail.
+      const name = ranges.findIndex((g) => g.name === f.name) < k ? `${k + 1}-${f.name}` : f.name;
+      saved.push(
+        await saveReceived(
+          message.file
+            ? { path: message.file, offset: f.offset, end: f.offset + f.size }
+            : message.data!.subarray(f.offset, f.offset + f.size),
+          name,
+          dir,
+          message.id,
+        ),
+      );
+    }
     await this.completed(message.id, saved);
-    const url = this.deps.config.enabled ? this.catalog.linkOf(message.id) : undefined;
+    const urls = this.deps.config.enabled ? this.catalog.linksOf(message.id) : [];
     await this.deliverStub(
       message.id,
       message.sender,
       message.verified,
-      stubWithLink(stub, url ? { url } : { saved }),
+      stubWithLinks(
+        stub,
+        saved.map((path, k) => (urls[k] ? { url: urls[k] } : { saved: path })),
+      ),
       message.receivedAt,
     );
     return true;
@@ -217,7 +237,16 @@ export class Streams {
   private async mail(n: Omit<LinkNotice, 'size'> & { size?: number }): Promise<void> {
     if (!this.deps.config.enabled) return; // no server: a link would lead nowhere
     // A mail with a linked attachment is the mail itself, under the message's own id.
-    if (n.stub) return this.deliverStub(n.id, n.sender, n.verified, stubWithLink(n.stub, { url: n.url }));
+    if (n.stub)
+      return this.deliverStub(
+        n.id,
+        n.sender,
+        n.verified,
+        stubWithLinks(
+          n.stub,
+          (n.urls ?? [n.url]).map((url) => ({ url })),
+        ),
+      );
     const who = this.deps.senderOf(n.sender);
     const email = who.email ?? `${n.sender.toLowerCase()}@kith`;
     const id = linkMailId(n.id);

@@ -21,6 +21,8 @@ type Request = { id: number; method: string; params: Params };
 let node: KithNode | undefined;
 let lastLoop: EventLoopUtilization | undefined;
 let lastCpu: NodeJS.CpuUsage | undefined;
+/** Wall-clock ms (epoch) when the last timed sendFile handed its payload to the engine. */
+let sentAt = 0;
 const waiting = new Map<MessageId, { resolve: () => void; reject: (err: Error) => void }>();
 
 function required(): KithNode {
@@ -57,17 +59,24 @@ async function engineSend(
 }
 
 const methods: Record<string, (p: Params) => Promise<unknown>> = {
-  async init(p) {
+  /** Only creates the identity (as `kith init` does, in its own short-lived process). */
+  async identity(p) {
     const name = String(p.name);
-    const dataDir = String(p.dir);
-    const passphrase = randomBytes(18).toString('base64url');
-    const paths = prepareDataDir(dataDir);
-    const db = openDatabase(paths.database);
+    const db = openDatabase(prepareDataDir(String(p.dir)).database);
     try {
-      await createIdentity(db, { name, email: `${name}@bench.kith`, passphrase });
+      await createIdentity(db, { name, email: `${name}@bench.kith`, passphrase: String(p.passphrase) });
     } finally {
       db.close();
     }
+    return true;
+  },
+  /** Starts the node; creates its identity first unless `passphrase` names one made by identity(). */
+  async init(p) {
+    const name = String(p.name);
+    const dataDir = String(p.dir);
+    const passphrase =
+      p.passphrase === undefined ? randomBytes(18).toString('base64url') : String(p.passphrase);
+    if (p.passphrase === undefined) await methods.identity!({ name, dir: dataDir, passphrase });
     const config = loadConfig({
       env: {},
       overrides: {
@@ -154,16 +163,27 @@ const methods: Record<string, (p: Params) => Promise<unknown>> = {
   /** A file payload (as `kith send --file` writes it) through the engine: milliseconds to delivered. */
   async sendFile(p) {
     const n = required();
-    const id = asMessageId(randomBytes(16).toString('hex'));
+    const id = asMessageId(p.id === undefined ? randomBytes(16).toString('hex') : String(p.id));
     const dir = join(n.paths.root, 'bench-outgoing');
     await mkdir(dir, { recursive: true });
     const payload = join(dir, id);
     await writeFilePayload(String(p.path), payload);
     const t0 = performance.now();
+    if (p.timed) sentAt = performance.timeOrigin + t0;
     await engineSend(p.to as Fingerprint, { kind: 'file', path: payload }, id);
     const ms = performance.now() - t0;
     await rm(payload, { force: true });
-    return ms;
+    return p.timed ? { ms, sentAt } : ms;
+  },
+  /** The local link of a transfer arriving here, as soon as its first chunk named it. */
+  async linkOf(p) {
+    const n = required();
+    const id = asMessageId(String(p.id));
+    for (;;) {
+      const url = n.streams.catalog.linkOf(id);
+      if (url) return url;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
   },
   /**
    * The event loop's busy share since the last call (or since start): what part of the wall
@@ -178,7 +198,8 @@ const methods: Record<string, (p: Params) => Promise<unknown>> = {
     return { utilization: since.utilization, activeMs: since.active, cpuMs: (cpu.user + cpu.system) / 1000 };
   },
   async memory() {
-    return { peakRss: process.resourceUsage().maxRSS * 1024, rss: process.memoryUsage().rss };
+    (globalThis as { gc?: () => void }).gc?.();
+    return { peakRss: process.resourceUsage().maxRSS * 1024, ...process.memoryUsage() };
   },
   async stop() {
     await node?.stop();

@@ -1,6 +1,7 @@
 // A line of Kith agents, each in its own process: alice – carol – dave – bob. Each neighbour pair
 // is linked by a real invitation; alice and bob are only each other's contacts (keys exchanged),
 // so alice's mail to bob is discovered and onion-routed across 3 links (2 relays).
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { GatewaySettings } from '../../gateway/index.ts';
 import { onInterrupt } from './cleanup.ts';
@@ -24,6 +25,10 @@ export async function startKithLine(
     stallTimeoutMs?: number;
     /** Node options per agent (by name), e.g. --cpu-prof for a profile of that agent. */
     execArgv?: (name: string) => string[];
+    /** Run each agent from a compiled bundle, not through tsx (workers.ts compiledWorker). */
+    compiled?: boolean;
+    /** Make each identity in a short-lived process of its own before the node starts. */
+    separateInit?: boolean;
   } = {},
 ): Promise<{ agents: KithAgent[]; stop: () => Promise<void> }> {
   const workers: Worker[] = [];
@@ -38,12 +43,26 @@ export async function startKithLine(
   try {
     const agents: KithAgent[] = [];
     for (const name of LINE_NAMES) {
-      const w = startWorker('agent-worker.ts', name, options.execArgv?.(name));
+      // With `separateInit` the identity is made in a process of its own first, as `kith init`
+      // makes it before `kith start`: the node's peak memory is then the node's alone.
+      const passphrase = options.separateInit ? randomBytes(18).toString('base64url') : undefined;
+      if (passphrase) {
+        const init = startWorker('agent-worker.ts', `${name}-init`, [], { compiled: options.compiled });
+        try {
+          await init.call('identity', { name, dir: join(dir, name), passphrase });
+        } finally {
+          await init.stop();
+        }
+      }
+      const w = startWorker('agent-worker.ts', name, options.execArgv?.(name), {
+        compiled: options.compiled,
+      });
       workers.push(w);
       const info = await w.call<Omit<KithAgent, keyof Worker>>('init', {
         name,
         dir: join(dir, name),
         stallTimeoutMs: options.stallTimeoutMs,
+        passphrase,
       });
       agents.push(Object.assign(w, info));
     }

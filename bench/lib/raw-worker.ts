@@ -18,6 +18,9 @@ type Params = Record<string, unknown>;
 let node: Libp2p | undefined;
 let next: string | undefined;
 let sinkFile = '';
+/** Wall-clock ms (epoch) when the sink had received the first FIRST_BYTES of a bulk stream. */
+let firstAt = 0;
+const FIRST_BYTES = 2 * 1024 * 1024;
 
 /** Forwards a's bytes to b; pauses a while b is full; half-closes b when a finished writing. */
 function pipe(a: Stream, b: Stream): void {
@@ -65,6 +68,8 @@ function sink(stream: Stream): void {
   const handle = (chunk: Uint8Array): void => {
     if (mode === 'M') onFrame!(chunk);
     else {
+      if (received < FIRST_BYTES && received + chunk.length >= FIRST_BYTES)
+        firstAt = performance.timeOrigin + performance.now();
       received += chunk.length;
       if (!file!.write(chunk)) {
         stream.pause();
@@ -184,6 +189,10 @@ const methods: Record<string, (p: Params) => Promise<unknown>> = {
   },
   async bulk(p) {
     return bulk(String(p.path));
+  },
+  /** When the sink had the first 2 MiB of the last bulk stream (epoch ms; 0 if not yet). */
+  async firstBytes() {
+    return firstAt;
   },
   async stop() {
     await node?.stop();

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from '../../common/logger.ts';
 import { simpleParser } from 'mailparser';
 import { fieldsNamed, headerEnd, parseHeader } from '../smtp/header-section.ts';
-import { LINKED_FIELD, encodeMailFileHeader } from './mail-file.ts';
+import { MAIL_FILE_MAX_FILES, MAIL_FILE_MAX_HEADER, encodeMailFileHeader, linkedField } from './mail-file.ts';
 
 /** What the sender hands to the agent instead of the submitted message. */
 export interface LinkedPayload {
@@ -11,9 +11,11 @@ export interface LinkedPayload {
   path: string;
   /** Its bytes. */
   size: number;
-  /** The linked attachment's name and decoded bytes. */
+  /** The first linked attachment's name and decoded bytes. */
   name: string;
   fileSize: number;
+  /** Every linked attachment, in payload order. */
+  files: { name: string; size: number }[];
 }
 
 interface Part {
@@ -27,8 +29,10 @@ interface Part {
 const BLOCK = 1024 * 1024;
 /** Largest top-level header section and part header section looked at. */
 const MAX_HEADER = 256 * 1024;
-/** Largest stub (the mail without the linked body): the recipient reads it whole into its INBOX. */
+/** Largest stub (the mail without the linked bodies): the recipient reads it whole into its INBOX. */
 const MAX_STUB = 32 * 1024 * 1024;
+/** Deepest multipart nesting looked into (a forwarded mail inside a mixed one is 2–3). */
+const MAX_DEPTH = 8;
 
 /** Base64 alphabet bytes (1) and everything a decoder skips (0). */
 const ALPHABET = new Uint8Array(256);
@@ -36,29 +40,33 @@ for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+
   ALPHABET[c.charCodeAt(0)] = 1;
 
 /**
- * Which attachment to link, if any. Why only base64 attachments of the top-level multipart: that is
- * what every mail client writes for a file; the largest one above the limit is linked (one link per
- * mail keeps the payload a stub and one file), the rest stays in the mail.
+ * Which leaf parts to link, in mail order. Why these: a base64 attachment is what every mail client
+ * writes for a file, and any of them above the limit is what makes the mail too heavy to hold
+ * whole, wherever it sits in the MIME tree; the rest stays in the mail. At most `max` are linked,
+ * the largest ones (the header line names each).
  */
 export function chooseLinked(
   parts: readonly { encodedBytes: number; base64: boolean; attachment: boolean }[],
   above: number,
-): number {
-  let best = -1;
-  parts.forEach((p, i) => {
-    if (!p.base64 || !p.attachment || Math.floor((p.encodedBytes * 3) / 4) <= above) return;
-    if (best < 0 || p.encodedBytes > parts[best].encodedBytes) best = i;
-  });
-  return best;
+  max = MAIL_FILE_MAX_FILES,
+): number[] {
+  const over = parts
+    .map((p, i) => ({ p, i }))
+    .filter(({ p }) => p.base64 && p.attachment && Math.floor((p.encodedBytes * 3) / 4) > above);
+  over.sort((x, y) => y.p.encodedBytes - x.p.encodedBytes || x.i - y.i);
+  return over
+    .slice(0, max)
+    .map(({ i }) => i)
+    .sort((x, y) => x - y);
 }
 
 /**
- * Rewrites a submitted message whose largest attachment is above `above` bytes into a
- * `KITH-MAIL-FILE/1` payload in `dir` (named after `key`, so a retry of the same message reuses
- * it): bounded memory at any size, the attachment decoded on the way. Undefined when nothing is
- * linked (no such attachment, not multipart, or a stub too large).
+ * Rewrites a submitted message whose attachments above `above` bytes (at any depth of its
+ * multiparts) are linked into a `KITH-MAIL-FILE/1` payload in `dir` (named after `key`, so a
+ * retry of the same message reuses it): bounded memory at any size, the attachments decoded on
+ * the way. Undefined when nothing is linked (no such attachment, not multipart, or a stub too large).
  */
-export async function linkLargestAttachment(
+export async function linkAttachments(
   rawPath: string,
   size: number,
   options: { above: number; dir: string; key: string },
@@ -70,10 +78,10 @@ export async function linkLargestAttachment(
     if (end < 0) return undefined;
     const boundary = boundaryOf(head.subarray(0, end));
     if (!boundary) return undefined;
-    const parts = await partsOf(raw, size, end, boundary);
-    const described = parts.map((p) => {
+    const leaves = await leavesOf(raw, end, size, boundary, 1);
+    const described = leaves.map((p) => {
       const fields = parseHeader(p.header).fields;
-      const cte = fieldsNamed(fields, 'Content-Transfer-Encoding')[0]?.value.toLowerCase();
+      const cte = fieldsNamed(fields, 'Content-Transfer-Encoding')[0]?.value.toLowerCase().trim();
       const disposition = fieldsNamed(fields, 'Content-Disposition')[0]?.value ?? '';
       const type = fieldsNamed(fields, 'Content-Type')[0]?.value ?? '';
       return {
@@ -82,40 +90,67 @@ export async function linkLargestAttachment(
         attachment: /^\s*attachment/i.test(disposition) || /\bname\*?=/i.test(type),
       };
     });
-    const chosen = chooseLinked(described, options.above);
-    if (chosen < 0) return undefined;
-    const part = parts[chosen];
-    const name = await fileNameOf(part.header);
-    const partHeader = rewriteHeader(part.header);
-    const stubBytes = part.start + partHeader.length + (size - part.end);
+    let chosen = chooseLinked(described, options.above).map((i) => leaves[i]);
+    if (chosen.length === 0) return undefined;
+    let names = await Promise.all(chosen.map((p) => fileNameOf(p.header)));
+    const maxSize = (p: Part) => Math.floor(((p.end - p.bodyStart) * 3) / 4);
+    const line = (sizes: number[]) =>
+      encodeMailFileHeader({
+        name: names[0],
+        size: sizes[0],
+        mail: MAX_STUB,
+        files: names.map((name, k) => ({ name, size: sizes[k] })),
+      });
+    // The recipient reads the header line from the first MAIL_FILE_MAX_HEADER bytes: with very long
+    // names, the smallest of the chosen attachments stay in the mail.
+    while (chosen.length > 1 && line(chosen.map(maxSize)).length > MAIL_FILE_MAX_HEADER) {
+      const smallest = chosen.reduce((m, p, k) => (maxSize(p) < maxSize(chosen[m]) ? k : m), 0);
+      chosen = chosen.filter((_, k) => k !== smallest);
+      names = names.filter((_, k) => k !== smallest);
+    }
+    if (line(chosen.map(maxSize)).length > MAIL_FILE_MAX_HEADER) return undefined;
+    const headers = chosen.map((p, k) => rewriteHeader(p.header, k + 1));
+    // The stub: the mail as it is, each linked part's header rewritten and its body left out.
+    const kept: [number, number][] = [];
+    let from = 0;
+    for (const p of chosen) {
+      kept.push([from, p.start]);
+      from = p.end;
+    }
+    kept.push([from, size]);
+    const stubBytes = kept.reduce((n, [a, b]) => n + (b - a), 0) + headers.reduce((n, h) => n + h.length, 0);
     if (stubBytes > MAX_STUB) return undefined;
     await mkdir(options.dir, { recursive: true, mode: 0o700 });
     const target = join(options.dir, `${options.key}.kmf`);
     const tmp = `${target}.tmp`;
     const out = await open(tmp, 'w', 0o600);
     try {
-      // The decoded size is known once decoded: the line is written wide enough for the largest
-      // possible size, then rewritten in place with the real one.
-      const maxSize = Math.floor(((part.end - part.bodyStart) * 3) / 4);
-      const width = encodeMailFileHeader({ name, size: maxSize, mail: stubBytes }).length;
+      // The decoded sizes are known once decoded: the line is written wide enough for the largest
+      // possible sizes (and stub), then rewritten in place with the real ones.
+      const width = line(chosen.map(maxSize)).length;
       let at = 0;
       const write = async (buf: Buffer) => {
         await out.write(buf, 0, buf.length, at);
         at += buf.length;
       };
-      await write(encodeMailFileHeader({ name, size: 0, mail: stubBytes }, width));
-      await copyRange(raw, 0, part.start, write);
-      await write(partHeader);
-      await copyRange(raw, part.end, size, write);
-      const fileStart = at;
-      await decodeRange(raw, part.bodyStart, part.end, write);
-      const fileSize = at - fileStart;
-      const line = encodeMailFileHeader({ name, size: fileSize, mail: stubBytes }, width);
-      await out.write(line, 0, line.length, 0);
+      await write(Buffer.alloc(width, 0x20));
+      for (let k = 0; k < kept.length; k++) {
+        await copyRange(raw, kept[k][0], kept[k][1], write);
+        if (k < headers.length) await write(headers[k]);
+      }
+      const sizes: number[] = [];
+      for (const p of chosen) {
+        const fileStart = at;
+        await decodeRange(raw, p.bodyStart, p.end, write);
+        sizes.push(at - fileStart);
+      }
+      const files = names.map((name, k) => ({ name, size: sizes[k] }));
+      const real = encodeMailFileHeader({ name: names[0], size: sizes[0], mail: stubBytes, files }, width);
+      await out.write(real, 0, real.length, 0);
       await out.sync();
       await out.close();
       await rename(tmp, target);
-      return { path: target, size: at, name, fileSize };
+      return { path: target, size: at, name: names[0], fileSize: sizes[0], files };
     } catch (err) {
       await out.close().catch(() => undefined);
       await rm(tmp, { force: true });
@@ -126,7 +161,24 @@ export async function linkLargestAttachment(
   }
 }
 
-/** The boundary of a multipart top-level Content-Type, or undefined. */
+/** The leaf parts (not multipart themselves) of the multipart body in [from, to), depth first. */
+async function leavesOf(
+  fh: FileHandle,
+  from: number,
+  to: number,
+  boundary: string,
+  depth: number,
+): Promise<Part[]> {
+  const out: Part[] = [];
+  for (const part of await partsOf(fh, from, to, boundary)) {
+    const inner = depth < MAX_DEPTH ? boundaryOf(part.header) : undefined;
+    if (inner) out.push(...(await leavesOf(fh, part.bodyStart, part.end, inner, depth + 1)));
+    else out.push(part);
+  }
+  return out;
+}
+
+/** The boundary of a multipart Content-Type (of a mail or a part), or undefined. */
 function boundaryOf(header: Buffer): string | undefined {
   const type = fieldsNamed(parseHeader(header).fields, 'Content-Type')[0]?.value ?? '';
   if (!/^\s*multipart\//i.test(type)) return undefined;
@@ -144,7 +196,7 @@ async function readAt(fh: FileHandle, offset: number, length: number): Promise<B
  * The top-level parts between `--boundary` delimiter lines (RFC 2046 5.1.1): each delimiter is
  * CRLF "--" boundary (the first may open the body), then "--" for the last one or the line's end.
  */
-async function partsOf(fh: FileHandle, size: number, bodyStart: number, boundary: string): Promise<Part[]> {
+async function partsOf(fh: FileHandle, bodyStart: number, size: number, boundary: string): Promise<Part[]> {
   const needle = Buffer.from(`\r\n--${boundary}`);
   const delimiters: { at: number; close: boolean; next: number }[] = [];
   const opening = await readAt(fh, bodyStart, needle.length);
@@ -178,14 +230,14 @@ async function partsOf(fh: FileHandle, size: number, bodyStart: number, boundary
   return parts;
 }
 
-/** The part's header without its Content-Transfer-Encoding, with the field the recipient replaces. */
-function rewriteHeader(header: Buffer): Buffer {
+/** The part's header without its Content-Transfer-Encoding, with the field the recipient replaces (the k-th). */
+function rewriteHeader(header: Buffer, k: number): Buffer {
   const fields = parseHeader(header).fields.filter(
     (f) => f.name.toLowerCase() !== 'content-transfer-encoding',
   );
   return Buffer.concat([
     ...fields.map((f) => header.subarray(f.start, f.end)),
-    Buffer.from(`${LINKED_FIELD}\r\n\r\n`),
+    Buffer.from(`${linkedField(k)}\r\n\r\n`),
   ]);
 }
 
@@ -232,7 +284,7 @@ async function decodeRange(
 }
 
 /**
- * The SMTP side's hook (HandlerDeps.linkAttachments): links the largest attachment above `above`
+ * The SMTP side's hook (HandlerDeps.linkAttachments): links every attachment above `above`
  * bytes; a message it cannot rewrite (or a failure on the way) is sent as it is, never refused.
  */
 export function attachmentLinker(options: {
@@ -245,13 +297,16 @@ export function attachmentLinker(options: {
     // A mail no larger than the limit cannot hold an attachment above it.
     if (size <= options.above) return undefined;
     try {
-      const linked = await linkLargestAttachment(rawPath, size, {
+      const linked = await linkAttachments(rawPath, size, {
         above: options.above,
         dir: options.dir,
         key: hash,
       });
       if (linked)
-        options.log.info({ name: linked.name, bytes: linked.fileSize }, 'attachment sent as a file link');
+        options.log.info(
+          { files: linked.files.map((f) => `${f.name} (${f.size} bytes)`) },
+          'attachments sent as file links',
+        );
       return linked;
     } catch (err) {
       options.log.warn({ err: (err as Error).message }, 'attachment not linked: the message goes as it is');

@@ -1,8 +1,11 @@
 """A mail client for test/streams: python3's smtplib and imaplib, as a user's scripts would use them.
 
 Usage:
-  mail_client.py send PORT USER PASSWORD FROM TO FILE   a mail with FILE attached (STARTTLS, AUTH,
-                                                         NOTIFY=SUCCESS); prints {"refused": {...}}
+  mail_client.py send PORT USER PASSWORD FROM TO FILE [MORE...]
+                                                         a mail with FILE attached (STARTTLS, AUTH,
+                                                         NOTIFY=SUCCESS); MORE files go into a nested
+                                                         multipart/mixed part, as a forwarded bundle;
+                                                         prints {"refused": {...}}
   mail_client.py fetch PORT USER PASSWORD                every INBOX message (STARTTLS, LOGIN);
                                                          prints [{"subject", "raw"}], raw in latin-1
 The gateways' certificates are self-signed: not verified (loopback only).
@@ -21,16 +24,25 @@ ctx = ssl.create_default_context()
 ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
 
-if mode == 'send':
-    sender, to, path = rest
-    msg = EmailMessage()
-    msg['From'] = sender
-    msg['To'] = to
-    msg['Subject'] = 'a clip for you'
-    msg.set_content('Here is the clip from yesterday.\n')
+def attach(msg, path):
     maintype, subtype = (mimetypes.guess_type(path)[0] or 'application/octet-stream').split('/')
     with open(path, 'rb') as f:
         msg.add_attachment(f.read(), maintype=maintype, subtype=subtype, filename=os.path.basename(path))
+
+if mode == 'send':
+    sender, to, path, *more = rest
+    msg = EmailMessage()
+    msg['From'] = sender
+    msg['To'] = to
+    msg['Subject'] = 'files for you' if more else 'a clip for you'
+    msg.set_content('Here is the clip from yesterday.\n')
+    attach(msg, path)
+    if more:
+        inner = EmailMessage()
+        inner.set_content('And the rest of the files.\n')
+        for other in more:
+            attach(inner, other)
+        msg.attach(inner)
     with smtplib.SMTP('127.0.0.1', int(port), timeout=120) as smtp:
         smtp.starttls(context=ctx)
         smtp.login(user, password)

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KithNode } from '../../agent/node.ts';
 import { CHUNK_BYTES } from '../../agent/payload/chunks.ts';
@@ -16,8 +17,13 @@ import { linkIn, makeWebm, probe, run, stepGate } from './helpers.ts';
 const MiB = 1024 * 1024;
 const CLIENT = join(import.meta.dirname, 'mail_client.py');
 
-/** python3's smtplib submits a mail with `file` attached (NOTIFY=SUCCESS). */
-async function submitWithAttachment(from: KithNode, to: KithNode, file: string): Promise<void> {
+/** python3's smtplib submits a mail with `file` attached (NOTIFY=SUCCESS), `more` in a nested multipart. */
+async function submitWithAttachment(
+  from: KithNode,
+  to: KithNode,
+  file: string,
+  ...more: string[]
+): Promise<void> {
   const s = from.mailSettings;
   const { stdout } = await run('python3', [
     CLIENT,
@@ -28,6 +34,7 @@ async function submitWithAttachment(from: KithNode, to: KithNode, file: string):
     s.email,
     to.identity.email,
     file,
+    ...more,
   ]);
   expect(JSON.parse(stdout)).toEqual({ refused: {} });
 }
@@ -125,5 +132,72 @@ describe('an attachment above streams.linkAttachmentsAbove, submitted over SMTP'
     expect((await readFile(join(c.paths.root, 'received', saved[0]))).equals(original)).toBe(true);
     expect(Buffer.from(await (await fetch(url)).arrayBuffer()).equals(original)).toBe(true);
     expect(await fetchInbox(c)).toHaveLength(1);
+  });
+
+  it('links every attachment above the size, the nested one too; each link serves its own file with ranges; the small one stays in the mail', async () => {
+    const [a, c] = ['a', 'c'].map((n) => net.agent(n).node);
+    const files = { 'top.bin': randomBytes(MiB + 300_001), 'nested.bin': randomBytes(MiB + 77_777) };
+    const small = randomBytes(20_000);
+    for (const [name, data] of Object.entries(files)) await writeFile(join(net.dir, name), data);
+    await writeFile(join(net.dir, 'small.bin'), small);
+    const before = (await fetchInbox(c)).length;
+    await submitWithAttachment(
+      a,
+      c,
+      join(net.dir, 'top.bin'),
+      join(net.dir, 'nested.bin'),
+      join(net.dir, 'small.bin'),
+    );
+    const id = a.outbox.recent(1)[0].id;
+    const inbox = await until(
+      async () => {
+        const all = await fetchInbox(c);
+        return all.length > before ? all : undefined;
+      },
+      60_000,
+      'the mail with its links',
+    );
+    const mail = inbox.find((m) => m.subject === 'files for you')!;
+    expect(mail.raw).toContain('And the rest of the files.');
+    expect(mail.raw).not.toContain('X-Kith-Linked-File');
+    // The small attachment is still in the mail, base64 as python wrote it.
+    expect(mail.raw.replace(/\r\n/g, '')).toContain(small.toString('base64').slice(0, 200));
+    const urls = [...mail.raw.matchAll(/X-Mozilla-Cloud-Part: cloudFile; url=(\S+)/g)].map((m) => m[1]);
+    expect(urls.map((u) => u.split('/').pop())).toEqual(['top.bin', 'nested.bin']);
+    expect(new Set(urls.map((u) => u.split('/')[4])).size).toBe(2);
+
+    // curl: each link answers ranges with its own file's full length and bytes.
+    for (const [k, [name, data]] of Object.entries(files).entries()) {
+      const { stdout: head } = await run('curl', [
+        '-sS',
+        '-D',
+        '-',
+        '-o',
+        '/dev/null',
+        '-r',
+        '1000-1999',
+        urls[k],
+      ]);
+      expect(head).toMatch(/^HTTP\/1\.1 206/);
+      expect(head).toContain(`Content-Range: bytes 1000-1999/${data.length}`);
+      const tail = `${data.length - 500}-`;
+      const { stdout: bytes } = await run('curl', ['-sS', '-r', tail, urls[k]], { encoding: 'buffer' });
+      expect({ name, tail: Buffer.from(bytes).equals(data.subarray(data.length - 500)) }).toEqual({
+        name,
+        tail: true,
+      });
+    }
+
+    // Delivered: both saved whole under received/, the links read them; still one mail.
+    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 60_000, 'delivered');
+    const received = await readdir(join(c.paths.root, 'received'));
+    for (const [k, [name, data]] of Object.entries(files).entries()) {
+      const saved = received.filter((f) => f.endsWith(`-${name}`));
+      expect(saved).toHaveLength(1);
+      expect((await readFile(join(c.paths.root, 'received', saved[0]))).equals(data)).toBe(true);
+      expect(Buffer.from(await (await fetch(urls[k])).arrayBuffer()).equals(data)).toBe(true);
+    }
+    expect(received.some((f) => f.endsWith('small.bin'))).toBe(false);
+    expect((await fetchInbox(c)).filter((m) => m.subject === 'files for you')).toHaveLength(1);
   });
 });
