@@ -1,11 +1,13 @@
 /**
- * `KITH-MAIL-FILE/1` payloads (docs/protocol.md 8.3): a mail submitted over SMTP with attachments
+ * `KITH-MAIL-FILE/1` and `/2` payloads (docs/protocol.md 8.3): a mail submitted over SMTP with attachments
  * above `streams.linkAttachmentsAbove` travels as one header line, the mail with those attachments'
  * bodies taken out (the "stub"), then the attachments' decoded bytes one after the other. The
  * recipient puts the stub into the INBOX as soon as it is stored, each linked part turned into a
  * FileLink to its own gateway, and the attachments stream behind it.
  */
 export const MAIL_FILE_MAGIC = 'KITH-MAIL-FILE/1 ';
+/** The form with more than one file (docs/protocol.md r29): a version-1 recipient would save them as one. */
+export const MAIL_FILES_MAGIC = 'KITH-MAIL-FILE/2 ';
 /** Longest header line read (the JSON names the files and their sizes). */
 export const MAIL_FILE_MAX_HEADER = 4096;
 /** Most attachments linked in one mail (the header line must stay within MAIL_FILE_MAX_HEADER). */
@@ -48,8 +50,9 @@ export function encodeMailFileHeader(
     mail: header.mail,
     ...(files ? { files: files.map((f) => ({ name: f.name, size: f.size })) } : {}),
   });
-  const bytes = Buffer.byteLength(MAIL_FILE_MAGIC + json) + 1;
-  return Buffer.from(MAIL_FILE_MAGIC + json + ' '.repeat(Math.max(0, width - bytes)) + '\n');
+  const magic = files ? MAIL_FILES_MAGIC : MAIL_FILE_MAGIC;
+  const bytes = Buffer.byteLength(magic + json) + 1;
+  return Buffer.from(magic + json + ' '.repeat(Math.max(0, width - bytes)) + '\n');
 }
 
 const count = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
@@ -57,7 +60,9 @@ const lastComponent = (name: string) => name.replace(/\\/g, '/').split('/').pop(
 
 /** The header of a `KITH-MAIL-FILE/1` payload, or undefined when `start` is something else. */
 export function parseMailFileHeader(start: Buffer): { header: MailFileHeader; offset: number } | undefined {
-  if (!start.subarray(0, MAIL_FILE_MAGIC.length).equals(Buffer.from(MAIL_FILE_MAGIC))) return undefined;
+  const magic = start.subarray(0, MAIL_FILE_MAGIC.length).toString('latin1');
+  const several = magic === MAIL_FILES_MAGIC;
+  if (magic !== MAIL_FILE_MAGIC && !several) return undefined;
   const end = start.indexOf(0x0a);
   if (end < 0) return undefined;
   try {
@@ -69,6 +74,7 @@ export function parseMailFileHeader(start: Buffer): { header: MailFileHeader; of
     };
     if (typeof h.name !== 'string' || !count(h.size) || !count(h.mail)) return undefined;
     let files: MailFile[] = [{ name: lastComponent(h.name), size: h.size }];
+    if (several !== (h.files !== undefined)) return undefined; // version 2 and only version 2 names several
     if (h.files !== undefined) {
       if (!Array.isArray(h.files) || h.files.length < 1 || h.files.length > MAIL_FILE_MAX_FILES)
         return undefined;

@@ -18,6 +18,21 @@ export async function makeWebm(path: string, seconds = 5): Promise<void> {
   await run('ffmpeg', ['-v', 'error', '-y', ...PATTERN(seconds), '-f', 'webm', path]);
 }
 
+/**
+ * The same pattern as fragmented MP4 (H.264 + AAC, a keyframe and a fragment every second, the
+ * `moov` up front and empty): what a browser's Media Source or a player reads as it arrives.
+ */
+export async function makeFragmentedMp4(path: string, seconds = 5): Promise<void> {
+  const pattern = PATTERN(seconds);
+  const video = pattern.indexOf('libvpx');
+  await run('ffmpeg', [
+    ...['-v', 'error', '-y', ...pattern.slice(0, video - 1)],
+    ...['-c:v', 'libx264', '-preset', 'ultrafast', '-g', '25', '-b:v', '3M', '-minrate', '3M'],
+    ...['-maxrate', '3M', '-bufsize', '1M', '-c:a', 'aac'],
+    ...['-movflags', 'frag_keyframe+empty_moov+default_base_moof', '-f', 'mp4', path],
+  ]);
+}
+
 /** ffmpeg arguments of the test pattern: noise keeps the bitrate at ~3 Mbit/s. */
 const PATTERN = (seconds: number) => [
   '-f',

@@ -10,7 +10,8 @@ import {
   until,
   type TestNetwork,
 } from '../agents/network.ts';
-import { decodeStart, gateLink, linkIn, makeWebm, probe, sha256Of } from './helpers.ts';
+import { decodeStart, gateLink, linkIn, makeFragmentedMp4, makeWebm, probe, sha256Of } from './helpers.ts';
+import { CHUNK_BYTES } from '../../agent/payload/chunks.ts';
 
 /** Onion frames the last relay hands on before its link pauses: the manifest and 3 chunks (~768 KiB). */
 const PASS = 4;
@@ -98,5 +99,42 @@ describe('a WebM sent through 3 hops plays from the link while it arrives', () =
     const d = net.agent('d').node;
     const base = d.streams.server.linkFor('x'.repeat(32), 'nothing.webm');
     expect((await fetch(base)).status).toBe(404);
+  });
+
+  it('plays a fragmented MP4 from the link with at most 2 MiB of it arrived', async () => {
+    const [a, c, d] = ['a', 'c', 'd'].map((n) => net.agent(n).node);
+    const mp4 = join(net.dir, 'pattern.mp4');
+    await makeFragmentedMp4(mp4, 8);
+    const size = (await stat(mp4)).size;
+    expect(size).toBeGreaterThan(2 * 1024 * 1024); // more than a player may need before it starts
+    const stored = () => d.engine.metrics.get('chunks_received') ?? 0;
+    const before = stored();
+    const gate = gateLink(c, d, PASS);
+    const id = await send(a, d, { file: mp4 });
+    const [mail] = await until(
+      async () => {
+        const found = await messagesContaining(d, 'pattern.mp4');
+        return found.length > 0 ? found : undefined;
+      },
+      30_000,
+      'the link mail',
+    );
+    await gate.firstHeld;
+    const url = linkIn(mail)!;
+    const head = await fetch(url, { method: 'HEAD' });
+    expect(head.headers.get('content-type')).toBe('video/mp4');
+    expect(Number(head.headers.get('content-length'))).toBe(size);
+    // Read as a stream, as a browser's progressive player does: ffmpeg given a seekable source first
+    // walks every fragment's box header to the end of the file (its fragment index), which waits
+    // for the whole file; `-seekable 0` makes it start from the first fragment.
+    const asStream = ['-seekable', '0'];
+    expect((await probe(url, asStream)).codecs).toEqual(['aac', 'h264']);
+    expect(await decodeStart(url, 1, asStream)).toBeGreaterThanOrEqual(20);
+    // …with the rest held at c: what d holds of it is at most 2 MiB.
+    expect(gate.held()).toBeGreaterThan(0);
+    expect((stored() - before) * CHUNK_BYTES).toBeLessThanOrEqual(2 * 1024 * 1024);
+    expect(progress(a, id).state).not.toBe('delivered');
+    await gate.release();
+    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 60_000, 'delivered');
   });
 });

@@ -68,8 +68,8 @@ describe('linking the large attachments of a submitted mail', () => {
       mail: header.mail,
       files: [{ name: 'vidéo clip.webm', size: big.length }],
     });
-    // One file: the header line is the one-file form (no "files"), as recipients before r26 read it.
-    expect(payload.subarray(0, offset).toString()).not.toContain('"files"');
+    // One file: the version-1 header line (no "files"), as recipients before r29 read it.
+    expect(payload.subarray(0, offset).toString()).toMatch(/^KITH-MAIL-FILE\/1 \{[^}]*\} *\n$/);
     const stub = payload.subarray(offset, offset + header.mail);
     expect(payload.subarray(offset + header.mail).equals(big)).toBe(true);
     // The small attachment and the text are still there; the big part is empty with the marker.
@@ -166,11 +166,14 @@ describe('linking the large attachments of a submitted mail', () => {
     ]);
     // A payload shorter than the header says: the last file is cut at its end, never read past it.
     expect(mailFileRanges(parsed, parsed.offset + 10 + 3 + 2).map((f) => f.size)).toEqual([3, 2]);
-    const bad = Buffer.from(
-      'KITH-MAIL-FILE/1 {"name":"x","size":4,"mail":1,"files":[{"name":"x","size":3}]}\n',
-    );
-    expect(parseMailFileHeader(bad)).toBeUndefined();
-    const notList = Buffer.from('KITH-MAIL-FILE/1 {"name":"x","size":4,"mail":1,"files":{}}\n');
-    expect(parseMailFileHeader(notList)).toBeUndefined();
+    expect(line.toString()).toMatch(/^KITH-MAIL-FILE\/2 /);
+    const refused = (text: string) => parseMailFileHeader(Buffer.from(`${text}\n`));
+    const twoFiles = '"files":[{"name":"x","size":3}]';
+    expect(refused(`KITH-MAIL-FILE/2 {"name":"x","size":4,"mail":1,${twoFiles}}`)).toBeUndefined();
+    expect(refused('KITH-MAIL-FILE/2 {"name":"x","size":4,"mail":1,"files":{}}')).toBeUndefined();
+    // Several files only in version 2, and version 2 always names them.
+    expect(refused(`KITH-MAIL-FILE/1 {"name":"x","size":3,"mail":1,${twoFiles}}`)).toBeUndefined();
+    expect(refused('KITH-MAIL-FILE/2 {"name":"x","size":3,"mail":1}')).toBeUndefined();
+    expect(refused(`KITH-MAIL-FILE/2 {"name":"x","size":3,"mail":1,${twoFiles}}`)).toBeDefined();
   });
 });
