@@ -351,7 +351,7 @@ export function gatewayEventFor(
  * report named it. Actions become sentences about what happens next, not engine states.
  */
 export function delayedWords(
-  stalled: { lastHop: number; action: 'alternate path' | 'waiting for a path' },
+  stalled: { lastHop: number; action: 'alternate path' | 'waiting for a path'; reason?: string },
   hops: readonly HopRecord[],
   retryUntil?: Date,
 ): { hop: number; lastHop?: string; action: string } {
@@ -365,7 +365,11 @@ export function delayedWords(
       : retryUntil
         ? `Kith is looking for a path and will keep trying until ${retryUntil.toUTCString()}.`
         : 'Kith is looking for a path and will keep trying.';
-  return { hop: stalled.lastHop, lastHop: reached, action };
+  return {
+    hop: stalled.lastHop,
+    lastHop: reached,
+    action: stalled.reason ? `${stalled.reason} ${action}` : action,
+  };
 }
 
 /**

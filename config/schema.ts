@@ -188,6 +188,8 @@ export const configSchema = z
         creditPerGood: z.number().positive(),
         creditMax: z.number().int().positive(),
         creditVerdictMs: duration,
+        /** Open complaints that revoke a neighbour whose first contacts have no good record yet. */
+        probationComplaints: z.number().int().positive(),
       })
       .strict(),
   })

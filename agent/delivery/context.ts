@@ -88,6 +88,8 @@ export type DeliveryEvent =
       at: number;
       lastHop: number;
       action: 'alternate path' | 'waiting for a path';
+      /** Why, when a hop said so (a relay's refusal under a spam limit: refusalText). */
+      reason?: string;
     }
   | { kind: 'delivered'; id: MessageId; at: number }
   | { kind: 'failed'; id: MessageId; at: number; reason: string }

@@ -1,4 +1,4 @@
-import { RejectReason } from '../reports/report.ts';
+import { RefuseReason, RejectReason } from '../reports/report.ts';
 
 /** Paths that may refuse a message as damaged before the sender believes the message itself is bad. */
 export const MAX_REJECTING_PATHS = 3;
@@ -35,6 +35,23 @@ export function rejectionText(reason: number): string {
       return 'the recipient refused the message (not_for_me): it was not addressed to its agent';
     default:
       return `the recipient refused the message (reason ${reason})`;
+  }
+}
+
+/**
+ * The sentence the sender's "delayed" status email gives when a relay refused the message under a
+ * spam limit (a refused report, docs/protocol.md 15.6). It names the code (docs/errors.md) and
+ * says that Kith goes on: a refusal is about this hour or this link, not the message.
+ */
+export function refusalText(reason: number, agent: string | undefined, hop: number): string {
+  const who = agent ? `the Kith agent ${agent} (hop ${hop} of its path)` : `hop ${hop} of its path`;
+  switch (reason) {
+    case RefuseReason.overAllowance:
+      return `A relay, ${who}, refused it (ERR_OVER_ALLOWANCE): it takes only so many messages an hour from the agent before it on the path, a limit against spam.`;
+    case RefuseReason.firstContactHeld:
+      return `A relay, ${who}, refused it for now (ERR_FIRST_CONTACT_HELD): you are not the recipient's contact, and it hands on another first message from the agent before it on the path only once the recipients of the last ones have read them, a limit against spam.`;
+    default:
+      return `A relay, ${who}, refused it (reason ${reason}).`;
   }
 }
 

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { AgentId } from '../../common/ids.ts';
-import { isKithError } from '../../common/errors.ts';
+import { isKithError, KithError } from '../../common/errors.ts';
 import { agentIdFromPublic, publicFromAgentId, signWith } from '../onion/keys.ts';
 import { peelOnion, type HopSecret } from '../onion/layers.ts';
 import { ComplaintCounter } from '../reports/complaints.ts';
-import { ReportKind, sealReport } from '../reports/report.ts';
+import { RefuseReason, ReportKind, sealReport } from '../reports/report.ts';
 import type { EngineContext, TransitEvent } from './context.ts';
 import type { HeldPacket, HopRecord } from './store.ts';
 import { hopProof, verifyHopProof } from './proof.ts';
@@ -115,7 +115,11 @@ export class Relay {
       const expiresAt = Math.max(now + ctx.options.hopMemoryMs, ins.expiresAt);
       // Spam control's forwarding allowance (agent/spam): past it this hour the packet is refused
       // and the sender's stall timer sends it again, by another path or later.
-      if (ctx.spam?.overAllowance?.(from, frame.length)) return ctx.count('rejected_over_allowance');
+      if (ctx.spam?.overAllowance?.(from, frame.length)) {
+        // Told to the sender in a report only it can read, so its status email says why.
+        this.report(from, inId, peeled.secret, ReportKind.refused, RefuseReason.overAllowance);
+        throw new KithError('ERR_OVER_ALLOWANCE', "packet over its neighbour's allowance this hour");
+      }
       if (ins.kind === 'deliver') {
         ctx.store.putHop({ inId, from, proof, outId: null, to: null, expiresAt });
         ctx.spam?.onPacket(from);

@@ -8,7 +8,7 @@ import { ReportKind } from '../reports/report.ts';
 import type { Discovery } from '../routing/discovery.ts';
 import { choosePath, type CachedPath } from '../routing/path-cache.ts';
 import type { EngineContext } from './context.ts';
-import { afterRejection, chunksInFlight, rejectionText, waitAfterHeld } from './decide.ts';
+import { afterRejection, chunksInFlight, refusalText, rejectionText, waitAfterHeld } from './decide.ts';
 import { openSource, sealOutboxRecord, type OutboundPayload } from './outbox-record.ts';
 import { Outcomes } from './outcomes.ts';
 import { linkFirstHop, overlaps, usablePaths } from './path-choice.ts';
@@ -207,7 +207,7 @@ export class Sender implements Origin {
   }
 
   /** Counts a failure against the current path, avoids its relays and tries another path. */
-  private abandonPath(a: Active): void {
+  private abandonPath(a: Active, reason?: string): void {
     const { ctx } = this;
     if (!a.path) return;
     clearTimeout(a.stall);
@@ -220,6 +220,7 @@ export class Sender implements Origin {
       at: ctx.now(),
       lastHop: a.reached,
       action: 'alternate path',
+      ...(reason ? { reason } : {}),
     });
     a.path = undefined;
     void this.attempt(a);
@@ -353,6 +354,11 @@ export class Sender implements Origin {
         return;
       case ReportKind.rejected:
         if (last) this.onRejected(a, p, current === true, value);
+        return;
+      case ReportKind.refused:
+        // A relay refused it under a spam limit: another path now (or later), with the reason.
+        ctx.count('refused_on_path');
+        if (current && !last) this.abandonPath(a, refusalText(value, p.agents[hop], hop + 1));
         return;
       default:
         ctx.count('rejected_report_unknown_kind');

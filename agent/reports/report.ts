@@ -20,6 +20,8 @@ export const ReportKind = {
   chunkAck: 4,
   /** The recipient refused the message; value is a RejectReason. */
   rejected: 5,
+  /** A relay refused the packet under a spam limit (docs/protocol.md 15.6); value is a RefuseReason. */
+  refused: 6,
 } as const;
 export type ReportKind = (typeof ReportKind)[keyof typeof ReportKind];
 
@@ -32,6 +34,14 @@ export const RejectReason = {
   sinkFailed: 5,
   /** Spam control: a sender who is no contact of the recipient's wrote too often today (15.6). */
   firstContactLimit: 6,
+} as const;
+
+/** Why a relay refused a packet (value of a refused report); the codes of docs/errors.md. */
+export const RefuseReason = {
+  /** ERR_OVER_ALLOWANCE: the neighbour before it handed on its packets' allowance this hour. */
+  overAllowance: 1,
+  /** ERR_FIRST_CONTACT_HELD: the neighbour before it has its first-contact credit in use (15.7). */
+  firstContactHeld: 2,
 } as const;
 
 export interface Report {

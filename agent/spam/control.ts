@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Logger } from '../../common/logger.ts';
 import type { AgentId, Fingerprint, MessageId } from '../../common/ids.ts';
 import type { Transport } from '../transport.ts';
@@ -13,6 +13,7 @@ import {
   decayedValue,
   judgeNeighbour,
   recipientCounts,
+  relayCutEpoch,
   type Decayed,
   type NeighbourFacts,
   type NeighbourVerdict,
@@ -403,7 +404,7 @@ export class SpamControl implements SpamHooks {
       // The source is cut off here already: clear it downstream at once (the clearing rule).
       this.sendCut(
         row,
-        lastCutId(store, hop.from) ?? newCutId(),
+        lastCutId(store, hop.from) ?? this.relayCutId(hop.from, now),
         store.neighbour(hop.from)?.revokedAt ?? now,
       );
     } else if (proven) this.evaluate(hop.from);
@@ -455,7 +456,8 @@ export class SpamControl implements SpamHooks {
     }
     this.count('cuts_received');
     this.emit({ kind: 'cleared', against: from });
-    this.sendCut(row, c.cutId, c.at);
+    // Handed on as our own act for this predecessor (relayCutEpoch says why), not as its act.
+    this.sendCut(row, this.relayCutId(from, now), c.at);
     this.evaluate(from);
   }
 
@@ -532,6 +534,12 @@ export class SpamControl implements SpamHooks {
       case 'suspend':
         store.putNeighbour({ ...n, suspendedAt: now, reason: 'suspended', detail: verdict.reason });
         this.suspendedNow.add(agent);
+        // Its packets are refused from now on, so the source is cut off here: tell the hops
+        // downstream at once. Why not only at revocation: they suspended us a moment earlier (the
+        // complaint reached them first) and their settle time would end before ours, revoking an
+        // honest relay before our cut notice came (15.3).
+        for (const row of store.openAgainst(agent, now - HORIZON_HALF_LIVES * policy.halfLifeMs))
+          this.sendCut(row, this.relayCutId(agent, now), now);
         logger.warn({ neighbour: agent, why: verdict.reason }, 'neighbour suspended for spam');
         this.emit({ kind: 'suspended', agent, reason: verdict.reason });
         this.schedule(agent, now + policy.settleMs);
@@ -552,6 +560,21 @@ export class SpamControl implements SpamHooks {
         break;
     }
     return verdict;
+  }
+
+  /**
+   * Our cut act for everything that came through `predecessor` in this half-life: suspending it,
+   * revoking it and passing on its own cut notices are one act downstream (relayCutEpoch).
+   */
+  private relayCutId(predecessor: AgentId, now: number): string {
+    return createHash('sha256')
+      .update('kith-cut-act-v1')
+      .update(this.deps.keys.id)
+      .update(predecessor)
+      .update(String(relayCutEpoch(now, this.deps.policy)))
+      .digest()
+      .subarray(0, 16)
+      .toString('hex');
   }
 
   private schedule(agent: AgentId, at: number): void {
@@ -575,7 +598,7 @@ export class SpamControl implements SpamHooks {
   ): void {
     const { store, logger, policy } = this.deps;
     const evidence = store.openAgainst(agent, now - HORIZON_HALF_LIVES * policy.halfLifeMs);
-    const cutId = newCutId();
+    const cutId = this.relayCutId(agent, now);
     store.putNeighbour({
       ...n,
       revokedAt: now,
@@ -782,10 +805,6 @@ function keyOf(agent: AgentId): Buffer | undefined {
   } catch {
     return undefined;
   }
-}
-
-function newCutId(): string {
-  return randomBytes(16).toString('hex');
 }
 
 /** The cut id of our revocation of `agent` (kept in its detail line). */

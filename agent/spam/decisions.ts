@@ -46,6 +46,8 @@ export interface SpamPolicy {
   creditMax: number;
   /** A first contact without a verdict after this long (never read) no longer holds credit. */
   creditVerdictMs: number;
+  /** Open complaints that revoke a neighbour without a good first-contact record (15.7). */
+  probationComplaints: number;
 }
 
 export const DEFAULT_SPAM_POLICY: Readonly<SpamPolicy> = Object.freeze({
@@ -112,6 +114,11 @@ export const DEFAULT_SPAM_POLICY: Readonly<SpamPolicy> = Object.freeze({
   creditMax: 40,
   // Three days: mail not read by then holds no credit (an absent recipient must not block a link).
   creditVerdictMs: 3 * DAY,
+  // Two for a link whose first contacts earned fewer than creditPerGood good verdicts (its credit
+  // is still creditStart): with 10% of spam read and kept, three complaints took up to 6–8 spam on
+  // the unluckiest attack edges (bench/spam); two bound it at 5 but for one edge in about 2,000.
+  // Honest first contacts are complained about 1 in 2,000, so two on one new link is a pattern.
+  probationComplaints: 2,
 });
 
 /**
@@ -151,6 +158,18 @@ export function complaintThreshold(traffic: number, policy: SpamPolicy): number 
   return Math.min(policy.maxComplaints, Math.max(policy.minComplaints, byTraffic));
 }
 
+/**
+ * Is a neighbour on probation: its first contacts have no good record yet (firstContactGood below
+ * creditPerGood, so its credit is still creditStart)? Then probationComplaints open complaints about
+ * first contacts suspend it. Why: spam arrives as first contacts on links that never carried one its
+ * recipient kept, and every complaint under the threshold is a spam that got through; honest first
+ * contacts are complained about 1 in 2,000, so two on one such link is a pattern. Complaints about
+ * mail between contacts keep the ordinary threshold (a quarrel is not spam).
+ */
+export function onProbation(facts: Pick<NeighbourFacts, 'firstContactGood'>, policy: SpamPolicy): boolean {
+  return facts.firstContactGood !== undefined && facts.firstContactGood < policy.creditPerGood;
+}
+
 /** What a hop knows about one neighbour when it decides. */
 export interface NeighbourFacts {
   /** Decayed weight of its open complaints: counted, not withdrawn, not cleared by a cut notice. */
@@ -163,14 +182,24 @@ export interface NeighbourFacts {
   lifetimeTraffic?: number;
   /** Decayed number of distinct cut-offs it reported to us. */
   cuts: number;
+  /** Decayed good verdicts on its first contacts (15.7); undefined where the credit is not kept. */
+  firstContactGood?: number;
+  /** Decayed weight of its open complaints about first contacts (part of openComplaints). */
+  openFirstContact?: number;
   /** When we suspended it (refusing its packets), if we did. */
   suspendedAt?: number;
   /** True once revoked (nothing more to decide). */
   revoked: boolean;
 }
 
-/** How far below a whole number a sum of decayed complaint weights still counts as it. */
-export const OPEN_TOLERANCE = 0.01;
+/**
+ * How far below a whole number a sum of decayed weights (complaints, cut-offs) still counts as it.
+ * Why a half: the first-contact credit lets an attack edge carry one spam per verdict, so its
+ * complaints come a few hours apart over a day or two, and at a week's half-life three of them
+ * weighed 2.8 and a fourth was needed (bench/spam: 6–8 spam on the worst edges). A half counts
+ * complaints within about a week whole, and still lets one that old weigh less than a new one.
+ */
+export const OPEN_TOLERANCE = 0.5;
 
 /** A decision about one neighbour, with the reason to show the user. */
 export type NeighbourVerdict =
@@ -191,7 +220,7 @@ export type NeighbourVerdict =
  */
 export function judgeNeighbour(facts: NeighbourFacts, now: number, policy: SpamPolicy): NeighbourVerdict {
   if (facts.revoked) return { action: 'none' };
-  if (facts.cuts >= policy.maxCuts) {
+  if (facts.cuts + OPEN_TOLERANCE >= policy.maxCuts) {
     return {
       action: 'revoke',
       reason: 'cuts',
@@ -210,9 +239,11 @@ export function judgeNeighbour(facts: NeighbourFacts, now: number, policy: SpamP
     };
   }
   const threshold = complaintThreshold(facts.traffic, policy);
-  // Decayed weights are never whole: three complaints within a couple of hours (1% of decay at a
-  // week's half-life) count as three.
-  const over = facts.openComplaints + OPEN_TOLERANCE >= threshold;
+  // Decayed weights are never whole: complaints within a few days count whole (see OPEN_TOLERANCE).
+  const probation =
+    onProbation(facts, policy) &&
+    (facts.openFirstContact ?? 0) + OPEN_TOLERANCE >= policy.probationComplaints;
+  const over = probation || facts.openComplaints + OPEN_TOLERANCE >= threshold;
   if (!over) {
     return facts.suspendedAt !== undefined
       ? { action: 'lift', reason: 'its complaints were cleared or withdrawn' }
@@ -221,7 +252,9 @@ export function judgeNeighbour(facts: NeighbourFacts, now: number, policy: SpamP
   if (facts.suspendedAt === undefined) {
     return {
       action: 'suspend',
-      reason: `${facts.openComplaints.toFixed(1)} open complaints, threshold ${threshold}`,
+      reason: probation
+        ? `${(facts.openFirstContact ?? 0).toFixed(1)} open complaints about first contacts, threshold ${policy.probationComplaints} for a link whose first contacts have no good record`
+        : `${facts.openComplaints.toFixed(1)} open complaints, threshold ${threshold}`,
     };
   }
   const until = facts.suspendedAt + policy.settleMs;
@@ -229,7 +262,9 @@ export function judgeNeighbour(facts: NeighbourFacts, now: number, policy: SpamP
   return {
     action: 'revoke',
     reason: 'complaints',
-    detail: `${facts.openComplaints.toFixed(1)} open complaints against ${facts.traffic.toFixed(0)} packets handed on (threshold ${threshold}), none cleared by a cut-off upstream`,
+    detail: probation
+      ? `${(facts.openFirstContact ?? 0).toFixed(1)} open complaints about first contacts (threshold ${policy.probationComplaints} while its first contacts have no good record), none cleared by a cut-off upstream`
+      : `${facts.openComplaints.toFixed(1)} open complaints against ${facts.traffic.toFixed(0)} packets handed on (threshold ${threshold}), none cleared by a cut-off upstream`,
   };
 }
 
@@ -243,13 +278,33 @@ export function clearsAtOnce(predecessorCutOff: boolean): boolean {
 }
 
 /**
- * Does the recipient itself count a complaint against the neighbour that handed it the message?
- * Only when that neighbour is the sender's own agent (direct mail from a neighbour): otherwise the
- * neighbour only relayed it and is judged by the relays upstream, and a recipient that counted it
- * would suspend its own honest relay at the same moment that relay suspends the source.
+ * The epoch of a relayed cut act: a hop hands every cut notice that came through one predecessor
+ * on under one cut id of its own per half-life (and revoking that predecessor is the same act).
+ * Why: a hop counts the distinct cut acts of each neighbour (maxCuts), and a relay that only
+ * passed on an upstream front's forged acts one by one would be revoked for them by its own
+ * successor at the same moment it revokes the front itself (bench/spam 'collude': 11 honest links
+ * lost on BA). Per predecessor, so a relay behind which two different sources were cut within a
+ * half-life still shows two acts.
  */
-export function recipientCounts(neighbourEntity: string | undefined, senderEntity: string): boolean {
-  return neighbourEntity !== undefined && neighbourEntity === senderEntity;
+export function relayCutEpoch(now: number, policy: SpamPolicy): number {
+  return Math.floor(Math.max(0, now) / policy.halfLifeMs);
+}
+
+/**
+ * Does the recipient itself count a complaint against the neighbour that handed it the message?
+ * When that neighbour is the sender's own agent (direct mail from a neighbour), and for a flagged
+ * first contact (15.7) whoever handed it over. Why not always: the neighbour may only have relayed
+ * mail between contacts, and that is judged by the relays upstream. Why first contacts: else a
+ * front for a spammer (bench/spam 'collude') that drops the complaints got its spam to the
+ * recipients next to it for free; an honest relay in between clears itself here with the cut
+ * notice it sends when it suspends the source (15.3), as every hop does.
+ */
+export function recipientCounts(
+  neighbourEntity: string | undefined,
+  senderEntity: string,
+  firstContact = false,
+): boolean {
+  return firstContact || (neighbourEntity !== undefined && neighbourEntity === senderEntity);
 }
 
 /**

@@ -18,10 +18,12 @@ import {
   decayedValue,
   DEFAULT_SPAM_POLICY,
   firstContactAllowed,
+  firstContactCredit,
   firstContactHeld,
   forwardAllowance,
   judgeNeighbour,
   recipientCounts,
+  relayCutEpoch,
   type Decayed,
   type SpamPolicy,
 } from '../../agent/spam/decisions.ts';
@@ -73,6 +75,10 @@ export interface SimResult {
   firstDelayed: { count: number; median: number; max: number };
   /** Spam delivered through the worst attack edge. */
   worstEdge: number;
+  /** How many attack edges delivered 0, 1, 2, ... spam (index = spam). */
+  edgeHistogram: number[];
+  /** Per attack edge that delivered more than 5: spam, its credit when the attack began, spam kept. */
+  overFive: { spam: number; creditAtStart: number; kept: number }[];
 }
 
 interface Row {
@@ -118,6 +124,8 @@ export function simulate(o: SimOptions): SimResult {
   const pairs = new Map<number, Pair>();
   const dead = new Set<number>(); // undirected: min * n + max
   const deadAt = new Map<number, number>();
+  /** The cut id of the revocation of a link, reused for complaints that arrive after it (as the node does). */
+  const deadCut = new Map<number, number>();
   // A week of honest traffic before any attack: links have a history, as real ones do.
   const warmup = 7 * 24;
   const deadKey = (a: number, b: number) => (a < b ? a * n + b : b * n + a);
@@ -266,20 +274,33 @@ export function simulate(o: SimOptions): SimResult {
   function cutForward(c: Complaint, i: number, cutId: number, now: number, cutTime: number): void {
     // A cut clears only complaints about packets handed on before it (rejected_cut_before_packet).
     if (c.sentAt > cutTime) return;
+    let id = cutId;
     for (let j = i + 1; j < c.path.length; j++) {
       const h = c.path[j];
       if (!honest(h)) return;
       const p = pairs.get(key(h, c.path[j - 1]));
       const row = p?.rows.find((r) => r.c === c && !r.cleared);
-      if (!p || !row) continue;
-      row.cleared = true;
-      row.cutId = cutId;
-      if (!p.cutIds.has(cutId)) {
-        p.cutIds.add(cutId);
-        p.cuts = addDecayed(p.cuts, 1, now, policy.halfLifeMs);
+      if (p && row) {
+        row.cleared = true;
+        row.cutId = id;
+        if (!p.cutIds.has(id)) {
+          p.cutIds.add(id);
+          p.cuts = addDecayed(p.cuts, 1, now, policy.halfLifeMs);
+        }
+        touched.add(key(h, c.path[j - 1]));
       }
-      touched.add(key(h, c.path[j - 1]));
+      // An honest hop hands the notice on under its own act for that predecessor (relayCutId).
+      id = relayCut(h, c.path[j - 1], now);
     }
+  }
+
+  /** The node's relayCutId: one cut act per (hop, predecessor) and half-life, however many upstream. */
+  const relayCuts = new Map<string, number>();
+  function relayCut(h: number, pred: number, now: number): number {
+    const k = `${h}:${pred}:${relayCutEpoch(now, policy)}`;
+    let id = relayCuts.get(k);
+    if (id === undefined) relayCuts.set(k, (id = nextCut++));
+    return id;
   }
 
   let nextCut = 1;
@@ -288,8 +309,10 @@ export function simulate(o: SimOptions): SimResult {
   function onComplaint(c: Complaint, now: number): void {
     const { path } = c;
     const last = path.length - 1;
-    if (last === 1 && recipientCounts(String(path[0]), String(path[0])))
-      countRow(path[1], path[0], c, 1, now);
+    // The recipient counts against the neighbour that handed it the message when that neighbour is
+    // the sender (a direct message), or (with the credit) for any first contact.
+    if (recipientCounts(last === 1 ? 'sender' : 'relay', 'sender', o.credit === true && c.first))
+      countRow(path[last], path[last - 1], c, last, now);
     for (let i = last - 1; i >= 1; i--) {
       const h = path[i];
       const pred = path[i - 1];
@@ -307,7 +330,7 @@ export function simulate(o: SimOptions): SimResult {
       }
       if (!alive(h, pred)) {
         // The source is cut off here already: clear downstream at once.
-        cutForward(c, i, -h - 1, now, deadAt.get(deadKey(h, pred)) ?? now);
+        cutForward(c, i, deadCut.get(deadKey(h, pred)) ?? -h - 1, now, deadAt.get(deadKey(h, pred)) ?? now);
         return;
       }
       countRow(h, pred, c, i, now);
@@ -316,16 +339,21 @@ export function simulate(o: SimOptions): SimResult {
 
   function facts(p: Pair, now: number) {
     let open = 0;
+    let openFirst = 0;
     let lifetime = 0;
     for (const r of p.rows) {
       if (r.cleared) continue;
       lifetime++;
-      open += complaintWeight(r.at, now, policy.halfLifeMs);
+      const w = complaintWeight(r.at, now, policy.halfLifeMs);
+      open += w;
+      if (r.c.first) openFirst += w;
     }
     return {
       openComplaints: open,
       traffic: decayedValue(p.traffic, now, policy.halfLifeMs),
       cuts: decayedValue(p.cuts, now, policy.halfLifeMs),
+      firstContactGood: o.credit ? decayedValue(p.good, now, policy.halfLifeMs) : undefined,
+      openFirstContact: openFirst,
       lifetimeOpen: lifetime,
       lifetimeTraffic: p.total,
       suspendedAt: p.suspendedAt,
@@ -342,7 +370,8 @@ export function simulate(o: SimOptions): SimResult {
       const k = deadKey(h, pred);
       if (!cutAt.has(k)) cutAt.set(k, now);
     }
-    const id = nextCut++;
+    const id = relayCut(h, pred, now);
+    deadCut.set(deadKey(h, pred), id);
     for (const r of p.rows) if (!r.cleared) cutForward(r.c, r.i, id, now, now);
   }
 
@@ -405,6 +434,8 @@ export function simulate(o: SimOptions): SimResult {
   let honestDelayed = 0;
   const firstDelayedHours: number[] = [];
   const perEdge = new Map<number, number>();
+  const keptPerEdge = new Map<number, number>();
+  const creditAtStart = new Map<number, number>();
   let backlog: { from: number; first: boolean; tries: number }[] = [];
 
   for (let hour = 0; hour < hours; hour++) {
@@ -472,6 +503,12 @@ export function simulate(o: SimOptions): SimResult {
         }
       }
     }
+    if (hour === spamStart)
+      for (const [a, h] of attackEdges)
+        creditAtStart.set(
+          deadKey(a, h),
+          firstContactCredit(decayedValue(pair(h, a).good, now, policy.halfLifeMs), policy),
+        );
     // Spam.
     if (o.attack !== 'none' && o.attack !== 'frame' && hour >= spamStart) {
       const rate = o.attack === 'drip' ? (hour % 48 === 0 ? 1 : 0) : o.spamPerHour;
@@ -493,6 +530,7 @@ export function simulate(o: SimOptions): SimResult {
           // 90% of recipients mark spam as Junk, within 1 to 12 hours; the rest read it and keep it.
           const readAt = hour + 1 + Math.floor(random() * 12);
           const junk = random() < 0.9;
+          if (!junk) keptPerEdge.set(k, (keptPerEdge.get(k) ?? 0) + 1);
           if (junk) schedule({ path: full, recipient: p[p.length - 1], sentAt: now, first: true }, readAt);
           verdict(full, !junk, readAt);
         }
@@ -560,6 +598,19 @@ export function simulate(o: SimOptions): SimResult {
       max: firstDelayedHours.reduce((m, x) => Math.max(m, x), 0),
     },
     worstEdge: [...perEdge.values()].reduce((m, x) => Math.max(m, x), 0),
+    edgeHistogram: attackEdges.reduce<number[]>((hist, [a, h]) => {
+      const x = perEdge.get(deadKey(a, h)) ?? 0;
+      while (hist.length <= x) hist.push(0);
+      hist[x]++;
+      return hist;
+    }, []),
+    overFive: [...perEdge]
+      .filter(([, x]) => x > 5)
+      .map(([k, x]) => ({
+        spam: x,
+        creditAtStart: creditAtStart.get(k) ?? 0,
+        kept: keptPerEdge.get(k) ?? 0,
+      })),
   };
 }
 

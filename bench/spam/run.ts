@@ -77,6 +77,14 @@ for (const [name, make] of graphs) {
         [
           `  ${attack.padEnd(8)} ${what}${label}`,
           `    spam per attack edge ${r.spamPerAttackEdge.toFixed(2)} (${r.spamDelivered} over ${r.attackEdges} edges, worst edge ${r.worstEdge})`,
+          `edges by spam delivered (0, 1, 2, ...): ${r.edgeHistogram.join(' ')}${
+            r.overFive.length
+              ? `; over 5: ${r.overFive
+                  .slice(0, 5)
+                  .map((e) => `${e.spam} (credit ${e.creditAtStart} at the start, ${e.kept} kept)`)
+                  .join(', ')}${r.overFive.length > 5 ? ', …' : ''}`
+              : ''
+          }`,
           `spam per honest user per week ${r.spamPerUserWeek.toFixed(4)}`,
           `cut-off ${cut.cut}/${cut.used} used edges, median ${Number.isNaN(cut.median) ? '-' : cut.median.toFixed(0)} h, max ${Number.isNaN(cut.max) ? '-' : cut.max.toFixed(0)} h`,
           `legit first contacts delivered ${pct(r.firstContacts.delivered / Math.max(1, r.firstContacts.tried))} of ${r.firstContacts.tried} (${r.firstDelayed.count} after waiting, median ${r.firstDelayed.median} h, max ${r.firstDelayed.max} h)`,

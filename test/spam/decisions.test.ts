@@ -18,6 +18,7 @@ import {
   invitationQuota,
   judgeNeighbour,
   recipientCounts,
+  relayCutEpoch,
   type NeighbourFacts,
 } from '../../agent/spam/decisions.ts';
 
@@ -56,9 +57,13 @@ describe('threshold per neighbour', () => {
 describe('judging a neighbour', () => {
   test('below the threshold nothing happens; at it the neighbour is suspended, not yet revoked', () => {
     expect(judgeNeighbour(facts({ openComplaints: 2 }), 0, P)).toEqual({ action: 'none' });
-    // Three complaints made within minutes: their decayed sum is a little under 3, still three.
-    const v = judgeNeighbour(facts({ openComplaints: 2.999 }), 0, P);
+    // Three complaints made today, a day ago and three days ago: their decayed sum is under 3, still three.
+    const v = judgeNeighbour(facts({ openComplaints: 1 + Math.pow(2, -1 / 7) + Math.pow(2, -3 / 7) }), 0, P);
     expect(v.action).toBe('suspend');
+    // Three whose older two are weeks old weigh as two.
+    expect(judgeNeighbour(facts({ openComplaints: 1 + 2 * Math.pow(2, -2) }), 0, P)).toEqual({
+      action: 'none',
+    });
   });
 
   test('a suspended neighbour waits out the settle time, then is revoked if nothing cleared its complaints', () => {
@@ -83,7 +88,9 @@ describe('judging a neighbour', () => {
       action: 'revoke',
       reason: 'cuts',
     });
-    expect(judgeNeighbour(facts({ cuts: P.maxCuts - 0.5 }), 0, P)).toEqual({ action: 'none' });
+    // Cut-offs within about a half-life count whole, older ones less.
+    expect(judgeNeighbour(facts({ cuts: P.maxCuts - 0.4 }), 0, P)).toMatchObject({ action: 'revoke' });
+    expect(judgeNeighbour(facts({ cuts: P.maxCuts - 0.6 }), 0, P)).toEqual({ action: 'none' });
     expect(judgeNeighbour(facts({ openComplaints: 100, revoked: true }), 0, P)).toEqual({ action: 'none' });
   });
 
@@ -104,6 +111,29 @@ describe('judging a neighbour', () => {
     });
   });
 
+  test('a link whose first contacts have no good record is suspended at two complaints about first contacts', () => {
+    const fresh = { firstContactGood: 0, openFirstContact: 2, openComplaints: 2 };
+    expect(judgeNeighbour(facts(fresh), 0, P)).toMatchObject({
+      action: 'suspend',
+      reason: expect.stringMatching(/first contacts/),
+    });
+    // Once its first contacts earned creditPerGood good verdicts, the ordinary threshold (3).
+    expect(judgeNeighbour(facts({ ...fresh, firstContactGood: P.creditPerGood }), 0, P)).toEqual({
+      action: 'none',
+    });
+    // Complaints about mail between contacts keep the ordinary threshold on probation too.
+    expect(judgeNeighbour(facts({ ...fresh, openFirstContact: 0 }), 0, P)).toEqual({ action: 'none' });
+    // Where the credit is not kept (firstContactGood undefined), no probation.
+    expect(judgeNeighbour(facts({ openFirstContact: 2, openComplaints: 2 }), 0, P)).toEqual({
+      action: 'none',
+    });
+  });
+
+  test('a relay hands on cut notices under one act per predecessor and half-life', () => {
+    expect(relayCutEpoch(P.halfLifeMs - 1, P)).toBe(relayCutEpoch(0, P));
+    expect(relayCutEpoch(P.halfLifeMs, P)).toBe(relayCutEpoch(0, P) + 1);
+  });
+
   test('a busy relay carries more mistaken complaints before it is suspended', () => {
     expect(judgeNeighbour(facts({ openComplaints: 3, traffic: 450 }), 0, P)).toEqual({ action: 'none' });
     expect(judgeNeighbour(facts({ openComplaints: 3, traffic: 50 }), 0, P).action).toBe('suspend');
@@ -111,10 +141,11 @@ describe('judging a neighbour', () => {
 });
 
 describe('the recipient, first contacts, invitations, evidence', () => {
-  test('the recipient counts only against a neighbour that is the sender itself', () => {
+  test('the recipient counts against a neighbour that is the sender itself, or for a flagged first contact', () => {
     expect(recipientCounts('A'.repeat(40), 'A'.repeat(40))).toBe(true);
     expect(recipientCounts('B'.repeat(40), 'A'.repeat(40))).toBe(false);
     expect(recipientCounts(undefined, 'A'.repeat(40))).toBe(false);
+    expect(recipientCounts('B'.repeat(40), 'A'.repeat(40), true)).toBe(true);
   });
 
   test('first contacts are limited per entity per day', () => {

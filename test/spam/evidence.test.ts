@@ -8,7 +8,13 @@ import { DEFAULT_SPAM_POLICY } from '../../agent/spam/decisions.ts';
 import { SpamControl, type RevocationAct, type SpamEvent } from '../../agent/spam/control.ts';
 import { decodeNotice, encodeNotice, verifiedItems } from '../../agent/spam/notice.ts';
 import { SpamStore } from '../../agent/spam/store.ts';
-import { encodeComplaintFrame, encodeCutFrame, makeStatement, StatementKind } from '../../agent/spam/wire.ts';
+import {
+  decodeCutFrame,
+  encodeComplaintFrame,
+  encodeCutFrame,
+  makeStatement,
+  StatementKind,
+} from '../../agent/spam/wire.ts';
 import type { Transport } from '../../agent/transport.ts';
 import type { AgentId } from '../../common/ids.ts';
 import { silentLogger } from '../../common/logger.ts';
@@ -193,6 +199,11 @@ describe('evidence and durable counts', () => {
       await relay.control.onFrame(next.id, encodeComplaintFrame(next, relay.keys.signPublic, link, st));
     }
     expect(relay.events.map((e) => e.kind)).toContain('suspended');
+    // Suspending the upstream neighbour cuts the source off here: the hop downstream is told at
+    // once (else its settle time, begun a moment before ours, ends before our cut reaches it).
+    const cutsTo = () =>
+      relay.sent.filter((s) => s.to === next.id && s.frame[1] === 7).map((s) => decodeCutFrame(s.frame));
+    expect(cutsTo()).toHaveLength(3);
     // A cut dated before the packets cannot clear them: nothing handed on after a cut came from
     // the source it cut off.
     const early = encodeCutFrame(upstream, relay.keys.signPublic, {
@@ -219,8 +230,11 @@ describe('evidence and durable counts', () => {
     relay.now += 5000;
     relay.control.evaluate(upstream.id);
     expect(relay.revoked).toHaveLength(0);
-    // The notices went on towards the recipient, re-signed by us.
-    expect(relay.sent.filter((s) => s.to === next.id && s.frame[1] === 7)).toHaveLength(3);
+    // The notices went on towards the recipient, re-signed by us, as our one act for that
+    // predecessor (not the upstream's act id): the suspension's notices and these share it.
+    expect(cutsTo()).toHaveLength(6);
+    expect(new Set(cutsTo().map((c) => c.cutId)).size).toBe(1);
+    expect(cutsTo()[0].cutId).not.toBe(cutId);
     // A cut notice for a complaint we never had against that neighbour is refused.
     const stray = encodeCutFrame(next, relay.keys.signPublic, {
       recipient: recipient.signPublic,

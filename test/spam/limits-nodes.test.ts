@@ -89,7 +89,7 @@ describe('spam limits between real nodes', () => {
     });
   });
 
-  test('the relay hands on at most its allowance an hour from the stranger, and other neighbours keep theirs', async () => {
+  test('the relay hands on at most its allowance an hour from the stranger, tells the sender why (ERR_OVER_ALLOWANCE in a status email), and other neighbours keep theirs', async () => {
     const stranger = node('stranger');
     const relay = node('relay');
     const strangerAgent = stranger.identity.agentId;
@@ -102,6 +102,13 @@ describe('spam limits between real nodes', () => {
       'the relay to refuse a packet over the allowance',
     );
     expect(relay.spamLimits.forwardedThisHour(strangerAgent)).toBe(FLOOR);
+    // The relay told the stranger's agent why (a sealed refused report), and its owner reads the
+    // code and the reason in the "delayed" status email.
+    // (Quoted-printable: soft line breaks undone.)
+    const delayed = (await inInbox('stranger', 'ERR_OVER_ALLOWANCE')).toString().replace(/=\r?\n/g, '');
+    expect(delayed).toMatch(/has not been delivered yet/);
+    expect(delayed).toMatch(/a limit against spam/);
+    expect(stranger.engine.metrics.get('refused_on_path')).toBeGreaterThanOrEqual(1);
     // Carol's own allowance at the relay is untouched: her mail to the stranger goes through.
     const carolAgent = node('carol').identity.agentId;
     expect(relay.spamLimits.forwardedThisHour(carolAgent)).toBe(0);
