@@ -225,11 +225,11 @@ export class SpamControl implements SpamHooks {
     const mine = store.complaint(keys.signPublic.toString('hex'), own);
     // The poster is cut off already: this copy's complaint clears downstream at once.
     if (mine?.clearedAt !== null && mine?.clearedAt !== undefined)
-      this.sendCut(origin, mine.cutId ?? newCutId(), mine.clearedAt);
+      this.sendCut(origin, mine.cutId ?? this.relayCutId(got.neighbour, this.now()), mine.clearedAt);
     else if (this.isCutOff(got.neighbour))
       this.sendCut(
         origin,
-        lastCutId(store, got.neighbour) ?? newCutId(),
+        lastCutId(store, got.neighbour) ?? this.relayCutId(got.neighbour, this.now()),
         store.neighbour(got.neighbour)?.revokedAt ?? this.now(),
       );
     return result;
