@@ -59,15 +59,15 @@ async function main(): Promise<void> {
           const found = await messagesContaining(d, 'X-Mozilla-Cloud-Part');
           return found.length > before ? found : undefined;
         },
-        60_000,
         'link mail',
+        60_000,
         20,
       );
       const tMail = Date.now() - t0;
       const url = /X-Mozilla-Cloud-Part: cloudFile; url=(\S+)/.exec(mails.at(-1)!.toString())![1];
       await run('ffmpeg', ['-v', 'error', '-i', url, '-t', '1', '-f', 'null', '-']);
       const tPlay = Date.now() - t0;
-      await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 300_000, 'delivered', 20);
+      await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 'delivered', 300_000, 20);
       const tDone = Date.now() - t0;
       ratios.push(tPlay / tDone);
       process.stdout.write(

@@ -52,8 +52,8 @@ describe('real agents: a 1 GiB file', () => {
         id = await send(a, b, { file });
         await until(
           () => (progress(a, id!).state === 'delivered' ? true : undefined),
-          HANG_MS,
           'delivered',
+          HANG_MS,
           250,
         );
       } finally {

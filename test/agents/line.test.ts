@@ -31,13 +31,13 @@ describe('real agents on a line A–B–C–D', () => {
         const found = await messagesContaining(d, 'hello D, this is A');
         return found.length > 0 ? found : undefined;
       },
-      30_000,
       'the message in D’s INBOX',
+      30_000,
     );
     expect(received.toString()).toMatch(/^Subject: over three hops$/m);
     expect(received.toString()).toMatch(/kith=pass header\.from=a@demo\.kith/);
 
-    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 15_000, 'delivered');
+    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 'delivered', 15_000);
     const hops = progress(a, id).hops;
     const reached = hops.filter((h) => h.event === 'reached');
     expect(reached.map((h) => [h.hop, h.agent])).toEqual([
@@ -58,8 +58,8 @@ describe('real agents on a line A–B–C–D', () => {
         );
         return found.length > 0 ? found : undefined;
       },
-      15_000,
       'the "Delivered" status email at A',
+      15_000,
     );
     expect(status.toString()).toMatch(/report-type="?delivery-status/);
     expect(await messagesContaining(d, 'hello D, this is A')).toHaveLength(1);

@@ -11,6 +11,9 @@ import type { DeepPartial } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
 import { createMailStore } from '../../gateway/mailbox/index.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { until } from '../helpers/until.ts';
+
+export { until };
 
 /** A running network of real KithNodes on loopback and the directory that holds it. */
 export interface TestNetwork extends Network {
@@ -75,8 +78,8 @@ async function start(topology: Topology, overrides: DeepPartial<Config>): Promis
     await until(
       () =>
         topology.links.every(([x, y]) => knows(network, x, y) && knows(network, y, x)) ? true : undefined,
-      START_BOUND_MS,
       'neighbours to exchange their addresses',
+      START_BOUND_MS,
     );
     return Object.assign(network, {
       dir: dir.path,
@@ -172,22 +175,6 @@ export async function mailbox(node: KithNode, name = 'INBOX'): Promise<Buffer[]>
 /** The messages of a mailbox whose text contains `needle`. */
 export async function messagesContaining(node: KithNode, needle: string, name = 'INBOX'): Promise<Buffer[]> {
   return (await mailbox(node, name)).filter((raw) => raw.includes(needle));
-}
-
-/** Polls until the probe returns something other than undefined. */
-export async function until<T>(
-  probe: () => T | undefined | Promise<T | undefined>,
-  timeoutMs: number,
-  what: string,
-  everyMs = 100,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }
 
 /** Waits a little longer to let any duplicate arrive, so "exactly once" can be asserted. */

@@ -27,8 +27,8 @@ describe('real agents: an offline recipient', () => {
     // The message waits at the last relay (or at A for a path) while D is away.
     await until(
       () => (progress(a, id).hops.some((h) => h.hop >= 1) ? true : undefined),
-      20_000,
       'the first hop',
+      20_000,
     );
     await settle(3000);
     expect(progress(a, id).state).not.toBe('delivered');
@@ -37,7 +37,7 @@ describe('real agents: an offline recipient', () => {
     expect(progress(a, id).hops).toContainEqual(expect.objectContaining({ hop: 2, agent: c, event: 'held' }));
 
     const d = (await net.restart('d')).node;
-    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 60_000, 'delivered');
+    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 'delivered', 60_000);
     await settle();
     const copies = await messagesContaining(d, 'are you there?');
     expect(copies).toHaveLength(1);

@@ -52,8 +52,8 @@ describe('real agents: the shared Redis lost mid-flow', () => {
     // Held at b (the path a–b–c is discovered; c is away), the job has its first hop.
     await until(
       () => (before.every((id) => progress(a, id).hops.some((h) => h.event === 'held')) ? true : undefined),
-      20_000,
       'the messages held at b',
+      20_000,
     );
     const restore = await loseRedis();
     const during: MessageId[] = [];
@@ -66,15 +66,15 @@ describe('real agents: the shared Redis lost mid-flow', () => {
     // No help from the test: the node re-creates what Redis lost as soon as Redis is back.
     await until(
       async () => ((await jobsIn(net, a, ids)).length === ids.length ? true : undefined),
-      10_000,
       'every outbox job back in Redis',
+      10_000,
     );
 
     const c = (await net.restart('c')).node;
     await until(
       () => (ids.every((id) => progress(a, id).state === 'delivered') ? true : undefined),
-      60_000,
       'every message delivered',
+      60_000,
     );
     await settle();
     for (let i = 0; i < 5; i++) expect(await messagesContaining(c, `${tag} body ${i}`)).toHaveLength(1);
@@ -87,8 +87,8 @@ describe('real agents: the shared Redis lost mid-flow', () => {
             const found = await queue.getJob(id);
             return (found?.progress as { state?: string })?.state === 'delivered' ? found : undefined;
           },
-          10_000,
           `job ${id} to show "delivered"`,
+          10_000,
         );
         expect((job.progress as { hops: { event: string }[] }).hops.at(-1)?.event).toBe('delivered');
       }
@@ -123,8 +123,8 @@ describe('real agents: the shared Redis lost mid-flow', () => {
     const id = await mail(a, c, { subject: 'after flush', text: 'after flush body' });
     await until(
       () => (progress(a, id).hops.some((h) => h.event === 'held') ? true : undefined),
-      20_000,
       'held',
+      20_000,
     );
     const client = new Redis({ ...net.redis.connection, maxRetriesPerRequest: 1 });
     try {
@@ -136,7 +136,7 @@ describe('real agents: the shared Redis lost mid-flow', () => {
     await a.outbox.reconcile();
     expect(await jobsIn(net, a, [id])).toEqual([id]);
     const back = (await net.restart('c')).node;
-    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 30_000, 'delivered');
+    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 'delivered', 30_000);
     await settle();
     expect(await messagesContaining(back, 'after flush body')).toHaveLength(1);
   });
@@ -144,7 +144,7 @@ describe('real agents: the shared Redis lost mid-flow', () => {
 
 async function kill(pid: number): Promise<void> {
   process.kill(pid, 'SIGKILL');
-  await until(() => (alive(pid) ? undefined : true), 5000, 'redis to die');
+  await until(() => (alive(pid) ? undefined : true), 'redis to die', 5000);
 }
 
 function alive(pid: number): boolean {

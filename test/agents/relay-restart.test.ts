@@ -30,8 +30,8 @@ describe('real agents: a relay restarting while it holds a message', () => {
     const c = net.agent('c').node.identity.agentId;
     await until(
       () => (progress(a, id).hops.some((h) => h.event === 'held' && h.agent === c) ? true : undefined),
-      20_000,
       'C to hold the message',
+      20_000,
     );
     // With the sender gone, only what C kept can reach D: no re-sent copy can stand in for it.
     await a.stop();
@@ -41,14 +41,14 @@ describe('real agents: a relay restarting while it holds a message', () => {
     const d = (await net.restart('d')).node;
     await until(
       async () => ((await messagesContaining(d, 'held across a restart')).length > 0 ? true : undefined),
-      20_000,
       'the held message at D',
+      20_000,
     );
-    await until(() => (relay.engine.heldBytes() === 0 ? true : undefined), 5000, 'C to hold nothing');
+    await until(() => (relay.engine.heldBytes() === 0 ? true : undefined), 'C to hold nothing', 5000);
 
     // The sender comes back, re-sends, learns it was delivered; D keeps one copy.
     const sender = (await net.restart('a')).node;
-    await until(() => (progress(sender, id).state === 'delivered' ? true : undefined), 30_000, 'delivered');
+    await until(() => (progress(sender, id).state === 'delivered' ? true : undefined), 'delivered', 30_000);
     await settle();
     expect(await messagesContaining(d, 'held across a restart')).toHaveLength(1);
   });

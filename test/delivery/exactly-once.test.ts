@@ -40,8 +40,8 @@ describe('exactly once into the mailbox', () => {
         if (opens++ === 0)
           await until(
             () => ((d.engine.metrics.get('duplicate_message') ?? 0) > 0 || opens > 1 ? true : undefined),
-            300_000,
             'the second copy at D',
+            300_000,
             5,
           );
         return opened;

@@ -9,6 +9,9 @@ import { ImapFlow } from 'imapflow';
 import nodemailer, { type Transporter } from 'nodemailer';
 import { callNode } from '../../agent/control/client.ts';
 import { exited, runKith, startKith } from './cli.ts';
+import { until } from './until.ts';
+
+export { until };
 
 /** Loopback everywhere, quiet logs, and path changes quick enough for a test's patience. */
 export const NODE_ENV: Record<string, string> = {
@@ -35,22 +38,6 @@ export interface MailSettings {
   email: string;
   smtp: { host: string; port: number };
   imap: { host: string; port: number };
-}
-
-/** Polls until the probe returns something other than undefined (the timeout is a failure ceiling, not a measurement). */
-export async function until<T>(
-  probe: () => T | undefined | Promise<T | undefined>,
-  what: string,
-  timeoutMs = 120_000,
-  everyMs = 250,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }
 
 /** A loopback port free right now. */

@@ -124,8 +124,8 @@ describe('a bridge between an mlmmj list (Postfix + Dovecot on loopback) and Kit
           ? v
           : undefined;
       },
-      120_000,
       'the duplicate dropped',
+      120_000,
     );
     expect(view.counts.in).toBe(1);
     for (const m of [m1, m2]) expect(await messagesContaining(m, 'carol writes to the list')).toHaveLength(1);
@@ -139,8 +139,8 @@ describe('a bridge between an mlmmj list (Postfix + Dovecot on loopback) and Kit
         const found = (await outside.inbox('carol')).filter((r) => r.includes('m1 writes to everyone'));
         return found.length > 0 ? found : undefined;
       },
-      120_000,
       'the post in carol’s mailbox',
+      120_000,
     ).catch(async (err) => {
       console.log(JSON.stringify(await bridgeView()), outside.log().slice(-6000));
       throw err;
@@ -159,8 +159,8 @@ describe('a bridge between an mlmmj list (Postfix + Dovecot on loopback) and Kit
         const v = await bridgeView();
         return v.drops.some((d) => d.messageId === messageId && d.reason.startsWith('loop')) ? v : undefined;
       },
-      120_000,
       'the echo dropped as a loop',
+      120_000,
     );
     expect(view.counts).toMatchObject({ out: 1, pending: 0, failed: 0 });
     for (const m of [m1, m2]) expect(await messagesContaining(m, 'm1 writes to everyone')).toHaveLength(1);
@@ -182,8 +182,8 @@ describe('a bridge between an mlmmj list (Postfix + Dovecot on loopback) and Kit
         const w = v.waiting.find((x) => x.messageId === messageId);
         return w && w.attempts >= 1 ? { v, w } : undefined;
       },
-      120_000,
       'the post waiting for the relay after a failed attempt',
+      120_000,
     );
     expect(waiting.w.error).toMatch(/ECONNREFUSED|connect/i);
     expect(waiting.v.counts).toMatchObject({ pending: 1, failed: 0 });
@@ -200,16 +200,16 @@ describe('a bridge between an mlmmj list (Postfix + Dovecot on loopback) and Kit
         );
         return found.length > 0 ? found : undefined;
       },
-      120_000,
       'the kept post in carol’s mailbox once the relay is back',
+      120_000,
     );
     const after = await until(
       async () => {
         const v = await bridgeView();
         return v.counts.pending === 0 ? v : undefined;
       },
-      120_000,
       'nothing waiting any more',
+      120_000,
     );
     expect(after.counts).toMatchObject({ out: 2, failed: 0 });
     expect(

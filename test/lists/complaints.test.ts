@@ -101,8 +101,8 @@ describe('list mail on three real nodes: `kith track` on the host; complaints co
     const listSpam = new SpamStore(listNode.db);
     const carried = await until(
       () => listSpam.complaintAbout(postId),
-      240_000,
       'the list’s complaint about the post',
+      240_000,
     );
     expect(carried.state).toBe('active');
     expect(carried.predecessor).toBe(host.identity.agentId);
@@ -111,14 +111,14 @@ describe('list mail on three real nodes: `kith track` on the host; complaints co
     // At the host it counts against the poster's agent: suspended, then revoked (nobody upstream cuts it).
     await until(
       () => (hostEvents.some((e) => e.kind === 'revoked' && e.agent === posterAgent) ? true : undefined),
-      240_000,
       'the host to revoke the poster',
+      240_000,
     );
     // The cut came back through the list to the copy's complaint: cleared against the list.
     await until(
       () => (host.spam.facts(listAgent).openComplaints < 0.01 ? true : undefined),
-      240_000,
       'the complaint against the list to be cleared',
+      240_000,
     );
     const againstList = new SpamStore(host.db).allAgainst(listAgent);
     expect(againstList).toHaveLength(1);
@@ -131,8 +131,8 @@ describe('list mail on three real nodes: `kith track` on the host; complaints co
     await move(imap, 'first offer', 'Junk', 'INBOX');
     await until(
       () => (listSpam.complaintAbout(postId)?.state === 'withdrawn' ? true : undefined),
-      240_000,
       'the list’s carried complaint withdrawn',
+      240_000,
     );
 
     // The list still works for the others: the subscriber's own post comes back to it.

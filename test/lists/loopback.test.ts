@@ -60,8 +60,8 @@ describe(`a list hosted by a node, ${MEMBERS} member agents on loopback`, () => 
           if ((await messagesContaining(m, 'first post to everyone')).length === 0) return undefined;
         return true;
       },
-      180_000,
       'the post in every member’s INBOX',
+      180_000,
       250,
     );
     for (const m of members) {
@@ -95,8 +95,8 @@ describe(`a list hosted by a node, ${MEMBERS} member agents on loopback`, () => 
         );
         return found.length > 0 ? found : undefined;
       },
-      120_000,
       'the summary at the poster',
+      120_000,
     );
     expect(summary).toHaveLength(1);
     expect(summary[0]).toMatch(
@@ -127,8 +127,8 @@ describe(`a list hosted by a node, ${MEMBERS} member agents on loopback`, () => 
         );
         return found.length > 0 ? found : undefined;
       },
-      120_000,
       'the refusal at the outsider',
+      120_000,
     );
     expect(answer).toMatch(/you are not a member of this list/);
     const tracked = (await control('list.track', { name: 'dev' })) as unknown as Array<{
@@ -154,8 +154,8 @@ describe(`a list hosted by a node, ${MEMBERS} member agents on loopback`, () => 
           if ((await messagesContaining(m, 'second post body')).length === 0) return undefined;
         return true;
       },
-      180_000,
       'the second post at every remaining member',
+      180_000,
       250,
     );
     const [summary] = await until(
@@ -165,8 +165,8 @@ describe(`a list hosted by a node, ${MEMBERS} member agents on loopback`, () => 
         );
         return found.length > 0 ? found : undefined;
       },
-      120_000,
       'the second summary',
+      120_000,
     );
     expect(summary.toString()).toMatch(new RegExp(`${MEMBERS - 1} delivered, 0 delayed, 0 failed`));
     // Every copy is final and none went to the removed member: nothing more can arrive.

@@ -58,8 +58,8 @@ describe('moderation by signed reply, mail commands and a chat room, on real age
           ? posts
           : undefined;
       },
-      120_000,
       'the list to take the non-moderator’s answer',
+      120_000,
     );
     expect(afterForged.find((p) => p.id === postId)).toMatchObject({ decision: 'hold' });
     await smtpPost(
@@ -124,8 +124,8 @@ describe('moderation by signed reply, mail commands and a chat room, on real age
         const members = await control<{ fingerprint: string }[]>('list.members', { name: 'room' });
         return members.some((x) => x.fingerprint === newcomer.identity.fingerprint) ? true : undefined;
       },
-      30_000,
       'the newcomer among the members',
+      30_000,
     );
     await smtpPost(newcomer, 'room@lists.kith', 'new here', 'newcomer line');
     for (const node of [...m, newcomer]) await inboxMatching(node, /newcomer line/);

@@ -69,8 +69,8 @@ export async function starAround(host: KithNode, nodes: KithNode[]): Promise<voi
   }
   await until(
     () => (nodes.every((m) => host.links.isLinked(m.identity.agentId)) ? true : undefined),
-    60_000,
     'the host linked with every node',
+    60_000,
   );
 }
 
@@ -81,8 +81,8 @@ export async function inboxMatching(node: KithNode, pattern: RegExp, timeoutMs =
       const found = (await imapInbox(node)).filter((r) => pattern.test(r));
       return found.length > 0 ? found : undefined;
     },
-    timeoutMs,
     `a message matching ${pattern} at ${node.identity.email}`,
+    timeoutMs,
     250,
   );
 }

@@ -50,8 +50,8 @@ describe('spam limits between real nodes', () => {
   const inInbox = (who: string, needle: string) =>
     until(
       async () => (await messagesContaining(node(who), needle))[0],
-      PATIENCE,
       `"${needle}" in ${who}'s INBOX`,
+      PATIENCE,
     );
 
   test('a stranger gets two first contacts a day through; the third is refused and its sender told why by a status email; once a contact, no limit', async () => {
@@ -98,8 +98,8 @@ describe('spam limits between real nodes', () => {
       await mail(stranger, node('carol'), { subject: `burst ${i}`, text: `${i}` });
     await until(
       () => (relay.engine.metrics.get('rejected_over_allowance') > 0 ? true : undefined),
-      PATIENCE,
       'the relay to refuse a packet over the allowance',
+      PATIENCE,
     );
     expect(relay.spamLimits.forwardedThisHour(strangerAgent)).toBe(FLOOR);
     // The relay told the stranger's agent why (a sealed refused report), and its owner reads the

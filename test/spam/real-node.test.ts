@@ -81,18 +81,18 @@ describe('spam control between real nodes', () => {
 
     // One complaint (IMAP MOVE to Junk): counted once at the relay, against the spammer.
     await move(imap, 'cheap pills 1', 'INBOX', 'Junk');
-    await until(() => (open() > 0.99 ? true : undefined), PATIENCE, 'the complaint to reach the relay');
+    await until(() => (open() > 0.99 ? true : undefined), 'the complaint to reach the relay', PATIENCE);
     expect(relay().engine.metrics.get('complaints_counted')).toBe(1);
     // The sender's own agent hears of it too (the end of the reverse path).
     await until(
       () => (spammer.engine.metrics.get('complaints_received') > 0 ? true : undefined),
-      PATIENCE,
       'the complaint to reach the spammer',
+      PATIENCE,
     );
 
     // Moving it back out of Junk withdraws the complaint along the same path: un-counted.
     await move(imap, 'cheap pills 1', 'Junk', 'INBOX');
-    await until(() => (open() < 0.01 ? true : undefined), PATIENCE, 'the withdrawal to reach the relay');
+    await until(() => (open() < 0.01 ? true : undefined), 'the withdrawal to reach the relay', PATIENCE);
     expect(relay().engine.metrics.get('withdrawals_relayed')).toBe(1);
 
     // A replay of the victim's complaint frame, sent again by the victim's agent over its real link.
@@ -103,8 +103,8 @@ describe('spam control between real nodes', () => {
     await victim().links.transport.send(relayAgent, stored);
     await until(
       () => (relay().engine.metrics.get('rejected_complaint_replay') === 1 ? true : undefined),
-      PATIENCE,
       'the replay to be refused',
+      PATIENCE,
     );
     // A forged complaint: the recipient's signature altered (the hop signature made anew over it).
     const keys = agentKeysFromIdentity(victim().identity);
@@ -127,8 +127,8 @@ describe('spam control between real nodes', () => {
         relay().engine.metrics.get('rejected_complaint_unknown') === 1
           ? true
           : undefined,
-      PATIENCE,
       'the forged and unknown complaints to be refused',
+      PATIENCE,
     );
     expect(relayEvents.filter((e) => e.kind === 'refused').map((e) => (e as { code: string }).code)).toEqual([
       'complaint_replay',
@@ -144,25 +144,25 @@ describe('spam control between real nodes', () => {
     await move(imap, 'cheap pills 2', 'INBOX', 'Junk');
     await copyAndExpunge(imap, 'cheap pills 3', 'INBOX', 'Junk');
     const spammerEntity = spammer.identity.fingerprint;
-    await until(() => (open() > 2.9 ? true : undefined), PATIENCE, 'three open complaints');
+    await until(() => (open() > 2.9 ? true : undefined), 'three open complaints', PATIENCE);
     await until(
       () => (relay().trust.entity(spammerEntity)?.revokedAt !== undefined ? true : undefined),
-      PATIENCE,
       'the relay to revoke the spammer',
+      PATIENCE,
     );
     expect(relayEvents.map((e) => e.kind)).toEqual(expect.arrayContaining(['suspended', 'revoked']));
     expect(relay().engine.metrics.get('complaints_counted')).toBe(3); // the re-complaint counted again, once
     await until(
       () => (relay().links.isLinked(spammerAgent) ? undefined : true),
-      PATIENCE,
       'the link to close',
+      PATIENCE,
     );
 
     // The relay's cut notices reach the victim: its complaints are cleared (the source is cut off).
     await until(
       () => (victim().engine.metrics.get('cuts_received') === 3 ? true : undefined),
-      PATIENCE,
       'the cut notices to reach the victim',
+      PATIENCE,
     );
     // The victim did not lose its relay, and mail from the relay's other neighbour still flows.
     expect(victim().trust.entity(relay().identity.fingerprint)?.revokedAt).toBeUndefined();
@@ -172,8 +172,8 @@ describe('spam control between real nodes', () => {
     // The spammer's owner is told by a status email, and its agent verified the evidence it got.
     const notice = await until(
       async () => (await messagesContaining(spammer, 'cut off for spam'))[0],
-      PATIENCE,
       "the status email in the spammer's INBOX",
+      PATIENCE,
     );
     expect(notice.toString()).toContain('3 signed complaint(s)');
     expect(spammer.spam.revocationsOf(spammerEntity)).toEqual([

@@ -24,8 +24,8 @@ async function linkMail(node: KithNode): Promise<string> {
       const found = await messagesContaining(node, 'X-Mozilla-Cloud-Part');
       return found.length > 0 ? found : undefined;
     },
-    30_000,
     'the link mail',
+    30_000,
   );
   return linkIn(mail)!;
 }
@@ -56,8 +56,8 @@ describe('streams links: integrity and resumption', () => {
     await corrupted;
     await until(
       () => (c.engine.metrics.get('rejected_chunk_forged') >= 1 ? true : undefined),
-      30_000,
       'the damaged chunk refused',
+      30_000,
     );
     // Bytes inside chunk 1, and inside chunk 2 (sent after it, so stored after the refusal).
     const inChunk = (i: number) => i * CHUNK_BYTES - offset + 100;
@@ -75,7 +75,7 @@ describe('streams links: integrity and resumption', () => {
     expect(answered).toBe(false);
     // The sender re-sends from the last acknowledged chunk; the range gets the authentic bytes.
     expect((await damaged).equals(data.subarray(inChunk(1), inChunk(1) + 1000))).toBe(true);
-    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 60_000, 'delivered');
+    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 'delivered', 60_000);
     expect(Buffer.from(await (await fetch(url)).arrayBuffer()).equals(data)).toBe(true);
   });
 
@@ -95,14 +95,14 @@ describe('streams links: integrity and resumption', () => {
     await gate.firstHeld;
     await until(
       () => (c0.engine.metrics.get('chunks_received') >= 3 ? true : undefined),
-      30_000,
       'three chunks stored',
+      30_000,
     );
     const storedBefore = c0.engine.metrics.get('chunks_received');
 
     const c = (await net.restart('c')).node;
     await gate.release();
-    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 90_000, 'delivered');
+    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 'delivered', 90_000);
 
     // Every chunk stored before the restart was kept: the restarted agent stored only the rest.
     expect(storedBefore + c.engine.metrics.get('chunks_received')).toBe(chunks);
@@ -130,13 +130,13 @@ describe('streams links: integrity and resumption', () => {
     await gate.firstHeld;
     await until(
       () => (c.engine.metrics.get('chunks_received') >= 3 ? true : undefined),
-      30_000,
       'three chunks stored',
+      30_000,
     );
     // The link b–c is cut: the frames it held are gone, the connection closes.
     const lost = gate.drop();
     await b.links.libp2p.hangUp(peerIdFromString(c.identity.agentId));
-    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 90_000, 'delivered');
+    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 'delivered', 90_000);
     // Each chunk was stored exactly once; the sender re-sent what the cut lost (at most its window).
     expect(c.engine.metrics.get('chunks_received')).toBe(chunks);
     const resent = a.engine.metrics.get('chunk_bytes_resent');
@@ -162,11 +162,11 @@ describe('streams links: integrity and resumption', () => {
     await gate.firstHeld;
     await until(
       () => (c.engine.metrics.get('chunks_received') >= 3 ? true : undefined),
-      30_000,
       'three chunks stored',
+      30_000,
     );
     await net.restart('b');
-    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 120_000, 'delivered');
+    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 'delivered', 120_000);
     expect(c.engine.metrics.get('chunks_received')).toBe(chunks);
     const resent = a.engine.metrics.get('chunk_bytes_resent');
     process.stdout.write(

@@ -41,8 +41,8 @@ describe('kith stream: a live WebM of unknown length plays from the link as it i
         const found = await messagesContaining(d, 'Subject: Live stream: live.webm');
         return found.length > 0 ? found : undefined;
       },
-      120_000,
       'the link mail of the stream',
+      120_000,
     );
     const url = linkIn(mail)!;
     const head = await fetch(url, { method: 'HEAD' });
@@ -60,8 +60,8 @@ describe('kith stream: a live WebM of unknown length plays from the link as it i
     expect(stderr).toContain(`stream ended: ${media.length} bytes`);
     await until(
       async () => ((await messagesContaining(d, 'File received: live.webm')).length > 0 ? true : undefined),
-      60_000,
       'the stream saved',
+      60_000,
     );
     const saved = (await readdir(join(d.paths.root, 'received'))).filter((f) => f.endsWith('-live.webm'));
     expect(saved).toHaveLength(1);

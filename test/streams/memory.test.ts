@@ -39,8 +39,8 @@ describe('a big transfer read from its link while it arrives', () => {
           const found = await messagesContaining(b, 'X-Mozilla-Cloud-Part');
           return found.length > 0 ? found : undefined;
         },
-        60_000,
         'the link mail',
+        60_000,
       );
       const res = await fetch(linkIn(mail)!);
       expect(Number(res.headers.get('content-length'))).toBe(SIZE);
@@ -55,8 +55,8 @@ describe('a big transfer read from its link while it arrives', () => {
       expect(hash.digest('hex')).toBe(digest);
       await until(
         () => (progress(a, id).state === 'delivered' ? true : undefined),
-        120_000,
         'delivered',
+        120_000,
         250,
       );
     } finally {

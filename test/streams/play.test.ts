@@ -40,8 +40,8 @@ describe('a WebM sent through 3 hops plays from the link while it arrives', () =
         const found = await messagesContaining(d, 'X-Mozilla-Cloud-Part');
         return found.length > 0 ? found : undefined;
       },
-      30_000,
       'the link mail',
+      30_000,
     );
     await gate.firstHeld;
     const url = linkIn(mail)!;
@@ -85,7 +85,7 @@ describe('a WebM sent through 3 hops plays from the link while it arrives', () =
     expect(got.body.equals(original.subarray(size - 1000))).toBe(true);
 
     // Complete: saved under received/, the notice mailed, the link now reads the saved file.
-    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 60_000, 'delivered');
+    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 'delivered', 60_000);
     expect(await messagesContaining(d, 'File received: pattern.webm')).toHaveLength(1);
     const saved = (await readdir(join(d.paths.root, 'received'))).filter((f) => f.endsWith('pattern.webm'));
     expect(saved).toHaveLength(1);
@@ -116,8 +116,8 @@ describe('a WebM sent through 3 hops plays from the link while it arrives', () =
         const found = await messagesContaining(d, 'pattern.mp4');
         return found.length > 0 ? found : undefined;
       },
-      30_000,
       'the link mail',
+      30_000,
     );
     await gate.firstHeld;
     const url = linkIn(mail)!;
@@ -135,6 +135,6 @@ describe('a WebM sent through 3 hops plays from the link while it arrives', () =
     expect((stored() - before) * CHUNK_BYTES).toBeLessThanOrEqual(2 * 1024 * 1024);
     expect(progress(a, id).state).not.toBe('delivered');
     await gate.release();
-    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 60_000, 'delivered');
+    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 'delivered', 60_000);
   });
 });

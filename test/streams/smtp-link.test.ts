@@ -82,8 +82,8 @@ describe('an attachment above streams.linkAttachmentsAbove, submitted over SMTP'
     // The mail is in c's INBOX (a real IMAP client sees it) while most of the clip is held at b.
     await until(
       async () => ((await messagesContaining(c, 'X-Mozilla-Cloud-Part')).length > 0 ? true : undefined),
-      60_000,
       'the mail with its link',
+      60_000,
     );
     const inbox = await fetchInbox(c);
     expect(inbox).toHaveLength(1);
@@ -108,8 +108,8 @@ describe('an attachment above streams.linkAttachmentsAbove, submitted over SMTP'
     await gate.allow(chunks);
     await until(
       () => (progress(a, id).chunks?.acked === chunks - 1 ? true : undefined),
-      60_000,
       'every chunk but the last acknowledged',
+      60_000,
     );
     expect(gate.held()).toBe(1);
     expect(c.engine.metrics.get('chunks_received')).toBe(chunks - 1);
@@ -120,8 +120,8 @@ describe('an attachment above streams.linkAttachmentsAbove, submitted over SMTP'
     await until(
       async () =>
         (await messagesContaining(a, 'Subject: Delivered: a clip for you')).length > 0 ? true : undefined,
-      60_000,
       "the sender's status email",
+      60_000,
     );
     expect(c.engine.metrics.get('chunks_received')).toBe(chunks);
     expect(progress(a, id).state).toBe('delivered');
@@ -154,8 +154,8 @@ describe('an attachment above streams.linkAttachmentsAbove, submitted over SMTP'
         const all = await fetchInbox(c);
         return all.length > before ? all : undefined;
       },
-      60_000,
       'the mail with its links',
+      60_000,
     );
     const mail = inbox.find((m) => m.subject === 'files for you')!;
     expect(mail.raw).toContain('And the rest of the files.');
@@ -189,7 +189,7 @@ describe('an attachment above streams.linkAttachmentsAbove, submitted over SMTP'
     }
 
     // Delivered: both saved whole under received/, the links read them; still one mail.
-    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 60_000, 'delivered');
+    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 'delivered', 60_000);
     const received = await readdir(join(c.paths.root, 'received'));
     for (const [k, [name, data]] of Object.entries(files).entries()) {
       const saved = received.filter((f) => f.endsWith(`-${name}`));

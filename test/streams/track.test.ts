@@ -34,8 +34,8 @@ describe('kith track on a terminal while a file is on its way', () => {
     const id = await send(a, b, { file });
     await until(
       () => (progress(a, id).chunks?.acked === 2 ? true : undefined),
-      60_000,
       '2 chunks acknowledged',
+      60_000,
     );
 
     const kith = await startKith(
@@ -54,14 +54,14 @@ describe('kith track on a terminal while a file is on its way', () => {
         const acked = allowed - 1;
         await until(
           () => ((progress(a, id).chunks?.acked ?? 0) >= acked ? true : undefined),
-          60_000,
           `${acked} chunks acknowledged`,
+          60_000,
         );
         // The bar redraws on its own timer: wait until it drew this count.
         await until(
           () => (plain(kith.stdout()).includes(` ${acked}/${total} `) ? true : undefined),
-          60_000,
           `the bar at ${acked}`,
+          60_000,
         );
       }
       expect(plain(kith.stdout())).toMatch(WITH_RATE);
