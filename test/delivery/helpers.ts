@@ -1,6 +1,7 @@
 import type { DeliveryEngine, DeliveryEvent } from '../../agent/delivery/engine.ts';
 import type { MessageId } from '../../common/ids.ts';
 import { randomBytes } from 'node:crypto';
+import { HANG_MS } from '../helpers/hang.ts';
 
 export function newMessageId(): MessageId {
   return randomBytes(16).toString('hex') as MessageId;
@@ -24,7 +25,7 @@ export function recordEvents(engine: DeliveryEngine): {
   });
   return {
     events,
-    waitFor: (pred, timeoutMs = 20_000) => {
+    waitFor: (pred, timeoutMs = HANG_MS) => {
       const seen = events.find(pred);
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {

@@ -10,6 +10,7 @@ import { callNode } from '../../agent/control/client.ts';
 import { KITH_BIN, exited, runKith } from '../helpers/cli.ts';
 import { linkIn } from '../streams/helpers.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { HANG_MS } from '../helpers/hang.ts';
 
 const SMTP_SEND = fileURLToPath(new URL('./smtp-send.py', import.meta.url));
 
@@ -137,7 +138,7 @@ describe('kith demo end to end, with real mail clients', () => {
     demo.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     demo.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     const line = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`demo did not start: ${stderr}`)), 90_000);
+      const timer = setTimeout(() => reject(new Error(`demo did not start: ${stderr}`)), HANG_MS);
       demo.stdout!.on('data', () => {
         if (stdout.includes('\n')) {
           clearTimeout(timer);
@@ -207,7 +208,7 @@ describe('kith demo end to end, with real mail clients', () => {
           const found = await messagesWithSubject(bobImap, 'five megabytes');
           return found.length > 0 ? found : undefined;
         },
-        60_000,
+        HANG_MS,
         'bob to receive the message',
       );
       // The gateway adds its verdict on top; everything after it is the original, byte for byte.
@@ -221,7 +222,7 @@ describe('kith demo end to end, with real mail clients', () => {
           const found = await messagesWithSubject(aliceImap, 'five megabytes');
           return found.length > 0 ? found : undefined;
         },
-        60_000,
+        HANG_MS,
         "alice's delivered status email",
       );
       expect(status.toString()).toMatch(/^Subject: Delivered: five megabytes/m);
@@ -246,7 +247,7 @@ describe('kith demo end to end, with real mail clients', () => {
           const fromBob = found.filter((m) => m.toString().includes('Got it, thanks!'));
           return fromBob.length > 0 ? fromBob : undefined;
         },
-        60_000,
+        HANG_MS,
         "bob's reply at alice",
       );
       expect(answer.toString()).toMatch(/kith=pass header\.from=bob@demo\.kith/);
@@ -289,7 +290,7 @@ describe('kith demo end to end, with real mail clients', () => {
         const [first] = await callNode<Entry[]>(control(alice), 'outbox', { limit: 1 });
         return first?.size > 40e6 && first.hops.some((h) => h.hop === 1 && h.agent) ? first : undefined;
       },
-      60_000,
+      HANG_MS,
       'the first hop of the big message',
       20,
     );
@@ -303,7 +304,7 @@ describe('kith demo end to end, with real mail clients', () => {
     try {
       await until(
         async () => ((await messagesWithSubject(bobImap, 'path change')).length > 0 ? true : undefined),
-        120_000,
+        HANG_MS,
         'the big message at bob',
       );
       await new Promise((r) => setTimeout(r, 1500));

@@ -3,6 +3,7 @@ import nodemailer from 'nodemailer';
 import type { KithNode } from '../../agent/node.ts';
 import { startNetwork } from '../../cli/demo/network.ts';
 import { silentLogger } from '../../common/logger.ts';
+import { HANG_MS } from '../helpers/hang.ts';
 
 /**
  * Real KithNodes on loopback in this process (as cli/demo/network.ts starts them), with trust set
@@ -42,7 +43,7 @@ export function smtpOf(node: KithNode) {
 }
 
 /** Waits for a message with this subject in a node's INBOX (over IMAP) and returns its source. */
-export async function waitForMail(node: KithNode, subject: string, timeoutMs = 20_000): Promise<string> {
+export async function waitForMail(node: KithNode, subject: string, timeoutMs = HANG_MS): Promise<string> {
   const s = node.mailSettings;
   const client = new ImapFlow({
     host: s.imap.host,

@@ -1,10 +1,11 @@
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createConnection, createServer } from 'node:net';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { exited, KITH_BIN, runKith, startKith } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { HANG_MS } from '../helpers/hang.ts';
 
 const BASE = {
   KITH_PASSPHRASE: 'a long enough passphrase',
@@ -31,12 +32,33 @@ function redisServersIn(dir: string): number[] {
   return pids;
 }
 
-async function waitFor(check: () => boolean, timeoutMs = 20_000): Promise<void> {
+async function waitFor(check: () => boolean, timeoutMs = HANG_MS): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/**
+ * Stops what a failed test left running (a no-op after a passing one): a node left behind made
+ * every following test fail with "another Kith node (pid …) is running".
+ */
+async function stopLeftovers(dataDir: string, redisDir: string, child?: ChildProcess): Promise<void> {
+  if (child && child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGKILL');
+    await exited(child);
+  }
+  const lock = join(dataDir, 'node.lock');
+  const pid = existsSync(lock) ? Number(readFileSync(lock, 'utf8')) : NaN;
+  if (Number.isInteger(pid) && pid > 0) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // not running
+    }
+  }
+  for (const redis of redisServersIn(redisDir)) process.kill(redis, 'SIGKILL');
 }
 
 /** `kith ARGS` without blocking this process (a server in the test must keep answering). */
@@ -125,14 +147,18 @@ describe('kith start: startup, signals and what is left behind', () => {
     });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    // redis.pid appears once redis-server runs: the node is still starting its other parts.
-    await waitFor(() => existsSync(join(redisDir, 'redis.pid')));
-    child.kill('SIGTERM');
-    expect(await exited(child)).toBe(0);
-    expect(stderr).toBe('');
-    expect(redisServersIn(redisDir)).toEqual([]);
-    expect(existsSync(join(dataDir, 'node.lock'))).toBe(false);
-    expect(existsSync(join(dataDir, 'control.sock'))).toBe(false);
+    try {
+      // redis.pid appears once redis-server runs: the node is still starting its other parts.
+      await waitFor(() => existsSync(join(redisDir, 'redis.pid')));
+      child.kill('SIGTERM');
+      expect(await exited(child)).toBe(0);
+      expect(stderr).toBe('');
+      expect(redisServersIn(redisDir)).toEqual([]);
+      expect(existsSync(join(dataDir, 'node.lock'))).toBe(false);
+      expect(existsSync(join(dataDir, 'control.sock'))).toBe(false);
+    } finally {
+      await stopLeftovers(dataDir, redisDir, child);
+    }
   });
 
   it('`kith start | head -2` does not crash on EPIPE; SIGTERM still stops everything', async () => {
@@ -146,15 +172,19 @@ describe('kith start: startup, signals and what is left behind', () => {
     );
     let stderr = '';
     shell.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    await waitFor(() => existsSync(join(dataDir, 'control.sock')));
-    const pid = Number(readFileSync(join(dataDir, 'node.lock'), 'utf8'));
-    await new Promise((r) => setTimeout(r, 500));
-    process.kill(pid, 'SIGTERM');
-    await exited(shell);
-    await waitFor(() => !existsSync(join(dataDir, 'node.lock')));
-    expect(stderr).not.toMatch(/EPIPE/);
-    expect(redisServersIn(redisDir)).toEqual([]);
-    expect(existsSync(join(dataDir, 'control.sock'))).toBe(false);
+    try {
+      await waitFor(() => existsSync(join(dataDir, 'control.sock')));
+      const pid = Number(readFileSync(join(dataDir, 'node.lock'), 'utf8'));
+      await new Promise((r) => setTimeout(r, 500));
+      process.kill(pid, 'SIGTERM');
+      await exited(shell);
+      await waitFor(() => !existsSync(join(dataDir, 'node.lock')));
+      expect(stderr).not.toMatch(/EPIPE/);
+      expect(redisServersIn(redisDir)).toEqual([]);
+      expect(existsSync(join(dataDir, 'control.sock'))).toBe(false);
+    } finally {
+      await stopLeftovers(dataDir, redisDir, shell);
+    }
   });
 
   it('after the node is killed with SIGKILL, the next start runs one redis-server, data intact', async () => {
@@ -164,9 +194,12 @@ describe('kith start: startup, signals and what is left behind', () => {
       /Stop with Ctrl-C/,
     );
     const socket = join(redisDir, 'redis.sock');
-    expect(await redisCommand(socket, 'SET', 'probe', 'kept')).toBe('+OK\r\n');
-    first.child.kill('SIGKILL');
-    await exited(first.child);
+    try {
+      expect(await redisCommand(socket, 'SET', 'probe', 'kept')).toBe('+OK\r\n');
+    } finally {
+      first.child.kill('SIGKILL');
+      await exited(first.child);
+    }
     const second = await startKith(
       ['--data-dir', dataDir, '--log-level', 'warn', 'start'],
       BASE,

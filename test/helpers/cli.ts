@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { HANG_MS } from './hang.ts';
 
 export const KITH_BIN = fileURLToPath(new URL('../../bin/kith.mjs', import.meta.url));
 
@@ -22,7 +23,7 @@ export async function startKith(
   env: Record<string, string>,
   ready: RegExp,
   /** A hang detector, not a speed check: a first start beside a CPU hog took over a minute. */
-  timeoutMs = 180_000,
+  timeoutMs = HANG_MS,
   /** A command to run kith under, e.g. `ip netns exec NS` (the default: none). */
   wrapper: string[] = [],
 ): Promise<{ child: ChildProcess; stdout: () => string; stderr: () => string }> {

@@ -11,6 +11,7 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { inboxSources } from './imap-inbox.ts';
 import { freePort } from './kith-nodes.ts';
+import { HANG_MS } from './hang.ts';
 
 /** The one password of every mailbox of the outside server. */
 export const OUTSIDE_PASS = 'outside-password';
@@ -59,7 +60,7 @@ export function outsideMailMissing(): string | undefined {
 }
 
 /** Resolves once something accepts TCP connections on the port (retrying refused connects). */
-export async function listening(port: number, what: string, timeoutMs = 60_000): Promise<void> {
+export async function listening(port: number, what: string, timeoutMs = HANG_MS): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {

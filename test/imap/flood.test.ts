@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { connect, type Socket } from 'node:net';
 import { PASS, USER, rawSession, startHarness, type Harness } from './harness.ts';
+import { HANG_MS } from '../helpers/hang.ts';
 
 let h: Harness;
 beforeAll(async () => {
@@ -43,7 +44,7 @@ function client(port: number): Promise<{
         received = [];
         return t;
       },
-      until: (re: RegExp, ms = 30_000) =>
+      until: (re: RegExp, ms = HANG_MS) =>
         new Promise<void>((res, rej) => {
           const timer = setTimeout(() => rej(new Error(`timeout waiting for ${re}; got ${tail}`)), ms);
           const check = (): void => {
@@ -102,7 +103,7 @@ describe('a client that writes without reading', () => {
 
     // Now read: the FETCH completes, the server reads on, the APPEND arrives whole.
     c.socket.resume();
-    const finished = c.until(/d (OK|NO|BAD)[^\r\n]*\r\n/, 60_000);
+    const finished = c.until(/d (OK|NO|BAD)[^\r\n]*\r\n/);
     await new Promise<void>((res) => {
       const drain = (): void => {
         void writeSome().then((done) => (done ? res() : drain()));

@@ -14,6 +14,7 @@ import { createMailStore } from '../../gateway/mailbox/index.ts';
 import { Authenticator } from '../../gateway/auth.ts';
 import { ImapConnection } from '../../gateway/imap/connection.ts';
 import { PASS, USER, rawSession, sampleMessage, startHarness, type Harness } from './harness.ts';
+import { HANG_MS } from '../helpers/hang.ts';
 
 // A deterministic PRNG so a failure can be replayed.
 function rng(seed: number): () => number {
@@ -340,7 +341,7 @@ describe('fuzzing the parser and dispatcher', () => {
       // Every tenth batch starts with an APPEND whose literal spills to disk (both literal kinds).
       const big = batchNo % 10 === 5 ? bigAppend(`B${batchNo}`, batchNo % 20 === 5 ? '+' : '') + '\r\n' : '';
       sock.feed(big + sane(stream) + ('x'.repeat(2100) + '\r\n').repeat(8) + 'Z0 NOOP\r\n');
-      const answered = await sock.until('Z0 OK', 10_000).then(
+      const answered = await sock.until('Z0 OK', HANG_MS).then(
         () => true,
         () => false,
       );

@@ -10,6 +10,7 @@ import { Authenticator } from '../../gateway/auth.ts';
 import { ensureSelfSignedCertificate, type TlsMaterial } from '../../gateway/tls.ts';
 import { createMailStore, type MailStore } from '../../gateway/mailbox/index.ts';
 import { createImapServer, type ImapServer } from '../../gateway/imap/index.ts';
+import { HANG_MS } from '../helpers/hang.ts';
 
 export const USER = 'alice@example.org';
 export const PASS = 'correct horse battery staple';
@@ -145,7 +146,7 @@ export async function rawSession(port: number): Promise<{
     waiters.splice(0).forEach((w) => w());
   });
   socket.on('error', () => undefined);
-  const readUntil = (pred: (text: string) => boolean, ms = 5000): Promise<string> =>
+  const readUntil = (pred: (text: string) => boolean, ms = HANG_MS): Promise<string> =>
     new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`timeout; got: ${buffer.slice(-500)}`)), ms);
       const check = (): void => {

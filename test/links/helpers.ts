@@ -15,6 +15,7 @@ import { createLinks, type LinkManager } from '../../agent/links/index.ts';
 import type { LinksOptions } from '../../agent/links/types.ts';
 import { createTrustStore, type TrustStore } from '../../agent/trust/index.ts';
 import { createReachability, type Reachability } from '../../agent/reachability/index.ts';
+import { HANG_MS } from '../helpers/hang.ts';
 
 /** One agent under test: real SQLite file, real libp2p on 127.0.0.1 port 0. */
 export interface TestAgent {
@@ -139,7 +140,7 @@ async function startWith(
  * only there to name what never happened: it sits near the Jest timeout, so a loaded machine
  * makes a test slower, not red.
  */
-export async function eventually(check: () => boolean, what: string, timeoutMs = 45_000): Promise<void> {
+export async function eventually(check: () => boolean, what: string, timeoutMs = HANG_MS): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { inboxSources } from '../helpers/imap-inbox.ts';
 import type { KithNode } from '../../agent/node.ts';
 import { until } from '../agents/network.ts';
+import { HANG_MS } from '../helpers/hang.ts';
 
 /**
  * A mail client (python3 smtplib, STARTTLS + AUTH) posts to an address through the node's SMTP.
@@ -75,7 +76,7 @@ export async function starAround(host: KithNode, nodes: KithNode[]): Promise<voi
 }
 
 /** Waits until the node's INBOX (over IMAP) holds messages matching `pattern`; returns them. */
-export async function inboxMatching(node: KithNode, pattern: RegExp, timeoutMs = 120_000): Promise<string[]> {
+export async function inboxMatching(node: KithNode, pattern: RegExp, timeoutMs = HANG_MS): Promise<string[]> {
   return until(
     async () => {
       const found = (await imapInbox(node)).filter((r) => pattern.test(r));

@@ -9,12 +9,13 @@ import type { Fingerprint, MessageId } from '../../common/ids.ts';
 import { silentLogger } from '../../common/logger.ts';
 import { openDatabase, type Db } from '../../store/db.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { HANG_MS } from '../helpers/hang.ts';
 
 const ALICE = 'A'.repeat(40) as Fingerprint;
 const BOB = 'B'.repeat(40) as Fingerprint;
 const id = (n: number): MessageId => n.toString(16).padStart(32, '0') as MessageId;
 
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+async function until(check: () => boolean | Promise<boolean>, timeoutMs = HANG_MS): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error('condition not met in time');
@@ -110,7 +111,7 @@ describe('outbox (SQLite + BullMQ)', () => {
     await outbox.submit({ id: id(3), sender: ALICE, recipient: BOB, rawPath: '/x', size: 10 });
     expect(outbox.get(id(3))?.state).toBe('queued');
     await redis.private!.start();
-    await until(() => delivered === 1, 15_000);
+    await until(() => delivered === 1);
     expect(delivered).toBe(1);
   });
 

@@ -10,8 +10,9 @@ import { silentLogger } from '../../common/logger.ts';
 import { openDatabase, type Db } from '../../store/db.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { newMessageId, recordEvents } from '../delivery/helpers.ts';
+import { HANG_MS } from '../helpers/hang.ts';
 
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+async function until(check: () => boolean | Promise<boolean>, timeoutMs = HANG_MS): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error('condition not met in time');

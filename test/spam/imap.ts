@@ -1,5 +1,6 @@
 import { ImapFlow } from 'imapflow';
 import type { KithNode } from '../../agent/node.ts';
+import { HANG_MS } from '../helpers/hang.ts';
 
 /** A real IMAP client (imapflow, STARTTLS, AUTH) logged in to a node's gateway, as a mail client is. */
 export async function imapOf(node: KithNode): Promise<ImapFlow> {
@@ -33,7 +34,7 @@ export async function waitForSubject(
   client: ImapFlow,
   mailbox: string,
   subject: string,
-  timeoutMs = 240_000,
+  timeoutMs = HANG_MS,
 ): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {

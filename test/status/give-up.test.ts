@@ -20,6 +20,7 @@ import {
 } from '../smtp/harness.ts';
 import { RawSmtp } from '../smtp/raw-client.ts';
 import { openInbox } from './inbox.ts';
+import { HANG_MS } from '../helpers/hang.ts';
 
 /** The fields of a message/delivery-status body: the per-message block, then one per recipient. */
 function dsnBlocks(body: string): Array<Record<string, string>> {
@@ -39,7 +40,7 @@ function dsnBlocks(body: string): Array<Record<string, string>> {
     );
 }
 
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+async function until(check: () => boolean | Promise<boolean>, timeoutMs = HANG_MS): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error('condition not met in time');
