@@ -39,6 +39,7 @@ import type { TrustStore } from './trust/store.ts';
 import { SpamControl } from './spam/control.ts';
 import { SpamStore } from './spam/store.ts';
 import { SpamLimits } from './spam/limits.ts';
+import { FirstContactCredit } from './spam/credit.ts';
 import { junkToComplaint, revokeForSpam, spamRevocationMail } from './spam/node.ts';
 
 /** Something with a lifecycle that the node starts in order and stops in reverse. */
@@ -220,6 +221,13 @@ export class KithNode {
       revoke: (act) => void revokeForSpam(act, { links: this.links, transport: this.links.transport, log }),
       hopMemoryMs: config.delivery.hopMemoryMs,
       limits: this.spamLimits,
+      // The first-contact credit (docs/protocol.md 15.7), when switched on.
+      ...(config.spam.firstContactCredit
+        ? {
+            credit: new FirstContactCredit(db, config.spam, Date.now),
+            isKnown: (entity: Parameters<SpamLimits['knows']>[0]) => this.spamLimits.knows(entity),
+          }
+        : {}),
     });
     const deliveryStore = new SqliteDeliveryStore(db);
     this.codec = openpgpCodec({

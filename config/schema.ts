@@ -183,13 +183,15 @@ export const configSchema = z
         forwardBurst: z.number().positive(),
         /** Packets of at least this many bytes (full chunks) are not counted against the allowance. */
         forwardUncountedBytes: z.number().int().positive(),
-        /** First-contact credit (docs/protocol.md 15.7; bench/spam only, not enforced yet). */
+        /** First-contact credit (docs/protocol.md 15.7; enforced when firstContactCredit is on). */
         creditStart: z.number().int().positive(),
         creditPerGood: z.number().positive(),
         creditMax: z.number().int().positive(),
         creditVerdictMs: duration,
         /** Open complaints that revoke a neighbour whose first contacts have no good record yet. */
         probationComplaints: z.number().int().positive(),
+        /** Enforce the first-contact credit (flag, hold, verdicts: docs/protocol.md 15.7). */
+        firstContactCredit: z.boolean(),
       })
       .strict(),
   })

@@ -63,7 +63,13 @@ export class Receiver {
     return this.links.get(id);
   }
 
-  async onUnit(packet: { from: AgentId; inId: string; secret: HopSecret; body: Buffer }): Promise<void> {
+  async onUnit(packet: {
+    from: AgentId;
+    inId: string;
+    secret: HopSecret;
+    body: Buffer;
+    firstContact?: boolean;
+  }): Promise<void> {
     const { ctx } = this;
     const reply: Reply = (kind, value = 0) =>
       this.report(packet.from, packet.inId, packet.secret, kind, value);
@@ -92,7 +98,7 @@ export class Receiver {
   private async onManifest(
     id: MessageId,
     sealed: Buffer,
-    packet: { from: AgentId; inId: string },
+    packet: { from: AgentId; inId: string; firstContact?: boolean },
     reply: Reply,
   ): Promise<void> {
     const { ctx } = this;
@@ -111,7 +117,7 @@ export class Receiver {
   private async openManifest(
     id: MessageId,
     sealed: Buffer,
-    packet: { from: AgentId; inId: string },
+    packet: { from: AgentId; inId: string; firstContact?: boolean },
     reply: Reply,
   ): Promise<void> {
     const { ctx } = this;
@@ -149,10 +155,15 @@ export class Receiver {
       return reply(ReportKind.rejected, RejectReason.tooLarge);
     }
     // Spam control's first-contact limit (agent/spam): refused with its reason, final at the sender.
-    const refusal = ctx.spam?.admit?.(id, opened.sender, opened.verified);
+    const refusal = ctx.spam?.admit?.(id, opened.sender, opened.verified, packet.firstContact === true);
     if (refusal) {
       ctx.count(`rejected_${refusal.code}`);
-      return reply(ReportKind.rejected, RejectReason.firstContactLimit);
+      return reply(
+        ReportKind.rejected,
+        refusal.code === 'first_contact_unflagged'
+          ? RejectReason.firstContactUnflagged
+          : RejectReason.firstContactLimit,
+      );
     }
     const base = { id, sender: opened.sender, verified: opened.verified, size: manifest.size };
     if (manifest.chunks === 0) {

@@ -31,7 +31,13 @@ export interface Origin {
 
 /** The part that takes packets addressed to this agent (the Receiver). */
 export interface Destination {
-  onUnit(packet: { from: AgentId; inId: string; secret: HopSecret; body: Buffer }): Promise<void>;
+  onUnit(packet: {
+    from: AgentId;
+    inId: string;
+    secret: HopSecret;
+    body: Buffer;
+    firstContact?: boolean;
+  }): Promise<void>;
 }
 
 const SEEN_LIMIT = 100_000;
@@ -115,6 +121,14 @@ export class Relay {
       const expiresAt = Math.max(now + ctx.options.hopMemoryMs, ins.expiresAt);
       // Spam control's forwarding allowance (agent/spam): past it this hour the packet is refused
       // and the sender's stall timer sends it again, by another path or later.
+      // First-contact credit (agent/spam, docs/protocol.md 15.7): a first contact from a neighbour
+      // whose credit is all in unjudged first contacts waits (at the sender) for their verdicts.
+      // Before the allowance, so that a held packet does not use it up.
+      const first = ins.firstContact === true && ctx.spam?.firstContactHeld !== undefined;
+      if (first && ctx.spam!.firstContactHeld!(from)) {
+        this.report(from, inId, peeled.secret, ReportKind.refused, RefuseReason.firstContactHeld);
+        throw new KithError('ERR_FIRST_CONTACT_HELD', "first contact over its neighbour's credit");
+      }
       if (ctx.spam?.overAllowance?.(from, frame.length)) {
         // Told to the sender in a report only it can read, so its status email says why.
         this.report(from, inId, peeled.secret, ReportKind.refused, RefuseReason.overAllowance);
@@ -123,7 +137,14 @@ export class Relay {
       if (ins.kind === 'deliver') {
         ctx.store.putHop({ inId, from, proof, outId: null, to: null, expiresAt });
         ctx.spam?.onPacket(from);
-        await this.destination.onUnit({ from, inId, secret: peeled.secret, body: peeled.body });
+        if (first) ctx.spam?.onFirstContact?.(from, inId);
+        await this.destination.onUnit({
+          from,
+          inId,
+          secret: peeled.secret,
+          body: peeled.body,
+          firstContact: ins.firstContact === true,
+        });
         return;
       }
       const next = agentIdFromPublic(ins.next);
@@ -132,6 +153,8 @@ export class Relay {
       const sig = signWith(ctx.keys, hopDigest(ins.next, peeled.header, peeled.body));
       const out = encodeOnion(peeled.header, peeled.body, sig);
       const outId = linkId(peeled.header);
+      // Counted against the credit at once (not after the commit): a burst must not all pass the check.
+      if (first) ctx.spam?.onFirstContact?.(from, outId);
       const record: HopRecord = { inId, from, proof, outId, to: next, expiresAt };
       const report = ins.report ? { to: from, link: inId, secret: peeled.secret } : undefined;
       const forward: Forward = { next, out, outId, expiresAt: ins.expiresAt, report };

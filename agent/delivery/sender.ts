@@ -4,7 +4,7 @@ import { chunkLength, sealChunk } from '../payload/chunks.ts';
 import type { PayloadCodec } from '../payload/codec.ts';
 import type { PayloadSource } from '../payload/source.ts';
 import type { Unit } from '../payload/unit.ts';
-import { ReportKind } from '../reports/report.ts';
+import { RejectReason, ReportKind } from '../reports/report.ts';
 import type { Discovery } from '../routing/discovery.ts';
 import { choosePath, type CachedPath } from '../routing/path-cache.ts';
 import type { EngineContext } from './context.ts';
@@ -36,6 +36,8 @@ interface Active {
   busy: boolean;
   /** Chunks below this index were sent before (by any attempt since resume): a send of one is a re-send. */
   sentUpTo: number;
+  /** The manifest goes flagged as a first contact (spam control's credit, docs/protocol.md 15.7). */
+  firstContact: boolean;
 }
 
 /**
@@ -104,6 +106,7 @@ export class Sender implements Origin {
       pumping: false,
       busy: false,
       sentUpTo: rec.acked,
+      firstContact: this.ctx.spam?.flagsFirstContact?.(rec.to) === true,
     };
     this.active.set(id, a);
     await this.attempt(a);
@@ -229,6 +232,16 @@ export class Sender implements Origin {
   /** The recipient refused the message: final, or a damaged copy that another path may bring intact. */
   private onRejected(a: Active, p: PacketContext, current: boolean, reason: number): void {
     const { ctx } = this;
+    if (reason === RejectReason.firstContactUnflagged && !a.firstContact) {
+      // The recipient does not know us: send it again at once, flagged as a first contact.
+      ctx.count('first_contact_reflagged');
+      a.firstContact = true;
+      if (!current) return;
+      clearTimeout(a.stall);
+      a.path = undefined;
+      void this.attempt(a);
+      return;
+    }
     a.rejectingPaths.add(p.agents.join(','));
     if (afterRejection(reason, a.rejectingPaths.size - 1) === 'final') {
       void this.finish(a, 'failed', rejectionText(reason));
@@ -248,7 +261,9 @@ export class Sender implements Origin {
   private async sendUnit(a: Active, unit: Unit, reportAll: boolean, chunk?: number): Promise<void> {
     const path = a.path;
     if (!path) return;
-    const { link, frame } = this.packets.wrap(a.rec.id, path, a.rec.deadline, unit, reportAll, chunk);
+    // Only the manifest is the first contact (spam control's credit); its chunks follow it.
+    const first = a.firstContact && unit.kind === 'manifest';
+    const { link, frame } = this.packets.wrap(a.rec.id, path, a.rec.deadline, unit, reportAll, chunk, first);
     a.links.add(link);
     await this.ctx.transport.send(path.entries[0].agent, frame);
     this.ctx.count('packets_sent');

@@ -58,15 +58,18 @@ export class SentPackets {
     unit: Unit,
     reportAll: boolean,
     chunk?: number,
+    firstContact = false,
   ): { link: string; frame: Buffer } {
     const entries = path.entries;
     // Relays refuse packets valid for longer than their maxHoldMs; a re-send makes a fresh packet.
     const expiresAt = Math.min(deadline, this.ctx.now() + this.ctx.options.maxHoldMs);
+    // Flagged in every hop's instruction (docs/protocol.md 15.7), so each applies its credit.
+    const first = firstContact ? { firstContact: true } : {};
     const hops = entries.map((e, i) => {
       const instruction: HopInstruction =
         i < entries.length - 1
-          ? { kind: 'forward', next: entries[i + 1].signPublic, report: reportAll, expiresAt }
-          : { kind: 'deliver', report: true, expiresAt };
+          ? { kind: 'forward', next: entries[i + 1].signPublic, report: reportAll, expiresAt, ...first }
+          : { kind: 'deliver', report: true, expiresAt, ...first };
       return { onionPublic: e.onionKey, instruction };
     });
     const { header, body, secrets } = buildOnion(hops, encodeUnit(unit));

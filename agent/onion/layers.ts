@@ -26,8 +26,10 @@ export type HopInstruction =
       report: boolean;
       /** Unix ms after which hops drop the packet (bounds replay caches). */
       expiresAt: number;
+      /** A first contact (docs/protocol.md 15.7): hops hold it to their neighbour's credit. */
+      firstContact?: boolean;
     }
-  | { kind: 'deliver'; report: boolean; expiresAt: number };
+  | { kind: 'deliver'; report: boolean; expiresAt: number; firstContact?: boolean };
 
 /** Per-hop secrets the sender keeps to read that hop's reports. */
 export interface HopSecret {
@@ -69,7 +71,8 @@ function keystreamXor(key: Buffer, iv: Buffer, data: Uint8Array): Buffer {
 export function encodeInstruction(ins: HopInstruction): Buffer {
   const out = Buffer.alloc(INFO_BYTES);
   out[0] = ins.kind === 'forward' ? 1 : 2;
-  out[1] = ins.report ? 1 : 0;
+  // Flags: bit 0 report, bit 1 first contact (15.7; agents before r27 read bit 0 only).
+  out[1] = (ins.report ? 1 : 0) | (ins.firstContact ? 2 : 0);
   if (ins.kind === 'forward') ins.next.copy(out, 2);
   out.writeBigUInt64BE(BigInt(ins.expiresAt), 34);
   return out;
@@ -77,9 +80,11 @@ export function encodeInstruction(ins: HopInstruction): Buffer {
 
 function decodeInstruction(info: Buffer): HopInstruction {
   const report = (info[1] & 1) === 1;
+  const first = (info[1] & 2) === 2 ? { firstContact: true } : {};
   const expiresAt = Number(info.readBigUInt64BE(34));
-  if (info[0] === 1) return { kind: 'forward', next: Buffer.from(info.subarray(2, 34)), report, expiresAt };
-  if (info[0] === 2) return { kind: 'deliver', report, expiresAt };
+  if (info[0] === 1)
+    return { kind: 'forward', next: Buffer.from(info.subarray(2, 34)), report, expiresAt, ...first };
+  if (info[0] === 2) return { kind: 'deliver', report, expiresAt, ...first };
   throw new KithError('ERR_ONION_UNDECRYPTABLE', 'unknown hop instruction');
 }
 

@@ -34,6 +34,8 @@ export const RejectReason = {
   sinkFailed: 5,
   /** Spam control: a sender who is no contact of the recipient's wrote too often today (15.6). */
   firstContactLimit: 6,
+  /** Spam control: a first contact that was not flagged as one for the hops' credit (15.7). */
+  firstContactUnflagged: 7,
 } as const;
 
 /** Why a relay refused a packet (value of a refused report); the codes of docs/errors.md. */

@@ -12,6 +12,7 @@ import {
   complaintWeight,
   decayedValue,
   judgeNeighbour,
+  complaintCounts,
   recipientCounts,
   relayCutEpoch,
   type Decayed,
@@ -21,6 +22,7 @@ import {
   type SpamPolicy,
 } from './decisions.ts';
 import type { SpamLimits } from './limits.ts';
+import type { FirstContactCredit } from './credit.ts';
 import type { ComplaintRow, NeighbourRow, SpamStore } from './store.ts';
 import { decodeNotice, encodeNotice, evidenceOf, verifiedItems } from './notice.ts';
 import { agentIdFromPublic } from '../onion/keys.ts';
@@ -62,9 +64,15 @@ export interface SpamHooks {
   /** A message went into the mailbox; its manifest came from `from` on link `inId`. */
   onReceived(id: MessageId, from: AgentId, inId: string, sender: Fingerprint): void;
   /** The recipient's door (first contacts per sender per day): a refusal, or undefined to take it. */
-  admit?(id: MessageId, sender: Fingerprint, verified: boolean): Refusal | undefined;
+  admit?(id: MessageId, sender: Fingerprint, verified: boolean, flagged?: boolean): Refusal | undefined;
   /** Every hop's door (packets per neighbour per hour): true when this packet is over it. */
   overAllowance?(from: AgentId, bytes: number): boolean;
+  /** The sender: flag a message to `to` as a first contact (15.7)? */
+  flagsFirstContact?(to: Fingerprint): boolean;
+  /** Every hop: is a flagged first contact from this neighbour held (its credit in use)? */
+  firstContactHeld?(from: AgentId): boolean;
+  /** Every hop: a flagged first contact from `from` was handed on (or taken) as packet `link`. */
+  onFirstContact?(from: AgentId, link: string): void;
 }
 
 /** What the node does when spam control revokes a neighbour. */
@@ -94,6 +102,10 @@ export interface SpamControlDeps {
   hopMemoryMs: number;
   /** The rate limits (first contacts, forwarding allowance); none in the simulator. */
   limits?: SpamLimits;
+  /** The first-contact credit (15.7), when `spam.firstContactCredit` is on. */
+  credit?: FirstContactCredit;
+  /** True if this entity is a contact or trusted neighbour here (the sender's first-contact flag). */
+  isKnown?(entity: Fingerprint): boolean;
   now?: () => number;
 }
 
@@ -146,6 +158,7 @@ export class SpamControl implements SpamHooks {
     this.flushTimer.unref();
     for (const n of this.deps.store.suspended()) this.evaluate(n.agent);
     this.deps.store.pruneReceived(this.now());
+    this.deps.credit?.prune(this.deps.hopMemoryMs);
     this.deps.limits?.prune();
   }
 
@@ -259,7 +272,10 @@ export class SpamControl implements SpamHooks {
     // Strictly newer than what the hops saw last: they refuse anything else as a replay.
     const at = Math.max(this.now(), (existing?.lastAt ?? 0) + 1);
     const statement = makeStatement(keys, kind, complaintId, at);
-    const counted = recipientCounts(this.deps.entityOf(got.neighbour), got.sender);
+    const first = this.deps.credit?.isFirstContact(got.link) === true;
+    // A complaint is the bad verdict on a first contact: its credit is released along the path.
+    if (first && kind === StatementKind.complaint) this.deps.credit!.verdict(got.link, false);
+    const counted = recipientCounts(this.deps.entityOf(got.neighbour), got.sender, first);
     const row: ComplaintRow = {
       recipient: keys.signPublic.toString('hex'),
       complaintId,
@@ -297,8 +313,40 @@ export class SpamControl implements SpamHooks {
     return this.suspendedNow.has(from);
   }
 
-  admit(id: MessageId, sender: Fingerprint, verified: boolean): Refusal | undefined {
-    return this.deps.limits?.admit(id, sender, verified);
+  admit(id: MessageId, sender: Fingerprint, verified: boolean, flagged?: boolean): Refusal | undefined {
+    // Without the credit nobody flags, so an unflagged first contact is no evasion then.
+    return this.deps.limits?.admit(id, sender, verified, this.deps.credit ? flagged === true : undefined);
+  }
+
+  flagsFirstContact(to: Fingerprint): boolean {
+    return this.deps.credit !== undefined && this.deps.isKnown?.(to) !== true;
+  }
+
+  firstContactHeld(from: AgentId): boolean {
+    const held = this.deps.credit?.held(from) === true;
+    if (held) this.deps.logger.info({ from }, 'first contact held: the neighbour has its credit in use');
+    return held;
+  }
+
+  onFirstContact(from: AgentId, link: string): void {
+    this.deps.credit?.record(from, link);
+  }
+
+  /**
+   * The user read a first contact and kept it (\Seen in a normal mailbox, no complaint): the
+   * *seen* verdict (15.7) releases its credit here and at every hop back along its path, and
+   * earns the neighbours good verdicts. 'unknown' when it was no flagged first contact (or its path
+   * is forgotten), 'already' when judged before.
+   */
+  seen(id: MessageId): 'sent' | 'already' | 'unknown' {
+    const { store, keys, credit } = this.deps;
+    const got = store.received(id);
+    if (!got || !credit?.isFirstContact(got.link)) return 'unknown';
+    if (!credit.verdict(got.link, true)) return 'already';
+    const statement = makeStatement(keys, StatementKind.seen, complaintIdFor(keys, id), this.now());
+    this.count('verdicts_sent');
+    this.sendOn({ predecessor: got.neighbour, linkIn: got.link }, statement);
+    return 'sent';
   }
 
   overAllowance(from: AgentId, bytes: number): boolean {
@@ -337,6 +385,7 @@ export class SpamControl implements SpamHooks {
       return this.refuse(from, 'complaint_forged');
     const now = this.now();
     if (s.at > now + SKEW_MS) return this.refuse(from, 'complaint_future');
+    if (s.kind === StatementKind.seen) return this.onSeen(from, f, s);
     const recipient = s.recipient.toString('hex');
     const existing = store.complaint(recipient, s.complaintId);
     const want = s.kind === StatementKind.complaint ? 'active' : 'withdrawn';
@@ -368,6 +417,19 @@ export class SpamControl implements SpamHooks {
     if (!hop || hop.to !== from) return this.refuse(from, 'complaint_unknown');
     if (store.complaintOnLink(f.link)) return this.refuse(from, 'complaint_duplicate');
     const proven = hasProof(hop);
+    const credit = this.deps.credit;
+    const first = credit?.isFirstContact(f.link) === true;
+    if (first) credit!.verdict(f.link, false);
+    // With the credit hops know first contacts: a contact's complaints count once per recipient.
+    const counts =
+      !credit ||
+      complaintCounts(
+        first,
+        store
+          .openAgainst(hop.from, now - HORIZON_HALF_LIVES * this.deps.policy.halfLifeMs)
+          .filter((r) => r.recipient === recipient && !credit.isFirstContact(r.linkOut ?? r.linkIn)).length,
+      );
+    if (!counts) this.count('complaint_contact_again');
     if (!proven) {
       this.count('complaint_unproven');
       this.deps.logger.info({ from, neighbour: hop.from }, 'complaint not counted: no verifying hop proof');
@@ -383,7 +445,7 @@ export class SpamControl implements SpamHooks {
       predecessor: hop.from,
       state: 'active',
       lastAt: s.at,
-      counted: proven,
+      counted: proven && counts,
       countedAt: now,
       clearedAt: null,
       cutId: null,
@@ -396,7 +458,7 @@ export class SpamControl implements SpamHooks {
       },
     };
     store.putComplaint(row);
-    if (proven) this.count('complaints_counted');
+    if (row.counted) this.count('complaints_counted');
     this.count('complaints_relayed');
     this.emit({ kind: 'counted', against: hop.from, proven });
     this.sendOn(row, s);
@@ -407,11 +469,27 @@ export class SpamControl implements SpamHooks {
         lastCutId(store, hop.from) ?? this.relayCutId(hop.from, now),
         store.neighbour(hop.from)?.revokedAt ?? now,
       );
-    } else if (proven) this.evaluate(hop.from);
+    } else if (row.counted) this.evaluate(hop.from);
+  }
+
+  /**
+   * A *seen* verdict (15.7) from `from` about a first contact we handed it: release its credit, add
+   * a good verdict for the neighbour that handed it to us, and pass it on, re-signed, as complaints
+   * travel. A verdict given already (a replay) or about a packet that was no first contact here is
+   * refused.
+   */
+  private onSeen(from: AgentId, f: ComplaintFrame, s: Statement): void {
+    if (this.core?.ownComplaint(f.link)) return this.count('verdicts_received');
+    const hop = this.core?.hopByOut(f.link);
+    if (!hop || hop.to !== from) return this.refuse(from, 'verdict_unknown');
+    if (!this.deps.credit?.verdict(f.link, true)) return this.refuse(from, 'verdict_replay');
+    this.count('verdicts_relayed');
+    this.emit({ kind: 'verdict', from: hop.from, good: true });
+    this.sendOn({ predecessor: hop.from, linkIn: hop.inId }, s);
   }
 
   /** Hands a statement on to the predecessor, re-signed for it, under the link id it knows. */
-  private sendOn(row: ComplaintRow, s: Statement): void {
+  private sendOn(row: Pick<ComplaintRow, 'predecessor' | 'linkIn'>, s: Statement): void {
     if (!row.predecessor || !row.linkIn) return;
     let receiver: Buffer;
     try {
@@ -513,8 +591,16 @@ export class SpamControl implements SpamHooks {
     const open = store
       .openAgainst(agent, now - HORIZON_HALF_LIVES * policy.halfLifeMs)
       .reduce((sum, r) => sum + complaintWeight(r.countedAt, now, policy.halfLifeMs), 0);
+    const credit = this.deps.credit;
+    const openFirstContact = credit
+      ? store
+          .openAgainst(agent, now - HORIZON_HALF_LIVES * policy.halfLifeMs)
+          .filter((r) => credit.isFirstContact(r.linkOut ?? r.linkIn))
+          .reduce((sum, r) => sum + complaintWeight(r.countedAt, now, policy.halfLifeMs), 0)
+      : undefined;
     return {
       openComplaints: open,
+      ...(credit ? { firstContactGood: credit.good(agent), openFirstContact } : {}),
       traffic: decayedValue(n.traffic, now, policy.halfLifeMs),
       lifetimeOpen: store.openCount(agent),
       lifetimeTraffic: n.totalTraffic,
@@ -730,6 +816,7 @@ export class SpamControl implements SpamHooks {
 export type SpamEvent =
   | { kind: 'counted'; against: AgentId; proven: boolean }
   | { kind: 'refused'; from: AgentId; code: string }
+  | { kind: 'verdict'; from: AgentId; good: boolean }
   | { kind: 'cleared'; against: AgentId }
   | { kind: 'suspended'; agent: AgentId; reason: string }
   | { kind: 'lifted'; agent: AgentId }

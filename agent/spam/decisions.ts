@@ -48,6 +48,8 @@ export interface SpamPolicy {
   creditVerdictMs: number;
   /** Open complaints that revoke a neighbour without a good first-contact record (15.7). */
   probationComplaints: number;
+  /** Enforce the first-contact credit in the node (15.7): flag, hold, verdicts. */
+  firstContactCredit: boolean;
 }
 
 export const DEFAULT_SPAM_POLICY: Readonly<SpamPolicy> = Object.freeze({
@@ -102,7 +104,7 @@ export const DEFAULT_SPAM_POLICY: Readonly<SpamPolicy> = Object.freeze({
   // are smaller. Every message starts with one manifest, so counting the small packets counts the
   // messages, and a 1 GiB transfer (4,096 chunks) costs its sender two, not the hour's allowance.
   forwardUncountedBytes: 128 * 1024,
-  // First-contact credit (15.7; bench/spam only so far). One unjudged first contact per new link:
+  // First-contact credit (15.7; in the node when firstContactCredit is on). One unjudged first contact per new link:
   // an attack edge then delivers the threshold's worth of spam plus at most what is unjudged when
   // the last complaint lands (the goal: 5 per attack edge).
   creditStart: 1,
@@ -119,6 +121,10 @@ export const DEFAULT_SPAM_POLICY: Readonly<SpamPolicy> = Object.freeze({
   // the unluckiest attack edges (bench/spam); two bound it at 5 but for one edge in about 2,000.
   // Honest first contacts are complained about 1 in 2,000, so two on one new link is a pattern.
   probationComplaints: 2,
+  // Off by default for now: with it on, a stranger's second first contact through a new link waits
+  // until the first is read (or 3 days), which every test and demo that mails strangers through a
+  // relay would have to allow for; test/spam/credit-nodes runs it on real nodes.
+  firstContactCredit: false,
 });
 
 /**
@@ -383,7 +389,7 @@ export function complaintCounts(firstContact: boolean, openContactComplaintsFrom
 
 /** A refusal with its stable code (counted `rejected_<code>`) and a sentence for the people involved. */
 export interface Refusal {
-  code: 'first_contact_limit' | 'over_allowance' | 'invitation_quota';
+  code: 'first_contact_limit' | 'first_contact_unflagged' | 'over_allowance' | 'invitation_quota';
   reason: string;
 }
 
@@ -423,6 +429,8 @@ export interface SenderFacts {
   takenBefore: boolean;
   /** First-contact messages from that entity taken in the last 24 h. */
   firstContactsToday: number;
+  /** Whether the hops saw it flagged as a first contact (15.7); undefined without the credit. */
+  flagged?: boolean;
 }
 
 /**
@@ -434,6 +442,14 @@ export interface SenderFacts {
  */
 export function admitMessage(facts: SenderFacts, policy: SpamPolicy): { firstContact: boolean } | Refusal {
   if (facts.known && facts.verified) return { firstContact: false };
+  // An unflagged first contact went past every hop's credit: refused, and its sender's agent sends
+  // it again flagged at once (not final). Why refuse: else a spammer leaves the flag off.
+  if (facts.flagged === false)
+    return {
+      code: 'first_contact_unflagged',
+      reason:
+        'a first message to someone who does not know you must be flagged as one for the relays; it is sent again flagged',
+    };
   if (facts.takenBefore || firstContactAllowed(facts.firstContactsToday, policy))
     return { firstContact: true };
   return {

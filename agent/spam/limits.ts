@@ -69,6 +69,11 @@ export class SpamLimits {
     };
   }
 
+  /** True if this entity is a contact or trusted neighbour here (or is us). */
+  knows(entity: Fingerprint): boolean {
+    return this.deps.isKnown(entity);
+  }
+
   private refused(refusal: Refusal, detail: Record<string, unknown>): Refusal {
     this.deps.logger.info({ code: refusal.code, why: refusal.reason, ...detail }, 'refused by a spam limit');
     return refusal;
@@ -78,7 +83,7 @@ export class SpamLimits {
    * The recipient's door: may this message (its manifest just opened) be taken? A first contact
    * taken is recorded (durably, by message id); a refusal is counted and returned with its code.
    */
-  admit(id: MessageId, sender: Fingerprint, verified: boolean): Refusal | undefined {
+  admit(id: MessageId, sender: Fingerprint, verified: boolean, flagged?: boolean): Refusal | undefined {
     const now = this.now();
     const takenBefore = this.q.firstContact.get(id) !== undefined;
     const facts = {
@@ -86,6 +91,7 @@ export class SpamLimits {
       verified,
       takenBefore,
       firstContactsToday: (this.q.firstToday.get(sender, now - DAY, id) as { n: number }).n,
+      flagged,
     };
     const verdict = admitMessage(facts, this.deps.policy);
     if ('code' in verdict) return this.refused(verdict, { id, sender });

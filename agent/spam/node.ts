@@ -7,7 +7,10 @@ import type { NoticeFacts, RevocationAct, SpamControl } from './control.ts';
 /** What the node's wiring needs of the mailbox store: its complaint candidates (gateway/mailbox). */
 export interface JunkSource {
   onComplaint(
-    listener: (event: { kind: 'recorded' | 'withdrawn'; candidate: { kithId: string | null } }) => void,
+    listener: (event: {
+      kind: 'recorded' | 'withdrawn' | 'seen';
+      candidate: { kithId: string | null };
+    }) => void,
   ): () => void;
   complaintCandidates(): { kithId: string | null }[];
 }
@@ -28,12 +31,18 @@ const NOTICE_TIMEOUT_MS = 30_000;
  */
 export function junkToComplaint(
   mail: JunkSource,
-  spam: Pick<SpamControl, 'complain' | 'withdraw'>,
+  spam: Pick<SpamControl, 'complain' | 'withdraw'> & Partial<Pick<SpamControl, 'seen'>>,
   log: Logger,
 ): () => void {
-  const act = (kind: 'recorded' | 'withdrawn', kithId: string | null): void => {
+  const act = (kind: 'recorded' | 'withdrawn' | 'seen', kithId: string | null): void => {
     // Mail that did not come over Kith (appended by a client, bridged) has no path to complain along.
     if (!kithId || !MESSAGE_ID.test(kithId)) return;
+    if (kind === 'seen') {
+      // Read and kept: the good verdict on a first contact (15.7); nothing for other mail.
+      const result = spam.seen?.(kithId as MessageId);
+      if (result === 'sent') log.info({ id: kithId }, 'first contact read and kept: verdict sent');
+      return;
+    }
     try {
       const result =
         kind === 'recorded' ? spam.complain(kithId as MessageId) : spam.withdraw(kithId as MessageId);

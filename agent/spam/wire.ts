@@ -12,7 +12,7 @@ import { FrameType, WIRE_VERSION } from '../onion/wire.ts';
  */
 
 /** What a recipient says about a message. */
-export const StatementKind = { complaint: 1, withdrawal: 2 } as const;
+export const StatementKind = { complaint: 1, withdrawal: 2, seen: 3 } as const;
 export type StatementKind = (typeof StatementKind)[keyof typeof StatementKind];
 
 const STATEMENT_DOMAIN = Buffer.from('kith-complaint-v1');
@@ -137,7 +137,7 @@ export function decodeComplaintFrame(frame: Uint8Array): ComplaintFrame {
   if (buf.length !== COMPLAINT_FRAME_BYTES || buf[1] !== FrameType.signedComplaint)
     throw new KithError('ERR_FRAME_MALFORMED', 'complaint frame length');
   const kind = buf[18];
-  if (kind !== StatementKind.complaint && kind !== StatementKind.withdrawal)
+  if (kind !== StatementKind.complaint && kind !== StatementKind.withdrawal && kind !== StatementKind.seen)
     throw new KithError('ERR_FRAME_MALFORMED', 'complaint kind');
   const at = Number(buf.readBigUInt64BE(35));
   return {

@@ -8,7 +8,7 @@
  * the settle time (a minute) is shorter than a step (an hour): a suspended hop's verdict is
  * settled within the step, upstream hops first, as cut notices would arrive. With `credit` it also
  * applies the first-contact credit of docs/protocol.md 15.7 (firstContactHeld, complaintCounts),
- * which the node does not enforce yet: every recipient gives a verdict when it reads a first
+ * which the node enforces when spam.firstContactCredit is on: every recipient gives a verdict when it reads a first
  * contact (1–12 h after delivery), Junk or kept, and that verdict releases the credit at every hop.
  */
 import {
@@ -53,7 +53,7 @@ export interface SimOptions {
   spamPerHour: number;
   /** Apply forwardAllowance (in messages, floor 1/h) at every hop. */
   allowance: boolean;
-  /** Apply first-contact credit at every hop (firstContactHeld; not enforced by the node yet). */
+  /** Apply first-contact credit at every hop (firstContactHeld; the node with spam.firstContactCredit). */
   credit?: boolean;
   policy?: SpamPolicy;
 }

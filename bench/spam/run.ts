@@ -6,7 +6,7 @@
 //        [--graphs ba,kleinberg] [--variants node,credit,allowance]
 // Variants: 'node' = the rules as the node runs them (its forwarding floor of 120 small packets/h
 // does not bite at these rates); 'credit' = + first-contact credit and the once-per-recipient rule
-// for complaints about mail between contacts (bench only: the node does not enforce them yet);
+// for complaints about mail between contacts (the node with spam.firstContactCredit on, off by default);
 // 'allowance' = + the forwarding allowance at 1 message/h (SIM_POLICY).
 import { barabasiAlbert, kleinberg } from './graphs.ts';
 import { SIM_POLICY, simulate, type Attack } from './model.ts';
@@ -70,7 +70,7 @@ for (const [name, make] of graphs) {
       const cut = r.cutoffHours;
       const label = {
         node: ' | as the node runs',
-        credit: ' | + first-contact credit (bench only, not in the node)',
+        credit: ' | + first-contact credit (15.7, the node with spam.firstContactCredit)',
         allowance: ' | + forwarding allowance 1 message/h',
       }[variant];
       console.log(

@@ -57,6 +57,22 @@ export function complaintAction(trigger: ComplaintTrigger, active: boolean): Com
   return 'keep';
 }
 
+/**
+ * Is this change the recipient reading a message and keeping it (the *seen* verdict of spam
+ * control's first-contact credit, docs/protocol.md 15.7)? \Seen set on a copy in a normal mailbox
+ * while no complaint stands. Why only then: a message read in Junk, or complained about, is no
+ * good verdict; one moved to Junk after it was read still gets its complaint (and the hops take
+ * the good verdict back).
+ */
+export function readAndKept(trigger: ComplaintTrigger, active: boolean): boolean {
+  return (
+    !active &&
+    trigger.kind === 'flags' &&
+    trigger.in === 'normal' &&
+    trigger.added.some((f) => f.toLowerCase() === '\\seen')
+  );
+}
+
 /** Canonical form of a mailbox name: INBOX is case-insensitive (RFC 3501 5.1), others are not. */
 export function canonicalName(name: string): string {
   if (name.toUpperCase() === 'INBOX') return 'INBOX';

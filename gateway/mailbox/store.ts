@@ -10,6 +10,7 @@ import {
   applyFlags,
   canonicalName,
   complaintAction,
+  readAndKept,
   DELIMITER,
   invalidName,
   mailboxKind,
@@ -230,6 +231,10 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
         kind: 'recorded',
         candidate: { id, kithId, mailbox: where.name, uid: where.uid, at: new Date(now) },
       });
+    } else if (action === 'keep' && readAndKept(trigger, active !== undefined)) {
+      const kithId = (q.kithIdOf.get(messageId) as { kith_id: string | null }).kith_id;
+      if (kithId)
+        pending.push({ kind: 'seen', candidate: { id: 0, kithId, mailbox: '', uid: 0, at: new Date() } });
     } else if (action === 'withdraw' && active) {
       q.withdrawComplaint.run(Date.now(), active.id);
       pending.push({

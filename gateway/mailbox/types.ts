@@ -96,8 +96,8 @@ export interface ComplaintCandidate {
 
 /** A complaint recorded or withdrawn (moved back out of Junk, $Junk cleared). */
 export interface ComplaintEvent {
-  /** What happened. */
-  kind: 'recorded' | 'withdrawn';
+  /** What happened ('seen': read and kept in a normal mailbox, no complaint: readAndKept). */
+  kind: 'recorded' | 'withdrawn' | 'seen';
   /** The complaint concerned. */
   candidate: ComplaintCandidate;
 }

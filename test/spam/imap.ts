@@ -77,3 +77,16 @@ export async function copyAndExpunge(
     lock.release();
   }
 }
+
+/** What reading a message in a client does: UID STORE +FLAGS (\Seen), the message found by subject. */
+export async function markSeen(client: ImapFlow, mailbox: string, subject: string): Promise<void> {
+  const uid = await uidOf(client, mailbox, subject);
+  if (uid === undefined) throw new Error(`"${subject}" is not in ${mailbox}`);
+  const lock = await client.getMailboxLock(mailbox);
+  try {
+    if (!(await client.messageFlagsAdd(String(uid), ['\\Seen'], { uid: true })))
+      throw new Error(`STORE \\Seen on "${subject}" failed`);
+  } finally {
+    lock.release();
+  }
+}
