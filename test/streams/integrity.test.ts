@@ -35,6 +35,36 @@ function headerLength(name: string, size: number): number {
   return Buffer.byteLength('KITH-FILE/1 ' + JSON.stringify({ name, size }) + '\n');
 }
 
+/**
+ * A 4 MiB file from a to c over a–b–c, b's link to c paused once b handed on the manifest and 3
+ * chunks (gateLink), and those 3 chunks stored at c: the start of each interruption below.
+ */
+async function pausedTransfer(net: TestNetwork, name: string) {
+  const [a, b, c] = ['a', 'b', 'c'].map((n) => net.agent(n).node);
+  const data = randomBytes(4 * MiB);
+  const file = join(net.dir, name);
+  await writeFile(file, data);
+  const chunks = Math.ceil((data.length + headerLength(name, data.length)) / CHUNK_BYTES);
+  const gate = gateLink(b, c, 4);
+  const id = await send(a, c, { file });
+  const url = await linkMail(c);
+  await gate.firstHeld;
+  await until(
+    () => (c.engine.metrics.get('chunks_received') >= 3 ? true : undefined),
+    'three chunks stored',
+    30_000,
+  );
+  return { a, b, c, data, chunks, gate, id, url };
+}
+
+/** What the sender sent again stays within its window (1 MiB of chunks, delivery/decide.ts), and the link plays the whole file. */
+async function expectResentWithinWindow(a: KithNode, url: string, data: Buffer): Promise<void> {
+  const resent = a.engine.metrics.get('chunk_bytes_resent');
+  expect(resent).toBeGreaterThan(0);
+  expect(resent).toBeLessThanOrEqual(MiB);
+  expect(Buffer.from(await (await fetch(url)).arrayBuffer()).equals(data)).toBe(true);
+}
+
 describe('streams links: integrity and resumption', () => {
   let net: TestNetwork | undefined;
   afterEach(async () => {
@@ -81,23 +111,8 @@ describe('streams links: integrity and resumption', () => {
 
   it('the recipient restarts mid-transfer: no stored chunk is lost, the transfer resumes, the link still plays', async () => {
     net = await startAgents(line(['a', 'b', 'c']), { delivery: { stallTimeoutMs: 3000 } });
-    const a = net.agent('a').node;
-    const b = net.agent('b').node;
-    const c0 = net.agent('c').node;
-    const data = randomBytes(4 * MiB);
-    const file = join(net.dir, 'movie.bin');
-    await writeFile(file, data);
-    const chunks = Math.ceil((data.length + headerLength('movie.bin', data.length)) / CHUNK_BYTES);
     // b hands on the manifest and 3 chunks, then its link to c pauses.
-    const gate = gateLink(b, c0, 4);
-    const id = await send(a, c0, { file });
-    await linkMail(c0);
-    await gate.firstHeld;
-    await until(
-      () => (c0.engine.metrics.get('chunks_received') >= 3 ? true : undefined),
-      'three chunks stored',
-      30_000,
-    );
+    const { a, c: c0, data, chunks, gate, id } = await pausedTransfer(net, 'movie.bin');
     const storedBefore = c0.engine.metrics.get('chunks_received');
 
     const c = (await net.restart('c')).node;
@@ -119,20 +134,7 @@ describe('streams links: integrity and resumption', () => {
 
   it('a link cut mid-transfer: what was in flight is sent again, nothing stored is, the link plays on', async () => {
     net = await startAgents(line(['a', 'b', 'c']), { delivery: { stallTimeoutMs: 3000 } });
-    const [a, b, c] = ['a', 'b', 'c'].map((n) => net!.agent(n).node);
-    const data = randomBytes(4 * MiB);
-    const file = join(net.dir, 'cut.bin');
-    await writeFile(file, data);
-    const chunks = Math.ceil((data.length + headerLength('cut.bin', data.length)) / CHUNK_BYTES);
-    const gate = gateLink(b, c, 4);
-    const id = await send(a, c, { file });
-    const url = await linkMail(c);
-    await gate.firstHeld;
-    await until(
-      () => (c.engine.metrics.get('chunks_received') >= 3 ? true : undefined),
-      'three chunks stored',
-      30_000,
-    );
+    const { a, b, c, data, chunks, gate, id, url } = await pausedTransfer(net, 'cut.bin');
     // The link b–c is cut: the frames it held are gone, the connection closes.
     const lost = gate.drop();
     await b.links.libp2p.hangUp(peerIdFromString(c.identity.agentId));
@@ -143,28 +145,13 @@ describe('streams links: integrity and resumption', () => {
     process.stdout.write(
       `cut link: ${lost} frames lost in flight, ${a.engine.metrics.get('chunks_resent')} chunks (${resent} bytes) sent again\n`,
     );
-    expect(resent).toBeGreaterThan(0);
-    expect(resent).toBeLessThanOrEqual(MiB);
-    expect(Buffer.from(await (await fetch(url)).arrayBuffer()).equals(data)).toBe(true);
+    await expectResentWithinWindow(a, url, data);
   });
 
   it('the relay restarts mid-transfer: at most 1 MiB is sent again, each chunk is stored once', async () => {
     net = await startAgents(line(['a', 'b', 'c']), { delivery: { stallTimeoutMs: 3000 } });
-    const [a, b0, c] = ['a', 'b', 'c'].map((n) => net!.agent(n).node);
-    const data = randomBytes(4 * MiB);
-    const file = join(net.dir, 'relay.bin');
-    await writeFile(file, data);
-    const chunks = Math.ceil((data.length + headerLength('relay.bin', data.length)) / CHUNK_BYTES);
     // b holds what it got after the manifest and 3 chunks: a restart loses it with b's memory.
-    const gate = gateLink(b0, c, 4);
-    const id = await send(a, c, { file });
-    const url = await linkMail(c);
-    await gate.firstHeld;
-    await until(
-      () => (c.engine.metrics.get('chunks_received') >= 3 ? true : undefined),
-      'three chunks stored',
-      30_000,
-    );
+    const { a, c, data, chunks, id, url } = await pausedTransfer(net, 'relay.bin');
     await net.restart('b');
     await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 'delivered', 120_000);
     expect(c.engine.metrics.get('chunks_received')).toBe(chunks);
@@ -172,8 +159,6 @@ describe('streams links: integrity and resumption', () => {
     process.stdout.write(
       `relay restart: ${a.engine.metrics.get('chunks_resent')} chunks (${resent} bytes) sent again\n`,
     );
-    expect(resent).toBeGreaterThan(0);
-    expect(resent).toBeLessThanOrEqual(MiB);
-    expect(Buffer.from(await (await fetch(url)).arrayBuffer()).equals(data)).toBe(true);
+    await expectResentWithinWindow(a, url, data);
   });
 });
