@@ -3,19 +3,12 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { exited, runKith, startKith } from '../helpers/cli.ts';
+import { exited, LOOPBACK_NODE_ENV, runKith, startKith } from '../helpers/cli.ts';
+import { until } from '../helpers/until.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 // Two real nodes as child processes, driven only through the `kith` command line.
-const BASE = {
-  KITH_PASSPHRASE: 'a long enough passphrase',
-  KITH_P2P_LISTEN: '["/ip4/127.0.0.1/tcp/0"]',
-  KITH_SMTP_PORT: '0',
-  KITH_IMAP_PORT: '0',
-  KITH_HTTP_PORT: '0',
-  KITH_STREAMS_PORT: '0',
-  KITH_LOG_LEVEL: 'warn',
-};
+const BASE = LOOPBACK_NODE_ENV;
 
 describe('kith invite / accept / contacts / send / track between two nodes', () => {
   const dir = tempDir();
@@ -29,6 +22,15 @@ describe('kith invite / accept / contacts / send / track between two nodes', () 
       startKith(['--data-dir', bob, 'start', '--email', 'bob@example.org'], BASE, /Stop with Ctrl-C/),
     ]);
   });
+
+  /** Alice's agents as bob's `kith contacts` shows them. */
+  const bobsViewOfAlice = (): { agentId: string; linked: boolean; revoked: boolean }[] => {
+    const contacts = JSON.parse(runKith(['--data-dir', bob, 'contacts', '--json']).stdout || '[]') as {
+      email: string;
+      agents: { agentId: string; linked: boolean; revoked: boolean }[];
+    }[];
+    return contacts.find((c) => c.email === 'alice@example.org')?.agents ?? [];
+  };
 
   afterAll(async () => {
     for (const node of nodes) {
@@ -74,13 +76,11 @@ describe('kith invite / accept / contacts / send / track between two nodes', () 
     expect(sent.stderr).toBe('');
     const id = sent.stdout.trim();
     expect(id).toMatch(/^[0-9a-f]{32}$/);
-    let track = '';
-    for (let i = 0; i < 50 && !/: delivered/.test(track); i++) {
-      await new Promise((r) => setTimeout(r, 200));
-      track = runKith(['--data-dir', alice, 'track', '--once', id]).stdout;
-    }
-    expect(track).toMatch(/: delivered/);
-    expect(track).toMatch(/hop 1 reached/);
+    // `kith track` without --once follows the message's events and exits once it is delivered.
+    const track = runKith(['--data-dir', alice, 'track', id]);
+    expect(track.stderr).toBe('');
+    expect(track.stdout).toMatch(/state: delivered/);
+    expect(track.stdout).toMatch(/hop 1 reached/);
   });
 
   it('`kith send --file` delivers a file: saved at the recipient byte for byte', async () => {
@@ -101,16 +101,10 @@ describe('kith invite / accept / contacts / send / track between two nodes', () 
     bobNode.child.kill('SIGTERM');
     expect(await exited(bobNode.child)).toBe(0);
     nodes[1] = await startKith(['--data-dir', bob, 'start'], BASE, /Stop with Ctrl-C/);
-    let linked = false;
-    for (let i = 0; i < 40 && !linked; i++) {
-      const contacts = JSON.parse(runKith(['--data-dir', bob, 'contacts', '--json']).stdout || '[]') as {
-        email: string;
-        agents: { linked: boolean }[];
-      }[];
-      linked = contacts.some((c) => c.email === 'alice@example.org' && c.agents.some((a) => a.linked));
-      if (!linked) await new Promise((r) => setTimeout(r, 250));
-    }
-    expect(linked).toBe(true);
+    await until(
+      () => (bobsViewOfAlice().some((a) => a.linked) ? true : undefined),
+      'bob linked with alice again after his restart',
+    );
   });
 
   it('`kith trust --address` says so when the address does not answer, and keeps it to retry', async () => {
@@ -163,19 +157,12 @@ describe('kith invite / accept / contacts / send / track between two nodes', () 
 
     // The laptop starts and finds bob by itself (the bundle carried bob's key, certificate and addresses).
     nodes.push(await startKith(['--data-dir', laptop, 'start'], BASE, /Stop with Ctrl-C/));
-    const bobAgents = async (): Promise<{ agentId: string; linked: boolean; revoked: boolean }[]> => {
-      const contacts = JSON.parse(runKith(['--data-dir', bob, 'contacts', '--json']).stdout || '[]') as {
-        email: string;
-        agents: { agentId: string; linked: boolean; revoked: boolean }[];
-      }[];
-      return contacts.find((c) => c.email === 'alice@example.org')?.agents ?? [];
-    };
-    let seen: { agentId: string; linked: boolean; revoked: boolean } | undefined;
-    for (let i = 0; i < 60 && !seen?.linked; i++) {
-      seen = (await bobAgents()).find((a) => a.agentId === laptopId);
-      if (!seen?.linked) await new Promise((r) => setTimeout(r, 250));
-    }
-    expect(seen).toMatchObject({ linked: true, revoked: false });
+    const laptopSeenByBob = () => bobsViewOfAlice().find((a) => a.agentId === laptopId);
+    const linked = await until(() => {
+      const seen = laptopSeenByBob();
+      return seen?.linked ? seen : undefined;
+    }, 'bob linked with the laptop');
+    expect(linked).toMatchObject({ linked: true, revoked: false });
 
     const list = JSON.parse(runKith(['--data-dir', alice, 'agent', 'list', '--json']).stdout) as {
       agentId: string;
@@ -191,11 +178,11 @@ describe('kith invite / accept / contacts / send / track between two nodes', () 
     const revoked = runKith(['--data-dir', alice, 'agent', 'revoke', laptopId!]);
     expect(revoked.stderr).toBe('');
     expect(revoked.stdout).toMatch(/^Revoked agent/);
-    for (let i = 0; i < 40 && !seen?.revoked; i++) {
-      seen = (await bobAgents()).find((a) => a.agentId === laptopId);
-      if (!seen?.revoked) await new Promise((r) => setTimeout(r, 250));
-    }
-    expect(seen).toMatchObject({ linked: false, revoked: true });
+    const revokedSeen = await until(() => {
+      const seen = laptopSeenByBob();
+      return seen?.revoked ? seen : undefined;
+    }, 'bob refusing the revoked laptop');
+    expect(revokedSeen).toMatchObject({ linked: false, revoked: true });
   });
 
   it('a CLI command without a running node says how to start one', () => {

@@ -4,6 +4,17 @@ import { HANG_MS } from './hang.ts';
 
 export const KITH_BIN = fileURLToPath(new URL('../../bin/kith.mjs', import.meta.url));
 
+/** A node on loopback only, every port chosen by the system, quiet logs: the environment of CLI tests' nodes. */
+export const LOOPBACK_NODE_ENV: Readonly<Record<string, string>> = {
+  KITH_PASSPHRASE: 'a long enough passphrase',
+  KITH_P2P_LISTEN: '["/ip4/127.0.0.1/tcp/0"]',
+  KITH_SMTP_PORT: '0',
+  KITH_IMAP_PORT: '0',
+  KITH_HTTP_PORT: '0',
+  KITH_STREAMS_PORT: '0',
+  KITH_LOG_LEVEL: 'warn',
+};
+
 /** Runs `kith ARGS` to completion; the environment has no stray KITH_* variables. */
 export function runKith(
   args: string[],

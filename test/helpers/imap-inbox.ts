@@ -14,3 +14,30 @@ export async function inboxSources(options: ImapFlowOptions): Promise<string[]> 
     await client.logout();
   }
 }
+
+/** How a mail client logs in to a node's gateway (`kith mail-settings`, node.mailSettings). */
+export interface GatewayLogin {
+  user: string;
+  pass: string;
+  imap: { host: string; port: number };
+}
+
+/** imapflow options for a node's gateway: loopback IMAP with STARTTLS (its certificate is self-signed). */
+export function gatewayImapOptions(s: GatewayLogin): ImapFlowOptions {
+  return {
+    host: s.imap.host,
+    port: s.imap.port,
+    secure: false,
+    doSTARTTLS: true,
+    auth: { user: s.user, pass: s.pass },
+    tls: { rejectUnauthorized: false },
+    logger: false,
+  };
+}
+
+/** A real IMAP client (imapflow) logged in to a node's gateway, as a mail client is. */
+export async function openGatewayImap(s: GatewayLogin): Promise<ImapFlow> {
+  const client = new ImapFlow(gatewayImapOptions(s));
+  await client.connect();
+  return client;
+}

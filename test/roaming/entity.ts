@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { ImapFlow } from 'imapflow';
+import type { ImapFlow } from 'imapflow';
 import { KithNode } from '../../agent/node.ts';
 import {
   adoptBundleTrust,
@@ -17,6 +17,7 @@ import { loadConfig } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
 import { openDatabase } from '../../store/db.ts';
 import { prepareDataDir } from '../../store/datadir.ts';
+import { openGatewayImap } from '../helpers/imap-inbox.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 /** One device of the entity: its data directory, configuration and running node (if running). */
@@ -101,17 +102,7 @@ export async function startEntity(names: string[]): Promise<Entity> {
       await entity.node(from).links.dial(`${target.links.multiaddrs()[0].toString()}`);
     },
     imap: async (name) => {
-      const s = entity.node(name).mailSettings;
-      const client = new ImapFlow({
-        host: s.imap.host,
-        port: s.imap.port,
-        secure: false,
-        doSTARTTLS: true,
-        auth: { user: s.user, pass: s.pass },
-        tls: { rejectUnauthorized: false },
-        logger: false,
-      });
-      await client.connect();
+      const client = await openGatewayImap(entity.node(name).mailSettings);
       clients.push(client);
       return client;
     },

@@ -1,39 +1,18 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { ImapFlow } from 'imapflow';
-import { exited, KITH_BIN, runKith, startKith } from '../helpers/cli.ts';
+import type { ImapFlow } from 'imapflow';
+import { exited, KITH_BIN, LOOPBACK_NODE_ENV, runKith, startKith } from '../helpers/cli.ts';
+import { openGatewayImap, type GatewayLogin } from '../helpers/imap-inbox.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 // The home node and the new agent as child processes, driven through the `kith` command line only.
-const BASE = {
-  KITH_PASSPHRASE: 'a long enough passphrase',
-  KITH_P2P_LISTEN: '["/ip4/127.0.0.1/tcp/0"]',
-  KITH_SMTP_PORT: '0',
-  KITH_IMAP_PORT: '0',
-  KITH_HTTP_PORT: '0',
-  KITH_STREAMS_PORT: '0',
-  KITH_LOG_LEVEL: 'warn',
-};
+const BASE = LOOPBACK_NODE_ENV;
 const MESSAGES = 30;
 
-async function imapOf(dataDir: string): Promise<ImapFlow> {
-  const s = JSON.parse(runKith(['--data-dir', dataDir, 'mail-settings', '--json']).stdout) as {
-    user: string;
-    pass: string;
-    imap: { host: string; port: number };
-  };
-  const client = new ImapFlow({
-    host: s.imap.host,
-    port: s.imap.port,
-    secure: false,
-    doSTARTTLS: true,
-    auth: { user: s.user, pass: s.pass },
-    tls: { rejectUnauthorized: false },
-    logger: false,
-  });
-  await client.connect();
-  return client;
+function imapOf(dataDir: string): Promise<ImapFlow> {
+  const s = JSON.parse(runKith(['--data-dir', dataDir, 'mail-settings', '--json']).stdout) as GatewayLogin;
+  return openGatewayImap(s);
 }
 
 /** Runs `kith ARGS` to its end without blocking the test's event loop. */
