@@ -26,18 +26,14 @@ describe('real agents on a line A–B–C–D', () => {
     expect(a.links.isLinked(d.identity.agentId)).toBe(false);
 
     const id = await mail(a, d, { subject: 'over three hops', text: 'hello D, this is A' });
-    const [received] = await until(
-      async () => {
-        const found = await messagesContaining(d, 'hello D, this is A');
-        return found.length > 0 ? found : undefined;
-      },
-      'the message in D’s INBOX',
-      30_000,
-    );
+    const [received] = await until(async () => {
+      const found = await messagesContaining(d, 'hello D, this is A');
+      return found.length > 0 ? found : undefined;
+    }, 'the message in D’s INBOX');
     expect(received.toString()).toMatch(/^Subject: over three hops$/m);
     expect(received.toString()).toMatch(/kith=pass header\.from=a@demo\.kith/);
 
-    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 'delivered', 15_000);
+    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 'delivered');
     const hops = progress(a, id).hops;
     const reached = hops.filter((h) => h.event === 'reached');
     expect(reached.map((h) => [h.hop, h.agent])).toEqual([
@@ -51,16 +47,12 @@ describe('real agents on a line A–B–C–D', () => {
     expect(b.engine.metrics.get('forwarded')).toBeGreaterThan(0);
     expect(c.engine.metrics.get('forwarded')).toBeGreaterThan(0);
 
-    const [status] = await until(
-      async () => {
-        const found = (await messagesContaining(a, 'over three hops')).filter((m) =>
-          /^Subject: Delivered:/m.test(m.toString()),
-        );
-        return found.length > 0 ? found : undefined;
-      },
-      'the "Delivered" status email at A',
-      15_000,
-    );
+    const [status] = await until(async () => {
+      const found = (await messagesContaining(a, 'over three hops')).filter((m) =>
+        /^Subject: Delivered:/m.test(m.toString()),
+      );
+      return found.length > 0 ? found : undefined;
+    }, 'the "Delivered" status email at A');
     expect(status.toString()).toMatch(/report-type="?delivery-status/);
     expect(await messagesContaining(d, 'hello D, this is A')).toHaveLength(1);
   });

@@ -58,7 +58,7 @@ describe('real agents on a mesh with two disjoint paths', () => {
     });
     const id = await send(a, d, { file });
     try {
-      await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 'delivered', 60_000);
+      await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 'delivered');
     } finally {
       unsubscribe();
       await stopping;

@@ -53,7 +53,6 @@ describe('real agents: the shared Redis lost mid-flow', () => {
     await until(
       () => (before.every((id) => progress(a, id).hops.some((h) => h.event === 'held')) ? true : undefined),
       'the messages held at b',
-      20_000,
     );
     const restore = await loseRedis();
     const during: MessageId[] = [];
@@ -67,14 +66,12 @@ describe('real agents: the shared Redis lost mid-flow', () => {
     await until(
       async () => ((await jobsIn(net, a, ids)).length === ids.length ? true : undefined),
       'every outbox job back in Redis',
-      10_000,
     );
 
     const c = (await net.restart('c')).node;
     await until(
       () => (ids.every((id) => progress(a, id).state === 'delivered') ? true : undefined),
       'every message delivered',
-      60_000,
     );
     await settle();
     for (let i = 0; i < 5; i++) expect(await messagesContaining(c, `${tag} body ${i}`)).toHaveLength(1);
@@ -82,14 +79,10 @@ describe('real agents: the shared Redis lost mid-flow', () => {
     const queue = new Queue('outbox', { connection: net.redis.connection, prefix: a.config.redis.prefix });
     try {
       for (const id of ids) {
-        const job = await until(
-          async () => {
-            const found = await queue.getJob(id);
-            return (found?.progress as { state?: string })?.state === 'delivered' ? found : undefined;
-          },
-          `job ${id} to show "delivered"`,
-          10_000,
-        );
+        const job = await until(async () => {
+          const found = await queue.getJob(id);
+          return (found?.progress as { state?: string })?.state === 'delivered' ? found : undefined;
+        }, `job ${id} to show "delivered"`);
         expect((job.progress as { hops: { event: string }[] }).hops.at(-1)?.event).toBe('delivered');
       }
     } finally {
@@ -121,11 +114,7 @@ describe('real agents: the shared Redis lost mid-flow', () => {
     const c = net.agent('c').node;
     await c.stop();
     const id = await mail(a, c, { subject: 'after flush', text: 'after flush body' });
-    await until(
-      () => (progress(a, id).hops.some((h) => h.event === 'held') ? true : undefined),
-      'held',
-      20_000,
-    );
+    await until(() => (progress(a, id).hops.some((h) => h.event === 'held') ? true : undefined), 'held');
     const client = new Redis({ ...net.redis.connection, maxRetriesPerRequest: 1 });
     try {
       await client.flushall();
@@ -136,7 +125,7 @@ describe('real agents: the shared Redis lost mid-flow', () => {
     await a.outbox.reconcile();
     expect(await jobsIn(net, a, [id])).toEqual([id]);
     const back = (await net.restart('c')).node;
-    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 'delivered', 30_000);
+    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 'delivered');
     await settle();
     expect(await messagesContaining(back, 'after flush body')).toHaveLength(1);
   });
@@ -144,7 +133,7 @@ describe('real agents: the shared Redis lost mid-flow', () => {
 
 async function kill(pid: number): Promise<void> {
   process.kill(pid, 'SIGKILL');
-  await until(() => (alive(pid) ? undefined : true), 'redis to die', 5000);
+  await until(() => (alive(pid) ? undefined : true), 'redis to die');
 }
 
 function alive(pid: number): boolean {

@@ -31,7 +31,6 @@ describe('real agents: a relay restarting while it holds a message', () => {
     await until(
       () => (progress(a, id).hops.some((h) => h.event === 'held' && h.agent === c) ? true : undefined),
       'C to hold the message',
-      20_000,
     );
     // With the sender gone, only what C kept can reach D: no re-sent copy can stand in for it.
     await a.stop();
@@ -42,13 +41,12 @@ describe('real agents: a relay restarting while it holds a message', () => {
     await until(
       async () => ((await messagesContaining(d, 'held across a restart')).length > 0 ? true : undefined),
       'the held message at D',
-      20_000,
     );
-    await until(() => (relay.engine.heldBytes() === 0 ? true : undefined), 'C to hold nothing', 5000);
+    await until(() => (relay.engine.heldBytes() === 0 ? true : undefined), 'C to hold nothing');
 
     // The sender comes back, re-sends, learns it was delivered; D keeps one copy.
     const sender = (await net.restart('a')).node;
-    await until(() => (progress(sender, id).state === 'delivered' ? true : undefined), 'delivered', 30_000);
+    await until(() => (progress(sender, id).state === 'delivered' ? true : undefined), 'delivered');
     await settle();
     expect(await messagesContaining(d, 'held across a restart')).toHaveLength(1);
   });

@@ -42,7 +42,7 @@ describe('links: the frame Transport', () => {
       }
     };
     await Promise.all([pump(alice, bob, payloadA), pump(bob, alice, payloadB)]);
-    await eventually(() => bytes.alice === total && bytes.bob === total, 'all bytes arrive', 20_000);
+    await eventually(() => bytes.alice === total && bytes.bob === total, 'all bytes arrive');
     expect(received.bob.digest('hex')).toBe(createHash('sha256').update(payloadA).digest('hex'));
     expect(received.alice.digest('hex')).toBe(createHash('sha256').update(payloadB).digest('hex'));
   });
@@ -76,7 +76,7 @@ describe('links: the frame Transport', () => {
     expect(accepted).toBeLessThan(64);
     release();
     await sending;
-    await eventually(() => seen.length === frames, 'every frame arrives', 20_000);
+    await eventually(() => seen.length === frames, 'every frame arrives');
     expect(seen).toEqual(Array.from({ length: frames }, (_, i) => i % 256));
   });
 

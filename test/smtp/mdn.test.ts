@@ -76,14 +76,10 @@ describe('read receipts (RFC 8098) travel as normal mail', () => {
     const { stdout } = await child;
     expect(stdout.trim()).toBe('{}'); // no recipient refused
 
-    const [stored] = await until(
-      async () => {
-        const found = await messagesContaining(b, 'Subject: Read: Lunch?');
-        return found.length > 0 ? found : undefined;
-      },
-      'the receipt in B’s INBOX',
-      30_000,
-    );
+    const [stored] = await until(async () => {
+      const found = await messagesContaining(b, 'Subject: Read: Lunch?');
+      return found.length > 0 ? found : undefined;
+    }, 'the receipt in B’s INBOX');
     // the gateway only puts its own fields on top; everything the client wrote follows unchanged
     expect(stored.subarray(stored.length - mdn.length).equals(mdn)).toBe(true);
     const parsed = await simpleParser(stored, { keepDeliveryStatus: true });
@@ -101,7 +97,7 @@ describe('read receipts (RFC 8098) travel as normal mail', () => {
 
     // the null sender gets no status email back (a receipt for a receipt could loop)
     const id = a.outbox.recent(1)[0].id;
-    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 'delivered', 15_000);
+    await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 'delivered');
     await new Promise((r) => setTimeout(r, 1000));
     expect(await messagesContaining(b, 'Subject: Read: Lunch?')).toHaveLength(1);
     expect((await mailbox(a)).filter((m) => m.includes('Read: Lunch?'))).toEqual([]);
