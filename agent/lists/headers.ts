@@ -16,6 +16,18 @@ export function roomThread(email: string): string {
   return `<room.${listId(email)}@kith>`;
 }
 
+/** The RFC 2369 / RFC 2919 fields (lower case): a list writes its own and drops any earlier ones. */
+export const LIST_FIELD_NAMES: readonly string[] = [
+  'list-id',
+  'list-post',
+  'list-help',
+  'list-subscribe',
+  'list-unsubscribe',
+  'list-unsubscribe-post',
+  'list-archive',
+  'list-owner',
+];
+
 /**
  * Header fields a list removes from a post before it goes out. Received-like fields and the
  * submission's routing would tell every subscriber where and how the poster connected; Kith's
@@ -46,14 +58,7 @@ const STRIPPED = new Set([
   'precedence',
   'x-loop',
   'x-original-from',
-  'list-id',
-  'list-post',
-  'list-help',
-  'list-subscribe',
-  'list-unsubscribe',
-  'list-unsubscribe-post',
-  'list-archive',
-  'list-owner',
+  ...LIST_FIELD_NAMES,
 ]);
 
 function stripped(name: string): boolean {
@@ -96,10 +101,7 @@ export interface Poster {
  * Message-ID, In-Reply-To and References stay as they were, so threading works.
  */
 export function rewritePost(raw: Buffer, list: ListAddress, poster: Poster): Buffer {
-  const end = headerEnd(raw);
-  const header = end === -1 ? raw : raw.subarray(0, end);
-  const body = end === -1 ? Buffer.alloc(0) : raw.subarray(end);
-  const { fields } = parseHeader(header);
+  const { header, body, fields } = splitMessage(raw);
   const kept: Buffer[] = [];
   let originalFrom: string | undefined;
   const threaded = fields.some((f) => ['in-reply-to', 'references'].includes(f.name.toLowerCase()));
@@ -120,14 +122,26 @@ export function rewritePost(raw: Buffer, list: ListAddress, poster: Poster): Buf
       ? [`In-Reply-To: ${roomThread(list.email)}`, `References: ${roomThread(list.email)}`]
       : []),
   ];
+  return joinMessage(added, kept, body);
+}
+
+/** A message's header section (without the empty line), its fields, and the rest (from that line on). */
+export function splitMessage(raw: Buffer): { header: Buffer; body: Buffer; fields: HeaderField[] } {
+  const end = headerEnd(raw);
+  const header = end === -1 ? raw : raw.subarray(0, end);
+  const body = end === -1 ? Buffer.alloc(0) : raw.subarray(end);
+  return { header, body, fields: parseHeader(header).fields };
+}
+
+/** A message from fields written anew (first), fields kept as they were, and the body `splitMessage` gave. */
+export function joinMessage(added: string[], kept: Buffer[], body: Buffer): Buffer {
   const head = Buffer.from(added.map((f) => `${f}\r\n`).join(''));
   return Buffer.concat([head, ...kept, Buffer.from('\r\n'), body]);
 }
 
 /** Header fields of a message by name (case-insensitive), values unfolded. */
 export function headerValues(raw: Buffer, name: string): string[] {
-  const end = headerEnd(raw);
-  const { fields } = parseHeader(end === -1 ? raw : raw.subarray(0, end));
+  const { fields } = splitMessage(raw);
   const lower = name.toLowerCase();
   return fields.filter((f: HeaderField) => f.name.toLowerCase() === lower).map((f) => f.value);
 }
@@ -150,7 +164,8 @@ export function phrase(text: string): string {
   return `=?UTF-8?B?${Buffer.from(text).toString('base64')}?=`;
 }
 
-function withLineEnd(field: Buffer): Buffer {
+/** A header field's bytes ending in a line end (the last field of a header section may lack one). */
+export function withLineEnd(field: Buffer): Buffer {
   if (field.length > 0 && field[field.length - 1] === 0x0a) return field;
   return Buffer.concat([field, Buffer.from('\r\n')]);
 }

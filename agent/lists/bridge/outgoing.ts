@@ -1,5 +1,4 @@
-import { headerEnd, parseHeader } from '../../../gateway/smtp/header-section.ts';
-import { listId, phrase } from '../headers.ts';
+import { joinMessage, LIST_FIELD_NAMES, listId, phrase, splitMessage, withLineEnd } from '../headers.ts';
 
 /** Which bridge a message crosses, as its header fields name it. */
 export interface BridgeAddress {
@@ -20,14 +19,7 @@ const REPLACED = new Set([
   'precedence',
   'x-loop',
   'message-id',
-  'list-id',
-  'list-post',
-  'list-help',
-  'list-subscribe',
-  'list-unsubscribe',
-  'list-unsubscribe-post',
-  'list-archive',
-  'list-owner',
+  ...LIST_FIELD_NAMES,
 ]);
 
 /**
@@ -47,10 +39,7 @@ export function outsideCopy(
   posterName: string,
   fallbackId: string,
 ): { raw: Buffer; messageId: string } {
-  const end = headerEnd(networkCopy);
-  const header = end === -1 ? networkCopy : networkCopy.subarray(0, end);
-  const body = end === -1 ? Buffer.alloc(0) : networkCopy.subarray(end);
-  const { fields } = parseHeader(header);
+  const { header, body, fields } = splitMessage(networkCopy);
   const messageId =
     fields.find((f) => f.name.toLowerCase() === 'message-id')?.value.trim() || `<${fallbackId}@kith>`;
   const kept: Buffer[] = [];
@@ -65,8 +54,7 @@ export function outsideCopy(
       kept.push(Buffer.from(`${f.name}: ${value}\r\n`));
       continue;
     }
-    const bytes = header.subarray(f.start, f.end);
-    kept.push(bytes[bytes.length - 1] === 0x0a ? bytes : Buffer.concat([bytes, Buffer.from('\r\n')]));
+    kept.push(withLineEnd(header.subarray(f.start, f.end)));
   }
   const added = [
     `From: ${phrase(`${posterName} via ${bridge.name}`)} <${bridge.address}>`,
@@ -76,8 +64,7 @@ export function outsideCopy(
     `List-Post: <mailto:${bridge.listAddress}>`,
     `X-Loop: ${bridge.address}`,
   ];
-  const head = Buffer.from(added.map((f) => `${f}\r\n`).join(''));
-  return { raw: Buffer.concat([head, ...kept, Buffer.from('\r\n'), body]), messageId };
+  return { raw: joinMessage(added, kept, body), messageId };
 }
 
 function escapeRegExp(text: string): string {
