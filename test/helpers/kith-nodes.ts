@@ -10,6 +10,7 @@ import nodemailer, { type Transporter } from 'nodemailer';
 import { callNode } from '../../agent/control/client.ts';
 import { exited, runKith, startKith } from './cli.ts';
 import { until } from './until.ts';
+import { HANG_MS } from './hang.ts';
 
 export { until };
 
@@ -82,7 +83,7 @@ async function gone(pid: number): Promise<void> {
       }
     },
     `process ${pid} to be gone`,
-    30_000,
+    HANG_MS,
     20,
   );
 }
@@ -138,7 +139,7 @@ export class ProcessNode {
         ...extraEnv,
       },
       READY,
-      120_000,
+      HANG_MS,
       this.options.wrapper,
     );
     this.started = started;
