@@ -6,12 +6,12 @@
 // commands) of every process taking part is printed.
 // Run: node --import tsx bench/e2e/large.ts [--mib 1024]
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { onInterrupt } from '../lib/cleanup.ts';
-import { randomFile, sha256File } from '../lib/files.ts';
+import { randomFile, receivedFile, sha256File } from '../lib/files.ts';
 import { agentPeaks, startKithLine } from '../lib/kith-line.ts';
 import { header, mib, row } from '../lib/stats.ts';
 
@@ -105,13 +105,7 @@ async function kith(root: string, file: string, digest: string) {
     const seconds = (performance.now() - t0) / 1000;
     if (process.env.BENCH_VERBOSE) process.stderr.write(cli.stdout);
     const dir = join(root, 'kith', 'bob', 'received');
-    const [saved] = readdirSync(dir);
-    if (
-      !saved ||
-      statSync(join(dir, saved)).size !== BYTES ||
-      (await sha256File(join(dir, saved))) !== digest
-    )
-      throw new Error('the file bob received differs from the one sent');
+    await receivedFile(dir, BYTES, digest);
     return { seconds, peaks: [{ name: '`kith send --wait`', bytes: cli.peak }, ...agentPeaks(agents)] };
   } finally {
     await stop();

@@ -10,12 +10,12 @@
 // (--tsx runs the agents through tsx instead of compiled JavaScript; tsx costs ~50 MiB per process.
 // Each identity is made in a short-lived process first, as `kith init` does before `kith start`.)
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { onInterrupt } from '../lib/cleanup.ts';
-import { sha256File } from '../lib/files.ts';
+import { receivedFile, sha256File } from '../lib/files.ts';
 import { agentPeaks, LINE_NAMES, startKithLine } from '../lib/kith-line.ts';
 import { currentRss, header, mib, row } from '../lib/stats.ts';
 import { startWorker, type Worker } from '../lib/workers.ts';
@@ -100,14 +100,7 @@ async function kith(root: string, file: string, digest: string): Promise<Result>
     );
     const peaks = agentPeaks(agents);
     const dir = join(root, 'kith', 'bob', 'received');
-    const [saved] = readdirSync(dir);
-    if (
-      !saved ||
-      statSync(join(dir, saved)).size !== BYTES ||
-      (await sha256File(join(dir, saved))) !== digest
-    )
-      throw new Error('the file bob received differs from the one sent');
-    rmSync(join(dir, saved));
+    rmSync(await receivedFile(dir, BYTES, digest));
     return { seconds: ms / 1000, firstPlayable: (playedAt - sentAt) / 1000, peaks, during };
   } finally {
     await stop();
