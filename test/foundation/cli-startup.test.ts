@@ -3,7 +3,7 @@ import { createConnection, createServer } from 'node:net';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { exited, KITH_BIN, runKith, startKith } from '../helpers/cli.ts';
+import { cleanEnv, exited, KITH_BIN, runKith, runKithAsync, startKith } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { HANG_MS } from '../helpers/hang.ts';
 
@@ -59,31 +59,6 @@ async function stopLeftovers(dataDir: string, redisDir: string, child?: ChildPro
     }
   }
   for (const redis of redisServersIn(redisDir)) process.kill(redis, 'SIGKILL');
-}
-
-/** `kith ARGS` without blocking this process (a server in the test must keep answering). */
-async function runKithAsync(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [KITH_BIN, ...args], {
-    env: { ...cleanEnv(), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const status = await new Promise<number | null>((r) => child.once('close', (code) => r(code)));
-  return { status, stdout, stderr };
-}
-
-function cleanEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (!k.startsWith('KITH_') && v !== undefined && k !== 'NODE_OPTIONS') env[k] = v;
-  }
-  return env;
 }
 
 /** One RESP command over a unix socket. */

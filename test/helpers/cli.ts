@@ -73,7 +73,8 @@ export function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 }
 
-function cleanEnv(): Record<string, string> {
+/** This process's environment without KITH_* variables and NODE_OPTIONS (Jest's ESM flags). */
+export function cleanEnv(): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (!k.startsWith('KITH_') && v !== undefined && k !== 'NODE_OPTIONS') env[k] = v;

@@ -2,20 +2,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as openpgp from 'openpgp';
-import { exited, runKith, startKith } from '../helpers/cli.ts';
+import { exited, LOOPBACK_NODE_ENV, runKith, startKith } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 // A real node as a child process, driven only through `kith list …`; then restarted. Each `kith`
 // run is a new Node process (about 10 s each on the loaded 2-core machine), hence the long limits.
-const ENV = {
-  KITH_PASSPHRASE: 'a long enough passphrase',
-  KITH_P2P_LISTEN: '["/ip4/127.0.0.1/tcp/0"]',
-  KITH_SMTP_PORT: '0',
-  KITH_IMAP_PORT: '0',
-  KITH_HTTP_PORT: '0',
-  KITH_STREAMS_PORT: '0',
-  KITH_LOG_LEVEL: 'warn',
-};
+const ENV = LOOPBACK_NODE_ENV;
 
 describe('kith list … against a running node', () => {
   const dir = tempDir();

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, test } from '@jest/globals';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
-import { exited, runKith, startKith } from '../helpers/cli.ts';
+import { exited, LOOPBACK_NODE_ENV, runKith, startKith } from '../helpers/cli.ts';
 import { childrenOf, freePort, killQuietly, until } from '../helpers/kith-nodes.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { RawSmtp } from './raw-client.ts';
@@ -9,15 +9,7 @@ import { RawSmtp } from './raw-client.ts';
 // durable.test.ts proves the submission server's side with a stand-in agent; this one kills a
 // real node (`kith start`, its own redis-server with it) the moment the client holds its 250,
 // and the message must still reach the recipient's INBOX, once.
-const BASE = {
-  KITH_PASSPHRASE: 'a long enough passphrase',
-  KITH_P2P_LISTEN: '["/ip4/127.0.0.1/tcp/0"]',
-  KITH_SMTP_PORT: '0',
-  KITH_IMAP_PORT: '0',
-  KITH_HTTP_PORT: '0',
-  KITH_STREAMS_PORT: '0',
-  KITH_LOG_LEVEL: 'warn',
-};
+const BASE = LOOPBACK_NODE_ENV;
 const READY = /Stop with Ctrl-C/;
 
 interface MailSettings {
