@@ -25,33 +25,15 @@ import {
   sign,
   verify,
 } from 'node:crypto';
-import { encodeOnion, hopDigest } from '../../agent/delivery/frames.ts';
-import { signWith, type AgentKeys } from '../../agent/onion/keys.ts';
-import { buildOnion, HEADER_BYTES, type HopInstruction } from '../../agent/onion/layers.ts';
+import { HEADER_BYTES } from '../../agent/onion/layers.ts';
 import { FrameType } from '../../agent/onion/wire.ts';
-import { encodeUnit } from '../../agent/payload/unit.ts';
-import type { PathEntry } from '../../agent/routing/path.ts';
 import { Simulation } from '../../agent/sim/sim.ts';
 import type { AgentId } from '../../common/ids.ts';
+import { manifestPacket } from '../lib/packets.ts';
 import { header, row } from '../lib/stats.ts';
 
 const i = process.argv.indexOf('--packets');
 const PACKETS = i >= 0 ? Number(process.argv[i + 1]) : 2000;
-const SEALED = 700; // a 1 KB mail's sealed manifest, about
-
-function wrap(sender: AgentKeys, entries: PathEntry[]): Buffer {
-  const unit = encodeUnit({ kind: 'manifest', id: randomBytes(16), sealed: randomBytes(SEALED) });
-  const hops = entries.map((e, k) => {
-    const instruction: HopInstruction =
-      k < entries.length - 1
-        ? { kind: 'forward', next: entries[k + 1]!.signPublic, report: true, expiresAt: Date.now() + 600_000 }
-        : { kind: 'deliver', report: true, expiresAt: Date.now() + 600_000 };
-    return { onionPublic: e.onionKey, instruction };
-  });
-  const { header: h, body } = buildOnion(hops, unit);
-  return encodeOnion(h, body, signWith(sender, hopDigest(entries[0]!.signPublic, h, body)));
-}
-
 /** Milliseconds of b's own handling per forwarded packet. */
 async function relay(): Promise<{ msPerPacket: number; bodyBytes: number }> {
   const sim = new Simulation({ delivery: { stallTimeoutMs: 600_000 } });
@@ -62,7 +44,7 @@ async function relay(): Promise<{ msPerPacket: number; bodyBytes: number }> {
     sim.connect(m!, b!);
     await sim.start();
     const toD = (await m!.engine.discovery.find(d!.entity))[0]!.entries;
-    const packets = Array.from({ length: PACKETS }, () => wrap(m!.keys, toD));
+    const packets = Array.from({ length: PACKETS }, () => manifestPacket(m!.keys, toD));
     c!.transport.deliver = async () => undefined;
     const spent = { onion: 0 };
     const deliver = b!.transport.deliver.bind(b!.transport);

@@ -5,35 +5,17 @@
 // A third run, same process: the SQLite store with one commit per packet (its putHopDurable hidden,
 // as the relay worked before the group commit), so both designs are compared in the same run.
 // Run: node --import tsx bench/delivery/relay-store.ts [--packets 2000]
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeOnion, hopDigest } from '../../agent/delivery/frames.ts';
 import { SqliteDeliveryStore } from '../../agent/delivery/sqlite-store.ts';
-import { signWith, type AgentKeys } from '../../agent/onion/keys.ts';
-import { buildOnion, type HopInstruction } from '../../agent/onion/layers.ts';
-import { encodeUnit } from '../../agent/payload/unit.ts';
-import type { PathEntry } from '../../agent/routing/path.ts';
 import { Simulation } from '../../agent/sim/sim.ts';
 import { openDatabase } from '../../store/db.ts';
+import { manifestPacket } from '../lib/packets.ts';
 import { header, row } from '../lib/stats.ts';
 
 const i = process.argv.indexOf('--packets');
 const PACKETS = i >= 0 ? Number(process.argv[i + 1]) : 2000;
-
-function wrap(sender: AgentKeys, entries: PathEntry[]): Buffer {
-  const unit = encodeUnit({ kind: 'manifest', id: randomBytes(16), sealed: randomBytes(700) });
-  const hops = entries.map((e, k) => {
-    const instruction: HopInstruction =
-      k < entries.length - 1
-        ? { kind: 'forward', next: entries[k + 1]!.signPublic, report: true, expiresAt: Date.now() + 600_000 }
-        : { kind: 'deliver', report: true, expiresAt: Date.now() + 600_000 };
-    return { onionPublic: e.onionKey, instruction };
-  });
-  const { header: h, body } = buildOnion(hops, unit);
-  return encodeOnion(h, body, signWith(sender, hopDigest(entries[0]!.signPublic, h, body)));
-}
 
 /** Packets per second through relay b, from the first send until b forwarded them all. */
 async function measure(store: 'memory' | 'sqlite' | 'sqlite-per-packet'): Promise<number> {
@@ -55,7 +37,7 @@ async function measure(store: 'memory' | 'sqlite' | 'sqlite-per-packet'): Promis
     sim.connect(m!, b!);
     await sim.start();
     const toD = (await m!.engine.discovery.find(d!.entity))[0]!.entries;
-    const packets = Array.from({ length: PACKETS }, () => wrap(m!.keys, toD));
+    const packets = Array.from({ length: PACKETS }, () => manifestPacket(m!.keys, toD));
     const before = b!.engine.metrics.get('forwarded');
     const t0 = performance.now();
     await Promise.all(packets.map((p) => m!.transport.send(b!.keys.id, p)));
