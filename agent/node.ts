@@ -375,7 +375,9 @@ export class KithNode {
       for (const agent of this.trust.agentsOf(change.fingerprint)) this.spam.reinstate(agent.agentId);
     });
     this.parts.push({ name: 'spam reinstatement', stop: unhookTrust });
-    // Final statuses lost to a crash (or given before the gateway was there) go out now.
+    // Outcomes the engine stored that a crash kept from the outbox, then final statuses lost to a
+    // crash (or given before the gateway was there): all go out now.
+    for (const event of this.delivery.unrecordedOutcomes()) this.recordEvent(event);
     this.reportFinished();
   }
 

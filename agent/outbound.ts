@@ -203,6 +203,8 @@ export class AgentDeliveryService implements DeliveryService {
   async attempt(entry: OutboxEntry, timeoutMs: number): Promise<void> {
     const { engine, outbox } = this.deps;
     if (outbox.progressOf(entry.id).hops.some((h) => h.hop >= 1)) return;
+    // Finished already: the engine will not resume it, and unrecordedOutcomes() records its end.
+    if (engine.outcomeOf(entry.id)) return;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => done(new KithError('ERR_NO_PROGRESS', 'no hop reached yet')), timeoutMs);
       const unsubscribe = engine.onEvent((event) => {
@@ -267,6 +269,26 @@ export class AgentDeliveryService implements DeliveryService {
     await gateway.status(status);
     // Only now: a crash before this line leaves the row for reportFinished() at the next start.
     if (status.kind === 'delivered' || status.kind === 'failed') await outbox.markFinalReported(event.id);
+  }
+
+  /**
+   * The final events of messages the engine has finished but the outbox still shows on their way.
+   * Why: the engine stores an outcome when the report comes and the outbox records it a group
+   * commit later, so a crash in between left the entry in flight for good. The engine emits an
+   * outcome once and resumes only pending messages, so nothing else would ever finish it, and
+   * the sender never got its status email (test/faults/kill, "the sender", seen in CI). Replayed
+   * at start-up through onEngineEvent, which is idempotent.
+   */
+  unrecordedOutcomes(now = Date.now()): DeliveryEvent[] {
+    const { engine, outbox } = this.deps;
+    return outbox.unfinished().flatMap((entry): DeliveryEvent[] => {
+      const outcome = engine.outcomeOf(entry.id);
+      if (outcome === 'delivered') return [{ kind: 'delivered', id: entry.id, at: now }];
+      if (outcome === 'failed') {
+        return [{ kind: 'failed', id: entry.id, at: now, reason: entry.lastError ?? 'not delivered' }];
+      }
+      return [];
+    });
   }
 
   /**

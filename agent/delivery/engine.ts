@@ -189,6 +189,12 @@ export class DeliveryEngine {
     };
   }
 
+  /** How delivery of a message we sent ended, as stored (undefined: still pending, or not ours). */
+  outcomeOf(id: MessageId): 'delivered' | 'failed' | undefined {
+    const state = this.deps.store.getOutbox(id)?.state;
+    return state === 'pending' ? undefined : state;
+  }
+
   /** (Re)starts delivery of a stored pending message (after a restart, or a lost queue job). */
   resume(id: MessageId): Promise<void> {
     return this.sender.resume(id);

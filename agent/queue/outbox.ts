@@ -359,6 +359,14 @@ export class Outbox {
     return row && entryOf(row);
   }
 
+  /** Entries still on their way (queued or in flight), oldest first. */
+  unfinished(): OutboxEntry[] {
+    const rows = this.options.db
+      .prepare("SELECT * FROM outbox WHERE state IN ('queued', 'in-flight') ORDER BY created_at, rowid")
+      .all() as OutboxRow[];
+    return rows.map(entryOf);
+  }
+
   /** The most recent outbound messages, newest first (`kith outbox`). */
   recent(limit = 20): OutboxEntry[] {
     const rows = this.options.db

@@ -21,7 +21,8 @@ export const NODE_ENV: Record<string, string> = {
   KITH_IMAP_PORT: '0',
   KITH_HTTP_PORT: '0',
   KITH_STREAMS_PORT: '0',
-  KITH_LOG_LEVEL: 'warn',
+  // KITH_TEST_LOG_LEVEL=debug makes the nodes' stderr (printed when a fault case fails) tell more
+  KITH_LOG_LEVEL: process.env.KITH_TEST_LOG_LEVEL ?? 'warn',
   KITH_DELIVERY_STALL_TIMEOUT_MS: '3000',
   KITH_DISCOVERY_TIMEOUT_MS: '3000',
   // Spam limits the tests' bursts fit in (test/spam tests the limits themselves): at the defaults a
@@ -403,6 +404,20 @@ export function countsOf(mails: TestMail[], fetched: Fetched[], subjectOf = (m: 
 }
 
 /**
+ * One look at a mailbox for a wait: a failed look (a refused connection while a killed node comes
+ * back, an IMAP error) is printed and counts as "not yet", so the wait tries again rather than
+ * ending with the list of an earlier look, as it did once in CI.
+ */
+async function fetchOrSay(settings: MailSettings, name: string): Promise<Fetched[] | undefined> {
+  try {
+    return await fetchMailbox(settings);
+  } catch (err) {
+    process.stdout.write(`reading ${name}'s INBOX over IMAP failed, trying again: ${String(err)}\n`);
+    return undefined;
+  }
+}
+
+/**
  * Waits until every one of `mails` is in `node`'s INBOX over IMAP, then checks each is there
  * exactly once and whole (its body byte for byte), and that the sender's INBOX has one
  * "Delivered" status email for each and no "Undelivered" one.
@@ -416,7 +431,7 @@ export async function expectDeliveredOnce(
   let inbox: Fetched[] = [];
   try {
     await until(async () => {
-      inbox = await fetchMailbox(rSettings);
+      inbox = (await fetchOrSay(rSettings, recipient.name)) ?? inbox;
       return countsOf(mails, inbox).every((n) => n >= 1) ? true : undefined;
     }, 'every message in the recipient’s INBOX');
   } catch {
@@ -426,7 +441,7 @@ export async function expectDeliveredOnce(
   let statuses: Fetched[] = [];
   try {
     await until(async () => {
-      statuses = await fetchMailbox(sSettings);
+      statuses = (await fetchOrSay(sSettings, sender.name)) ?? statuses;
       return countsOf(mails, statuses, (m) => `Delivered: ${m.subject}`).every((n) => n >= 1)
         ? true
         : undefined;

@@ -132,6 +132,45 @@ describe('final status emails survive a crash between the outbox and the gateway
     expect(await subjects()).toHaveLength(2);
   });
 
+  test('crash after the engine stored the outcome, before the outbox did: the next start finishes both copies, one email each', async () => {
+    const copies = await sendOne('Engine knew');
+    const bob = copies.get(BOB_FPR)!;
+    const carol = copies.get(CAROL_FPR)!;
+    // What the restarted node finds: the engine's store has each copy's end (it is written when
+    // the report comes), the outbox a group commit later never got it, so both still look queued.
+    const ended = new Map<MessageId, 'delivered' | 'failed'>([
+      [bob, 'delivered'],
+      [carol, 'failed'],
+    ]);
+    const restarted = new AgentDeliveryService({
+      self: ALICE.fingerprint as never,
+      trust: {} as never,
+      engine: { outcomeOf: (id: MessageId) => ended.get(id) } as never,
+      outbox,
+      log: capturingLogger().log,
+    });
+    expect(outbox.get(bob)?.state).toBe('queued');
+    const before = (await subjects()).length;
+
+    const events = restarted.unrecordedOutcomes();
+    expect(events.filter((e) => e.id === bob || e.id === carol).map((e) => [e.id, e.kind])).toEqual([
+      [bob, 'delivered'],
+      [carol, 'failed'],
+    ]);
+    for (const event of events) await restarted.onEngineEvent(event, sink);
+    expect(outbox.get(bob)?.state).toBe('delivered');
+    expect(outbox.get(carol)?.state).toBe('failed');
+    expect((await subjects()).slice(before).sort()).toEqual([
+      'Delivered: Engine knew',
+      'Undelivered: Engine knew',
+    ]);
+    // a queue job that runs for it now does not wait for events that will never come
+    await restarted.attempt(outbox.get(bob)!, 1);
+    // the next start finds nothing left
+    expect(restarted.unrecordedOutcomes().filter((e) => e.id === bob || e.id === carol)).toEqual([]);
+    expect(await restarted.reportFinished(sink)).toBe(0);
+  });
+
   test('a final status that reached the gateway is not handed over again', async () => {
     const copies = await sendOne('Went fine');
     const before = (await subjects()).length;
