@@ -10,7 +10,7 @@ import type {
   RecipientResolution,
 } from '../gateway/delivery.ts';
 import { parseFingerprintAddress } from '../gateway/smtp/addresses.ts';
-import type { DeliveryEngine, DeliveryEvent } from './delivery/engine.ts';
+import type { DeliveryEngine, DeliveryEvent, SharedBody } from './delivery/engine.ts';
 import type { HopRecord, NewOutboxEntry, Outbox, OutboxEntry } from './queue/outbox.ts';
 import { giveUpCause } from './queue/policy.ts';
 import type { TrustStore } from './trust/store.ts';
@@ -140,14 +140,24 @@ export class AgentDeliveryService implements DeliveryService {
     return result;
   }
 
-  async submit(message: OutboundMessage): Promise<void> {
+  /**
+   * `shared`: a copy of a list post whose body was signed and encrypted once (shareBody): only
+   * this copy's key wrap is made and stored (docs/protocol.md 7.8, manifest version 2).
+   */
+  async submit(message: OutboundMessage & { shared?: SharedBody }): Promise<void> {
     await this.makeContact(message);
     await this.deps.engine.send({
       id: message.id,
       to: message.to,
       source: { kind: 'file', path: message.rawPath },
+      ...(message.shared ? { shared: message.shared } : {}),
     });
     await this.deps.outbox.submit(this.outboxEntry(message));
+  }
+
+  /** Wrap-once: signs and encrypts a list post once for all its copies (DeliveryEngine.shareBody). */
+  shareBody(rawPath: string, bodyPath: string): Promise<SharedBody> {
+    return this.deps.engine.shareBody(rawPath, bodyPath);
   }
 
   /** submit() in two steps (DeliveryService.prepare): the engine's and the outbox's rows in write(). */

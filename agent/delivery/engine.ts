@@ -14,6 +14,7 @@ import { Metrics } from './metrics.ts';
 import { Receiver } from './receiver.ts';
 import { Relay } from './relay.ts';
 import { Sender, type OutboundPayload } from './sender.ts';
+import { sealSharedBody, type SharedBody } from './outbox-record.ts';
 import type { DeliveryStore, HeldRef } from './store.ts';
 import type { SpamHooks } from '../spam/control.ts';
 
@@ -27,6 +28,7 @@ export type {
 } from './context.ts';
 export type { HeldRef } from './store.ts';
 export type { OutboundPayload } from './sender.ts';
+export type { SharedBody } from './outbox-record.ts';
 
 export interface DeliveryEngineDeps {
   transport: Transport;
@@ -193,6 +195,15 @@ export class DeliveryEngine {
   outcomeOf(id: MessageId): 'delivered' | 'failed' | undefined {
     const state = this.deps.store.getOutbox(id)?.state;
     return state === 'pending' ? undefined : state;
+  }
+
+  /**
+   * Wrap-once for a list post (docs/protocol.md 7.8, manifest version 2): signs and encrypts the
+   * payload at `rawPath` once into `bodyPath`; send() with `shared` then seals each copy as a
+   * PKESK head for its recipient only. ERR_WRAP_ONCE_UNAVAILABLE when it does not apply.
+   */
+  shareBody(rawPath: string, bodyPath: string): Promise<SharedBody> {
+    return sealSharedBody({ trust: this.deps.trust }, this.deps.codec, rawPath, bodyPath);
   }
 
   /** (Re)starts delivery of a stored pending message (after a restart, or a lost queue job). */

@@ -1,9 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import { KithError } from '../../common/errors.ts';
 import type { Fingerprint, MessageId } from '../../common/ids.ts';
 import { CHUNK_BYTES, INLINE_MAX } from '../payload/chunks.ts';
 import type { PayloadCodec } from '../payload/codec.ts';
-import { encodeManifest, type Manifest } from '../payload/manifest.ts';
+import { encodeManifest, type Manifest, type SharedManifest } from '../payload/manifest.ts';
+import type { SessionKey } from '../payload/wrap.ts';
 import { bytesSource, fileSource, type PayloadSource } from '../payload/source.ts';
 import { MAX_BODY } from '../payload/unit.ts';
 import type { EngineContext } from './context.ts';
@@ -15,6 +17,95 @@ export interface OutboundPayload {
   to: Fingerprint;
   /** A file that stays until delivery ends (mail: the RFC 5322 message), or bytes. */
   source: { kind: 'file'; path: string } | { kind: 'bytes'; data: Buffer };
+  /** Wrap-once: this copy shares a body made by sealSharedBody (the payload is that body's). */
+  shared?: SharedBody;
+}
+
+/**
+ * A list post signed and encrypted once (manifest version 2, docs/protocol.md 7.8): the SEIPD
+ * packet in a file of its own, and the session key each copy wraps for its recipient. The session
+ * key lives in memory only; a restarted list makes a new shared body for the copies it still has
+ * to hand over (those handed over keep theirs: their rows name the file).
+ */
+export interface SharedBody {
+  /** Hex of 16 random bytes: the manifest's `body`. */
+  id: string;
+  /** The file holding the SEIPD packet, written once. */
+  path: string;
+  sessionKey: SessionKey;
+  /** Payload bytes and their SHA-256 (hex), as in the manifest. */
+  size: number;
+  sha256: string;
+  /** Bytes of the SEIPD packet. */
+  bytes: number;
+}
+
+/**
+ * Signs and encrypts a small payload once for any number of copies (wrap-once): the version-2
+ * manifest with the payload inline, sealed by the codec's sealShared, written to `bodyPath`.
+ * Throws ERR_WRAP_ONCE_UNAVAILABLE for a payload too large to travel inline (over 60,000 bytes:
+ * chunks are bound to each copy's message id, 7.9) or a codec that cannot, so the caller seals
+ * each copy whole instead.
+ */
+export async function sealSharedBody(
+  ctx: Pick<EngineContext, 'trust'>,
+  codec: PayloadCodec,
+  rawPath: string,
+  bodyPath: string,
+): Promise<SharedBody> {
+  if (!codec.sealShared || !codec.wrapShared)
+    throw new KithError('ERR_WRAP_ONCE_UNAVAILABLE', 'this codec seals each copy whole');
+  const payload = await readFile(rawPath);
+  if (payload.length > INLINE_MAX)
+    throw new KithError(
+      'ERR_WRAP_ONCE_UNAVAILABLE',
+      `a ${payload.length}-byte payload does not travel inline`,
+    );
+  const manifest: SharedManifest = {
+    v: 2,
+    body: randomBytes(16).toString('hex'),
+    from: ctx.trust.self,
+    size: payload.length,
+    sha256: createHash('sha256').update(payload).digest('hex'),
+  };
+  const { sessionKey, body } = await codec.sealShared(encodeManifest(manifest, payload));
+  await writeFile(bodyPath, body, { mode: 0o600 });
+  return {
+    id: manifest.body,
+    path: bodyPath,
+    sessionKey,
+    size: payload.length,
+    sha256: manifest.sha256,
+    bytes: body.length,
+  };
+}
+
+/** A copy of a shared body: its head for `to` only, and a reference to the body's file. */
+async function sharedOutboxRecord(
+  ctx: EngineContext,
+  codec: PayloadCodec,
+  payload: OutboundPayload,
+  shared: SharedBody,
+): Promise<OutboxRecord> {
+  const head = await codec.wrapShared!(shared.sessionKey, payload.to);
+  if (head.length + shared.bytes + 21 > MAX_BODY)
+    throw new KithError('ERR_MANIFEST_TOO_LARGE', 'sealed manifest too large');
+  const now = ctx.now();
+  return {
+    id: payload.id,
+    to: payload.to,
+    source: payload.source,
+    size: shared.size,
+    sealedManifest: head,
+    sharedBody: shared.path,
+    contentKey: Buffer.alloc(32), // no chunks: nothing is sealed with it
+    chunks: 0,
+    chunkSize: 0,
+    acked: 0,
+    state: 'pending',
+    createdAt: now,
+    deadline: now + ctx.options.maxAgeMs,
+  };
 }
 
 /** Opens what a payload or a stored record names: its file, or its bytes. */
@@ -31,6 +122,7 @@ export async function sealOutboxRecord(
   codec: PayloadCodec,
   payload: OutboundPayload,
 ): Promise<OutboxRecord> {
+  if (payload.shared && codec.wrapShared) return sharedOutboxRecord(ctx, codec, payload, payload.shared);
   const source = await openSource(payload.source);
   try {
     const contentKey = randomBytes(32);

@@ -4,7 +4,7 @@ import { isKithError } from '../../common/errors.ts';
 import type { HopSecret } from '../onion/layers.ts';
 import { chunkLength, openChunk } from '../payload/chunks.ts';
 import type { PayloadCodec } from '../payload/codec.ts';
-import { decodeManifest, type Manifest } from '../payload/manifest.ts';
+import { decodeAnyManifest, decodeManifest, type Manifest } from '../payload/manifest.ts';
 import { hashFile } from '../payload/source.ts';
 import { ChunkBitmap, removeSpool, spoolPath, writeChunk } from '../payload/spool.ts';
 import { decodeUnit } from '../payload/unit.ts';
@@ -138,18 +138,39 @@ export class Receiver {
     }
     let decoded;
     try {
-      decoded = decodeManifest(opened.plaintext);
+      decoded = decodeAnyManifest(opened.plaintext);
     } catch (err) {
       // Damaged on the way (a codec without integrity protection lets it through): the sender
       // tries another path at once instead of waiting for its stall timer.
       reply(ReportKind.rejected, RejectReason.corrupt);
       throw err;
     }
-    const { manifest, inline } = decoded;
-    if (manifest.id !== id || manifest.to !== ctx.trust.self || manifest.from !== opened.sender) {
+    // Version 2 (a list's wrap-once copy) names no id or recipient: its body is shared by every
+    // copy, signed once; the PKESK that opened it was wrapped for us, and the id is the unit's.
+    const mine =
+      decoded.manifest.v === 2 || (decoded.manifest.id === id && decoded.manifest.to === ctx.trust.self);
+    if (!mine || decoded.manifest.from !== opened.sender) {
       ctx.count('rejected_not_for_me');
       return reply(ReportKind.rejected, RejectReason.notForMe);
     }
+    if (decoded.manifest.v === 2) ctx.count('manifests_shared_body');
+    const { inline } = decoded;
+    // From here a version-2 manifest is what it amounts to: an inline payload for us.
+    const d = decoded.manifest;
+    const manifest: Manifest =
+      d.v === 2
+        ? {
+            v: 1,
+            id,
+            from: d.from,
+            to: ctx.trust.self,
+            size: d.size,
+            chunkSize: 0,
+            chunks: 0,
+            contentKey: '',
+            sha256: d.sha256,
+          }
+        : d;
     if (manifest.size > (ctx.options.maxInboundBytes ?? MAX_INBOUND_DEFAULT)) {
       ctx.count('rejected_too_large');
       return reply(ReportKind.rejected, RejectReason.tooLarge);

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { KithError } from '../../common/errors.ts';
 import type { AgentId, MessageId } from '../../common/ids.ts';
 import { chunkLength, sealChunk } from '../payload/chunks.ts';
@@ -50,6 +51,8 @@ export class Sender implements Origin {
   private readonly packets: SentPackets;
   private readonly outcomes: Outcomes;
   private stopped = false;
+  /** Shared bodies of wrap-once copies (7.8, v2) by file, the newest few: one read per post. */
+  private readonly sharedBodies = new Map<string, Buffer>();
 
   constructor(
     private readonly ctx: EngineContext,
@@ -163,7 +166,7 @@ export class Sender implements Origin {
       this.armStall(a);
       await this.sendUnit(
         a,
-        { kind: 'manifest', id: Buffer.from(a.rec.id, 'hex'), sealed: a.rec.sealedManifest },
+        { kind: 'manifest', id: Buffer.from(a.rec.id, 'hex'), sealed: await this.manifestOf(a.rec) },
         true,
       );
     } catch (err) {
@@ -173,6 +176,18 @@ export class Sender implements Origin {
       a.busy = false;
     }
     if (unreachable) this.firstHopDown(a);
+  }
+
+  /** The sealed manifest to send: the record's, or for a wrap-once copy its head ‖ the shared body. */
+  private async manifestOf(rec: OutboxRecord): Promise<Buffer> {
+    if (!rec.sharedBody) return rec.sealedManifest;
+    let body = this.sharedBodies.get(rec.sharedBody);
+    if (!body) {
+      body = await readFile(rec.sharedBody);
+      if (this.sharedBodies.size >= 8) this.sharedBodies.delete(this.sharedBodies.keys().next().value!);
+      this.sharedBodies.set(rec.sharedBody, body);
+    }
+    return Buffer.concat([rec.sealedManifest, body]);
   }
 
   /** The first hop refused the packet: try a fresh alternative at once, else wait for the stall timer. */

@@ -29,6 +29,8 @@ export const DELIVERY_MIGRATIONS = [
   // the hop record (NULL in rows from before: nothing to prove them with).
   `ALTER TABLE delivery_hop ADD COLUMN proof_digest BLOB;
    ALTER TABLE delivery_hop ADD COLUMN proof_signature BLOB;`,
+  // Wrap-once: a list copy's row holds only its head; the shared body is one file (7.8, v2).
+  `ALTER TABLE delivery_outbox ADD COLUMN shared_body TEXT;`,
 ];
 
 type Row = Record<string, unknown>;
@@ -51,6 +53,7 @@ function toOutbox(r: Row): OutboxRecord {
     state: r.state as OutboxRecord['state'],
     createdAt: r.created_at as number,
     deadline: r.deadline as number,
+    ...(typeof r.shared_body === 'string' ? { sharedBody: r.shared_body } : {}),
   };
 }
 
@@ -83,7 +86,11 @@ export class SqliteDeliveryStore implements DeliveryStore {
   }
 
   putOutbox(r: OutboxRecord): void {
-    this.sql(`INSERT INTO delivery_outbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
+    this.sql(
+      `INSERT INTO delivery_outbox (id, recipient, source_kind, source_path, source_data, size,
+         sealed_manifest, content_key, chunks, chunk_size, acked, state, created_at, deadline,
+         shared_body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
       r.id,
       r.to,
       r.source.kind,
@@ -98,6 +105,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
       r.state,
       r.createdAt,
       r.deadline,
+      r.sharedBody ?? null,
     );
   }
   getOutbox(id: MessageId): OutboxRecord | undefined {

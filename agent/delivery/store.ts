@@ -8,8 +8,16 @@ export interface OutboxRecord {
   /** Where the payload is read from: a file that stays until delivery ends, or small inline bytes. */
   source: { kind: 'file'; path: string } | { kind: 'bytes'; data: Buffer };
   size: number;
-  /** The manifest as sealed for the recipient (re-sent unchanged on every attempt). */
+  /**
+   * The manifest as sealed for the recipient (re-sent unchanged on every attempt); with
+   * `sharedBody`, only this copy's head (sender fingerprint ‖ its PKESK packets).
+   */
   sealedManifest: Buffer;
+  /**
+   * Wrap-once (docs/protocol.md 7.8, manifest version 2): the file holding the SEIPD packet every
+   * copy of a list post shares, stored once; the manifest sent is sealedManifest ‖ its bytes.
+   */
+  sharedBody?: string;
   /** Key of the chunks (the sender's own secret; the recipient gets it inside the manifest). */
   contentKey: Buffer;
   chunks: number;

@@ -4,7 +4,8 @@ import { simpleParser } from 'mailparser';
 import { join } from 'node:path';
 import { asMessageId, type Fingerprint, type MessageId } from '../../common/ids.ts';
 import type { Logger } from '../../common/logger.ts';
-import type { DeliveryEvent, DeliveryService, GatewaySink, InboundMessage } from '../../gateway/delivery.ts';
+import type { DeliveryEvent, GatewaySink, InboundMessage, OutboundMessage } from '../../gateway/delivery.ts';
+import type { SharedBody } from '../delivery/engine.ts';
 import type { SpamControl } from '../spam/control.ts';
 import type { TrustStore } from '../trust/store.ts';
 import { hasOwnLoopMark, headerValues, posterName, rewritePost } from './headers.ts';
@@ -25,7 +26,15 @@ import type { ListPost, ListSettings, ListStore } from './store.ts';
 export interface ListNodeView {
   identity: { fingerprint: Fingerprint; email: string; name: string };
   trust: Pick<TrustStore, 'entity'>;
-  delivery: Pick<DeliveryService, 'submit'>;
+  /**
+   * The list's delivery (AgentDeliveryService). With shareBody, a post is signed and encrypted
+   * once and each copy carries only its subscriber's key wrap (wrap-once, docs/protocol.md 17);
+   * without it, or when it does not apply (a post over 60,000 bytes), each copy is sealed whole.
+   */
+  delivery: {
+    submit(message: OutboundMessage & { shared?: SharedBody }): Promise<void>;
+    shareBody?(rawPath: string, bodyPath: string): Promise<SharedBody>;
+  };
   /** Spam control of the list's agent: complaints about copies are carried on (complained()). */
   spam?: Pick<SpamControl, 'carry'>;
 }
@@ -331,8 +340,9 @@ export class ListService {
   private async fanOut(post: ListPost): Promise<void> {
     const { store, node, log } = this.deps;
     const { size } = await stat(post.rawPath!);
-    for (const copy of store.copies(post.id)) {
-      if (copy.submitted) continue;
+    const left = store.copies(post.id).filter((c) => !c.submitted);
+    const shared = left.length > 0 ? await this.shareBody(post) : undefined;
+    for (const copy of left) {
       try {
         await node.delivery.submit({
           id: copy.id,
@@ -340,6 +350,7 @@ export class ListService {
           to: copy.subscriber,
           rawPath: post.rawPath!,
           size,
+          ...(shared ? { shared } : {}),
         });
         store.markSubmitted(copy.id);
       } catch (err) {
@@ -353,6 +364,26 @@ export class ListService {
       }
     }
     this.checkSummary(post.id);
+  }
+
+  /**
+   * The post's body signed and encrypted once for the copies still to hand over (wrap-once), in
+   * `posts/<post id>.<random>.body` (a restart makes a new one: the session key is kept in memory
+   * only); undefined when the delivery cannot or the post is too large, so each copy is sealed whole.
+   */
+  private async shareBody(post: ListPost): Promise<SharedBody | undefined> {
+    const { node, log } = this.deps;
+    if (!node.delivery.shareBody) return undefined;
+    const bodyPath = join(this.deps.postsDir, `${post.id}.${randomBytes(4).toString('hex')}.body`);
+    try {
+      return await node.delivery.shareBody(post.rawPath!, bodyPath);
+    } catch (err) {
+      log.info(
+        { post: post.id, err: (err as Error).message },
+        'list: each copy sealed whole (the post is not encrypted once)',
+      );
+      return undefined;
+    }
   }
 
   /**

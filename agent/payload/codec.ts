@@ -1,7 +1,14 @@
 import * as openpgp from 'openpgp';
 import { KithError } from '../../common/errors.ts';
 import { asFingerprint, type Fingerprint } from '../../common/ids.ts';
-import { sealToAgents, unwrapForAgent, type AgentWrapKey } from './wrap.ts';
+import {
+  sealOnce,
+  sealToAgents,
+  unwrapForAgent,
+  wrapSessionKey,
+  type AgentWrapKey,
+  type SessionKey,
+} from './wrap.ts';
 
 /** What opening a sealed manifest yields. */
 export interface Opened {
@@ -22,6 +29,16 @@ export interface PayloadCodec {
   seal(plaintext: Uint8Array, to: Fingerprint): Promise<Buffer>;
   /** Decrypts with our entity key and checks the sender's signature. Throws ERR_PAYLOAD_UNDECRYPTABLE. */
   open(sealed: Uint8Array): Promise<Opened>;
+  /**
+   * Wrap-once (docs/protocol.md 7.8, manifest version 2): signs and encrypts `plaintext` once;
+   * `body` is the part every copy shares. A codec without it seals each copy whole.
+   */
+  sealShared?(plaintext: Uint8Array): Promise<{ sessionKey: SessionKey; body: Buffer }>;
+  /**
+   * The per-copy head for `to`: our fingerprint ‖ the session key wrapped to `to`'s keys only.
+   * head ‖ body is a sealed manifest open() reads like any other.
+   */
+  wrapShared?(sessionKey: SessionKey, to: Fingerprint): Promise<Buffer>;
 }
 
 /**
@@ -73,6 +90,22 @@ export function openpgpCodec(deps: {
       })) as Uint8Array;
       return Buffer.concat([Buffer.from(self, 'hex'), sealed]);
     },
+    async sealShared(plaintext) {
+      const { sessionKey, body } = await sealOnce(plaintext, deps.entityKey);
+      return { sessionKey, body: Buffer.from(body) };
+    },
+    async wrapShared(sessionKey, to) {
+      const recipient = await deps.publicKey(to);
+      if (!recipient) {
+        throw new KithError(
+          'ERR_UNKNOWN_RECIPIENT_KEY',
+          `no public key for ${to}`,
+          'add the recipient as a contact first',
+        );
+      }
+      const head = await wrapSessionKey(sessionKey, deps.recipientAgents?.(to) ?? [], recipient);
+      return Buffer.concat([Buffer.from(self, 'hex'), head]);
+    },
     async open(sealed) {
       if (sealed.length < 21) throw new KithError('ERR_PAYLOAD_UNDECRYPTABLE', 'sealed manifest too short');
       const sender = Buffer.from(sealed.subarray(0, 20)).toString('hex').toUpperCase() as Fingerprint;
@@ -117,6 +150,13 @@ export function plainCodec(self: Fingerprint): PayloadCodec {
   return {
     async seal(plaintext) {
       return Buffer.concat([Buffer.from(self, 'hex'), plaintext]);
+    },
+    // head ‖ body = fingerprint ‖ plaintext, what seal() makes.
+    async sealShared(plaintext) {
+      return { sessionKey: { data: new Uint8Array(32), algorithm: 'aes256' }, body: Buffer.from(plaintext) };
+    },
+    async wrapShared() {
+      return Buffer.from(self, 'hex');
     },
     async open(sealed) {
       if (sealed.length < 20) throw new KithError('ERR_PAYLOAD_UNDECRYPTABLE', 'sealed manifest too short');

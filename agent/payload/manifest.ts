@@ -23,11 +23,61 @@ export interface Manifest {
 }
 
 /** u32 length of the JSON | JSON | inline payload bytes. */
-export function encodeManifest(m: Manifest, inline: Uint8Array = Buffer.alloc(0)): Buffer {
+export function encodeManifest(m: Manifest | SharedManifest, inline: Uint8Array = Buffer.alloc(0)): Buffer {
   const json = Buffer.from(JSON.stringify(m));
   const len = Buffer.alloc(4);
   len.writeUInt32BE(json.length);
   return Buffer.concat([len, json, inline]);
+}
+
+/**
+ * Manifest version 2, the shared body of a list post (docs/protocol.md 7.8, "Version 2"): signed
+ * and encrypted once for every copy, so it names neither a message id nor a recipient (each copy
+ * has its own id in its unit and its own PKESK packets before the shared SEIPD). Inline only: the
+ * payload follows the JSON, as in version 1.
+ */
+export interface SharedManifest {
+  v: 2;
+  /** Hex of 16 random bytes naming the shared body (the same in every copy of one post). */
+  body: string;
+  from: Fingerprint;
+  size: number;
+  sha256: string;
+}
+
+/** The largest inline payload of a version-2 manifest, as of version 1 (INLINE_MAX, chunks.ts). */
+const SHARED_INLINE_MAX = 60_000;
+
+/**
+ * A manifest of either version: what the receiver opens. Version 1 through decodeManifest;
+ * version 2 checked here (its inline payload ≤ 60,000 bytes and of the stated size).
+ */
+export function decodeAnyManifest(
+  buf: Buffer,
+): { manifest: Manifest; inline: Buffer } | { manifest: SharedManifest; inline: Buffer } {
+  let v: unknown;
+  try {
+    const len = buf.readUInt32BE(0);
+    if (len <= 4096 && 4 + len <= buf.length)
+      v = (JSON.parse(buf.subarray(4, 4 + len).toString('utf8')) as { v?: unknown }).v;
+  } catch {
+    v = undefined; // decodeManifest says what is wrong
+  }
+  if (v !== 2) return decodeManifest(buf);
+  try {
+    const len = buf.readUInt32BE(0);
+    const m = JSON.parse(buf.subarray(4, 4 + len).toString('utf8')) as SharedManifest;
+    if (typeof m.body !== 'string' || !/^[0-9a-f]{32}$/.test(m.body)) throw new Error('bad body id');
+    asFingerprint(m.from);
+    if (!Number.isSafeInteger(m.size) || m.size < 0 || m.size > SHARED_INLINE_MAX)
+      throw new Error('bad size');
+    if (typeof m.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(m.sha256)) throw new Error('bad hash');
+    const inline = buf.subarray(4 + len);
+    if (inline.length !== m.size) throw new Error('inline payload has the wrong size');
+    return { manifest: { v: 2, body: m.body, from: m.from, size: m.size, sha256: m.sha256 }, inline };
+  } catch (err) {
+    throw new KithError('ERR_MANIFEST_MALFORMED', `malformed manifest: ${(err as Error).message}`);
+  }
 }
 
 export function decodeManifest(buf: Buffer): { manifest: Manifest; inline: Buffer } {

@@ -114,13 +114,48 @@ export async function sealToAgents(
   entityKey?: openpgp.PublicKey,
 ): Promise<Uint8Array> {
   if (recipients.length === 0) throw new RangeError('no recipient keys');
-  const sessionKey = { data: new Uint8Array(randomBytes(32)), algorithm: 'aes256' as const };
-  const body = (await openpgp.encrypt({
+  const { sessionKey, body } = await sealOnce(plaintext, signingKey);
+  const head = await wrapSessionKey(sessionKey, recipients, entityKey);
+  return Buffer.concat([head, body]);
+}
+
+/** A session key as openpgp.js takes it (always AES-256 here). */
+export interface SessionKey {
+  data: Uint8Array;
+  algorithm: 'aes256';
+}
+
+/**
+ * The signed SEIPD packet alone, under a fresh session key: the part of a message that does not
+ * depend on its recipient. A list signs and encrypts a post with it once and wraps the session key
+ * per subscriber (wrapSessionKey; docs/protocol.md 7.8, manifest version 2).
+ */
+export async function sealOnce(
+  plaintext: Uint8Array,
+  signingKey: openpgp.PrivateKey,
+): Promise<{ sessionKey: SessionKey; body: Uint8Array }> {
+  const sessionKey: SessionKey = { data: new Uint8Array(randomBytes(32)), algorithm: 'aes256' };
+  const message = (await openpgp.encrypt({
     message: await openpgp.createMessage({ binary: plaintext }),
     sessionKey,
     signingKeys: signingKey,
     format: 'object',
   })) as unknown as { packets: unknown[] };
+  const list = new pgp.PacketList();
+  list.push(...message.packets);
+  return { sessionKey, body: list.write() };
+}
+
+/**
+ * The PKESK packets of one recipient: the session key wrapped to each of its agents' keys, then
+ * to its entity key when given (sealToAgents says why). Names nobody else. At least one key.
+ */
+export async function wrapSessionKey(
+  sessionKey: SessionKey,
+  recipients: readonly AgentWrapKey[],
+  entityKey?: openpgp.PublicKey,
+): Promise<Uint8Array> {
+  if (recipients.length === 0 && entityKey === undefined) throw new RangeError('no recipient keys');
   const list = new pgp.PacketList();
   for (const recipient of recipients) {
     const packet = await keyPacket(recipient);
@@ -143,7 +178,6 @@ export async function sealToAgents(
     })) as unknown as { packets: unknown[] };
     list.push(...toEntity.packets);
   }
-  list.push(...body.packets);
   return list.write();
 }
 
