@@ -17,11 +17,15 @@ import { state } from '../../test/roaming/imap-actions.ts';
 import { startEntity } from '../../test/roaming/entity.ts';
 import { dovecotMissing } from '../lib/mail-servers.ts';
 import { DOVECOT_PASS, startDovecots } from './dovecot.ts';
+import { seedMailStore } from './seed.ts';
 
 const arg = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? Number(process.argv[i + 1]) : fallback;
 };
+/** A phase done, with the wall clock (stderr: a long run shows where it is). */
+const progress = (what: string) =>
+  process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${what}\n`);
 const N = arg('messages', 20_000);
 const C = arg('changes', 10_000);
 const FOLDERS = ['INBOX', 'Work', 'Lists'];
@@ -214,6 +218,7 @@ const kithClient = (node: KithNode) => {
     auth: { user: s.user, pass: s.pass },
     tls: { rejectUnauthorized: false },
     logger: false,
+    socketTimeout: 3_600_000, // idle while the other device catches up (imapflow's default: 5 min)
   });
 };
 
@@ -229,17 +234,32 @@ async function main(): Promise<void> {
     // ---- Kith: home takes the mailbox; the laptop joins (history), goes away, comes back.
     const alice = await startEntity(['home', 'laptop']);
     try {
+      const first = kithClient(alice.node('home'));
+      await first.connect();
+      await first.mailboxCreate('Work');
+      await first.mailboxCreate('Lists');
+      await first.logout();
+      await alice.stop('laptop');
+      // The seed: home's mail store takes the N messages while home is stopped (seed.ts), and
+      // home records them as its changes when it starts again.
+      await alice.stop('home');
+      let t0 = performance.now();
+      await seedMailStore(alice.device('home').config.dataDir, N, message);
+      results.kithSeed = performance.now() - t0;
+      t0 = performance.now();
+      await alice.start('home');
+      await alice.node('home').roaming.bridge.idle();
+      results.kithRecord = performance.now() - t0;
+      progress(
+        `kith seed ${(results.kithSeed / 1000).toFixed(1)} s, recorded at start ${(results.kithRecord / 1000).toFixed(1)} s`,
+      );
       const home = kithClient(alice.node('home'));
       await home.connect();
-      await home.mailboxCreate('Work');
-      await home.mailboxCreate('Lists');
-      await alice.stop('laptop');
-      for (let i = 0; i < N; i++) await home.append('INBOX', message(i), []);
-      await alice.node('home').roaming.bridge.idle();
       await alice.start('laptop');
-      let t0 = performance.now();
+      t0 = performance.now();
       await alice.link('laptop', 'home');
       results.kithHistory = await convergedMs(alice.node('home'), alice.node('laptop'), t0);
+      progress(`kith whole history ${(results.kithHistory / 1000).toFixed(1)} s`);
       await alice.stop('laptop');
       const t1 = performance.now();
       const trust = alice.node('home').trust;
@@ -248,11 +268,13 @@ async function main(): Promise<void> {
         else trust.revoke(fpr);
       });
       results.kithApply = performance.now() - t1;
+      progress(`kith applied ${C} changes over IMAP in ${(results.kithApply / 1000).toFixed(1)} s`);
       await alice.node('home').roaming.bridge.idle();
       await alice.start('laptop');
       t0 = performance.now();
       await alice.link('laptop', 'home');
       results.kithCatchUp = await convergedMs(alice.node('home'), alice.node('laptop'), t0);
+      progress(`kith converged after reconnecting in ${(results.kithCatchUp / 1000).toFixed(1)} s`);
       const laptop = kithClient(alice.node('laptop'));
       await laptop.connect();
       await expectCounts('Kith home', home, expected);
@@ -270,10 +292,13 @@ async function main(): Promise<void> {
     // ---- Dovecot: instance A takes the same mailbox; `doveadm sync` to instance B over TCP (its
     // doveadm server), the same changes on A, and the sync again.
     // (A and B right under root: startDovecot opens their parent to Dovecot's unprivileged users)
+    let t0 = performance.now();
     const dove = await startDovecots(
       root,
       Array.from({ length: N }, (_, i) => message(i)),
     );
+    results.dovecotSeed = performance.now() - t0;
+    progress(`dovecot seed (Maildir files) ${(results.dovecotSeed / 1000).toFixed(1)} s`);
     try {
       const login = (port: number) =>
         new ImapFlow({
@@ -282,17 +307,23 @@ async function main(): Promise<void> {
           secure: false,
           auth: { user: dove.user, pass: DOVECOT_PASS },
           logger: false,
+          socketTimeout: 3_600_000,
         });
       const a = login(dove.portA);
       await a.connect();
       await a.mailboxCreate('Work');
       await a.mailboxCreate('Lists');
+      t0 = performance.now();
       await a.mailboxOpen('INBOX'); // Dovecot indexes the Maildir here, before any timing
+      progress(`dovecot indexed in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
       results.dsyncHistory = dove.sync();
+      progress(`dsync whole history ${(results.dsyncHistory / 1000).toFixed(1)} s`);
       const t1 = performance.now();
       await apply(a, actions, () => undefined); // Dovecot has no contacts: those changes are Kith's only
       results.dovecotApply = performance.now() - t1;
+      progress(`dovecot applied ${C} changes over IMAP in ${(results.dovecotApply / 1000).toFixed(1)} s`);
       results.dsyncCatchUp = dove.sync();
+      progress(`dsync after the changes ${(results.dsyncCatchUp / 1000).toFixed(1)} s`);
       const b = login(dove.portB);
       await b.connect();
       await expectCounts('Dovecot A', a, expected);
@@ -332,6 +363,11 @@ async function main(): Promise<void> {
     row('whole history to a new device', results.kithHistory, results.dsyncHistory);
     row(`converge after reconnecting (${C} changes)`, results.kithCatchUp, results.dsyncCatchUp);
     row(`the ${C} changes over IMAP on the online device`, results.kithApply, results.dovecotApply);
+    console.log(
+      `seed: Kith ${(results.kithSeed / 1000).toFixed(1)} s through home's mail store in batches of 500, ` +
+        `${(results.kithRecord / 1000).toFixed(1)} s recorded as changes at home's start; Dovecot ` +
+        `${(results.dovecotSeed / 1000).toFixed(1)} s (Maildir files written directly)`,
+    );
     console.log(
       'verified: per-mailbox counts as the script says on all four stores; both Kith devices equal over ' +
         'IMAP (every mailbox, subject and flag) and in trust; both Dovecot instances equal over IMAP; ' +
