@@ -12,8 +12,13 @@
 //             Maildirs.
 // Time: from handing the post in until every subscriber has it. CPU: this process's CPU for Kith;
 // for the baseline, every Postfix, mlmmj and Dovecot process (utime+stime, children included).
-// Kith runs twice: cold (each subscriber's path found by discovery first) and warm (paths known).
+// Kith posts twice per way: cold (each subscriber's path found by discovery first) and warm (paths
+// known). Two ways, each on a fresh simulation with the same keys:
+//   per-copy   each copy sealed whole (sign + encrypt per subscriber, manifest version 1)
+//   wrap-once  the post signed and encrypted once, a PKESK head per copy (manifest version 2,
+//              docs/protocol.md 7.8): what a hosted list does since r32
 // Usage: node --import tsx bench/lists/fanout.ts [--subscribers 1000] [--size 2048]
+//        [--ways per-copy,wrap-once]
 import '../../common/polyfill.ts';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -37,6 +42,8 @@ function arg(name: string, fallback: string): string {
 }
 const N = Number(arg('subscribers', '1000'));
 const SIZE = Number(arg('size', '2048'));
+const WAYS = arg('ways', 'per-copy,wrap-once').split(',') as Way[];
+type Way = 'per-copy' | 'wrap-once';
 const TICK = 100; // clock ticks per second in /proc (USER_HZ)
 
 const body = 'All subscribers get this post.\r\n'.repeat(Math.ceil(SIZE / 32)).slice(0, SIZE);
@@ -49,9 +56,8 @@ const waitUntil = async (done: () => boolean, what: string, timeoutMs = 600_000)
   }
 };
 
-async function kith(): Promise<{ cold: Run; warm: Run }> {
-  const t0 = performance.now();
-  const keys = await Promise.all(
+async function makeKeys(): Promise<openpgp.PrivateKey[]> {
+  return Promise.all(
     Array.from({ length: N + 2 }, (_, i) =>
       openpgp
         .generateKey({
@@ -63,6 +69,10 @@ async function kith(): Promise<{ cold: Run; warm: Run }> {
         .then((k) => k.privateKey),
     ),
   );
+}
+
+async function kith(keys: openpgp.PrivateKey[], way: Way): Promise<{ cold: Run; warm: Run }> {
+  const t0 = performance.now();
   const fps = keys.map((k) => asFingerprint(k.getFingerprint()));
   const publics = new Map(keys.map((k, i) => [fps[i], k.toPublic()]));
   const sim = new Simulation({
@@ -75,7 +85,7 @@ async function kith(): Promise<{ cold: Run; warm: Run }> {
   const [listAgent, host, ...subscribers] = sim.addAgents(N + 2);
   sim.connect(listAgent, host);
   for (const s of subscribers) sim.connect(host, s);
-  const stored = join(dir.path, 'kith-mail');
+  const stored = join(dir.path, `kith-mail-${way}`);
   const received = subscribers.map(() => 0);
   subscribers.forEach((s, i) => {
     const box = join(stored, String(i));
@@ -89,7 +99,7 @@ async function kith(): Promise<{ cold: Run; warm: Run }> {
     };
   });
   await sim.start();
-  const db = openDatabase(join(dir.path, 'list.db'));
+  const db = openDatabase(join(dir.path, `list-${way}.db`));
   const store = new ListStore(db);
   store.saveSettings({
     name: 'dev',
@@ -108,17 +118,26 @@ async function kith(): Promise<{ cold: Run; warm: Run }> {
       trust: { entity: () => undefined },
       delivery: {
         submit: (m) =>
-          listAgent.engine.send({ id: m.id, to: m.to, source: { kind: 'file', path: m.rawPath } }),
+          listAgent.engine.send({
+            id: m.id,
+            to: m.to,
+            source: { kind: 'file', path: m.rawPath },
+            ...(m.shared ? { shared: m.shared } : {}),
+          }),
+        // Without shareBody the list seals each copy whole (ListService.shareBody).
+        ...(way === 'wrap-once'
+          ? { shareBody: (raw: string, body: string) => listAgent.engine.shareBody(raw, body) }
+          : {}),
       },
     },
     store,
     archive: { receive: async () => undefined, status: async () => undefined },
-    postsDir: join(dir.path, 'posts'),
+    postsDir: join(dir.path, `posts-${way}`),
     log: silentLogger(),
   });
   await service.start();
   console.log(
-    `kith: ${N + 2} agents and their OpenPGP keys ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    `kith ${way}: ${N + 2} simulator agents ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
   );
   let seq = 0;
   const post = async (): Promise<Run> => {
@@ -143,6 +162,10 @@ async function kith(): Promise<{ cold: Run; warm: Run }> {
   };
   const cold = await post();
   const warm = await post();
+  // The way asked for is the way taken: one shared body per post, or none.
+  const bodies = readdirSync(join(dir.path, `posts-${way}`)).filter((f) => f.endsWith('.body')).length;
+  if (bodies !== (way === 'wrap-once' ? 2 : 0))
+    throw new Error(`${way}: ${bodies} shared bodies for 2 posts`);
   await service.stop();
   await sim.stop();
   db.close();
@@ -217,14 +240,19 @@ try {
   console.log(
     `baseline Postfix + mlmmj + Dovecot: ${(base.ms / 1000).toFixed(2)} s, CPU ${(base.cpuMs / 1000).toFixed(2)} s`,
   );
-  const { cold, warm } = await kith();
-  for (const [label, r] of [
-    ['kith cold (discovery)', cold],
-    ['kith warm (paths known)', warm],
-  ] as const) {
-    console.log(
-      `${label}: ${(r.ms / 1000).toFixed(2)} s (${ratio(r.ms, base.ms)}), CPU ${(r.cpuMs / 1000).toFixed(2)} s (${ratio(r.cpuMs, base.cpuMs)})`,
-    );
+  const k0 = performance.now();
+  const keys = await makeKeys();
+  console.log(`kith: ${N + 2} OpenPGP keys in ${((performance.now() - k0) / 1000).toFixed(1)} s`);
+  for (const way of WAYS) {
+    const { cold, warm } = await kith(keys, way);
+    for (const [label, r] of [
+      [`kith ${way} cold (discovery)`, cold],
+      [`kith ${way} warm (paths known)`, warm],
+    ] as const) {
+      console.log(
+        `${label}: ${(r.ms / 1000).toFixed(2)} s (${ratio(r.ms, base.ms)}), CPU ${(r.cpuMs / 1000).toFixed(2)} s (${ratio(r.cpuMs, base.cpuMs)})`,
+      );
+    }
   }
   const end = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   console.log(`load average at the end ${end}`);
