@@ -4,7 +4,7 @@ import { KithError } from '../../common/errors.ts';
 import type { Fingerprint, MessageId } from '../../common/ids.ts';
 import { CHUNK_BYTES, INLINE_MAX } from '../payload/chunks.ts';
 import type { PayloadCodec } from '../payload/codec.ts';
-import { encodeManifest, type Manifest, type SharedManifest } from '../payload/manifest.ts';
+import { encodeManifest, unitCount, type Manifest, type SharedManifest } from '../payload/manifest.ts';
 import type { SessionKey } from '../payload/wrap.ts';
 import { bytesSource, fileSource, type PayloadSource } from '../payload/source.ts';
 import { MAX_BODY } from '../payload/unit.ts';
@@ -114,8 +114,11 @@ export async function openSource(source: OutboundPayload['source']): Promise<Pay
 }
 
 /**
- * A new message's outbox record: reads the payload, hashes it and seals the manifest (with the
- * body inline when it is small) to the recipient. Writes nothing.
+ * A new message's outbox record: seals the manifest (with the body inline when it is small) to
+ * the recipient. Writes nothing. A chunked payload gets a version 3 manifest, which names no
+ * whole-payload hash: nothing but its size is read here, the hash is computed as the chunks are
+ * read for sending and travels last (the hash unit, docs/protocol.md 7.9). Why: hashing first made
+ * a 1 GiB file's first chunk wait for a whole pass over the file (bench/RESULTS.md 11.1).
  */
 export async function sealOutboxRecord(
   ctx: EngineContext,
@@ -128,17 +131,18 @@ export async function sealOutboxRecord(
     const contentKey = randomBytes(32);
     const inline = source.size <= INLINE_MAX;
     const body = inline ? await source.read(0, source.size) : undefined;
+    const chunks = inline ? 0 : Math.ceil(source.size / CHUNK_BYTES);
     const manifest: Manifest = {
-      v: 1,
+      v: inline ? 1 : 3,
       id: payload.id,
       from: ctx.trust.self,
       to: payload.to,
       size: source.size,
       chunkSize: inline ? 0 : CHUNK_BYTES,
-      chunks: inline ? 0 : Math.ceil(source.size / CHUNK_BYTES),
+      chunks,
       contentKey: contentKey.toString('base64url'),
-      // An inline payload is read once and hashed from memory: no second pass over the file.
-      sha256: body ? createHash('sha256').update(body).digest('hex') : await source.sha256(),
+      // An inline payload is read once and hashed from memory.
+      ...(body ? { sha256: createHash('sha256').update(body).digest('hex') } : {}),
     };
     const plain = encodeManifest(manifest, body);
     const sealedManifest = await codec.seal(plain, payload.to);
@@ -152,7 +156,8 @@ export async function sealOutboxRecord(
       size: source.size,
       sealedManifest,
       contentKey,
-      chunks: manifest.chunks,
+      // The units to send: a v3 manifest's chunks and its hash unit (hashUnitIndex tells them apart).
+      chunks: unitCount(manifest),
       chunkSize: manifest.chunkSize,
       acked: 0,
       state: 'pending',
@@ -162,4 +167,19 @@ export async function sealOutboxRecord(
   } finally {
     await source.close();
   }
+}
+
+/** Chunks of a record's payload (the units minus a hash unit). */
+export function dataChunks(rec: Pick<OutboxRecord, 'size' | 'chunkSize' | 'chunks'>): number {
+  return rec.chunkSize === 0 ? 0 : Math.ceil(rec.size / rec.chunkSize);
+}
+
+/**
+ * The index of a record's hash unit, or undefined for a record sealed with a v1 manifest (before
+ * r33, or inline). Why from the counts: a v3 record has one unit more than its payload has chunks,
+ * so records stored before r33 resume unchanged and the outbox table needs no new column.
+ */
+export function hashUnitIndex(rec: Pick<OutboxRecord, 'size' | 'chunkSize' | 'chunks'>): number | undefined {
+  const n = dataChunks(rec);
+  return rec.chunks > n ? n : undefined;
 }

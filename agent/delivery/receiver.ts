@@ -1,10 +1,16 @@
 import { createHash } from 'node:crypto';
 import type { AgentId, MessageId } from '../../common/ids.ts';
-import { isKithError } from '../../common/errors.ts';
+import { isKithError, KithError } from '../../common/errors.ts';
 import type { HopSecret } from '../onion/layers.ts';
 import { chunkLength, openChunk } from '../payload/chunks.ts';
 import type { PayloadCodec } from '../payload/codec.ts';
-import { decodeAnyManifest, decodeManifest, type Manifest } from '../payload/manifest.ts';
+import {
+  decodeAnyManifest,
+  decodeManifest,
+  encodeManifest,
+  unitCount,
+  type Manifest,
+} from '../payload/manifest.ts';
 import { hashFile } from '../payload/source.ts';
 import { ChunkBitmap, removeSpool, spoolPath, writeChunk } from '../payload/spool.ts';
 import { decodeUnit } from '../payload/unit.ts';
@@ -145,6 +151,11 @@ export class Receiver {
       reply(ReportKind.rejected, RejectReason.corrupt);
       throw err;
     }
+    if (decoded.manifest.v === 3 && decoded.manifest.sha256 !== undefined) {
+      // The hash of a v3 manifest travels in its hash unit only (a stored copy has it, a sent one never).
+      reply(ReportKind.rejected, RejectReason.corrupt);
+      throw new KithError('ERR_MANIFEST_MALFORMED', 'a version 3 manifest names a payload hash');
+    }
     // Version 2 (a list's wrap-once copy) names no id or recipient: its body is shared by every
     // copy, signed once; the PKESK that opened it was wrapped for us, and the id is the unit's.
     const mine =
@@ -199,7 +210,7 @@ export class Receiver {
       ctx.count('rejected_too_large');
       return reply(ReportKind.rejected, RejectReason.tooLarge);
     }
-    const bitmap = new ChunkBitmap(manifest.chunks);
+    const bitmap = new ChunkBitmap(unitCount(manifest));
     ctx.store.putInbound({
       id,
       manifest: opened.plaintext,
@@ -231,7 +242,7 @@ export class Receiver {
     const a = {
       manifest,
       key: Buffer.from(manifest.contentKey, 'base64url'),
-      bitmap: new ChunkBitmap(manifest.chunks, Buffer.from(rec.received)),
+      bitmap: new ChunkBitmap(unitCount(manifest), Buffer.from(rec.received)),
       path: spoolPath(this.ctx.options.spoolDir, id),
     };
     this.assemblies.set(id, a);
@@ -259,12 +270,22 @@ export class Receiver {
     const a = this.assembly(id);
     if (!a) return ctx.count('rejected_chunk_unknown');
     const m = a.manifest;
-    if (index >= m.chunks) return ctx.count('rejected_chunk_oversize');
-    const expected = chunkLength(m.size, m.chunkSize, index) + 16;
+    const units = unitCount(m);
+    if (index >= units) return ctx.count('rejected_chunk_oversize');
+    // A v3 manifest's last unit is the hash unit: the payload's SHA-256, sealed like a chunk.
+    const hashUnit = index === m.chunks;
+    const expected = (hashUnit ? 32 : chunkLength(m.size, m.chunkSize, index)) + 16;
     if (sealed.length < expected) return ctx.count('rejected_chunk_truncated');
     if (sealed.length > expected) return ctx.count('rejected_chunk_oversize');
     const data = openChunk(a.key, Buffer.from(id, 'hex'), index, m.chunks, sealed);
-    if (!a.bitmap.has(index)) {
+    if (!a.bitmap.has(index) && hashUnit) {
+      // Kept in the stored manifest (with the bitmap, in one write), so a restart still has it.
+      m.sha256 = data.toString('hex');
+      a.bitmap.set(index);
+      const rec = ctx.store.getInbound(id);
+      if (rec) ctx.store.putInbound({ ...rec, manifest: encodeManifest(m), received: a.bitmap.bits });
+      ctx.count('hash_units_received');
+    } else if (!a.bitmap.has(index)) {
       await writeChunk(a.path, index * m.chunkSize, data);
       a.bitmap.set(index);
       ctx.store.setReceived(id, a.bitmap.bits);
@@ -272,7 +293,7 @@ export class Receiver {
       this.sink.onChunk?.(id, index);
     }
     const done = a.bitmap.contiguous();
-    if (done < m.chunks) return reply(ReportKind.chunkAck, done);
+    if (done < units) return reply(ReportKind.chunkAck, done);
     if (this.delivering.has(id)) return ctx.count('duplicate_message');
     this.delivering.add(id);
     try {

@@ -1,3 +1,4 @@
+import { createHash, type Hash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { KithError } from '../../common/errors.ts';
 import type { AgentId, MessageId } from '../../common/ids.ts';
@@ -10,7 +11,13 @@ import type { Discovery } from '../routing/discovery.ts';
 import { choosePath, type CachedPath } from '../routing/path-cache.ts';
 import type { EngineContext } from './context.ts';
 import { afterRejection, chunksInFlight, refusalText, rejectionText, waitAfterHeld } from './decide.ts';
-import { openSource, sealOutboxRecord, type OutboundPayload } from './outbox-record.ts';
+import {
+  dataChunks,
+  hashUnitIndex,
+  openSource,
+  sealOutboxRecord,
+  type OutboundPayload,
+} from './outbox-record.ts';
 import { Outcomes } from './outcomes.ts';
 import { linkFirstHop, overlaps, usablePaths } from './path-choice.ts';
 import type { Origin } from './relay.ts';
@@ -39,6 +46,11 @@ interface Active {
   sentUpTo: number;
   /** The manifest goes flagged as a first contact (spam control's credit, docs/protocol.md 15.7). */
   firstContact: boolean;
+  /** v3 manifest: the payload's SHA-256 so far, over chunks 0..hashedUpTo-1, in order. */
+  hash: Hash;
+  hashedUpTo: number;
+  /** The whole payload's SHA-256 once every chunk was hashed: the hash unit's plaintext. */
+  digest?: Buffer;
 }
 
 /**
@@ -110,6 +122,8 @@ export class Sender implements Origin {
       busy: false,
       sentUpTo: rec.acked,
       firstContact: this.ctx.spam?.flagsFirstContact?.(rec.to) === true,
+      hash: createHash('sha256'),
+      hashedUpTo: 0,
     };
     this.active.set(id, a);
     await this.attempt(a);
@@ -297,9 +311,11 @@ export class Sender implements Origin {
         this.active.has(rec.id)
       ) {
         const index = a.nextChunk++;
-        const data = await a.source.read(index * rec.chunkSize, chunkLength(rec.size, rec.chunkSize, index));
+        const data = await this.unitData(a, index);
+        if (data === undefined) return; // stopped, or the message ended meanwhile
         const idBuf = Buffer.from(rec.id, 'hex');
-        const sealed = sealChunk(rec.contentKey, idBuf, index, rec.chunks, data);
+        // A v3 hash unit is sealed as chunk `chunks` of `chunks`: the AAD keeps it apart from them.
+        const sealed = sealChunk(rec.contentKey, idBuf, index, dataChunks(rec), data);
         await this.sendUnit(a, { kind: 'chunk', id: idBuf, index, sealed }, false, index);
         // What a cut link, a restart or a damaged copy cost: chunks sent again (bytes too).
         if (index < a.sentUpTo) {
@@ -313,6 +329,38 @@ export class Sender implements Origin {
     } finally {
       a.pumping = false;
     }
+  }
+
+  /**
+   * The plaintext of unit `index`: a chunk of the payload, or (v3) the hash unit, the payload's
+   * SHA-256. The hash is kept up to date as chunks are read in order; a chunk further on than the
+   * hash (after a restart, or a recipient that holds more than we knew) first hashes the chunks
+   * before it, read again from the source. Undefined when the message is no longer active.
+   */
+  private async unitData(a: Active, index: number): Promise<Buffer | undefined> {
+    const { rec } = a;
+    const hashAt = hashUnitIndex(rec);
+    const read = (i: number) => a.source.read(i * rec.chunkSize, chunkLength(rec.size, rec.chunkSize, i));
+    const live = () => !this.stopped && this.active.get(rec.id) === a;
+    if (hashAt === undefined) return read(index);
+    while (a.hashedUpTo < Math.min(index, hashAt)) {
+      const data = await read(a.hashedUpTo);
+      if (!live()) return undefined;
+      this.hashChunk(a, data);
+    }
+    if (index === hashAt) {
+      a.digest ??= a.hash.digest();
+      return a.digest;
+    }
+    const data = await read(index);
+    if (index === a.hashedUpTo && live()) this.hashChunk(a, data);
+    return live() ? data : undefined;
+  }
+
+  private hashChunk(a: Active, data: Buffer): void {
+    a.hash.update(data);
+    a.hashedUpTo++;
+    this.ctx.count('payload_bytes_hashed', data.length);
   }
 
   owns(link: string): boolean {
@@ -371,7 +419,9 @@ export class Sender implements Origin {
         if (value > a.rec.acked) {
           a.rec.acked = Math.min(value, a.rec.chunks);
           ctx.store.updateOutbox(a.rec.id, { acked: a.rec.acked });
-          ctx.emit({ kind: 'chunks', id: a.rec.id, at, acked: a.rec.acked, total: a.rec.chunks });
+          // In the payload's chunks: a v3 hash unit is not one (the bar is full once they are all stored).
+          const total = dataChunks(a.rec);
+          ctx.emit({ kind: 'chunks', id: a.rec.id, at, acked: Math.min(a.rec.acked, total), total });
         }
         if (current) {
           this.armStall(a);

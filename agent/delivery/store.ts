@@ -20,6 +20,7 @@ export interface OutboxRecord {
   sharedBody?: string;
   /** Key of the chunks (the sender's own secret; the recipient gets it inside the manifest). */
   contentKey: Buffer;
+  /** Units to send: the payload's chunks, plus the hash unit for a v3 manifest (outbox-record.ts hashUnitIndex). */
   chunks: number;
   chunkSize: number;
   /** Chunks the recipient acknowledged (cumulative): a resumed transfer starts here. */

@@ -4,9 +4,15 @@ import { asFingerprint, asMessageId, type Fingerprint, type MessageId } from '..
 /**
  * The manifest (docs/protocol.md, "Manifest"): the only part sealed with OpenPGP. It carries the
  * content key and the shape of the chunked body, or, for small payloads, the payload itself.
+ *
+ * Version 1 names the whole payload's SHA-256, so the sender reads the whole payload before the
+ * manifest can leave. Version 3 (chunked payloads only, docs/protocol.md 7.9) leaves it out: the
+ * hash travels last, in the hash unit (chunk index `chunks`), computed as the chunks are read, so
+ * a huge file's first chunks leave at once. The recipient's stored copy of a v3 manifest gains the
+ * `sha256` once the hash unit is stored.
  */
 export interface Manifest {
-  v: 1;
+  v: 1 | 3;
   id: MessageId;
   from: Fingerprint;
   to: Fingerprint;
@@ -18,8 +24,16 @@ export interface Manifest {
   chunks: number;
   /** base64url of the 32-byte ChaCha20-Poly1305 key of the chunks. */
   contentKey: string;
-  /** Hex SHA-256 of the whole payload, checked once it is assembled. */
-  sha256: string;
+  /**
+   * Hex SHA-256 of the whole payload, checked once it is assembled. Always in v1; never in a v3
+   * manifest as sent (the hash unit brings it), present in the recipient's stored copy after.
+   */
+  sha256?: string;
+}
+
+/** Units a chunked payload travels in: its chunks, and for v3 the hash unit after them. */
+export function unitCount(m: Pick<Manifest, 'v' | 'chunks'>): number {
+  return m.v === 3 ? m.chunks + 1 : m.chunks;
 }
 
 /** u32 length of the JSON | JSON | inline payload bytes. */
@@ -49,7 +63,7 @@ export interface SharedManifest {
 const SHARED_INLINE_MAX = 60_000;
 
 /**
- * A manifest of either version: what the receiver opens. Version 1 through decodeManifest;
+ * A manifest of any version: what the receiver opens. Versions 1 and 3 through decodeManifest;
  * version 2 checked here (its inline payload ≤ 60,000 bytes and of the stated size).
  */
 export function decodeAnyManifest(
@@ -85,14 +99,17 @@ export function decodeManifest(buf: Buffer): { manifest: Manifest; inline: Buffe
     const len = buf.readUInt32BE(0);
     if (len > 4096 || 4 + len > buf.length) throw new Error('bad length');
     const m = JSON.parse(buf.subarray(4, 4 + len).toString('utf8')) as Manifest;
-    if (m.v !== 1) throw new Error('unknown version');
+    if (m.v !== 1 && m.v !== 3) throw new Error('unknown version');
     asMessageId(m.id);
     asFingerprint(m.from);
     asFingerprint(m.to);
     for (const n of [m.size, m.chunkSize, m.chunks])
       if (!Number.isSafeInteger(n) || n < 0) throw new Error('bad number');
     if (Buffer.from(m.contentKey, 'base64url').length !== 32) throw new Error('bad content key');
-    if (!/^[0-9a-f]{64}$/.test(m.sha256)) throw new Error('bad hash');
+    if (m.v === 1 || m.sha256 !== undefined) {
+      if (typeof m.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(m.sha256)) throw new Error('bad hash');
+    }
+    if (m.v === 3 && m.chunks === 0) throw new Error('a version 3 manifest is never inline');
     const inline = buf.subarray(4 + len);
     if (m.chunks === 0 && inline.length !== m.size) throw new Error('inline payload has the wrong size');
     if (m.chunks > 0 && (m.chunkSize === 0 || Math.ceil(m.size / m.chunkSize) !== m.chunks)) {
