@@ -9,6 +9,7 @@ import { performance as perf, type EventLoopUtilization } from 'node:perf_hooks'
 import { KithNode } from '../../agent/node.ts';
 import { createIdentity } from '../../agent/identity/identity.ts';
 import { writeFilePayload } from '../../agent/files.ts';
+import { hashFile } from '../../agent/payload/source.ts';
 import { asMessageId, type Fingerprint, type MessageId } from '../../common/ids.ts';
 import { createLogger } from '../../common/logger.ts';
 import { loadConfig } from '../../config/load.ts';
@@ -160,16 +161,28 @@ const methods: Record<string, (p: Params) => Promise<unknown>> = {
     await Promise.all(Array.from({ length: Number(p.window) }, lane));
     return performance.now() - t0;
   },
-  /** A file payload (as `kith send --file` writes it) through the engine: milliseconds to delivered. */
+  /**
+   * A file payload (as `kith send --file` writes it) through the engine: milliseconds to delivered.
+   * `hashFirst`: hash the whole payload before handing it to the engine, as every chunked payload
+   * was before manifest version 3 (docs/protocol.md r33) — the old critical path, for a baseline
+   * in the same run. `noWait`: return once the engine has it (bench/streams/first-playable.ts).
+   */
   async sendFile(p) {
     const n = required();
     const id = asMessageId(p.id === undefined ? randomBytes(16).toString('hex') : String(p.id));
     const dir = join(n.paths.root, 'bench-outgoing');
     await mkdir(dir, { recursive: true });
     const payload = join(dir, id);
+    const c0 = performance.now();
     await writeFilePayload(String(p.path), payload);
+    const copyMs = performance.now() - c0;
     const t0 = performance.now();
     if (p.timed) sentAt = performance.timeOrigin + t0;
+    if (p.hashFirst) await hashFile(payload);
+    if (p.noWait) {
+      await n.engine.send({ id, to: p.to as Fingerprint, source: { kind: 'file', path: payload } });
+      return { ms: performance.now() - t0, sentAt, copyMs };
+    }
     await engineSend(p.to as Fingerprint, { kind: 'file', path: payload }, id);
     const ms = performance.now() - t0;
     await rm(payload, { force: true });

@@ -10,7 +10,7 @@
 // (--tsx runs the agents through tsx instead of compiled JavaScript; tsx costs ~50 MiB per process.
 // Each identity is made in a short-lived process first, as `kith init` does before `kith start`.)
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -20,6 +20,7 @@ import { agentPeaks, LINE_NAMES, startKithLine } from '../lib/kith-line.ts';
 import { currentRss, header, mib, row } from '../lib/stats.ts';
 import { startWorker, type Worker } from '../lib/workers.ts';
 import { randomBytes } from 'node:crypto';
+import { makeWebm } from './webm.ts';
 
 const run = promisify(execFile);
 const i = process.argv.indexOf('--mib');
@@ -45,23 +46,6 @@ async function sampled<T>(procs: { name: string; pid: number }[], work: Promise<
   } finally {
     clearInterval(timer);
   }
-}
-
-/** A WebM of exactly `bytes` (VP8 + Opus at ~3 Mbit/s; a 5 s pattern looped, the tail cut). */
-async function makeWebm(dir: string, bytes: number): Promise<string> {
-  const part = join(dir, 'part.webm');
-  await run('ffmpeg', [
-    ...['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=25'],
-    ...['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-t', '5'],
-    ...['-vf', 'noise=alls=40:allf=t', '-c:v', 'libvpx', '-deadline', 'realtime', '-cpu-used', '16'],
-    ...['-b:v', '3M', '-minrate', '3M', '-maxrate', '3M', '-c:a', 'libopus', '-f', 'webm', part],
-  ]);
-  const file = join(dir, 'movie.webm');
-  const loops = Math.ceil(bytes / statSync(part).size);
-  await run('ffmpeg', ['-v', 'error', '-y', '-stream_loop', String(loops), '-i', part, '-c', 'copy', file]);
-  await run('truncate', ['-s', String(bytes), file]);
-  rmSync(part);
-  return file;
 }
 
 async function kith(root: string, file: string, digest: string): Promise<Result> {
