@@ -71,12 +71,13 @@ export const DEFAULT_SPAM_POLICY: Readonly<SpamPolicy> = Object.freeze({
   // covers paths of 8 hops over slow links. Packets from the neighbour are refused meanwhile, so
   // the wait costs no spam.
   settleMs: 60_000,
-  // Three cut-offs per half-life: an honest relay that invited a spammer cuts it off once; one
+  // Two cut-offs per half-life: an honest relay that invited a spammer cuts it off once; one
   // that keeps "cutting off" sources is either a spammer's front (forged cut notices) or invites
-  // carelessly, and both are what revocation is for. (With the first-contact credit of 15.7 the
-  // model uses 2: a front forging one cut per two complaints then gets ~4.4 spam per attack edge
-  // through instead of ~5.8; without the credit, 2 cost honest relays more links under collusion.)
-  maxCuts: 3,
+  // carelessly, and both are what revocation is for. Two goes with the first-contact credit (on by
+  // default, 15.7): a front forging one cut per two complaints then gets ~4.4 spam per attack edge
+  // through instead of ~5.8 (bench/spam, "+ credit"). Without the credit set it to 3: there 2 cost
+  // honest relays more links under collusion.
+  maxCuts: 2,
   // Decay alone lets a slow drip go on forever (one spam every few days never reaches the
   // decayed threshold; Ostra's credit regenerates the same way). So open complaints are also
   // counted without decay: ten ever, or 1% of everything it ever handed on if that is more.
@@ -121,10 +122,12 @@ export const DEFAULT_SPAM_POLICY: Readonly<SpamPolicy> = Object.freeze({
   // the unluckiest attack edges (bench/spam); two bound it at 5 but for one edge in about 2,000.
   // Honest first contacts are complained about 1 in 2,000, so two on one new link is a pattern.
   probationComplaints: 2,
-  // Off by default for now: with it on, a stranger's second first contact through a new link waits
-  // until the first is read (or 3 days), which every test and demo that mails strangers through a
-  // relay would have to allow for; test/spam/credit-nodes runs it on real nodes.
-  firstContactCredit: false,
+  // On: without it an attack edge delivers at the attacker's rate until complaints come back (hours
+  // later): 14-21 spam per edge at 10/h, 62-75 under a 100/h flood (bench/RESULTS.md 7); with it
+  // 2.2-2.3, worst 5. The price: a stranger's next first contact through a link whose credit is in
+  // use waits until the last one is read (or creditVerdictMs) — 6-25 of ~21,000 honest first
+  // contacts in bench/spam, at most 5 h.
+  firstContactCredit: true,
 });
 
 /**

@@ -4,9 +4,10 @@
 // over the graph abstractly (bench/spam/model.ts says what is and is not modelled).
 // Run: node --import tsx bench/spam/run.ts [--agents 10000] [--weeks 3] [--attackers 10] [--rate 10]
 //        [--graphs ba,kleinberg] [--variants node,credit,allowance]
-// Variants: 'node' = the rules as the node runs them (its forwarding floor of 120 small packets/h
-// does not bite at these rates); 'credit' = + first-contact credit and the once-per-recipient rule
-// for complaints about mail between contacts (the node with spam.firstContactCredit on, off by default);
+// Variants: 'node' = the rules without the credit, as the node ran them before r34 (maxCuts 3; its
+// forwarding floor of 120 small packets/h does not bite at these rates); 'credit' = + first-contact
+// credit and the once-per-recipient rule for complaints about mail between contacts, maxCuts 2 (as
+// the node runs since r34: spam.firstContactCredit on by default);
 // 'allowance' = + the forwarding allowance at 1 message/h (SIM_POLICY).
 import { barabasiAlbert, kleinberg } from './graphs.ts';
 import { SIM_POLICY, simulate, type Attack } from './model.ts';
@@ -64,13 +65,13 @@ for (const [name, make] of graphs) {
         spamPerHour,
         allowance: variant === 'allowance',
         credit: variant === 'credit',
-        // The credit goes with maxCuts 2 (docs/protocol.md 15.7).
-        policy: variant === 'credit' ? { ...SIM_POLICY, maxCuts: 2 } : SIM_POLICY,
+        // The credit goes with maxCuts 2, the default (docs/protocol.md 15.7); without it, 3.
+        policy: variant === 'credit' ? SIM_POLICY : { ...SIM_POLICY, maxCuts: 3 },
       });
       const cut = r.cutoffHours;
       const label = {
-        node: ' | as the node runs',
-        credit: ' | + first-contact credit (15.7, the node with spam.firstContactCredit)',
+        node: ' | without credit (the node before r34)',
+        credit: ' | + first-contact credit (15.7, as the node runs)',
         allowance: ' | + forwarding allowance 1 message/h',
       }[variant];
       console.log(

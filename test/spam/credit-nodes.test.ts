@@ -19,7 +19,8 @@ const PATIENCE = 240_000;
  * The first-contact credit (docs/protocol.md 15.7) on real nodes: stranger -> relay -> carol, three
  * KithNodes on loopback TCP (real SQLite, a real redis-server, mail over SMTP, carol's verdicts by a
  * real IMAP client: imapflow STORE \Seen, MOVE to Junk). Carol does not know the stranger. The credit
- * is on (`spam.firstContactCredit`), with its default sizes: one unjudged first contact per link.
+ * is on (`spam.firstContactCredit`, the default), with its default sizes: one unjudged first contact
+ * per link.
  */
 describe('first-contact credit between real nodes', () => {
   let net: TestNetwork;

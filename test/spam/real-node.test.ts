@@ -49,7 +49,13 @@ describe('spam control between real nodes', () => {
           ['other', 'victim'],
         ],
       },
-      { spam: { minComplaints: 3, settleMs: 1000 } },
+      // Without the first-contact credit (on by default): the spammer here is the victim's contact,
+      // and with the credit a contact's complaints count once per recipient (complaintCounts, 15.7:
+      // a contact who complains about all its mail is a quarrel or a framer), so one victim's three
+      // Junk moves would never reach the threshold. What this file tests (complaints, withdrawal,
+      // replay, forgery, threshold, notice) is the same with it; the credit's own path, a stranger's
+      // first contacts, is test/spam/credit-nodes and evidence-nodes.
+      { spam: { minComplaints: 3, settleMs: 1000, firstContactCredit: false, maxCuts: 3 } },
     );
     spammerAgent = net.agent('spammer').node.identity.agentId;
     net.agent('relay').node.spam.onEvent((e) => relayEvents.push(e));
