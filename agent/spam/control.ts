@@ -11,6 +11,7 @@ import {
   clearsAtOnce,
   complaintWeight,
   decayedValue,
+  evidenceWeight,
   judgeNeighbour,
   complaintCounts,
   recipientCounts,
@@ -598,8 +599,19 @@ export class SpamControl implements SpamHooks {
           .filter((r) => credit.isFirstContact(r.linkOut ?? r.linkIn))
           .reduce((sum, r) => sum + complaintWeight(r.countedAt, now, policy.halfLifeMs), 0)
       : undefined;
+    // Neighbours' revocations of it with their evidence (15.5): each revoker's weight, decayed from
+    // when it revoked (never from a future time: its clock is its word).
+    const evidence = store
+      .evidenceAgainst(agent, this.deps.keys.id)
+      .reduce(
+        (sum, r) =>
+          sum +
+          evidenceWeight(r.verified, policy) * complaintWeight(Math.min(r.at, now), now, policy.halfLifeMs),
+        0,
+      );
     return {
       openComplaints: open,
+      ...(evidence > 0 ? { evidence } : {}),
       ...(credit ? { firstContactGood: credit.good(agent), openFirstContact } : {}),
       traffic: decayedValue(n.traffic, now, policy.halfLifeMs),
       lifetimeOpen: store.openCount(agent),
@@ -780,6 +792,9 @@ export class SpamControl implements SpamHooks {
     } else {
       logger.warn({ ...event, agent: revoked, entity }, 'a neighbour revoked an agent we trust for spam');
       this.emit({ kind: 'reported', agent: revoked, entity: entity!, ...event });
+      // Its evidence now counts beside our own complaints against that agent (evidenceCounted): a
+      // complaint already open here may be enough now.
+      if (revoked !== from && verified > 0) this.evaluate(revoked);
     }
   }
 

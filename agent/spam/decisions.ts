@@ -195,6 +195,12 @@ export interface NeighbourFacts {
   firstContactGood?: number;
   /** Decayed weight of its open complaints about first contacts (part of openComplaints). */
   openFirstContact?: number;
+  /**
+   * Decayed weight of the evidence other neighbours sent with their revocations of it (15.5), each
+   * revoker's already capped by evidenceWeight; counted only beside a complaint of our own
+   * (evidenceCounted).
+   */
+  evidence?: number;
   /** When we suspended it (refusing its packets), if we did. */
   suspendedAt?: number;
   /** True once revoked (nothing more to decide). */
@@ -252,7 +258,10 @@ export function judgeNeighbour(facts: NeighbourFacts, now: number, policy: SpamP
   const probation =
     onProbation(facts, policy) &&
     (facts.openFirstContact ?? 0) + OPEN_TOLERANCE >= policy.probationComplaints;
-  const over = probation || facts.openComplaints + OPEN_TOLERANCE >= threshold;
+  const evidence = evidenceCounted(facts);
+  const open = facts.openComplaints + evidence;
+  const withEvidence = evidence > 0 ? ` (${evidence.toFixed(1)} of them neighbours' evidence)` : '';
+  const over = probation || open + OPEN_TOLERANCE >= threshold;
   if (!over) {
     return facts.suspendedAt !== undefined
       ? { action: 'lift', reason: 'its complaints were cleared or withdrawn' }
@@ -263,7 +272,7 @@ export function judgeNeighbour(facts: NeighbourFacts, now: number, policy: SpamP
       action: 'suspend',
       reason: probation
         ? `${(facts.openFirstContact ?? 0).toFixed(1)} open complaints about first contacts, threshold ${policy.probationComplaints} for a link whose first contacts have no good record`
-        : `${facts.openComplaints.toFixed(1)} open complaints, threshold ${threshold}`,
+        : `${open.toFixed(1)} open complaints${withEvidence}, threshold ${threshold}`,
     };
   }
   const until = facts.suspendedAt + policy.settleMs;
@@ -273,7 +282,7 @@ export function judgeNeighbour(facts: NeighbourFacts, now: number, policy: SpamP
     reason: 'complaints',
     detail: probation
       ? `${(facts.openFirstContact ?? 0).toFixed(1)} open complaints about first contacts (threshold ${policy.probationComplaints} while its first contacts have no good record), none cleared by a cut-off upstream`
-      : `${facts.openComplaints.toFixed(1)} open complaints against ${facts.traffic.toFixed(0)} packets handed on (threshold ${threshold}), none cleared by a cut-off upstream`,
+      : `${open.toFixed(1)} open complaints${withEvidence} against ${facts.traffic.toFixed(0)} packets handed on (threshold ${threshold}), none cleared by a cut-off upstream`,
   };
 }
 
@@ -478,11 +487,28 @@ export function invitationDecision(
 }
 
 /**
- * How a hop weighs evidence a neighbour sent with its revocation of an agent we also trust. Why
- * not revoke at once: the evidence proves complaints were made against that agent at the sender,
- * not that the recipients were honest; so verified complaints count here as open complaints (the
- * same threshold applies), each at most once, and a revocation arrives with at most maxComplaints.
+ * The weight of the evidence one neighbour sent with its revocation of an agent we also trust (15.5,
+ * "Evidence against a trusted agent"): its verified complaints, at most minComplaints - 1 (2). Why
+ * count it: a spammer with several attack edges delivers up to a threshold's worth through each;
+ * once one edge revoked it, the others need one complaint of their own instead of three. Why
+ * capped below the floor, per revoker: the evidence proves complaints were made at the revoker, not
+ * that the recipients were honest (a revoker may be a framer signing for its own sybils), so one
+ * neighbour's word never suspends an agent here by itself. Distinct revokers add up (each once).
  */
 export function evidenceWeight(verifiedItems: number, policy: SpamPolicy): number {
-  return Math.min(verifiedItems, policy.maxComplaints);
+  return Math.max(0, Math.min(verifiedItems, policy.minComplaints - 1));
+}
+
+/**
+ * How much of the neighbours' evidence (facts.evidence) counts now: all of it beside at least one
+ * open complaint of our own (about a first contact, where hops know them: 15.7), none otherwise.
+ * Why a complaint of our own: the evidence is a second witness, not a verdict; a framer's notices
+ * alone never move a link. Why about a first contact: spam is first contacts, and a contact's
+ * mistaken Junk click (1 in 2,000) beside a framer's notice must not cost an honest sender its
+ * link. When our own complaints are cleared (the agent cut a source off) the evidence stops
+ * counting, and the suspension lifts.
+ */
+export function evidenceCounted(facts: NeighbourFacts): number {
+  const own = facts.openFirstContact ?? facts.openComplaints;
+  return own + OPEN_TOLERANCE >= 1 ? (facts.evidence ?? 0) : 0;
 }

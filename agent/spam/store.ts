@@ -239,6 +239,10 @@ export class SpamStore {
       ),
       revocationsOf: db.prepare('SELECT * FROM spam_revocation WHERE entity = ? ORDER BY at'),
       revocations: db.prepare('SELECT * FROM spam_revocation ORDER BY at'),
+      evidenceAgainst: db.prepare(
+        `SELECT by_agent AS byAgent, max(verified) AS verified, max(at) AS at FROM spam_revocation
+         WHERE agent = ? AND by_agent != ? GROUP BY by_agent`,
+      ),
       putCarried: db.prepare(
         'INSERT OR IGNORE INTO spam_carried (own_complaint_id, origin_recipient, origin_complaint_id) VALUES (?, ?, ?)',
       ),
@@ -399,6 +403,11 @@ export class SpamStore {
 
   revocations(): RevocationRow[] {
     return (this.q.revocations.all() as Raw[]).map(toRevocation);
+  }
+
+  /** Per neighbour that revoked `agent` and told us (not `self`): its most verified items, newest time. */
+  evidenceAgainst(agent: AgentId, self: AgentId): { byAgent: AgentId; verified: number; at: number }[] {
+    return this.q.evidenceAgainst.all(agent, self) as { byAgent: AgentId; verified: number; at: number }[];
   }
 
   /** Runs `fn` in one transaction. */

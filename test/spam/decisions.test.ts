@@ -6,6 +6,7 @@ import {
   complaintWeight,
   decayedValue,
   DEFAULT_SPAM_POLICY,
+  evidenceCounted,
   evidenceWeight,
   admitMessage,
   firstContactAllowed,
@@ -195,9 +196,36 @@ describe('the recipient, first contacts, invitations, evidence', () => {
     expect(forwardDecision(0, P.forwardFloorPerHour, P)).toMatchObject({ code: 'over_allowance' });
   });
 
-  test('evidence from a neighbour weighs at most one threshold', () => {
-    expect(evidenceWeight(2, P)).toBe(2);
-    expect(evidenceWeight(50, P)).toBe(P.maxComplaints);
+  test("one neighbour's evidence weighs less than the floor: it never suspends an agent by itself", () => {
+    expect(evidenceWeight(1, P)).toBe(1);
+    expect(evidenceWeight(50, P)).toBe(P.minComplaints - 1);
+    const base = { traffic: 0, cuts: 0, revoked: false, firstContactGood: 0 };
+    // Evidence alone (the most one revoker can send, or two revokers'): nothing.
+    expect(judgeNeighbour({ ...base, openComplaints: 0, openFirstContact: 0, evidence: 2 }, 0, P)).toEqual({
+      action: 'none',
+    });
+    expect(judgeNeighbour({ ...base, openComplaints: 0, openFirstContact: 0, evidence: 4 }, 0, P)).toEqual({
+      action: 'none',
+    });
+    // One complaint of our own about a first contact, without evidence: under probation's 2.
+    expect(judgeNeighbour({ ...base, openComplaints: 1, openFirstContact: 1 }, 0, P)).toEqual({
+      action: 'none',
+    });
+    // The same complaint beside a revoker's evidence: suspended, and the reason says so.
+    const v = judgeNeighbour({ ...base, openComplaints: 1, openFirstContact: 1, evidence: 2 }, 0, P);
+    expect(v).toMatchObject({
+      action: 'suspend',
+      reason: expect.stringMatching(/2\.0 of them neighbours' evidence/),
+    });
+    // A complaint about mail between contacts does not bring the evidence in.
+    expect(judgeNeighbour({ ...base, openComplaints: 1, openFirstContact: 0, evidence: 2 }, 0, P)).toEqual({
+      action: 'none',
+    });
+    // Our complaint cleared (the agent cut its source off): the evidence stops counting, lifted.
+    expect(
+      judgeNeighbour({ ...base, openComplaints: 0, openFirstContact: 0, evidence: 2, suspendedAt: 0 }, 10, P),
+    ).toMatchObject({ action: 'lift' });
+    expect(evidenceCounted({ ...base, openComplaints: 1, openFirstContact: 1, evidence: 2 })).toBe(2);
   });
 });
 
