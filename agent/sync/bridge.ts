@@ -430,10 +430,17 @@ export class MailboxBridge implements SyncSink {
       hash: want.hash,
       flags: lower(want.flags),
     });
-    this.forget(want.eid);
+    this.forget(want.eid, want.hash);
   }
 
-  private forget(eid: string): void {
+  /** No longer waits for bytes for `eid` (under its hash when known: a history of 20,000 messages
+   * would otherwise scan every missing hash per message appended). */
+  private forget(eid: string, hash?: string): void {
+    if (hash !== undefined) {
+      const set = this.missing.get(hash);
+      if (set?.delete(eid) && set.size === 0) this.missing.delete(hash);
+      return;
+    }
     for (const [hash, set] of this.missing) {
       if (set.delete(eid) && set.size === 0) this.missing.delete(hash);
     }

@@ -119,7 +119,13 @@ function wellFormedOp(op: unknown): boolean {
     case 'contact':
       return str(o.p) && typeof o.v === 'object' && o.v !== null;
     case 'revocation':
-      return str(o.g) && typeof o.r === 'string';
+      return (
+        str(o.g) &&
+        typeof o.r === 'string' &&
+        o.r.length <= 64 * 1024 &&
+        Number.isSafeInteger(o.k) &&
+        (o.k as number) >= 0
+      );
   }
   return false;
 }
@@ -176,6 +182,26 @@ export function admitChange(body: ChangeBody, change: SignedChange, facts: Admis
   if (body.w > facts.now + facts.maxSkewMs) return { apply: false, refused: 'future-clock' };
   if (body.s !== facts.known + 1) return { apply: false, refused: 'gap' };
   return { apply: true };
+}
+
+/**
+ * An author's standing for one of its changes, once a revocation op bounds it (`upTo`, the
+ * highest bound recorded). Why a bound and not "revoked means refused": devices hear of a
+ * revocation at different moments, and one that had applied more of the agent's log than another
+ * must not hold changes the other refuses for ever. Every device that holds more than the bound
+ * when it hears raises it (SyncEngine), so all end with the same changes of the revoked agent:
+ * those some device accepted before it knew, and none made after every device knew.
+ */
+export function standingOf(
+  status: AdmissionFacts['author'],
+  upTo: number | undefined,
+  seq: number,
+): AdmissionFacts['author'] {
+  if (upTo === undefined) return status;
+  // Also when the agent is unknown here: a device added after the revocation holds no certificate
+  // of it (bundles carry unrevoked siblings only), and the op, naming it under the entity's
+  // signature, vouches for what it wrote before.
+  return seq <= upTo ? 'sibling' : 'revoked';
 }
 
 /** A version vector: per author agent, the highest sequence number applied (contiguous). */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { AgentId } from '../../common/ids.ts';
 import type { Logger } from '../../common/logger.ts';
-import type { Transport } from '../transport.ts';
+import { MAX_FRAME_BYTES, type Transport } from '../transport.ts';
 import type { SignedChange, VersionVector } from './change.ts';
 import { decodeSync, encodeSync, type SyncFrame } from './frames.ts';
 import { emptyTouched, type Op, type Touched } from './model.ts';
@@ -226,7 +226,7 @@ export class SyncEngine {
         for (;;) {
           const theirs = this.known.get(peer);
           if (theirs === undefined || !this.started) return;
-          const changes = this.o.replica.changesFor(theirs, this.batch);
+          const changes = withinFrame(this.o.replica.changesFor(theirs, this.batch));
           if (changes.length === 0) break;
           await this.o.transport.send(peer, encodeSync({ kind: 'changes', changes }));
           // Counted as theirs only once the link took them: a failed send is sent again.
@@ -303,7 +303,11 @@ export class SyncEngine {
       }
     });
     this.counters.applied += applied;
-    if (gap) this.sendFrame(from, { kind: 'vv', vv: this.o.replica.versionVector() });
+    this.raiseRevocations(touched);
+    // After a gap, and after a revocation op (changes of the revoked agent sent before it and
+    // refused may be inside its bound): the sender starts over from what we really hold.
+    if (gap || touched.revocations.length > 0)
+      this.sendFrame(from, { kind: 'vv', vv: this.o.replica.versionVector() });
     if (applied === 0) return;
     await this.o.sink.applied(touched);
     // Gossip: siblings linked to us but not to the author get the change from us.
@@ -311,6 +315,20 @@ export class SyncEngine {
     const missing = this.toRequest(false);
     if (missing.length) this.sendFrame(from, { kind: 'want', hashes: missing });
     this.changed();
+  }
+
+  /**
+   * A revocation op bounds the revoked agent at what its author held of it. If we hold more
+   * (changes we accepted before we knew), we record the same revocation bound at what we hold,
+   * so no device ends refusing changes another keeps (change.ts standingOf).
+   */
+  private raiseRevocations(touched: Touched): void {
+    const ops: Op[] = [];
+    for (const agent of new Set(touched.revocations)) {
+      const op = this.o.replica.revocationOp(agent as AgentId);
+      if (op) ops.push(op);
+    }
+    if (ops.length) this.local(ops);
   }
 
   private async onWant(from: AgentId, hashes: string[], plainOnly: boolean): Promise<void> {
@@ -412,6 +430,24 @@ export class SyncEngine {
     if (r.reason !== 'gap') this.o.log.warn(r, 'refused a sync change');
     this.o.onRefused?.(r);
   }
+}
+
+/**
+ * Bytes of changes one frame carries: a frame is at most MAX_FRAME_BYTES (1 MiB) and 200 changes
+ * of 100 ops each (a mailbox recorded at start, bridge.ts) are several MiB, which the link refuses
+ * whole: the pump then retried the same frame for ever and a new device never caught up.
+ */
+const FRAME_BUDGET = MAX_FRAME_BYTES - 64 * 1024;
+
+/** The longest prefix of `changes` that fits one frame (at least one: a change is at most 256 KiB). */
+function withinFrame(changes: SignedChange[]): SignedChange[] {
+  let bytes = 2;
+  for (let i = 0; i < changes.length; i++) {
+    // As JSON: both strings escaped (a body's quotes double in size at most), keys and commas.
+    bytes += 2 * changes[i].b.length + changes[i].g.length + 16;
+    if (bytes > FRAME_BUDGET) return changes.slice(0, Math.max(1, i));
+  }
+  return changes;
 }
 
 function mergeTouched(into: Touched, from: Touched): void {

@@ -132,6 +132,7 @@ export class Roaming {
       self: identity.fingerprint,
       registers: this.store,
       record: (ops) => this.engine.local(ops),
+      revocationOp: (agent, statement) => this.replica.revocationOp(agent, statement),
       log: o.log,
     });
   }

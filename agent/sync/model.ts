@@ -27,8 +27,12 @@ export type Op =
   | { t: 'folder'; f: string; n?: string; live?: boolean }
   /** A contact's or trusted entity's record (its public key and what the user decided). */
   | { t: 'contact'; p: string; v: ContactValue }
-  /** An agent revocation signed by the entity key (self-authenticating; carried as it is). */
-  | { t: 'revocation'; g: string; r: string };
+  /**
+   * An agent revoked: `r` its revocation signed by the entity key (docs/protocol.md section 3, the
+   * JSON `{canonical, signature}`), `k` how many of the agent's changes the recording agent held
+   * then. Changes of `g` numbered up to the highest `k` recorded are kept, later ones refused.
+   */
+  | { t: 'revocation'; g: string; r: string; k: number };
 
 /** What the user decided about another entity, replicated as one register per fingerprint. */
 export interface ContactValue {
@@ -101,8 +105,26 @@ export function writesOf(op: Op): [string, unknown][] {
     case 'contact':
       return [[`c/${op.p}`, op.v]];
     case 'revocation':
-      return [[`r/${op.g}`, op.r]];
+      // One register per bound: the bound in force is the highest, whoever wrote it and when.
+      return [[`r/${op.g}/${op.k}`, op.r]];
   }
+}
+
+/**
+ * The revocation of `agent` the registers hold: the highest bound any revocation op recorded and
+ * its signed statement; undefined when no device has recorded one.
+ */
+export function revocationOf(
+  registers: Registers,
+  agent: string,
+): { upTo: number; statement: string } | undefined {
+  let found: { upTo: number; statement: string } | undefined;
+  for (const [key, reg] of registers.scan(`r/${agent}/`)) {
+    const upTo = Number(key.slice(agent.length + 3));
+    if (Number.isSafeInteger(upTo) && (found === undefined || upTo > found.upTo))
+      found = { upTo, statement: reg.v as string };
+  }
+  return found;
 }
 
 /** Applies a change's ops, all stamped with the change's stamp; returns what they touched. */

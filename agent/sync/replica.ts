@@ -5,6 +5,7 @@ import {
   parseBody,
   signChange,
   stampOf,
+  standingOf,
   verifyChange,
   type ChangeBody,
   type Refusal,
@@ -12,7 +13,7 @@ import {
   type VersionVector,
 } from './change.ts';
 import { HybridClock } from './hlc.ts';
-import { applyOps, MemoryRegisters, type Op, type Registers, type Touched } from './model.ts';
+import { applyOps, MemoryRegisters, revocationOf, type Op, type Registers, type Touched } from './model.ts';
 
 /** Where a replica keeps change logs and registers (SyncStore in a node, memory in tests). */
 export interface ReplicaStore extends Registers {
@@ -106,7 +107,7 @@ export class Replica {
     const signed = change as SignedChange;
     const { store } = this.o;
     const known = this.vv[body.a] ?? 0;
-    const status = this.o.authorStatus(body.a);
+    const status = standingOf(this.o.authorStatus(body.a), revocationOf(store, body.a)?.upTo, body.s);
     const admission = admitChange(body, signed, {
       entity: this.o.entity,
       author: status,
@@ -133,6 +134,20 @@ export class Replica {
 
   versionVector(): VersionVector {
     return { ...this.vv };
+  }
+
+  /**
+   * The revocation op to record for `agent` (its signed statement, else the one the registers
+   * hold), bound at what this replica holds of it; undefined when a recorded bound covers that
+   * already, or there is no statement.
+   */
+  revocationOp(agent: AgentId, statement?: string): Op | undefined {
+    if (agent === this.o.self) return undefined; // a revoked device does not vouch for its own changes
+    const held = this.vv[agent] ?? 0;
+    const known = revocationOf(this.o.store, agent);
+    const r = statement ?? known?.statement;
+    if (r === undefined || (known !== undefined && known.upTo >= held)) return undefined;
+    return { t: 'revocation', g: agent, r, k: held };
   }
 
   /** Runs `fn` (several receive() calls) in one transaction: one commit per frame, not per change. */

@@ -1,14 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
-import { generateAgentKeys } from '../../agent/onion/keys.ts';
-import { MemoryNetwork } from '../../agent/sim/memory-transport.ts';
 import { signChange, type SignedChange } from '../../agent/sync/change.ts';
-import { SyncEngine } from '../../agent/sync/engine.ts';
 import { encodeSync } from '../../agent/sync/frames.ts';
-import { snapshot, type Op } from '../../agent/sync/model.ts';
-import { MemoryReplicaStore, Replica } from '../../agent/sync/replica.ts';
-import type { AgentId } from '../../common/ids.ts';
-import { silentLogger } from '../../common/logger.ts';
-import { ENTITY } from './replicas.ts';
+import type { Op } from '../../agent/sync/model.ts';
+import { devices } from './linked.ts';
 
 // Bad input reaching a device through the sync engine, the way it arrives from a linked
 // sibling: each refused with its reason (what `sync_refused` records), and nothing else lost —
@@ -16,73 +10,6 @@ import { ENTITY } from './replicas.ts';
 
 const H = 'd'.repeat(64);
 const add = (e: string): Op => ({ t: 'add', e, h: H, f: 'INBOX', d: 1, s: 1, fl: [] });
-
-interface Device {
-  id: AgentId;
-  engine: SyncEngine;
-  replica: Replica;
-  store: MemoryReplicaStore;
-  transport: ReturnType<MemoryNetwork['add']>;
-  /** Its Ed25519 signing key (to make a second change under a number it used). */
-  key: ReturnType<typeof generateAgentKeys>['signPrivate'];
-  /** Agents this device knows to be revoked. */
-  revoked: Set<string>;
-  refusals: { author?: string; seq?: number; reason: string; via: AgentId }[];
-  clock: { now: number };
-  eids(): string[];
-}
-
-function devices(count: number): { net: MemoryNetwork; all: Device[] } {
-  const net = new MemoryNetwork();
-  const keys = Array.from({ length: count }, () => generateAgentKeys());
-  const siblings = new Set<string>(keys.map((k) => k.id));
-  const all = keys.map((k): Device => {
-    const store = new MemoryReplicaStore();
-    const revoked = new Set<string>();
-    const clock = { now: 1_000_000 };
-    const refusals: Device['refusals'] = [];
-    const replica = new Replica({
-      store,
-      self: k.id,
-      entity: ENTITY,
-      key: k.signPrivate,
-      authorStatus: (a) => (revoked.has(a) ? 'revoked' : siblings.has(a) ? 'sibling' : 'unknown'),
-      now: () => clock.now,
-    });
-    const transport = net.add(k.id);
-    const engine = new SyncEngine({
-      transport,
-      replica,
-      sink: {
-        applied: async () => undefined,
-        missingBlobs: () => [],
-        readBlob: async () => undefined,
-        blobArrived: async () => undefined,
-      },
-      isSibling: (a) => siblings.has(a) && a !== k.id && !revoked.has(a),
-      onRefused: (r) => refusals.push(r),
-      log: silentLogger(),
-    });
-    engine.start();
-    const eids = () =>
-      snapshot(store)
-        .entries.map((e) => e.eid)
-        .sort();
-    return {
-      id: k.id,
-      engine,
-      replica,
-      store,
-      transport,
-      key: k.signPrivate,
-      revoked,
-      refusals,
-      clock,
-      eids,
-    };
-  });
-  return { net, all };
-}
 
 describe('sync over links: bad input refused with a reason, nothing lost', () => {
   it("a revoked sibling's new change, relayed by a sibling that has not heard of the revocation yet, is refused; what it wrote before stays", async () => {

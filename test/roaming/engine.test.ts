@@ -120,6 +120,26 @@ describe('sync engine over links: anti-entropy, push, gossip, message bytes', ()
     expect(b.engine.counters.applied).toBe(200);
   });
 
+  it('changes of 100 ops each (a mailbox recorded at start), more than one frame holds: a sibling linked afterwards gets them all', async () => {
+    const { net, all } = devices(2);
+    const [a, b] = all;
+    // 300 changes of ~8 KB: 200 (one batch) are well past the link's 1 MiB frame bound.
+    for (let i = 0; i < 300; i++) {
+      a.engine.local(
+        Array.from({ length: 100 }, (_, k) => ({
+          t: 'flag' as const,
+          e: `entry-${i}-${k}-${'x'.repeat(24)}`,
+          fl: '\\Seen',
+          on: true,
+        })),
+      );
+    }
+    net.link(a.id, b.id);
+    await net.idle();
+    expect(b.engine.counters.applied).toBe(300);
+    expect(b.store.versionVector()).toEqual(a.store.versionVector());
+  });
+
   it('sync frames from a linked agent that is not of our entity are dropped and counted; none are sent to it', async () => {
     const { net, all } = devices(1);
     const [a] = all;

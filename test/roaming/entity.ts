@@ -154,18 +154,3 @@ export async function startEntity(names: string[]): Promise<Entity> {
     throw err;
   }
 }
-
-/** Polls until the probe returns something other than undefined (events of other processes). */
-export async function until<T>(
-  probe: () => T | undefined | Promise<T | undefined>,
-  timeoutMs: number,
-  what: string,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ImapFlow } from 'imapflow';
 import { recipientKeyIds, wrapKeyId } from '../../agent/payload/wrap.ts';
 import { send } from '../agents/network.ts';
-import { startEntity, until, type Entity } from './entity.ts';
+import { until } from '../helpers/until.ts';
+import { startEntity, type Entity } from './entity.ts';
 
 /** The key id of the entity's encryption subkey, as a PKESK to it carries. */
 async function entityKeyId(entity: Entity): Promise<string> {
@@ -69,11 +70,7 @@ describe('roaming: two agents of one entity keep one mailbox over their link', (
     const home = await alice.imap('home');
     const laptop = await alice.imap('laptop');
     await home.append('INBOX', message('first'), []);
-    await until(
-      async () => ((await look(laptop)).has('first') ? true : undefined),
-      20_000,
-      'first on the laptop',
-    );
+    await until(async () => ((await look(laptop)).has('first') ? true : undefined), 'first on the laptop');
 
     const onLaptop = await uidOf(laptop, 'first');
     const onHome = await uidOf(home, 'first');
@@ -86,12 +83,10 @@ describe('roaming: two agents of one entity keep one mailbox over their link', (
     const both = ['\\Answered', '\\Seen'];
     await until(
       async () => (String((await look(home)).get('first')) === String(both) ? true : undefined),
-      20_000,
       'flags on home',
     );
     await until(
       async () => (String((await look(laptop)).get('first')) === String(both) ? true : undefined),
-      20_000,
       'flags on the laptop',
     );
   });
@@ -105,7 +100,6 @@ describe('roaming: two agents of one entity keep one mailbox over their link', (
     lock.release();
     await until(
       async () => ((await look(home, 'Work')).has('first') ? true : undefined),
-      20_000,
       'first in Work on home',
     );
     expect((await look(home, 'INBOX')).has('first')).toBe(false);
@@ -122,15 +116,10 @@ describe('roaming: two agents of one entity keep one mailbox over their link', (
     await alice.start('laptop');
     await alice.link('laptop', 'home');
     const laptop = await alice.imap('laptop');
-    await until(
-      async () => ((await look(laptop)).has('while away') ? true : undefined),
-      20_000,
-      'the new message',
-    );
+    await until(async () => ((await look(laptop)).has('while away') ? true : undefined), 'the new message');
     expect((await look(laptop)).get('while away')).toEqual(['\\Flagged']);
     await until(
       async () => (String((await look(laptop, 'Work')).get('first')) === '\\Answered' ? true : undefined),
-      20_000,
       '\\Seen cleared on the laptop',
     );
   });
@@ -157,12 +146,8 @@ describe('roaming: two agents of one entity keep one mailbox over their link', (
     await send(bob.node('bob'), alice.node('home'), { text: 'hello from bob\nhi alice' });
     const laptop = await alice.imap('laptop');
     const home = await alice.imap('home');
-    await until(async () => ((await look(home)).has('hello from bob') ? true : undefined), 30_000, 'on home');
-    await until(
-      async () => ((await look(laptop)).has('hello from bob') ? true : undefined),
-      20_000,
-      'on the laptop',
-    );
+    await until(async () => ((await look(home)).has('hello from bob') ? true : undefined), 'on home');
+    await until(async () => ((await look(laptop)).has('hello from bob') ? true : undefined), 'on the laptop');
     for (const client of [home, laptop]) {
       const lock = await client.getMailboxLock('INBOX');
       expect(await client.search({ subject: 'hello from bob' }, { uid: true })).toHaveLength(1);
@@ -194,7 +179,6 @@ describe('roaming: two agents of one entity keep one mailbox over their link', (
     expect(alice.node('home').trust.entity(fpr)?.trusted).toBe(true);
     await until(
       () => (alice.node('laptop').trust.entity(fpr)?.trusted ? true : undefined),
-      20_000,
       'bob trusted on the laptop',
     );
     expect(alice.node('laptop').trust.entity(fpr)?.publicKey).toBe(
@@ -203,7 +187,6 @@ describe('roaming: two agents of one entity keep one mailbox over their link', (
     alice.node('laptop').links.revoke(fpr);
     await until(
       () => (alice.node('home').trust.entity(fpr)?.revokedAt !== undefined ? true : undefined),
-      20_000,
       'bob revoked on home',
     );
   });

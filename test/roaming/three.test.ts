@@ -1,8 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ImapFlow } from 'imapflow';
 import { peerIdFromString } from '@libp2p/peer-id';
+import { revocationOf } from '../../agent/sync/model.ts';
+import { revokeAgentCertificate } from '../../agent/trust/revocation.ts';
 import type { Fingerprint } from '../../common/ids.ts';
-import { startEntity, until, type Entity } from './entity.ts';
+import { until } from '../helpers/until.ts';
+import { startEntity, type Entity } from './entity.ts';
 import { act, rng, state } from './imap-actions.ts';
 
 const NAMES = ['home', 'laptop', 'phone'];
@@ -40,15 +43,11 @@ describe('roaming: three devices, each offline in turn, random changes over IMAP
 
   const converged = async (names: string[], what: string) => {
     let last: string[] = [];
-    await until(
-      async () => {
-        last = [];
-        for (const n of names) last.push(`${await state(await imap(n))}\ntrust: ${trustOf(n)}`);
-        return last.every((s) => s === last[0]) ? true : undefined;
-      },
-      60_000,
-      what,
-    ).catch((err: Error) => {
+    await until(async () => {
+      last = [];
+      for (const n of names) last.push(`${await state(await imap(n))}\ntrust: ${trustOf(n)}`);
+      return last.every((s) => s === last[0]) ? true : undefined;
+    }, what).catch((err: Error) => {
       throw new Error(`${err.message}\n${names.map((n, i) => `--- ${n}\n${last[i]}`).join('\n')}`);
     });
     return last[0];
@@ -101,7 +100,6 @@ describe('roaming: three devices, each offline in turn, random changes over IMAP
           !nx.links.isLinked(ny.identity.agentId) && !ny.links.isLinked(nx.identity.agentId)
             ? true
             : undefined,
-        10_000,
         `${x} and ${y} apart`,
       );
     }
@@ -116,5 +114,37 @@ describe('roaming: three devices, each offline in turn, random changes over IMAP
     expect(subjects).toEqual(expected.sort());
     expect(expunged.size).toBeGreaterThan(0);
     expect(contactChanges).toBeGreaterThan(0);
+  });
+
+  it("home revokes the phone: the laptop applies home's revocation op and refuses the phone's next change as revoked", async () => {
+    const [home, laptop, phone] = NAMES.map((n) => alice.node(n));
+    const phoneId = phone.identity.agentId;
+    const vv = (n: typeof home) => JSON.stringify(Object.entries(n.roaming.replica.versionVector()).sort());
+    await until(() => (vv(home) === vv(laptop) && vv(home) === vv(phone) ? true : undefined), 'equal logs');
+    // As `kith agent revoke` does (agent/control/methods.ts): signed by the entity key, stored.
+    await home.trust.addAgentRevocation(await revokeAgentCertificate(home.identity.entityKey, phoneId));
+    const held = home.roaming.replica.versionVector()[phoneId];
+    expect(held).toBeGreaterThan(0);
+    await until(
+      () =>
+        laptop.trust.isRevokedAgent(phoneId) && revocationOf(laptop.roaming.store, phoneId)
+          ? true
+          : undefined,
+      'the revocation on the laptop',
+    );
+    expect(revocationOf(laptop.roaming.store, phoneId)?.upTo).toBe(held);
+    const ops = laptop.roaming.store
+      .changesFrom(home.identity.agentId, 1, Number.MAX_SAFE_INTEGER)
+      .flatMap((c) => (JSON.parse(c.b) as { ops: { t: string; g?: string }[] }).ops);
+    expect(ops.filter((op) => op.t === 'revocation').map((op) => op.g)).toEqual([phoneId]);
+
+    // The phone, cut off, goes on: its next change reaches nobody, and offered to the laptop it is refused.
+    await (await imap('phone')).append('INBOX', Buffer.from('Subject: after\r\n\r\nrevoked\r\n'), []);
+    await phone.roaming.bridge.idle();
+    const next = phone.roaming.replica.versionVector()[phoneId];
+    expect(next).toBeGreaterThan(held);
+    const [change] = phone.roaming.store.changesFrom(phoneId, next, 1);
+    expect(laptop.roaming.replica.receive(change)).toMatchObject({ result: 'refused', reason: 'revoked' });
+    expect(laptop.roaming.replica.versionVector()[phoneId]).toBe(held);
   });
 });
