@@ -2,11 +2,15 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { callNode } from '../../agent/control/client.ts';
+import { DELIVERY_MIGRATIONS, SqliteDeliveryStore } from '../../agent/delivery/sqlite-store.ts';
+import type { OutboxRecord } from '../../agent/delivery/store.ts';
 import type { KithNode } from '../../agent/node.ts';
 import { openpgpCodec } from '../../agent/payload/codec.ts';
 import { decodeAnyManifest, encodeManifest } from '../../agent/payload/manifest.ts';
 import { rawX25519, recipientKeyIds, wrapKeyId } from '../../agent/payload/wrap.ts';
 import { asFingerprint, asMessageId } from '../../common/ids.ts';
+import { migrate, openDatabase } from '../../store/db.ts';
+import { tempDir } from '../helpers/tmp.ts';
 import { messagesContaining, startAgents, until, type TestNetwork } from '../agents/network.ts';
 import { imapInbox, smtpPost, starAround } from './network.ts';
 
@@ -194,5 +198,43 @@ describe('manifest versions', () => {
     expect(() => decodeAnyManifest(encodeManifest({ ...v2, body: 'x' }, Buffer.from('hi')))).toThrow(
       /body id/,
     );
+  });
+});
+
+describe('the outbox row of a wrap-once copy', () => {
+  it('keeps the shared body reference across a restart, also in a database made before the column', () => {
+    const dir = tempDir();
+    try {
+      const path = join(dir.path, 'kith.db');
+      const old = openDatabase(path);
+      migrate(old, 'delivery', DELIVERY_MIGRATIONS.slice(0, 3)); // as an r31 node left it
+      old.close();
+      const rec = (id: string, sharedBody?: string): OutboxRecord => ({
+        id: asMessageId(id.repeat(32)),
+        to: asFingerprint('B'.repeat(40)),
+        source: { kind: 'file', path: '/posts/p.eml' },
+        size: 10,
+        sealedManifest: Buffer.from('head'),
+        contentKey: Buffer.alloc(32),
+        chunks: 0,
+        chunkSize: 0,
+        acked: 0,
+        state: 'pending',
+        createdAt: 1,
+        deadline: 2,
+        ...(sharedBody ? { sharedBody } : {}),
+      });
+      let db = openDatabase(path);
+      new SqliteDeliveryStore(db).putOutbox(rec('1', '/posts/p.1234.body'));
+      new SqliteDeliveryStore(db).putOutbox(rec('2'));
+      db.close();
+      db = openDatabase(path); // a restart
+      const pending = new SqliteDeliveryStore(db).pendingOutbox();
+      expect(pending.find((r) => r.id.startsWith('1'))).toEqual(rec('1', '/posts/p.1234.body'));
+      expect(pending.find((r) => r.id.startsWith('2'))).toEqual(rec('2')); // sealed whole: no reference
+      db.close();
+    } finally {
+      dir.remove();
+    }
   });
 });
