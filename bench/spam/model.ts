@@ -17,6 +17,7 @@ import {
   complaintWeight,
   decayedValue,
   DEFAULT_SPAM_POLICY,
+  evidenceWeight,
   firstContactAllowed,
   firstContactCredit,
   firstContactHeld,
@@ -55,6 +56,13 @@ export interface SimOptions {
   allowance: boolean;
   /** Apply first-contact credit at every hop (firstContactHeld; the node with spam.firstContactCredit). */
   credit?: boolean;
+  /**
+   * Evidence against a trusted agent (docs/protocol.md 15.5): a hop that revokes a neighbour tells
+   * its other neighbours; those that also link with it count the evidence (evidenceWeight, beside a
+   * complaint of their own: evidenceCounted in judgeNeighbour). Framers send it against every honest
+   * neighbour they complained about.
+   */
+  evidence?: boolean;
   policy?: SpamPolicy;
 }
 
@@ -113,6 +121,9 @@ interface Pair {
   unjudged: number;
   /** Decayed good verdicts (read, no complaint) on its first contacts. */
   good: Decayed;
+  /** Decayed evidence weight from neighbours' revocations of it (each revoker once). */
+  evidence: Decayed;
+  evidenceFrom?: Set<number>;
 }
 
 export function simulate(o: SimOptions): SimResult {
@@ -142,6 +153,7 @@ export function simulate(o: SimOptions): SimResult {
         used: 0,
         unjudged: 0,
         good: { value: 0, at: 0 },
+        evidence: { value: 0, at: 0 },
       };
       pairs.set(key(h, p), x);
     }
@@ -353,6 +365,7 @@ export function simulate(o: SimOptions): SimResult {
       traffic: decayedValue(p.traffic, now, policy.halfLifeMs),
       cuts: decayedValue(p.cuts, now, policy.halfLifeMs),
       firstContactGood: o.credit ? decayedValue(p.good, now, policy.halfLifeMs) : undefined,
+      evidence: decayedValue(p.evidence, now, policy.halfLifeMs),
       openFirstContact: openFirst,
       lifetimeOpen: lifetime,
       lifetimeTraffic: p.total,
@@ -372,7 +385,23 @@ export function simulate(o: SimOptions): SimResult {
     }
     const id = relayCut(h, pred, now);
     deadCut.set(deadKey(h, pred), id);
+    if (o.evidence) tellNeighbours(h, pred, p.rows.filter((r) => !r.cleared).length, now);
     for (const r of p.rows) if (!r.cleared) cutForward(r.c, r.i, id, now, now);
+  }
+
+  /** The revocation notice of h about pred, with `items` signed complaints, to h's other neighbours. */
+  function tellNeighbours(h: number, pred: number, items: number, now: number): void {
+    const weight = evidenceWeight(Math.min(items, 32), policy);
+    if (weight <= 0) return;
+    for (const x of adj[h]) {
+      if (x === pred || !honest(x) || !alive(h, x) || !alive(x, pred) || !adj[x].includes(pred)) continue;
+      const q = pair(x, pred);
+      q.evidenceFrom ??= new Set();
+      if (q.evidenceFrom.has(h)) continue;
+      q.evidenceFrom.add(h);
+      q.evidence = addDecayed(q.evidence, weight, now, policy.halfLifeMs);
+      touched.add(key(x, pred));
+    }
   }
 
   /** Settles the verdicts of this step, hops whose predecessor waits on nobody first. */
@@ -503,6 +532,11 @@ export function simulate(o: SimOptions): SimResult {
         }
       }
     }
+    // Framers with evidence: the worst they can send, a notice with the most one revoker's word
+    // weighs against every honest neighbour (its hop proofs are real: those neighbours handed it
+    // mail), to every honest agent linked with both.
+    if (o.evidence && o.attack === 'frame' && hour === spamStart)
+      for (const f of attackers) for (const s of adj[f]) if (honest(s)) tellNeighbours(f, s, 32, now);
     if (hour === spamStart)
       for (const [a, h] of attackEdges)
         creditAtStart.set(

@@ -3,11 +3,12 @@
 // contacts). The decisions are the node's own pure functions (agent/spam/decisions.ts) applied
 // over the graph abstractly (bench/spam/model.ts says what is and is not modelled).
 // Run: node --import tsx bench/spam/run.ts [--agents 10000] [--weeks 3] [--attackers 10] [--rate 10]
-//        [--graphs ba,kleinberg] [--variants node,credit,allowance]
+//        [--graphs ba,kleinberg] [--variants node,credit,evidence,allowance] [--attacks sybil,frame,…]
 // Variants: 'node' = the rules without the credit, as the node ran them before r34 (maxCuts 3; its
 // forwarding floor of 120 small packets/h does not bite at these rates); 'credit' = + first-contact
 // credit and the once-per-recipient rule for complaints about mail between contacts, maxCuts 2 (as
-// the node runs since r34: spam.firstContactCredit on by default);
+// the node runs since r34: spam.firstContactCredit on by default); 'evidence' = 'credit' + evidence
+// against a trusted agent (docs/protocol.md 15.5, the node since r35);
 // 'allowance' = + the forwarding allowance at 1 message/h (SIM_POLICY).
 import { barabasiAlbert, kleinberg } from './graphs.ts';
 import { SIM_POLICY, simulate, type Attack } from './model.ts';
@@ -21,7 +22,10 @@ function arg(name: string, fallback: string): string {
 const agents = Number(arg('agents', '10000'));
 const weeks = Number(arg('weeks', '3'));
 const only = arg('graphs', 'ba,kleinberg').split(',');
-const variants = arg('variants', 'node,credit').split(',') as ('node' | 'credit' | 'allowance')[];
+const variants = arg('variants', 'node,credit').split(',') as (
+  'node' | 'credit' | 'evidence' | 'allowance'
+)[];
+const onlyAttacks = arg('attacks', '').split(',').filter(Boolean);
 const attackers = Number(arg('attackers', '10'));
 const rate = Number(arg('rate', '10'));
 const side = Math.round(Math.sqrt(agents));
@@ -53,7 +57,9 @@ for (const [name, make] of graphs) {
   console.log(
     `\n${name}: ${agents} agents, mean degree ${meanDegree.toFixed(1)}, max ${maxDegree}, ${weeks} weeks, ${attackers} attackers`,
   );
-  for (const [attack, what, spamPerHour] of attacks) {
+  for (const [attack, what, spamPerHour] of attacks.filter(
+    ([a]) => onlyAttacks.length === 0 || onlyAttacks.includes(a),
+  )) {
     for (const variant of variants) {
       const t0 = Date.now();
       const r = simulate({
@@ -64,14 +70,16 @@ for (const [name, make] of graphs) {
         attackers,
         spamPerHour,
         allowance: variant === 'allowance',
-        credit: variant === 'credit',
+        credit: variant === 'credit' || variant === 'evidence',
+        evidence: variant === 'evidence',
         // The credit goes with maxCuts 2, the default (docs/protocol.md 15.7); without it, 3.
-        policy: variant === 'credit' ? SIM_POLICY : { ...SIM_POLICY, maxCuts: 3 },
+        policy: variant === 'credit' || variant === 'evidence' ? SIM_POLICY : { ...SIM_POLICY, maxCuts: 3 },
       });
       const cut = r.cutoffHours;
       const label = {
         node: ' | without credit (the node before r34)',
-        credit: ' | + first-contact credit (15.7, as the node runs)',
+        credit: ' | + first-contact credit (15.7)',
+        evidence: ' | + credit + evidence against a trusted agent (15.5, as the node runs since r35)',
         allowance: ' | + forwarding allowance 1 message/h',
       }[variant];
       console.log(
