@@ -3,18 +3,22 @@ import { createConnection, createServer } from 'node:net';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { cleanEnv, exited, KITH_BIN, runKith, runKithAsync, startKith } from '../helpers/cli.ts';
+import {
+  cleanEnv,
+  exited,
+  KITH_BIN,
+  LOOPBACK_NODE_ENV,
+  runKith,
+  runKithAsync,
+  startKith,
+} from '../helpers/cli.ts';
+import { until } from '../helpers/until.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { HANG_MS } from '../helpers/hang.ts';
 
-const BASE = {
-  KITH_PASSPHRASE: 'a long enough passphrase',
-  KITH_P2P_LISTEN: '["/ip4/127.0.0.1/tcp/0"]',
-  KITH_SMTP_PORT: '0',
-  KITH_IMAP_PORT: '0',
-  KITH_HTTP_PORT: '0',
-  KITH_STREAMS_PORT: '0',
-};
+// The shared loopback settings without their log level: these tests read what `kith` says at the
+// level each asks for (KITH_LOG_LEVEL would win over a config file's, and it is what is tested).
+const { KITH_LOG_LEVEL: _level, ...BASE } = LOOPBACK_NODE_ENV;
 
 /** Pids of the redis-servers working in that directory (redis-server changes into --dir). */
 function redisServersIn(dir: string): number[] {
@@ -32,13 +36,8 @@ function redisServersIn(dir: string): number[] {
   return pids;
 }
 
-async function waitFor(check: () => boolean, timeoutMs = HANG_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+/** Polls a file-system fact every 10 ms (the shared `until`): these waits follow a process closely. */
+const waitFor = (check: () => boolean, what: string) => until(() => check() || undefined, what, HANG_MS, 10);
 
 /**
  * Stops what a failed test left running (a no-op after a passing one): a node left behind made
@@ -124,7 +123,7 @@ describe('kith start: startup, signals and what is left behind', () => {
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     try {
       // redis.pid appears once redis-server runs: the node is still starting its other parts.
-      await waitFor(() => existsSync(join(redisDir, 'redis.pid')));
+      await waitFor(() => existsSync(join(redisDir, 'redis.pid')), 'redis.pid');
       child.kill('SIGTERM');
       expect(await exited(child)).toBe(0);
       expect(stderr).toBe('');
@@ -148,12 +147,12 @@ describe('kith start: startup, signals and what is left behind', () => {
     let stderr = '';
     shell.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     try {
-      await waitFor(() => existsSync(join(dataDir, 'control.sock')));
+      await waitFor(() => existsSync(join(dataDir, 'control.sock')), 'the control socket');
       const pid = Number(readFileSync(join(dataDir, 'node.lock'), 'utf8'));
       await new Promise((r) => setTimeout(r, 500));
       process.kill(pid, 'SIGTERM');
       await exited(shell);
-      await waitFor(() => !existsSync(join(dataDir, 'node.lock')));
+      await waitFor(() => !existsSync(join(dataDir, 'node.lock')), 'node.lock to go');
       expect(stderr).not.toMatch(/EPIPE/);
       expect(redisServersIn(redisDir)).toEqual([]);
       expect(existsSync(join(dataDir, 'control.sock'))).toBe(false);

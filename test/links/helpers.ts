@@ -47,8 +47,13 @@ export function removeTempDirs(): void {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
-/** Link manager options a test may change (the provisional deadline and limits, the clock of links and trust). */
-export type LinkOptions = Pick<LinksOptions, 'provisionalMs' | 'provisionalLimits' | 'clock'>;
+/**
+ * Options a test may change: the link manager's provisional deadline and limits, the clock of
+ * links and trust, and the address cache's own clock (reachClock: when a record counts as heard).
+ */
+export type LinkOptions = Pick<LinksOptions, 'provisionalMs' | 'provisionalLimits' | 'clock'> & {
+  reachClock?: () => number;
+};
 
 /** A new entity with one agent, started. */
 export async function startAgent(
@@ -113,9 +118,18 @@ async function startWith(
   const p2p = p2pConfig(config);
   const agent = { name, identity, db, trust } as TestAgent;
   const up = async (): Promise<void> => {
-    agent.links = createLinks({ identity, trust, config: p2p, log, ...linkOptions });
+    const { reachClock, ...linkSettings } = linkOptions;
+    agent.links = createLinks({ identity, trust, config: p2p, log, ...linkSettings });
     await agent.links.start();
-    agent.reach = createReachability({ links: agent.links, trust, identity, db, config: p2p, log });
+    agent.reach = createReachability({
+      links: agent.links,
+      trust,
+      identity,
+      db,
+      config: p2p,
+      log,
+      clock: reachClock,
+    });
     await agent.reach.start();
   };
   const down = async (): Promise<void> => {
