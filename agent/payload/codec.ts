@@ -66,16 +66,21 @@ export function openpgpCodec(deps: {
   entityKeyDecrypts?: boolean;
 }): PayloadCodec {
   const self = asFingerprint(deps.entityKey.getFingerprint());
+  /** The recipient's public key; no key is the caller's to fix (add the contact). */
+  async function recipientKey(to: Fingerprint) {
+    const recipient = await deps.publicKey(to);
+    if (!recipient) {
+      throw new KithError(
+        'ERR_UNKNOWN_RECIPIENT_KEY',
+        `no public key for ${to}`,
+        'add the recipient as a contact first',
+      );
+    }
+    return recipient;
+  }
   return {
     async seal(plaintext, to) {
-      const recipient = await deps.publicKey(to);
-      if (!recipient) {
-        throw new KithError(
-          'ERR_UNKNOWN_RECIPIENT_KEY',
-          `no public key for ${to}`,
-          'add the recipient as a contact first',
-        );
-      }
+      const recipient = await recipientKey(to);
       const agents = deps.recipientAgents?.(to) ?? [];
       if (agents.length > 0) {
         const sealed = await sealToAgents(plaintext, agents, deps.entityKey, recipient);
@@ -95,14 +100,7 @@ export function openpgpCodec(deps: {
       return { sessionKey, body: Buffer.from(body) };
     },
     async wrapShared(sessionKey, to) {
-      const recipient = await deps.publicKey(to);
-      if (!recipient) {
-        throw new KithError(
-          'ERR_UNKNOWN_RECIPIENT_KEY',
-          `no public key for ${to}`,
-          'add the recipient as a contact first',
-        );
-      }
+      const recipient = await recipientKey(to);
       const head = await wrapSessionKey(sessionKey, deps.recipientAgents?.(to) ?? [], recipient);
       return Buffer.concat([Buffer.from(self, 'hex'), head]);
     },
