@@ -13,6 +13,8 @@ interface Queue {
 
 /** Frames queued per link before send() waits (backpressure, as a real stream). */
 const HIGH_WATER = 16;
+/** Frames a link hands its receiver in one macrotask at most. */
+const READ_BATCH = 16;
 
 /**
  * An in-memory network of agents: links are explicit (the trust graph), each direction of a link
@@ -120,8 +122,12 @@ export class MemoryNetwork {
 
   private async pump(from: AgentId, to: AgentId, q: Queue): Promise<void> {
     q.running = true;
-    await new Promise((resolve) => setImmediate(resolve));
-    while (q.frames.length > 0) {
+    // Frames come a batch per macrotask, as a socket read hands over what arrived together. The
+    // yield bounds each batch: handlers that answer at once must never keep a ring of pumps busy
+    // in microtasks for good, which would starve every timer (Jest's testTimeout too).
+    for (let n = 0; ; n++) {
+      if (n % READ_BATCH === 0) await new Promise((resolve) => setImmediate(resolve));
+      if (q.frames.length === 0) break;
       const frame = q.frames.shift() as Uint8Array;
       if (q.frames.length <= HIGH_WATER) for (const d of q.drained.splice(0)) d();
       if (this.connected(from, to)) {
