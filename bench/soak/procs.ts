@@ -8,6 +8,9 @@ export interface ProcSample {
   name: string;
   /** VmRSS in KiB. */
   rssKiB: number;
+  /** Of it: anonymous memory (heap, malloc arenas) and file-backed pages (code, mapped files), KiB. */
+  anonKiB: number;
+  fileKiB: number;
   fds: number;
 }
 
@@ -37,9 +40,10 @@ export function sampleProcess(pid: number): ProcSample | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const name = /^Name:\s*(.+)$/m.exec(status)?.[1] ?? '?';
-    const rssKiB = Number(/^VmRSS:\s*(\d+)/m.exec(status)?.[1] ?? 0);
+    const kib = (field: string): number =>
+      Number(new RegExp(`^${field}:\\s*(\\d+)`, 'm').exec(status)?.[1] ?? 0);
     const fds = readdirSync(`/proc/${pid}/fd`).length;
-    return { pid, name, rssKiB, fds };
+    return { pid, name, rssKiB: kib('VmRSS'), anonKiB: kib('RssAnon'), fileKiB: kib('RssFile'), fds };
   } catch {
     return undefined;
   }

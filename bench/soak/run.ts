@@ -151,8 +151,9 @@ function sampleAll(): void {
     const entry = samples.get(pid) ?? { name: s.name, list: [] };
     samples.set(pid, entry);
     const sample = { t: elapsed(), rssKiB: s.rssKiB, fds: s.fds };
+    const split = { anonKiB: s.anonKiB, fileKiB: s.fileKiB };
     entry.list.push(sample);
-    appendFileSync(samplesFile, JSON.stringify({ pid, name: s.name, ...sample }) + '\n');
+    appendFileSync(samplesFile, JSON.stringify({ pid, name: s.name, ...sample, ...split }) + '\n');
   }
 }
 
