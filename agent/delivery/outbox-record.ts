@@ -88,19 +88,41 @@ async function sharedOutboxRecord(
   shared: SharedBody,
 ): Promise<OutboxRecord> {
   const head = await codec.wrapShared!(shared.sessionKey, payload.to);
-  if (head.length + shared.bytes + 21 > MAX_BODY)
+  return outboxRecord(ctx, payload, head, {
+    size: shared.size,
+    sharedBody: shared,
+    contentKey: Buffer.alloc(32), // no chunks: nothing is sealed with it
+    chunks: 0,
+    chunkSize: 0,
+  });
+}
+
+/** A manifest unit's own header (kind, message id, length: agent/payload/unit.ts encodeUnit). */
+const MANIFEST_UNIT_HEAD = 21;
+
+/**
+ * The outbox record of a copy whose manifest is sealed (`head`; with a shared body, the copy's
+ * wrapped session key, the body travelling after it in the same unit): refused when the manifest
+ * unit would not fit the largest body class. Both ways of sealing (each copy whole, wrap-once)
+ * build their record here.
+ */
+function outboxRecord(
+  ctx: EngineContext,
+  payload: OutboundPayload,
+  head: Buffer,
+  sealed: Pick<OutboxRecord, 'size' | 'contentKey' | 'chunks' | 'chunkSize'> & { sharedBody?: SharedBody },
+): OutboxRecord {
+  const { sharedBody, ...units } = sealed;
+  if (head.length + (sharedBody?.bytes ?? 0) + MANIFEST_UNIT_HEAD > MAX_BODY)
     throw new KithError('ERR_MANIFEST_TOO_LARGE', 'sealed manifest too large');
   const now = ctx.now();
   return {
     id: payload.id,
     to: payload.to,
     source: payload.source,
-    size: shared.size,
+    ...units,
     sealedManifest: head,
-    sharedBody: shared.path,
-    contentKey: Buffer.alloc(32), // no chunks: nothing is sealed with it
-    chunks: 0,
-    chunkSize: 0,
+    ...(sharedBody ? { sharedBody: sharedBody.path } : {}),
     acked: 0,
     state: 'pending',
     createdAt: now,
@@ -146,24 +168,13 @@ export async function sealOutboxRecord(
     };
     const plain = encodeManifest(manifest, body);
     const sealedManifest = await codec.seal(plain, payload.to);
-    if (sealedManifest.length + 21 > MAX_BODY)
-      throw new KithError('ERR_MANIFEST_TOO_LARGE', 'sealed manifest too large');
-    const now = ctx.now();
-    return {
-      id: payload.id,
-      to: payload.to,
-      source: payload.source,
+    return outboxRecord(ctx, payload, sealedManifest, {
       size: source.size,
-      sealedManifest,
       contentKey,
       // The units to send: a v3 manifest's chunks and its hash unit (hashUnitIndex tells them apart).
       chunks: unitCount(manifest),
       chunkSize: manifest.chunkSize,
-      acked: 0,
-      state: 'pending',
-      createdAt: now,
-      deadline: now + ctx.options.maxAgeMs,
-    };
+    });
   } finally {
     await source.close();
   }
