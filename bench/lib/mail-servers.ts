@@ -2,12 +2,21 @@
 // configuration (nothing under /etc is touched), loopback only, no TLS, each stopped by stop():
 // Debian's Dovecot (IMAP, optionally LMTP) and Debian's Postfix delivering over LMTP to it.
 // Used by bench/e2e (Postfix → LMTP → Dovecot), bench/imap and bench/roaming (Dovecot alone).
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+// Their configuration is written by test/helpers/mail-servers.ts, shared with the bridge tests'
+// outside list server.
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { sleep } from './stats.ts';
+import {
+  listening as listeningWithin,
+  postfixPidFile,
+  spawnDovecot,
+  stopPostfix,
+  writeDovecotConf,
+  writePostfixConf,
+} from '../../test/helpers/mail-servers.ts';
 
 export const BASELINE_PASS = 'bench-password';
 export const MTA_USER = 'bench@bench.test';
@@ -42,19 +51,7 @@ export async function freePort(): Promise<number> {
 
 /** Waits until something accepts TCP connections on 127.0.0.1:port (10 s at most). */
 export async function listening(port: number, what: string): Promise<void> {
-  for (let t = 0; t < 100; t++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await sleep(100);
-  }
-  throw new Error(`${what} did not listen on ${port}`);
+  await listeningWithin(port, what, 10_000);
 }
 
 /** The user Dovecot opens mail as: never root (as root, dovenull). */
@@ -106,8 +103,7 @@ export async function startDovecot(dir: string, options: DovecotOptions = {}): P
     writeFileSync(file, m);
     seeded.push(file);
   }
-  const me = userInfo();
-  const root = me.uid === 0;
+  const root = userInfo().uid === 0;
   // imap-login refuses to run as root; as root it runs as dovenull, which must reach base_dir,
   // and Dovecot never opens mail as root: the mail then belongs to dovenull.
   for (const d of [dir, join(dir, '..'), join(dir, 'run')]) chmodSync(d, 0o755);
@@ -128,58 +124,18 @@ service doveadm {
   }
 }
 `;
-  const conf = join(dir, 'dovecot.conf');
-  writeFileSync(
-    conf,
-    `base_dir = ${dir}/run
-state_dir = ${dir}/state
-log_path = ${dir}/dovecot.log
-protocols = imap${lmtp ? ' lmtp' : ''}
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-default_internal_user = ${me.username}
-default_internal_group = ${root ? 'root' : me.username}
-default_login_user = ${root ? 'dovenull' : me.username}
-first_valid_uid = 0
-mail_location = maildir:${maildir}
-passdb {
-  driver = static
-  args = password=${BASELINE_PASS}
-}
-userdb {
-  driver = static
-  args = uid=${uid} gid=${gid} home=${dir}/home${lmtp ? ' allow_all_users=yes' : ''}
-}
-service imap-login {
-  chroot =
-  inet_listener imap {
-    port = ${imapPort}
-  }
-  inet_listener imaps {
-    port = 0
-  }
-}
-${
-  lmtp
-    ? `service lmtp {
-  inet_listener lmtp {
-    address = 127.0.0.1
-    port = ${options.lmtpPort}
-  }
-}
-`
-    : ''
-}${doveadm}service anvil {
-  chroot =
-}
-service stats {
-  chroot =
-}
-`,
-  );
-  const child = spawn('dovecot', ['-F', '-c', conf], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const conf = writeDovecotConf(dir, {
+    imapPort,
+    lmtpPort: options.lmtpPort,
+    password: BASELINE_PASS,
+    mailLocation: `maildir:${maildir}`,
+    home: `${dir}/home`,
+    uid,
+    gid,
+    allowAllUsers: lmtp,
+    extra: doveadm,
+  });
+  const child = spawnDovecot(conf, 'inherit');
   const stop = async (): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill('SIGTERM');
@@ -196,65 +152,15 @@ service stats {
   return { imapPort, conf, maildir, child, stop };
 }
 
-/** master.cf from Debian's, with smtpd on our port only and no chroot (nothing is copied into one). */
-function masterCf(smtpPort: number): string {
-  const lines = readFileSync('/etc/postfix/master.cf', 'utf8').split('\n');
-  const out: string[] = [];
-  for (const line of lines) {
-    if (/^\S/.test(line) && !line.startsWith('#')) {
-      const cols = line.split(/\s+/);
-      if (cols[1] === 'inet') {
-        if (cols[0] !== 'smtp') continue;
-        cols[0] = `127.0.0.1:${smtpPort}`;
-      }
-      if (cols.length >= 8) cols[4] = 'n';
-      out.push(cols.join(' '));
-    } else out.push(line);
-  }
-  return out.join('\n');
-}
-
 async function startPostfix(dir: string, lmtpPort: number): Promise<{ smtpPort: number; conf: string }> {
   const smtpPort = await freePort();
-  const conf = join(dir, 'conf');
-  mkdirSync(conf, { recursive: true });
-  mkdirSync(join(dir, 'data'), { recursive: true });
-  mkdirSync(join(dir, 'queue'), { recursive: true });
-  const postfixUid = Number(execFileSync('id', ['-u', 'postfix']).toString());
-  chownSync(join(dir, 'data'), postfixUid, 0);
-  // maillog_file_prefixes must include the temp dir: otherwise `postfix start` exits 1 with no
-  // output (the reason is printed only on a terminal).
-  writeFileSync(
-    join(conf, 'main.cf'),
-    `compatibility_level = 3.6
-queue_directory = ${dir}/queue
-data_directory = ${dir}/data
-meta_directory = /etc/postfix
-mail_owner = postfix
-setgid_group = postdrop
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = mta.bench.test
-mydomain = bench.test
-myorigin = $myhostname
-mydestination =
-mynetworks = 127.0.0.0/8
-relay_domains =
-virtual_mailbox_domains = bench.test
-virtual_transport = lmtp:inet:127.0.0.1:${lmtpPort}
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-alias_maps =
-alias_database =
-local_recipient_maps =
-biff = no
-smtputf8_enable = no
-smtpd_banner = $myhostname ESMTP
-maillog_file = ${dir}/postfix.log
-maillog_file_prefixes = ${dir}
-shlib_directory = /usr/lib/postfix
-`,
-  );
-  writeFileSync(join(conf, 'master.cf'), masterCf(smtpPort));
+  const conf = writePostfixConf(dir, {
+    smtpPort,
+    lmtpPort,
+    domain: 'bench.test',
+    hostname: 'mta.bench.test',
+    origin: '$myhostname',
+  });
   execFileSync('postfix', ['-c', conf, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
   await listening(smtpPort, 'postfix smtpd');
   return { smtpPort, conf };
@@ -294,17 +200,10 @@ export async function startMta(dir: string): Promise<Mta> {
   // Dovecot's unprivileged processes must reach their directories through ours.
   chmodSync(join(dir, '..'), 0o755);
   const dovecot = await startDovecot(join(dir, 'dovecot'), { lmtpPort });
-  const masterPidFile = join(dir, 'postfix', 'queue', 'pid', 'master.pid');
+  const masterPidFile = postfixPidFile(join(dir, 'postfix'));
   let postfix: { smtpPort: number; conf: string } | undefined;
   const stop = async (): Promise<void> => {
-    if (postfix) {
-      try {
-        execFileSync('postfix', ['-c', postfix.conf, 'stop'], { stdio: 'ignore' });
-      } catch {
-        // already stopped
-      }
-      for (let t = 0; t < 50 && existsSync(masterPidFile); t++) await sleep(100);
-    }
+    if (postfix) await stopPostfix(join(dir, 'postfix'));
     await dovecot.stop();
   };
   try {

@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { silentLogger } from '../../common/logger.ts';
 import { startNetwork } from '../../cli/demo/network.ts';
 import { line, messagesContaining, progress, send, until } from '../../test/agents/network.ts';
+import { makeWebmOfSeconds } from './webm.ts';
 
 const run = promisify(execFile);
 const arg = (name: string, fallback: number) => {
@@ -20,20 +21,6 @@ const arg = (name: string, fallback: number) => {
 };
 const SECONDS = arg('seconds', 40);
 const RUNS = arg('runs', 3);
-
-async function makeWebm(dir: string): Promise<string> {
-  const part = join(dir, 'part.webm');
-  await run('ffmpeg', [
-    ...['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=25'],
-    ...['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-t', '5'],
-    ...['-vf', 'noise=alls=40:allf=t', '-c:v', 'libvpx', '-deadline', 'realtime', '-cpu-used', '16'],
-    ...['-b:v', '3M', '-minrate', '3M', '-maxrate', '3M', '-c:a', 'libopus', '-f', 'webm', part],
-  ]);
-  const file = join(dir, 'movie.webm');
-  const loops = Math.max(0, Math.ceil(SECONDS / 5) - 1);
-  await run('ffmpeg', ['-v', 'error', '-y', '-stream_loop', String(loops), '-i', part, '-c', 'copy', file]);
-  return file;
-}
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'kith-bench-streams-'));
@@ -45,7 +32,7 @@ async function main(): Promise<void> {
   });
   try {
     const [a, d] = [net.agent('a').node, net.agent('d').node];
-    const file = await makeWebm(dir);
+    const file = await makeWebmOfSeconds(dir, SECONDS);
     const size = statSync(file).size;
     process.stdout.write(`WebM of ${SECONDS} s, ${(size / 1024 / 1024).toFixed(1)} MiB, 3 hops\n`);
     process.stdout.write('run  link mail  first second decoded  delivered+saved  ratio\n');

@@ -1,4 +1,4 @@
-// The benches' big WebM: an ffmpeg test pattern looped by remuxing up to a size.
+// The benches' WebMs: an ffmpeg test pattern looped by remuxing, up to a size or a length.
 import { execFile } from 'node:child_process';
 import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -6,19 +6,32 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
-/** A WebM of exactly `bytes` in `dir` (VP8 + Opus at ~3 Mbit/s; a 5 s pattern looped, the tail cut). */
+/** The pattern's length: VP8 + Opus at ~3 Mbit/s. */
+const PART_SECONDS = 5;
+
+/** A WebM of exactly `bytes` in `dir` (the 5 s pattern looped, the tail cut). */
 export async function makeWebm(dir: string, bytes: number): Promise<string> {
+  return looped(dir, (part) => Math.ceil(bytes / statSync(part).size), bytes);
+}
+
+/** A WebM of about `seconds` in `dir` (the 5 s pattern looped, whole loops: it plays to its end). */
+export async function makeWebmOfSeconds(dir: string, seconds: number): Promise<string> {
+  return looped(dir, () => Math.max(0, Math.ceil(seconds / PART_SECONDS) - 1));
+}
+
+/** dir/movie.webm: the pattern, then `loops(part)` more copies of it, cut to `bytes` if given. */
+async function looped(dir: string, loops: (part: string) => number, bytes?: number): Promise<string> {
   const part = join(dir, 'part.webm');
   await run('ffmpeg', [
     ...['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=25'],
-    ...['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-t', '5'],
+    ...['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-t', String(PART_SECONDS)],
     ...['-vf', 'noise=alls=40:allf=t', '-c:v', 'libvpx', '-deadline', 'realtime', '-cpu-used', '16'],
     ...['-b:v', '3M', '-minrate', '3M', '-maxrate', '3M', '-c:a', 'libopus', '-f', 'webm', part],
   ]);
   const file = join(dir, 'movie.webm');
-  const loops = Math.ceil(bytes / statSync(part).size);
-  await run('ffmpeg', ['-v', 'error', '-y', '-stream_loop', String(loops), '-i', part, '-c', 'copy', file]);
-  await run('truncate', ['-s', String(bytes), file]);
+  const n = loops(part);
+  await run('ffmpeg', ['-v', 'error', '-y', '-stream_loop', String(n), '-i', part, '-c', 'copy', file]);
+  if (bytes !== undefined) await run('truncate', ['-s', String(bytes), file]);
   rmSync(part);
   return file;
 }

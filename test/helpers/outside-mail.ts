@@ -4,14 +4,22 @@
 // IMAP. Everything runs from a temp dir with its own configuration (nothing under /etc or
 // /var/spool is touched), on free loopback ports, without TLS, and stop() ends all of it.
 // Start-up waits for the listening ports, never for a fixed time.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { inboxSources } from './imap-inbox.ts';
 import { freePort } from './kith-nodes.ts';
-import { HANG_MS } from './hang.ts';
+import {
+  idOf,
+  listening,
+  postfixGone,
+  postfixPidFile,
+  spawnDovecot,
+  stopPostfix,
+  writeDovecotConf,
+  writePostfixConf,
+} from './mail-servers.ts';
 
 /** The one password of every mailbox of the outside server. */
 export const OUTSIDE_PASS = 'outside-password';
@@ -59,28 +67,6 @@ export function outsideMailMissing(): string | undefined {
   return undefined;
 }
 
-/** Resolves once something accepts TCP connections on the port (retrying refused connects). */
-export async function listening(port: number, what: string, timeoutMs = HANG_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`${what} did not listen on 127.0.0.1:${port}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function idOf(flag: '-u' | '-g', user: string): number {
-  return Number(execFileSync('id', [flag, user]).toString());
-}
-
 /** Starts Dovecot, then Postfix, with an mlmmj list `listName@outside.test`, under `dir`. */
 export async function startOutsideMail(dir: string, listName = 'dev'): Promise<OutsideMail> {
   const missing = outsideMailMissing();
@@ -95,14 +81,7 @@ export async function startOutsideMail(dir: string, listName = 'dev'): Promise<O
   const listDir = makeList(join(dir, 'mlmmj'), listName, smtpPort);
   let conf: string | undefined;
   const stop = async (): Promise<void> => {
-    if (conf) {
-      try {
-        execFileSync('postfix', ['-c', conf, 'stop'], { stdio: 'ignore' });
-      } catch {
-        // not running
-      }
-      await gone(join(dir, 'postfix', 'queue', 'pid', 'master.pid'));
-    }
+    if (conf) await stopPostfix(join(dir, 'postfix'));
     if (dovecot.exitCode === null) {
       dovecot.kill('SIGTERM');
       await new Promise((r) => dovecot.once('exit', r));
@@ -141,10 +120,7 @@ export async function startOutsideMail(dir: string, listName = 'dev'): Promise<O
       chownTree(listDir);
     },
     mailDir: join(dir, 'dovecot', 'mail'),
-    roots: () => [
-      Number(readFileSync(join(dir, 'postfix', 'queue', 'pid', 'master.pid'), 'utf8').trim()),
-      dovecot.pid!,
-    ],
+    roots: () => [Number(readFileSync(postfixPidFile(join(dir, 'postfix')), 'utf8').trim()), dovecot.pid!],
     subscribers() {
       return execFileSync('/usr/bin/mlmmj-list', ['-L', listDir], { encoding: 'utf8' })
         .split('\n')
@@ -154,7 +130,7 @@ export async function startOutsideMail(dir: string, listName = 'dev'): Promise<O
     inbox: (user) => inbox(imapPort, user),
     async stopSmtp() {
       execFileSync('postfix', ['-c', conf!, 'stop'], { stdio: 'ignore' });
-      await gone(join(dir, 'postfix', 'queue', 'pid', 'master.pid'));
+      await postfixGone(join(dir, 'postfix'));
     },
     async startSmtp() {
       execFileSync('postfix', ['-c', conf!, 'start'], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -168,10 +144,6 @@ export async function startOutsideMail(dir: string, listName = 'dev'): Promise<O
   };
 }
 
-async function gone(file: string): Promise<void> {
-  for (let t = 0; t < 200 && existsSync(file); t++) await new Promise((r) => setTimeout(r, 50));
-}
-
 function inbox(port: number, user: string): Promise<string[]> {
   return inboxSources({ host: '127.0.0.1', port, secure: false, auth: { user, pass: OUTSIDE_PASS } });
 }
@@ -183,55 +155,18 @@ function startDovecot(dir: string, imapPort: number, lmtpPort: number): ChildPro
   const uid = idOf('-u', 'dovenull');
   const gid = idOf('-g', 'dovenull');
   for (const d of ['mail', 'home']) chownSync(join(dir, d), uid, gid);
-  const conf = join(dir, 'dovecot.conf');
-  writeFileSync(
-    conf,
-    `base_dir = ${dir}/run
-state_dir = ${dir}/state
-log_path = ${dir}/dovecot.log
-protocols = imap lmtp
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-auth_username_format = %Ln
-default_internal_user = root
-default_internal_group = root
-default_login_user = dovenull
-first_valid_uid = 0
-mail_location = maildir:${dir}/mail/%n
-passdb {
-  driver = static
-  args = password=${OUTSIDE_PASS}
-}
-userdb {
-  driver = static
-  args = uid=${uid} gid=${gid} home=${dir}/home/%n allow_all_users=yes
-}
-service imap-login {
-  chroot =
-  inet_listener imap {
-    port = ${imapPort}
-  }
-  inet_listener imaps {
-    port = 0
-  }
-}
-service lmtp {
-  inet_listener lmtp {
-    address = 127.0.0.1
-    port = ${lmtpPort}
-  }
-}
-service anvil {
-  chroot =
-}
-service stats {
-  chroot =
-}
-`,
-  );
-  return spawn('dovecot', ['-F', '-c', conf], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const conf = writeDovecotConf(dir, {
+    imapPort,
+    lmtpPort,
+    password: OUTSIDE_PASS,
+    mailLocation: `maildir:${dir}/mail/%n`,
+    home: `${dir}/home/%n`,
+    uid,
+    gid,
+    allowAllUsers: true,
+    usernameFormat: '%Ln',
+  });
+  return spawnDovecot(conf, 'ignore');
 }
 
 /** What mlmmj-make-ml makes, without its questions; owned by nobody, whom Postfix's pipe runs as. */
@@ -272,28 +207,7 @@ function chownTree(dir: string): void {
   execFileSync('chown', ['-R', 'nobody:nogroup', dir]);
 }
 
-/** master.cf from Debian's: smtpd on our port only, no chroot, and the pipe to mlmmj. */
-function masterCf(smtpPort: number, spool: string): string {
-  const out: string[] = [];
-  for (const line of readFileSync('/etc/postfix/master.cf', 'utf8').split('\n')) {
-    if (/^\S/.test(line) && !line.startsWith('#')) {
-      const cols = line.split(/\s+/);
-      if (cols[1] === 'inet') {
-        if (cols[0] !== 'smtp') continue;
-        cols[0] = `127.0.0.1:${smtpPort}`;
-      }
-      if (cols.length >= 8) cols[4] = 'n';
-      out.push(cols.join(' '));
-    } else out.push(line);
-  }
-  out.push(
-    'mlmmj unix - n n - - pipe',
-    `  flags=ORhu user=nobody argv=/usr/bin/mlmmj-receive -F -L ${spool}/$nexthop`,
-    '',
-  );
-  return out.join('\n');
-}
-
+/** Postfix: list mail through a pipe to mlmmj, every other address of the domain to Dovecot. */
 function startPostfix(
   dir: string,
   smtpPort: number,
@@ -301,46 +215,24 @@ function startPostfix(
   spool: string,
   listName: string,
 ): string {
-  const conf = join(dir, 'conf');
-  for (const d of [conf, join(dir, 'data'), join(dir, 'queue')]) mkdirSync(d, { recursive: true });
-  chownSync(join(dir, 'data'), idOf('-u', 'postfix'), 0);
-  // The list's address and its +extensions (dev+subscribe@, dev+bounces-…@) go to mlmmj.
-  writeFileSync(join(conf, 'transport'), `${listName}@${OUTSIDE_DOMAIN} mlmmj:${listName}\n`);
-  writeFileSync(
-    join(conf, 'main.cf'),
-    `compatibility_level = 3.6
-queue_directory = ${dir}/queue
-data_directory = ${dir}/data
-meta_directory = /etc/postfix
-mail_owner = postfix
-setgid_group = postdrop
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = mx.${OUTSIDE_DOMAIN}
-mydomain = ${OUTSIDE_DOMAIN}
-myorigin = $mydomain
-mydestination =
-mynetworks = 127.0.0.0/8
-relay_domains =
-virtual_mailbox_domains = ${OUTSIDE_DOMAIN}
-virtual_transport = lmtp:inet:127.0.0.1:${lmtpPort}
-transport_maps = texthash:${conf}/transport
+  const conf = writePostfixConf(dir, {
+    smtpPort,
+    lmtpPort,
+    domain: OUTSIDE_DOMAIN,
+    hostname: `mx.${OUTSIDE_DOMAIN}`,
+    origin: '$mydomain',
+    main: `transport_maps = texthash:${dir}/conf/transport
 recipient_delimiter = +
 mlmmj_destination_recipient_limit = 1
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-alias_maps =
-alias_database =
-local_recipient_maps =
-biff = no
-smtputf8_enable = no
 message_size_limit = 20480000
-smtpd_banner = $myhostname ESMTP
-maillog_file = ${dir}/postfix.log
-maillog_file_prefixes = ${dir}
-shlib_directory = /usr/lib/postfix
 `,
-  );
-  writeFileSync(join(conf, 'master.cf'), masterCf(smtpPort, spool));
+    master: [
+      'mlmmj unix - n n - - pipe',
+      `  flags=ORhu user=nobody argv=/usr/bin/mlmmj-receive -F -L ${spool}/$nexthop`,
+    ],
+  });
+  // The list's address and its +extensions (dev+subscribe@, dev+bounces-…@) go to mlmmj.
+  writeFileSync(join(conf, 'transport'), `${listName}@${OUTSIDE_DOMAIN} mlmmj:${listName}\n`);
   execFileSync('postfix', ['-c', conf, 'start'], { stdio: ['ignore', 'ignore', 'inherit'] });
   return conf;
 }
