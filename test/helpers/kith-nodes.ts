@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import nodemailer, { type Transporter } from 'nodemailer';
 import { callNode } from '../../agent/control/client.ts';
+import { seededRandom } from '../../agent/sim/graphs.ts';
 import { exited, runKith, startKith } from './cli.ts';
 import { until } from './until.ts';
 import { HANG_MS } from './hang.ts';
@@ -278,17 +279,8 @@ export interface TestMail {
   raw: string;
 }
 
-/** A small deterministic PRNG (mulberry32), so a failing run can be repeated with its seed. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small deterministic PRNG (mulberry32, the simulator's), so a failing run can be repeated with its seed. */
+export const seeded = seededRandom;
 
 /** The seed for this run: KITH_FAULT_SEED to repeat one, else a fresh one; printed either way. */
 export function faultSeed(what: string): number {

@@ -15,18 +15,10 @@ import { Authenticator } from '../../gateway/auth.ts';
 import { ImapConnection } from '../../gateway/imap/connection.ts';
 import { PASS, USER, rawSession, sampleMessage, startHarness, type Harness } from './harness.ts';
 import { HANG_MS } from '../helpers/hang.ts';
+import { seededRandom } from '../../agent/sim/graphs.ts';
 
-// A deterministic PRNG so a failure can be replayed.
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// A deterministic PRNG (the simulator's mulberry32) so a failure can be replayed.
+const rng = seededRandom;
 
 const NAMES = [
   'CAPABILITY',

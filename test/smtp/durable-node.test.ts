@@ -1,8 +1,14 @@
 import { afterAll, describe, expect, test } from '@jest/globals';
 import { join } from 'node:path';
-import { ImapFlow } from 'imapflow';
 import { exited, LOOPBACK_NODE_ENV, runKith, startKith } from '../helpers/cli.ts';
-import { childrenOf, freePort, killQuietly, until } from '../helpers/kith-nodes.ts';
+import {
+  childrenOf,
+  fetchMailbox,
+  freePort,
+  killQuietly,
+  until,
+  type MailSettings,
+} from '../helpers/kith-nodes.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { RawSmtp } from './raw-client.ts';
 
@@ -12,13 +18,6 @@ import { RawSmtp } from './raw-client.ts';
 const BASE = LOOPBACK_NODE_ENV;
 const READY = /Stop with Ctrl-C/;
 
-interface MailSettings {
-  user: string;
-  pass: string;
-  smtp: { host: string; port: number };
-  imap: { host: string; port: number };
-}
-
 function settingsOf(dir: string): MailSettings {
   const result = runKith(['--data-dir', dir, 'mail-settings', '--json']);
   expect(result.status).toBe(0);
@@ -27,30 +26,7 @@ function settingsOf(dir: string): MailSettings {
 
 /** Subjects in the INBOX, as an IMAP client sees them. */
 async function inboxSubjects(settings: MailSettings): Promise<string[]> {
-  const client = new ImapFlow({
-    host: settings.imap.host,
-    port: settings.imap.port,
-    secure: false,
-    auth: { user: settings.user, pass: settings.pass },
-    tls: { rejectUnauthorized: false },
-    logger: false,
-  });
-  await client.connect();
-  try {
-    const lock = await client.getMailboxLock('INBOX');
-    try {
-      const subjects: string[] = [];
-      if ((client.mailbox && client.mailbox.exists) || 0) {
-        for await (const m of client.fetch('1:*', { envelope: true }))
-          subjects.push(m.envelope?.subject ?? '');
-      }
-      return subjects;
-    } finally {
-      lock.release();
-    }
-  } finally {
-    await client.logout();
-  }
+  return (await fetchMailbox(settings)).map((m) => m.subject);
 }
 
 describe('a real node killed right after 250', () => {
