@@ -22,6 +22,7 @@ import { createNat, natExtras } from './nat/index.ts';
 import { agentKeysFromIdentity } from './onion/keys.ts';
 import { AgentDeliveryService } from './outbound.ts';
 import { openpgpCodec, type PayloadCodec } from './payload/codec.ts';
+import { agentSignerOf } from './payload/agent-signature.ts';
 import { rawX25519, wrapKeysOf } from './payload/wrap.ts';
 import { openRedis, type RedisHandle } from './queue/connection.ts';
 import { Outbox } from './queue/outbox.ts';
@@ -231,7 +232,12 @@ export class KithNode {
     });
     const deliveryStore = new SqliteDeliveryStore(db);
     this.codec = openpgpCodec({
-      entityKey: identity.entityKey,
+      self: identity.fingerprint,
+      // Signed by this agent with its own key and certificate (docs/protocol.md 7.8, since r37);
+      // the entity key, where this device holds it, only opens mail sealed to it alone.
+      signer: agentSignerOf(identity.agentKey, () => identity.certificate),
+      ...(identity.entityKey === undefined ? {} : { entityKey: identity.entityKey }),
+      isRevokedAgent: (agent) => this.trust.isRevokedAgent(agent),
       publicKey: (fpr) => this.trust.publicKey(fpr),
       // Encrypt once for every certified agent of the recipient (docs/protocol.md 7.8).
       recipientAgents: (fpr) => wrapKeysOf(this.trust.agentsOf(fpr), Date.now()),

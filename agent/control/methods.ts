@@ -5,7 +5,7 @@ import { KithError } from '../../common/errors.ts';
 import { asMessageId, type AgentId, type Fingerprint, type MessageId } from '../../common/ids.ts';
 import { writeFilePayload } from '../files.ts';
 import { buildAgentBundle, certifyNewAgent } from '../identity/bundle.ts';
-import type { Identity } from '../identity/identity.ts';
+import { requireEntityKey, type Identity } from '../identity/identity.ts';
 import type { LinkManager } from '../links/links.ts';
 import type { AgentDeliveryService } from '../outbound.ts';
 import type { Outbox } from '../queue/outbox.ts';
@@ -163,7 +163,7 @@ async function revokeAgent(deps: ControlDeps, agentText: string): Promise<AgentV
       'see `kith agent list`',
     );
   }
-  await trust.addAgentRevocation(await revokeAgentCertificate(identity.entityKey, agent));
+  await trust.addAgentRevocation(await revokeAgentCertificate(requireEntityKey(identity, 'revoke an agent'), agent));
   return listAgents(deps).find((a) => a.agentId === agent)!;
 }
 

@@ -13,6 +13,7 @@ import {
   CERT_VALIDITY_DAYS,
   isWrongPassphrase,
   rawX25519Public,
+  requireEntityKey,
   storeIdentity,
   type Identity,
 } from './identity.ts';
@@ -47,7 +48,10 @@ export interface AgentBundle {
   name: string;
   email: string;
   entityPublic: string;
-  /** The entity's private key exactly as stored: armored and locked under the passphrase. */
+  /**
+   * The entity's private key exactly as stored: armored and locked under the passphrase. Import
+   * uses it to open `secrets` and check the bundle, and keeps it only with --keep-entity-key.
+   */
   entitySealed: string;
   certificate: Signed;
   /** OpenPGP message to the entity key: JSON `{agentKey, onionKey}` (libp2p protobuf, PKCS#8 DER; base64). */
@@ -70,7 +74,7 @@ export interface NewAgent {
 export async function certifyNewAgent(identity: Identity, now = new Date()): Promise<NewAgent> {
   const agentKey = await generateKeyPair('Ed25519');
   const onion = generateKeyPairSync('x25519');
-  const certificate = await certifyAgent(identity.entityKey, {
+  const certificate = await certifyAgent(requireEntityKey(identity, 'certify a new agent'), {
     agent: asAgentId(peerIdFromPrivateKey(agentKey).toString()),
     onionKey: rawX25519Public(onion.publicKey).toString('base64url'),
     notBefore: now,
@@ -91,7 +95,7 @@ export async function buildAgentBundle(
   });
   const encrypted = await openpgp.encrypt({
     message: await openpgp.createMessage({ text: secrets }),
-    encryptionKeys: identity.entityKey.toPublic(),
+    encryptionKeys: identity.entityPublic,
     format: 'armored',
   });
   return {
@@ -101,7 +105,7 @@ export async function buildAgentBundle(
     name: identity.name,
     email: identity.email,
     entityPublic: identity.entityPublicArmored,
-    entitySealed: identity.entitySealedArmored,
+    entitySealed: identity.entitySealedArmored ?? '',
     certificate: { canonical: agent.certificate.canonical, signature: agent.certificate.signature },
     secrets: encrypted as string,
     ...known,
@@ -112,9 +116,16 @@ export async function buildAgentBundle(
  * Unpacks a bundle into an empty data directory: unlocks the entity key with the passphrase,
  * decrypts the agent's keys, checks that they are the ones the certificate names and that the
  * entity signed it, and stores the identity. Trust (siblings, contacts) is the caller's to store.
+ * The entity private key is not kept unless `keepEntityKey` (docs/protocol.md 7.8: an ordinary
+ * device holds only its own agent keys and its certificate).
  * Throws ERR_BUNDLE_MALFORMED, ERR_WRONG_PASSPHRASE, ERR_CERT_*, ERR_IDENTITY_EXISTS.
  */
-export async function importAgentBundle(db: Db, text: string, passphrase: string): Promise<Identity> {
+export async function importAgentBundle(
+  db: Db,
+  text: string,
+  passphrase: string,
+  options: { keepEntityKey?: boolean } = {},
+): Promise<Identity> {
   let bundle: AgentBundle;
   try {
     bundle = JSON.parse(text) as AgentBundle;
@@ -181,9 +192,9 @@ export async function importAgentBundle(db: Db, text: string, passphrase: string
     name: bundle.name,
     email: bundle.email,
     passphrase,
-    entityKey,
+    entityPublic: entityKey.toPublic(),
+    ...(options.keepEntityKey ? { entityKey, entitySealedArmored: bundle.entitySealed } : {}),
     entityPublicArmored: bundle.entityPublic,
-    entitySealedArmored: bundle.entitySealed,
     agentKey,
     onionPrivate,
     certificate,

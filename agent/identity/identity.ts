@@ -20,11 +20,17 @@ export interface Identity {
   fingerprint: Fingerprint;
   name: string;
   email: string;
-  /** The entity's OpenPGP key, decrypted (signs certificates, messages; decrypts mail). */
-  entityKey: openpgp.PrivateKey;
+  /**
+   * The entity's OpenPGP private key, decrypted, on the one device that keeps it (docs/protocol.md
+   * 7.8, "No shared private key"): it certifies, renews and revokes agents. Undefined on every
+   * other device, which reads and signs mail with its own agent keys only.
+   */
+  entityKey?: openpgp.PrivateKey;
+  /** The entity's public key (what contacts verify against; every device has it). */
+  entityPublic: openpgp.PublicKey;
   entityPublicArmored: string;
-  /** The entity key as stored: armored and locked under the passphrase (`kith agent add` hands it on). */
-  entitySealedArmored: string;
+  /** The entity key as stored, armored and locked under the passphrase; undefined where it is not kept. */
+  entitySealedArmored?: string;
   agentId: AgentId;
   /** The libp2p Ed25519 key of this agent. */
   agentKey: PrivateKey;
@@ -131,6 +137,7 @@ export async function createIdentity(
     email: options.email,
     passphrase: options.passphrase,
     entityKey,
+    entityPublic: entityKey.toPublic(),
     entityPublicArmored: armoredPublic,
     entitySealedArmored: armoredPrivate,
     agentKey,
@@ -151,9 +158,11 @@ export function storeIdentity(
     name: string;
     email: string;
     passphrase: string;
-    entityKey: openpgp.PrivateKey;
+    /** Kept on this device only when given (with its sealed form). */
+    entityKey?: openpgp.PrivateKey;
+    entityPublic: openpgp.PublicKey;
     entityPublicArmored: string;
-    entitySealedArmored: string;
+    entitySealedArmored?: string;
     agentKey: PrivateKey;
     onionPrivate: KeyObject;
     certificate: AgentCertificate;
@@ -167,7 +176,8 @@ export function storeIdentity(
       'use another --data-dir',
     );
   }
-  const fingerprint = asFingerprint(parts.entityKey.getFingerprint());
+  const fingerprint = asFingerprint(parts.entityPublic.getFingerprint());
+  const sealedEntity = parts.entityKey === undefined ? undefined : parts.entitySealedArmored;
   const salt = SecretBox.newSalt();
   const box = SecretBox.derive(parts.passphrase, salt);
   const agentId = asAgentId(peerIdFromPrivateKey(parts.agentKey).toString());
@@ -182,7 +192,8 @@ export function storeIdentity(
       parts.name,
       parts.email,
       parts.entityPublicArmored,
-      parts.entitySealedArmored,
+      // '' = the entity private key is not kept on this device (the column predates that case).
+      sealedEntity ?? '',
       parts.createdAt.getTime(),
     );
     db.prepare(
@@ -206,9 +217,9 @@ export function storeIdentity(
     fingerprint,
     name: parts.name,
     email: parts.email,
-    entityKey: parts.entityKey,
+    ...(sealedEntity === undefined ? {} : { entityKey: parts.entityKey, entitySealedArmored: sealedEntity }),
+    entityPublic: parts.entityPublic,
     entityPublicArmored: parts.entityPublicArmored,
-    entitySealedArmored: parts.entitySealedArmored,
     agentId,
     agentKey: parts.agentKey,
     onion: { publicKey: onionPublic, privateKey: parts.onionPrivate },
@@ -223,12 +234,57 @@ export function storeIdentity(
  * its end (agent/trust/decisions.ts, `certificateRenewalDue`).
  */
 export async function renewAgentCertificate(identity: Identity, now: Date): Promise<AgentCertificate> {
-  return certifyAgent(identity.entityKey, {
-    agent: identity.agentId,
-    onionKey: identity.onion.publicKey.toString('base64url'),
+  return renewCertificateOf(identity, identity.certificate.body.agent, identity.onion.publicKey.toString('base64url'), now);
+}
+
+/**
+ * A fresh certificate for an agent of our entity (its same agent and onion keys), signed by the
+ * entity key: the key holder renews its siblings' certificates too, since they cannot.
+ * ERR_NO_ENTITY_KEY on a device without the entity key.
+ */
+export async function renewCertificateOf(
+  identity: Identity,
+  agent: AgentId,
+  onionKey: string,
+  now: Date,
+): Promise<AgentCertificate> {
+  return certifyAgent(requireEntityKey(identity, 'renew an agent certificate'), {
+    agent,
+    onionKey,
     notBefore: now,
     notAfter: new Date(now.getTime() + CERT_VALIDITY_DAYS * 86_400_000),
   });
+}
+
+/**
+ * The entity private key, for the few acts that need it (certify, renew, revoke an agent). Throws
+ * ERR_NO_ENTITY_KEY on a device that does not keep it: the act is the key holder's to do.
+ */
+export function requireEntityKey(identity: Identity, what: string): openpgp.PrivateKey {
+  if (identity.entityKey === undefined) {
+    throw new KithError(
+      'ERR_NO_ENTITY_KEY',
+      `this device does not hold the entity's private key, which is needed to ${what}`,
+      'run the command on the device that holds it (the one where `kith init` ran, or one imported with --keep-entity-key)',
+    );
+  }
+  return identity.entityKey;
+}
+
+/**
+ * Removes the entity private key from this data directory (`kith agent forget-entity-key`): the
+ * device goes on reading, syncing and sending mail with its own agent keys (docs/protocol.md 7.8).
+ * Returns false when it held none. The caller checks that another device still holds it.
+ */
+export function forgetEntityKey(db: Db): boolean {
+  if (!hasIdentity(db)) return false;
+  return db.prepare("UPDATE entity SET private_key = '' WHERE private_key <> ''").run().changes > 0;
+}
+
+/** True if this data directory keeps the entity private key (readable without the passphrase). */
+export function holdsEntityKey(db: Db): boolean {
+  if (!hasIdentity(db)) return false;
+  return db.prepare("SELECT 1 FROM entity WHERE private_key <> '' LIMIT 1").get() !== undefined;
 }
 
 /** Unlocks the stored identity. Wrong passphrase: ERR_WRONG_PASSPHRASE; damaged rows: ERR_KEYS_CORRUPT. */
@@ -265,44 +321,32 @@ export async function loadIdentity(db: Db, passphrase: string): Promise<Identity
   if (!saltRow) throw incomplete('key derivation salt (identity_meta)');
   if (!secret) throw incomplete('mail password (secret)');
   const salt = saltRow.value;
-  let locked: openpgp.PrivateKey;
+  let entityPublic: openpgp.PublicKey;
   try {
-    locked = await openpgp.readPrivateKey({ armoredKey: entity.private_key });
+    entityPublic = await openpgp.readKey({ armoredKey: entity.public_key });
   } catch (err) {
     throw new KithError(
       'ERR_KEYS_CORRUPT',
-      `the stored entity key is damaged: ${(err as Error).message}`,
+      `the stored entity public key is damaged: ${(err as Error).message}`,
       RESTORE,
     );
   }
-  let entityKey: openpgp.PrivateKey;
-  try {
-    entityKey = await openpgp.decryptKey({ privateKey: locked, passphrase });
-  } catch (err) {
-    if (isWrongPassphrase(err)) {
-      throw new KithError(
-        'ERR_WRONG_PASSPHRASE',
-        'wrong passphrase',
-        'try again with the passphrase given at `kith init` (KITH_PASSPHRASE for services)',
-      );
-    }
-    throw new KithError(
-      'ERR_KEYS_CORRUPT',
-      `the stored entity key is damaged: ${(err as Error).message}`,
-      RESTORE,
-    );
-  }
+  // '' = a device that does not keep the entity private key: the agent key's seal checks the passphrase.
+  const entityKey = entity.private_key === '' ? undefined : await unlockEntityKey(entity.private_key, passphrase);
   const box = SecretBox.derive(passphrase, salt);
   let agentKey: PrivateKey;
   let onionPrivate: KeyObject;
   try {
-    agentKey = privateKeyFromProtobuf(box.open(agent.private_key, 'agent-key'));
+    const sealedAgent = box.open(agent.private_key, 'agent-key');
+    agentKey = privateKeyFromProtobuf(sealedAgent);
     onionPrivate = createPrivateKey({
       key: box.open(agent.onion_private, 'onion-key'),
       format: 'der',
       type: 'pkcs8',
     });
   } catch (err) {
+    // Without the entity key, the agent key's seal is the first to meet the passphrase.
+    if (entityKey === undefined && err instanceof KithError && err.code === 'ERR_WRONG_PASSPHRASE') throw err;
     throw new KithError('ERR_KEYS_CORRUPT', `the stored agent key is damaged: ${whyDamaged(err)}`, RESTORE);
   }
   if (peerIdFromPrivateKey(agentKey).toString() !== agent.peer_id) {
@@ -322,9 +366,9 @@ export async function loadIdentity(db: Db, passphrase: string): Promise<Identity
     fingerprint: asFingerprint(entity.fingerprint),
     name: entity.name,
     email: entity.email,
-    entityKey,
+    ...(entityKey === undefined ? {} : { entityKey, entitySealedArmored: entity.private_key }),
+    entityPublic,
     entityPublicArmored: entity.public_key,
-    entitySealedArmored: entity.private_key,
     agentId: asAgentId(agent.peer_id),
     agentKey,
     onion: { publicKey: Buffer.from(agent.onion_public), privateKey: onionPrivate },
@@ -335,6 +379,36 @@ export async function loadIdentity(db: Db, passphrase: string): Promise<Identity
     },
     mailPassword,
   };
+}
+
+/** The stored entity private key, unlocked. ERR_WRONG_PASSPHRASE or ERR_KEYS_CORRUPT. */
+async function unlockEntityKey(armored: string, passphrase: string): Promise<openpgp.PrivateKey> {
+  let locked: openpgp.PrivateKey;
+  try {
+    locked = await openpgp.readPrivateKey({ armoredKey: armored });
+  } catch (err) {
+    throw new KithError(
+      'ERR_KEYS_CORRUPT',
+      `the stored entity key is damaged: ${(err as Error).message}`,
+      RESTORE,
+    );
+  }
+  try {
+    return await openpgp.decryptKey({ privateKey: locked, passphrase });
+  } catch (err) {
+    if (isWrongPassphrase(err)) {
+      throw new KithError(
+        'ERR_WRONG_PASSPHRASE',
+        'wrong passphrase',
+        'try again with the passphrase given at `kith init` (KITH_PASSPHRASE for services)',
+      );
+    }
+    throw new KithError(
+      'ERR_KEYS_CORRUPT',
+      `the stored entity key is damaged: ${(err as Error).message}`,
+      RESTORE,
+    );
+  }
 }
 
 /** Public facts about the stored identity, readable without the passphrase (`kith id`). */
@@ -413,7 +487,7 @@ export function isWrongPassphrase(err: unknown): boolean {
 
 const RESTORE = 'restore the data directory from a backup';
 
-/** The passphrase unlocked the entity key, so a seal that does not open is damage, not a wrong passphrase. */
+/** The passphrase unlocked the entity key (or an earlier seal), so a seal that does not open is damage. */
 function whyDamaged(err: unknown): string {
   return err instanceof KithError
     ? 'its seal does not open with the passphrase that unlocked the entity key'

@@ -15,7 +15,7 @@ import {
   DEFAULT_PROVISIONAL_LIMITS,
   type ProvisionalEnd,
 } from '../trust/decisions.ts';
-import { renewAgentCertificate } from '../identity/identity.ts';
+import { renewAgentCertificate, renewCertificateOf } from '../identity/identity.ts';
 import { dialKeys, parseAddress, targetPeer, withPeer } from './addresses.ts';
 import { createGater } from './gater.ts';
 import { acceptHello, buildHello, HELLO_PROTOCOL, type HelloMessage, type HelloReply } from './hello.ts';
@@ -114,8 +114,12 @@ export class LinkManager implements Links {
     if (stored !== undefined && stored.notAfter > Date.parse(this.identity.certificate.body.notAfter)) {
       this.identity.certificate = { body: JSON.parse(stored.certificate.canonical), ...stored.certificate };
     }
-    // A node that was off past its certificate's end renews before anything checks it.
-    if (certificateRenewalDue(Date.parse(this.identity.certificate.body.notAfter), this.clock())) {
+    // A node that was off past its certificate's end renews before anything checks it (only
+    // the device holding the entity key can; the others get theirs renewed by it, below).
+    if (
+      this.identity.entityKey !== undefined &&
+      certificateRenewalDue(Date.parse(this.identity.certificate.body.notAfter), this.clock())
+    ) {
       this.identity.certificate = await renewAgentCertificate(this.identity, new Date(this.clock()));
     }
     await this.trustStore.addAgentCertificate(this.identity.certificate);
@@ -536,12 +540,35 @@ export class LinkManager implements Links {
       void this.node?.hangUp(peerIdFromString(peer)).catch(() => undefined);
     }
     const now = this.clock();
-    if (!certificateRenewalDue(Date.parse(this.identity.certificate.body.notAfter), now)) return;
-    const renewed = await renewAgentCertificate(this.identity, new Date(now));
-    await this.trustStore.addAgentCertificate(renewed);
-    this.identity.certificate = renewed;
-    this.log.info({ notAfter: renewed.body.notAfter }, "renewed this agent's certificate");
-    await this.pushHello();
+    if (this.identity.entityKey === undefined) {
+      // No entity key here: the key holder renews our certificate and it reaches us in a hello.
+      const stored = this.trustStore.agent(this.identity.agentId);
+      if (stored !== undefined && stored.notAfter > Date.parse(this.identity.certificate.body.notAfter)) {
+        this.identity.certificate = { body: JSON.parse(stored.certificate.canonical), ...stored.certificate };
+        this.log.info({ notAfter: this.identity.certificate.body.notAfter }, "took this agent's renewed certificate");
+        await this.pushHello();
+      }
+      return;
+    }
+    let renewedAny = false;
+    // The key holder renews every sibling's certificate as well as its own (same keys, new validity).
+    for (const sibling of this.trustStore.agentsOf(this.identity.fingerprint)) {
+      if (sibling.revoked || !certificateRenewalDue(sibling.notAfter, now)) continue;
+      const renewed =
+        sibling.agentId === this.identity.agentId
+          ? await renewAgentCertificate(this.identity, new Date(now))
+          : await renewCertificateOf(
+              this.identity,
+              sibling.agentId,
+              sibling.onionKey.toString('base64url'),
+              new Date(now),
+            );
+      await this.trustStore.addAgentCertificate(renewed);
+      if (sibling.agentId === this.identity.agentId) this.identity.certificate = renewed;
+      this.log.info({ agent: sibling.agentId, notAfter: renewed.body.notAfter }, 'renewed an agent certificate');
+      renewedAny = true;
+    }
+    if (renewedAny) await this.pushHello();
   }
 
   /** Closes links without traffic for idleLinkMs (relay links excepted: see config.p2p.relays). */

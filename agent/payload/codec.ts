@@ -1,6 +1,7 @@
 import * as openpgp from 'openpgp';
 import { KithError } from '../../common/errors.ts';
-import { asFingerprint, type Fingerprint } from '../../common/ids.ts';
+import { asFingerprint, type AgentId, type Fingerprint } from '../../common/ids.ts';
+import { agentSignedMessage, verifyAgentSignature, type AgentSigner } from './agent-signature.ts';
 import {
   sealOnce,
   sealToAgents,
@@ -15,8 +16,13 @@ export interface Opened {
   plaintext: Buffer;
   /** The entity the sender claims to be (cleartext inside the recipient's onion layer). */
   sender: Fingerprint;
-  /** True only if the signature verified against that entity's key. */
+  /**
+   * True only if the signature verified: made by an agent the sender entity certified and that is
+   * not revoked (since r37), or by the entity key itself (before r37).
+   */
   verified: boolean;
+  /** The agent that signed, when an agent signature verified. */
+  signedBy?: AgentId;
 }
 
 /**
@@ -47,8 +53,17 @@ export interface PayloadCodec {
  * says which key to verify with.
  */
 export function openpgpCodec(deps: {
-  /** Our entity key, decrypted. */
-  entityKey: openpgp.PrivateKey;
+  /** Our entity's fingerprint (default: the entity key's). */
+  self?: Fingerprint;
+  /**
+   * Our entity private key, decrypted, on the one device that holds it (docs/protocol.md 7.8):
+   * opens mail sealed to the entity key only. It signs only when no `signer` is given.
+   */
+  entityKey?: openpgp.PrivateKey;
+  /** This agent's own signing key and certificate: every message is signed by the sending agent. */
+  signer?: AgentSigner;
+  /** Whether an agent of a sender is revoked (its signatures then do not verify). */
+  isRevokedAgent?: (agent: AgentId) => boolean;
   /** Public keys of entities we know (contacts); undefined when unknown. */
   publicKey: (fingerprint: Fingerprint) => Promise<openpgp.PublicKey | undefined>;
   /**
@@ -61,11 +76,15 @@ export function openpgpCodec(deps: {
   ownAgent?: { publicKey: Uint8Array; privateKey: Uint8Array };
   /**
    * Whether to fall back to the entity key for a message with no packet for our agent (sealed by
-   * an agent before r23, or by a sender that knew none of our certificates). Default true.
+   * an agent before r23, or by a sender that knew none of our certificates). Default true where
+   * the entity key is held.
    */
   entityKeyDecrypts?: boolean;
 }): PayloadCodec {
-  const self = asFingerprint(deps.entityKey.getFingerprint());
+  const signer = deps.signer ?? deps.entityKey;
+  if (signer === undefined) throw new RangeError('openpgpCodec needs a signer or an entity key');
+  const self = deps.self ?? asFingerprint(deps.entityKey!.getFingerprint());
+  const isRevoked = deps.isRevokedAgent ?? (() => false);
   /** The recipient's public key; no key is the caller's to fix (add the contact). */
   async function recipientKey(to: Fingerprint) {
     const recipient = await deps.publicKey(to);
@@ -83,20 +102,23 @@ export function openpgpCodec(deps: {
       const recipient = await recipientKey(to);
       const agents = deps.recipientAgents?.(to) ?? [];
       if (agents.length > 0) {
-        const sealed = await sealToAgents(plaintext, agents, deps.entityKey, recipient);
+        const sealed = await sealToAgents(plaintext, agents, signer, recipient);
         return Buffer.concat([Buffer.from(self, 'hex'), sealed]);
       }
-      const message = await openpgp.createMessage({ binary: plaintext });
-      const sealed = (await openpgp.encrypt({
-        message,
-        encryptionKeys: recipient,
-        signingKeys: deps.entityKey,
-        format: 'binary',
-      })) as Uint8Array;
+      const sealed = (await openpgp.encrypt(
+        'seed' in signer
+          ? { message: await agentSignedMessage(plaintext, signer), encryptionKeys: recipient, format: 'binary' }
+          : {
+              message: await openpgp.createMessage({ binary: plaintext }),
+              encryptionKeys: recipient,
+              signingKeys: signer,
+              format: 'binary',
+            },
+      )) as Uint8Array;
       return Buffer.concat([Buffer.from(self, 'hex'), sealed]);
     },
     async sealShared(plaintext) {
-      const { sessionKey, body } = await sealOnce(plaintext, deps.entityKey);
+      const { sessionKey, body } = await sealOnce(plaintext, signer);
       return { sessionKey, body: Buffer.from(body) };
     },
     async wrapShared(sessionKey, to) {
@@ -112,10 +134,11 @@ export function openpgpCodec(deps: {
       try {
         const message = await openpgp.readMessage({ binaryMessage: sealed.subarray(20) });
         const sessionKey = deps.ownAgent ? await unwrapForAgent(message, deps.ownAgent) : undefined;
-        if (!sessionKey && deps.entityKeyDecrypts === false) throw new Error('not wrapped for this agent');
+        if (!sessionKey && (deps.entityKey === undefined || deps.entityKeyDecrypts === false))
+          throw new Error('not wrapped for this agent, and this device holds no entity key');
         result = await openpgp.decrypt({
           message,
-          ...(sessionKey ? { sessionKeys: sessionKey } : { decryptionKeys: deps.entityKey }),
+          ...(sessionKey ? { sessionKeys: sessionKey } : { decryptionKeys: deps.entityKey! }),
           verificationKeys: senderKey ? [senderKey] : [],
           format: 'binary',
         });
@@ -129,16 +152,22 @@ export function openpgpCodec(deps: {
           },
         );
       }
+      const plaintext = Buffer.from(result.data as Uint8Array);
       let verified = false;
+      let signedBy: AgentId | undefined;
       if (senderKey && result.signatures.length > 0) {
         try {
-          await result.signatures[0].verified;
+          await result.signatures[0].verified; // by the entity key (before r37)
           verified = true;
         } catch {
-          verified = false;
+          // By one of the sender's agents (since r37): its certificate rides in the signature.
+          const signature = await result.signatures[0].signature.catch(() => undefined);
+          const cert = signature && (await verifyAgentSignature(signature.packets[0], plaintext, senderKey, isRevoked));
+          verified = cert !== undefined;
+          signedBy = cert?.body.agent;
         }
       }
-      return { plaintext: Buffer.from(result.data as Uint8Array), sender, verified };
+      return { plaintext, sender, verified, ...(signedBy === undefined ? {} : { signedBy }) };
     },
   };
 }

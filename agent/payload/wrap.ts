@@ -1,6 +1,13 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
 import * as openpgp from 'openpgp';
 import { certificateValidAt } from '../trust/decisions.ts';
+import { agentSignedMessage, type AgentSigner } from './agent-signature.ts';
+
+/**
+ * Who signs a message: this agent with its own key (agent-signature.ts, since r37), or an
+ * OpenPGP private key (the entity key, as before r37: tests and the simulator's fixtures).
+ */
+export type MessageSigner = AgentSigner | openpgp.PrivateKey;
 
 /**
  * Encrypt once, readable by every agent of the recipient entity (docs/protocol.md 7.8): one
@@ -102,15 +109,14 @@ export async function wrapKeyId(publicKey: AgentWrapKey): Promise<string> {
  *
  * Why the entity key as well: the sender wraps for the agents whose certificates it holds, but
  * the path may end at one it does not know yet (a device added since, learned only from a path
- * record). Without a packet for it that agent could not read the mail, and after three paths the
- * message would fail. The entity's key is on every agent of it anyway (it signs their
- * certificates and `kith agent add` hands it on), so this packet takes nothing from what the
- * per-agent wrapping gives; an agent opens with its own key whenever a packet is wrapped for it.
+ * record). The device that holds the entity key (docs/protocol.md 7.8, since r37 only one does)
+ * reads it then, and its siblings get it from there re-wrapped for their own keys (16.3); an
+ * agent opens with its own key whenever a packet is wrapped for it.
  */
 export async function sealToAgents(
   plaintext: Uint8Array,
   recipients: readonly AgentWrapKey[],
-  signingKey: openpgp.PrivateKey,
+  signingKey: MessageSigner,
   entityKey?: openpgp.PublicKey,
 ): Promise<Uint8Array> {
   if (recipients.length === 0) throw new RangeError('no recipient keys');
@@ -132,15 +138,19 @@ export interface SessionKey {
  */
 export async function sealOnce(
   plaintext: Uint8Array,
-  signingKey: openpgp.PrivateKey,
+  signingKey: MessageSigner,
 ): Promise<{ sessionKey: SessionKey; body: Uint8Array }> {
   const sessionKey: SessionKey = { data: new Uint8Array(randomBytes(32)), algorithm: 'aes256' };
-  const message = (await openpgp.encrypt({
-    message: await openpgp.createMessage({ binary: plaintext }),
-    sessionKey,
-    signingKeys: signingKey,
-    format: 'object',
-  })) as unknown as { packets: unknown[] };
+  const message = (await openpgp.encrypt(
+    'seed' in signingKey
+      ? { message: await agentSignedMessage(plaintext, signingKey), sessionKey, format: 'object' }
+      : {
+          message: await openpgp.createMessage({ binary: plaintext }),
+          sessionKey,
+          signingKeys: signingKey,
+          format: 'object',
+        },
+  )) as unknown as { packets: unknown[] };
   const list = new pgp.PacketList();
   list.push(...message.packets);
   return { sessionKey, body: list.write() };
@@ -204,6 +214,20 @@ export async function unwrapForAgent(
   };
 }
 
+/** The session key of a message through its PKESK to the entity key, or undefined. */
+async function entitySessionKey(
+  message: openpgp.Message<Uint8Array>,
+  entityKey: openpgp.PrivateKey | undefined,
+): Promise<SessionKey | undefined> {
+  if (entityKey === undefined) return undefined;
+  try {
+    const [key] = await openpgp.decryptSessionKeys({ message, decryptionKeys: entityKey });
+    return key?.algorithm === 'aes256' ? { data: key.data, algorithm: 'aes256' } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Key ids (hex) of every PKESK packet of a binary OpenPGP message: whom it was wrapped for. */
 export async function recipientKeyIds(binary: Uint8Array): Promise<string[]> {
   const message = await openpgp.readMessage({ binaryMessage: binary });
@@ -226,9 +250,12 @@ export async function rewrapForAgents(
   binary: Uint8Array,
   own: { publicKey: Uint8Array; privateKey: Uint8Array },
   recipients: readonly AgentWrapKey[],
+  entityKey?: openpgp.PrivateKey,
 ): Promise<Uint8Array | undefined> {
   const message = await openpgp.readMessage({ binaryMessage: binary });
-  const sessionKey = await unwrapForAgent(message, own);
+  // Mail sealed to the entity key only (a sender that knew none of our agents, an agent before
+  // r23): the device that holds the entity key opens it and wraps it for its siblings (7.8).
+  const sessionKey = (await unwrapForAgent(message, own)) ?? (await entitySessionKey(message, entityKey));
   if (sessionKey === undefined) return undefined;
   const held = new Set(await recipientKeyIds(binary));
   const list = new pgp.PacketList();

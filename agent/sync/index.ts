@@ -126,6 +126,8 @@ export class Roaming {
           publicKey: identity.onion.publicKey,
           privateKey: rawX25519(identity.onion.privateKey, 'private'),
         },
+        // Only on the device that holds it: re-wraps mail sealed to the entity key alone (7.8).
+        ...(identity.entityKey === undefined ? {} : { entityKey: identity.entityKey }),
       });
     this.trustBridge = new TrustBridge({
       trust,

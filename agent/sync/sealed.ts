@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type * as openpgp from 'openpgp';
 import type { Fingerprint, MessageId } from '../../common/ids.ts';
 import { prepareInbound } from '../../gateway/inbound.ts';
 import { toCrlf } from '../../gateway/mailbox/decisions.ts';
@@ -22,6 +23,8 @@ export interface SealedFormsOptions {
    * re-wrapped for that sibling's key when the sender did not wrap it for it (wrap.ts).
    */
   own?: { publicKey: Uint8Array; privateKey: Uint8Array };
+  /** The entity private key, on the one device that holds it: opens mail sealed to it alone. */
+  entityKey?: openpgp.PrivateKey;
 }
 
 /**
@@ -49,8 +52,9 @@ export class SealedForms {
     const sealed = await this.readKept(hash);
     if (sealed === undefined || forKey === undefined || this.o.own === undefined) return sealed;
     try {
-      const rewrapped = await rewrapForAgents(sealed.subarray(20), this.o.own, [forKey]);
-      // Not wrapped for us either (sealed to the entity key only): as it is, the sibling may still open it.
+      const rewrapped = await rewrapForAgents(sealed.subarray(20), this.o.own, [forKey], this.o.entityKey);
+      // Not ours to open either (sealed to the entity key, not held here): the sibling then asks
+      // for the plain bytes (kind 6), which is how it reads mail from before r23 too.
       return rewrapped === undefined ? sealed : Buffer.concat([sealed.subarray(0, 20), rewrapped]);
     } catch {
       return sealed;

@@ -80,7 +80,7 @@ export class TrustStoreView implements TrustView {
   }
 
   async entityKey(entity: Fingerprint): Promise<Uint8Array | undefined> {
-    if (entity === this.self) return this.identity.entityKey.toPublic().write();
+    if (entity === this.self) return this.identity.entityPublic.write();
     return (await this.trust.publicKey(entity))?.write();
   }
 

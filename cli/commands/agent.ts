@@ -58,7 +58,11 @@ export function registerAgent(program: Command): void {
       'set up this data directory as a new agent of an entity, from the file `kith agent add` wrote',
     )
     .argument('<file>', 'the file written by `kith agent add`')
-    .action(async (file: string, _options: unknown, command: Command) => {
+    .option(
+      '--keep-entity-key',
+      "keep the entity's private key on this device too (by default only its own agent keys: it reads, syncs and sends without it)",
+    )
+    .action(async (file: string, options: { keepEntityKey?: boolean }, command: Command) => {
       const config = configFrom(command);
       let text: string;
       try {
@@ -79,7 +83,9 @@ export function registerAgent(program: Command): void {
           import('../../agent/trust/index.ts'),
           import('../../gateway/tls.ts'),
         ]);
-        const identity = await importAgentBundle(db, text, passphrase);
+        const identity = await importAgentBundle(db, text, passphrase, {
+          keepEntityKey: options.keepEntityKey === true,
+        });
         const trust = createTrustStore({ db, log: silentLogger() });
         const { contacts } = await adoptBundleTrust(trust, identity, bundleTrust(text), silentLogger());
         await ensureSelfSignedCertificate(paths.tls);
@@ -87,6 +93,9 @@ export function registerAgent(program: Command): void {
         print(`  fingerprint  ${identity.fingerprint}`);
         print(`  contacts     ${contacts}`);
         print(`  data dir     ${config.dataDir}`);
+        print(
+          `  entity key   ${identity.entityKey ? 'kept here (this device can add and revoke agents)' : 'not kept here (add and revoke agents on the device that holds it)'}`,
+        );
         print(
           'Next: `kith start`, then `kith agent history` to watch the history arrive from your other agents.',
         );
@@ -105,6 +114,30 @@ export function registerAgent(program: Command): void {
       if (options.once)
         return print(describeHistory(await nodeCall<HistoryProgress>(command, 'agent.history')));
       await followHistory(command);
+    });
+
+  agent
+    .command('forget-entity-key')
+    .description(
+      "remove the entity's private key from this data directory: the device keeps reading, syncing and sending mail with its own agent keys; adding and revoking agents then happen on a device that holds the key",
+    )
+    .option('--yes', 'do it (without it, only say whether this device holds the key)')
+    .action(async (options: { yes?: boolean }, command: Command) => {
+      const config = configFrom(command);
+      const db = openDatabase(prepareDataDir(config.dataDir).database);
+      try {
+        const { forgetEntityKey, holdsEntityKey } = await import('../../agent/identity/identity.ts');
+        if (!holdsEntityKey(db)) return print('This device does not hold the entity key.');
+        if (!options.yes) {
+          return print(
+            'This device holds the entity key. Make sure another device (or a backup) does too, then run again with --yes; restart the node afterwards.',
+          );
+        }
+        forgetEntityKey(db);
+        print('Removed the entity key from this device; restart the node (`kith stop`, `kith start`).');
+      } finally {
+        db.close();
+      }
     });
 
   agent

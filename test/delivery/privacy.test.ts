@@ -39,7 +39,7 @@ describe('end to end with OpenPGP entities; what intermediate hops keep', () => 
     }
     const [alice, dave] = ids;
     const keys = new Map<Fingerprint, openpgp.PublicKey>(
-      ids.map((i) => [i.fingerprint, i.entityKey.toPublic()]),
+      ids.map((i) => [i.fingerprint, i.entityPublic]),
     );
     const lookup = async (f: Fingerprint) => keys.get(f);
     const logs: Record<number, string[]> = { 1: [], 2: [] };

@@ -27,8 +27,8 @@ describe('identity', () => {
   it('creates an entity with a certified agent and reloads it after reopening the store', async () => {
     const created = await createIdentity(db, { name: 'Alice', email: 'alice@example.org', passphrase: PASS });
     expect(created.fingerprint).toMatch(/^[0-9A-F]{40}$/);
-    expect(created.entityKey.keyPacket.version).toBe(4);
-    expect(created.entityKey.getAlgorithmInfo().algorithm).toBe('eddsaLegacy');
+    expect(created.entityKey!.keyPacket.version).toBe(4);
+    expect(created.entityKey!.getAlgorithmInfo().algorithm).toBe('eddsaLegacy');
     db.close();
     db = openDatabase(join(dir.path, 'kith.db'));
     const loaded = await loadIdentity(db, PASS);

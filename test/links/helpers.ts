@@ -91,7 +91,7 @@ export async function siblingIdentity(entity: Identity): Promise<Identity> {
   const onion = generateKeyPairSync('x25519');
   const onionPublic = onion.publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
   const now = new Date();
-  const certificate = await certifyAgent(entity.entityKey, {
+  const certificate = await certifyAgent(entity.entityKey!, {
     agent: agentId,
     onionKey: onionPublic.toString('base64url'),
     notBefore: now,

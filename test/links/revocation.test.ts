@@ -83,7 +83,7 @@ describe('links: revocation, several agents per entity, trust by fingerprint', (
     expect(got).toEqual([`${laptop.identity.agentId}:from the laptop`]);
 
     // The laptop is lost: the entity revokes its certificate; the revocation travels to bob.
-    const revocation = await revokeAgentCertificate(alice.identity.entityKey, laptop.identity.agentId);
+    const revocation = await revokeAgentCertificate(alice.identity.entityKey!, laptop.identity.agentId);
     await alice.trust.addAgentRevocation(revocation);
     await eventually(() => bob.trust.isRevokedAgent(laptop.identity.agentId), 'bob learns the revocation');
     await eventually(() => !bob.links.isLinked(laptop.identity.agentId), 'bob drops the laptop link');
@@ -125,7 +125,7 @@ describe('links: revocation, several agents per entity, trust by fingerprint', (
     expect(carol.links.isLinked(alice.identity.agentId)).toBe(false);
 
     // The laptop is lost; alice revokes it while linked only with bob.
-    const revocation = await revokeAgentCertificate(alice.identity.entityKey, laptop.identity.agentId);
+    const revocation = await revokeAgentCertificate(alice.identity.entityKey!, laptop.identity.agentId);
     await alice.trust.addAgentRevocation(revocation);
     await eventually(() => bob.trust.isRevokedAgent(laptop.identity.agentId), 'bob learns it');
     await eventually(() => carol.trust.isRevokedAgent(laptop.identity.agentId), 'carol learns it from bob');

@@ -128,7 +128,7 @@ describe('wrap-once: a list post signed and encrypted once, a key wrap per subsc
     const sealed = Buffer.concat([row.head, await readFile(row.shared_body!)]);
     const keyIds = async (m: KithNode) => [
       await wrapKeyId(new Uint8Array(m.identity.onion.publicKey)),
-      (await m.identity.entityKey.getEncryptionKey()).getKeyID().toHex(),
+      (await m.identity.entityPublic.getEncryptionKey()).getKeyID().toHex(),
     ];
     // Wrapped to m2's agent key when the list holds its certificate, and to its entity key.
     const ids = await recipientKeyIds(sealed.subarray(20));

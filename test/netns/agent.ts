@@ -148,7 +148,7 @@ const commands: Record<string, (args: Args) => Promise<unknown> | unknown> = {
   invite: () => links.createInvitation({ ttlMs: 60_000 }),
   /** What another agent needs to trust us without an invitation (a fingerprint checked out of band). */
   credentials: () => ({
-    publicKey: identity.entityKey.toPublic().armor(),
+    publicKey: identity.entityPublic.armor(),
     certificate: { canonical: identity.certificate.canonical, signature: identity.certificate.signature },
   }),
   /** Trusts another entity and its agent one-way, as `kith trust` after the key arrived. */

@@ -7,7 +7,7 @@ import { startEntity, type Entity } from './entity.ts';
 
 /** The key id of the entity's encryption subkey, as a PKESK to it carries. */
 async function entityKeyId(entity: Entity): Promise<string> {
-  const key = entity.node('home').identity.entityKey.toPublic();
+  const key = entity.node('home').identity.entityPublic;
   return (await key.getEncryptionKey()).getKeyID().toHex();
 }
 

@@ -122,7 +122,7 @@ describe('roaming: three devices, each offline in turn, random changes over IMAP
     const vv = (n: typeof home) => JSON.stringify(Object.entries(n.roaming.replica.versionVector()).sort());
     await until(() => (vv(home) === vv(laptop) && vv(home) === vv(phone) ? true : undefined), 'equal logs');
     // As `kith agent revoke` does (agent/control/methods.ts): signed by the entity key, stored.
-    await home.trust.addAgentRevocation(await revokeAgentCertificate(home.identity.entityKey, phoneId));
+    await home.trust.addAgentRevocation(await revokeAgentCertificate(home.identity.entityKey!, phoneId));
     const held = home.roaming.replica.versionVector()[phoneId];
     expect(held).toBeGreaterThan(0);
     await until(

@@ -82,7 +82,7 @@ describe('trust store', () => {
     clock.now -= 400 * 86_400_000;
 
     // An entity-signed revocation of one agent; then revoking the whole entity.
-    const revocation = await revokeAgentCertificate(alice.entityKey, alice.agentId);
+    const revocation = await revokeAgentCertificate(alice.entityKey!, alice.agentId);
     expect(await trust.addAgentRevocation(revocation)).toBe(true);
     expect(await trust.addAgentRevocation(revocation)).toBe(false);
     // One already held is not checked again (hellos repeat them all): not even its signature.
@@ -102,7 +102,7 @@ describe('trust store', () => {
     const mallory = await identity('mallory');
     await trust.addEntity(alice.entityPublicArmored, { trusted: true, contact: true, source: 'invitation' });
     await trust.addAgentCertificate(alice.certificate);
-    const forged = await revokeAgentCertificate(mallory.entityKey, alice.agentId);
+    const forged = await revokeAgentCertificate(mallory.entityKey!, alice.agentId);
     const claimed = {
       canonical: forged.canonical.replace(mallory.fingerprint, alice.fingerprint),
       signature: forged.signature,
