@@ -163,7 +163,9 @@ async function revokeAgent(deps: ControlDeps, agentText: string): Promise<AgentV
       'see `kith agent list`',
     );
   }
-  await trust.addAgentRevocation(await revokeAgentCertificate(requireEntityKey(identity, 'revoke an agent'), agent));
+  await trust.addAgentRevocation(
+    await revokeAgentCertificate(requireEntityKey(identity, 'revoke an agent'), agent),
+  );
   return listAgents(deps).find((a) => a.agentId === agent)!;
 }
 

@@ -234,7 +234,12 @@ export function storeIdentity(
  * its end (agent/trust/decisions.ts, `certificateRenewalDue`).
  */
 export async function renewAgentCertificate(identity: Identity, now: Date): Promise<AgentCertificate> {
-  return renewCertificateOf(identity, identity.certificate.body.agent, identity.onion.publicKey.toString('base64url'), now);
+  return renewCertificateOf(
+    identity,
+    identity.certificate.body.agent,
+    identity.onion.publicKey.toString('base64url'),
+    now,
+  );
 }
 
 /**
@@ -332,7 +337,8 @@ export async function loadIdentity(db: Db, passphrase: string): Promise<Identity
     );
   }
   // '' = a device that does not keep the entity private key: the agent key's seal checks the passphrase.
-  const entityKey = entity.private_key === '' ? undefined : await unlockEntityKey(entity.private_key, passphrase);
+  const entityKey =
+    entity.private_key === '' ? undefined : await unlockEntityKey(entity.private_key, passphrase);
   const box = SecretBox.derive(passphrase, salt);
   let agentKey: PrivateKey;
   let onionPrivate: KeyObject;

@@ -545,7 +545,10 @@ export class LinkManager implements Links {
       const stored = this.trustStore.agent(this.identity.agentId);
       if (stored !== undefined && stored.notAfter > Date.parse(this.identity.certificate.body.notAfter)) {
         this.identity.certificate = { body: JSON.parse(stored.certificate.canonical), ...stored.certificate };
-        this.log.info({ notAfter: this.identity.certificate.body.notAfter }, "took this agent's renewed certificate");
+        this.log.info(
+          { notAfter: this.identity.certificate.body.notAfter },
+          "took this agent's renewed certificate",
+        );
         await this.pushHello();
       }
       return;
@@ -565,7 +568,10 @@ export class LinkManager implements Links {
             );
       await this.trustStore.addAgentCertificate(renewed);
       if (sibling.agentId === this.identity.agentId) this.identity.certificate = renewed;
-      this.log.info({ agent: sibling.agentId, notAfter: renewed.body.notAfter }, 'renewed an agent certificate');
+      this.log.info(
+        { agent: sibling.agentId, notAfter: renewed.body.notAfter },
+        'renewed an agent certificate',
+      );
       renewedAny = true;
     }
     if (renewedAny) await this.pushHello();

@@ -45,7 +45,14 @@ interface SignaturePacketLike {
   issuerKeyID: { equals(other: unknown): boolean };
   rawNotations: Array<{ name: string; value: Uint8Array; humanReadable: boolean; critical: boolean }>;
   sign(key: SigningKeyPacket, data: unknown, date: Date, detached: boolean, config: unknown): Promise<void>;
-  verify(key: SigningKeyPacket, type: number, data: unknown, date: Date, detached: boolean, config: unknown): Promise<void>;
+  verify(
+    key: SigningKeyPacket,
+    type: number,
+    data: unknown,
+    date: Date,
+    detached: boolean,
+    config: unknown,
+  ): Promise<void>;
 }
 interface LiteralLike {
   setBytes(bytes: Uint8Array, format: number): void;
@@ -102,12 +109,20 @@ export async function agentSignedMessage(
   signature.rawNotations = [
     {
       name: AGENT_CERT_NOTATION,
-      value: new TextEncoder().encode(JSON.stringify({ canonical: cert.canonical, signature: cert.signature })),
+      value: new TextEncoder().encode(
+        JSON.stringify({ canonical: cert.canonical, signature: cert.signature }),
+      ),
       humanReadable: false,
       critical: false,
     },
   ];
-  await signature.sign(await signingKeyPacket(signer.publicKey, signer.seed), data, new Date(), false, openpgp.config);
+  await signature.sign(
+    await signingKeyPacket(signer.publicKey, signer.seed),
+    data,
+    new Date(),
+    false,
+    openpgp.config,
+  );
   const list = new pgp.PacketList();
   list.push(signature, data);
   return new pgp.Message(list);
@@ -127,7 +142,8 @@ export async function verifyAgentSignature(
 ): Promise<AgentCertificate | undefined> {
   const signature = packet as SignaturePacketLike;
   const note = signature.rawNotations?.find((n) => n.name === AGENT_CERT_NOTATION);
-  if (note === undefined || signature.publicKeyAlgorithm !== ED25519 || signature.created === null) return undefined;
+  if (note === undefined || signature.publicKeyAlgorithm !== ED25519 || signature.created === null)
+    return undefined;
   try {
     const { canonical, signature: certSignature } = JSON.parse(new TextDecoder().decode(note.value)) as {
       canonical: string;
@@ -140,7 +156,14 @@ export async function verifyAgentSignature(
     const key = await signingKeyPacket(publicKey);
     if (!signature.issuerKeyID.equals(key.getKeyID())) return undefined;
     // Throws when the digest does not match or the signature is dated in the future.
-    await signature.verify(key, openpgp.enums.signature.binary, literal(plaintext), new Date(), false, openpgp.config);
+    await signature.verify(
+      key,
+      openpgp.enums.signature.binary,
+      literal(plaintext),
+      new Date(),
+      false,
+      openpgp.config,
+    );
     return cert;
   } catch {
     return undefined;

@@ -107,7 +107,11 @@ export function openpgpCodec(deps: {
       }
       const sealed = (await openpgp.encrypt(
         'seed' in signer
-          ? { message: await agentSignedMessage(plaintext, signer), encryptionKeys: recipient, format: 'binary' }
+          ? {
+              message: await agentSignedMessage(plaintext, signer),
+              encryptionKeys: recipient,
+              format: 'binary',
+            }
           : {
               message: await openpgp.createMessage({ binary: plaintext }),
               encryptionKeys: recipient,
@@ -162,7 +166,8 @@ export function openpgpCodec(deps: {
         } catch {
           // By one of the sender's agents (since r37): its certificate rides in the signature.
           const signature = await result.signatures[0].signature.catch(() => undefined);
-          const cert = signature && (await verifyAgentSignature(signature.packets[0], plaintext, senderKey, isRevoked));
+          const cert =
+            signature && (await verifyAgentSignature(signature.packets[0], plaintext, senderKey, isRevoked));
           verified = cert !== undefined;
           signedBy = cert?.body.agent;
         }

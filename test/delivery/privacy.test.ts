@@ -38,9 +38,7 @@ describe('end to end with OpenPGP entities; what intermediate hops keep', () => 
       ids.push(await createIdentity(db, { name, email: `${name}@example.org`, passphrase: 'correct horse' }));
     }
     const [alice, dave] = ids;
-    const keys = new Map<Fingerprint, openpgp.PublicKey>(
-      ids.map((i) => [i.fingerprint, i.entityPublic]),
-    );
+    const keys = new Map<Fingerprint, openpgp.PublicKey>(ids.map((i) => [i.fingerprint, i.entityPublic]));
     const lookup = async (f: Fingerprint) => keys.get(f);
     const logs: Record<number, string[]> = { 1: [], 2: [] };
     const relayDbFiles: Record<number, string> = {};

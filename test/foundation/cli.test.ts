@@ -43,7 +43,28 @@ describe('kith command line', () => {
       subcommands.set(command, commandsOf([command]));
       for (const sub of subcommands.get(command)!) commandsOf([command, sub]);
     }
-    expect(subcommands.get('agent')).toEqual(['add', 'import', 'history', 'list', 'revoke']);
+    expect(subcommands.get('agent')).toEqual([
+      'add',
+      'import',
+      'history',
+      'forget-entity-key',
+      'list',
+      'revoke',
+    ]);
+  });
+
+  it('`kith agent forget-entity-key` removes the entity private key only with --yes; the identity stays', () => {
+    const other = join(dir.path, 'forget');
+    const args = ['--data-dir', other];
+    expect(runKith([...args, 'init', '--name', 'Al', '--email', 'al@example.org'], PASS).status).toBe(0);
+    expect(runKith([...args, 'agent', 'forget-entity-key']).stdout).toMatch(
+      /^This device holds the entity key/,
+    );
+    expect(runKith([...args, 'agent', 'forget-entity-key', '--yes']).stdout).toMatch(
+      /^Removed the entity key/,
+    );
+    expect(runKith([...args, 'agent', 'forget-entity-key']).stdout).toMatch(/^This device does not hold/);
+    expect(runKith([...args, 'id', '--json']).status).toBe(0);
   });
 
   it('`kith id` shows the identity without the passphrase', () => {

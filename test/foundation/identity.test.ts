@@ -3,7 +3,14 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import * as openpgp from 'openpgp';
-import { createIdentity, describeStoredIdentity, loadIdentity } from '../../agent/identity/identity.ts';
+import {
+  createIdentity,
+  describeStoredIdentity,
+  forgetEntityKey,
+  holdsEntityKey,
+  loadIdentity,
+  requireEntityKey,
+} from '../../agent/identity/identity.ts';
 import { verifyAgentCertificate } from '../../agent/identity/certificate.ts';
 import { ensureSelfSignedCertificate, loadTls } from '../../gateway/tls.ts';
 import { openDatabase, type Db } from '../../store/db.ts';
@@ -45,6 +52,23 @@ describe('identity', () => {
     );
     expect(cert.body.agent).toBe(loaded.agentId);
     expect(cert.body.onionKey).toBe(loaded.onion.publicKey.toString('base64url'));
+  });
+
+  it('without the entity private key the identity loads (agent keys, certificate, public key), and still refuses a wrong passphrase', async () => {
+    const created = await createIdentity(db, { name: 'Alice', email: 'alice@example.org', passphrase: PASS });
+    expect(forgetEntityKey(db)).toBe(true);
+    expect(holdsEntityKey(db)).toBe(false);
+    expect(forgetEntityKey(db)).toBe(false);
+    expect(await codeOf(loadIdentity(db, 'not the passphrase'))).toBe('ERR_WRONG_PASSPHRASE');
+    const loaded = await loadIdentity(db, PASS);
+    expect(loaded.entityKey).toBeUndefined();
+    expect(loaded.entitySealedArmored).toBeUndefined();
+    expect(loaded.agentId).toBe(created.agentId);
+    expect(loaded.entityPublic.getFingerprint().toUpperCase()).toBe(created.fingerprint);
+    expect(loaded.mailPassword).toBe(created.mailPassword);
+    expect(() => requireEntityKey(loaded, 'revoke an agent')).toThrow(
+      expect.objectContaining({ code: 'ERR_NO_ENTITY_KEY' }),
+    );
   });
 
   it('refuses a wrong passphrase and leaves the keys usable', async () => {

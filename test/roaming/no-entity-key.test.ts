@@ -79,7 +79,10 @@ describe('agent signatures and wrapping without the entity private key (codec)',
   it("a device with no entity key seals, signed by its agent; the recipient verifies it against the sender entity's key", async () => {
     const laptop = await device(alice.key);
     const bobPhone = await device(bob.key);
-    const sealed = await codecOf(alice.fpr, laptop, [bobPhone.own.publicKey]).seal(Buffer.from('hi bob'), bob.fpr);
+    const sealed = await codecOf(alice.fpr, laptop, [bobPhone.own.publicKey]).seal(
+      Buffer.from('hi bob'),
+      bob.fpr,
+    );
     const opened = await codecOf(bob.fpr, bobPhone).open(sealed);
     expect(opened.plaintext.toString()).toBe('hi bob');
     expect(opened.sender).toBe(alice.fpr);
@@ -95,8 +98,14 @@ describe('agent signatures and wrapping without the entity private key (codec)',
     const bobPhone = await device(bob.key);
     // Mallory's own agent, claiming to be alice: its certificate is signed by mallory's key.
     const impostor = await device(mallory.key);
-    const forged = await codecOf(alice.fpr, impostor, [bobPhone.own.publicKey]).seal(Buffer.from('x'), bob.fpr);
-    expect(await codecOf(bob.fpr, bobPhone).open(forged)).toMatchObject({ sender: alice.fpr, verified: false });
+    const forged = await codecOf(alice.fpr, impostor, [bobPhone.own.publicKey]).seal(
+      Buffer.from('x'),
+      bob.fpr,
+    );
+    expect(await codecOf(bob.fpr, bobPhone).open(forged)).toMatchObject({
+      sender: alice.fpr,
+      verified: false,
+    });
     // Alice's lost laptop, revoked: what it signs no longer verifies.
     const lost = await device(alice.key);
     const sealed = await codecOf(alice.fpr, lost, [bobPhone.own.publicKey]).seal(Buffer.from('y'), bob.fpr);
@@ -133,7 +142,9 @@ describe('roaming: a device that holds no entity private key receives, reads, sy
     alice = await startEntity(['home', 'laptop']);
     await alice.link('laptop', 'home');
     bob = await startEntity(['bob']);
-    await bob.node('bob').links.acceptInvitation(alice.node('home').links.createInvitation({ ttlMs: 60_000 }));
+    await bob
+      .node('bob')
+      .links.acceptInvitation(alice.node('home').links.createInvitation({ ttlMs: 60_000 }));
   });
   afterAll(async () => {
     await bob?.close();
@@ -143,7 +154,9 @@ describe('roaming: a device that holds no entity private key receives, reads, sy
   it('the laptop keeps no entity private key, on disk or in memory, and starts again from its data directory without it', async () => {
     expect(holdsEntityKey(alice.node('home').db)).toBe(true);
     expect(holdsEntityKey(alice.node('laptop').db)).toBe(false);
-    const row = alice.node('laptop').db.prepare('SELECT private_key FROM entity').get() as { private_key: string };
+    const row = alice.node('laptop').db.prepare('SELECT private_key FROM entity').get() as {
+      private_key: string;
+    };
     expect(row.private_key).toBe('');
     await alice.stop('laptop');
     await alice.start('laptop');
@@ -162,7 +175,7 @@ describe('roaming: a device that holds no entity private key receives, reads, sy
     expect(alice.node('laptop').roaming.engine.counters.sealedReceived).toBeGreaterThanOrEqual(1);
   });
 
-  it('the laptop sends to bob; bob verifies the signature of the laptop agent against alice\'s key', async () => {
+  it("the laptop sends to bob; bob verifies the signature of the laptop agent against alice's key", async () => {
     await send(alice.node('laptop'), bob.node('bob'), { text: 'from the laptop\nsigned by its agent key' });
     const [got] = await until(async () => {
       const found = await messagesContaining(bob.node('bob'), 'signed by its agent key');
@@ -173,7 +186,9 @@ describe('roaming: a device that holds no entity private key receives, reads, sy
 
   it('acts that need the entity key are refused on the laptop with a reason, and still work on home', async () => {
     const sock = (name: string) => join(alice.node(name).paths.root, 'control.sock');
-    await expect(callNode(sock('laptop'), 'agent.add', {})).rejects.toMatchObject({ code: 'ERR_NO_ENTITY_KEY' });
+    await expect(callNode(sock('laptop'), 'agent.add', {})).rejects.toMatchObject({
+      code: 'ERR_NO_ENTITY_KEY',
+    });
     await expect(
       callNode(sock('laptop'), 'agent.revoke', { agent: alice.node('home').identity.agentId }),
     ).rejects.toMatchObject({ code: 'ERR_NO_ENTITY_KEY' });
