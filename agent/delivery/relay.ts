@@ -135,7 +135,7 @@ export class Relay {
         throw new KithError('ERR_OVER_ALLOWANCE', "packet over its neighbour's allowance this hour");
       }
       if (ins.kind === 'deliver') {
-        ctx.store.putHop({ inId, from, proof, outId: null, to: null, expiresAt });
+        this.recordDelivered({ inId, from, proof, outId: null, to: null, expiresAt });
         ctx.spam?.onPacket(from);
         if (first) ctx.spam?.onFirstContact?.(from, inId);
         await this.destination.onUnit({
@@ -169,6 +169,23 @@ export class Relay {
       ctx.count(rejectName(err.code));
       ctx.logger.debug({ from, code: err.code }, 'packet rejected');
     }
+  }
+
+  /**
+   * The recipient's hop record (who handed it the packet, with the proof: where a complaint goes).
+   * Queued in the connection's group commit and not waited for: every later write of this message
+   * (the mailbox's append, the delivered mark) is queued after it, so it is committed with them or
+   * before, i.e. before the message shows and before "delivered" goes back, as when it was written
+   * through, but without a commit (one WAL fsync on the event loop) of its own per message.
+   */
+  private recordDelivered(record: HopRecord): void {
+    const { ctx } = this;
+    if (!ctx.store.putHopDurable) return ctx.store.putHop(record);
+    const stored = ctx.store.putHopDurable(record).catch((err: Error) => {
+      ctx.count('rejected_hop_not_stored');
+      ctx.logger.warn({ err: err.message }, 'hop record of a received packet not stored');
+    });
+    ctx.transport.track?.(stored);
   }
 
   /**

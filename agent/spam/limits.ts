@@ -1,6 +1,7 @@
 import type { AgentId, Fingerprint, MessageId } from '../../common/ids.ts';
 import type { Logger } from '../../common/logger.ts';
 import { migrate, type Db } from '../../store/db.ts';
+import { groupCommitOf } from '../../store/group-commit.ts';
 import {
   admitMessage,
   countsAgainstAllowance,
@@ -47,6 +48,10 @@ export interface SpamLimitsDeps {
 export class SpamLimits {
   private readonly q;
   private readonly now: () => number;
+  /** Each neighbour's current hour as counted here; the rows are written behind it (forward()). */
+  private readonly allowances = new Map<AgentId, { hour: number; used: number }>();
+  /** Neighbours whose allowance row waits in the group commit (one write each, the latest count). */
+  private readonly unwritten = new Set<AgentId>();
 
   constructor(private readonly deps: SpamLimitsDeps) {
     migrate(deps.db, 'spam-limits', MIGRATIONS);
@@ -101,12 +106,17 @@ export class SpamLimits {
 
   /**
    * Every hop's door: may one more packet from this neighbour be handed on (or taken) this hour?
-   * Counts it when it may. Written through, so a restart does not hand out a fresh allowance.
+   * Counts it when it may. The count is kept here and its row goes into the connection's group
+   * commit (store/group-commit.ts), queued now, so it is committed with or before the hop record
+   * of the same packet, which the relay commits before it hands the packet on (and the recipient
+   * before the message shows in the mailbox): a restart still hands out no fresh allowance for
+   * any packet that went on. Why not written through: that was one commit, one WAL fsync on the
+   * event loop, for every packet at every hop (bench/RESULTS.md 10.6).
    */
   forward(from: AgentId, bytes: number): Refusal | undefined {
     if (!countsAgainstAllowance(bytes, this.deps.policy)) return undefined;
     const now = this.now();
-    const row = this.q.allowance.get(from) as { hour: number; used: number } | undefined;
+    const row = this.allowanceOf(from);
     // An hour from the first packet in it, not a clock hour: no boundary a sender could time a
     // double burst around, and the same hour wherever the clock's hour turns.
     const current = row !== undefined && now >= row.hour && now - row.hour < HOUR;
@@ -114,13 +124,40 @@ export class SpamLimits {
     const used = current ? row.used : 0;
     const refusal = forwardDecision(this.deps.trafficOf(from), used, this.deps.policy);
     if (refusal) return this.refused(refusal, { from });
-    this.q.putAllowance.run(from, start, used + 1);
+    this.allowances.set(from, { hour: start, used: used + 1 });
+    this.writeAllowance(from);
     return undefined;
+  }
+
+  private allowanceOf(from: AgentId): { hour: number; used: number } | undefined {
+    let row = this.allowances.get(from);
+    if (!row) {
+      row = this.q.allowance.get(from) as { hour: number; used: number } | undefined;
+      if (row) this.allowances.set(from, row);
+    }
+    return row;
+  }
+
+  /** Queues the neighbour's row in the next group commit, unless a write of it is queued already. */
+  private writeAllowance(from: AgentId): void {
+    if (this.unwritten.has(from)) return; // the queued write takes the count as it is then
+    this.unwritten.add(from);
+    groupCommitOf(this.deps.db)
+      .run(() => {
+        this.unwritten.delete(from);
+        const row = this.allowances.get(from)!;
+        this.q.putAllowance.run(from, row.hour, row.used);
+      })
+      .catch((err: Error) => {
+        // Kept in memory: the next packet from this neighbour writes it again.
+        this.unwritten.delete(from);
+        this.deps.logger.warn({ from, err: err.message }, 'forwarding allowance not stored');
+      });
   }
 
   /** Packets handed on from a neighbour in its current hour (for `kith status` and tests). */
   forwardedThisHour(from: AgentId): number {
-    const row = this.q.allowance.get(from) as { hour: number; used: number } | undefined;
+    const row = this.allowanceOf(from);
     const now = this.now();
     return row !== undefined && now >= row.hour && now - row.hour < HOUR ? row.used : 0;
   }

@@ -1,5 +1,6 @@
 import type { AgentId, Fingerprint, MessageId } from '../../common/ids.ts';
 import { migrate, type Db } from '../../store/db.ts';
+import { groupCommitOf } from '../../store/group-commit.ts';
 import type { Decayed } from './decisions.ts';
 
 // The spam module's own tables (store/db.ts: each module owns its numbered migrations).
@@ -190,6 +191,8 @@ function toRevocation(r: Raw): RevocationRow {
  */
 export class SpamStore {
   private readonly q;
+  /** putReceived rows waiting in the group commit; received() reads them too. */
+  private readonly unwrittenReceived = new Map<MessageId, ReceivedRow>();
 
   constructor(private readonly db: Db) {
     migrate(db, 'spam', MIGRATIONS);
@@ -324,12 +327,27 @@ export class SpamStore {
     return r?.own_complaint_id as string | undefined;
   }
 
-  /** Remembers where a received message's manifest came from (first copy wins). */
+  /**
+   * Remembers where a received message's manifest came from (first copy wins). Queued in the
+   * connection's group commit, not committed alone: the receiver stores the message itself (the
+   * mailbox's append) after this call, in the same group commit or a later one, so the row is
+   * durable before the message shows, as when it was written through, without a commit (one WAL
+   * fsync on the event loop) of its own per message (bench/RESULTS.md 10.6).
+   */
   putReceived(r: ReceivedRow): void {
-    this.q.putReceived.run(r.messageId, r.neighbour, r.link, r.sender, r.receivedAt, r.expiresAt);
+    if (this.unwrittenReceived.has(r.messageId)) return; // first copy wins (the row: ON CONFLICT)
+    this.unwrittenReceived.set(r.messageId, r);
+    groupCommitOf(this.db)
+      .run(() =>
+        this.q.putReceived.run(r.messageId, r.neighbour, r.link, r.sender, r.receivedAt, r.expiresAt),
+      )
+      .catch(() => undefined) // a full disk: the complaint about it finds no link, as before a crash
+      .finally(() => this.unwrittenReceived.delete(r.messageId));
   }
 
   received(messageId: MessageId): ReceivedRow | undefined {
+    const unwritten = this.unwrittenReceived.get(messageId);
+    if (unwritten) return unwritten;
     const r = this.q.received.get(messageId) as Raw | undefined;
     return (
       r && {

@@ -1,8 +1,10 @@
 import { describe, expect, test } from '@jest/globals';
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import type { AgentId, Fingerprint, MessageId } from '../../common/ids.ts';
 import { silentLogger } from '../../common/logger.ts';
 import { openDatabase, type Db } from '../../store/db.ts';
+import { groupCommitOf } from '../../store/group-commit.ts';
 import { DEFAULT_SPAM_POLICY } from '../../agent/spam/decisions.ts';
 import { SpamLimits } from '../../agent/spam/limits.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -19,7 +21,9 @@ describe('spam limits keep their counters in SQLite', () => {
   const dir = tempDir('kith-spam-limits-');
   let db: Db | undefined;
   let clock = 1_000_000_000_000;
+  // A restart as the node makes one: what waits in the group commit is committed before close.
   const open = () => {
+    if (db) groupCommitOf(db).flush();
     db?.close();
     db = openDatabase(join(dir.path, 'node.db'));
     return new SpamLimits({
@@ -56,6 +60,27 @@ describe('spam limits keep their counters in SQLite', () => {
     clock += HOUR;
     expect(limits.forward(neighbour, 2000)).toBeUndefined(); // its next hour
     expect(limits.forwardedThisHour(neighbour)).toBe(1);
+  });
+
+  test('a counted packet is committed with the next group commit, before a write queued after it', async () => {
+    const limits = open();
+    const other = '12D3KooWother' as AgentId;
+    expect(limits.forward(other, 2000)).toBeUndefined();
+    expect(limits.forward(other, 2000)).toBeUndefined();
+    // What the relay does next: its hop record in the same group commit, handed on once it returns.
+    const seen = await groupCommitOf(db!).run(() => {
+      // A second connection (another process after a crash) sees only what is committed.
+      const reader = new Database(join(dir.path, 'node.db'), { readonly: true });
+      try {
+        return reader.prepare('SELECT used FROM spam_allowance WHERE agent = ?').get(other);
+      } finally {
+        reader.close();
+      }
+    });
+    expect(seen).toBeUndefined(); // inside the commit: not visible to others yet
+    const reader = new Database(join(dir.path, 'node.db'), { readonly: true });
+    expect(reader.prepare('SELECT used FROM spam_allowance WHERE agent = ?').get(other)).toEqual({ used: 2 });
+    reader.close();
     db?.close();
     dir.remove();
   });
