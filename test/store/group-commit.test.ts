@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase, type Db } from '../../store/db.ts';
-import { GroupCommit } from '../../store/group-commit.ts';
+import { GroupCommit, type SyncFile } from '../../store/group-commit.ts';
 
 describe('group commit', () => {
   const cleanup: Array<() => Promise<void> | void> = [];
@@ -48,12 +48,12 @@ describe('group commit', () => {
     // Nothing is written before the flush: a caller cannot answer before its commit.
     expect(committed(file)).toEqual([]);
     expect(await Promise.all(writes)).toEqual([1, 1, 1]);
-    expect(group.stats).toEqual({ commits: 1, writes: 3 });
+    expect(group.stats).toEqual({ commits: 1, writes: 3, syncs: 1 });
     for (const seen of seenAtResolve) expect(seen).toEqual(['a', 'b', 'c']);
 
     // A later write gets a commit of its own.
     await group.run(() => insert.run('d', 4));
-    expect(group.stats).toEqual({ commits: 2, writes: 4 });
+    expect(group.stats).toEqual({ commits: 2, writes: 4, syncs: 2 });
     expect(committed(file)).toEqual(['a', 'b', 'c', 'd']);
   });
 
@@ -76,6 +76,80 @@ describe('group commit', () => {
     await ok2;
     expect(group.stats.commits).toBe(1);
     expect(committed(file)).toEqual(['taken', 'x', 'y']);
+  });
+
+  /** A sync the test completes by hand: which files were synced, and a way to end each sync. */
+  function heldSync() {
+    const calls: Array<{ path: string; done: (err?: Error) => void }> = [];
+    const sync: SyncFile = (path) =>
+      new Promise<void>((resolve, reject) => {
+        calls.push({ path, done: (err) => (err ? reject(err) : resolve()) });
+      });
+    const next = async () => {
+      while (calls.length === 0) await new Promise((r) => setImmediate(r));
+      return calls.shift()!;
+    };
+    return { sync, next, calls };
+  }
+
+  test('the fsync is not made on the event loop: committed at NORMAL, resolved only after the WAL is synced', async () => {
+    const { db, file } = await open();
+    const held = heldSync();
+    const group = new GroupCommit(db, held.sync);
+    const insert = db.prepare('INSERT INTO t (k, v) VALUES (?, ?)');
+    let resolved = false;
+    const write = group
+      .run(() => {
+        insert.run('a', 1);
+        return db.pragma('synchronous', { simple: true }); // 1: NORMAL, no fsync in this commit
+      })
+      .then((level) => {
+        resolved = true;
+        return level;
+      });
+    const wal = await held.next();
+    expect(wal.path).toBe(`${file}-wal`);
+    expect(committed(file)).toEqual(['a']); // committed (visible to others) ...
+    await new Promise((r) => setImmediate(r));
+    expect(resolved).toBe(false); // ... but its writer waits for the sync
+    wal.done();
+    const dir = await held.next(); // the WAL file's directory entry, once
+    expect(dir.path).toBe(join(file, '..'));
+    expect(resolved).toBe(false);
+    dir.done();
+    expect(await write).toBe(1);
+    expect(db.pragma('synchronous', { simple: true })).toBe(2); // FULL again for other writers
+  });
+
+  test('a commit made while a sync runs waits for the next sync, which covers every commit before it', async () => {
+    const { db } = await open();
+    const held = heldSync();
+    const group = new GroupCommit(db, held.sync);
+    const insert = db.prepare('INSERT INTO t (k, v) VALUES (?, ?)');
+    const first = group.run(() => insert.run('a', 1));
+    const sync1 = await held.next();
+    const done: string[] = [];
+    const second = group.run(() => insert.run('b', 2)).then(() => done.push('b'));
+    const third = group.run(() => insert.run('c', 3)).then(() => done.push('c'));
+    while (group.stats.commits < 2) await new Promise((r) => setImmediate(r));
+    expect(held.calls).toHaveLength(0); // one sync at a time
+    sync1.done();
+    (await held.next()).done(); // the directory
+    await first;
+    const sync2 = await held.next();
+    expect(done).toEqual([]); // committed before sync 1 ended, but not covered by it
+    sync2.done();
+    await Promise.all([second, third]);
+    expect(group.stats).toMatchObject({ commits: 2, writes: 3, syncs: 2 });
+  });
+
+  test('a sync that fails rejects the writes of its commits with ERR_STORE_SYNC', async () => {
+    const { db } = await open();
+    const held = heldSync();
+    const group = new GroupCommit(db, held.sync);
+    const write = group.run(() => db.prepare('INSERT INTO t (k, v) VALUES (?, ?)').run('a', 1));
+    (await held.next()).done(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }));
+    await expect(write).rejects.toMatchObject({ code: 'ERR_STORE_SYNC' });
   });
 
   test('writes still waiting when the database closes are refused with ERR_STORE_CLOSED, not lost silently', async () => {
