@@ -1,16 +1,13 @@
-import { readFile } from 'node:fs/promises';
 import { KithError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
 import { migrate, type Db } from '../../store/db.ts';
 import { groupCommitOf } from '../../store/group-commit.ts';
 import type { BlobStore } from '../../store/blobs.ts';
 import { analyzeMessage } from '../mime/index.ts';
-import { decodeWords, headerValue, parseHeader, type HeaderField } from '../mime/header.ts';
+import { headerValue, parseHeader } from '../mime/header.ts';
 import {
   applyFlags,
   canonicalName,
-  complaintAction,
-  readAndKept,
   DELIMITER,
   invalidName,
   mailboxKind,
@@ -19,6 +16,9 @@ import {
   toCrlf,
 } from './decisions.ts';
 import { MAILBOX_MIGRATIONS } from './schema.ts';
+import { prepareStatements, splitFlags, toInfo, type MailboxRow, type MailStatements } from './statements.ts';
+import { complaintCandidates, reviewComplaint } from './complaints.ts';
+import { MessageReader, readHeader, readRaw, searchHeaderOf } from './messages.ts';
 import type {
   ComplaintCandidate,
   ComplaintEvent,
@@ -27,15 +27,12 @@ import type {
   MailboxStatus,
   MailChange,
   MailStore,
-  MessageRow,
   StoreResult,
   CopyResult,
 } from './types.ts';
 
 // Bodies up to this size live in the SQLite row (one read for FETCH); larger ones are blob files.
 const INLINE_LIMIT = 256 * 1024;
-// Batch size for IN (...) lists, below SQLite's variable limit.
-const CHUNK = 500;
 
 /** Dependencies of the mailbox store. */
 export interface MailStoreDeps {
@@ -44,38 +41,6 @@ export interface MailStoreDeps {
   /** Where large message bodies are kept. */
   blobs: BlobStore;
   log: Logger;
-}
-
-interface MailboxRow {
-  id: number;
-  name: string;
-  special_use: string | null;
-  uidvalidity: number;
-  uidnext: number;
-  highest_modseq: number;
-  subscribed: number;
-}
-
-function toInfo(r: MailboxRow): MailboxInfo {
-  return {
-    id: r.id,
-    name: r.name,
-    specialUse: r.special_use,
-    uidValidity: r.uidvalidity,
-    uidNext: r.uidnext,
-    highestModseq: r.highest_modseq,
-    subscribed: r.subscribed === 1,
-  };
-}
-
-const splitFlags = (s: string): string[] => (s === '' ? [] : s.split(' '));
-
-/** "key: decoded value" lines, lower-cased: what SEARCH compares header keys against. */
-function searchHeaderOf(fields: readonly HeaderField[]): string {
-  return fields
-    .map((f) => `${f.key}: ${decodeWords(f.value).replace(/[\r\n]+/g, ' ')}`)
-    .join('\n')
-    .toLowerCase();
 }
 
 function noMailbox(name: string): KithError {
@@ -91,80 +56,8 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
   let started = false;
   let stopping = false;
   // Statements are prepared lazily: the tables exist only after start() migrated them.
-  let q!: ReturnType<typeof prepare>;
-  const statements = new Map<string, import('better-sqlite3').Statement>();
-
-  function prepare() {
-    return {
-      mailboxByName: db.prepare('SELECT * FROM mbx_mailboxes WHERE name = ?'),
-      mailboxById: db.prepare('SELECT * FROM mbx_mailboxes WHERE id = ?'),
-      mailboxes: db.prepare('SELECT * FROM mbx_mailboxes ORDER BY name'),
-      insertMailbox: db.prepare(
-        'INSERT INTO mbx_mailboxes (name, special_use, uidvalidity, subscribed) VALUES (?, ?, ?, 1)',
-      ),
-      bumpUid: db.prepare(
-        'UPDATE mbx_mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING uidnext - 1 AS uid, highest_modseq AS modseq',
-      ),
-      bumpModseq: db.prepare(
-        'UPDATE mbx_mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING highest_modseq AS modseq',
-      ),
-      insertMessage: db.prepare(
-        `INSERT INTO mbx_messages (size, internal_date, raw, blob, header_end, envelope, bodystructure, body, tree, kith_id, header, search_header)
-         VALUES (@size, @internalDate, @raw, @blob, @headerEnd, @envelope, @bodystructure, @body, @tree, @kithId, @header, @searchHeader)`,
-      ),
-      insertEntry: db.prepare(
-        'INSERT INTO mbx_entries (mailbox_id, uid, message_id, flags, modseq) VALUES (?, ?, ?, ?, ?)',
-      ),
-      entries: db.prepare('SELECT uid, flags, modseq FROM mbx_entries WHERE mailbox_id = ? ORDER BY uid'),
-      entryRange: db.prepare(
-        'SELECT uid, flags, modseq, message_id FROM mbx_entries WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid',
-      ),
-      updateFlags: db.prepare(
-        'UPDATE mbx_entries SET flags = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?',
-      ),
-      deleteEntry: db.prepare('DELETE FROM mbx_entries WHERE mailbox_id = ? AND uid = ?'),
-      insertVanished: db.prepare(
-        'INSERT OR REPLACE INTO mbx_vanished (mailbox_id, uid, modseq) VALUES (?, ?, ?)',
-      ),
-      vanished: db.prepare('SELECT uid FROM mbx_vanished WHERE mailbox_id = ? AND modseq > ? ORDER BY uid'),
-      orphan: db.prepare(
-        'DELETE FROM mbx_messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM mbx_entries WHERE message_id = ?) RETURNING blob',
-      ),
-      blobUsers: db.prepare('SELECT 1 FROM mbx_messages WHERE blob = ? LIMIT 1'),
-      activeComplaint: db.prepare(
-        'SELECT * FROM mbx_complaints WHERE message_id = ? AND withdrawn IS NULL ORDER BY id DESC LIMIT 1',
-      ),
-      insertComplaint: db.prepare(
-        'INSERT INTO mbx_complaints (message_id, kith_id, mailbox, uid, created) VALUES (?, ?, ?, ?, ?) RETURNING id',
-      ),
-      detachComplaints: db.prepare('UPDATE mbx_complaints SET message_id = 0 WHERE message_id = ?'),
-      withdrawComplaint: db.prepare('UPDATE mbx_complaints SET withdrawn = ? WHERE id = ?'),
-      kithIdOf: db.prepare('SELECT kith_id FROM mbx_messages WHERE id = ?'),
-      holdsKith: db.prepare(
-        'SELECT 1 FROM mbx_messages m WHERE m.kith_id = ? AND EXISTS (SELECT 1 FROM mbx_entries e WHERE e.message_id = m.id) LIMIT 1',
-      ),
-      junkCopy: db.prepare(
-        `SELECT m.name, e.uid FROM mbx_entries e JOIN mbx_mailboxes m ON m.id = e.mailbox_id
-         WHERE e.message_id = ? ORDER BY (m.special_use = '\\Junk') DESC, (instr(lower(e.flags), '$junk') > 0) DESC LIMIT 1`,
-      ),
-      complaints: db.prepare('SELECT * FROM mbx_complaints WHERE withdrawn IS NULL ORDER BY id'),
-      meta: db.prepare('SELECT value FROM mbx_meta WHERE key = ?'),
-      headerCandidates: db.prepare(
-        `SELECT e.uid FROM mbx_entries e JOIN mbx_messages m ON m.id = e.message_id
-         WHERE e.mailbox_id = ? AND (m.search_header IS NULL OR instr(m.search_header, ?) > 0)`,
-      ),
-      setMeta: db.prepare(
-        'INSERT INTO mbx_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
-      ),
-      status: db.prepare(
-        `SELECT count(*) AS messages,
-                sum(CASE WHEN instr(' ' || lower(e.flags) || ' ', ' \\seen ') = 0 THEN 1 ELSE 0 END) AS unseen,
-                sum(CASE WHEN instr(' ' || lower(e.flags) || ' ', ' \\deleted ') > 0 THEN 1 ELSE 0 END) AS deleted,
-                coalesce(sum(m.size), 0) AS size
-         FROM mbx_entries e JOIN mbx_messages m ON m.id = e.message_id WHERE e.mailbox_id = ?`,
-      ),
-    };
-  }
+  let q!: MailStatements;
+  const reader = new MessageReader(db);
 
   function emit(change: MailChange): void {
     for (const l of listeners) {
@@ -215,39 +108,6 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
   function createMailboxRow(name: string, specialUse: string | null): MailboxInfo {
     const id = Number(q.insertMailbox.run(name, specialUse, nextUidValidity()).lastInsertRowid);
     return mailboxById(id);
-  }
-
-  // Runs after every arrival or flag change of a copy, inside the same transaction.
-  function reviewComplaint(messageId: number, trigger: ComplaintTrigger, pending: ComplaintEvent[]): void {
-    const active = q.activeComplaint.get(messageId) as
-      { id: number; kith_id: string | null; mailbox: string; uid: number; created: number } | undefined;
-    const action = complaintAction(trigger, active !== undefined);
-    if (action === 'record') {
-      const where = q.junkCopy.get(messageId) as { name: string; uid: number };
-      const kithId = (q.kithIdOf.get(messageId) as { kith_id: string | null }).kith_id;
-      const now = Date.now();
-      const { id } = q.insertComplaint.get(messageId, kithId, where.name, where.uid, now) as { id: number };
-      pending.push({
-        kind: 'recorded',
-        candidate: { id, kithId, mailbox: where.name, uid: where.uid, at: new Date(now) },
-      });
-    } else if (action === 'keep' && readAndKept(trigger, active !== undefined)) {
-      const kithId = (q.kithIdOf.get(messageId) as { kith_id: string | null }).kith_id;
-      if (kithId)
-        pending.push({ kind: 'seen', candidate: { id: 0, kithId, mailbox: '', uid: 0, at: new Date() } });
-    } else if (action === 'withdraw' && active) {
-      q.withdrawComplaint.run(Date.now(), active.id);
-      pending.push({
-        kind: 'withdrawn',
-        candidate: {
-          id: active.id,
-          kithId: active.kith_id,
-          mailbox: active.mailbox,
-          uid: active.uid,
-          at: new Date(active.created),
-        },
-      });
-    }
   }
 
   function removeOrphan(messageId: number, blobsToCheck: string[]): void {
@@ -330,7 +190,12 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
       );
       const { uid, modseq } = q.bumpUid.get(current.id) as { uid: number; modseq: number };
       q.insertEntry.run(current.id, uid, messageId, flags.join(' '), modseq);
-      reviewComplaint(messageId, { kind: 'arrived', into: mailboxKind(current.specialUse), flags }, pending);
+      reviewComplaint(
+        q,
+        messageId,
+        { kind: 'arrived', into: mailboxKind(current.specialUse), flags },
+        pending,
+      );
       return { mailbox: current.name, uid, uidValidity: current.uidValidity, modseq, mailboxId: current.id };
     });
     emit({
@@ -377,7 +242,7 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
       }
       const into = mailboxKind(target.specialUse);
       for (const r of rows)
-        reviewComplaint(r.message_id, { kind: 'arrived', into, flags: splitFlags(r.flags) }, pending);
+        reviewComplaint(q, r.message_id, { kind: 'arrived', into, flags: splitFlags(r.flags) }, pending);
       return out;
     })();
     for (const { from, ...c } of created) {
@@ -393,7 +258,7 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
     async start() {
       if (started) return;
       migrate(db, 'mailbox', MAILBOX_MIGRATIONS);
-      q = prepare();
+      q = prepareStatements(db);
       db.transaction(() => {
         for (const m of SPECIAL_MAILBOXES) {
           if (!q.mailboxByName.get(m.name)) createMailboxRow(m.name, m.use);
@@ -540,69 +405,7 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
 
     messages(mailboxId, uids, opts) {
       requireStarted();
-      const out: MessageRow[] = [];
-      const cols = [
-        'e.uid',
-        'e.flags',
-        'e.modseq',
-        'm.id',
-        'm.size',
-        'm.internal_date',
-        'm.header_end',
-        'm.blob',
-        opts.envelope ? 'm.envelope' : 'NULL AS envelope',
-        opts.structure
-          ? 'm.bodystructure, m.body, m.tree'
-          : 'NULL AS bodystructure, NULL AS body, NULL AS tree',
-        opts.raw
-          ? 'm.raw'
-          : opts.header
-            ? `coalesce(m.header, substr(m.raw, 1, m.header_end)) AS raw`
-            : 'NULL AS raw',
-        opts.searchHeader ? 'm.search_header' : 'NULL AS search_header',
-      ].join(', ');
-      const sorted = [...uids].sort((a, b) => a - b);
-      for (let i = 0; i < sorted.length; i += CHUNK) {
-        const chunk = sorted.slice(i, i + CHUNK);
-        const lo = chunk[0]!;
-        const hi = chunk[chunk.length - 1]!;
-        // A dense chunk (1:*, a SEARCH over everything) reads a range; a sparse one lists its UIDs.
-        const dense = hi - lo + 1 <= chunk.length * 2;
-        const sql = `SELECT ${cols} FROM mbx_entries e JOIN mbx_messages m ON m.id = e.message_id
-           WHERE e.mailbox_id = ? AND ${dense ? 'e.uid BETWEEN ? AND ?' : `e.uid IN (${chunk.map(() => '?').join(',')})`} ORDER BY e.uid`;
-        const want = dense ? new Set(chunk) : null;
-        // Preparing costs more than a one-message query: keep the statements FETCH uses again.
-        let stmt = statements.get(sql);
-        if (!stmt) {
-          if (statements.size > 200) statements.clear();
-          stmt = db.prepare(sql);
-          statements.set(sql, stmt);
-        }
-        const rows = (dense ? stmt.all(mailboxId, lo, hi) : stmt.all(mailboxId, ...chunk)) as Record<
-          string,
-          unknown
-        >[];
-        for (const r of rows) {
-          if (want && !want.has(r.uid as number)) continue;
-          out.push({
-            uid: r.uid as number,
-            flags: splitFlags(r.flags as string),
-            modseq: r.modseq as number,
-            messageId: r.id as number,
-            size: r.size as number,
-            internalDate: new Date(r.internal_date as number),
-            headerEnd: r.header_end as number,
-            blob: (r.blob as string | null) ?? null,
-            inline: (r.raw as Buffer | null) ?? null,
-            envelope: (r.envelope as Buffer | null) ?? null,
-            bodystructure: (r.bodystructure as Buffer | null) ?? null,
-            body: (r.body as Buffer | null) ?? null,
-            tree: (r.tree as string | null) ?? null,
-            searchHeader: (r.search_header as string | null) ?? null,
-          });
-        }
-      }
-      return out;
+      return reader.rows(mailboxId, uids, opts);
     },
 
     holdsKithMessage(kithId) {
@@ -617,21 +420,9 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
       return new Set(rows.map((r) => r.uid));
     },
 
-    async readRaw(row) {
-      if (row.inline && row.inline.length === row.size) return row.inline;
-      if (row.blob) return readFile(blobs.pathOf(row.blob));
-      const r = db.prepare('SELECT raw FROM mbx_messages WHERE id = ?').get(row.messageId) as
-        { raw: Buffer | null } | undefined;
-      if (!r?.raw)
-        throw new KithError('ERR_MESSAGE_GONE', 'the message body is missing', 'the message was expunged');
-      return r.raw;
-    },
+    readRaw: (row) => readRaw(db, blobs, row),
 
-    async readHeader(row) {
-      if (row.inline && row.inline.length >= row.headerEnd) return row.inline.subarray(0, row.headerEnd);
-      if (row.blob) return (await readFile(blobs.pathOf(row.blob))).subarray(0, row.headerEnd);
-      return (await store.readRaw(row)).subarray(0, row.headerEnd);
-    },
+    readHeader: (row) => readHeader(db, blobs, row),
 
     setFlags(mailboxId, uids, mode, flags, opts = {}): StoreResult {
       requireStarted();
@@ -660,7 +451,7 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
             added: after.filter((f) => !was.has(f.toLowerCase())),
             removed: before.filter((f) => !now.has(f.toLowerCase())),
           };
-          reviewComplaint(r.message_id, trigger, pending);
+          reviewComplaint(q, r.message_id, trigger, pending);
         }
       })();
       for (const u of updated) emit({ kind: 'flags', mailboxId, ...u, origin: opts.origin });
@@ -721,21 +512,7 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
 
     complaintCandidates(): ComplaintCandidate[] {
       requireStarted();
-      return (
-        q.complaints.all() as {
-          id: number;
-          kith_id: string | null;
-          mailbox: string;
-          uid: number;
-          created: number;
-        }[]
-      ).map((r) => ({
-        id: r.id,
-        kithId: r.kith_id,
-        mailbox: r.mailbox,
-        uid: r.uid,
-        at: new Date(r.created),
-      }));
+      return complaintCandidates(q);
     },
 
     onComplaint(listener) {
