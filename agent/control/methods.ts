@@ -70,7 +70,12 @@ export function registerControlMethods(server: ControlServer, deps: ControlDeps)
   server.register('contacts', async () =>
     links.contacts().map((c) => ({ ...c, spam: deps.spamRevocations?.(c.fingerprint) ?? [] })),
   );
-  server.register('agent.add', async () => addAgent(deps));
+  server.register('agent.add', async (p) =>
+    addAgent(deps, {
+      ...(typeof p.passphrase === 'string' ? { passphrase: p.passphrase } : {}),
+      withEntityKey: p.withEntityKey === true,
+    }),
+  );
   server.register('agent.list', async () => listAgents(deps));
   server.register('agent.revoke', async (p) => revokeAgent(deps, String(p.agent ?? '')));
   server.register('send', async (p) => send(deps, p));
@@ -96,7 +101,10 @@ interface AgentView {
 }
 
 /** `kith agent add`: certifies a new agent of our entity and packs it for its own data directory. */
-async function addAgent(deps: ControlDeps): Promise<{ agentId: AgentId; notAfter: string; bundle: string }> {
+async function addAgent(
+  deps: ControlDeps,
+  options: { passphrase?: string; withEntityKey?: boolean },
+): Promise<{ agentId: AgentId; notAfter: string; bundle: string }> {
   const { identity, links } = deps;
   const trust = links.trustStore;
   const agent = await certifyNewAgent(identity);
@@ -117,12 +125,17 @@ async function addAgent(deps: ControlDeps): Promise<{ agentId: AgentId; notAfter
         },
       ];
     });
-  const bundle = await buildAgentBundle(identity, agent, {
-    siblings: trust.certifiedAgents(identity.fingerprint).map((a) => a.certificate),
-    siblingAddresses: links.multiaddrs().map((a) => a.toString()),
-    revocations: trust.heldRevocations(),
-    contacts,
-  });
+  const bundle = await buildAgentBundle(
+    identity,
+    agent,
+    {
+      siblings: trust.certifiedAgents(identity.fingerprint).map((a) => a.certificate),
+      siblingAddresses: links.multiaddrs().map((a) => a.toString()),
+      revocations: trust.heldRevocations(),
+      contacts,
+    },
+    options,
+  );
   // Stored here too: the agent-added change pushes our hello, so every neighbour learns the new
   // certificate before the new agent ever dials it.
   await trust.addAgentCertificate(agent.certificate);

@@ -37,24 +37,32 @@ export interface BundleContact {
 
 /**
  * What `kith agent add` writes and `kith agent import` reads (docs/operations.md, "Several agents
- * for one entity"; the format is docs/protocol.md 2). The entity key stays locked under the
- * passphrase and the new agent's private keys are encrypted to the entity key, so the file is of
- * no use without the passphrase; it is still best treated as a secret and deleted after import.
+ * for one entity"; the format is docs/protocol.md 2). Version 2 (since r37): the new agent's
+ * private keys are encrypted under the passphrase (an OpenPGP password-encrypted message) and the
+ * entity private key is in the file only when asked for (`--with-entity-key`), so the new device
+ * never holds it otherwise. Version 1 (before r37, and `buildAgentBundle` without a passphrase):
+ * the entity key locked under the passphrase and the agent's keys encrypted to it. Either way the
+ * file is of no use without the passphrase; it is still best treated as a secret and deleted after
+ * import.
  */
 export interface AgentBundle {
   type: 'kith-agent-bundle';
-  version: 1;
+  version: 1 | 2;
   entity: string;
   name: string;
   email: string;
   entityPublic: string;
   /**
-   * The entity's private key exactly as stored: armored and locked under the passphrase. Import
-   * uses it to open `secrets` and check the bundle, and keeps it only with --keep-entity-key.
+   * The entity's private key exactly as stored: armored and locked under the passphrase. Always in
+   * version 1 (import opens `secrets` with it; keeps it only with --keep-entity-key); in version 2
+   * only when the new device is to keep it.
    */
-  entitySealed: string;
+  entitySealed?: string;
   certificate: Signed;
-  /** OpenPGP message to the entity key: JSON `{agentKey, onionKey}` (libp2p protobuf, PKCS#8 DER; base64). */
+  /**
+   * OpenPGP message (version 1: to the entity key; version 2: under the passphrase): JSON
+   * `{agentKey, onionKey}` (libp2p protobuf, PKCS#8 DER; base64).
+   */
   secrets: string;
   /** Certificates of the entity's other agents and where they were last seen. */
   siblings: Signed[];
@@ -83,30 +91,55 @@ export async function certifyNewAgent(identity: Identity, now = new Date()): Pro
   return { agentKey, onionPrivate: onion.privateKey, certificate };
 }
 
-/** Packs a new agent for its own data directory (on another machine). */
+/**
+ * Packs a new agent for its own data directory (on another machine). With `passphrase` (the
+ * node's, checked against the stored entity key: ERR_WRONG_PASSPHRASE) the bundle is version 2,
+ * holding the entity key only if `withEntityKey`; without it, version 1.
+ */
 export async function buildAgentBundle(
   identity: Identity,
   agent: NewAgent,
   known: Pick<AgentBundle, 'siblings' | 'siblingAddresses' | 'revocations' | 'contacts'>,
+  options: { passphrase?: string; withEntityKey?: boolean } = {},
 ): Promise<AgentBundle> {
+  const sealedEntity = identity.entitySealedArmored;
+  if (sealedEntity === undefined) requireEntityKey(identity, 'add an agent');
   const secrets = JSON.stringify({
     agentKey: Buffer.from(privateKeyToProtobuf(agent.agentKey)).toString('base64'),
     onionKey: agent.onionPrivate.export({ format: 'der', type: 'pkcs8' }).toString('base64'),
   });
-  const encrypted = await openpgp.encrypt({
-    message: await openpgp.createMessage({ text: secrets }),
-    encryptionKeys: identity.entityPublic,
-    format: 'armored',
-  });
-  return {
-    type: 'kith-agent-bundle',
-    version: 1,
+  const message = await openpgp.createMessage({ text: secrets });
+  const head = {
+    type: 'kith-agent-bundle' as const,
     entity: identity.fingerprint,
     name: identity.name,
     email: identity.email,
     entityPublic: identity.entityPublicArmored,
-    entitySealed: identity.entitySealedArmored ?? '',
     certificate: { canonical: agent.certificate.canonical, signature: agent.certificate.signature },
+  };
+  if (options.passphrase === undefined) {
+    const encrypted = await openpgp.encrypt({
+      message,
+      encryptionKeys: identity.entityPublic,
+      format: 'armored',
+    });
+    return { ...head, version: 1, entitySealed: sealedEntity!, secrets: encrypted as string, ...known };
+  }
+  // The passphrase must be the one the new device will be asked for: the entity key's.
+  try {
+    await openpgp.decryptKey({
+      privateKey: await openpgp.readPrivateKey({ armoredKey: sealedEntity! }),
+      passphrase: options.passphrase,
+    });
+  } catch (err) {
+    if (isWrongPassphrase(err)) throw new KithError('ERR_WRONG_PASSPHRASE', 'wrong passphrase', PASS_HINT);
+    throw err;
+  }
+  const encrypted = await openpgp.encrypt({ message, passwords: [options.passphrase], format: 'armored' });
+  return {
+    ...head,
+    version: 2,
+    ...(options.withEntityKey ? { entitySealed: sealedEntity! } : {}),
     secrets: encrypted as string,
     ...known,
   };
@@ -129,42 +162,47 @@ export async function importAgentBundle(
   let bundle: AgentBundle;
   try {
     bundle = JSON.parse(text) as AgentBundle;
-    if (bundle.type !== 'kith-agent-bundle' || bundle.version !== 1)
+    if (bundle.type !== 'kith-agent-bundle' || (bundle.version !== 1 && bundle.version !== 2))
       throw new Error('not a Kith agent bundle');
     asFingerprint(bundle.entity);
+    if (bundle.version === 1 && typeof bundle.entitySealed !== 'string') throw new Error('no entity key');
   } catch (err) {
     throw new KithError('ERR_BUNDLE_MALFORMED', `unreadable agent bundle: ${(err as Error).message}`, HINT);
   }
-  let entityKey: openpgp.PrivateKey;
+  let entityPublic: openpgp.PublicKey;
   try {
-    entityKey = await openpgp.decryptKey({
-      privateKey: await openpgp.readPrivateKey({ armoredKey: bundle.entitySealed }),
-      passphrase,
-    });
+    entityPublic = await openpgp.readKey({ armoredKey: bundle.entityPublic });
   } catch (err) {
-    if (isWrongPassphrase(err)) {
-      throw new KithError(
-        'ERR_WRONG_PASSPHRASE',
-        'wrong passphrase',
-        "give the passphrase of the entity's node (the one given at its `kith init`)",
-      );
-    }
     throw new KithError(
       'ERR_BUNDLE_MALFORMED',
       `the bundle's entity key is damaged: ${(err as Error).message}`,
     );
   }
-  if (asFingerprint(entityKey.getFingerprint()) !== bundle.entity) {
+  if (asFingerprint(entityPublic.getFingerprint()) !== bundle.entity) {
     throw new KithError('ERR_BUNDLE_MALFORMED', 'the bundle names another entity than its key');
   }
+  // Version 1 always, version 2 only when the bundle carries it: the entity key, unlocked.
+  const entityKey = bundle.entitySealed ? await unlockBundleEntityKey(bundle, passphrase) : undefined;
   let agentKey: PrivateKey;
   let onionPrivate: NewAgent['onionPrivate'];
+  let data: string;
   try {
-    const { data } = await openpgp.decrypt({
-      message: await openpgp.readMessage({ armoredMessage: bundle.secrets }),
-      decryptionKeys: entityKey,
-    });
-    const secrets = JSON.parse(data as string) as { agentKey: string; onionKey: string };
+    const message = await openpgp.readMessage({ armoredMessage: bundle.secrets });
+    data = (
+      await openpgp.decrypt(
+        bundle.version === 1 ? { message, decryptionKeys: entityKey! } : { message, passwords: [passphrase] },
+      )
+    ).data as string;
+  } catch (err) {
+    if (bundle.version === 2 && entityKey === undefined && isWrongPassword(err))
+      throw new KithError('ERR_WRONG_PASSPHRASE', 'wrong passphrase', PASS_HINT);
+    throw new KithError(
+      'ERR_BUNDLE_MALFORMED',
+      `the bundle's agent keys are damaged: ${(err as Error).message}`,
+    );
+  }
+  try {
+    const secrets = JSON.parse(data) as { agentKey: string; onionKey: string };
     agentKey = privateKeyFromProtobuf(Buffer.from(secrets.agentKey, 'base64'));
     onionPrivate = createPrivateKey({
       key: Buffer.from(secrets.onionKey, 'base64'),
@@ -178,7 +216,7 @@ export async function importAgentBundle(
     );
   }
   const certificate = await verifyAgentCertificate(
-    entityKey.toPublic(),
+    entityPublic,
     bundle.certificate.canonical,
     bundle.certificate.signature,
   );
@@ -192,8 +230,11 @@ export async function importAgentBundle(
     name: bundle.name,
     email: bundle.email,
     passphrase,
-    entityPublic: entityKey.toPublic(),
-    ...(options.keepEntityKey ? { entityKey, entitySealedArmored: bundle.entitySealed } : {}),
+    entityPublic,
+    // Version 2 carries the entity key only when the user asked for it at `kith agent add`.
+    ...(entityKey !== undefined && (bundle.version === 2 || options.keepEntityKey)
+      ? { entityKey, entitySealedArmored: bundle.entitySealed }
+      : {}),
     entityPublicArmored: bundle.entityPublic,
     agentKey,
     onionPrivate,
@@ -252,3 +293,31 @@ export async function adoptBundleTrust(
 }
 
 const HINT = 'give the file `kith agent add --out FILE` wrote on the node of your entity';
+const PASS_HINT = "give the passphrase of the entity's node (the one given at its `kith init`)";
+
+async function unlockBundleEntityKey(bundle: AgentBundle, passphrase: string): Promise<openpgp.PrivateKey> {
+  let entityKey: openpgp.PrivateKey;
+  try {
+    entityKey = await openpgp.decryptKey({
+      privateKey: await openpgp.readPrivateKey({ armoredKey: bundle.entitySealed! }),
+      passphrase,
+    });
+  } catch (err) {
+    if (isWrongPassphrase(err)) throw new KithError('ERR_WRONG_PASSPHRASE', 'wrong passphrase', PASS_HINT);
+    throw new KithError(
+      'ERR_BUNDLE_MALFORMED',
+      `the bundle's entity key is damaged: ${(err as Error).message}`,
+    );
+  }
+  if (asFingerprint(entityKey.getFingerprint()) !== bundle.entity) {
+    throw new KithError('ERR_BUNDLE_MALFORMED', 'the bundle names another entity than its key');
+  }
+  return entityKey;
+}
+
+/** openpgp.js's words for a password-encrypted message opened with another password (no error code). */
+function isWrongPassword(err: unknown): boolean {
+  return /Session key decryption failed|Modification detected|Error decrypting message/i.test(
+    (err as Error).message,
+  );
+}

@@ -31,10 +31,17 @@ export function registerAgent(program: Command): void {
       'certify a new agent of this entity and write it to FILE, for `kith agent import` on the new device',
     )
     .requiredOption('--out <file>', 'where to write the new agent (created, never overwritten)')
-    .action(async (options: { out: string }, command: Command) => {
+    .option(
+      '--with-entity-key',
+      "put the entity's private key in the file too, for a device that is to add and revoke agents itself",
+    )
+    .action(async (options: { out: string; withEntityKey?: boolean }, command: Command) => {
+      // The new agent's keys are sealed under the passphrase (bundle version 2): the node checks it.
+      const passphrase = await obtainPassphrase(configFrom(command));
       const added = await nodeCall<{ agentId: string; notAfter: string; bundle: string }>(
         command,
         'agent.add',
+        { passphrase, withEntityKey: options.withEntityKey === true },
       );
       try {
         writeFileSync(options.out, added.bundle + '\n', { mode: 0o600, flag: 'wx' });
@@ -47,6 +54,9 @@ export function registerAgent(program: Command): void {
       }
       print(`Certified agent ${added.agentId} (valid until ${added.notAfter})`);
       print(`  written to   ${options.out} (locked by your passphrase; delete it after the import)`);
+      print(
+        `  entity key   ${options.withEntityKey ? 'in the file: the new device keeps it' : 'not in the file: the new device reads, syncs and sends with its own keys'}`,
+      );
       print(
         `Next, on the new device: \`kith --data-dir DIR agent import ${options.out}\`, then \`kith start\`.`,
       );

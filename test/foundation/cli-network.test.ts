@@ -133,12 +133,14 @@ describe('kith invite / accept / contacts / send / track between two nodes', () 
   it('`kith agent add` / `import` / `list` / `revoke`: a second device of one entity', async () => {
     const file = join(dir.path, 'laptop.kith-agent');
     const laptop = join(dir.path, 'alice-laptop');
-    const added = runKith(['--data-dir', alice, 'agent', 'add', '--out', file]);
+    const added = runKith(['--data-dir', alice, 'agent', 'add', '--out', file], BASE);
     expect(added.stderr).toBe('');
+    // No shared private key (docs/protocol.md 7.8): the file carries no entity private key.
+    expect(readFileSync(file, 'utf8')).not.toContain('PRIVATE KEY BLOCK');
     const laptopId = /Certified agent (\S+)/.exec(added.stdout)?.[1];
     expect(laptopId).toBeDefined();
     expect(statSync(file).mode & 0o077).toBe(0);
-    expect(runKith(['--data-dir', alice, 'agent', 'add', '--out', file]).stderr).toMatch(
+    expect(runKith(['--data-dir', alice, 'agent', 'add', '--out', file], BASE).stderr).toMatch(
       /^kith: cannot write/,
     );
 
@@ -146,6 +148,7 @@ describe('kith invite / accept / contacts / send / track between two nodes', () 
     expect(imported.stderr).toBe('');
     expect(imported.stdout).toMatch(/^Imported agent (\S+) of .* <alice@example\.org>/);
     expect(imported.stdout).toContain(laptopId);
+    expect(imported.stdout).toMatch(/entity key\s+not kept here/);
     const id = JSON.parse(runKith(['--data-dir', laptop, 'id', '--json']).stdout) as {
       agentId: string;
       email: string;

@@ -60,7 +60,7 @@ describe('`kith agent add` / `import`: the new agent receives the whole history,
 
   it('after the import and a start, `kith agent history` follows until every change and message is there', async () => {
     const file = join(dir.path, 'laptop.kith-agent');
-    expect(runKith(['--data-dir', home, 'agent', 'add', '--out', file]).stderr).toBe('');
+    expect(runKith(['--data-dir', home, 'agent', 'add', '--out', file], BASE).stderr).toBe('');
     const imported = runKith(['--data-dir', laptop, 'agent', 'import', file], BASE);
     expect(imported.stderr).toBe('');
     expect(imported.stdout).toContain('`kith agent history`');

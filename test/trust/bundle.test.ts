@@ -9,7 +9,7 @@ import {
   certifyNewAgent,
   importAgentBundle,
 } from '../../agent/identity/bundle.ts';
-import { createIdentity, type Identity } from '../../agent/identity/identity.ts';
+import { createIdentity, holdsEntityKey, type Identity } from '../../agent/identity/identity.ts';
 import { createTrustStore } from '../../agent/trust/index.ts';
 import { isKithError } from '../../common/errors.ts';
 import { silentLogger } from '../../common/logger.ts';
@@ -84,5 +84,42 @@ describe('agent bundle (`kith agent add` / `kith agent import`)', () => {
     });
     expect(trust.addressHints(bob.fingerprint)).toEqual(['/dns4/bob.example.org/tcp/4410']);
     expect(trust.addressHints(alice.fingerprint)).toEqual(['/ip4/192.0.2.1/tcp/4410']);
+  });
+
+  it('version 2 (`kith agent add` since r37): agent keys under the passphrase, no entity private key unless asked for', async () => {
+    const alice = await identity('carol');
+    const known = { siblings: [alice.certificate], siblingAddresses: [], revocations: [], contacts: [] };
+    // The node checks the passphrase first: a bundle nobody could open is never written.
+    expect(
+      await codeOf(buildAgentBundle(alice, await certifyNewAgent(alice), known, { passphrase: 'not it' })),
+    ).toBe('ERR_WRONG_PASSPHRASE');
+    const laptop = await certifyNewAgent(alice);
+    const bundle = await buildAgentBundle(alice, laptop, known, { passphrase: 'correct horse' });
+    const text = JSON.stringify(bundle);
+    expect(bundle.version).toBe(2);
+    expect(text).not.toContain('PRIVATE KEY BLOCK');
+    expect(await codeOf(importAgentBundle(db(), text, 'wrong passphrase'))).toBe('ERR_WRONG_PASSPHRASE');
+    const target = db();
+    const imported = await importAgentBundle(target, text, 'correct horse', { keepEntityKey: true });
+    expect(imported.agentId).toBe(laptop.certificate.body.agent);
+    expect(imported.fingerprint).toBe(alice.fingerprint);
+    expect(imported.entityKey).toBeUndefined(); // nothing to keep: the file never had it
+    expect(holdsEntityKey(target)).toBe(false);
+    // Asked for at add time: the new device keeps it.
+    const keeper = await buildAgentBundle(alice, await certifyNewAgent(alice), known, {
+      passphrase: 'correct horse',
+      withEntityKey: true,
+    });
+    const keeperDb = db();
+    expect(
+      (await importAgentBundle(keeperDb, JSON.stringify(keeper), 'correct horse')).entityKey,
+    ).toBeDefined();
+    expect(holdsEntityKey(keeperDb)).toBe(true);
+    // A version 1 bundle (before r37) still imports, and leaves the entity key behind by default.
+    const old = await buildAgentBundle(alice, await certifyNewAgent(alice), known);
+    expect(old.version).toBe(1);
+    const oldDb = db();
+    expect((await importAgentBundle(oldDb, JSON.stringify(old), 'correct horse')).entityKey).toBeUndefined();
+    expect(holdsEntityKey(oldDb)).toBe(false);
   });
 });
