@@ -70,7 +70,7 @@ export function registerAgent(program: Command): void {
     .argument('<file>', 'the file written by `kith agent add`')
     .option(
       '--keep-entity-key',
-      "keep the entity's private key on this device too (by default only its own agent keys: it reads, syncs and sends without it)",
+      "for a bundle that carries the entity's private key (one from before r37): keep it on this device too (by default only the agent's own keys: it reads, syncs and sends without it)",
     )
     .action(async (file: string, options: { keepEntityKey?: boolean }, command: Command) => {
       const config = configFrom(command);
