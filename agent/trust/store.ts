@@ -1,4 +1,3 @@
-import { createHash, randomBytes } from 'node:crypto';
 import * as openpgp from 'openpgp';
 import type { Logger } from '../../common/logger.ts';
 import { KithError } from '../../common/errors.ts';
@@ -12,77 +11,28 @@ import {
   type Admission,
   type ProvisionalLimits,
 } from './decisions.ts';
-import { invitationSecretBytes } from './invitation-code.ts';
 import { verifyAgentRevocation, type AgentRevocation } from './revocation.ts';
 import { migrateTrust } from './schema.ts';
+import { InvitationStore, type RedeemResult } from './invitations.ts';
+import {
+  asFingerprintOrThrow,
+  parseCertAgent,
+  parseCertEntity,
+  readPublicKey,
+  toEntity,
+  type AgentRecord,
+  type AgentRow,
+  type EntityRecord,
+  type EntityRow,
+  type TrustChange,
+  type TrustSource,
+} from './records.ts';
+
+export type { AgentRecord, EntityRecord, TrustChange, TrustSource } from './records.ts';
+export { hashSecret, type RedeemResult } from './invitations.ts';
 
 /** Revocations a hello carries at most (~0.6 KiB each, well inside a 256 KiB control message). */
 const MAX_HELD_REVOCATIONS = 200;
-
-/** How an entity came to be known. */
-export type TrustSource = 'invitation' | 'fingerprint' | 'wrote-first' | 'self' | 'discovery';
-
-/** One entity as the trust store knows it. */
-export interface EntityRecord {
-  fingerprint: Fingerprint;
-  /** Armored public key; undefined while trusted by fingerprint and not fetched yet. */
-  publicKey?: string;
-  name: string;
-  email: string;
-  /** We link with its agents and forward for them. */
-  trusted: boolean;
-  /** Its key <-> address binding is verified: mail to its address goes to this key. */
-  contact: boolean;
-  source: TrustSource;
-  addedAt: number;
-  revokedAt?: number;
-}
-
-/** One certified agent of a known entity. */
-export interface AgentRecord {
-  agentId: AgentId;
-  entity: Fingerprint;
-  /** X25519 onion public key, 32 raw bytes. */
-  onionKey: Buffer;
-  notBefore: number;
-  notAfter: number;
-  certificate: { canonical: string; signature: string };
-  revoked: boolean;
-}
-
-/** What changed, so links can close at once and caches can drop. */
-export type TrustChange =
-  | { kind: 'entity-trusted'; fingerprint: Fingerprint }
-  | { kind: 'entity-revoked'; fingerprint: Fingerprint; agents: AgentId[] }
-  | { kind: 'agent-added'; fingerprint: Fingerprint; agent: AgentId }
-  | { kind: 'agent-revoked'; fingerprint: Fingerprint; agent: AgentId };
-
-/** Outcome of redeeming an invitation secret. */
-export interface RedeemResult {
-  /** The SHA-256 of the secret, the invitation's id. */
-  id: string;
-}
-
-type EntityRow = {
-  fingerprint: string;
-  public_key: string | null;
-  name: string;
-  email: string;
-  trusted: number;
-  contact: number;
-  source: TrustSource;
-  added_at: number;
-  revoked_at: number | null;
-};
-type AgentRow = {
-  peer_id: string;
-  entity: string;
-  onion_key: string;
-  not_before: number;
-  not_after: number;
-  cert_canonical: string;
-  cert_signature: string;
-};
 
 /**
  * Durable trust state of one node: entities (trusted neighbours, contacts), their certified
@@ -92,6 +42,7 @@ type AgentRow = {
 export class TrustStore {
   private readonly keys = new Map<string, openpgp.PublicKey>();
   private readonly listeners = new Set<(change: TrustChange) => void>();
+  private readonly invitations: InvitationStore;
 
   constructor(
     private readonly db: Db,
@@ -99,6 +50,7 @@ export class TrustStore {
     private readonly clock: () => number = Date.now,
   ) {
     migrateTrust(db);
+    this.invitations = new InvitationStore(db, clock);
   }
 
   /** Subscribes to trust changes; returns the unsubscribe function. */
@@ -530,114 +482,25 @@ export class TrustStore {
     ).map((r) => asFingerprint(r.fingerprint));
   }
 
-  // ---- invitations -----------------------------------------------------------------------
+  // ---- invitations (invitations.ts) -------------------------------------------------------
 
   /** Issues a one-time invitation secret valid for `ttlMs`; only its hash is stored. */
   issueInvitation(ttlMs: number): { secret: Uint8Array; expiresAt: number } {
-    if (!Number.isInteger(ttlMs) || ttlMs <= 0) {
-      throw new KithError(
-        'ERR_BAD_TTL',
-        `an invitation lifetime must be a positive number of ms, not ${ttlMs}`,
-      );
-    }
-    const secret = new Uint8Array(randomBytes(invitationSecretBytes()));
-    const now = this.clock();
-    this.db
-      .prepare('INSERT INTO trust_invitation (secret_hash, created_at, expires_at) VALUES (?, ?, ?)')
-      .run(hashSecret(secret), now, now + ttlMs);
-    return { secret, expiresAt: now + ttlMs };
+    return this.invitations.issue(ttlMs);
   }
 
   /** True while some invitation is neither redeemed nor expired (the gater admits strangers provisionally). */
   hasOpenInvitation(): boolean {
-    return (
-      this.db
-        .prepare('SELECT 1 FROM trust_invitation WHERE redeemed_at IS NULL AND expires_at > ? LIMIT 1')
-        .get(this.clock()) !== undefined
-    );
+    return this.invitations.hasOpen();
   }
 
-  /**
-   * Marks an invitation redeemed by `by`, atomically: of two concurrent redeemers exactly one
-   * wins. Throws ERR_INVITATION_UNKNOWN / _USED / _EXPIRED.
-   */
+  /** Marks an invitation redeemed by `by`, atomically (InvitationStore.redeem). */
   redeemInvitation(secret: Uint8Array, by: string): RedeemResult {
-    const id = hashSecret(secret);
-    const now = this.clock();
-    return this.db.transaction(() => {
-      const row = this.db.prepare('SELECT * FROM trust_invitation WHERE secret_hash = ?').get(id) as
-        { expires_at: number; redeemed_at: number | null } | undefined;
-      if (row === undefined) throw new KithError('ERR_INVITATION_UNKNOWN', 'no such invitation');
-      if (row.redeemed_at !== null)
-        throw new KithError('ERR_INVITATION_USED', 'this invitation was already used');
-      if (row.expires_at <= now) throw new KithError('ERR_INVITATION_EXPIRED', 'this invitation has expired');
-      this.db
-        .prepare('UPDATE trust_invitation SET redeemed_at = ?, redeemed_by = ? WHERE secret_hash = ?')
-        .run(now, by, id);
-      return { id };
-    })();
+    return this.invitations.redeem(secret, by);
   }
 
   /** Puts a redeemed invitation back when the exchange after redeeming failed, so the code still works. */
   unredeemInvitation(id: string): void {
-    this.db
-      .prepare('UPDATE trust_invitation SET redeemed_at = NULL, redeemed_by = NULL WHERE secret_hash = ?')
-      .run(id);
+    this.invitations.unredeem(id);
   }
-}
-
-export function hashSecret(secret: Uint8Array): string {
-  return createHash('sha256').update(secret).digest('hex');
-}
-
-function asFingerprintOrThrow(text: string): Fingerprint {
-  try {
-    return asFingerprint(text);
-  } catch {
-    throw new KithError(
-      'ERR_BAD_FINGERPRINT',
-      `not an entity fingerprint: ${text}`,
-      'give the 40 hex digits shown by `kith id` on the other side',
-    );
-  }
-}
-
-function parseCertAgent(canonical: string): string | undefined {
-  try {
-    const agent = (JSON.parse(canonical) as { agent?: unknown }).agent;
-    return typeof agent === 'string' ? agent : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function parseCertEntity(canonical: string): Fingerprint {
-  try {
-    return asFingerprint((JSON.parse(canonical) as { entity: string }).entity);
-  } catch {
-    throw new KithError('ERR_CERT_MALFORMED', 'malformed signed statement: no entity fingerprint');
-  }
-}
-
-async function readPublicKey(armored: string): Promise<openpgp.PublicKey> {
-  try {
-    const key = await openpgp.readKey({ armoredKey: armored });
-    return key.isPrivate() ? key.toPublic() : key;
-  } catch (err) {
-    throw new KithError('ERR_BAD_KEY', `not an OpenPGP public key: ${(err as Error).message}`);
-  }
-}
-
-function toEntity(row: EntityRow): EntityRecord {
-  return {
-    fingerprint: asFingerprint(row.fingerprint),
-    publicKey: row.public_key ?? undefined,
-    name: row.name,
-    email: row.email,
-    trusted: row.trusted === 1 && row.revoked_at === null,
-    contact: row.contact === 1,
-    source: row.source,
-    addedAt: row.added_at,
-    revokedAt: row.revoked_at ?? undefined,
-  };
 }
