@@ -4,7 +4,14 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import { describeStoredIdentity } from '../../agent/identity/identity.ts';
 import { createNode, type KithLibp2p } from '../../agent/links/node.ts';
 import { certificateRenewalDue } from '../../agent/trust/decisions.ts';
-import { eventually, removeTempDirs, startAgent, type LinkOptions, type TestAgent } from './helpers.ts';
+import {
+  eventually,
+  removeTempDirs,
+  startAgent,
+  startSibling,
+  type LinkOptions,
+  type TestAgent,
+} from './helpers.ts';
 
 const DAY = 86_400_000;
 const running: TestAgent[] = [];
@@ -70,6 +77,38 @@ describe('links: certificate lifetime', () => {
     expect(alice.trust.isTrustedAgent(bob.identity.agentId)).toBe(true);
     expect(bob.links.isLinked(alice.identity.agentId)).toBe(true);
     expect(alice.links.isLinked(bob.identity.agentId)).toBe(true);
+  });
+});
+
+describe('links: certificates of a device without the entity key', () => {
+  it("the device holding the entity key renews its sibling's certificate; the sibling takes it from a hello", async () => {
+    const clock = { now: Date.now() + 60_000 };
+    const home = await agent('alice', { clock: () => clock.now });
+    // Its certificate is valid for a day only, so its renewal is due at once.
+    const laptop = await startSibling(home, 'alice-laptop', {
+      withoutEntityKey: true,
+      link: { clock: () => clock.now },
+    });
+    running.push(laptop);
+    expect(laptop.identity.entityKey).toBeUndefined();
+    const first = Date.parse(laptop.identity.certificate.body.notAfter);
+    await laptop.links.checkCertificates(); // it cannot renew it itself, and does not try
+    expect(Date.parse(laptop.identity.certificate.body.notAfter)).toBe(first);
+    await home.trust.addAgentCertificate(laptop.identity.certificate);
+    await laptop.links.trust(home.identity.fingerprint, { addresses: [home.address()] });
+    await eventually(() => home.links.isLinked(laptop.identity.agentId), 'the siblings link');
+    await home.links.checkCertificates();
+    expect(home.trust.agent(laptop.identity.agentId)!.notAfter).toBeGreaterThan(first + 300 * DAY);
+    await eventually(
+      () => (laptop.trust.agent(laptop.identity.agentId)?.notAfter ?? 0) > first,
+      "the laptop's trust store holds its renewed certificate",
+    );
+    await laptop.links.checkCertificates();
+    expect(Date.parse(laptop.identity.certificate.body.notAfter)).toBeGreaterThan(first + 300 * DAY);
+    // Past the first certificate's end the laptop is still home's trusted sibling.
+    clock.now += 2 * DAY;
+    await home.links.checkCertificates();
+    expect(home.trust.isTrustedAgent(laptop.identity.agentId)).toBe(true);
   });
 });
 

@@ -80,9 +80,16 @@ export async function startAgentWith(
 }
 
 /** Another agent of the same entity (a second device), certified by the entity key. */
-export async function startSibling(of: TestAgent, name: string): Promise<TestAgent> {
-  const identity = await siblingIdentity(of.identity);
-  return startWith(name, identity, freshDb(), {}, {});
+export async function startSibling(
+  of: TestAgent,
+  name: string,
+  options: { withoutEntityKey?: boolean; link?: LinkOptions } = {},
+): Promise<TestAgent> {
+  const sibling = await siblingIdentity(of.identity);
+  // A device imported without the entity key (docs/protocol.md 7.8) holds its own keys only.
+  const { entityKey: _key, entitySealedArmored: _sealed, ...bare } = sibling;
+  const identity = options.withoutEntityKey ? bare : sibling;
+  return startWith(name, identity, freshDb(), {}, options.link ?? {});
 }
 
 export async function siblingIdentity(entity: Identity): Promise<Identity> {
