@@ -54,7 +54,9 @@ export class TrustStoreView implements TrustView {
   ): Promise<boolean | undefined> {
     const key = await this.trust.publicKey(entity);
     if (!key) return undefined;
-    const cacheKey = `${entity}|${Buffer.from(certificate).toString('base64')}`;
+    // The claim is part of the key: a verdict on one (agent, onion key) pair says nothing of another
+    // made with the same certificate (it used to: a cached true passed a wrong claim).
+    const cacheKey = `${entity}|${agent}|${onionKey.toString('base64url')}|${Buffer.from(certificate).toString('base64')}`;
     const cached = this.verdicts.get(cacheKey);
     if (cached !== undefined) return cached;
     const decoded = decodeCertificate(certificate);
@@ -68,6 +70,11 @@ export class TrustStoreView implements TrustView {
       }
     }
     this.verdicts.set(cacheKey, verdict);
+    // A certified agent of the recipient learned from a path record (a device added since): kept,
+    // so the next message to its entity is wrapped for its key too (docs/protocol.md 7.8): a
+    // device without the entity key could not open a message that names only the entity key.
+    if (verdict && decoded && this.trust.agent(agent) === undefined)
+      await this.trust.addAgentCertificate(decoded).catch(() => undefined);
     return verdict;
   }
 

@@ -13,6 +13,7 @@ import {
   revokeAgentCertificate,
   type TrustStore,
 } from '../../agent/trust/index.ts';
+import { encodeCertificate, TrustStoreView } from '../../agent/trust/routing-view.ts';
 import { isKithError } from '../../common/errors.ts';
 import { silentLogger } from '../../common/logger.ts';
 import { openDatabase, type Db } from '../../store/db.ts';
@@ -211,5 +212,24 @@ describe('admission decision', () => {
     expect(provisionalMayOpen({ ...peer, trusted: true, provisional: false, protocol: 'other' })).toBe(
       'open',
     );
+  });
+});
+
+describe('trust view of the protocol core (agent/trust/routing-view.ts)', () => {
+  it('a certified agent of a known entity met in a path record is kept, so later mail is wrapped for it', async () => {
+    const alice = await identity('alice');
+    const bob = await identity('bob');
+    const trust = store({ now: Date.now() });
+    await trust.addEntity(bob.entityPublicArmored, { trusted: false, contact: true, source: 'fingerprint' });
+    expect(trust.agentsOf(bob.fingerprint)).toHaveLength(0);
+    const view = new TrustStoreView(trust, alice);
+    const cert = encodeCertificate(bob.certificate);
+    // The wrong onion key: not that agent's certificate, and nothing is kept.
+    expect(await view.verifyCertificate(bob.fingerprint, bob.agentId, Buffer.alloc(32), cert)).toBe(false);
+    expect(trust.agentsOf(bob.fingerprint)).toHaveLength(0);
+    expect(await view.verifyCertificate(bob.fingerprint, bob.agentId, bob.onion.publicKey, cert)).toBe(true);
+    expect(trust.agentsOf(bob.fingerprint).map((a) => a.agentId)).toEqual([bob.agentId]);
+    // A verdict is about one claim: the same certificate under another onion key is still refused.
+    expect(await view.verifyCertificate(bob.fingerprint, bob.agentId, Buffer.alloc(32, 1), cert)).toBe(false);
   });
 });
