@@ -1,8 +1,9 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, stat, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, rename, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { KithError } from '../common/errors.ts';
+import { stampOf, type InPlaceFile } from './payload/source.ts';
 
 /**
  * `kith send --file` payloads: a one-line header, then the file's bytes unchanged. Files go
@@ -18,19 +19,55 @@ export interface FileHeader {
   size: number;
 }
 
-/** Streams header + file into `target` (bounded memory); returns the payload size. */
-export async function writeFilePayload(source: string, target: string): Promise<number> {
-  const info = await stat(source).catch(() => {
+async function regularFile(source: string) {
+  const info = await stat(source, { bigint: true }).catch(() => {
     throw new KithError('ERR_FILE_NOT_FOUND', `cannot read ${source}`, 'check the path given with --file');
   });
   if (!info.isFile())
     throw new KithError('ERR_FILE_NOT_FOUND', `${source} is not a file`, 'give a regular file');
-  const header: FileHeader = { name: basename(source), size: info.size };
-  const line = Buffer.from(FILE_MAGIC + JSON.stringify(header) + '\n');
+  return info;
+}
+
+function headerLine(source: string, size: number): Buffer {
+  const header: FileHeader = { name: basename(source), size };
+  return Buffer.from(FILE_MAGIC + JSON.stringify(header) + '\n');
+}
+
+/** Streams header + file into `target` (bounded memory); returns the payload size. */
+export async function writeFilePayload(source: string, target: string): Promise<number> {
+  const info = await regularFile(source);
+  const line = headerLine(source, Number(info.size));
   const out = createWriteStream(target, { mode: 0o600 });
   out.write(line);
   await pipeline(createReadStream(source), out);
-  return line.length + info.size;
+  return line.length + Number(info.size);
+}
+
+/**
+ * A file payload read where the file lies: the header line and the file's stamp, nothing copied,
+ * so a big file's first chunks leave at once (copying cost 3.6-12.4 s per GiB, bench/RESULTS.md
+ * 11.2). `linkPath` (in outgoing/) gets a hard link where the filesystem allows, so the message
+ * survives the user deleting or renaming the file, or an editor saving a new one over it; a
+ * change to the file's own bytes fails the message with ERR_FILE_CHANGED (payload/source.ts,
+ * docs/protocol.md 8.1). Without the link (another filesystem, a file we may not link) the user's
+ * path is read, and a file gone from it at a restart fails the message the same way.
+ */
+export async function filePayloadInPlace(
+  source: string,
+  linkPath: string,
+): Promise<{ source: InPlaceFile; size: number }> {
+  await regularFile(source);
+  const path = await link(source, linkPath).then(
+    () => linkPath,
+    () => source,
+  );
+  // The stamp after the link: the header's size and the bytes sent are the file's from here on.
+  const info = await regularFile(path);
+  const head = headerLine(source, Number(info.size));
+  return {
+    source: { kind: 'in-place', path, head, stamp: stampOf(info) },
+    size: head.length + Number(info.size),
+  };
 }
 
 /** The header of a file payload, or undefined when the payload is an ordinary message. */

@@ -10,7 +10,7 @@ import type {
   RecipientResolution,
 } from '../gateway/delivery.ts';
 import { parseFingerprintAddress } from '../gateway/smtp/addresses.ts';
-import type { DeliveryEngine, DeliveryEvent, SharedBody } from './delivery/engine.ts';
+import type { DeliveryEngine, DeliveryEvent, OutboundPayload, SharedBody } from './delivery/engine.ts';
 import type { HopRecord, NewOutboxEntry, Outbox, OutboxEntry } from './queue/outbox.ts';
 import { giveUpCause } from './queue/policy.ts';
 import type { TrustStore } from './trust/store.ts';
@@ -142,14 +142,18 @@ export class AgentDeliveryService implements DeliveryService {
 
   /**
    * `shared`: a copy of a list post whose body was signed and encrypted once (shareBody): only
-   * this copy's key wrap is made and stored (docs/protocol.md 7.8, manifest version 2).
+   * this copy's key wrap is made and stored (docs/protocol.md 7.8, manifest version 2). `source`:
+   * where the payload is read from when it is not the file at rawPath.
    */
-  async submit(message: OutboundMessage & { shared?: SharedBody }): Promise<void> {
+  async submit(
+    message: OutboundMessage & { shared?: SharedBody; source?: OutboundPayload['source'] },
+  ): Promise<void> {
     await this.makeContact(message);
     await this.deps.engine.send({
       id: message.id,
       to: message.to,
-      source: { kind: 'file', path: message.rawPath },
+      // `kith send --file`: the header ‖ the user's file where it lies (agent/files.ts).
+      source: message.source ?? { kind: 'file', path: message.rawPath },
       ...(message.shared ? { shared: message.shared } : {}),
     });
     await this.deps.outbox.submit(this.outboxEntry(message));

@@ -1,13 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KithError } from '../../common/errors.ts';
 import { asMessageId, type AgentId, type Fingerprint, type MessageId } from '../../common/ids.ts';
-import { writeFilePayload } from '../files.ts';
+import { filePayloadInPlace, writeFilePayload } from '../files.ts';
 import { buildAgentBundle, certifyNewAgent } from '../identity/bundle.ts';
 import { requireEntityKey, type Identity } from '../identity/identity.ts';
 import type { LinkManager } from '../links/links.ts';
 import type { AgentDeliveryService } from '../outbound.ts';
+import { INLINE_MAX } from '../payload/chunks.ts';
+import type { InPlaceFile } from '../payload/source.ts';
 import type { Outbox } from '../queue/outbox.ts';
 import type { SpamRevocationView } from '../spam/control.ts';
 import { revokeAgentCertificate } from '../trust/revocation.ts';
@@ -202,8 +204,13 @@ async function send(
   const id = asMessageId(randomBytes(16).toString('hex'));
   const path = join(deps.outgoingDir, id);
   let size: number;
+  let inPlace: InPlaceFile | undefined;
   if (typeof p.file === 'string') {
-    size = await writeFilePayload(p.file, path);
+    // A small file travels inline (read once into the manifest): a copy costs nothing. A larger
+    // one is read where it lies, so its first chunks leave before its end was read.
+    const { size: bytes } = await stat(p.file).catch(() => ({ size: 0 }));
+    if (bytes > INLINE_MAX) ({ source: inPlace, size } = await filePayloadInPlace(p.file, path));
+    else size = await writeFilePayload(p.file, path);
   } else if (typeof p.text === 'string') {
     const { writeFile } = await import('node:fs/promises');
     const raw = textMessage(
@@ -222,8 +229,9 @@ async function send(
       id,
       from: deps.identity.fingerprint,
       to: resolved.fingerprint,
-      rawPath: path,
+      rawPath: inPlace?.path ?? path,
       size,
+      ...(inPlace ? { source: inPlace } : {}),
     });
   } catch (err) {
     await rm(path, { force: true });
@@ -269,7 +277,12 @@ async function track(
       `no outbound message ${id}`,
       'check the id `kith send` printed',
     );
-  const snapshot = () => ({ id, to: entry.recipient, size: entry.size, ...deps.outbox.progressOf(id) });
+  const snapshot = () => {
+    const progress = deps.outbox.progressOf(id);
+    // Why it failed, for a message no status email reports (`kith send` is not an SMTP submission).
+    const reason = progress.state === 'failed' ? deps.outbox.get(id)?.lastError : undefined;
+    return { id, to: entry.recipient, size: entry.size, ...progress, ...(reason ? { reason } : {}) };
+  };
   const finished = () => ['delivered', 'failed'].includes(deps.outbox.progressOf(id).state);
   if (!follow || finished()) return snapshot();
   update(snapshot());

@@ -6,7 +6,7 @@ import { CHUNK_BYTES, INLINE_MAX } from '../payload/chunks.ts';
 import type { PayloadCodec } from '../payload/codec.ts';
 import { encodeManifest, unitCount, type Manifest, type SharedManifest } from '../payload/manifest.ts';
 import type { SessionKey } from '../payload/wrap.ts';
-import { bytesSource, fileSource, type PayloadSource } from '../payload/source.ts';
+import { bytesSource, fileSource, inPlaceSource, type PayloadSource } from '../payload/source.ts';
 import { MAX_BODY } from '../payload/unit.ts';
 import type { EngineContext } from './context.ts';
 import type { OutboxRecord } from './store.ts';
@@ -15,8 +15,8 @@ import type { OutboxRecord } from './store.ts';
 export interface OutboundPayload {
   id: MessageId;
   to: Fingerprint;
-  /** A file that stays until delivery ends (mail: the RFC 5322 message), or bytes. */
-  source: { kind: 'file'; path: string } | { kind: 'bytes'; data: Buffer };
+  /** A file that stays until delivery ends (mail: the RFC 5322 message), bytes, or a file in place. */
+  source: OutboxRecord['source'];
   /** Wrap-once: this copy shares a body made by sealSharedBody (the payload is that body's). */
   shared?: SharedBody;
 }
@@ -130,8 +130,9 @@ function outboxRecord(
   };
 }
 
-/** Opens what a payload or a stored record names: its file, or its bytes. */
+/** Opens what a payload or a stored record names: its file, its bytes, or a file in place. */
 export async function openSource(source: OutboundPayload['source']): Promise<PayloadSource> {
+  if (source.kind === 'in-place') return inPlaceSource(source);
   return source.kind === 'file' ? fileSource(source.path) : bytesSource(source.data);
 }
 

@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { KithError } from '../../common/errors.ts';
+import { KithError, isKithError } from '../../common/errors.ts';
 import type { AgentId, MessageId } from '../../common/ids.ts';
 import { chunkLength, sealChunk } from '../payload/chunks.ts';
 import type { PayloadCodec } from '../payload/codec.ts';
@@ -100,7 +100,15 @@ export class Sender implements Origin {
     if (this.stopped || this.active.has(id) || this.outcomes.waiting(id)) return;
     const rec = this.ctx.store.getOutbox(id);
     if (!rec || rec.state !== 'pending') return;
-    const source = await openSource(rec.source);
+    let source: PayloadSource;
+    try {
+      source = await openSource(rec.source);
+    } catch (err) {
+      if (!isKithError(err, 'ERR_FILE_CHANGED')) throw err;
+      // `kith send --file`'s file was replaced or changed while the node was down: fail it now.
+      if (this.outcomes.store(id, 'failed', err.message)) this.outcomes.announce(id, 'failed', err.message);
+      return;
+    }
     // Asked twice at once (send()'s own resume and the outbox job's): the one that got here second
     // closes its file and leaves. Without this it replaced the first in `active`, whose file
     // handle was then never closed (Node closed it at GC, warning "Closing file descriptor N on
@@ -323,9 +331,12 @@ export class Sender implements Origin {
           this.ctx.count('chunk_bytes_resent', data.length);
         } else a.sentUpTo = index + 1;
       }
-    } catch {
+    } catch (err) {
       a.pumping = false;
-      this.firstHopDown(a);
+      // A file sent in place changed under us (payload/source.ts): what is left of it is not what
+      // the manifest describes, so the message fails (status email) instead of sending it.
+      if (isKithError(err, 'ERR_FILE_CHANGED')) void this.finish(a, 'failed', err.message);
+      else this.firstHopDown(a);
     } finally {
       a.pumping = false;
     }
@@ -340,7 +351,12 @@ export class Sender implements Origin {
   private async unitData(a: Active, index: number): Promise<Buffer | undefined> {
     const { rec } = a;
     const hashAt = hashUnitIndex(rec);
-    const read = (i: number) => a.source.read(i * rec.chunkSize, chunkLength(rec.size, rec.chunkSize, i));
+    const read = async (i: number) => {
+      const data = await a.source.read(i * rec.chunkSize, chunkLength(rec.size, rec.chunkSize, i));
+      // How far into a payload the sender has read (test/streams/in-place: not the end, yet).
+      this.ctx.count('payload_bytes_read', data.length);
+      return data;
+    };
     const live = () => !this.stopped && this.active.get(rec.id) === a;
     if (hashAt === undefined) return read(index);
     while (a.hashedUpTo < Math.min(index, hashAt)) {

@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import type { AgentId, Fingerprint, MessageId } from '../../common/ids.ts';
 import { migrate, type Db } from '../../store/db.ts';
 import { groupCommitOf } from '../../store/group-commit.ts';
+import type { FileStamp } from '../payload/source.ts';
 import type { DeliveryStore, HeldPacket, HeldRef, HopRecord, InboundRecord, OutboxRecord } from './store.ts';
 
 /** Exported so that a test can build a database as an older Kith left it. */
@@ -40,10 +41,7 @@ function toOutbox(r: Row): OutboxRecord {
   return {
     id: r.id as MessageId,
     to: r.recipient as Fingerprint,
-    source:
-      r.source_kind === 'file'
-        ? { kind: 'file', path: r.source_path as string }
-        : { kind: 'bytes', data: r.source_data as Buffer },
+    source: sourceOf(r),
     size: r.size as number,
     sealedManifest: r.sealed_manifest as Buffer,
     contentKey: r.content_key as Buffer,
@@ -55,6 +53,29 @@ function toOutbox(r: Row): OutboxRecord {
     deadline: r.deadline as number,
     ...(typeof r.shared_body === 'string' ? { sharedBody: r.shared_body } : {}),
   };
+}
+
+/**
+ * A row's payload source. 'in-place' (`kith send --file`, docs/protocol.md 14): source_path is the
+ * user's file, source_data the JSON {"head": base64 header, "stamp": FileStamp} it was sealed with.
+ */
+function sourceOf(r: Row): OutboxRecord['source'] {
+  if (r.source_kind === 'file') return { kind: 'file', path: r.source_path as string };
+  if (r.source_kind === 'in-place') {
+    const { head, stamp } = JSON.parse((r.source_data as Buffer).toString('utf8')) as {
+      head: string;
+      stamp: FileStamp;
+    };
+    return { kind: 'in-place', path: r.source_path as string, head: Buffer.from(head, 'base64'), stamp };
+  }
+  return { kind: 'bytes', data: r.source_data as Buffer };
+}
+
+function sourceData(s: OutboxRecord['source']): Buffer | null {
+  if (s.kind === 'bytes') return s.data;
+  if (s.kind === 'in-place')
+    return Buffer.from(JSON.stringify({ head: s.head.toString('base64'), stamp: s.stamp }), 'utf8');
+  return null;
 }
 
 /** The delivery engine's durable state in the node's SQLite database (module "delivery"). */
@@ -94,8 +115,8 @@ export class SqliteDeliveryStore implements DeliveryStore {
       r.id,
       r.to,
       r.source.kind,
-      r.source.kind === 'file' ? r.source.path : null,
-      r.source.kind === 'bytes' ? r.source.data : null,
+      r.source.kind === 'bytes' ? null : r.source.path,
+      sourceData(r.source),
       r.size,
       r.sealedManifest,
       r.contentKey,

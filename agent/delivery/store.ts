@@ -1,12 +1,16 @@
 import type { AgentId, Fingerprint, MessageId } from '../../common/ids.ts';
 import type { HopSecret } from '../onion/layers.ts';
+import type { InPlaceFile } from '../payload/source.ts';
 
 /** One outbound message as the sender keeps it until it is delivered or given up. */
 export interface OutboxRecord {
   id: MessageId;
   to: Fingerprint;
-  /** Where the payload is read from: a file that stays until delivery ends, or small inline bytes. */
-  source: { kind: 'file'; path: string } | { kind: 'bytes'; data: Buffer };
+  /**
+   * Where the payload is read from: a file that stays until delivery ends, small inline bytes, or
+   * a header ‖ a user's file read where it lies (`kith send --file`, checked against its stamp).
+   */
+  source: { kind: 'file'; path: string } | { kind: 'bytes'; data: Buffer } | InPlaceFile;
   size: number;
   /**
    * The manifest as sealed for the recipient (re-sent unchanged on every attempt); with

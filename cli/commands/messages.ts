@@ -8,7 +8,7 @@ import { nodeCall } from '../node-call.ts';
 import { printPostTrack, type PostTrack } from './lists.ts';
 import { RateMeter, formatLeft, formatRate } from './progress.ts';
 
-type Tracked = JobProgress & { id: string; to: string; size: number };
+type Tracked = JobProgress & { id: string; to: string; size: number; reason?: string };
 
 export function registerMessages(program: Command): void {
   program
@@ -107,12 +107,12 @@ async function follow(command: Command, id: string): Promise<void> {
   const final = await nodeCall<Tracked>(command, 'track', { id, follow: true }, (u) => show(u as Tracked));
   show(final);
   bar?.stop();
-  print(`state: ${final.state}`);
+  print(`state: ${final.state}${final.reason ? `: ${final.reason}` : ''}`);
   if (final.state === 'failed') process.exitCode = 1;
 }
 
 function printTrack(t: Tracked): void {
-  print(`message ${t.id} to ${t.to} (${t.size} bytes): ${t.state}`);
+  print(`message ${t.id} to ${t.to} (${t.size} bytes): ${t.state}${t.reason ? `: ${t.reason}` : ''}`);
   for (const hop of t.hops) print(`  ${new Date(hop.at).toISOString()}  ${describeHop(hop)}`);
   if (t.chunks) print(`  chunks acknowledged: ${t.chunks.acked}/${t.chunks.total}`);
 }
