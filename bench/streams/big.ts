@@ -6,12 +6,12 @@
 // file arrives; the raw pipe's is the time until its sink holds the first 2 MiB (the issue's bound
 // for a player's start). Prints every process's peak RSS against the issue's bound (every process
 // < 256 MiB at 4 GiB). At 4 GiB it writes ~16 GiB to disk.
-// Run: nice -n 10 node --import tsx bench/streams/big.ts [--mib 4096] [--tsx] [--node-flags '...']
+// Run: nice -n 10 node --import tsx bench/streams/big.ts [--mib 4096] [--tsx] [--node-flags '...'] [--raw-first]
 // (--tsx runs the agents through tsx instead of compiled JavaScript; tsx costs ~50 MiB per process.
 // Each identity is made in a short-lived process first, as `kith init` does before `kith start`.)
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { onInterrupt } from '../lib/cleanup.ts';
@@ -34,17 +34,41 @@ const BOUND = 256 * 1024 * 1024;
 type Peak = { name: string; bytes: number | undefined };
 type Result = { seconds: number; firstPlayable: number; peaks: Peak[]; during?: Peak[] };
 
-/** The largest VmRSS of each process seen while `work` runs (sampled every 250 ms). */
-async function sampled<T>(procs: { name: string; pid: number }[], work: Promise<T>): Promise<[T, Peak[]]> {
+/**
+ * The largest VmRSS of each process seen while `work` runs (sampled every 250 ms); every minute a
+ * line on stderr with the peaks so far and `progress()`, so a run cut short still tells something.
+ */
+async function sampled<T>(
+  procs: { name: string; pid: number }[],
+  work: Promise<T>,
+  progress: () => string,
+): Promise<[T, Peak[]]> {
   const max = procs.map(() => 0);
   const sample = () => procs.forEach((p, k) => (max[k] = Math.max(max[k]!, currentRss(p.pid) ?? 0)));
   const timer = setInterval(sample, 250);
+  const started = Date.now();
+  const report = setInterval(() => {
+    const peaks = procs.map((p, k) => `${p.name} ${mib(max[k])}`).join(', ');
+    process.stderr.write(
+      `  ${((Date.now() - started) / 1000).toFixed(0)} s: ${progress()}; peak RSS so far: ${peaks} (load ${loadavg()[0]!.toFixed(1)})\n`,
+    );
+  }, 60_000);
   try {
     const result = await work;
     sample();
     return [result, procs.map((p, k) => ({ name: p.name, bytes: max[k] }))];
   } finally {
     clearInterval(timer);
+    clearInterval(report);
+  }
+}
+
+/** Bytes bob's node has stored of transfers being assembled (its spool files' allocated blocks). */
+function spooled(dir: string): number {
+  try {
+    return readdirSync(dir).reduce((sum, f) => sum + statSync(join(dir, f)).blocks * 512, 0);
+  } catch {
+    return 0;
   }
 }
 
@@ -71,16 +95,20 @@ async function kith(root: string, file: string, digest: string): Promise<Result>
       path: file,
       id,
       timed: true,
+      inPlace: true,
     });
     // A player on bob's side: ffmpeg decodes the first second from the link while the file arrives.
     let playedAt = 0;
     const played = bob.call<string>('linkOf', { id }).then(async (url) => {
       await run('ffmpeg', ['-v', 'error', '-i', url, '-t', '1', '-f', 'null', '-']);
       playedAt = Date.now();
+      process.stderr.write(`  kith: 1 s decoded from bob's link (load ${loadavg()[0]!.toFixed(1)})\n`);
     });
+    const spool = join(root, 'kith', 'bob', 'spool');
     const [{ ms, sentAt }, during] = await sampled(
       procs,
       Promise.all([sent, played]).then(([s]) => s),
+      () => `bob holds ${mib(spooled(spool))} of ${mib(BYTES)}`,
     );
     const peaks = agentPeaks(agents);
     const dir = join(root, 'kith', 'bob', 'received');
@@ -123,8 +151,16 @@ async function main(): Promise<void> {
     const file = await makeWebm(root, BYTES);
     const digest = await sha256File(file);
     const started = Date.now();
+    // --raw-first: the baseline before Kith (its figures also printed at once), so a Kith phase
+    // cut short on a loaded machine still leaves a same-run baseline beside its progress lines.
+    const rawFirst = process.argv.includes('--raw-first');
+    const b0 = rawFirst ? await raw(file) : undefined;
+    if (b0)
+      process.stderr.write(
+        `  raw libp2p: ${b0.seconds.toFixed(1)} s, first 2 MiB after ${b0.firstPlayable.toFixed(2)} s, peaks ${b0.peaks.map((p) => `${p.name} ${mib(p.bytes)}`).join(', ')}\n`,
+      );
     const k = await kith(root, file, digest);
-    const b = await raw(file);
+    const b = b0 ?? (await raw(file));
     console.log(
       header(
         `${mib(BYTES)} WebM through 3 hops (alice → carol → dave → bob): kith send --file vs raw libp2p pipe` +
