@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { shouldCut } from '../../agent/streams/live-format.ts';
+import { KithError } from '../../common/errors.ts';
 import { print } from '../context.ts';
 import { nodeCall } from '../node-call.ts';
 
@@ -71,16 +72,20 @@ export function registerStream(program: Command): void {
       'send a live stream (stdin or a file read as it comes) to an entity; ends when the input ends',
     )
     .argument('<recipient>', "a contact's e-mail address or an entity fingerprint")
-    .requiredOption('--from <source>', '"-" for stdin, or a file (a FIFO or a device works too)')
+    .requiredOption(
+      '--from <source>',
+      '"-" for stdin, an http(s) URL (read as it comes), or a file (a FIFO or a device works too)',
+    )
     .option('--name <name>', 'the name the recipient sees (default: the file name, or live.webm)')
     .option('--type <type>', 'audio/* or video/* media type (default: from the name)')
     .action(async (to: string, options: { from: string; name?: string; type?: string }, command: Command) => {
-      const stdin = options.from === '-';
-      const name = options.name ?? (stdin ? 'live.webm' : basename(options.from));
+      // The input first: a URL that does not answer fails before the recipient gets a link.
+      const source = await openInput(options.from);
+      const name = options.name ?? source.name;
       const opened = await nodeCall<{ stream: string; to: string }>(command, 'stream.open', {
         to,
         name,
-        type: options.type,
+        type: options.type ?? source.type,
       });
       print(opened.stream);
       let bytes = 0;
@@ -94,9 +99,35 @@ export function registerStream(program: Command): void {
         bytes += data.length;
         segments++;
       });
-      const input: Readable = stdin ? process.stdin : createReadStream(options.from);
-      for await (const chunk of input) await segmenter.push(chunk as Buffer);
+      for await (const chunk of source.input) await segmenter.push(chunk as Buffer);
       await segmenter.end();
       process.stderr.write(`stream ended: ${bytes} bytes in ${segments} segments\n`);
     });
+}
+
+/**
+ * What `--from` names: stdin, an http(s) URL whose body is read as it comes (a camera's or an
+ * encoder's HTTP output, `ffmpeg -listen 1 http://…`), or a file, FIFO or device. A URL's name is
+ * its path's last part; its type the answer's audio/ or video/ Content-Type (the node still
+ * checks it, agent/streams/media-type.ts).
+ */
+async function openInput(from: string): Promise<{ input: Readable; name: string; type?: string }> {
+  if (from === '-') return { input: process.stdin, name: 'live.webm' };
+  if (!/^https?:\/\//i.test(from)) return { input: createReadStream(from), name: basename(from) };
+  const refused = (why: string) =>
+    new KithError(
+      'ERR_STREAM_SOURCE',
+      `cannot read ${from}: ${why}`,
+      'check the URL and that its server is up',
+    );
+  const answer = await fetch(from).catch((err: Error) => {
+    throw refused((err.cause as Error | undefined)?.message ?? err.message);
+  });
+  if (!answer.ok || !answer.body) throw refused(`HTTP ${answer.status}`);
+  const type = answer.headers.get('content-type')?.split(';')[0]?.trim();
+  return {
+    input: Readable.fromWeb(answer.body as import('node:stream/web').ReadableStream),
+    name: basename(new URL(from).pathname) || 'live.webm',
+    ...(type && /^(audio|video)\//.test(type) ? { type } : {}),
+  };
 }

@@ -2,7 +2,6 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CHUNK_BYTES } from '../../agent/payload/chunks.ts';
-import type { KithNode } from '../../agent/node.ts';
 import {
   line,
   messagesContaining,
@@ -12,24 +11,7 @@ import {
   until,
   type TestNetwork,
 } from '../agents/network.ts';
-import { decodeStart, gateLink, linkIn, makeWebm, probe, sha256Of } from './helpers.ts';
-
-/** Bytes of the KITH-FILE header line before the file's own bytes (agent/files.ts). */
-function headerLength(name: string, size: number): number {
-  return Buffer.byteLength('KITH-FILE/1 ' + JSON.stringify({ name, size }) + '\n');
-}
-
-async function linkMail(node: KithNode): Promise<string> {
-  const [mail] = await until(
-    async () => {
-      const found = await messagesContaining(node, 'X-Mozilla-Cloud-Part');
-      return found.length > 0 ? found : undefined;
-    },
-    'the link mail',
-    30_000,
-  );
-  return linkIn(mail)!;
-}
+import { decodeStart, fileHeaderLength, gateLink, linkMail, makeWebm, probe, sha256Of } from './helpers.ts';
 
 /**
  * Issue 15's "plays within 3 s" for a big file, asserted without a clock: a version 3 manifest
@@ -52,7 +34,7 @@ describe('a big file: the first chunks leave before the sender has hashed the wh
   it('the link plays the head while the sender has hashed only what it sent; after a sender restart the hash unit still brings the right hash', async () => {
     const [a, b, c] = ['a', 'b', 'c'].map((n) => net.agent(n).node);
     const size = (await stat(clip)).size;
-    const payload = size + headerLength('long.webm', size);
+    const payload = size + fileHeaderLength('long.webm', size);
     const chunks = Math.ceil(payload / CHUNK_BYTES);
     // More chunks than the 3 let through and the sender's window of 4 beyond them.
     expect(chunks).toBeGreaterThan(3 + 4 + 2);

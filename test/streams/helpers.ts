@@ -3,6 +3,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { promisify } from 'node:util';
 import type { KithNode } from '../../agent/node.ts';
+import { messagesContaining, until } from '../agents/network.ts';
+import { HANG_MS } from '../helpers/hang.ts';
 import type { AgentId } from '../../common/ids.ts';
 import { decodeOnion, encodeOnion, hopDigest } from '../../agent/delivery/frames.ts';
 import { agentKeysFromIdentity, publicFromAgentId, signWith } from '../../agent/onion/keys.ts';
@@ -129,6 +131,24 @@ export async function sha256Of(path: string): Promise<string> {
 /** The link of a FileLink-style mail (X-Mozilla-Cloud-Part). */
 export function linkIn(raw: Buffer): string | undefined {
   return /X-Mozilla-Cloud-Part: cloudFile; url=(\S+)/.exec(raw.toString('utf8'))?.[1];
+}
+
+/** Waits for the first mail in `node`'s INBOX containing `needle` (a link mail by default); its link. */
+export async function linkMail(node: KithNode, needle = 'X-Mozilla-Cloud-Part'): Promise<string> {
+  const [mail] = await until(
+    async () => {
+      const found = await messagesContaining(node, needle);
+      return found.length > 0 ? found : undefined;
+    },
+    `a mail with ${needle}`,
+    HANG_MS,
+  );
+  return linkIn(mail)!;
+}
+
+/** Bytes of the KITH-FILE header line before a sent file's own bytes (agent/files.ts). */
+export function fileHeaderLength(name: string, size: number): number {
+  return Buffer.byteLength('KITH-FILE/1 ' + JSON.stringify({ name, size }) + '\n');
 }
 
 /** A paused link: onion frames from `node` to `to` beyond the first `pass` wait until release(). */

@@ -15,12 +15,7 @@ import {
   until,
   type TestNetwork,
 } from '../agents/network.ts';
-import { decodeStart, gateLink, linkIn, makeWebm, probe, sha256Of } from './helpers.ts';
-
-/** Bytes of the KITH-FILE header line before the file's own bytes (agent/files.ts). */
-function headerLength(name: string, size: number): number {
-  return Buffer.byteLength('KITH-FILE/1 ' + JSON.stringify({ name, size }) + '\n');
-}
+import { decodeStart, fileHeaderLength, gateLink, linkMail, makeWebm, probe, sha256Of } from './helpers.ts';
 
 /** `kith --data-dir … send FP --file PATH`: the real command, against the node running here. */
 async function kithSendFile(from: KithNode, to: KithNode, file: string): Promise<MessageId> {
@@ -67,7 +62,7 @@ describe('kith send --file: sent from the file in place', () => {
     const clip = join(net.dir, 'long.webm');
     await makeWebm(clip, 12);
     const size = (await stat(clip)).size;
-    const payload = size + headerLength('long.webm', size);
+    const payload = size + fileHeaderLength('long.webm', size);
     const chunks = Math.ceil(payload / CHUNK_BYTES);
     expect(chunks).toBeGreaterThan(3 + WINDOW + 2);
     const original = await sha256Of(clip);
@@ -79,15 +74,7 @@ describe('kith send --file: sent from the file in place', () => {
     expect(await readdir(outgoing)).toEqual([id]);
     expect((await stat(join(outgoing, id))).ino).toBe((await stat(clip)).ino);
 
-    const [mail] = await until(
-      async () => {
-        const found = await messagesContaining(c, 'X-Mozilla-Cloud-Part');
-        return found.length > 0 ? found : undefined;
-      },
-      'the link mail',
-      280_000,
-    );
-    const url = linkIn(mail)!;
+    const url = await linkMail(c);
     await gate.firstHeld;
     await stored(c, 3);
     expect((await probe(url)).codecs).toEqual(['opus', 'vp8']);

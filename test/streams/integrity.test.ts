@@ -14,21 +14,9 @@ import {
   until,
   type TestNetwork,
 } from '../agents/network.ts';
-import { corruptFrame, gateLink, linkIn } from './helpers.ts';
+import { corruptFrame, gateLink, linkMail } from './helpers.ts';
 
 const MiB = 1024 * 1024;
-
-async function linkMail(node: KithNode): Promise<string> {
-  const [mail] = await until(
-    async () => {
-      const found = await messagesContaining(node, 'X-Mozilla-Cloud-Part');
-      return found.length > 0 ? found : undefined;
-    },
-    'the link mail',
-    30_000,
-  );
-  return linkIn(mail)!;
-}
 
 /** Bytes of the KITH-FILE header line before the file's own bytes (agent/files.ts). */
 function headerLength(name: string, size: number): number {

@@ -1,12 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Segmenter } from '../../cli/commands/stream.ts';
 import { parseSegment, shouldCut } from '../../agent/streams/live-format.ts';
-import { KITH_BIN, exited } from '../helpers/cli.ts';
+import { KITH_BIN, exited, runKithAsync } from '../helpers/cli.ts';
 import { line, messagesContaining, startAgents, until, type TestNetwork } from '../agents/network.ts';
-import { decodeStart, linkIn, liveWebm, probe } from './helpers.ts';
+import { decodeStart, linkMail, liveWebm, probe } from './helpers.ts';
 
 /** A live input gives players little to probe: they must start from what they have. */
 const LIVE_PROBE = ['-probesize', '100000', '-analyzeduration', '500000'];
@@ -36,15 +38,7 @@ describe('kith stream: a live WebM of unknown length plays from the link as it i
 
     // A hang detector only (docs/architecture.md): it includes the `kith stream` process starting
     // under tsx, which took over 30 s at load 28 (seen 2026-12-03).
-    const [mail] = await until(
-      async () => {
-        const found = await messagesContaining(d, 'Subject: Live stream: live.webm');
-        return found.length > 0 ? found : undefined;
-      },
-      'the link mail of the stream',
-      120_000,
-    );
-    const url = linkIn(mail)!;
+    const url = await linkMail(d, 'Subject: Live stream: live.webm');
     const head = await fetch(url, { method: 'HEAD' });
     expect(head.headers.get('content-type')).toBe('video/webm');
     expect(head.headers.get('content-length')).toBeNull(); // the end is not signed yet
@@ -74,6 +68,82 @@ describe('kith stream: a live WebM of unknown length plays from the link as it i
     );
     expect(Buffer.from(await tail.arrayBuffer()).equals(media.subarray(-100))).toBe(true);
     expect(await messagesContaining(d, 'Subject: Live stream: live.webm')).toHaveLength(1);
+  });
+
+  it('reads an http URL as it comes (a camera or an encoder serving its output): plays before the answer ends', async () => {
+    const a = net.agent('a').node;
+    const d = net.agent('d').node;
+    // The source: an HTTP server that sends 40 % of the stream, then the rest only when told.
+    const first = Math.floor(media.length * 0.4);
+    let rest!: () => void;
+    const more = new Promise<void>((resolve) => (rest = resolve));
+    const server = createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'video/webm' });
+      res.write(media.subarray(0, first));
+      void more.then(() => res.end(media.subarray(first)));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const child = spawn(
+      process.execPath,
+      [
+        KITH_BIN,
+        '--data-dir',
+        a.paths.root,
+        'stream',
+        d.identity.fingerprint,
+        '--from',
+        `http://127.0.0.1:${port}/cam.webm`,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '' } },
+    );
+    let stderr = '';
+    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    try {
+      const url = await linkMail(d, 'Subject: Live stream: cam.webm');
+      expect((await fetch(url, { method: 'HEAD' })).headers.get('content-type')).toBe('video/webm');
+      expect(await decodeStart(url, 1, LIVE_PROBE)).toBeGreaterThanOrEqual(20);
+      // Played while the source's answer is still open.
+      expect(child.exitCode).toBeNull();
+      rest();
+      expect(await exited(child)).toBe(0);
+      expect(stderr).toContain(`stream ended: ${media.length} bytes`);
+      await until(
+        async () => ((await messagesContaining(d, 'File received: cam.webm')).length > 0 ? true : undefined),
+        'the stream saved',
+        60_000,
+      );
+      const saved = (await readdir(join(d.paths.root, 'received'))).filter((f) => f.endsWith('-cam.webm'));
+      expect(saved).toHaveLength(1);
+      expect((await readFile(join(d.paths.root, 'received', saved[0]))).equals(media)).toBe(true);
+    } finally {
+      rest();
+      child.kill();
+      server.close();
+    }
+  });
+
+  it('a URL that does not answer fails before anything is sent', async () => {
+    const a = net.agent('a').node;
+    const d = net.agent('d').node;
+    const server = createServer((req, res) => res.writeHead(404).end());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const run = await runKithAsync([
+        '--data-dir',
+        a.paths.root,
+        'stream',
+        d.identity.fingerprint,
+        '--from',
+        `http://127.0.0.1:${port}/gone.webm`,
+      ]);
+      expect(run.status).toBe(1);
+      expect(run.stderr).toContain('HTTP 404');
+      expect(run.stdout).toBe(''); // no stream was opened
+    } finally {
+      server.close();
+    }
   });
 });
 
