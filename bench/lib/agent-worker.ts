@@ -171,7 +171,7 @@ const methods: Record<string, (p: Params) => Promise<unknown>> = {
     await mkdir(dir, { recursive: true });
     const payload = join(dir, id);
     if (p.inPlace) {
-      // As `kith send --file` sends a big file since r37: the file where it lies, no copy; timed
+      // As `kith send --file` sends a big file since r38: the file where it lies, no copy; timed
       // from before the header and the hard link are made.
       const t0 = performance.now();
       if (p.timed) sentAt = performance.timeOrigin + t0;
