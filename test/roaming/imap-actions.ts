@@ -37,6 +37,22 @@ export async function state(client: ImapFlow): Promise<string> {
   return out.join('\n');
 }
 
+/**
+ * state(), or undefined while the mailbox is still changing under the look: sync may delete a
+ * folder the look has just listed before it selects it, and the server answers that SELECT with NO.
+ * Any other failure is thrown, with the server's own text.
+ */
+export async function settledState(client: ImapFlow): Promise<string | undefined> {
+  try {
+    return await state(client);
+  } catch (err) {
+    const { responseStatus, responseText } = err as { responseStatus?: string; responseText?: string };
+    if (responseStatus === 'NO') return undefined;
+    if (responseText) (err as Error).message += `: ${responseText}`;
+    throw err;
+  }
+}
+
 async function subjectsIn(client: ImapFlow, path: string): Promise<string[]> {
   const lock = await client.getMailboxLock(path);
   try {

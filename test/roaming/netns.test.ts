@@ -9,7 +9,7 @@ import type { NamespacedNode } from '../helpers/netns.ts';
 import { until } from '../helpers/kith-nodes.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { netnsUnavailable } from '../netns/lab.ts';
-import { act, rng, state } from './imap-actions.ts';
+import { act, rng, settledState } from './imap-actions.ts';
 import { EMAIL, imapOf, relayedAddresses, startNatEntity, type NatEntity } from './nat-entity.ts';
 
 const PREFIX = 'kr-';
@@ -41,7 +41,9 @@ suite('roaming behind NATs: two devices of one entity, only a friend’s relay b
   const converged = async (what: string): Promise<string> => {
     let last: string[] = [];
     await until(async () => {
-      last = [await state(await imap(laptop)), await state(await imap(phone))];
+      const looks = [await settledState(await imap(laptop)), await settledState(await imap(phone))];
+      if (looks.some((look) => look === undefined)) return undefined;
+      last = looks as string[];
       return last[0] === last[1] ? true : undefined;
     }, what).catch((err: Error) => {
       throw new Error(`${err.message}\n--- laptop\n${last[0]}\n--- phone\n${last[1]}`);

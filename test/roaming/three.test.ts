@@ -6,7 +6,7 @@ import { revokeAgentCertificate } from '../../agent/trust/revocation.ts';
 import type { Fingerprint } from '../../common/ids.ts';
 import { until } from '../helpers/until.ts';
 import { startEntity, type Entity } from './entity.ts';
-import { act, rng, state } from './imap-actions.ts';
+import { act, rng, settledState } from './imap-actions.ts';
 
 const NAMES = ['home', 'laptop', 'phone'];
 /** Friends' fingerprints the devices trust and revoke at random (contact changes; no key needed). */
@@ -44,8 +44,13 @@ describe('roaming: three devices, each offline in turn, random changes over IMAP
   const converged = async (names: string[], what: string) => {
     let last: string[] = [];
     await until(async () => {
-      last = [];
-      for (const n of names) last.push(`${await state(await imap(n))}\ntrust: ${trustOf(n)}`);
+      const looks: string[] = [];
+      for (const n of names) {
+        const look = await settledState(await imap(n));
+        if (look === undefined) return undefined;
+        looks.push(`${look}\ntrust: ${trustOf(n)}`);
+      }
+      last = looks;
       return last.every((s) => s === last[0]) ? true : undefined;
     }, what).catch((err: Error) => {
       throw new Error(`${err.message}\n${names.map((n, i) => `--- ${n}\n${last[i]}`).join('\n')}`);
