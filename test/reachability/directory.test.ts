@@ -113,11 +113,21 @@ describe('directory role', () => {
     await expect(readJson(readFrames(stream, 256 * 1024))).rejects.toThrow();
     expect(dir.reach.addressesOf(bob.identity.agentId)).toEqual(before);
     // A record corrupted in the directory's store (its signature no longer verifies) is left out.
-    // Bob stops first: an announcement of his own (a retry, the periodic one) arriving between the
-    // corruption and the lookup replaced the record with a good one on a loaded machine (CI).
+    // Nothing of bob's may replace it before the lookup: an announcement of his own (a retry, a
+    // newer address), even one already on its way when he stopped, did so on a loaded machine (CI,
+    // twice). The store keeps the highest seq, so the corrupted row gets one no announcement beats.
     await bob.stop();
     running.splice(running.indexOf(bob), 1);
-    dir.db.prepare("UPDATE reach_record SET signature = 'AAAA' WHERE agent = ?").run(bob.identity.agentId);
+    dir.db
+      .prepare("UPDATE reach_record SET signature = 'AAAA', seq = ? WHERE agent = ?")
+      .run(Number.MAX_SAFE_INTEGER, bob.identity.agentId);
+    // The directory itself leaves it out of its answer (alice would refuse it as well).
+    const asking = await alice.links.libp2p
+      .getConnections(peerIdFromString(dir.identity.agentId))
+      .find((c) => c.status === 'open')!
+      .newStream(ADDRESS_PROTOCOL);
+    await writeJson(asking, { t: 'query', entity: bob.identity.fingerprint });
+    expect(await readJson(readFrames(asking, 256 * 1024))).toMatchObject({ t: 'records', items: [] });
     expect(await alice.reach.lookup(bob.identity.fingerprint)).toEqual([]);
   });
 
