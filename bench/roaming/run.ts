@@ -225,7 +225,7 @@ const kithClient = (node: KithNode) => {
 async function main(): Promise<void> {
   const missing = dovecotMissing();
   if (missing) throw new Error(`baseline not run, no ratio: ${missing}`);
-  const { actions, counts: expected } = script(13);
+  const { actions, counts: expected } = script(arg('seed', 13));
   const tally = (k: Action['kind'][]) => actions.filter((a) => k.includes(a.kind)).length;
   const root = mkdtempSync(join(tmpdir(), 'kith-bench-roaming-'));
   const results: Record<string, number> = {};
