@@ -2,6 +2,7 @@ import { Queue, Worker, type Job } from 'bullmq';
 import type { Fingerprint, MessageId } from '../../common/ids.ts';
 import { KithError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
+import type { Statement } from 'better-sqlite3';
 import { migrate, type Db } from '../../store/db.ts';
 import { groupCommitOf } from '../../store/group-commit.ts';
 import type { RedisConnection } from './redis-server.ts';
@@ -135,6 +136,18 @@ export class Outbox {
     migrate(options.db, 'outbox', MIGRATIONS);
   }
 
+  /** Statements compiled once (get and progressOf run several times for every message). */
+  private readonly statements = new Map<string, Statement>();
+
+  private stmt(sql: string): Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.options.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+
   async start(reconcileMs = 30_000): Promise<void> {
     const { connection, prefix } = this.options;
     this.queue = new Queue('outbox', { connection, prefix });
@@ -167,12 +180,10 @@ export class Outbox {
    */
   add(entry: NewOutboxEntry): void {
     const now = this.clock();
-    this.options.db
-      .prepare(
-        `INSERT INTO outbox (id, sender, recipient, raw_path, size, state, created_at, updated_at)
+    this.stmt(
+      `INSERT INTO outbox (id, sender, recipient, raw_path, size, state, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)`,
-      )
-      .run(entry.id, entry.sender, entry.recipient, entry.rawPath, entry.size, now, now);
+    ).run(entry.id, entry.sender, entry.recipient, entry.rawPath, entry.size, now, now);
   }
 
   /** Adds the BullMQ job of a committed row, in the background. */
@@ -197,9 +208,9 @@ export class Outbox {
   }
 
   private async reconcileRows(): Promise<number> {
-    const rows = this.options.db
-      .prepare("SELECT id FROM outbox WHERE state IN ('queued', 'in-flight')")
-      .all() as { id: MessageId }[];
+    const rows = this.stmt("SELECT id FROM outbox WHERE state IN ('queued', 'in-flight')").all() as {
+      id: MessageId;
+    }[];
     let created = 0;
     for (const { id } of rows) {
       const job = await this.queue!.getJob(id);
@@ -234,18 +245,18 @@ export class Outbox {
     const { db } = this.options;
     const now = this.clock();
     await groupCommitOf(db).run(() =>
-      db
-        .prepare(
-          "UPDATE outbox SET attempts = attempts + 1, state = 'in-flight', updated_at = ? WHERE id = ?",
-        )
-        .run(now, entry.id),
+      this.stmt(
+        "UPDATE outbox SET attempts = attempts + 1, state = 'in-flight', updated_at = ? WHERE id = ?",
+      ).run(now, entry.id),
     );
     try {
       await this.options.attempt({ ...entry, attempts: entry.attempts + 1 });
     } catch (err) {
-      this.options.db
-        .prepare('UPDATE outbox SET last_error = ?, updated_at = ? WHERE id = ?')
-        .run((err as Error).message, this.clock(), entry.id);
+      // Not over a final row's reason: an attempt that fails after the entry was given up (or
+      // delivered) meanwhile must not replace why it ended (test/status/give-up, seen flaky).
+      this.stmt(
+        "UPDATE outbox SET last_error = ?, updated_at = ? WHERE id = ? AND state NOT IN ('delivered', 'failed')",
+      ).run((err as Error).message, this.clock(), entry.id);
       throw err;
     }
     await job.updateProgress(this.progressOf(entry.id)).catch(() => {});
@@ -279,7 +290,7 @@ export class Outbox {
       for (const h of batch) h.reject(closed);
       return;
     }
-    const insert = db.prepare('INSERT INTO outbox_hops (id, hop, agent, event, at) VALUES (?, ?, ?, ?, ?)');
+    const insert = this.stmt('INSERT INTO outbox_hops (id, hop, agent, event, at) VALUES (?, ?, ?, ?, ?)');
     const run = (h: PendingHop) =>
       insert.run(h.id, h.record.hop, h.record.agent ?? null, h.record.event, h.record.at);
     // Each record its own write of the connection's group commit: they share its one commit with
@@ -309,11 +320,9 @@ export class Outbox {
     const now = this.clock();
     // One commit with every other message finishing (or starting) now; resolves once durable.
     await groupCommitOf(db).run(() =>
-      db
-        .prepare(
-          'UPDATE outbox SET state = ?, last_error = COALESCE(?, last_error), updated_at = ? WHERE id = ?',
-        )
-        .run(state, note ?? null, now, id),
+      this.stmt(
+        'UPDATE outbox SET state = ?, last_error = COALESCE(?, last_error), updated_at = ? WHERE id = ?',
+      ).run(state, note ?? null, now, id),
     );
     this.chunks.delete(id);
     this.publishProgress(id);
@@ -322,19 +331,15 @@ export class Outbox {
   /** The gateway has the final status of this entry (its status email, if one is due, is stored). */
   async markFinalReported(id: MessageId): Promise<void> {
     const { db } = this.options;
-    await groupCommitOf(db).run(() =>
-      db.prepare('UPDATE outbox SET final_reported = 1 WHERE id = ?').run(id),
-    );
+    await groupCommitOf(db).run(() => this.stmt('UPDATE outbox SET final_reported = 1 WHERE id = ?').run(id));
   }
 
   /** Finished entries whose final status has not reached the gateway yet, oldest first, with when they finished. */
   finishedUnreported(limit = 1000): Array<OutboxEntry & { finishedAt: number }> {
-    const rows = this.options.db
-      .prepare(
-        `SELECT * FROM outbox WHERE state IN ('delivered', 'failed') AND final_reported = 0
+    const rows = this.stmt(
+      `SELECT * FROM outbox WHERE state IN ('delivered', 'failed') AND final_reported = 0
          ORDER BY updated_at, rowid LIMIT ?`,
-      )
-      .all(limit) as OutboxRow[];
+    ).all(limit) as OutboxRow[];
     return rows.map((r) => ({ ...entryOf(r), finishedAt: r.updated_at as number }));
   }
 
@@ -355,31 +360,31 @@ export class Outbox {
   }
 
   get(id: MessageId): OutboxEntry | undefined {
-    const row = this.options.db.prepare('SELECT * FROM outbox WHERE id = ?').get(id) as OutboxRow | undefined;
+    const row = this.stmt('SELECT * FROM outbox WHERE id = ?').get(id) as OutboxRow | undefined;
     return row && entryOf(row);
   }
 
   /** Entries still on their way (queued or in flight), oldest first. */
   unfinished(): OutboxEntry[] {
-    const rows = this.options.db
-      .prepare("SELECT * FROM outbox WHERE state IN ('queued', 'in-flight') ORDER BY created_at, rowid")
-      .all() as OutboxRow[];
+    const rows = this.stmt(
+      "SELECT * FROM outbox WHERE state IN ('queued', 'in-flight') ORDER BY created_at, rowid",
+    ).all() as OutboxRow[];
     return rows.map(entryOf);
   }
 
   /** The most recent outbound messages, newest first (`kith outbox`). */
   recent(limit = 20): OutboxEntry[] {
-    const rows = this.options.db
-      .prepare('SELECT * FROM outbox ORDER BY created_at DESC, rowid DESC LIMIT ?')
-      .all(limit) as OutboxRow[];
+    const rows = this.stmt('SELECT * FROM outbox ORDER BY created_at DESC, rowid DESC LIMIT ?').all(
+      limit,
+    ) as OutboxRow[];
     return rows.map(entryOf);
   }
 
   progressOf(id: MessageId): JobProgress {
     const entry = this.get(id);
-    const rows = this.options.db
-      .prepare('SELECT hop, agent, event, at FROM outbox_hops WHERE id = ? ORDER BY at, hop')
-      .all(id) as { hop: number; agent: string | null; event: string; at: number }[];
+    const rows = this.stmt('SELECT hop, agent, event, at FROM outbox_hops WHERE id = ? ORDER BY at, hop').all(
+      id,
+    ) as { hop: number; agent: string | null; event: string; at: number }[];
     const hops: HopRecord[] = rows.map((h) => ({
       hop: h.hop,
       agent: h.agent ?? undefined,

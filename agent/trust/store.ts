@@ -2,6 +2,7 @@ import * as openpgp from 'openpgp';
 import type { Logger } from '../../common/logger.ts';
 import { KithError } from '../../common/errors.ts';
 import { asAgentId, asFingerprint, type AgentId, type Fingerprint } from '../../common/ids.ts';
+import type { Statement } from 'better-sqlite3';
 import type { Db } from '../../store/db.ts';
 import { verifyAgentCertificate, type AgentCertificate } from '../identity/certificate.ts';
 import {
@@ -53,6 +54,18 @@ export class TrustStore {
     this.invitations = new InvitationStore(db, clock);
   }
 
+  /** Statements compiled once: isRevoked and the entity lookups run for every packet and report. */
+  private readonly statements = new Map<string, Statement>();
+
+  private stmt(sql: string): Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+
   /** Subscribes to trust changes; returns the unsubscribe function. */
   onChange(listener: (change: TrustChange) => void): () => void {
     this.listeners.add(listener);
@@ -93,24 +106,22 @@ export class TrustStore {
     const existing = this.entityRow(fingerprint);
     const trusted = options.trusted || (existing?.trusted === 1 && existing.revoked_at === null);
     const contact = options.contact || existing?.contact === 1;
-    this.db
-      .prepare(
-        `INSERT INTO trust_entity (fingerprint, public_key, name, email, trusted, contact, source, added_at)
+    this.stmt(
+      `INSERT INTO trust_entity (fingerprint, public_key, name, email, trusted, contact, source, added_at)
          VALUES (@fingerprint, @key, @name, @email, @trusted, @contact, @source, @now)
          ON CONFLICT(fingerprint) DO UPDATE SET public_key = @key, name = @name, email = @email,
            trusted = @trusted, contact = @contact,
            revoked_at = CASE WHEN @trusted = 1 THEN NULL ELSE revoked_at END`,
-      )
-      .run({
-        fingerprint,
-        key: key.armor(),
-        name: user?.name ?? '',
-        email: user?.email ?? '',
-        trusted: trusted ? 1 : 0,
-        contact: contact ? 1 : 0,
-        source: existing?.source ?? options.source,
-        now,
-      });
+    ).run({
+      fingerprint,
+      key: key.armor(),
+      name: user?.name ?? '',
+      email: user?.email ?? '',
+      trusted: trusted ? 1 : 0,
+      contact: contact ? 1 : 0,
+      source: existing?.source ?? options.source,
+      now,
+    });
     this.keys.set(fingerprint, key);
     if (trusted && !(existing?.trusted === 1 && existing.revoked_at === null)) {
       this.emit({ kind: 'entity-trusted', fingerprint });
@@ -162,13 +173,11 @@ export class TrustStore {
   trustFingerprint(fingerprintText: string, options: { addresses?: string[] } = {}): EntityRecord {
     const fingerprint = asFingerprintOrThrow(fingerprintText);
     const now = this.clock();
-    this.db
-      .prepare(
-        `INSERT INTO trust_entity (fingerprint, trusted, contact, source, added_at)
+    this.stmt(
+      `INSERT INTO trust_entity (fingerprint, trusted, contact, source, added_at)
          VALUES (?, 1, 1, 'fingerprint', ?)
          ON CONFLICT(fingerprint) DO UPDATE SET trusted = 1, contact = 1, revoked_at = NULL`,
-      )
-      .run(fingerprint, now);
+    ).run(fingerprint, now);
     this.addAddressHints(fingerprint, options.addresses ?? []);
     this.emit({ kind: 'entity-trusted', fingerprint });
     return this.entity(fingerprint)!;
@@ -176,7 +185,7 @@ export class TrustStore {
 
   /** Remembers where an entity's agents may be dialled (given by the user, or handed on to a new agent). */
   addAddressHints(fingerprint: Fingerprint, addresses: readonly string[]): void {
-    const insert = this.db.prepare(
+    const insert = this.stmt(
       'INSERT OR IGNORE INTO trust_address_hint (entity, address, added_at) VALUES (?, ?, ?)',
     );
     for (const address of addresses) insert.run(fingerprint, address, this.clock());
@@ -189,9 +198,10 @@ export class TrustStore {
     if (row === undefined) {
       throw new KithError('ERR_UNKNOWN_ENTITY', `no entity ${fingerprint} is known`, 'see `kith contacts`');
     }
-    this.db
-      .prepare('UPDATE trust_entity SET trusted = 0, revoked_at = ? WHERE fingerprint = ?')
-      .run(this.clock(), fingerprint);
+    this.stmt('UPDATE trust_entity SET trusted = 0, revoked_at = ? WHERE fingerprint = ?').run(
+      this.clock(),
+      fingerprint,
+    );
     const agents = this.agentsOf(fingerprint).map((a) => a.agentId);
     this.emit({ kind: 'entity-revoked', fingerprint, agents });
     return this.entity(fingerprint)!;
@@ -204,9 +214,9 @@ export class TrustStore {
 
   /** Every known entity, trusted or contact or revoked, by e-mail address. */
   entities(): EntityRecord[] {
-    return (
-      this.db.prepare('SELECT * FROM trust_entity ORDER BY email, fingerprint').all() as EntityRow[]
-    ).map(toEntity);
+    return (this.stmt('SELECT * FROM trust_entity ORDER BY email, fingerprint').all() as EntityRow[]).map(
+      toEntity,
+    );
   }
 
   /** The entity's parsed public key, or undefined when not known yet. */
@@ -223,14 +233,14 @@ export class TrustStore {
   /** Addresses given with `trust FINGERPRINT --address` (dial targets before anything is learned). */
   addressHints(fingerprint: Fingerprint): string[] {
     return (
-      this.db.prepare('SELECT address FROM trust_address_hint WHERE entity = ?').all(fingerprint) as {
+      this.stmt('SELECT address FROM trust_address_hint WHERE entity = ?').all(fingerprint) as {
         address: string;
       }[]
     ).map((r) => r.address);
   }
 
   private entityRow(fingerprint: string): EntityRow | undefined {
-    return this.db.prepare('SELECT * FROM trust_entity WHERE fingerprint = ?').get(fingerprint) as
+    return this.stmt('SELECT * FROM trust_entity WHERE fingerprint = ?').get(fingerprint) as
       EntityRow | undefined;
   }
 
@@ -244,9 +254,10 @@ export class TrustStore {
     const entity = parseCertEntity(cert.canonical);
     // Hellos repeat the certificates of every sibling: one stored already, still valid and not
     // revoked, is not checked again.
-    const same = this.db
-      .prepare('SELECT * FROM trust_agent WHERE cert_canonical = ? AND cert_signature = ?')
-      .get(cert.canonical, cert.signature) as AgentRow | undefined;
+    const same = this.stmt('SELECT * FROM trust_agent WHERE cert_canonical = ? AND cert_signature = ?').get(
+      cert.canonical,
+      cert.signature,
+    ) as AgentRow | undefined;
     if (
       same !== undefined &&
       !this.isRevokedAgent(same.peer_id) &&
@@ -276,24 +287,22 @@ export class TrustStore {
     const notAfter = Date.parse(checked.body.notAfter);
     // Keep the newest certificate (renewals extend notAfter).
     if (known === undefined || notAfter > known.not_after) {
-      this.db
-        .prepare(
-          `INSERT INTO trust_agent (peer_id, entity, onion_key, not_before, not_after, cert_canonical, cert_signature, added_at)
+      this.stmt(
+        `INSERT INTO trust_agent (peer_id, entity, onion_key, not_before, not_after, cert_canonical, cert_signature, added_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT(peer_id) DO UPDATE SET onion_key = excluded.onion_key, not_before = excluded.not_before,
              not_after = excluded.not_after, cert_canonical = excluded.cert_canonical,
              cert_signature = excluded.cert_signature`,
-        )
-        .run(
-          agent,
-          entity,
-          checked.body.onionKey,
-          notBefore,
-          notAfter,
-          cert.canonical,
-          cert.signature,
-          this.clock(),
-        );
+      ).run(
+        agent,
+        entity,
+        checked.body.onionKey,
+        notBefore,
+        notAfter,
+        cert.canonical,
+        cert.signature,
+        this.clock(),
+      );
     }
     if (known === undefined) this.emit({ kind: 'agent-added', fingerprint: entity, agent });
     return this.agent(agent)!;
@@ -318,11 +327,9 @@ export class TrustStore {
       revocation.signature,
     );
     if (this.isRevokedAgent(checked.agent)) return false;
-    this.db
-      .prepare(
-        `INSERT INTO trust_agent_revocation (peer_id, entity, revoked_at, canonical, signature) VALUES (?, ?, ?, ?, ?)`,
-      )
-      .run(checked.agent, entity, this.clock(), revocation.canonical, revocation.signature);
+    this.stmt(
+      `INSERT INTO trust_agent_revocation (peer_id, entity, revoked_at, canonical, signature) VALUES (?, ?, ?, ?, ?)`,
+    ).run(checked.agent, entity, this.clock(), revocation.canonical, revocation.signature);
     this.emit({ kind: 'agent-revoked', fingerprint: entity, agent: checked.agent });
     return true;
   }
@@ -330,7 +337,7 @@ export class TrustStore {
   private holdsRevocationOf(agent: string | undefined): boolean {
     return (
       agent !== undefined &&
-      this.db.prepare('SELECT 1 FROM trust_agent_revocation WHERE peer_id = ?').get(agent) !== undefined
+      this.stmt('SELECT 1 FROM trust_agent_revocation WHERE peer_id = ?').get(agent) !== undefined
     );
   }
 
@@ -353,11 +360,9 @@ export class TrustStore {
 
   /** Signed revocations of this entity's agents, to hand on to neighbours. */
   agentRevocations(fingerprint: Fingerprint): { canonical: string; signature: string }[] {
-    return this.db
-      .prepare(
-        'SELECT canonical, signature FROM trust_agent_revocation WHERE entity = ? AND canonical IS NOT NULL',
-      )
-      .all(fingerprint) as { canonical: string; signature: string }[];
+    return this.stmt(
+      'SELECT canonical, signature FROM trust_agent_revocation WHERE entity = ? AND canonical IS NOT NULL',
+    ).all(fingerprint) as { canonical: string; signature: string }[];
   }
 
   /**
@@ -366,14 +371,12 @@ export class TrustStore {
    * never links with that entity's agents. The receiver verifies each against the entity key.
    */
   heldRevocations(): { canonical: string; signature: string }[] {
-    return this.db
-      .prepare(
-        `SELECT r.canonical, r.signature FROM trust_agent_revocation r
+    return this.stmt(
+      `SELECT r.canonical, r.signature FROM trust_agent_revocation r
          JOIN trust_entity e ON e.fingerprint = r.entity
          WHERE r.canonical IS NOT NULL AND e.trusted = 1 AND e.revoked_at IS NULL
          ORDER BY r.revoked_at DESC LIMIT ?`,
-      )
-      .all(MAX_HELD_REVOCATIONS) as { canonical: string; signature: string }[];
+    ).all(MAX_HELD_REVOCATIONS) as { canonical: string; signature: string }[];
   }
 
   agent(agentId: AgentId): AgentRecord | undefined {
@@ -383,14 +386,13 @@ export class TrustStore {
 
   /** All certified agents of an entity (expired and revoked ones included, flagged). */
   agentsOf(fingerprint: Fingerprint): AgentRecord[] {
-    return (this.db.prepare('SELECT * FROM trust_agent WHERE entity = ?').all(fingerprint) as AgentRow[]).map(
+    return (this.stmt('SELECT * FROM trust_agent WHERE entity = ?').all(fingerprint) as AgentRow[]).map(
       (row) => this.toAgent(row),
     );
   }
 
   private agentRow(agentId: string): AgentRow | undefined {
-    return this.db.prepare('SELECT * FROM trust_agent WHERE peer_id = ?').get(agentId) as
-      AgentRow | undefined;
+    return this.stmt('SELECT * FROM trust_agent WHERE peer_id = ?').get(agentId) as AgentRow | undefined;
   }
 
   private toAgent(row: AgentRow): AgentRecord {
@@ -421,12 +423,10 @@ export class TrustStore {
 
   /** Its certificate was revoked by its entity, or its entity's trust was revoked here. */
   isRevokedAgent(agentId: string): boolean {
-    if (this.db.prepare('SELECT 1 FROM trust_agent_revocation WHERE peer_id = ?').get(agentId)) return true;
-    const row = this.db
-      .prepare(
-        `SELECT e.revoked_at FROM trust_agent a JOIN trust_entity e ON e.fingerprint = a.entity WHERE a.peer_id = ?`,
-      )
-      .get(agentId) as { revoked_at: number | null } | undefined;
+    if (this.stmt('SELECT 1 FROM trust_agent_revocation WHERE peer_id = ?').get(agentId)) return true;
+    const row = this.stmt(
+      `SELECT e.revoked_at FROM trust_agent a JOIN trust_entity e ON e.fingerprint = a.entity WHERE a.peer_id = ?`,
+    ).get(agentId) as { revoked_at: number | null } | undefined;
     return row?.revoked_at != null;
   }
 
@@ -473,12 +473,10 @@ export class TrustStore {
   /** Entities trusted by fingerprint whose key or agents are not known yet. */
   awaitingKey(): Fingerprint[] {
     return (
-      this.db
-        .prepare(
-          `SELECT fingerprint FROM trust_entity e WHERE trusted = 1 AND revoked_at IS NULL
+      this.stmt(
+        `SELECT fingerprint FROM trust_entity e WHERE trusted = 1 AND revoked_at IS NULL
            AND (public_key IS NULL OR NOT EXISTS (SELECT 1 FROM trust_agent a WHERE a.entity = e.fingerprint))`,
-        )
-        .all() as { fingerprint: string }[]
+      ).all() as { fingerprint: string }[]
     ).map((r) => asFingerprint(r.fingerprint));
   }
 

@@ -187,8 +187,15 @@ describe('give-up after delivery.maxAgeMs: no path vs expired on the way', () =>
         'x-kith; expired: it last reached the agent erin-agent (hop 2 of its path) and was not delivered in time',
     });
     expect(expired.mail.text).toContain('Kith kept trying until the message expired');
-    // given up once: no third email, and nothing left to hand over
+    // Given up once: nothing left to hand over once the give-ups' own reportFinished() calls
+    // have recorded what they handed over (markFinalReported resolves after its group commit's
+    // sync), and a further call sends no third email.
+    await until(() => outbox.finishedUnreported().length === 0);
     expect(await service.reportFinished(sink)).toBe(0);
+    const after = await Promise.all(
+      (await inbox.messages()).map((raw) => simpleParser(raw, { keepDeliveryStatus: true })),
+    );
+    expect(after.filter((m) => m.subject === 'Undelivered: Anyone there?')).toHaveLength(2);
   });
 
   // With no path the engine re-attempts every stall timeout and meets its own deadline (the same
