@@ -3,6 +3,23 @@ import { KithError } from '../common/errors.ts';
 
 export type Db = Database.Database;
 
+/**
+ * A function that compiles each SQL text once per connection and hands back the same statement
+ * after: better-sqlite3's prepare() on every call was 3–4.5% of a node's busy time in the CPU
+ * profiles of bench/RESULTS.md 10 and 10.6.
+ */
+export function statementCache(db: Db): (sql: string) => Database.Statement {
+  const statements = new Map<string, Database.Statement>();
+  return (sql) => {
+    let statement = statements.get(sql);
+    if (!statement) {
+      statement = db.prepare(sql);
+      statements.set(sql, statement);
+    }
+    return statement;
+  };
+}
+
 /** One schema step. Steps of a module run in order, once, each in its own transaction. */
 export type Migration = string | ((db: Db) => void);
 

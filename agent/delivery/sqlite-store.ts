@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { AgentId, Fingerprint, MessageId } from '../../common/ids.ts';
-import { migrate, type Db } from '../../store/db.ts';
+import { migrate, statementCache, type Db } from '../../store/db.ts';
 import { groupCommitOf } from '../../store/group-commit.ts';
 import type { FileStamp } from '../payload/source.ts';
 import type { DeliveryStore, HeldPacket, HeldRef, HopRecord, InboundRecord, OutboxRecord } from './store.ts';
@@ -82,19 +82,11 @@ function sourceData(s: OutboxRecord['source']): Buffer | null {
 export class SqliteDeliveryStore implements DeliveryStore {
   /** Compiled statements, by SQL text: better-sqlite3 compiles again on every prepare(), which a
    * relay's profile showed on its per-packet path (bench/RESULTS.md 10). */
-  private readonly statements = new Map<string, Statement>();
+  private readonly sql: (text: string) => Statement;
 
   constructor(private readonly db: Db) {
     migrate(db, 'delivery', DELIVERY_MIGRATIONS);
-  }
-
-  private sql(text: string): Statement {
-    let statement = this.statements.get(text);
-    if (!statement) {
-      statement = this.db.prepare(text);
-      this.statements.set(text, statement);
-    }
-    return statement;
+    this.sql = statementCache(db);
   }
 
   /**

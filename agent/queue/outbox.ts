@@ -2,8 +2,7 @@ import { Queue, Worker, type Job } from 'bullmq';
 import type { Fingerprint, MessageId } from '../../common/ids.ts';
 import { KithError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
-import type { Statement } from 'better-sqlite3';
-import { migrate, type Db } from '../../store/db.ts';
+import { migrate, statementCache, type Db } from '../../store/db.ts';
 import { groupCommitOf } from '../../store/group-commit.ts';
 import type { RedisConnection } from './redis-server.ts';
 import { keepReconciled } from './reconcile.ts';
@@ -134,19 +133,11 @@ export class Outbox {
   constructor(private readonly options: OutboxOptions) {
     this.clock = options.clock ?? Date.now;
     migrate(options.db, 'outbox', MIGRATIONS);
+    this.stmt = statementCache(options.db);
   }
 
   /** Statements compiled once (get and progressOf run several times for every message). */
-  private readonly statements = new Map<string, Statement>();
-
-  private stmt(sql: string): Statement {
-    let statement = this.statements.get(sql);
-    if (!statement) {
-      statement = this.options.db.prepare(sql);
-      this.statements.set(sql, statement);
-    }
-    return statement;
-  }
+  private readonly stmt: ReturnType<typeof statementCache>;
 
   async start(reconcileMs = 30_000): Promise<void> {
     const { connection, prefix } = this.options;

@@ -2,8 +2,7 @@ import * as openpgp from 'openpgp';
 import type { Logger } from '../../common/logger.ts';
 import { KithError } from '../../common/errors.ts';
 import { asAgentId, asFingerprint, type AgentId, type Fingerprint } from '../../common/ids.ts';
-import type { Statement } from 'better-sqlite3';
-import type { Db } from '../../store/db.ts';
+import { statementCache, type Db } from '../../store/db.ts';
 import { verifyAgentCertificate, type AgentCertificate } from '../identity/certificate.ts';
 import {
   admit,
@@ -52,19 +51,11 @@ export class TrustStore {
   ) {
     migrateTrust(db);
     this.invitations = new InvitationStore(db, clock);
+    this.stmt = statementCache(db);
   }
 
   /** Statements compiled once: isRevoked and the entity lookups run for every packet and report. */
-  private readonly statements = new Map<string, Statement>();
-
-  private stmt(sql: string): Statement {
-    let statement = this.statements.get(sql);
-    if (!statement) {
-      statement = this.db.prepare(sql);
-      this.statements.set(sql, statement);
-    }
-    return statement;
-  }
+  private readonly stmt: ReturnType<typeof statementCache>;
 
   /** Subscribes to trust changes; returns the unsubscribe function. */
   onChange(listener: (change: TrustChange) => void): () => void {
