@@ -14,9 +14,34 @@ export class Outcomes {
 
   constructor(private readonly ctx: EngineContext) {}
 
+  /** Messages whose outcome waits for its group commit (storeDurable). */
+  private readonly committing = new Set<MessageId>();
+
   /** Is this message's outcome known but not stored yet (so it must not be resumed)? */
   waiting(id: MessageId): boolean {
-    return this.unstored.has(id);
+    return this.unstored.has(id) || this.committing.has(id);
+  }
+
+  /**
+   * store() through the connection's group commit where the store has one: the outcomes of every
+   * message finishing now share one commit, its fsync off the event loop (it was the largest
+   * commit left on alice's loop after bench/RESULTS.md 10.7). Announced by the caller only once
+   * durable, as with store(); a commit that fails falls back to store() and its retries.
+   */
+  async storeDurable(id: MessageId, state: Outcome, reason: string): Promise<boolean> {
+    const { store } = this.ctx;
+    if (!store.updateOutboxDurable) return this.store(id, state, reason);
+    this.committing.add(id);
+    try {
+      await store.updateOutboxDurable(id, { state });
+      this.unstored.delete(id);
+      return true;
+    } catch {
+      if (this.stopped) return false; // the node closed its database meanwhile: resumed at the next start
+      return this.store(id, state, reason);
+    } finally {
+      this.committing.delete(id);
+    }
   }
 
   /**

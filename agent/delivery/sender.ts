@@ -471,7 +471,7 @@ export class Sender implements Origin {
     if (this.active.get(a.rec.id) !== a) return;
     clearTimeout(a.stall);
     this.active.delete(a.rec.id);
-    const stored = this.outcomes.store(a.rec.id, state, reason);
+    const stored = await this.outcomes.storeDurable(a.rec.id, state, reason);
     // Keep manifest contexts a little for late reports and complaints; chunk contexts go now.
     for (const link of a.links) if (this.packets.get(link)?.chunk !== undefined) this.packets.delete(link);
     await a.source.close().catch(() => undefined);

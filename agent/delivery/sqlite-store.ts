@@ -171,6 +171,10 @@ export class SqliteDeliveryStore implements DeliveryStore {
   markDelivered(id: MessageId, at: number): void {
     this.sql('INSERT OR IGNORE INTO delivery_delivered VALUES (?, ?)').run(id, at);
   }
+  updateOutboxDurable(id: MessageId, patch: Partial<Pick<OutboxRecord, 'acked' | 'state'>>): Promise<void> {
+    return groupCommitOf(this.db).run(() => this.updateOutbox(id, patch));
+  }
+
   markDeliveredDurable(id: MessageId, at: number): Promise<void> {
     return groupCommitOf(this.db).run(() => this.markDelivered(id, at));
   }

@@ -105,6 +105,8 @@ export interface DeliveryStore {
   getOutbox(id: MessageId): OutboxRecord | undefined;
   /** Records acknowledged chunks and/or the final state. */
   updateOutbox(id: MessageId, patch: Partial<Pick<OutboxRecord, 'acked' | 'state'>>): void;
+  /** updateOutbox in a commit shared with other writes; resolves once durable (SQLite). */
+  updateOutboxDurable?(id: MessageId, patch: Partial<Pick<OutboxRecord, 'acked' | 'state'>>): Promise<void>;
   /** Messages still to deliver (restarted after a crash). */
   pendingOutbox(): OutboxRecord[];
   /** Remembers a packet handled as a hop. */
