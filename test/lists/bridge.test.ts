@@ -117,16 +117,12 @@ describe('a bridge between an mlmmj list (Postfix + Dovecot on loopback) and Kit
 
   it('the same post coming again (same Message-ID) is dropped as a duplicate, its reason in the bridge log', async () => {
     await carolPosts('hello from outside', 'carol writes to the list', '<carol-1@outside.test>');
-    const view = await until(
-      async () => {
-        const v = await bridgeView();
-        return v.drops.some((d) => d.messageId === '<carol-1@outside.test>' && d.reason === 'duplicate')
-          ? v
-          : undefined;
-      },
-      'the duplicate dropped',
-      120_000,
-    );
+    const view = await until(async () => {
+      const v = await bridgeView();
+      return v.drops.some((d) => d.messageId === '<carol-1@outside.test>' && d.reason === 'duplicate')
+        ? v
+        : undefined;
+    }, 'the duplicate dropped');
     expect(view.counts.in).toBe(1);
     for (const m of [m1, m2]) expect(await messagesContaining(m, 'carol writes to the list')).toHaveLength(1);
   });
@@ -134,14 +130,10 @@ describe('a bridge between an mlmmj list (Postfix + Dovecot on loopback) and Kit
   it('a member’s post goes to the members and out to the outside list with list headers; its echo is dropped as a loop', async () => {
     const messageId = await smtpPost(m1, 'dev@lists.kith', 'from inside', 'm1 writes to everyone');
     await inboxMatching(m2, /m1 writes to everyone/);
-    const [outsideCopy] = await until(
-      async () => {
-        const found = (await outside.inbox('carol')).filter((r) => r.includes('m1 writes to everyone'));
-        return found.length > 0 ? found : undefined;
-      },
-      'the post in carol’s mailbox',
-      120_000,
-    ).catch(async (err) => {
+    const [outsideCopy] = await until(async () => {
+      const found = (await outside.inbox('carol')).filter((r) => r.includes('m1 writes to everyone'));
+      return found.length > 0 ? found : undefined;
+    }, 'the post in carol’s mailbox').catch(async (err) => {
       console.log(JSON.stringify(await bridgeView()), outside.log().slice(-6000));
       throw err;
     });
@@ -154,14 +146,10 @@ describe('a bridge between an mlmmj list (Postfix + Dovecot on loopback) and Kit
     expect(outsideCopy).not.toContain(m1.identity.email);
     expect(outsideCopy).not.toMatch(/192\.0\.2\.7|laptop\.home/);
     // mlmmj sent it back to the subscribed mailbox too: the bridge dropped it.
-    const view = await until(
-      async () => {
-        const v = await bridgeView();
-        return v.drops.some((d) => d.messageId === messageId && d.reason.startsWith('loop')) ? v : undefined;
-      },
-      'the echo dropped as a loop',
-      120_000,
-    );
+    const view = await until(async () => {
+      const v = await bridgeView();
+      return v.drops.some((d) => d.messageId === messageId && d.reason.startsWith('loop')) ? v : undefined;
+    }, 'the echo dropped as a loop');
     expect(view.counts).toMatchObject({ out: 1, pending: 0, failed: 0 });
     for (const m of [m1, m2]) expect(await messagesContaining(m, 'm1 writes to everyone')).toHaveLength(1);
     expect((await outside.inbox('carol')).filter((r) => r.includes('m1 writes to everyone'))).toHaveLength(1);
@@ -176,15 +164,11 @@ describe('a bridge between an mlmmj list (Postfix + Dovecot on loopback) and Kit
     await outside.stopSmtp();
     const messageId = await smtpPost(m2, 'dev@lists.kith', 'relay down', 'm2 writes while the relay is down');
     await inboxMatching(m1, /m2 writes while the relay is down/);
-    const waiting = await until(
-      async () => {
-        const v = await bridgeView();
-        const w = v.waiting.find((x) => x.messageId === messageId);
-        return w && w.attempts >= 1 ? { v, w } : undefined;
-      },
-      'the post waiting for the relay after a failed attempt',
-      120_000,
-    );
+    const waiting = await until(async () => {
+      const v = await bridgeView();
+      const w = v.waiting.find((x) => x.messageId === messageId);
+      return w && w.attempts >= 1 ? { v, w } : undefined;
+    }, 'the post waiting for the relay after a failed attempt');
     expect(waiting.w.error).toMatch(/ECONNREFUSED|connect/i);
     expect(waiting.v.counts).toMatchObject({ pending: 1, failed: 0 });
     // Removing the bridge now would give the post up: refused, nothing changes.
@@ -193,24 +177,16 @@ describe('a bridge between an mlmmj list (Postfix + Dovecot on loopback) and Kit
     });
     await outside.startSmtp();
     expect(await control<{ due: number }>('bridge.retry', { name: 'dev' })).toMatchObject({ due: 1 });
-    await until(
-      async () => {
-        const found = (await outside.inbox('carol')).filter((r) =>
-          r.includes('m2 writes while the relay is down'),
-        );
-        return found.length > 0 ? found : undefined;
-      },
-      'the kept post in carol’s mailbox once the relay is back',
-      120_000,
-    );
-    const after = await until(
-      async () => {
-        const v = await bridgeView();
-        return v.counts.pending === 0 ? v : undefined;
-      },
-      'nothing waiting any more',
-      120_000,
-    );
+    await until(async () => {
+      const found = (await outside.inbox('carol')).filter((r) =>
+        r.includes('m2 writes while the relay is down'),
+      );
+      return found.length > 0 ? found : undefined;
+    }, 'the kept post in carol’s mailbox once the relay is back');
+    const after = await until(async () => {
+      const v = await bridgeView();
+      return v.counts.pending === 0 ? v : undefined;
+    }, 'nothing waiting any more');
     expect(after.counts).toMatchObject({ out: 2, failed: 0 });
     expect(
       (await outside.inbox('carol')).filter((r) => r.includes('m2 writes while the relay is down')),

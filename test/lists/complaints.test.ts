@@ -99,11 +99,7 @@ describe('list mail on three real nodes: `kith track` on the host; complaints co
     const posts = await control<Array<{ id: MessageId; subject: string }>>('list.track', { name: 'dev' });
     const postId = posts.find((p) => p.subject === 'first offer')!.id;
     const listSpam = new SpamStore(listNode.db);
-    const carried = await until(
-      () => listSpam.complaintAbout(postId),
-      'the list’s complaint about the post',
-      240_000,
-    );
+    const carried = await until(() => listSpam.complaintAbout(postId), 'the list’s complaint about the post');
     expect(carried.state).toBe('active');
     expect(carried.predecessor).toBe(host.identity.agentId);
     expect(listNode.engine.metrics.get('complaints_carried')).toBe(1);
@@ -112,13 +108,11 @@ describe('list mail on three real nodes: `kith track` on the host; complaints co
     await until(
       () => (hostEvents.some((e) => e.kind === 'revoked' && e.agent === posterAgent) ? true : undefined),
       'the host to revoke the poster',
-      240_000,
     );
     // The cut came back through the list to the copy's complaint: cleared against the list.
     await until(
       () => (host.spam.facts(listAgent).openComplaints < 0.01 ? true : undefined),
       'the complaint against the list to be cleared',
-      240_000,
     );
     const againstList = new SpamStore(host.db).allAgainst(listAgent);
     expect(againstList).toHaveLength(1);
@@ -132,7 +126,6 @@ describe('list mail on three real nodes: `kith track` on the host; complaints co
     await until(
       () => (listSpam.complaintAbout(postId)?.state === 'withdrawn' ? true : undefined),
       'the list’s carried complaint withdrawn',
-      240_000,
     );
 
     // The list still works for the others: the subscriber's own post comes back to it.

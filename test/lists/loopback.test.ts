@@ -2,11 +2,19 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { join } from 'node:path';
 import { callNode } from '../../agent/control/client.ts';
 import type { KithNode } from '../../agent/node.ts';
-import { messagesContaining, startAgents, until, type TestNetwork } from '../agents/network.ts';
+import {
+  messagesContaining,
+  START_BOUND_MS,
+  startAgents,
+  until,
+  type TestNetwork,
+} from '../agents/network.ts';
+import { HANG_MS } from '../helpers/hang.ts';
 import { imapInbox, smtpPost, starAround } from './network.ts';
 
 /** Subscribers on loopback: 20 real KithNodes, each with its own gateway, SQLite and libp2p. */
 const MEMBERS = 20;
+const SET_UP_BOUND_MS = 2 * START_BOUND_MS;
 
 describe(`a list hosted by a node, ${MEMBERS} member agents on loopback`, () => {
   let net: TestNetwork;
@@ -17,6 +25,9 @@ describe(`a list hosted by a node, ${MEMBERS} member agents on loopback`, () => 
   const control = (method: string, params: Record<string, unknown>) =>
     callNode<Record<string, unknown>>(join(host.paths.root, 'control.sock'), method, params);
 
+  // 22 real nodes start here, each with its own gateway, SQLite and libp2p, and the host links with
+  // each: a clean-clone CI run beside a CPU hog and other jobs (load ~24 on 2 cores) spent over
+  // 300 s in it. It is a hang bound for that set-up, not a measure of it (docs/architecture.md).
   beforeAll(async () => {
     const names = Array.from({ length: MEMBERS }, (_, i) => `m${i + 1}`);
     net = await startAgents({ names: ['host', ...names, 'outsider'], links: [] });
@@ -48,7 +59,7 @@ describe(`a list hosted by a node, ${MEMBERS} member agents on loopback`, () => 
       contact: true,
       source: 'fingerprint',
     });
-  });
+  }, SET_UP_BOUND_MS);
   afterAll(async () => net?.close(), 120_000);
 
   it('a member posts over SMTP (python3 smtplib); every member reads it over IMAP with the list headers, the routing stripped; the poster gets one summary', async () => {
@@ -61,7 +72,7 @@ describe(`a list hosted by a node, ${MEMBERS} member agents on loopback`, () => 
         return true;
       },
       'the post in every member’s INBOX',
-      180_000,
+      HANG_MS,
       250,
     );
     for (const m of members) {
@@ -88,16 +99,12 @@ describe(`a list hosted by a node, ${MEMBERS} member agents on loopback`, () => 
       for (const other of members)
         if (other !== m && other !== poster) expect(raw).not.toContain(other.identity.email);
     }
-    const summary = await until(
-      async () => {
-        const found = (await imapInbox(poster)).filter((r) =>
-          /^Subject: Delivery of your post to dev:/m.test(r),
-        );
-        return found.length > 0 ? found : undefined;
-      },
-      'the summary at the poster',
-      120_000,
-    );
+    const summary = await until(async () => {
+      const found = (await imapInbox(poster)).filter((r) =>
+        /^Subject: Delivery of your post to dev:/m.test(r),
+      );
+      return found.length > 0 ? found : undefined;
+    }, 'the summary at the poster');
     expect(summary).toHaveLength(1);
     expect(summary[0]).toMatch(
       new RegExp(`^Subject: Delivery of your post to dev: ${MEMBERS} delivered, 0 delayed, 0 failed`, 'm'),
@@ -120,16 +127,12 @@ describe(`a list hosted by a node, ${MEMBERS} member agents on loopback`, () => 
 
   it('a non-member’s post is refused with the reason and reaches nobody', async () => {
     await smtpPost(outsider, list.email, 'let me in', 'outsider post body');
-    const [answer] = await until(
-      async () => {
-        const found = (await imapInbox(outsider)).filter((r) =>
-          /^Subject: Not distributed: let me in/m.test(r),
-        );
-        return found.length > 0 ? found : undefined;
-      },
-      'the refusal at the outsider',
-      120_000,
-    );
+    const [answer] = await until(async () => {
+      const found = (await imapInbox(outsider)).filter((r) =>
+        /^Subject: Not distributed: let me in/m.test(r),
+      );
+      return found.length > 0 ? found : undefined;
+    }, 'the refusal at the outsider');
     expect(answer).toMatch(/you are not a member of this list/);
     const tracked = (await control('list.track', { name: 'dev' })) as unknown as Array<{
       subject: string;
@@ -155,19 +158,15 @@ describe(`a list hosted by a node, ${MEMBERS} member agents on loopback`, () => 
         return true;
       },
       'the second post at every remaining member',
-      180_000,
+      HANG_MS,
       250,
     );
-    const [summary] = await until(
-      async () => {
-        const found = (await messagesContaining(members[2], 'Delivery of your post to dev')).filter((r) =>
-          r.toString().includes('after removal'),
-        );
-        return found.length > 0 ? found : undefined;
-      },
-      'the second summary',
-      120_000,
-    );
+    const [summary] = await until(async () => {
+      const found = (await messagesContaining(members[2], 'Delivery of your post to dev')).filter((r) =>
+        r.toString().includes('after removal'),
+      );
+      return found.length > 0 ? found : undefined;
+    }, 'the second summary');
     expect(summary.toString()).toMatch(new RegExp(`${MEMBERS - 1} delivered, 0 delayed, 0 failed`));
     // Every copy is final and none went to the removed member: nothing more can arrive.
     expect(await messagesContaining(removed, 'second post body')).toHaveLength(0);

@@ -51,16 +51,12 @@ describe('moderation by signed reply, mail commands and a chat room, on real age
     expect(request).toContain('held post body');
     // Not a moderator: m3's approval is recorded as a moderation reply and changes nothing.
     await smtpPost(m[2], 'mod@lists.kith', `Re: Moderation: ${postId} needs approval`, 'approve');
-    const afterForged = await until(
-      async () => {
-        const posts = await control<Tracked[]>('list.track', { name: 'mod' });
-        return posts.some((p) => p.subject.startsWith('Re: Moderation') && p.reason === 'moderation reply')
-          ? posts
-          : undefined;
-      },
-      'the list to take the non-moderator’s answer',
-      120_000,
-    );
+    const afterForged = await until(async () => {
+      const posts = await control<Tracked[]>('list.track', { name: 'mod' });
+      return posts.some((p) => p.subject.startsWith('Re: Moderation') && p.reason === 'moderation reply')
+        ? posts
+        : undefined;
+    }, 'the list to take the non-moderator’s answer');
     expect(afterForged.find((p) => p.id === postId)).toMatchObject({ decision: 'hold' });
     await smtpPost(
       m[0],
@@ -119,14 +115,10 @@ describe('moderation by signed reply, mail commands and a chat room, on real age
     const { code } = await control<{ code: string }>('list.invite', { name: 'room', ttlMinutes: 10 });
     const list = await newcomer.links.acceptInvitation(code);
     expect(list.email).toBe('room@lists.kith');
-    await until(
-      async () => {
-        const members = await control<{ fingerprint: string }[]>('list.members', { name: 'room' });
-        return members.some((x) => x.fingerprint === newcomer.identity.fingerprint) ? true : undefined;
-      },
-      'the newcomer among the members',
-      30_000,
-    );
+    await until(async () => {
+      const members = await control<{ fingerprint: string }[]>('list.members', { name: 'room' });
+      return members.some((x) => x.fingerprint === newcomer.identity.fingerprint) ? true : undefined;
+    }, 'the newcomer among the members');
     await smtpPost(newcomer, 'room@lists.kith', 'new here', 'newcomer line');
     for (const node of [...m, newcomer]) await inboxMatching(node, /newcomer line/);
   }, 300_000);

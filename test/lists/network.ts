@@ -25,7 +25,7 @@ export async function smtpPost(from: KithNode, to: string, subject: string, body
       subject,
       body,
     ],
-    { encoding: 'utf8', timeout: 60_000 },
+    { encoding: 'utf8', timeout: HANG_MS },
   ).catch((err: Error & { stderr?: string }) => {
     throw new Error(`smtplib failed: ${err.stderr ?? err.message}`);
   });
@@ -71,7 +71,6 @@ export async function starAround(host: KithNode, nodes: KithNode[]): Promise<voi
   await until(
     () => (nodes.every((m) => host.links.isLinked(m.identity.agentId)) ? true : undefined),
     'the host linked with every node',
-    60_000,
   );
 }
 

@@ -13,6 +13,7 @@ import { migrate, openDatabase } from '../../store/db.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { messagesContaining, startAgents, until, type TestNetwork } from '../agents/network.ts';
 import { imapInbox, smtpPost, starAround } from './network.ts';
+import { HANG_MS } from '../helpers/hang.ts';
 
 /** The text after the header block: what a subscriber reads, byte for byte. */
 function bodyOf(raw: string): string {
@@ -90,7 +91,7 @@ describe('wrap-once: a list post signed and encrypted once, a key wrap per subsc
         return found;
       },
       'the post in every member’s INBOX',
-      180_000,
+      HANG_MS,
       250,
     );
     expect(got).toHaveLength(members.length);
@@ -162,7 +163,7 @@ describe('wrap-once: a list post signed and encrypted once, a key wrap per subsc
         return summary.length > 0 ? summary : undefined;
       },
       'the second post at m1 and m2, and its summary',
-      180_000,
+      HANG_MS,
       250,
     ).then(([summary]) => expect(summary.toString()).toMatch(/2 delivered, 0 delayed, 0 failed/));
     // Every copy is final, none for m3: nothing more can arrive.
