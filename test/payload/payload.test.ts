@@ -2,12 +2,13 @@ import { describe, expect, test } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import * as openpgp from 'openpgp';
 import { isKithError } from '../../common/errors.ts';
-import { asFingerprint, type Fingerprint, type MessageId } from '../../common/ids.ts';
+import { type Fingerprint, type MessageId } from '../../common/ids.ts';
 import { CHUNK_BYTES, chunkLength, openChunk, sealChunk } from '../../agent/payload/chunks.ts';
 import { openpgpCodec } from '../../agent/payload/codec.ts';
 import { decodeManifest, encodeManifest, type Manifest } from '../../agent/payload/manifest.ts';
 import { BODY_CLASSES, decodeUnit, encodeUnit } from '../../agent/payload/unit.ts';
 import { ChunkBitmap } from '../../agent/payload/spool.ts';
+import { testEntityKey } from '../helpers/entity-key.ts';
 
 function codeOf(fn: () => unknown): string | undefined {
   try {
@@ -18,15 +19,7 @@ function codeOf(fn: () => unknown): string | undefined {
   return undefined;
 }
 
-async function entity(name: string) {
-  const { privateKey } = await openpgp.generateKey({
-    type: 'ecc',
-    curve: 'curve25519Legacy',
-    userIDs: [{ name, email: `${name}@example.org` }],
-    format: 'object',
-  });
-  return { key: privateKey, fpr: asFingerprint(privateKey.getFingerprint()) };
-}
+const entity = (name: string) => testEntityKey(`${name}@example.org`, name);
 
 describe('end-to-end seal (OpenPGP)', () => {
   test('only the recipient opens it, and it names and proves the sender', async () => {

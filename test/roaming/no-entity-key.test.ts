@@ -10,25 +10,18 @@ import { holdsEntityKey } from '../../agent/identity/identity.ts';
 import { agentSignerOf, type AgentSigner } from '../../agent/payload/agent-signature.ts';
 import { openpgpCodec } from '../../agent/payload/codec.ts';
 import { rawX25519, recipientKeyIds, rewrapForAgents, wrapKeyId } from '../../agent/payload/wrap.ts';
-import { asAgentId, asFingerprint, type AgentId, type Fingerprint } from '../../common/ids.ts';
+import { asAgentId, type AgentId, type Fingerprint } from '../../common/ids.ts';
 import { messagesContaining, send } from '../agents/network.ts';
 import { until } from '../helpers/until.ts';
 import { startEntity, type Entity } from './entity.ts';
+import { testEntityKey } from '../helpers/entity-key.ts';
 
 // "No shared private key" (docs/protocol.md 7.8, r37): an ordinary device holds only its own agent
 // keys and its certificate. It signs with its agent key (the certificate rides in the signature),
 // opens what is wrapped for its own X25519 key, and gets mail sealed to the entity key alone
 // re-wrapped by the sibling that holds the entity key.
 
-async function entity(email: string) {
-  const { privateKey } = await openpgp.generateKey({
-    type: 'ecc',
-    curve: 'curve25519Legacy',
-    userIDs: [{ email }],
-    format: 'object',
-  });
-  return { key: privateKey, fpr: asFingerprint(privateKey.getFingerprint()) };
-}
+const entity = (email: string) => testEntityKey(email);
 
 /** One agent of `of`: its signer (Ed25519 key + certificate) and its X25519 wrap key pair. */
 async function device(of: openpgp.PrivateKey) {

@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import * as openpgp from 'openpgp';
-import { asFingerprint, type Fingerprint } from '../../common/ids.ts';
+import { type Fingerprint } from '../../common/ids.ts';
 import { openpgpCodec, type PayloadCodec } from '../../agent/payload/codec.ts';
 import {
   rawX25519,
@@ -10,6 +10,7 @@ import {
   wrapKeyId,
   wrapKeysOf,
 } from '../../agent/payload/wrap.ts';
+import { testEntityKey } from '../helpers/entity-key.ts';
 
 /** An agent's X25519 key pair as raw bytes (what its certificate names as onionKey). */
 function agentKeys() {
@@ -17,15 +18,7 @@ function agentKeys() {
   return { publicKey: rawX25519(k.publicKey, 'public'), privateKey: rawX25519(k.privateKey, 'private') };
 }
 
-async function entity(email: string) {
-  const { privateKey } = await openpgp.generateKey({
-    type: 'ecc',
-    curve: 'curve25519Legacy',
-    userIDs: [{ email }],
-    format: 'object',
-  });
-  return { key: privateKey, fpr: asFingerprint(privateKey.getFingerprint()) };
-}
+const entity = (email: string) => testEntityKey(email);
 
 describe('encrypt once, the session key wrapped for each certified agent of the recipient', () => {
   let bob: Awaited<ReturnType<typeof entity>>;
