@@ -37,11 +37,7 @@ async function pausedTransfer(net: TestNetwork, name: string) {
   const id = await send(a, c, { file });
   const url = await linkMail(c);
   await gate.firstHeld;
-  await until(
-    () => (c.engine.metrics.get('chunks_received') >= 3 ? true : undefined),
-    'three chunks stored',
-    30_000,
-  );
+  await until(() => (c.engine.metrics.get('chunks_received') >= 3 ? true : undefined), 'three chunks stored');
   return { a, b, c, data, chunks, gate, id, url };
 }
 
@@ -75,7 +71,6 @@ describe('streams links: integrity and resumption', () => {
     await until(
       () => (c.engine.metrics.get('rejected_chunk_forged') >= 1 ? true : undefined),
       'the damaged chunk refused',
-      30_000,
     );
     // Bytes inside chunk 1, and inside chunk 2 (sent after it, so stored after the refusal).
     const inChunk = (i: number) => i * CHUNK_BYTES - offset + 100;

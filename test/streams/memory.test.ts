@@ -11,6 +11,7 @@ import {
 } from '../agents/network.ts';
 import { linkIn } from './helpers.ts';
 import { mib, sampleRss, writePayload } from '../helpers/rss.ts';
+import { HANG_MS } from '../helpers/hang.ts';
 
 const MiB = 1024 * 1024;
 const SIZE = 256 * MiB;
@@ -34,14 +35,10 @@ describe('a big transfer read from its link while it arrives', () => {
     let firstByteMs = 0;
     try {
       const id = await send(a, b, { file });
-      const [mail] = await until(
-        async () => {
-          const found = await messagesContaining(b, 'X-Mozilla-Cloud-Part');
-          return found.length > 0 ? found : undefined;
-        },
-        'the link mail',
-        60_000,
-      );
+      const [mail] = await until(async () => {
+        const found = await messagesContaining(b, 'X-Mozilla-Cloud-Part');
+        return found.length > 0 ? found : undefined;
+      }, 'the link mail');
       const res = await fetch(linkIn(mail)!);
       expect(Number(res.headers.get('content-length'))).toBe(SIZE);
       const hash = createHash('sha256');
@@ -56,7 +53,7 @@ describe('a big transfer read from its link while it arrives', () => {
       await until(
         () => (progress(a, id).state === 'delivered' ? true : undefined),
         'delivered',
-        120_000,
+        HANG_MS,
         250,
       );
     } finally {

@@ -35,14 +35,10 @@ describe('a WebM sent through 3 hops plays from the link while it arrives', () =
     const id = await send(a, d, { file });
 
     // The link mail arrives while the rest of the file is held back at c.
-    const [mail] = await until(
-      async () => {
-        const found = await messagesContaining(d, 'X-Mozilla-Cloud-Part');
-        return found.length > 0 ? found : undefined;
-      },
-      'the link mail',
-      30_000,
-    );
+    const [mail] = await until(async () => {
+      const found = await messagesContaining(d, 'X-Mozilla-Cloud-Part');
+      return found.length > 0 ? found : undefined;
+    }, 'the link mail');
     await gate.firstHeld;
     const url = linkIn(mail)!;
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/t\/[A-Za-z0-9_-]{32}\/pattern\.webm$/);
@@ -111,14 +107,10 @@ describe('a WebM sent through 3 hops plays from the link while it arrives', () =
     const before = stored();
     const gate = gateLink(c, d, PASS);
     const id = await send(a, d, { file: mp4 });
-    const [mail] = await until(
-      async () => {
-        const found = await messagesContaining(d, 'pattern.mp4');
-        return found.length > 0 ? found : undefined;
-      },
-      'the link mail',
-      30_000,
-    );
+    const [mail] = await until(async () => {
+      const found = await messagesContaining(d, 'pattern.mp4');
+      return found.length > 0 ? found : undefined;
+    }, 'the link mail');
     await gate.firstHeld;
     const url = linkIn(mail)!;
     const head = await fetch(url, { method: 'HEAD' });

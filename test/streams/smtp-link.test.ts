@@ -83,7 +83,6 @@ describe('an attachment above streams.linkAttachmentsAbove, submitted over SMTP'
     await until(
       async () => ((await messagesContaining(c, 'X-Mozilla-Cloud-Part')).length > 0 ? true : undefined),
       'the mail with its link',
-      60_000,
     );
     const inbox = await fetchInbox(c);
     expect(inbox).toHaveLength(1);
@@ -110,7 +109,6 @@ describe('an attachment above streams.linkAttachmentsAbove, submitted over SMTP'
     await until(
       () => (progress(a, id).chunks?.acked === chunks - 1 ? true : undefined),
       'every chunk but the last acknowledged',
-      60_000,
     );
     await until(() => (gate.held() >= 2 ? true : undefined), 'the hash unit held at b', 60_000);
     expect(gate.held()).toBe(2);
@@ -123,7 +121,6 @@ describe('an attachment above streams.linkAttachmentsAbove, submitted over SMTP'
       async () =>
         (await messagesContaining(a, 'Subject: Delivered: a clip for you')).length > 0 ? true : undefined,
       "the sender's status email",
-      60_000,
     );
     expect(c.engine.metrics.get('chunks_received')).toBe(chunks);
     expect(progress(a, id).state).toBe('delivered');
@@ -151,14 +148,10 @@ describe('an attachment above streams.linkAttachmentsAbove, submitted over SMTP'
       join(net.dir, 'small.bin'),
     );
     const id = a.outbox.recent(1)[0].id;
-    const inbox = await until(
-      async () => {
-        const all = await fetchInbox(c);
-        return all.length > before ? all : undefined;
-      },
-      'the mail with its links',
-      60_000,
-    );
+    const inbox = await until(async () => {
+      const all = await fetchInbox(c);
+      return all.length > before ? all : undefined;
+    }, 'the mail with its links');
     const mail = inbox.find((m) => m.subject === 'files for you')!;
     expect(mail.raw).toContain('And the rest of the files.');
     expect(mail.raw).not.toContain('X-Kith-Linked-File');

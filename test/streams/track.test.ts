@@ -32,11 +32,7 @@ describe('kith track on a terminal while a file is on its way', () => {
     // The manifest and 2 chunks pass, then one chunk per step of the test.
     const gate = stepGate(a, b, 3);
     const id = await send(a, b, { file });
-    await until(
-      () => (progress(a, id).chunks?.acked === 2 ? true : undefined),
-      '2 chunks acknowledged',
-      60_000,
-    );
+    await until(() => (progress(a, id).chunks?.acked === 2 ? true : undefined), '2 chunks acknowledged');
 
     const kith = await startKith(
       ['--data-dir', a.paths.root, 'track', id],
@@ -55,13 +51,11 @@ describe('kith track on a terminal while a file is on its way', () => {
         await until(
           () => ((progress(a, id).chunks?.acked ?? 0) >= acked ? true : undefined),
           `${acked} chunks acknowledged`,
-          60_000,
         );
         // The bar redraws on its own timer: wait until it drew this count.
         await until(
           () => (plain(kith.stdout()).includes(` ${acked}/${total} `) ? true : undefined),
           `the bar at ${acked}`,
-          60_000,
         );
       }
       expect(plain(kith.stdout())).toMatch(WITH_RATE);
