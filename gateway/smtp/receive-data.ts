@@ -94,7 +94,7 @@ export async function receiveData(
       fail(err);
       return;
     }
-    if (!body.write(chunk)) {
+    if (!body.write(chunk) && !body.destroyed) {
       data.pause();
       body.once('drain', () => data.resume());
     }
@@ -117,6 +117,10 @@ export async function receiveData(
     if (failure !== undefined) throw failure;
     return { hash, size: stored, header: header!, parsed: parsed! };
   } catch (err) {
-    throw failure ?? err;
+    // The blob could not be written (a full disk: ENOSPC): the rest of the payload must still be
+    // read, or a chunk that finds `body` destroyed pauses `data` for good and the client never
+    // gets its 452 (smtp-server answers only after the end of DATA; a CI run beside a hog hung so).
+    fail(err);
+    throw failure;
   }
 }
