@@ -133,7 +133,13 @@ export class Receiver {
       ctx.count('duplicate_manifest');
       const rec = ctx.store.getInbound(id);
       if (rec) ctx.store.putInbound({ ...rec, from: packet.from, inId: packet.inId });
-      return reply(ReportKind.chunkAck, existing.bitmap.contiguous());
+      const done = existing.bitmap.contiguous();
+      if (done < unitCount(existing.manifest)) return reply(ReportKind.chunkAck, done);
+      // Every unit is here but the message is not delivered: a crash (kill -9) came between the
+      // last unit and the hand-off, or the hand-off failed. The sender has nothing left to send
+      // but this manifest, so completing only on a chunk left both sides waiting for good.
+      ctx.count('completed_on_manifest');
+      return this.complete(id, existing, reply);
     }
     let opened;
     try {
@@ -297,30 +303,40 @@ export class Receiver {
     if (this.delivering.has(id)) return ctx.count('duplicate_message');
     this.delivering.add(id);
     try {
-      if ((await hashFile(a.path)) !== m.sha256) {
-        ctx.count('rejected_payload_corrupt');
-        await removeSpool(a.path);
-        this.assemblies.delete(id);
-        ctx.store.deleteInbound(id);
-        return reply(ReportKind.rejected, RejectReason.corrupt);
-      }
-      const file = a.path;
-      const rec = ctx.store.getInbound(id);
-      const inbound = {
-        id,
-        sender: m.from,
-        verified: rec?.verified ?? false,
-        size: m.size,
-        receivedAt: new Date(ctx.now()),
-        file,
-      };
-      if (await this.handOff(id, inbound, reply)) {
-        await removeSpool(file);
-        this.assemblies.delete(id);
-        ctx.store.deleteInbound(id);
-      }
+      await this.complete(id, a, reply);
     } finally {
       this.delivering.delete(id);
+    }
+  }
+
+  /**
+   * Every unit of `a` is stored: checks the whole payload's hash and hands the message off. The
+   * caller holds the claim on `id`. A damaged assembly is discarded (the sender starts again).
+   */
+  private async complete(id: MessageId, a: Assembly, reply: Reply): Promise<void> {
+    const { ctx } = this;
+    const m = a.manifest;
+    if ((await hashFile(a.path)) !== m.sha256) {
+      ctx.count('rejected_payload_corrupt');
+      await removeSpool(a.path);
+      this.assemblies.delete(id);
+      ctx.store.deleteInbound(id);
+      return reply(ReportKind.rejected, RejectReason.corrupt);
+    }
+    const file = a.path;
+    const rec = ctx.store.getInbound(id);
+    const inbound = {
+      id,
+      sender: m.from,
+      verified: rec?.verified ?? false,
+      size: m.size,
+      receivedAt: new Date(ctx.now()),
+      file,
+    };
+    if (await this.handOff(id, inbound, reply)) {
+      await removeSpool(file);
+      this.assemblies.delete(id);
+      ctx.store.deleteInbound(id);
     }
   }
 

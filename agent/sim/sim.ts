@@ -39,6 +39,8 @@ export interface SimOptions {
         fingerprint?: Fingerprint;
         /** What dials a neighbour (the node's links.connect); e.g. re-linking in the MemoryNetwork. */
         connect?: (agent: AgentId) => Promise<void>;
+        /** Runs before the agent's own sink keeps a message; a throw is a sink failure (a full disk). */
+        beforeReceive?: (message: InboundDelivery) => void | Promise<void>;
       }
     | undefined;
 }
@@ -88,6 +90,7 @@ export class Simulation {
         codec: custom.codec ?? plainCodec(entity),
         sink: {
           receive: async (m) => {
+            await custom.beforeReceive?.(m);
             const sha256 = m.file
               ? await hashFile(m.file)
               : createHash('sha256')

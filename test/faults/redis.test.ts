@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import {
   burst,
   expectDeliveredOnce,
+  NOTHING_LOST,
   faultSeed,
   seeded,
   startRelayLine,
@@ -14,6 +15,7 @@ import {
   until,
 } from '../helpers/kith-nodes.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { FAULT_CASE_MS } from '../helpers/hang.ts';
 
 // The private redis-server of the sender and of the relay (outbox and transit jobs) killed with
 // -9, or emptied with FLUSHALL, at a seeded random point of a 50-message burst. The nodes keep
@@ -57,37 +59,35 @@ describe('Redis lost during a 50-message burst, alice → carol → bob', () => 
         if (i === at) await Promise.all([lose(sender), lose(relay)]);
       },
     });
-    const result = await expectDeliveredOnce(mails, recipient, sender);
-    if (Object.values(result).some((list) => list.length > 0)) {
-      process.stdout.write(
-        `${label} (seed ${seed}) failed:\n${await sender.outbox()}\n` +
-          line.all.map((n) => `---- ${n.name}\n${n.stderr()}`).join('\n'),
-      );
-    }
-    expect(result).toEqual({ missing: [], duplicated: [], damaged: [], statusWrong: [] });
+    const result = await expectDeliveredOnce(mails, recipient, sender, { label, seed, nodes: line.all });
+    expect(result).toEqual(NOTHING_LOST);
   };
 
-  test('kill -9 of the redis-server: the node starts it again', async () => {
-    const killed = new Map<ProcessNode, number>();
-    await loseRedisDuringBurst('redis kill', async (node) => {
-      const pid = node.redisPid();
-      killed.set(node, pid);
-      process.kill(pid, 'SIGKILL');
-    });
-    // the queues work again (retries, `kith track`): a new redis-server of the node's own answers
-    for (const [node, pid] of killed) {
-      const fresh = await until(() => {
-        try {
-          const now = node.redisPid();
-          return now !== pid ? now : undefined;
-        } catch {
-          return undefined;
-        }
-      }, `${node.name}'s redis-server to be back`);
-      expect(fresh).not.toBe(pid);
-      expect(await ping(node)).toBe('PONG');
-    }
-  }, 300_000);
+  test(
+    'kill -9 of the redis-server: the node starts it again',
+    async () => {
+      const killed = new Map<ProcessNode, number>();
+      await loseRedisDuringBurst('redis kill', async (node) => {
+        const pid = node.redisPid();
+        killed.set(node, pid);
+        process.kill(pid, 'SIGKILL');
+      });
+      // the queues work again (retries, `kith track`): a new redis-server of the node's own answers
+      for (const [node, pid] of killed) {
+        const fresh = await until(() => {
+          try {
+            const now = node.redisPid();
+            return now !== pid ? now : undefined;
+          } catch {
+            return undefined;
+          }
+        }, `${node.name}'s redis-server to be back`);
+        expect(fresh).not.toBe(pid);
+        expect(await ping(node)).toBe('PONG');
+      }
+    },
+    FAULT_CASE_MS,
+  );
 
   test(
     'FLUSHALL',
@@ -95,6 +95,6 @@ describe('Redis lost during a 50-message burst, alice → carol → bob', () => 
       loseRedisDuringBurst('redis flushall', async (node) => {
         expect(await withRedis(node, (redis) => redis.flushall())).toBe('OK');
       }),
-    300_000,
+    FAULT_CASE_MS,
   );
 });

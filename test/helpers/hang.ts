@@ -7,3 +7,10 @@
  * asserts, are not hang detectors and do not use it.
  */
 export const HANG_MS = 280_000;
+
+/**
+ * Jest's bound for a fault case (test/faults): a burst or a fault of its own, bounded by HANG_MS,
+ * then the delivery wait, bounded by HANG_MS too; under Jest's default 300 s the case was ended
+ * before its wait could fail and print the nodes' stderr (a CI run showed only "Exceeded timeout").
+ */
+export const FAULT_CASE_MS = 2 * HANG_MS + 30_000;

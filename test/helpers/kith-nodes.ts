@@ -136,6 +136,15 @@ export class ProcessNode {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
+  /** How its last run ended, for a failure message. */
+  exitStatus(): string {
+    if (!this.child) return 'never started';
+    if (this.running) return 'running';
+    return this.child.signalCode
+      ? `killed by ${this.child.signalCode}`
+      : `exited with ${this.child.exitCode}`;
+  }
+
   /** Starts the node (the first start creates its identity) and resolves once it serves. */
   async start(extraEnv: Record<string, string> = {}): Promise<void> {
     const host = this.options.host ?? '127.0.0.1';
@@ -403,57 +412,92 @@ export function countsOf(mails: TestMail[], fetched: Fetched[], subjectOf = (m: 
   return mails.map((m) => fetched.filter((f) => f.subject === subjectOf(m)).length);
 }
 
+/** A node that should be serving but is not: the wait it is part of cannot end well. */
+class NodeStopped extends Error {}
+
 /**
  * One look at a mailbox for a wait: a failed look (a refused connection while a killed node comes
  * back, an IMAP error) is printed and counts as "not yet", so the wait tries again rather than
- * ending with the list of an earlier look, as it did once in CI.
+ * ending with the list of an earlier look, as it did once in CI. A look at a node that is no
+ * longer running ends the wait at once (a crash must name itself, not sit out the hang bound).
  */
-async function fetchOrSay(settings: MailSettings, name: string): Promise<Fetched[] | undefined> {
+async function fetchOrSay(node: ProcessNode, settings: MailSettings): Promise<Fetched[] | undefined> {
   try {
     return await fetchMailbox(settings);
   } catch (err) {
-    process.stdout.write(`reading ${name}'s INBOX over IMAP failed, trying again: ${String(err)}\n`);
+    if (!node.running) throw new NodeStopped(`${node.name} is not running (${node.exitStatus()})`);
+    process.stdout.write(`reading ${node.name}'s INBOX over IMAP failed, trying again: ${String(err)}
+`);
     return undefined;
   }
 }
 
+/** What a fault case found: every list empty when nothing was lost, duplicated or misreported. */
+export interface DeliveryCheck {
+  missing: string[];
+  duplicated: string[];
+  damaged: string[];
+  statusWrong: string[];
+  /** Nodes that stopped on their own while the case waited on them. */
+  stopped: string[];
+}
+
+/** What a fault case prints when it fails: its seed, the sender's outbox, every node's stderr. */
+export interface CaseReport {
+  label: string;
+  seed: number;
+  nodes: ProcessNode[];
+}
+
 /**
- * Waits until every one of `mails` is in `node`'s INBOX over IMAP, then checks each is there
+ * Waits until every one of `mails` is in `recipient`'s INBOX over IMAP, then checks each is there
  * exactly once and whole (its body byte for byte), and that the sender's INBOX has one
- * "Delivered" status email for each and no "Undelivered" one.
+ * "Delivered" status email for each and no "Undelivered" one. Both waits share one HANG_MS bound,
+ * so a failing case prints `report` (seed, outbox, each node's stderr) before Jest's timeout
+ * ends it (FAULT_CASE_MS); a node that stopped ends the wait at once.
  */
 export async function expectDeliveredOnce(
   mails: TestMail[],
   recipient: ProcessNode,
   sender: ProcessNode,
-): Promise<{ missing: string[]; duplicated: string[]; damaged: string[]; statusWrong: string[] }> {
+  report: CaseReport,
+): Promise<DeliveryCheck> {
+  const deadline = Date.now() + HANG_MS;
+  const left = () => Math.max(0, deadline - Date.now());
+  const stopped: string[] = [];
+  const waitFor = async (what: string, look: () => Promise<true | undefined>) => {
+    if (stopped.length > 0) return;
+    try {
+      await until(look, what, left());
+    } catch (err) {
+      if (err instanceof NodeStopped) stopped.push(err.message);
+      // anything else is reported below, message by message
+    }
+  };
   const rSettings = await recipient.settings();
   let inbox: Fetched[] = [];
-  try {
-    await until(async () => {
-      inbox = (await fetchOrSay(rSettings, recipient.name)) ?? inbox;
-      return countsOf(mails, inbox).every((n) => n >= 1) ? true : undefined;
-    }, 'every message in the recipient’s INBOX');
-  } catch {
-    // reported below, message by message
-  }
-  const sSettings = await sender.settings();
+  await waitFor('every message in the recipient’s INBOX', async () => {
+    inbox = (await fetchOrSay(recipient, rSettings)) ?? inbox;
+    return countsOf(mails, inbox).every((n) => n >= 1) ? true : undefined;
+  });
   let statuses: Fetched[] = [];
-  try {
-    await until(async () => {
-      statuses = (await fetchOrSay(sSettings, sender.name)) ?? statuses;
+  if (sender.running) {
+    const sSettings = await sender.settings();
+    await waitFor('a "Delivered" status email for every message at the sender', async () => {
+      statuses = (await fetchOrSay(sender, sSettings)) ?? statuses;
       return countsOf(mails, statuses, (m) => `Delivered: ${m.subject}`).every((n) => n >= 1)
         ? true
         : undefined;
-    }, 'a "Delivered" status email for every message at the sender');
-  } catch {
-    // reported below
+    });
   }
+  for (const node of report.nodes)
+    if (!node.running && !stopped.some((s) => s.startsWith(`${node.name} `)))
+      stopped.push(`${node.name} is not running (${node.exitStatus()})`);
   const counts = countsOf(mails, inbox);
   const delivered = countsOf(mails, statuses, (m) => `Delivered: ${m.subject}`);
   const failed = countsOf(mails, statuses, (m) => `Undelivered: ${m.subject}`);
   const body = (raw: string) => raw.slice(raw.indexOf('\r\n\r\n') + 4);
-  return {
+  const check: DeliveryCheck = {
     missing: mails.filter((_, i) => counts[i] === 0).map((m) => m.subject),
     duplicated: mails.filter((_, i) => counts[i] > 1).map((m) => m.subject),
     damaged: mails
@@ -465,8 +509,26 @@ export async function expectDeliveredOnce(
     statusWrong: mails
       .map((m, i) => `${m.subject} (delivered ${delivered[i]}, failed ${failed[i]})`)
       .filter((_, i) => delivered[i] !== 1 || failed[i] !== 0),
+    stopped,
   };
+  if (Object.values(check).some((list) => list.length > 0)) {
+    const outbox = sender.running ? await sender.outbox() : '(the sender is not running)';
+    process.stdout.write(
+      `${report.label} (seed ${report.seed}) failed:\n${outbox}\n` +
+        report.nodes.map((n) => `---- ${n.name}\n${n.stderr()}`).join('\n'),
+    );
+  }
+  return check;
 }
+
+/** What expectDeliveredOnce returns when nothing was lost. */
+export const NOTHING_LOST: DeliveryCheck = {
+  missing: [],
+  duplicated: [],
+  damaged: [],
+  statusWrong: [],
+  stopped: [],
+};
 
 /** Sender, relay and recipient: the sender reaches the recipient only through the relay. */
 export interface RelayLine {
