@@ -484,8 +484,11 @@ export class KithNode {
   private async receive(message: InboundDelivery): Promise<void> {
     if (await this.streams.acceptSegment(message)) return;
     if (await this.streams.acceptLinkedMail(message)) return;
-    // Kept before the mailbox has it, so a sibling asking for it gets the same ciphertext.
-    if (message.sealed) this.roaming?.sealed?.keep(message.id, message.sealed);
+    // Kept before the mailbox has it, so a sibling asking for it gets the same ciphertext: queued
+    // in the group commit ahead of the append, so committed with it or earlier.
+    const kept = message.sealed ? this.roaming?.sealed?.keepSoon(message.id, message.sealed) : undefined;
+    // Not kept (a full disk): siblings ask for the plain bytes instead (agent/sync/sealed.ts).
+    kept?.catch((err: Error) => this.log.warn({ id: message.id, err: err.message }, 'sealed form not kept'));
     const sender = this.trust.entity(message.sender);
     const from = { fingerprint: message.sender, email: sender?.email, name: sender?.name };
     const file = message.file
@@ -514,6 +517,7 @@ export class KithNode {
       verified: message.verified,
       senderKeyKnown: sender?.publicKey !== undefined,
       receivedAt: message.receivedAt,
+      delivered: message.delivered,
     });
   }
 

@@ -1,4 +1,5 @@
 import type { Fingerprint, MessageId } from '../common/ids.ts';
+import type { Rider } from '../store/group-commit.ts';
 
 /**
  * The boundary between the gateway (SMTP, IMAP, status emails) and the agent. The gateway
@@ -93,6 +94,8 @@ export interface InboundMessage {
    */
   senderKeyKnown?: boolean;
   receivedAt: Date;
+  /** The agent's delivered mark, to commit in the same transaction as the mailbox rows. */
+  delivered?: Rider;
 }
 
 /** What the agent hands to the gateway: incoming mail and delivery status. */

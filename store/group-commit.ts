@@ -58,6 +58,8 @@ export class GroupCommit {
   /** Writers of commits made since the running sync started: resolved by the next one. */
   private readonly unsynced: Array<(err?: Error) => void> = [];
   private directorySynced = false;
+  /** Set while only runSoon() writes wait: the latest moment they are committed anyway. */
+  private soonTimer: NodeJS.Timeout | undefined;
 
   /**
    * `syncFile`: how the WAL is synced after a commit; null commits at synchronous=FULL, the fsync
@@ -73,6 +75,26 @@ export class GroupCommit {
     return new Promise<T>((resolve, reject) => {
       this.pending.push({ write, resolve: resolve as (value: unknown) => void, reject });
       this.schedule();
+    });
+  }
+
+  /**
+   * run() for a write nobody waits on at once (a recipient's hop record, a kept sealed form): it
+   * does not start a commit of its own but rides with the next one a run() starts, or is
+   * committed alone after `withinMs`. Why: at the recipient such a write came a few ms before the
+   * mailbox append of the same message (an OpenPGP decrypt in between), so it took a commit (one
+   * fsync) of its own; queued like this it shares the append's (bench/RESULTS.md 10.8). FIFO as
+   * run(): a later write's commit holds it, or an earlier commit did.
+   */
+  runSoon<T>(write: () => T, withinMs = 50): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ write, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.scheduled && !this.soonTimer) {
+        this.soonTimer = setTimeout(() => {
+          this.soonTimer = undefined;
+          this.schedule();
+        }, withinMs);
+      }
     });
   }
 
@@ -109,6 +131,10 @@ export class GroupCommit {
       return;
     }
     const batch = this.pending.splice(0);
+    if (this.soonTimer) {
+      clearTimeout(this.soonTimer);
+      this.soonTimer = undefined;
+    }
     if (!this.db.open) {
       const closed = new KithError('ERR_STORE_CLOSED', 'the database is closed', 'restart the node');
       for (const p of batch) p.reject(closed);
@@ -182,6 +208,37 @@ export class GroupCommit {
         for (const settle of waiting) settle(err);
         if (this.unsynced.length > 0) this.sync(wal);
       });
+  }
+}
+
+/**
+ * A write its owner lets another module commit inside that module's own transaction, once: the
+ * recipient's delivered mark rides in the mailbox append's savepoint, so the message and its mark
+ * commit together (one fsync, bench/RESULTS.md 10.8) and a crash can no longer leave one without
+ * the other. The owner checks `taken` afterwards and commits the write itself when nobody did.
+ * Bound to its connection: a module on another database cannot take it.
+ */
+export class Rider {
+  private write: (() => void) | undefined;
+
+  constructor(
+    private readonly db: Db,
+    write: () => void,
+  ) {
+    this.write = write;
+  }
+
+  /** The write, for a caller about to run it inside a transaction on `db`; undefined after the first. */
+  take(db: Db): (() => void) | undefined {
+    if (db !== this.db) return undefined;
+    const write = this.write;
+    this.write = undefined;
+    return write;
+  }
+
+  /** True once someone took the write (and so answers for committing it). */
+  get taken(): boolean {
+    return this.write === undefined;
   }
 }
 

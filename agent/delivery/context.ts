@@ -6,6 +6,7 @@ import type { TrustView } from '../routing/trust.ts';
 import type { Count } from '../onion/wire.ts';
 import type { DeliveryStore, HeldRef } from './store.ts';
 import type { SpamHooks } from '../spam/control.ts';
+import type { Rider } from '../../store/group-commit.ts';
 
 export interface DeliveryOptions {
   /** No progress report for this long: re-send along another path. */
@@ -46,6 +47,11 @@ export interface InboundDelivery {
   sealed?: Buffer;
   /** Large payloads: the assembled file; deleted after receive() resolves unless the sink moved it. */
   file?: string;
+  /**
+   * The delivered mark, for the sink to commit with the message's mailbox rows (take() it into
+   * that transaction); when the sink does not take it, the receiver commits it after receive().
+   */
+  delivered?: Rider;
 }
 
 /** Where delivered messages go (the mailbox, through the lead's GatewaySink adapter). */

@@ -361,15 +361,19 @@ export class Receiver {
     // it to Junk as soon as it appears (spam control keeps it durably, the map does not).
     const link = this.links.get(id) ?? ctx.store.getInbound(id);
     if (link) ctx.spam?.onReceived(id, link.from, link.inId, message.sender);
+    // The delivered mark rides in the mailbox append's commit where the sink takes it: the
+    // message and its mark are durable together, in one fsync (bench/RESULTS.md 10.8).
+    const delivered = ctx.store.deliveredRider?.(id, ctx.now);
     try {
-      await this.sink.receive(message);
+      await this.sink.receive(delivered ? { ...message, delivered } : message);
     } catch (err) {
       // Not durable: no "delivered"; the sender's stall timer re-sends and we try again.
       ctx.count('sink_failed');
       ctx.logger.warn({ err: (err as Error).message }, 'the sink refused a message');
       return false;
     }
-    if (ctx.store.markDeliveredDurable) await ctx.store.markDeliveredDurable(id, ctx.now());
+    if (delivered?.taken) ctx.count('delivered_with_mailbox');
+    else if (ctx.store.markDeliveredDurable) await ctx.store.markDeliveredDurable(id, ctx.now());
     else ctx.store.markDelivered(id, ctx.now());
     ctx.count('delivered');
     reply(ReportKind.delivered);

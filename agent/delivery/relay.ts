@@ -176,12 +176,14 @@ export class Relay {
    * Queued in the connection's group commit and not waited for: every later write of this message
    * (the mailbox's append, the delivered mark) is queued after it, so it is committed with them or
    * before, i.e. before the message shows and before "delivered" goes back, as when it was written
-   * through, but without a commit (one WAL fsync on the event loop) of its own per message.
+   * through, but without a commit (one WAL fsync) of its own per message: it starts no commit
+   * itself (putHopSoon) but rides with the mailbox append's, which follows the decrypt.
    */
   private recordDelivered(record: HopRecord): void {
     const { ctx } = this;
-    if (!ctx.store.putHopDurable) return ctx.store.putHop(record);
-    const stored = ctx.store.putHopDurable(record).catch((err: Error) => {
+    const put = ctx.store.putHopSoon ?? ctx.store.putHopDurable;
+    if (!put) return ctx.store.putHop(record);
+    const stored = put.call(ctx.store, record).catch((err: Error) => {
       ctx.count('rejected_hop_not_stored');
       ctx.logger.warn({ err: err.message }, 'hop record of a received packet not stored');
     });

@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { AgentId, Fingerprint, MessageId } from '../../common/ids.ts';
 import { migrate, statementCache, type Db } from '../../store/db.ts';
-import { groupCommitOf } from '../../store/group-commit.ts';
+import { groupCommitOf, Rider } from '../../store/group-commit.ts';
 import type { FileStamp } from '../payload/source.ts';
 import type { DeliveryStore, HeldPacket, HeldRef, HopRecord, InboundRecord, OutboxRecord } from './store.ts';
 
@@ -98,6 +98,10 @@ export class SqliteDeliveryStore implements DeliveryStore {
     return groupCommitOf(this.db).run(() => this.putHop(r));
   }
 
+  putHopSoon(r: HopRecord): Promise<void> {
+    return groupCommitOf(this.db).runSoon(() => this.putHop(r));
+  }
+
   putOutbox(r: OutboxRecord): void {
     this.sql(
       `INSERT INTO delivery_outbox (id, recipient, source_kind, source_path, source_data, size,
@@ -177,6 +181,10 @@ export class SqliteDeliveryStore implements DeliveryStore {
 
   markDeliveredDurable(id: MessageId, at: number): Promise<void> {
     return groupCommitOf(this.db).run(() => this.markDelivered(id, at));
+  }
+
+  deliveredRider(id: MessageId, at: () => number): Rider {
+    return new Rider(this.db, () => this.markDelivered(id, at()));
   }
   getInbound(id: MessageId): InboundRecord | undefined {
     const r = this.sql('SELECT * FROM delivery_inbound WHERE id = ?').get(id) as Row | undefined;

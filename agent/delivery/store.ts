@@ -1,6 +1,7 @@
 import type { AgentId, Fingerprint, MessageId } from '../../common/ids.ts';
 import type { HopSecret } from '../onion/layers.ts';
 import type { InPlaceFile } from '../payload/source.ts';
+import type { Rider } from '../../store/group-commit.ts';
 
 /** One outbound message as the sender keeps it until it is delivered or given up. */
 export interface OutboxRecord {
@@ -116,6 +117,11 @@ export interface DeliveryStore {
    * store with commits that cost an fsync: SQLite). Without it the relay calls putHop and goes on.
    */
   putHopDurable?(record: HopRecord): Promise<void>;
+  /**
+   * putHopDurable that starts no commit of its own: it rides with the next write's (GroupCommit
+   * runSoon), for a record nobody waits on (the recipient's, committed with the mailbox append).
+   */
+  putHopSoon?(record: HopRecord): Promise<void>;
   /** The hop record of a packet we handed on, by its outgoing link id. */
   hopByOut(outId: string): HopRecord | undefined;
   /** True if we already handled a packet with this incoming link id (replay). */
@@ -128,6 +134,11 @@ export interface DeliveryStore {
   markDelivered(id: MessageId, at: number): void;
   /** markDelivered in a commit shared with other writes; resolves once durable (SQLite). */
   markDeliveredDurable?(id: MessageId, at: number): Promise<void>;
+  /**
+   * markDelivered as a write the sink may commit with the message's own rows (store/group-commit.ts
+   * Rider; SQLite): the mailbox append takes it into its savepoint, so both commit in one fsync.
+   */
+  deliveredRider?(id: MessageId, at: () => number): Rider;
   /** An inbound message being assembled. */
   getInbound(id: MessageId): InboundRecord | undefined;
   /** Creates or replaces an inbound record. */

@@ -142,8 +142,10 @@ export class SpamLimits {
   private writeAllowance(from: AgentId): void {
     if (this.unwritten.has(from)) return; // the queued write takes the count as it is then
     this.unwritten.add(from);
+    // runSoon: it rides with the commit of the write that depends on it (a relay's hop record, a
+    // recipient's mailbox append), queued after it; no commit of its own at the recipient.
     groupCommitOf(this.deps.db)
-      .run(() => {
+      .runSoon(() => {
         this.unwritten.delete(from);
         const row = this.allowances.get(from)!;
         this.q.putAllowance.run(from, row.hour, row.used);

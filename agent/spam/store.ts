@@ -337,8 +337,9 @@ export class SpamStore {
   putReceived(r: ReceivedRow): void {
     if (this.unwrittenReceived.has(r.messageId)) return; // first copy wins (the row: ON CONFLICT)
     this.unwrittenReceived.set(r.messageId, r);
+    // runSoon: no commit of its own; it rides with the mailbox append's, queued after it.
     groupCommitOf(this.db)
-      .run(() =>
+      .runSoon(() =>
         this.q.putReceived.run(r.messageId, r.neighbour, r.link, r.sender, r.receivedAt, r.expiresAt),
       )
       .catch(() => undefined) // a full disk: the complaint about it finds no link, as before a crash

@@ -117,10 +117,10 @@ export class SyncEngine {
     this.known.clear();
   }
 
-  /** Records local ops as a change and pushes it to linked siblings. */
-  local(ops: Op[]): void {
+  /** Records local ops as a change and pushes it to linked siblings; `alsoWrite` commits with it. */
+  local(ops: Op[], alsoWrite?: () => void): void {
     if (ops.length === 0) return;
-    this.o.replica.local(ops);
+    this.o.replica.local(ops, alsoWrite);
     this.pushAll();
     this.changed();
   }

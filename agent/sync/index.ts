@@ -108,7 +108,7 @@ export class Roaming {
     this.bridge = new MailboxBridge({
       mail: o.mail,
       sync: this.store,
-      record: (ops) => this.engine.local(ops),
+      record: (ops, alsoWrite) => this.engine.local(ops, alsoWrite),
       log: o.log,
     });
     this.sealed =

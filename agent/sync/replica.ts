@@ -76,10 +76,14 @@ export class Replica {
     return this.o.self;
   }
 
-  /** Records local ops as this agent's next change; returns it (to push to linked siblings). */
-  local(ops: Op[]): { change: SignedChange; body: ChangeBody; touched: Touched } {
+  /**
+   * Records local ops as this agent's next change; returns it (to push to linked siblings).
+   * `alsoWrite`: the caller's own rows, in the same transaction (the bridge's entry mapping).
+   */
+  local(ops: Op[], alsoWrite?: () => void): { change: SignedChange; body: ChangeBody; touched: Touched } {
     const { store } = this.o;
     return store.transaction(() => {
+      alsoWrite?.();
       const stamp = this.clock.tick();
       const seq = (this.vv[this.o.self] ?? 0) + 1;
       const body: ChangeBody = {

@@ -44,6 +44,14 @@ export class SealedForms {
   }
 
   /**
+   * keep() without a commit of its own: queued before the mailbox append of the same message,
+   * so committed with it or earlier (one fsync for both at the recipient, bench/RESULTS.md 10.8).
+   */
+  keepSoon(id: MessageId, sealed: Buffer): Promise<void> {
+    return this.o.store.putSealedSoon(id, sealed, Date.now());
+  }
+
+  /**
    * The sealed form of the local message with this hash, when it was delivered and kept; for
    * `forKey` (the asking sibling's wrap key) with the session key wrapped for it as well, so a
    * device the sender did not know of opens it with its own key, not the entity's.

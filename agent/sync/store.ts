@@ -1,6 +1,7 @@
 import type { Statement } from 'better-sqlite3';
 import type { AgentId } from '../../common/ids.ts';
 import { migrate, type Db } from '../../store/db.ts';
+import { groupCommitOf } from '../../store/group-commit.ts';
 import type { SignedChange, VersionVector } from './change.ts';
 import type { Register, Registers } from './model.ts';
 
@@ -232,6 +233,11 @@ export class SyncStore implements Registers {
   /** Keeps a delivered message's sealed manifest as it arrived (docs/protocol.md 16.3, kind 5). */
   putSealed(messageId: string, sealed: Buffer, at: number): void {
     this.q.putSealed.run(messageId, sealed, at);
+  }
+
+  /** putSealed in the connection's group commit, riding with the next write's commit (runSoon). */
+  putSealedSoon(messageId: string, sealed: Buffer, at: number): Promise<void> {
+    return groupCommitOf(this.db).runSoon(() => this.putSealed(messageId, sealed, at));
   }
 
   /** The sealed manifest of a delivered message, if it was kept. */

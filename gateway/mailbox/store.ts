@@ -1,7 +1,7 @@
 import { KithError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
 import { migrate, type Db } from '../../store/db.ts';
-import { groupCommitOf } from '../../store/group-commit.ts';
+import { groupCommitOf, type Rider } from '../../store/group-commit.ts';
 import type { BlobStore } from '../../store/blobs.ts';
 import { analyzeMessage } from '../mime/index.ts';
 import { headerValue, parseHeader } from '../mime/header.ts';
@@ -154,6 +154,7 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
     flags?: string[];
     internalDate?: Date;
     origin?: unknown;
+    with?: Rider;
   }): Promise<{ mailbox: string; uid: number; uidValidity: number }> {
     requireStarted();
     if (stopping)
@@ -170,7 +171,9 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
     const pending: ComplaintEvent[] = [];
     // In the connection's group commit: arrivals of the same moment (and the agent's own writes
     // then) share one fsync; the message shows (EXISTS) only once its commit returned.
+    const rider = input.with?.take(db);
     const result = await groupCommitOf(db).run(() => {
+      rider?.();
       const current = mailboxById(box.id);
       const messageId = Number(
         q.insertMessage.run({

@@ -1,3 +1,5 @@
+import type { Rider } from '../../store/group-commit.ts';
+
 /** A mailbox as the store knows it. */
 export interface MailboxInfo {
   /** Internal row id (stable while the mailbox exists). */
@@ -124,8 +126,11 @@ export interface MailStore {
   start(): Promise<void>;
   /** Waits (bounded) for blob writes in flight, then refuses new work. */
   stop(timeoutMs?: number): Promise<void>;
-  /** Puts a message into a mailbox (default INBOX); durable (committed) when it resolves. */
-  deliver(input: { mailbox?: string; raw: Buffer; flags?: string[]; internalDate?: Date }): Promise<{
+  /**
+   * Puts a message into a mailbox (default INBOX); durable (committed) when it resolves. `with`:
+   * another module's write (the agent's delivered mark) taken into the same savepoint.
+   */
+  deliver(input: { mailbox?: string; raw: Buffer; flags?: string[]; internalDate?: Date; with?: Rider }): Promise<{
     mailbox: string;
     uid: number;
   }>;

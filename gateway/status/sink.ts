@@ -4,6 +4,7 @@ import type { Logger } from '../../common/logger.ts';
 import type { MessageId } from '../../common/ids.ts';
 import type { MailStore } from '../mailbox/types.ts';
 import type { BlobStore } from '../../store/blobs.ts';
+import type { Rider } from '../../store/group-commit.ts';
 import type { DeliveryEvent, GatewaySink, InboundMessage } from '../delivery.ts';
 import { prepareInbound } from '../inbound.ts';
 import { fieldsNamed, headerEnd, parseHeader } from '../smtp/header-section.ts';
@@ -20,7 +21,7 @@ export interface MailDrop extends Partial<
   Pick<MailStore, 'mailboxes' | 'headerCandidates' | 'messages' | 'readHeader' | 'holdsKithMessage'>
 > {
   /** Stores a message; durable when it resolves. */
-  deliver(input: { mailbox?: string; raw: Buffer; flags?: string[]; internalDate?: Date }): Promise<{
+  deliver(input: { mailbox?: string; raw: Buffer; flags?: string[]; internalDate?: Date; with?: Rider }): Promise<{
     mailbox: string;
     uid: number;
   }>;
@@ -150,7 +151,12 @@ export function createGatewaySink(options: GatewaySinkOptions): GatewaySink {
       return;
     }
     const raw = prepareInbound(message, options.authservId);
-    const { uid } = await store.deliver({ mailbox: 'INBOX', raw, internalDate: message.receivedAt });
+    const { uid } = await store.deliver({
+      mailbox: 'INBOX',
+      raw,
+      internalDate: message.receivedAt,
+      with: message.delivered,
+    });
     log.info({ id: message.id, verified: message.verified, uid }, 'incoming message stored');
   }
 

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { silentLogger } from '../../common/logger.ts';
 import { openDatabase, type Db } from '../../store/db.ts';
 import { BlobStore } from '../../store/blobs.ts';
+import { groupCommitOf, Rider } from '../../store/group-commit.ts';
 import { complaintAction, createMailStore, type MailStore } from '../../gateway/mailbox/index.ts';
 import { applyFlags, toCrlf } from '../../gateway/mailbox/decisions.ts';
 
@@ -67,6 +68,31 @@ describe('mailbox store', () => {
     };
     other.close();
     expect(row.n).toBe(1);
+  });
+
+  test("a rider (the agent's delivered mark) commits with the message, in its commit, or not at all", async () => {
+    db.exec('CREATE TABLE marks (id TEXT PRIMARY KEY)');
+    const mark = (id: string) => new Rider(db, () => db.prepare('INSERT INTO marks VALUES (?)').run(id));
+    const marks = (): string[] => {
+      const other = openDatabase(join(dir, 'kith.db'));
+      try {
+        return (other.prepare('SELECT id FROM marks ORDER BY id').all() as { id: string }[]).map((r) => r.id);
+      } finally {
+        other.close();
+      }
+    };
+    const before = { ...groupCommitOf(db).stats };
+    const rider = mark('m1');
+    await store.deliver({ raw: msg('with its mark'), with: rider });
+    expect(rider.taken).toBe(true);
+    expect(marks()).toEqual(['m1']);
+    expect(groupCommitOf(db).stats.commits - before.commits).toBe(1);
+
+    // The message's rows fail (a trigger stands for a full disk): its mark is rolled back with them.
+    db.exec("CREATE TRIGGER refuse BEFORE INSERT ON mbx_entries BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+    const refused = mark('m2');
+    await expect(store.deliver({ raw: msg('refused'), with: refused })).rejects.toThrow('disk full');
+    expect(marks()).toEqual(['m1']);
   });
 
   test('UIDVALIDITY and UIDs survive a restart; UIDs are never reused; MODSEQ only grows', async () => {

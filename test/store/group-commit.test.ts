@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase, type Db } from '../../store/db.ts';
-import { GroupCommit, type SyncFile } from '../../store/group-commit.ts';
+import { GroupCommit, Rider, type SyncFile } from '../../store/group-commit.ts';
 
 describe('group commit', () => {
   const cleanup: Array<() => Promise<void> | void> = [];
@@ -158,5 +158,41 @@ describe('group commit', () => {
     const write = group.run(() => db.prepare('INSERT INTO t (k, v) VALUES (?, ?)').run('late', 1));
     db.close();
     await expect(write).rejects.toMatchObject({ code: 'ERR_STORE_CLOSED' });
+  });
+  test('a runSoon() write starts no commit of its own: it rides with the next run(), resolved only by that commit', async () => {
+    const { db, file } = await open();
+    const group = new GroupCommit(db);
+    const insert = db.prepare('INSERT INTO t (k, v) VALUES (?, ?)');
+    let soonDone = false;
+    // A bound far beyond the test: only the run() below can commit it.
+    const soon = group.runSoon(() => insert.run('hop', 1), 10 * 60_000).then(() => (soonDone = true));
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    expect(group.stats.commits).toBe(0);
+    expect(soonDone).toBe(false);
+    await group.run(() => insert.run('mail', 2));
+    await soon;
+    expect(group.stats).toEqual({ commits: 1, writes: 2, syncs: 1 });
+    expect(committed(file)).toEqual(['hop', 'mail']);
+  });
+
+  test('a runSoon() write alone is committed after its bound', async () => {
+    const { db, file } = await open();
+    const group = new GroupCommit(db);
+    await group.runSoon(() => db.prepare('INSERT INTO t (k, v) VALUES (?, ?)').run('alone', 1), 5);
+    expect(group.stats).toEqual({ commits: 1, writes: 1, syncs: 1 });
+    expect(committed(file)).toEqual(['alone']);
+  });
+
+  test('a Rider is taken once, and only for a transaction on its own connection', async () => {
+    const { db, file } = await open();
+    const other = (await open()).db;
+    const rider = new Rider(db, () => db.prepare('INSERT INTO t (k, v) VALUES (?, ?)').run('mark', 1));
+    expect(rider.take(other)).toBeUndefined();
+    expect(rider.taken).toBe(false);
+    const write = rider.take(db)!;
+    expect(rider.taken).toBe(true);
+    expect(rider.take(db)).toBeUndefined();
+    await new GroupCommit(db).run(write);
+    expect(committed(file)).toEqual(['mark']);
   });
 });
