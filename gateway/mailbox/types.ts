@@ -130,7 +130,13 @@ export interface MailStore {
    * Puts a message into a mailbox (default INBOX); durable (committed) when it resolves. `with`:
    * another module's write (the agent's delivered mark) taken into the same savepoint.
    */
-  deliver(input: { mailbox?: string; raw: Buffer; flags?: string[]; internalDate?: Date; with?: Rider }): Promise<{
+  deliver(input: {
+    mailbox?: string;
+    raw: Buffer;
+    flags?: string[];
+    internalDate?: Date;
+    with?: Rider;
+  }): Promise<{
     mailbox: string;
     uid: number;
   }>;

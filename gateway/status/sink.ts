@@ -21,7 +21,13 @@ export interface MailDrop extends Partial<
   Pick<MailStore, 'mailboxes' | 'headerCandidates' | 'messages' | 'readHeader' | 'holdsKithMessage'>
 > {
   /** Stores a message; durable when it resolves. */
-  deliver(input: { mailbox?: string; raw: Buffer; flags?: string[]; internalDate?: Date; with?: Rider }): Promise<{
+  deliver(input: {
+    mailbox?: string;
+    raw: Buffer;
+    flags?: string[];
+    internalDate?: Date;
+    with?: Rider;
+  }): Promise<{
     mailbox: string;
     uid: number;
   }>;
