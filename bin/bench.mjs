@@ -35,7 +35,9 @@ const ON_REQUEST = new Set(['soak']);
 
 function runOne(script, args) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+    // bench/soak reads the demo's heap over the inspector's WebSocket: global in Node 22, a flag in 20
+    const websocket = Number(process.versions.node.split('.')[0]) < 22 ? ['--experimental-websocket'] : [];
+    const child = spawn(process.execPath, [...websocket, '--import', 'tsx', script, ...args], {
       cwd: root,
       stdio: 'inherit',
     });

@@ -15,7 +15,8 @@ const { values, positionals } = parseArgs({
 const byPid = new Map<number, { name: string; list: Sample[] }>();
 for (const line of readFileSync(positionals[0], 'utf8').split('\n')) {
   if (!line) continue;
-  const s = JSON.parse(line) as Sample & { pid: number; name: string };
+  const s = JSON.parse(line) as Sample & { pid: number; name: string; heap?: boolean };
+  if (s.heap) continue; // a heap-after-GC line (heap.ts), not a process sample
   const entry = byPid.get(s.pid) ?? { name: s.name, list: [] };
   byPid.set(s.pid, entry);
   entry.list.push({ t: s.t, rssKiB: s.rssKiB, fds: s.fds });

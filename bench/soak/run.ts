@@ -1,13 +1,15 @@
 // Soak: the demo network (`kith demo`, its own process) under hours of mixed mail, to see whether
 // anything leaks or gets lost. Not in CI.
 //   npm run bench -- --only soak                      2 hours (the default)
-//   node --import tsx bench/soak/run.ts --minutes 10 --rate 2 --max-kib 200
+//   node --experimental-websocket --import tsx bench/soak/run.ts --minutes 10 --rate 2 --max-kib 200
 // Traffic: alice <-> bob (through the demo's relay), mostly small mails and some larger ones, via
 // SMTP (STARTTLS + AUTH) to each sender's gateway; each recipient's INBOX is read and emptied
 // over IMAP. Every few seconds the RSS and open fds of every process of the demo (the node
 // process and its redis-server) are sampled from /proc. At the end it prints RSS start / after
 // warm-up / end / max and fd counts per process, lost / duplicated / corrupted counts, and exits
-// non-zero when RSS grew more than 10% after warm-up, fds grew, or anything was lost.
+// 1 when RSS grew more than 10% after warm-up, fds grew, or anything was lost, and 2 when the memory
+// verdict cannot be given (warm-up not reached, or the compared windows ran at different rates).
+// Also the demo's V8 heap after a forced full GC (bench/soak/heap.ts), beside RSS.
 import { spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,7 +21,8 @@ import { onInterrupt } from '../lib/cleanup.ts';
 import { percentile, sleep } from '../lib/stats.ts';
 import { processTree, sampleProcess } from './procs.ts';
 import { payload, Reader, Sender, sizeFor, type Account } from './traffic.ts';
-import { judge, verdictLine, type Sample } from './verdict.ts';
+import { HeapProbe, inspectorUrl, type HeapSample } from './heap.ts';
+import { judge, rateCheck, verdictLine, warmupEndByMessages, type Sample } from './verdict.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -27,7 +30,10 @@ const { values: args } = parseArgs({
     /** Messages per second, both directions together. */
     rate: { type: 'string', default: '2' },
     'max-kib': { type: 'string', default: '200' },
-    'warmup-minutes': { type: 'string' },
+    /** Warm-up: until this many messages were accepted (see warmupEndByMessages). */
+    'warmup-messages': { type: 'string', default: '2500' },
+    /** How often the V8 heap is read after a forced full GC (bench/soak/heap.ts). */
+    'heap-minutes': { type: 'string', default: '5' },
     'sample-seconds': { type: 'string', default: '10' },
     /** Where every sample goes, one JSON line each (for a look at the curve afterwards). */
     samples: { type: 'string' },
@@ -37,11 +43,10 @@ const minutes = Number(args.minutes);
 const rate = Number(args.rate);
 const maxKiB = Number(args['max-kib']);
 const sampleMs = Number(args['sample-seconds']) * 1000;
-// Warm-up, and the length of the windows compared: 20 and 10 minutes, or a quarter of a short run.
-// Why 20: the outbox queue keeps its last 1000 completed jobs in Redis (removeOnComplete: 1000,
-// agent/queue/outbox.ts), so Redis grows until each sender has sent 1000 messages, ~17 min at
-// 2/s for two senders; that is filling a bounded cache, not a leak.
-const warmupMin = args['warmup-minutes'] ? Number(args['warmup-minutes']) : Math.min(20, minutes / 4);
+// The length of the windows compared: 10 minutes, or a quarter of a short run. The warm-up ends
+// when --warmup-messages were accepted (verdict.ts warmupEndByMessages), not after a fixed time.
+const warmupMessages = Number(args['warmup-messages']);
+const heapMs = Number(args['heap-minutes']) * 60_000;
 const windowMin = Math.min(10, minutes / 4);
 const DRAIN_MS = 5 * 60_000;
 const MAX_IN_FLIGHT = 20;
@@ -59,12 +64,18 @@ interface DemoAgentJson {
 }
 
 /** Starts `kith demo --json` and resolves with its process and agents once it printed them. */
-async function startDemo(): Promise<{ child: ReturnType<typeof spawn>; agents: DemoAgentJson[] }> {
+async function startDemo(): Promise<{
+  child: ReturnType<typeof spawn>;
+  agents: DemoAgentJson[];
+  inspector: Promise<string>;
+}> {
   const child = spawn(
     process.execPath,
     // A soak is 2 msg/s for hours; carol's forwarding allowance (spam control, ~120 packets an hour
     // from a new neighbour) would refuse most of it after three minutes, so it is raised here.
     [
+      // the heap after a forced GC is read over the inspector (heap.ts); loopback, a free port
+      '--inspect=127.0.0.1:0',
       join(root, 'bin/kith.mjs'),
       'demo',
       '--json',
@@ -75,16 +86,24 @@ async function startDemo(): Promise<{ child: ReturnType<typeof spawn>; agents: D
     ],
     {
       cwd: root,
-      stdio: ['ignore', 'pipe', 'inherit'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
+  const errLines = createInterface({ input: child.stderr! });
+  const inspector = new Promise<string>((resolve) => {
+    errLines.on('line', (line) => {
+      process.stderr.write(`${line}\n`);
+      const url = inspectorUrl(line);
+      if (url) resolve(url);
+    });
+  });
   const lines = createInterface({ input: child.stdout! });
   const first = await new Promise<string>((resolve, reject) => {
     lines.once('line', resolve);
     child.once('exit', (code) => reject(new Error(`kith demo exited (${code}) before printing its agents`)));
   });
   lines.on('line', (line) => process.stdout.write(`demo: ${line}\n`));
-  return { child, agents: (JSON.parse(first) as { agents: DemoAgentJson[] }).agents };
+  return { child, agents: (JSON.parse(first) as { agents: DemoAgentJson[] }).agents, inspector };
 }
 
 async function stopDemo(child: ReturnType<typeof spawn>): Promise<void> {
@@ -96,7 +115,7 @@ async function stopDemo(child: ReturnType<typeof spawn>): Promise<void> {
   clearTimeout(timer);
 }
 
-const { child, agents } = await startDemo();
+const { child, agents, inspector } = await startDemo();
 // The clock starts once the demo is up: on a loaded machine starting it took over a minute.
 const started = Date.now();
 const elapsed = (): number => (Date.now() - started) / 1000;
@@ -167,6 +186,17 @@ const readLoop = (async () => {
 const sampler = setInterval(sampleAll, sampleMs);
 sampleAll();
 
+const heap = new HeapProbe(await inspector);
+const heapSamples: HeapSample[] = [];
+async function sampleHeap(): Promise<void> {
+  const usedKiB = await heap.usedAfterGc();
+  const sample = { t: elapsed(), usedKiB };
+  heapSamples.push(sample);
+  appendFileSync(samplesFile, JSON.stringify({ heap: true, ...sample }) + '\n');
+}
+await sampleHeap();
+const heapTimer = setInterval(() => void sampleHeap(), heapMs);
+
 function progress(): void {
   const procs = [...samples.entries()]
     .map(([pid, e]) => {
@@ -222,7 +252,10 @@ running = false;
 await readLoop;
 clearInterval(sampler);
 clearInterval(progressTimer);
+clearInterval(heapTimer);
 sampleAll();
+await sampleHeap();
+heap.close();
 progress();
 
 for (const sender of senders.values()) sender.close();
@@ -250,12 +283,31 @@ console.log(
     `max ${Math.max(0, ...latencies)} ms; status emails ${JSON.stringify(status)}, other mails ${others}, ` +
     `IMAP reconnects ${readers.reduce((sum, r) => sum + r.reconnects, 0)}`,
 );
+const acceptedSeconds = [...acceptedAt.values()].map((at) => (at - started) / 1000);
+const warmupEnd = warmupEndByMessages(acceptedSeconds, warmupMessages);
+// Warm-up reached, and room after it for the two windows compared.
+const warmedUp = warmupEnd !== undefined && warmupEnd + 2 * windowMin * 60 <= trafficSeconds;
+const window = { warmupEnd: warmupEnd ?? 0, trafficEnd: trafficSeconds, length: windowMin * 60 };
+const rates = rateCheck(acceptedSeconds, window);
 console.log(
-  `warm-up ${warmupMin.toFixed(1)} min; windows compared: ${windowMin.toFixed(1)} min; samples in ${samplesFile}`,
+  `warm-up: ${warmupMessages} messages, ` +
+    (warmupEnd === undefined ? 'never reached' : `reached at ${(warmupEnd / 60).toFixed(1)} min`) +
+    `; windows compared: ${windowMin.toFixed(1)} min at ${rates.warmRate.toFixed(2)}/s and ` +
+    `${rates.endRate.toFixed(2)}/s accepted; samples in ${samplesFile}`,
 );
-const window = { warmupEnd: warmupMin * 60, trafficEnd: trafficSeconds, length: windowMin * 60 };
 const verdicts = [...samples.entries()].map(([pid, e]) => judge(`${e.name}[${pid}]`, e.list, window));
 for (const v of verdicts) console.log(verdictLine(v));
+// The heap after a full GC, in the same windows: a leak of JavaScript objects grows it; malloc
+// arenas and GC slack do not (RSS moves with those).
+const heapVerdict = judge(
+  'node heap after GC',
+  heapSamples.map((h) => ({ t: h.t, rssKiB: h.usedKiB, fds: 0 })),
+  window,
+);
+console.log(
+  `node V8 heap after a full GC: after warm-up ${(heapVerdict.warmKiB / 1024).toFixed(1)} MiB, end ` +
+    `${(heapVerdict.endKiB / 1024).toFixed(1)} MiB (${(heapVerdict.growth * 100).toFixed(1)}%)`,
+);
 if (lost.length > 0) console.log(`lost ids (first 20): ${lost.slice(0, 20).join(' ')}`);
 // A soak that got nothing accepted proves nothing.
 const failed =
@@ -264,6 +316,14 @@ const failed =
   duplicates > 0 ||
   corrupted > 0 ||
   refused > 0 ||
-  verdicts.some((v) => v.rssGrew || v.fdsGrew);
-console.log(failed ? 'soak: FAILED' : 'soak: ok');
-process.exitCode = failed ? 1 : 0;
+  (warmedUp && verdicts.some((v) => v.fdsGrew || (rates.comparable && v.rssGrew)));
+// Exit 2: the memory verdict cannot be given (no warm-up, or windows at different rates).
+const inconclusive = !failed && (!warmedUp || !rates.comparable);
+console.log(
+  failed
+    ? 'soak: FAILED'
+    : inconclusive
+      ? `soak: INCONCLUSIVE (${!warmedUp ? 'warm-up not reached with two windows after it' : 'the windows ran at different rates'}); nothing lost`
+      : 'soak: ok',
+);
+process.exitCode = failed ? 1 : inconclusive ? 2 : 0;

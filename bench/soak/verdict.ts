@@ -78,3 +78,41 @@ export function verdictLine(v: ProcessVerdict): string {
     `end ${v.fdsEnd}${v.fdsGrew ? ' GREW' : ''}`
   );
 }
+
+/**
+ * When the warm-up ends: the time the `messages`-th message was accepted. Why messages and not
+ * minutes: what fills up during warm-up is counted in messages (BullMQ keeps each queue's last
+ * 1,000 completed jobs in Redis; caches of message ids), so on a loaded machine that accepted a
+ * fifth of the offered rate a 20-minute warm-up ended long before they were full (RESULTS 9).
+ * Undefined when fewer were accepted.
+ */
+export function warmupEndByMessages(acceptedAtSeconds: number[], messages: number): number | undefined {
+  const sorted = [...acceptedAtSeconds].sort((a, b) => a - b);
+  return sorted[messages - 1];
+}
+
+export interface RateCheck {
+  warmRate: number;
+  endRate: number;
+  /** The two windows compared ran at rates within RATE_TOLERANCE of each other. */
+  comparable: boolean;
+}
+
+export const RATE_TOLERANCE = 0.2;
+
+/**
+ * The accepted rate in the two windows the RSS verdict compares. Why: a working set (queues in
+ * flight, buffers, Redis's pending jobs) grows with the rate, so RSS after warm-up against RSS at
+ * the end says something about a leak only when both windows carried the same traffic; a run
+ * whose rate changed by more than RATE_TOLERANCE is inconclusive, not passed or failed.
+ */
+export function rateCheck(
+  acceptedAtSeconds: number[],
+  window: { warmupEnd: number; trafficEnd: number; length: number },
+): RateCheck {
+  const count = (from: number, to: number) => acceptedAtSeconds.filter((t) => t >= from && t < to).length;
+  const warmRate = count(window.warmupEnd, window.warmupEnd + window.length) / window.length;
+  const endRate = count(window.trafficEnd - window.length, window.trafficEnd) / window.length;
+  const comparable = warmRate > 0 && Math.abs(endRate / warmRate - 1) <= RATE_TOLERANCE;
+  return { warmRate, endRate, comparable };
+}
