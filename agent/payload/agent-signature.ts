@@ -2,6 +2,7 @@ import * as openpgp from 'openpgp';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { AgentId } from '../../common/ids.ts';
 import { verifyAgentCertificate, type AgentCertificate } from '../identity/certificate.ts';
+import { rawKeyPacket, type RawKeyPacket } from './raw-key-packet.ts';
 
 /**
  * Messages signed by the sending agent, not by the entity (docs/protocol.md 7.8, "No shared
@@ -28,15 +29,6 @@ export interface AgentSigner {
 }
 
 // The packet classes are exported by openpgp.js, not all of their members typed.
-interface SigningKeyPacket {
-  version: number;
-  algorithm: number;
-  publicParams: { A: Uint8Array };
-  privateParams?: { seed: Uint8Array };
-  isEncrypted?: boolean;
-  computeFingerprintAndKeyID(): Promise<void>;
-  getKeyID(): { equals(other: unknown): boolean };
-}
 interface SignaturePacketLike {
   signatureType: number;
   publicKeyAlgorithm: number;
@@ -44,9 +36,9 @@ interface SignaturePacketLike {
   created: Date | null;
   issuerKeyID: { equals(other: unknown): boolean };
   rawNotations: Array<{ name: string; value: Uint8Array; humanReadable: boolean; critical: boolean }>;
-  sign(key: SigningKeyPacket, data: unknown, date: Date, detached: boolean, config: unknown): Promise<void>;
+  sign(key: RawKeyPacket, data: unknown, date: Date, detached: boolean, config: unknown): Promise<void>;
   verify(
-    key: SigningKeyPacket,
+    key: RawKeyPacket,
     type: number,
     data: unknown,
     date: Date,
@@ -58,28 +50,12 @@ interface LiteralLike {
   setBytes(bytes: Uint8Array, format: number): void;
 }
 const pgp = openpgp as unknown as {
-  PublicKeyPacket: new (date: Date) => SigningKeyPacket;
-  SecretKeyPacket: new (date: Date) => SigningKeyPacket;
   SignaturePacket: new () => SignaturePacketLike;
   LiteralDataPacket: new () => LiteralLike;
   PacketList: new () => Array<unknown>;
   Message: new (packets: unknown) => openpgp.Message<Uint8Array>;
 };
 const ED25519 = openpgp.enums.publicKey.ed25519;
-const EPOCH = new Date(0);
-
-async function signingKeyPacket(publicKey: Uint8Array, seed?: Uint8Array): Promise<SigningKeyPacket> {
-  const packet = seed ? new pgp.SecretKeyPacket(EPOCH) : new pgp.PublicKeyPacket(EPOCH);
-  packet.version = 4;
-  packet.algorithm = ED25519;
-  packet.publicParams = { A: new Uint8Array(publicKey) };
-  if (seed) {
-    packet.privateParams = { seed: new Uint8Array(seed) };
-    packet.isEncrypted = false;
-  }
-  await packet.computeFingerprintAndKeyID();
-  return packet;
-}
 
 function literal(plaintext: Uint8Array): LiteralLike {
   const packet = new pgp.LiteralDataPacket();
@@ -117,7 +93,7 @@ export async function agentSignedMessage(
     },
   ];
   await signature.sign(
-    await signingKeyPacket(signer.publicKey, signer.seed),
+    await rawKeyPacket('sign', signer.publicKey, signer.seed),
     data,
     new Date(),
     false,
@@ -153,7 +129,7 @@ export async function verifyAgentSignature(
     if (isRevoked(cert.body.agent)) return undefined;
     const publicKey = peerIdFromString(cert.body.agent).publicKey?.raw;
     if (publicKey === undefined || publicKey.length !== 32) return undefined;
-    const key = await signingKeyPacket(publicKey);
+    const key = await rawKeyPacket('sign', publicKey);
     if (!signature.issuerKeyID.equals(key.getKeyID())) return undefined;
     // Throws when the digest does not match or the signature is dated in the future.
     await signature.verify(

@@ -2,6 +2,7 @@ import { randomBytes, type KeyObject } from 'node:crypto';
 import * as openpgp from 'openpgp';
 import { certificateValidAt } from '../trust/decisions.ts';
 import { agentSignedMessage, type AgentSigner } from './agent-signature.ts';
+import { rawKeyPacket, type RawKeyPacket } from './raw-key-packet.ts';
 
 /**
  * Who signs a message: this agent with its own key (agent-signature.ts, since r37), or an
@@ -26,30 +27,19 @@ export type MessageSigner = AgentSigner | openpgp.PrivateKey;
 export type AgentWrapKey = Uint8Array;
 
 // The packet classes are exported by openpgp.js but not all of their members are typed.
-interface KeyPacketLike {
-  version: number;
-  algorithm: number;
-  publicParams: { A: Uint8Array };
-  privateParams?: { k: Uint8Array };
-  isEncrypted?: boolean;
-  computeFingerprintAndKeyID(): Promise<void>;
-  getKeyID(): { equals(other: unknown): boolean; toHex(): string };
-}
 interface PkeskLike {
   publicKeyID: { equals(other: unknown): boolean };
   publicKeyAlgorithm: number;
   sessionKey?: Uint8Array;
   sessionKeyAlgorithm: number;
-  encrypt(key: KeyPacketLike): Promise<void>;
-  decrypt(key: KeyPacketLike): Promise<void>;
+  encrypt(key: RawKeyPacket): Promise<void>;
+  decrypt(key: RawKeyPacket): Promise<void>;
 }
 const pgp = openpgp as unknown as {
-  PublicSubkeyPacket: new (date: Date) => KeyPacketLike;
-  SecretSubkeyPacket: new (date: Date) => KeyPacketLike;
   PublicKeyEncryptedSessionKeyPacket: {
     fromObject(o: {
       version: 3;
-      encryptionKeyPacket: KeyPacketLike;
+      encryptionKeyPacket: RawKeyPacket;
       anonymousRecipient: boolean;
       sessionKey: Uint8Array;
       sessionKeyAlgorithm: number;
@@ -58,20 +48,6 @@ const pgp = openpgp as unknown as {
   PacketList: new () => Array<unknown> & { write(): Uint8Array };
 };
 const X25519 = openpgp.enums.publicKey.x25519;
-const EPOCH = new Date(0);
-
-async function keyPacket(publicKey: Uint8Array, privateKey?: Uint8Array): Promise<KeyPacketLike> {
-  const packet = privateKey ? new pgp.SecretSubkeyPacket(EPOCH) : new pgp.PublicSubkeyPacket(EPOCH);
-  packet.version = 4;
-  packet.algorithm = X25519;
-  packet.publicParams = { A: new Uint8Array(publicKey) };
-  if (privateKey) {
-    packet.privateParams = { k: new Uint8Array(privateKey) };
-    packet.isEncrypted = false;
-  }
-  await packet.computeFingerprintAndKeyID();
-  return packet;
-}
 
 /** At most this many agents of one entity get a wrapped session key (~60 bytes each). */
 export const MAX_WRAPPED_AGENTS = 32;
@@ -99,7 +75,7 @@ export function rawX25519(key: KeyObject, part: 'public' | 'private'): Buffer {
 
 /** The OpenPGP key id (hex) a PKESK to this wrap key carries. */
 export async function wrapKeyId(publicKey: AgentWrapKey): Promise<string> {
-  return (await keyPacket(publicKey)).getKeyID().toHex();
+  return (await rawKeyPacket('wrap', publicKey)).getKeyID().toHex();
 }
 
 /**
@@ -168,7 +144,7 @@ export async function wrapSessionKey(
   if (recipients.length === 0 && entityKey === undefined) throw new RangeError('no recipient keys');
   const list = new pgp.PacketList();
   for (const recipient of recipients) {
-    const packet = await keyPacket(recipient);
+    const packet = await rawKeyPacket('wrap', recipient);
     const pkesk = pgp.PublicKeyEncryptedSessionKeyPacket.fromObject({
       version: 3,
       encryptionKeyPacket: packet,
@@ -200,7 +176,7 @@ export async function unwrapForAgent(
   message: openpgp.Message<Uint8Array>,
   own: { publicKey: Uint8Array; privateKey: Uint8Array },
 ): Promise<openpgp.SessionKey | undefined> {
-  const packet = await keyPacket(own.publicKey, own.privateKey);
+  const packet = await rawKeyPacket('wrap', own.publicKey, own.privateKey);
   const id = packet.getKeyID();
   const pkesks = message.packets.filterByTag(
     openpgp.enums.packet.publicKeyEncryptedSessionKey,
@@ -260,7 +236,7 @@ export async function rewrapForAgents(
   const held = new Set(await recipientKeyIds(binary));
   const list = new pgp.PacketList();
   for (const recipient of recipients) {
-    const packet = await keyPacket(recipient);
+    const packet = await rawKeyPacket('wrap', recipient);
     if (held.has(packet.getKeyID().toHex())) continue;
     const pkesk = pgp.PublicKeyEncryptedSessionKeyPacket.fromObject({
       version: 3,
