@@ -102,6 +102,10 @@ export interface InboundMessage {
 export interface GatewaySink {
   /** Durable in the mailbox when it resolves (the agent reports "delivered" only then). */
   receive(message: InboundMessage): Promise<void>;
-  /** Turns a status change into a status email when the user asked for one. */
-  status(event: DeliveryEvent): Promise<void>;
+  /**
+   * Turns a status change into a status email when the user asked for one. `final`: the agent's
+   * "final status reported" mark, which the gateway may take into the commit of the email and the
+   * copy's state (the agent commits it itself when not taken).
+   */
+  status(event: DeliveryEvent, final?: Rider): Promise<void>;
 }

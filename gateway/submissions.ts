@@ -1,6 +1,6 @@
 import type { Fingerprint, MessageId } from '../common/ids.ts';
 import { migrate, type Db } from '../store/db.ts';
-import { groupCommitOf } from '../store/group-commit.ts';
+import { groupCommitOf, Rider } from '../store/group-commit.ts';
 
 /**
  * The gateway's record of what it accepted over SMTP: the envelope, the DSN parameters and
@@ -129,6 +129,8 @@ export interface SubmissionStore {
    * resolves once they are durable (store/group-commit.ts).
    */
   commit<T>(write: () => T): Promise<T>;
+  /** `write` as a Rider on this store's database (store/group-commit.ts), for another module's commit to take. */
+  rider(write: () => void): Rider;
   /** Records a submission and its recipients in one committed transaction (state accepting). */
   record(submission: NewSubmission): void;
   /** Marks a submission as answered with 250. */
@@ -246,6 +248,7 @@ export function createSubmissionStore(db: Db): SubmissionStore {
   const group = groupCommitOf(db);
   return {
     commit: (write) => group.run(write),
+    rider: (write) => new Rider(db, write),
     record: (s) => record(s),
     markAccepted: (id) => void setState.run('accepted', id),
     markAbandoned: (id) => saveLater(unsavedAbandoned, id, () => setState.run('abandoned', id)),

@@ -240,6 +240,28 @@ export class Rider {
   get taken(): boolean {
     return this.write === undefined;
   }
+
+  /**
+   * Takes `other`'s write into this one (run after it), when both are on the same connection and
+   * this one is not taken yet; otherwise `other` is left to its owner.
+   */
+  and(other: Rider | undefined): this {
+    const mine = this.write;
+    const theirs = mine && other?.take(this.db);
+    if (mine && theirs) {
+      this.write = () => {
+        mine();
+        theirs();
+      };
+    }
+    return this;
+  }
+
+  /** Commits the write in the connection's group commit unless someone took it; resolves once durable. */
+  async commit(): Promise<void> {
+    const write = this.take(this.db);
+    if (write) await groupCommitOf(this.db).run(write);
+  }
 }
 
 const groups = new WeakMap<Db, GroupCommit>();
