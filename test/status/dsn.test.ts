@@ -7,6 +7,7 @@ import type { GatewaySink } from '../../gateway/delivery.ts';
 import { createGatewaySink } from '../../gateway/status/index.ts';
 import { ALICE, BOB_FPR, CAROL_FPR, capturingLogger, startHarness, type Harness } from '../smtp/harness.ts';
 import { openInbox } from './inbox.ts';
+import { groupCommitOf, Rider } from '../../store/group-commit.ts';
 
 /** The fields of a message/delivery-status body: the per-message block, then one per recipient. */
 function dsnBlocks(body: string): Array<Record<string, string>> {
@@ -148,6 +149,23 @@ describe('status emails (RFC 3464) in the sender INBOX', () => {
 
   // The events come from the agent's own mapping (agent/outbound.ts) of what the engine emits:
   // a stall at hop 0 while waiting for a path, and one past two relays while trying another path.
+  test("the status email, the copy's new state and the agent's final mark are one commit", async () => {
+    const copies = await submit({ id: 'env-one-commit', notify: ['success'] }, 'One commit');
+    const id = copies.get(BOB_FPR)!;
+    h.db.exec('CREATE TABLE IF NOT EXISTS test_final_marks (id TEXT PRIMARY KEY)');
+    const final = new Rider(h.db, () => h.db.prepare('INSERT INTO test_final_marks VALUES (?)').run(id));
+    const before = (await inbox.messages()).length;
+    await groupCommitOf(h.db).run(() => undefined); // whatever the submission left queued
+    const commits = groupCommitOf(h.db).stats.commits;
+    await sink.status({ kind: 'delivered', id, to: BOB_FPR, at: new Date() }, final);
+    expect(final.taken).toBe(true);
+    expect(groupCommitOf(h.db).stats.commits - commits).toBe(1);
+    const [mail] = await newMessages(before);
+    expect(mail!.subject).toBe('Delivered: One commit');
+    expect(h.submissions.findByMessage(id)!.recipient.status).toBe('delivered');
+    expect(h.db.prepare('SELECT id FROM test_final_marks').all()).toEqual([{ id }]);
+  });
+
   test('delayed: in sentences, from what the agent really produces; one report per stall; Will-Retry-Until', async () => {
     const copies = await submit(undefined, 'Slow one');
     const before = (await inbox.messages()).length;
