@@ -319,7 +319,11 @@ export class Outbox {
     const { db } = this.options;
     const now = this.clock();
     // One commit with every other message finishing (or starting) now; resolves once durable.
-    await groupCommitOf(db).run(() => {
+    // With a last hop record (the "delivered" one), the finish waits as that record did (at most
+    // HOP_FLUSH_MS) for other writes to ride with: the finishes of messages delivered together
+    // then share a commit (at 16 SMTP connections, run() at once made more commits: 10.9).
+    const group = groupCommitOf(db);
+    const write = () => {
       if (hop) {
         this.stmt('INSERT INTO outbox_hops (id, hop, agent, event, at) VALUES (?, ?, ?, ?, ?)').run(
           id,
@@ -332,7 +336,8 @@ export class Outbox {
       this.stmt(
         'UPDATE outbox SET state = ?, last_error = COALESCE(?, last_error), updated_at = ? WHERE id = ?',
       ).run(state, note ?? null, now, id);
-    });
+    };
+    await (hop ? group.runSoon(write, HOP_FLUSH_MS) : group.run(write));
     this.chunks.delete(id);
     this.publishProgress(id);
   }
