@@ -41,7 +41,8 @@ import { SpamControl } from './spam/control.ts';
 import { SpamStore } from './spam/store.ts';
 import { SpamLimits } from './spam/limits.ts';
 import { FirstContactCredit } from './spam/credit.ts';
-import { junkToComplaint, revokeForSpam, spamRevocationMail } from './spam/node.ts';
+import { revokeForSpam, wireSpamToMailbox } from './spam/node.ts';
+import { stopWithin } from '../common/timeout.ts';
 
 /** Something with a lifecycle that the node starts in order and stops in reverse. */
 interface Part {
@@ -357,30 +358,15 @@ export class KithNode {
     this.mailSettings = await gateway.start();
     this.mailStore = gateway.store;
     this.gateway = this.options.wrapSink ? this.options.wrapSink(gateway.sink, this) : gateway.sink;
-    // Junk moves in any mail client become signed complaints (and moving back, withdrawals).
-    const unhook = junkToComplaint(gateway.store, this.spam, this.log.child({ part: 'spam' }));
-    this.parts.push({ name: 'junk hook', stop: unhook });
-    // A neighbour cut this agent off for spam: its owner gets a status email saying who, when, why.
-    const unhookNotice = this.spam.onEvent((event) => {
-      if (event.kind !== 'revoked-by') return;
-      const fingerprint = this.trust.entityOfAgent(event.by);
-      const by = fingerprint ? this.trust.entity(fingerprint) : undefined;
-      void spamRevocationMail({
-        to: identity.email,
-        by: { name: by?.name, email: by?.email, agent: event.by },
-        notice: event,
-        fingerprint: identity.fingerprint,
-      })
-        .then((raw) => gateway.store.deliver({ raw }))
-        .catch((err: Error) => this.log.warn({ err: err.message }, 'the spam revocation email failed'));
-    });
-    this.parts.push({ name: 'spam notices', stop: unhookNotice });
-    // `kith trust` of an entity revoked for spam is the human act that reinstates it.
-    const unhookTrust = this.trust.onChange((change) => {
-      if (change.kind !== 'entity-trusted') return;
-      for (const agent of this.trust.agentsOf(change.fingerprint)) this.spam.reinstate(agent.agentId);
-    });
-    this.parts.push({ name: 'spam reinstatement', stop: unhookTrust });
+    // Junk moves become complaints; a cut-off is told by status email; `kith trust` reinstates.
+    for (const part of wireSpamToMailbox({
+      spam: this.spam,
+      trust: this.trust,
+      mail: gateway.store,
+      owner: { email: identity.email, fingerprint: identity.fingerprint },
+      log: this.log.child({ part: 'spam' }),
+    }))
+      this.parts.push(part);
     // Outcomes the engine stored that a crash kept from the outbox, then final statuses lost to a
     // crash (or given before the gateway was there): all go out now.
     for (const event of this.delivery.unrecordedOutcomes()) this.recordEvent(event);
@@ -540,25 +526,10 @@ export class KithNode {
     while (this.parts.length > 0) {
       const part = this.parts.pop()!;
       try {
-        await withTimeout(Promise.resolve(part.stop()), timeoutMs, part.name);
+        await stopWithin(Promise.resolve(part.stop()), timeoutMs, part.name);
       } catch (err) {
         this.log.warn({ part: part.name, err: (err as Error).message }, 'stopping a part failed');
       }
     }
-  }
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new KithError('ERR_STOP_TIMEOUT', `${what} did not stop within ${ms} ms`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
   }
 }

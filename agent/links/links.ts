@@ -9,15 +9,13 @@ import type { Logger } from '../../common/logger.ts';
 import type { Identity } from '../identity/identity.ts';
 import type { EntityRecord, TrustChange, TrustStore } from '../trust/store.ts';
 import { readFrames, readJson, writeJson } from './frames.ts';
-import {
-  certificateRenewalDue,
-  endsAfterFailedHello,
-  DEFAULT_PROVISIONAL_LIMITS,
-  type ProvisionalEnd,
-} from '../trust/decisions.ts';
-import { renewAgentCertificate, renewCertificateOf } from '../identity/identity.ts';
+import { endsAfterFailedHello, DEFAULT_PROVISIONAL_LIMITS, type ProvisionalEnd } from '../trust/decisions.ts';
+import { settleWithin } from '../../common/timeout.ts';
 import { dialKeys, parseAddress, targetPeer, withPeer } from './addresses.ts';
+import { ownCertificateAtStart, upkeepCertificates } from './certificate-upkeep.ts';
+import { contactsView } from './contacts-view.ts';
 import { createGater } from './gater.ts';
+import { linksToClose } from './link-cap.ts';
 import { acceptHello, buildHello, HELLO_PROTOCOL, type HelloMessage, type HelloReply } from './hello.ts';
 import { InvitationExchange } from './invitation-exchange.ts';
 import { INVITE_PROTOCOL } from './invite.ts';
@@ -108,20 +106,7 @@ export class LinkManager implements Links {
       contact: true,
       source: 'self',
     });
-    // The trust store keeps the newest certificate of every agent, ours included: a renewal made
-    // before a restart survives there (the identity's own row keeps the first one).
-    const stored = this.trustStore.agent(this.identity.agentId);
-    if (stored !== undefined && stored.notAfter > Date.parse(this.identity.certificate.body.notAfter)) {
-      this.identity.certificate = { body: JSON.parse(stored.certificate.canonical), ...stored.certificate };
-    }
-    // A node that was off past its certificate's end renews before anything checks it (only
-    // the device holding the entity key can; the others get theirs renewed by it, below).
-    if (
-      this.identity.entityKey !== undefined &&
-      certificateRenewalDue(Date.parse(this.identity.certificate.body.notAfter), this.clock())
-    ) {
-      this.identity.certificate = await renewAgentCertificate(this.identity, new Date(this.clock()));
-    }
+    await ownCertificateAtStart(this.identity, this.trustStore, this.clock());
     await this.trustStore.addAgentCertificate(this.identity.certificate);
     const gater = createGater(this.trustStore, {
       expectsOutbound: (peer, address) =>
@@ -210,7 +195,8 @@ export class LinkManager implements Links {
     this.provisional.clear();
     for (const peer of this.linkTransport?.neighbours() ?? []) this.linkTransport?.setLink(peer, false);
     this.node = undefined;
-    await withTimeout(Promise.resolve(node.stop()), 5_000);
+    // A libp2p stop that hangs (a stuck stream close) must not hold the node's stop for good.
+    await settleWithin(Promise.resolve(node.stop()), 5_000);
   }
 
   multiaddrs(): Multiaddr[] {
@@ -385,26 +371,7 @@ export class LinkManager implements Links {
 
   /** Trusted entities and contacts, their agents, last known addresses and link state. */
   contacts(): ContactView[] {
-    return this.trustStore
-      .entities()
-      .filter((e) => e.source !== 'self' && (e.trusted || e.contact || e.revokedAt !== undefined))
-      .map((entity) => ({
-        fingerprint: entity.fingerprint,
-        name: entity.name,
-        email: entity.email,
-        trusted: entity.trusted,
-        contact: entity.contact,
-        revoked: entity.revokedAt !== undefined,
-        source: entity.source,
-        agents: this.trustStore.agentsOf(entity.fingerprint).map((agent) => ({
-          agentId: agent.agentId,
-          revoked: agent.revoked,
-          notAfter: new Date(agent.notAfter).toISOString(),
-          linked: this.isLinked(agent.agentId),
-          addresses: this.addressBook?.addressesOf(agent.agentId) ?? [],
-        })),
-        addressHints: this.trustStore.addressHints(entity.fingerprint),
-      }));
+    return contactsView(this.trustStore, (agent) => this.isLinked(agent), this.addressBook);
   }
 
   private onTrustChange(change: TrustChange): void {
@@ -528,53 +495,22 @@ export class LinkManager implements Links {
   }
 
   /**
-   * Runs at start and every minute. Closes links to agents that are no longer trusted here
-   * without any trust change firing (their certificate ran out mid-link), and renews our own
-   * certificate when it is due (agent/trust/decisions.ts), handing the new one to every neighbour.
+   * Runs at start and every minute: closes links whose certificate ran out mid-link and renews
+   * certificates that are due (certificate-upkeep.ts).
    */
   async checkCertificates(): Promise<void> {
-    for (const peer of this.linkTransport?.neighbours() ?? []) {
-      if (this.trustStore.isTrustedAgent(peer)) continue;
-      this.log.info({ peer }, 'closing a link: its certificate is no longer valid');
-      this.linkTransport?.setLink(peer, false);
-      void this.node?.hangUp(peerIdFromString(peer)).catch(() => undefined);
-    }
-    const now = this.clock();
-    if (this.identity.entityKey === undefined) {
-      // No entity key here: the key holder renews our certificate and it reaches us in a hello.
-      const stored = this.trustStore.agent(this.identity.agentId);
-      if (stored !== undefined && stored.notAfter > Date.parse(this.identity.certificate.body.notAfter)) {
-        this.identity.certificate = { body: JSON.parse(stored.certificate.canonical), ...stored.certificate };
-        this.log.info(
-          { notAfter: this.identity.certificate.body.notAfter },
-          "took this agent's renewed certificate",
-        );
-        await this.pushHello();
-      }
-      return;
-    }
-    let renewedAny = false;
-    // The key holder renews every sibling's certificate as well as its own (same keys, new validity).
-    for (const sibling of this.trustStore.agentsOf(this.identity.fingerprint)) {
-      if (sibling.revoked || !certificateRenewalDue(sibling.notAfter, now)) continue;
-      const renewed =
-        sibling.agentId === this.identity.agentId
-          ? await renewAgentCertificate(this.identity, new Date(now))
-          : await renewCertificateOf(
-              this.identity,
-              sibling.agentId,
-              sibling.onionKey.toString('base64url'),
-              new Date(now),
-            );
-      await this.trustStore.addAgentCertificate(renewed);
-      if (sibling.agentId === this.identity.agentId) this.identity.certificate = renewed;
-      this.log.info(
-        { agent: sibling.agentId, notAfter: renewed.body.notAfter },
-        'renewed an agent certificate',
-      );
-      renewedAny = true;
-    }
-    if (renewedAny) await this.pushHello();
+    await upkeepCertificates({
+      identity: this.identity,
+      trustStore: this.trustStore,
+      neighbours: this.linkTransport?.neighbours() ?? [],
+      close: (peer) => {
+        this.linkTransport?.setLink(peer, false);
+        void this.node?.hangUp(peerIdFromString(peer)).catch(() => undefined);
+      },
+      pushHello: () => this.pushHello(),
+      now: this.clock(),
+      log: this.log,
+    });
   }
 
   /** Closes links without traffic for idleLinkMs (relay links excepted: see config.p2p.relays). */
@@ -603,38 +539,5 @@ export class LinkManager implements Links {
   /** Entity fingerprint of a linked agent (for the control channel and logs). */
   entityOf(agent: AgentId): Fingerprint | undefined {
     return this.trustStore.entityOfAgent(agent);
-  }
-}
-
-/**
- * Which links to close when more than `max` are open: the least recently used first, never a
- * kept one (the link just opened, relay links a NATed agent depends on). Pure, so the policy is
- * testable without sockets.
- */
-export function linksToClose(
-  lastActivity: ReadonlyMap<string, number>,
-  max: number,
-  keep: (peer: string) => boolean,
-): string[] {
-  const excess = lastActivity.size - max;
-  if (excess <= 0) return [];
-  return [...lastActivity.entries()]
-    .filter(([peer]) => !keep(peer))
-    .sort((a, b) => a[1] - b[1])
-    .slice(0, excess)
-    .map(([peer]) => peer);
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<undefined>((resolve) => {
-        timer = setTimeout(() => resolve(undefined), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }

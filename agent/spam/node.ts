@@ -2,6 +2,7 @@ import MailComposer from 'nodemailer/lib/mail-composer';
 import type { Logger } from '../../common/logger.ts';
 import type { AgentId, MessageId } from '../../common/ids.ts';
 import type { Transport } from '../transport.ts';
+import type { TrustStore } from '../trust/store.ts';
 import type { NoticeFacts, RevocationAct, SpamControl } from './control.ts';
 
 /** What the node's wiring needs of the mailbox store: its complaint candidates (gateway/mailbox). */
@@ -120,4 +121,43 @@ export async function spamRevocationMail(facts: {
     headers: { 'Auto-Submitted': 'auto-generated', 'X-Kith-Spam-Revocation': facts.by.agent },
   });
   return composer.compile().build();
+}
+
+/**
+ * Ties spam control to the node's mailbox, as parts the node stops: Junk moves in any mail client
+ * become signed complaints (moving back, withdrawals); a neighbour that cut this agent off for
+ * spam is told to the owner by a status email saying who, when and why; `kith trust` of an entity
+ * revoked for spam is the human act that reinstates its agents.
+ */
+export function wireSpamToMailbox(w: {
+  spam: SpamControl;
+  trust: Pick<TrustStore, 'entityOfAgent' | 'entity' | 'onChange' | 'agentsOf'>;
+  mail: JunkSource & { deliver(message: { raw: Buffer }): Promise<unknown> };
+  owner: { email: string; fingerprint: string };
+  log: Logger;
+}): { name: string; stop: () => void }[] {
+  const { spam, trust, mail, log } = w;
+  const unhookJunk = junkToComplaint(mail, spam, log);
+  const unhookNotice = spam.onEvent((event) => {
+    if (event.kind !== 'revoked-by') return;
+    const fingerprint = trust.entityOfAgent(event.by);
+    const by = fingerprint ? trust.entity(fingerprint) : undefined;
+    void spamRevocationMail({
+      to: w.owner.email,
+      by: { name: by?.name, email: by?.email, agent: event.by },
+      notice: event,
+      fingerprint: w.owner.fingerprint,
+    })
+      .then((raw) => mail.deliver({ raw }))
+      .catch((err: Error) => log.warn({ err: err.message }, 'the spam revocation email failed'));
+  });
+  const unhookTrust = trust.onChange((change) => {
+    if (change.kind !== 'entity-trusted') return;
+    for (const agent of trust.agentsOf(change.fingerprint)) spam.reinstate(agent.agentId);
+  });
+  return [
+    { name: 'junk hook', stop: unhookJunk },
+    { name: 'spam notices', stop: unhookNotice },
+    { name: 'spam reinstatement', stop: unhookTrust },
+  ];
 }

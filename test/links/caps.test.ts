@@ -1,6 +1,6 @@
 import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
 import { createLinks } from '../../agent/links/index.ts';
-import { linksToClose } from '../../agent/links/links.ts';
+import { linksToClose } from '../../agent/links/link-cap.ts';
 import { silentLogger } from '../../common/logger.ts';
 import type { Config } from '../../config/schema.ts';
 import { eventually, p2pConfig, removeTempDirs, startAgent, type TestAgent } from './helpers.ts';
