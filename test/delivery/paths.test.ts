@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, test } from '@jest/globals';
+import { afterEach, describe, expect, jest, test } from '@jest/globals';
 import { waitAfterHeld } from '../../agent/delivery/decide.ts';
 import { PathCache, type CachedPath } from '../../agent/routing/path-cache.ts';
 import type { PathEntry } from '../../agent/routing/path.ts';
@@ -6,7 +6,12 @@ import { Simulation } from '../../agent/sim/sim.ts';
 import type { AgentId, Fingerprint } from '../../common/ids.ts';
 import { newMessageId, recordEvents } from './helpers.ts';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+// The sender's timers (stall, the longer wait after "held") on Jest's fake clock, moved by the test:
+// "it did not re-send within eight stall timeouts" then holds at any load. The simulator's network
+// runs on setImmediate, left real, so packets still flow; discovery ends when the network is idle.
+const FAKE_TIMERS: Parameters<typeof jest.useFakeTimers>[0] = {
+  doNotFake: ['setImmediate', 'clearImmediate', 'nextTick', 'queueMicrotask', 'hrtime', 'performance'],
+};
 
 describe('which path the sender uses, and how long it waits', () => {
   let sim: Simulation | undefined;
@@ -62,28 +67,38 @@ describe('which path the sender uses, and how long it waits', () => {
 
   test('"held" is progress: the sender waits instead of re-sending a copy at every stall timeout', async () => {
     const stallTimeoutMs = 100;
-    sim = new Simulation({ delivery: { stallTimeoutMs } });
-    const [a, b, c, d] = sim.addAgents(4);
-    sim.connect(a, b);
-    sim.connect(b, c);
-    sim.connect(c, d);
-    await sim.start();
-    sim.network.setOnline(d.keys.id, false);
-    const rec = recordEvents(a.engine);
-    const id = newMessageId();
-    await a.engine.send({ id, to: d.entity, source: { kind: 'bytes', data: Buffer.from('wait for me') } });
-    await rec.waitFor((e) => e.kind === 'held');
-    await sleep(8 * stallTimeoutMs); // eight stall timeouts, well within the wait after "held"
-    expect(8 * stallTimeoutMs).toBeLessThan(waitAfterHeld(stallTimeoutMs));
-    expect(rec.events.some((e) => e.kind === 'stalled')).toBe(false);
-    expect(a.engine.metrics.get('attempts')).toBe(1);
-    expect(c.engine.metrics.get('held')).toBe(1);
-    sim.network.setOnline(d.keys.id, true);
-    await rec.waitFor((e) => e.kind === 'delivered' && e.id === id);
-    await sim.network.idle();
-    expect(d.inbox).toHaveLength(1);
-    expect(d.engine.metrics.get('duplicate_message')).toBe(0);
-    expect(c.engine.heldBytes()).toBe(0);
+    jest.useFakeTimers(FAKE_TIMERS);
+    try {
+      sim = new Simulation({ delivery: { stallTimeoutMs }, quiesce: true });
+      const [a, b, c, d] = sim.addAgents(4);
+      sim.connect(a, b);
+      sim.connect(b, c);
+      sim.connect(c, d);
+      await sim.start();
+      sim.network.setOnline(d.keys.id, false);
+      const rec = recordEvents(a.engine);
+      const id = newMessageId();
+      await a.engine.send({ id, to: d.entity, source: { kind: 'bytes', data: Buffer.from('wait for me') } });
+      await rec.waitFor((e) => e.kind === 'held');
+      await sim.network.idle();
+      // eight stall timeouts on the sender's clock, well within the wait after "held"
+      expect(8 * stallTimeoutMs).toBeLessThan(waitAfterHeld(stallTimeoutMs));
+      await jest.advanceTimersByTimeAsync(8 * stallTimeoutMs);
+      expect(rec.events.some((e) => e.kind === 'stalled')).toBe(false);
+      expect(a.engine.metrics.get('attempts')).toBe(1);
+      expect(c.engine.metrics.get('held')).toBe(1);
+      // and past the longer wait the sender does act: the check above could fail
+      await jest.advanceTimersByTimeAsync(waitAfterHeld(stallTimeoutMs));
+      expect(rec.events.some((e) => e.kind === 'stalled')).toBe(true);
+      jest.useRealTimers();
+      sim.network.setOnline(d.keys.id, true);
+      await rec.waitFor((e) => e.kind === 'delivered' && e.id === id);
+      await sim.network.idle();
+      expect(d.inbox).toHaveLength(1);
+      expect(c.engine.heldBytes()).toBe(0);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   test('after the longer wait, a holding hop that stays silent is given up for another path', async () => {
