@@ -7,6 +7,8 @@ import { signWith } from '../../agent/onion/keys.ts';
 import { buildOnion } from '../../agent/onion/layers.ts';
 import { encodeUnit } from '../../agent/payload/unit.ts';
 import { Simulation, type SimAgent } from '../../agent/sim/sim.ts';
+import { HANG_MS } from '../helpers/hang.ts';
+import { until } from '../helpers/until.ts';
 
 const HOP_MEMORY_MS = 60_000;
 const MAX_HOLD_MS = 120_000;
@@ -102,14 +104,23 @@ describe('what a relay keeps for others is bounded in time and bytes', () => {
   test('a held packet that expires before its next hop is back is dropped, not handed on (held_expired)', async () => {
     const { m, b, c, store } = await line();
     sim!.network.setOnline(c.keys.id, false);
-    await m.transport.send(b.keys.id, packet(m, b, c, Date.now() + 150));
+    const expiresAt = Date.now() + 150;
+    await m.transport.send(b.keys.id, packet(m, b, c, expiresAt));
     await m.transport.send(b.keys.id, packet(m, b, c, Date.now() + 60_000));
     await sim!.network.idle();
     expect(b.engine.metrics.get('held')).toBe(2);
-    await new Promise((r) => setTimeout(r, 250));
+    // The first packet's expiry is a time on the wall clock: wait for that time, not a sleep.
+    await until(() => (Date.now() > expiresAt ? true : undefined), 'the first packet to expire', HANG_MS, 20);
     sim!.network.setOnline(c.keys.id, true);
     await sim!.network.idle();
-    await new Promise((r) => setTimeout(r, 50));
+    // Handing held packets on after the link came back is asynchronous: wait for its outcome.
+    await until(
+      () =>
+        (b.engine.metrics.get('held_expired') ?? 0) + (b.engine.metrics.get('forwarded') ?? 0) >= 2
+          ? true
+          : undefined,
+      'both held packets handed on or dropped',
+    );
     expect(b.engine.metrics.get('held_expired')).toBe(1);
     expect(b.engine.metrics.get('forwarded')).toBe(1);
     expect(store.held.size).toBe(0);
