@@ -259,6 +259,7 @@ export class KithNode {
         receive: (message) => this.receive(message),
         onTransfer: (t) => this.streams?.hooks.onTransfer(t),
         onChunk: (id, index) => this.streams?.hooks.onChunk(id, index),
+        onTransferEnded: (id, end) => this.streams?.hooks.onTransferEnded(id, end),
       },
       logger: log.child({ part: 'delivery' }),
       delivery: { ...config.delivery, spoolDir: join(this.paths.root, 'spool') },

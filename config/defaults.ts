@@ -54,6 +54,7 @@ export function defaultConfig(): Config {
       maxHeldBytes: 10 * 1024 * 1024 * 1024,
       maxHoldMs: 5 * DAY,
       complaintThreshold: 5,
+      inboundIdleMs: 7 * DAY,
     },
     discovery: {
       maxHops: 6,

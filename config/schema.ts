@@ -139,6 +139,11 @@ export const configSchema = z
         maxHoldMs: duration,
         /** Complaints against one neighbour before its trust is revoked. */
         complaintThreshold: z.number().int().positive(),
+        /**
+         * An arriving chunked transfer that stores no chunk for this long is ended as expired:
+         * spool deleted, its link answers 410 Gone (docs/protocol.md 8.1).
+         */
+        inboundIdleMs: duration,
       })
       .strict(),
     discovery: z

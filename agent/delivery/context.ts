@@ -31,6 +31,11 @@ export interface DeliveryOptions {
   window?: number;
   /** Directory where inbound chunked payloads are assembled (required to receive large payloads). */
   spoolDir?: string;
+  /**
+   * A transfer being assembled that stores no chunk for this long is ended as expired: spool
+   * deleted, link "Gone" (default a week, receiver.ts INBOUND_IDLE_DEFAULT).
+   */
+  inboundIdleMs?: number;
 }
 
 /** A message handed to the sink: signature checked, exactly once per message id. */
@@ -66,6 +71,17 @@ export interface DeliverySink {
   onTransfer?(transfer: InboundTransfer): void;
   /** Chunk `index` of a transfer was authenticated and stored in its spool file. */
   onChunk?(id: MessageId, index: number): void;
+  /**
+   * A transfer will never complete: its sender's authenticated cancel, or no chunk stored for
+   * `inboundIdleMs`. Its spool is already gone; `reason` is the sender's text or the expiry's.
+   */
+  onTransferEnded?(id: MessageId, end: TransferEnd): void;
+}
+
+/** How an incomplete transfer ended (DeliverySink.onTransferEnded). */
+export interface TransferEnd {
+  how: 'cancelled' | 'expired';
+  reason: string;
 }
 
 /** A chunked inbound payload being assembled, as DeliverySink.onTransfer sees it. */

@@ -24,6 +24,7 @@ export type {
   DeliverySink,
   InboundDelivery,
   InboundTransfer,
+  TransferEnd,
   TransitEvent,
 } from './context.ts';
 export type { HeldRef } from './store.ts';
@@ -153,6 +154,7 @@ export class DeliveryEngine {
     }, PRUNE_EVERY_MS);
     this.pruneTimer.unref();
     for (const rec of store.pendingOutbox()) void this.sender.resume(rec.id);
+    await this.receiver.start();
     // Links that came up before we listened: hand on what was held for them before a restart.
     for (const peer of transport.neighbours()) this.flushHeld(peer);
   }
@@ -170,6 +172,7 @@ export class DeliveryEngine {
     this.started = false;
     clearInterval(this.pruneTimer);
     this.discovery.stop();
+    this.receiver.stop();
     await this.sender.stop();
   }
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { AgentId, MessageId } from '../../common/ids.ts';
 import { isKithError, KithError } from '../../common/errors.ts';
 import type { HopSecret } from '../onion/layers.ts';
+import { CANCEL_INDEX, openCancel } from '../payload/cancel.ts';
 import { chunkLength, openChunk } from '../payload/chunks.ts';
 import type { PayloadCodec } from '../payload/codec.ts';
 import {
@@ -13,6 +14,7 @@ import {
 } from '../payload/manifest.ts';
 import { hashFile } from '../payload/source.ts';
 import { ChunkBitmap, removeSpool, spoolPath, writeChunk } from '../payload/spool.ts';
+import { stat } from 'node:fs/promises';
 import { decodeUnit } from '../payload/unit.ts';
 import { RejectReason, ReportKind } from '../reports/report.ts';
 import type { DeliverySink, EngineContext } from './context.ts';
@@ -27,6 +29,16 @@ type Reply = (kind: ReportKind, value?: number) => void;
  * names (bench/streams/big.ts found it).
  */
 export const MAX_INBOUND_DEFAULT = 4 * 1024 ** 3 + 33 * 1024 ** 2;
+
+/**
+ * A transfer that stores no chunk for this long is ended as expired (delivery.inboundIdleMs):
+ * a sender that died for good never sends its cancel. Generous, since a sender may be offline
+ * for days and resume: a week.
+ */
+export const INBOUND_IDLE_DEFAULT = 7 * 24 * 3_600_000;
+
+/** setTimeout's longest delay; a longer idle limit is checked again when it fires. */
+const MAX_TIMER = 2 ** 31 - 1;
 
 interface Assembly {
   manifest: Manifest;
@@ -50,6 +62,8 @@ export class Receiver {
   private readonly assemblies = new Map<MessageId, Assembly>();
   /** Neighbour and link id of each recent message's manifest packet: where a complaint goes. */
   private readonly links = new Map<MessageId, { from: AgentId; inId: string }>();
+  /** Transfers being assembled: when a chunk was last stored (wall clock ms) and the idle timer. */
+  private readonly idle = new Map<MessageId, { last: number; timer: NodeJS.Timeout }>();
 
   constructor(
     private readonly ctx: EngineContext,
@@ -63,6 +77,72 @@ export class Receiver {
       value?: number,
     ) => void,
   ) {}
+
+  /**
+   * Arms the idle expiry of every transfer still being assembled (after a restart): its last
+   * progress is its spool file's modification time (the last chunk written), else now.
+   */
+  async start(): Promise<void> {
+    const dir = this.ctx.options.spoolDir;
+    if (!dir) return;
+    for (const id of this.ctx.store.inboundIds()) {
+      const last = await stat(spoolPath(dir, id)).then(
+        (s) => s.mtimeMs,
+        () => Date.now(),
+      );
+      this.touch(id, last);
+    }
+  }
+
+  /** Stops the idle timers (the transfers stay in the store). */
+  stop(): void {
+    for (const { timer } of this.idle.values()) clearTimeout(timer);
+    this.idle.clear();
+  }
+
+  private idleMs(): number {
+    return this.ctx.options.inboundIdleMs ?? INBOUND_IDLE_DEFAULT;
+  }
+
+  /** Records progress on a transfer (a chunk stored, or it began), arming its idle timer once. */
+  private touch(id: MessageId, at = Date.now()): void {
+    const known = this.idle.get(id);
+    if (known) {
+      known.last = at;
+      return;
+    }
+    const entry = { last: at, timer: undefined as unknown as NodeJS.Timeout };
+    const arm = () => {
+      const left = entry.last + this.idleMs() - Date.now();
+      if (left > 0) {
+        entry.timer = setTimeout(arm, Math.min(left, MAX_TIMER));
+        entry.timer.unref();
+        return;
+      }
+      void this.end(id, 'expired', `no part of it arrived for ${describeMs(this.idleMs())}`);
+    };
+    this.idle.set(id, entry);
+    arm();
+  }
+
+  /**
+   * Ends a transfer that will never complete (its sender's cancel, or the idle expiry): the spool
+   * and the stored assembly go, and the sink hears why (its link answers "Gone" from now on).
+   * A transfer being handed to the sink (every unit stored) is left to finish.
+   */
+  private async end(id: MessageId, how: 'cancelled' | 'expired', reason: string): Promise<void> {
+    const { ctx } = this;
+    const entry = this.idle.get(id);
+    if (entry) clearTimeout(entry.timer);
+    this.idle.delete(id);
+    if (this.delivering.has(id) || !ctx.options.spoolDir) return;
+    this.assemblies.delete(id);
+    ctx.store.deleteInbound(id);
+    await removeSpool(spoolPath(ctx.options.spoolDir, id));
+    ctx.count(how === 'cancelled' ? 'transfers_cancelled' : 'transfers_expired');
+    ctx.logger.info({ id, how, reason }, 'an incomplete transfer ended');
+    this.sink.onTransferEnded?.(id, { how, reason });
+  }
 
   /** Where a complaint about a received message goes (undefined once forgotten). */
   linkOf(id: MessageId): { from: AgentId; inId: string } | undefined {
@@ -233,6 +313,7 @@ export class Receiver {
       path: spoolPath(ctx.options.spoolDir, id),
     };
     this.assemblies.set(id, created);
+    this.touch(id);
     this.announce(id, created, opened.verified);
     ctx.count('manifests_received');
     reply(ReportKind.chunkAck, 0);
@@ -274,8 +355,9 @@ export class Receiver {
   private async onChunk(id: MessageId, index: number, sealed: Buffer, reply: Reply): Promise<void> {
     const { ctx } = this;
     const a = this.assembly(id);
-    if (!a) return ctx.count('rejected_chunk_unknown');
+    if (!a) return ctx.count(index === CANCEL_INDEX ? 'cancel_unknown' : 'rejected_chunk_unknown');
     const m = a.manifest;
+    if (index === CANCEL_INDEX) return this.onCancel(id, a, sealed);
     const units = unitCount(m);
     if (index >= units) return ctx.count('rejected_chunk_oversize');
     // A v3 manifest's last unit is the hash unit: the payload's SHA-256, sealed like a chunk.
@@ -296,6 +378,7 @@ export class Receiver {
       a.bitmap.set(index);
       ctx.store.setReceived(id, a.bitmap.bits);
       ctx.count('chunks_received');
+      this.touch(id);
       this.sink.onChunk?.(id, index);
     }
     const done = a.bitmap.contiguous();
@@ -337,7 +420,31 @@ export class Receiver {
       await removeSpool(file);
       this.assemblies.delete(id);
       ctx.store.deleteInbound(id);
+      clearTimeout(this.idle.get(id)?.timer);
+      this.idle.delete(id);
     }
+  }
+
+  /**
+   * The sender's cancel unit: only one that authenticates under the transfer's content key ends
+   * it. Anything else (a relay's or another agent's forgery, a damaged copy) is refused with its
+   * reason and the transfer goes on.
+   */
+  private async onCancel(id: MessageId, a: Assembly, sealed: Buffer): Promise<void> {
+    const { ctx } = this;
+    let reason: string;
+    try {
+      reason = openCancel(a.key, Buffer.from(id, 'hex'), a.manifest.chunks, sealed);
+    } catch {
+      ctx.count('rejected_cancel_forged');
+      ctx.logger.warn(
+        { id },
+        'a cancel for an arriving transfer was refused: it does not authenticate under the key of the ' +
+          "transfer's signed manifest, so it is not from its sender; the transfer goes on",
+      );
+      return;
+    }
+    await this.end(id, 'cancelled', reason);
   }
 
   /**
@@ -379,4 +486,16 @@ export class Receiver {
     reply(ReportKind.delivered);
     return true;
   }
+}
+
+/** A duration as people say it (the expiry's reason text): whole days, hours, minutes or seconds. */
+function describeMs(ms: number): string {
+  for (const [unit, size] of [
+    ['day', 86_400_000],
+    ['hour', 3_600_000],
+    ['minute', 60_000],
+  ] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size} ${unit}${ms === size ? '' : 's'}`;
+  }
+  return `${Math.round(ms / 1000)} s`;
 }

@@ -2,6 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { KithError, isKithError } from '../../common/errors.ts';
 import type { AgentId, MessageId } from '../../common/ids.ts';
+import { CANCEL_INDEX, sealCancel } from '../payload/cancel.ts';
 import { chunkLength, sealChunk } from '../payload/chunks.ts';
 import type { PayloadCodec } from '../payload/codec.ts';
 import type { PayloadSource } from '../payload/source.ts';
@@ -105,8 +106,12 @@ export class Sender implements Origin {
       source = await openSource(rec.source);
     } catch (err) {
       if (!isKithError(err, 'ERR_FILE_CHANGED')) throw err;
-      // `kith send --file`'s file was replaced or changed while the node was down: fail it now.
-      if (this.outcomes.store(id, 'failed', err.message)) this.outcomes.announce(id, 'failed', err.message);
+      // `kith send --file`'s file was replaced or changed while the node was down: fail it now,
+      // and tell the recipient, which may hold part of it.
+      if (this.outcomes.store(id, 'failed', err.message)) {
+        await this.sendCancel(rec, undefined, err.message);
+        this.outcomes.announce(id, 'failed', err.message);
+      }
       return;
     }
     // Asked twice at once (send()'s own resume and the outbox job's): the one that got here second
@@ -475,6 +480,35 @@ export class Sender implements Origin {
     // Keep manifest contexts a little for late reports and complaints; chunk contexts go now.
     for (const link of a.links) if (this.packets.get(link)?.chunk !== undefined) this.packets.delete(link);
     await a.source.close().catch(() => undefined);
+    if (stored && state === 'failed') await this.sendCancel(a.rec, a.path, reason);
     if (stored) this.outcomes.announce(a.rec.id, state, reason);
+  }
+
+  /**
+   * Tells the recipient of a chunked message we gave up on that it will never be completed (the
+   * cancel unit, docs/protocol.md 7.9), so it frees its spool and its link answers "Gone" instead
+   * of waiting for good. Sent once, along the current path or the best known one; when it is
+   * lost the recipient's idle expiry (delivery.inboundIdleMs) ends the transfer instead.
+   */
+  private async sendCancel(rec: OutboxRecord, current: CachedPath | undefined, reason: string): Promise<void> {
+    const { ctx } = this;
+    if (rec.chunks === 0 || this.stopped) return;
+    const path = current ?? choosePath(usablePaths(ctx, this.discovery, rec.to), new Set());
+    if (!path) return ctx.count('cancel_no_path');
+    const id = Buffer.from(rec.id, 'hex');
+    const sealed = sealCancel(rec.contentKey, id, dataChunks(rec), reason);
+    // Its own lifetime: the message's deadline may be what just passed.
+    const expires = ctx.now() + ctx.options.maxHoldMs;
+    const unit: Unit = { kind: 'chunk', id, index: CANCEL_INDEX, sealed };
+    const { link, frame } = this.packets.wrap(rec.id, path, expires, unit, false, CANCEL_INDEX);
+    try {
+      await ctx.transport.send(path.entries[0].agent, frame);
+      ctx.count('cancels_sent');
+    } catch (err) {
+      ctx.count('cancel_send_failed');
+      ctx.logger.debug({ id: rec.id, err: (err as Error).message }, 'cancel not sent');
+    } finally {
+      this.packets.delete(link);
+    }
   }
 }

@@ -217,6 +217,9 @@ export class SqliteDeliveryStore implements DeliveryStore {
   deleteInbound(id: MessageId): void {
     this.sql('DELETE FROM delivery_inbound WHERE id = ?').run(id);
   }
+  inboundIds(): MessageId[] {
+    return (this.sql('SELECT id FROM delivery_inbound').all() as { id: string }[]).map((r) => r.id as MessageId);
+  }
   putHeld(p: Omit<HeldPacket, 'seq'>): number {
     const r = this.sql(
       `INSERT INTO delivery_held (next_agent, frame, expires_at, report_to, report_link, report_key, report_tag)

@@ -147,6 +147,8 @@ export interface DeliveryStore {
   setReceived(id: MessageId, received: Buffer): void;
   /** Drops an inbound record (after delivery). */
   deleteInbound(id: MessageId): void;
+  /** Ids of every inbound message being assembled (their idle expiry is armed at start). */
+  inboundIds(): MessageId[];
   /** Keeps a packet for an unreachable next hop; returns its seq. */
   putHeld(packet: Omit<HeldPacket, 'seq'>): number;
   /** Up to `limit` packets held for a neighbour with seq > `afterSeq`, oldest first (bounded memory). */
@@ -230,6 +232,9 @@ export class MemoryDeliveryStore implements DeliveryStore {
   }
   deleteInbound(id: MessageId): void {
     this.inbound.delete(id);
+  }
+  inboundIds(): MessageId[] {
+    return [...this.inbound.keys()];
   }
   putHeld(packet: Omit<HeldPacket, 'seq'>): number {
     const seq = ++this.heldSeq;

@@ -60,6 +60,7 @@ export class Wakeup {
 export class ArrivingFile implements Served {
   private readonly changed = new Wakeup();
   private saved?: string;
+  private endedWhy?: string;
 
   constructor(
     private view: SpoolView,
@@ -88,6 +89,17 @@ export class ArrivingFile implements Served {
     this.changed.wake();
   }
 
+  /** The transfer will never complete (cancelled or expired): waiting readers end with an error. */
+  end(why: string): void {
+    if (this.saved) return;
+    this.endedWhy = why;
+    this.changed.wake();
+  }
+
+  ended(): string | undefined {
+    return this.endedWhy;
+  }
+
   /** The spool the bytes are read from while they arrive ('' when unknown). */
   get spool(): string {
     return this.view.spool;
@@ -107,6 +119,7 @@ export class ArrivingFile implements Served {
       if (offset >= length || max <= 0) return Buffer.alloc(0);
       const want = Math.min(max, length - offset);
       if (this.saved) return readAt(this.saved, offset, want);
+      if (this.endedWhy) throw new KithError('ERR_TRANSFER_ENDED', this.endedWhy);
       const { spool, chunkSize, size, has } = this.view;
       const at = this.offset + offset;
       const index = Math.floor(at / chunkSize);

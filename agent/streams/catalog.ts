@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Fingerprint, MessageId } from '../../common/ids.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { Served, ServedCatalog } from '../../gateway/streams/types.ts';
-import type { InboundTransfer } from '../delivery/engine.ts';
+import type { InboundTransfer, TransferEnd } from '../delivery/engine.ts';
 import { parseFileHeader } from '../files.ts';
 import { mailFileRanges, parseMailFileHeader } from '../../gateway/streams/mail-file.ts';
 import { ArrivingFile, readAt, type SpoolView } from './arriving.ts';
@@ -58,6 +58,15 @@ interface TransferRecord {
    * (the first is also name/type/offset above), and where it was saved.
    */
   files?: { name: string; type: string; offset: number; size: number; saved?: string }[];
+  /** The transfer will never complete (docs/protocol.md 8.1): how, why, when (Unix ms). */
+  ended?: TransferEnd & { at: number };
+}
+
+/** What the link says once a transfer ended incomplete (the 410 answer's text). */
+export function endedText(end: TransferEnd): string {
+  return end.how === 'cancelled'
+    ? `this transfer was cancelled by its sender: ${end.reason}`
+    : `this transfer expired incomplete: ${end.reason}`;
 }
 
 /** The token key of the k-th file of a transfer: the transfer id alone for the first (links made before there could be several stay valid). */
@@ -71,6 +80,7 @@ function servedOf(record: TransferRecord, view: SpoolView): ArrivingFile[] {
   return files.map((f) => {
     const served = new ArrivingFile(view, f.offset, f.name, f.type, f.size);
     if (f.saved) served.complete(f.saved);
+    else if (record.ended) served.end(endedText(record.ended));
     return served;
   });
 }
@@ -172,6 +182,20 @@ export class StreamCatalog implements ServedCatalog {
       if (f.record.files?.[k] && paths[k]) f.record.files[k].saved = paths[k];
     });
     f.record.saved = paths[0];
+    await this.persist(f.record);
+  }
+
+  /**
+   * The transfer will never complete (its sender's cancel, or the idle expiry): waiting requests
+   * end, new ones get 410 with the reason, and the record keeps it across restarts. The mail
+   * already in the INBOX stays; its link says what happened.
+   */
+  async ended(id: MessageId, end: TransferEnd): Promise<void> {
+    this.pending.delete(id);
+    const f = this.files.get(id);
+    if (!f || f.record.saved) return;
+    f.record.ended = { ...end, at: Date.now() };
+    f.served.forEach((served) => served.end(endedText(end)));
     await this.persist(f.record);
   }
 

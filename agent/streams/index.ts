@@ -5,7 +5,7 @@ import type { Logger } from '../../common/logger.ts';
 import type { GatewaySink } from '../../gateway/delivery.ts';
 import { linkMail } from '../../gateway/streams/link-mail.ts';
 import { StreamServer } from '../../gateway/streams/server.ts';
-import type { InboundTransfer } from '../delivery/engine.ts';
+import type { InboundTransfer, TransferEnd } from '../delivery/engine.ts';
 import type { DeliveryStore } from '../delivery/store.ts';
 import { decodeManifest } from '../payload/manifest.ts';
 import { ChunkBitmap, spoolPath } from '../payload/spool.ts';
@@ -135,6 +135,12 @@ export class Streams {
     },
     onChunk: (id: MessageId, index: number): void => {
       if (this.deps.config.enabled) this.catalog.onChunk(id, index);
+    },
+    onTransferEnded: (id: MessageId, end: TransferEnd): void => {
+      if (!this.deps.config.enabled) return;
+      this.catalog.ended(id, end).catch((err: Error) =>
+        this.deps.log.warn({ id, err: err.message }, 'recording the end of a transfer failed'),
+      );
     },
   };
 

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { KithError } from '../../common/errors.ts';
+import { isKithError, KithError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
 import { decideRange } from './range.ts';
 import type { Served, ServedCatalog } from './types.ts';
@@ -95,13 +95,21 @@ export class StreamServer {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('no such transfer\n');
       return;
     }
+    const ended = served.ended?.();
+    if (ended) {
+      // Cancelled by its sender or expired: nothing more will arrive, and the player shows why.
+      res.writeHead(410, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' });
+      res.end(`${ended}\n`);
+      return;
+    }
     const abort = new AbortController();
     this.aborts.add(abort);
     res.on('close', () => abort.abort());
     try {
       await this.serve(req, res, served, abort.signal);
     } catch (err) {
-      if (!abort.signal.aborted)
+      // A transfer that ended while this request waited is cut short: the player sees an error.
+      if (!abort.signal.aborted && !isKithError(err, 'ERR_TRANSFER_ENDED'))
         this.options.log.warn({ err: (err as Error).message }, 'serving a transfer failed');
       res.destroy();
     } finally {
@@ -139,6 +147,9 @@ export class StreamServer {
       res.end();
       return;
     }
+    // The status and length go out now, before the first byte has arrived: a player learns the
+    // size at once, and a request waiting for bytes is visibly waiting, not unanswered.
+    res.flushHeaders();
     let offset = start;
     while (end === undefined || offset <= end) {
       const want = end === undefined ? PIECE : Math.min(PIECE, end - offset + 1);

@@ -18,6 +18,11 @@ export interface Served {
    * Rejects when `signal` aborts (the client went away, the server stops).
    */
   read(offset: number, max: number, signal: AbortSignal): Promise<Buffer>;
+  /**
+   * Why the content will never be complete (its sender cancelled it, or it expired), once that is
+   * so; undefined while it may still complete. A read of bytes that never arrived then rejects.
+   */
+  ended?(): string | undefined;
 }
 
 /** Looks a transfer up by the unguessable token of its link. */
