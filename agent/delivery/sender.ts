@@ -490,7 +490,11 @@ export class Sender implements Origin {
    * of waiting for good. Sent once, along the current path or the best known one; when it is
    * lost the recipient's idle expiry (delivery.inboundIdleMs) ends the transfer instead.
    */
-  private async sendCancel(rec: OutboxRecord, current: CachedPath | undefined, reason: string): Promise<void> {
+  private async sendCancel(
+    rec: OutboxRecord,
+    current: CachedPath | undefined,
+    reason: string,
+  ): Promise<void> {
     const { ctx } = this;
     if (rec.chunks === 0 || this.stopped) return;
     const path = current ?? choosePath(usablePaths(ctx, this.discovery, rec.to), new Set());

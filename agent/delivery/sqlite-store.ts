@@ -218,7 +218,9 @@ export class SqliteDeliveryStore implements DeliveryStore {
     this.sql('DELETE FROM delivery_inbound WHERE id = ?').run(id);
   }
   inboundIds(): MessageId[] {
-    return (this.sql('SELECT id FROM delivery_inbound').all() as { id: string }[]).map((r) => r.id as MessageId);
+    return (this.sql('SELECT id FROM delivery_inbound').all() as { id: string }[]).map(
+      (r) => r.id as MessageId,
+    );
   }
   putHeld(p: Omit<HeldPacket, 'seq'>): number {
     const r = this.sql(

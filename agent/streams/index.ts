@@ -138,9 +138,11 @@ export class Streams {
     },
     onTransferEnded: (id: MessageId, end: TransferEnd): void => {
       if (!this.deps.config.enabled) return;
-      this.catalog.ended(id, end).catch((err: Error) =>
-        this.deps.log.warn({ id, err: err.message }, 'recording the end of a transfer failed'),
-      );
+      this.catalog
+        .ended(id, end)
+        .catch((err: Error) =>
+          this.deps.log.warn({ id, err: err.message }, 'recording the end of a transfer failed'),
+        );
     },
   };
 

@@ -7,20 +7,35 @@ import type { OutboxRecord } from '../../agent/delivery/store.ts';
 import { CHUNK_BYTES } from '../../agent/payload/chunks.ts';
 import type { MessageId } from '../../common/ids.ts';
 import { runKithAsync } from '../helpers/cli.ts';
-import { line, messagesContaining, progress, startAgents, until, type TestNetwork } from '../agents/network.ts';
+import {
+  line,
+  messagesContaining,
+  progress,
+  startAgents,
+  until,
+  type TestNetwork,
+} from '../agents/network.ts';
 import { fileHeaderLength, gateLink, linkMail } from './helpers.ts';
 
 /** `kith send FP --file PATH` against the running node; the message id. */
 async function kithSendFile(from: KithNode, to: KithNode, file: string): Promise<MessageId> {
-  const sent = await runKithAsync(['--data-dir', from.paths.root, 'send', to.identity.fingerprint, '--file', file]);
+  const sent = await runKithAsync([
+    '--data-dir',
+    from.paths.root,
+    'send',
+    to.identity.fingerprint,
+    '--file',
+    file,
+  ]);
   expect(sent.status).toBe(0);
   return sent.stdout.trim() as MessageId;
 }
 
-const exists = (path: string) => access(path).then(
-  () => true,
-  () => false,
-);
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
 
 /**
  * The end of a transfer that will never complete (docs/protocol.md 7.9 cancel unit, 8.1): the
@@ -117,7 +132,10 @@ describe('a transfer its sender gives up', () => {
     expect(b.engine.metrics.get('cancels_sent')).toBe(1);
     await gate.release();
 
-    await until(() => (c.engine.metrics.get('rejected_cancel_forged') === 1 ? true : undefined), 'the forgery refused');
+    await until(
+      () => (c.engine.metrics.get('rejected_cancel_forged') === 1 ? true : undefined),
+      'the forgery refused',
+    );
     await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 'delivered');
     expect(c.engine.metrics.get('transfers_cancelled')).toBe(1); // the first test's, no more
     const url = await linkMail(c, 'Subject: File: goes-on.bin');
@@ -126,5 +144,56 @@ describe('a transfer its sender gives up', () => {
     const saved = Buffer.from(await whole.arrayBuffer());
     expect(saved.length).toBe(10 * CHUNK_BYTES);
     expect(saved.equals(await readFile(file))).toBe(true);
+  });
+});
+
+/**
+ * A sender that died for good never sends its cancel: the recipient ends a transfer that stores
+ * nothing for delivery.inboundIdleMs. The limit is a few seconds here; its timer firing is what
+ * the test waits for (the waiting request ending), not a sleep.
+ */
+describe('a transfer whose sender vanished', () => {
+  let net: TestNetwork;
+  let a: KithNode, b: KithNode;
+  const IDLE_MS = 4_000;
+  beforeAll(async () => {
+    net = await startAgents(line(['a', 'b']), {
+      delivery: { stallTimeoutMs: 3_600_000, inboundIdleMs: IDLE_MS },
+    });
+    [a, b] = ['a', 'b'].map((n) => net.agent(n).node);
+  });
+  afterAll(async () => net?.close());
+
+  it('expires after the configured idle time: the waiting request ends, the spool goes, the link says so', async () => {
+    const file = join(net.dir, 'vanished.bin');
+    await writeFile(file, randomBytes(8 * CHUNK_BYTES));
+    // a's link to b carries the manifest and 3 chunks, then nothing more: a sender gone silent.
+    const gate = gateLink(a, b, 4);
+    const id = await kithSendFile(a, b, file);
+    const url = await linkMail(b);
+    await gate.firstHeld;
+    const spool = join(b.paths.root, 'spool', `${id}.part`);
+
+    const tail = 7 * CHUNK_BYTES;
+    const first = await fetch(url, { headers: { Range: `bytes=${tail}-${tail + 999}` } });
+    if (first.status === 206) {
+      // Waiting for bytes that never come, until the expiry cuts it short.
+      expect(
+        await first.arrayBuffer().then(
+          () => 'complete',
+          () => 'cut short',
+        ),
+      ).toBe('cut short');
+    } else {
+      // On a slow machine the expiry may have come before the request: then it is already Gone.
+      expect(first.status).toBe(410);
+    }
+    expect(b.engine.metrics.get('transfers_expired')).toBe(1);
+    expect(await exists(spool)).toBe(false);
+    const gone = await fetch(url);
+    expect(gone.status).toBe(410);
+    expect(await gone.text()).toContain('expired incomplete: no part of it arrived for 4 s');
+    expect(await messagesContaining(b, 'Subject: File: vanished.bin')).toHaveLength(1);
+    gate.drop();
   });
 });
