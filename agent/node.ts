@@ -13,6 +13,7 @@ import { Gateway, type GatewaySettings } from '../gateway/index.ts';
 import { registerControlMethods } from './control/methods.ts';
 import { fileNotice, parseFileHeader, readFileHeader, saveReceived } from './files.ts';
 import { ControlServer } from './control/server.ts';
+import { OutgoingFiles } from './outgoing.ts';
 import { DeliveryEngine, type DeliveryEvent, type InboundDelivery } from './delivery/engine.ts';
 import { SqliteDeliveryStore } from './delivery/sqlite-store.ts';
 import { loadIdentity, type Identity } from './identity/identity.ts';
@@ -81,6 +82,8 @@ export class KithNode {
   /** Neighbours' signed addresses (what a restarted node dials). */
   reachability!: Reachability;
   engine!: DeliveryEngine;
+  /** What messages are read from while they are sent (outgoing/), removed once they end. */
+  private outgoing!: OutgoingFiles;
   /** Spam control: complaints sent, checked, counted and passed on; neighbours judged (agent/spam). */
   spam!: SpamControl;
   /** Spam control's rate limits (agent/spam/limits.ts). */
@@ -307,6 +310,11 @@ export class KithNode {
       store: deliveryStore,
     });
     this.engine.onEvent((event) => this.recordEvent(event));
+    this.outgoing = new OutgoingFiles(join(this.paths.root, 'outgoing'), log.child({ part: 'outgoing' }));
+    // What a message was read from goes once it ended (agent/outgoing.ts).
+    this.engine.onEvent((event) => {
+      if (event.kind === 'delivered' || event.kind === 'failed') void this.outgoing.finished(event.id);
+    });
   }
 
   /** Timers of final events waiting for another try (recordEvent). */
@@ -443,6 +451,8 @@ export class KithNode {
       metrics: () => this.engine.metrics.snapshot(),
     });
     await mkdir(join(this.paths.root, 'outgoing'), { recursive: true, mode: 0o700 });
+    // Before the control socket opens: nothing is being submitted yet.
+    await this.outgoing.sweep((id) => this.engine.isPending(id));
     registerHistoryMethod(this.control, this.roaming.engine, () => this.roaming.history());
     await this.control.start();
     this.parts.push({ name: 'control', stop: () => this.control.stop() });

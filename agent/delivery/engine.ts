@@ -194,6 +194,11 @@ export class DeliveryEngine {
     };
   }
 
+  /** True while a message we sent is still being delivered (stored and not finished). */
+  isPending(id: MessageId): boolean {
+    return this.deps.store.getOutbox(id)?.state === 'pending';
+  }
+
   /** How delivery of a message we sent ended, as stored (undefined: still pending, or not ours). */
   outcomeOf(id: MessageId): 'delivered' | 'failed' | undefined {
     const state = this.deps.store.getOutbox(id)?.state;

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import { shouldCut } from '../../agent/streams/live-format.ts';
@@ -74,7 +75,7 @@ export function registerStream(program: Command): void {
     .argument('<recipient>', "a contact's e-mail address or an entity fingerprint")
     .requiredOption(
       '--from <source>',
-      '"-" for stdin, an http(s) URL (read as it comes), or a file (a FIFO or a device works too)',
+      '"-" for stdin, an http(s) URL (read as it comes), a file, or a device: a FIFO or character device read at its own pace',
     )
     .option('--name <name>', 'the name the recipient sees (default: the file name, or live.webm)')
     .option('--type <type>', 'audio/* or video/* media type (default: from the name)')
@@ -113,7 +114,7 @@ export function registerStream(program: Command): void {
  */
 async function openInput(from: string): Promise<{ input: Readable; name: string; type?: string }> {
   if (from === '-') return { input: process.stdin, name: 'live.webm' };
-  if (!/^https?:\/\//i.test(from)) return { input: createReadStream(from), name: basename(from) };
+  if (!/^https?:\/\//i.test(from)) return { input: await openPath(from), name: basename(from) };
   const refused = (why: string) =>
     new KithError(
       'ERR_STREAM_SOURCE',
@@ -130,4 +131,23 @@ async function openInput(from: string): Promise<{ input: Readable; name: string;
     name: basename(new URL(from).pathname) || 'live.webm',
     ...(type && /^(audio|video)\//.test(type) ? { type } : {}),
   };
+}
+
+/**
+ * A path: a FIFO or a character device (a *device*, as stat says: docs/protocol.md 8.2) is read as
+ * its bytes come, never seeked or sized, until it reports its end; a regular file is read to its
+ * end. Anything else is refused before a stream is opened.
+ */
+async function openPath(path: string): Promise<Readable> {
+  const info = await stat(path).catch((err: NodeJS.ErrnoException) => {
+    throw new KithError('ERR_STREAM_SOURCE', `cannot read ${path}: ${err.code ?? err.message}`, 'check the path');
+  });
+  if (!info.isFIFO() && !info.isCharacterDevice() && !info.isFile())
+    throw new KithError(
+      'ERR_STREAM_SOURCE',
+      `cannot stream ${path}: not a file, a FIFO or a character device`,
+      'give a file, a FIFO (mkfifo) an encoder writes into, a device, "-" for stdin, or a URL',
+    );
+  // No start or end: plain read(2)s at the current position, which is all a device allows.
+  return createReadStream(path);
 }

@@ -75,10 +75,12 @@ describe('streams links: integrity and resumption', () => {
     // Bytes inside chunk 1, and inside chunk 2 (sent after it, so stored after the refusal).
     const inChunk = (i: number) => i * CHUNK_BYTES - offset + 100;
     let answered = false;
+    // Answered = its bytes came (the status line and headers go out at once, before them).
     const damaged = fetch(url, { headers: { Range: `bytes=${inChunk(1)}-${inChunk(1) + 999}` } }).then(
       async (r) => {
+        const bytes = Buffer.from(await r.arrayBuffer());
         answered = true;
-        return Buffer.from(await r.arrayBuffer());
+        return bytes;
       },
     );
     const later = await fetch(url, { headers: { Range: `bytes=${inChunk(2)}-${inChunk(2) + 999}` } });
