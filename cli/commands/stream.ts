@@ -140,7 +140,11 @@ async function openInput(from: string): Promise<{ input: Readable; name: string;
  */
 async function openPath(path: string): Promise<Readable> {
   const info = await stat(path).catch((err: NodeJS.ErrnoException) => {
-    throw new KithError('ERR_STREAM_SOURCE', `cannot read ${path}: ${err.code ?? err.message}`, 'check the path');
+    throw new KithError(
+      'ERR_STREAM_SOURCE',
+      `cannot read ${path}: ${err.code ?? err.message}`,
+      'check the path',
+    );
   });
   if (!info.isFIFO() && !info.isCharacterDevice() && !info.isFile())
     throw new KithError(

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KithNode } from '../../agent/node.ts';
-import { KITH_BIN, exited } from '../helpers/cli.ts';
+import { KITH_BIN, exited, runKithAsync } from '../helpers/cli.ts';
 import { line, messagesContaining, startAgents, until, type TestNetwork } from '../agents/network.ts';
 import { decodeStart, linkMail, probe, realTimeWebm, run } from './helpers.ts';
 
@@ -75,5 +75,19 @@ describe('kith stream --from a FIFO fed by ffmpeg in real time', () => {
     expect((await stat(path)).size).toBe(bytes);
     const whole = await probe(path);
     expect(whole.codecs).toEqual(['opus', 'vp8']);
+  });
+
+  it('refuses a path that is no file, FIFO or device before a stream is opened', async () => {
+    const sent = await runKithAsync([
+      '--data-dir',
+      a.paths.root,
+      'stream',
+      b.identity.fingerprint,
+      '--from',
+      net.dir,
+    ]);
+    expect(sent.status).toBe(1);
+    expect(sent.stderr).toContain('not a file, a FIFO or a character device');
+    expect(sent.stdout).toBe(''); // no stream was opened
   });
 });

@@ -84,7 +84,18 @@ export async function liveWebm(seconds = 5): Promise<Buffer> {
  */
 export function realTimeWebm(seconds: number, output: string): string[] {
   const pattern = PATTERN(seconds);
-  return ['-v', 'error', '-re', ...pattern.slice(0, 4), '-re', ...pattern.slice(4), '-f', 'webm', '-y', output];
+  return [
+    '-v',
+    'error',
+    '-re',
+    ...pattern.slice(0, 4),
+    '-re',
+    ...pattern.slice(4),
+    '-f',
+    'webm',
+    '-y',
+    output,
+  ];
 }
 
 /** ffprobe's view of a URL or file: codec names and duration. */

@@ -26,7 +26,14 @@ describe('outgoing/ after delivery', () => {
   const outgoing = () => readdir(join(a.paths.root, 'outgoing'));
 
   async function sendFile(file: string): Promise<MessageId> {
-    const sent = await runKithAsync(['--data-dir', a.paths.root, 'send', b.identity.fingerprint, '--file', file]);
+    const sent = await runKithAsync([
+      '--data-dir',
+      a.paths.root,
+      'send',
+      b.identity.fingerprint,
+      '--file',
+      file,
+    ]);
     expect(sent.status).toBe(0);
     return sent.stdout.trim() as MessageId;
   }
