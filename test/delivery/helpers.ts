@@ -1,6 +1,7 @@
 import type { DeliveryEngine, DeliveryEvent } from '../../agent/delivery/engine.ts';
 import type { MessageId } from '../../common/ids.ts';
 import { randomBytes } from 'node:crypto';
+import type { jest } from '@jest/globals';
 import { HANG_MS } from '../helpers/hang.ts';
 
 export function newMessageId(): MessageId {
@@ -44,3 +45,13 @@ export function recordEvents(engine: DeliveryEngine): {
     },
   };
 }
+
+/**
+ * Jest fake timers for the engines' own timers (stall, the longer wait after "held"), moved by the
+ * test with jest.advanceTimersByTimeAsync: "no re-send within N stall timeouts" then holds at any
+ * load. The simulator's network runs on setImmediate, left real, so packets still flow; use the
+ * Simulation with `quiesce: true` so discovery ends when the network is idle, not on a timer.
+ */
+export const ENGINE_FAKE_TIMERS: Parameters<typeof jest.useFakeTimers>[0] = {
+  doNotFake: ['setImmediate', 'clearImmediate', 'nextTick', 'queueMicrotask', 'hrtime', 'performance'],
+};

@@ -4,14 +4,7 @@ import { PathCache, type CachedPath } from '../../agent/routing/path-cache.ts';
 import type { PathEntry } from '../../agent/routing/path.ts';
 import { Simulation } from '../../agent/sim/sim.ts';
 import type { AgentId, Fingerprint } from '../../common/ids.ts';
-import { newMessageId, recordEvents } from './helpers.ts';
-
-// The sender's timers (stall, the longer wait after "held") on Jest's fake clock, moved by the test:
-// "it did not re-send within eight stall timeouts" then holds at any load. The simulator's network
-// runs on setImmediate, left real, so packets still flow; discovery ends when the network is idle.
-const FAKE_TIMERS: Parameters<typeof jest.useFakeTimers>[0] = {
-  doNotFake: ['setImmediate', 'clearImmediate', 'nextTick', 'queueMicrotask', 'hrtime', 'performance'],
-};
+import { ENGINE_FAKE_TIMERS, newMessageId, recordEvents } from './helpers.ts';
 
 describe('which path the sender uses, and how long it waits', () => {
   let sim: Simulation | undefined;
@@ -67,7 +60,7 @@ describe('which path the sender uses, and how long it waits', () => {
 
   test('"held" is progress: the sender waits instead of re-sending a copy at every stall timeout', async () => {
     const stallTimeoutMs = 100;
-    jest.useFakeTimers(FAKE_TIMERS);
+    jest.useFakeTimers(ENGINE_FAKE_TIMERS);
     try {
       sim = new Simulation({ delivery: { stallTimeoutMs }, quiesce: true });
       const [a, b, c, d] = sim.addAgents(4);
