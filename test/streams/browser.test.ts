@@ -43,6 +43,12 @@ describe('a browser video element plays a link while it arrives', () => {
         '--mute-audio',
         '--no-first-run',
         '--autoplay-policy=no-user-gesture-required',
+        // A page Chromium takes for hidden or in the background may defer loading media until it
+        // is shown, and suspends players there: headless under load is where that happens.
+        '--disable-background-media-suspend',
+        '--disable-renderer-backgrounding',
+        '--disable-backgrounding-occluded-windows',
+        '--disable-background-timer-throttling',
       ],
       headless: true,
       userDataDir: profile,
@@ -90,6 +96,7 @@ describe('a browser video element plays a link while it arrives', () => {
 
     const page = await browser!.newPage();
     try {
+      await page.bringToFront();
       await page.setContent('<!doctype html><title>link</title>');
       // Runs in the page (a string: this project's types have no DOM). The element's own events
       // decide: `playing`, or an error with the media error's code.
@@ -101,6 +108,8 @@ describe('a browser video element plays a link while it arrives', () => {
         v.addEventListener('error', () => resolve({ error: 'media error ' + v.error.code + ': ' + v.error.message }));
         v.src = ${JSON.stringify(url)};
         document.body.append(v);
+        // Autoplay, and play() too: a refusal (an autoplay policy) is an answer, not a hang.
+        v.play().catch((err) => resolve({ error: 'play() refused: ' + err.name + ': ' + err.message }));
       })`) as Promise<{ currentTime: number } | { error: string }>;
       const result = await played;
       expect(result).not.toHaveProperty('error');
