@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from '../../common/logger.ts';
-import type { MailChange, MailStore } from '../../gateway/mailbox/types.ts';
+import type { MailChange, MailStore, StagedArrival } from '../../gateway/mailbox/types.ts';
 import {
   deliveredEntryId,
   entryIds,
@@ -33,6 +33,8 @@ export interface MailboxBridgeOptions {
    * the same transaction as the change's log row.
    */
   record: (ops: Op[], alsoWrite?: () => void) => void;
+  /** record() inside the mailbox's open transaction (SyncEngine.localInTransaction). */
+  recordInTransaction?: (ops: Op[], alsoWrite: () => void) => (committed: boolean) => void;
   log: Logger;
 }
 
@@ -49,6 +51,7 @@ export interface MailboxBridgeOptions {
 export class MailboxBridge implements SyncSink {
   private tail: Promise<void> = Promise.resolve();
   private unsubscribe: (() => void) | undefined;
+  private unlistenArrivals: (() => void) | undefined;
   /** True while the bridge changes mailboxes itself (their synchronous events are its own). */
   private projecting = false;
   /** Hash → entries that show in the merged state but wait for their bytes. */
@@ -60,6 +63,7 @@ export class MailboxBridge implements SyncSink {
   /** Records what changed while sync was not running, then brings the mailboxes in line. */
   async start(): Promise<void> {
     this.unsubscribe = this.o.mail.subscribe((change) => this.onMailChange(change));
+    this.unlistenArrivals = this.o.mail.onArrival?.((a) => this.onArrival(a));
     await this.enqueue(async () => {
       const { sync, mail } = this.o;
       for (const name of STANDARD_FOLDERS) {
@@ -75,6 +79,7 @@ export class MailboxBridge implements SyncSink {
 
   async stop(): Promise<void> {
     this.unsubscribe?.();
+    this.unlistenArrivals?.();
     await this.tail.catch(() => undefined);
   }
 
@@ -169,6 +174,20 @@ export class MailboxBridge implements SyncSink {
     if (add) this.o.record([add.op], () => sync.putEntry(add.entry));
   }
 
+  /**
+   * A delivered message, inside the mailbox transaction that stores it: its add op and mapping are
+   * recorded in that transaction (one commit for the message and its change, bench/RESULTS.md
+   * 10.11; the change goes to siblings only once it committed). The 'exists' change that follows
+   * then finds the entry mapped and does nothing. Without recordInTransaction, or while the
+   * bridge projects, observeExists records it after the commit as before.
+   */
+  private onArrival(a: StagedArrival): ((committed: boolean) => void) | void {
+    const { sync, recordInTransaction } = this.o;
+    if (!recordInTransaction || this.projecting || sync.entryAt(a.mailboxId, a.uid)) return;
+    const add = this.addOpOf(a.mailboxId, a.uid, a.raw, a.flags, a.internalDate, a.raw.length, true);
+    return recordInTransaction([add.op], () => sync.putEntry(add.entry));
+  }
+
   /** The add op of a local message and its mapping (not written), or undefined when it is gone already. */
   private async addOpFor(
     mailboxId: number,
@@ -179,6 +198,19 @@ export class MailboxBridge implements SyncSink {
     const [row] = mail.messages(mailboxId, [uid], { raw: true });
     if (row === undefined) return undefined;
     const raw = await mail.readRaw(row);
+    return this.addOpOf(mailboxId, uid, raw, row.flags, row.internalDate, row.size, delivered);
+  }
+
+  private addOpOf(
+    mailboxId: number,
+    uid: number,
+    raw: Buffer,
+    flags: readonly string[],
+    internalDate: Date,
+    size: number,
+    delivered: boolean,
+  ): { op: Op; entry: LocalEntry } {
+    const { sync } = this.o;
     const hash = createHash('sha256').update(raw).digest('hex');
     const kithId = delivered ? /^X-Kith-Message-Id:[ \t]*(\S+)/im.exec(headerOf(raw))?.[1] : undefined;
     let eid = kithId
@@ -186,15 +218,15 @@ export class MailboxBridge implements SyncSink {
       : newEntryId({ w: Date.now(), c: this.serial++, a: randomId() as never }, 0);
     // The same delivered message already known (a sibling had it first): a second local copy is a new entry.
     if (sync.entry(eid)) eid = newEntryId({ w: Date.now(), c: this.serial++, a: randomId() as never }, 0);
-    const entry = { eid, mailboxId, uid, hash, flags: lower(row.flags) };
+    const entry = { eid, mailboxId, uid, hash, flags: lower(flags) };
     const op: Op = {
       t: 'add',
       e: eid,
       h: hash,
       f: this.fidOfMailbox(mailboxId),
-      d: row.internalDate.getTime(),
-      s: row.size,
-      fl: [...row.flags].sort(),
+      d: internalDate.getTime(),
+      s: size,
+      fl: [...flags].sort(),
     };
     return { op, entry };
   }

@@ -125,6 +125,20 @@ export class SyncEngine {
     this.changed();
   }
 
+  /**
+   * local() inside a caller's open transaction (the mailbox append's, MailStore.onArrival): the
+   * change is pushed only when the returned function hears that transaction committed; if it did
+   * not, the version vector is read back from the store (the change is not in the log).
+   */
+  localInTransaction(ops: Op[], alsoWrite?: () => void): (committed: boolean) => void {
+    this.o.replica.local(ops, alsoWrite);
+    return (committed) => {
+      if (!committed) return this.o.replica.reloadVersionVector();
+      this.pushAll();
+      this.changed();
+    };
+  }
+
   /** Linked siblings right now. */
   siblings(): AgentId[] {
     return this.o.transport.neighbours().filter((p) => this.o.isSibling(p));

@@ -109,6 +109,7 @@ export class Roaming {
       mail: o.mail,
       sync: this.store,
       record: (ops, alsoWrite) => this.engine.local(ops, alsoWrite),
+      recordInTransaction: (ops, alsoWrite) => this.engine.localInTransaction(ops, alsoWrite),
       log: o.log,
     });
     this.sealed =

@@ -77,6 +77,16 @@ export class Replica {
   }
 
   /**
+   * Reads the version vector again from the store: after a transaction holding a local() call
+   * did not commit (its caller's), the one in memory counts a change the log does not have.
+   */
+  reloadVersionVector(): void {
+    const stored = this.o.store.versionVector();
+    for (const k of Object.keys(this.vv)) delete this.vv[k as AgentId];
+    Object.assign(this.vv, stored);
+  }
+
+  /**
    * Records local ops as this agent's next change; returns it (to push to linked siblings).
    * `alsoWrite`: the caller's own rows, in the same transaction (the bridge's entry mapping).
    */

@@ -29,6 +29,7 @@ import type {
   MailStore,
   StoreResult,
   CopyResult,
+  StagedArrival,
 } from './types.ts';
 
 // Bodies up to this size live in the SQLite row (one read for FETCH); larger ones are blob files.
@@ -52,6 +53,7 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
   const { db, blobs, log } = deps;
   const listeners = new Set<(c: MailChange) => void>();
   const complaintListeners = new Set<(c: ComplaintEvent) => void>();
+  const arrivalListeners = new Set<(a: StagedArrival) => ((committed: boolean) => void) | void>();
   const inFlight = new Set<Promise<unknown>>();
   let started = false;
   let stopping = false;
@@ -168,17 +170,19 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
     const fields = parseHeader(raw.toString('latin1', 0, headerEnd));
     const kithId = headerValue(fields, 'x-kith-message-id')?.trim() ?? null;
     const flags = applyFlags([], 'set', input.flags ?? []);
+    const internalDate = (input.internalDate ?? new Date()).getTime();
     const pending: ComplaintEvent[] = [];
+    const afterCommit: Array<(committed: boolean) => void> = [];
     // In the connection's group commit: arrivals of the same moment (and the agent's own writes
     // then) share one fsync; the message shows (EXISTS) only once its commit returned.
     const rider = input.with?.take(db);
-    const result = await groupCommitOf(db).run(() => {
+    const run = groupCommitOf(db).run(() => {
       rider?.();
       const current = mailboxById(box.id);
       const messageId = Number(
         q.insertMessage.run({
           size: raw.length,
-          internalDate: (input.internalDate ?? new Date()).getTime(),
+          internalDate,
           raw: blob ? null : raw,
           blob,
           headerEnd,
@@ -199,8 +203,42 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
         { kind: 'arrived', into: mailboxKind(current.specialUse), flags },
         pending,
       );
+      // Last, so nothing of the message's own can fail after a listener wrote its rows.
+      if (input.origin === undefined) {
+        const arrival = { mailboxId: current.id, uid, raw, flags, internalDate: new Date(internalDate) };
+        for (const listen of arrivalListeners) {
+          try {
+            const after = db.transaction(() => listen(arrival))();
+            if (after) afterCommit.push(after);
+          } catch (err) {
+            log.warn(
+              { err: (err as Error).message },
+              'a mailbox arrival listener failed; its rows are rolled back',
+            );
+          }
+        }
+      }
       return { mailbox: current.name, uid, uidValidity: current.uidValidity, modseq, mailboxId: current.id };
     });
+    const told = (committed: boolean) => {
+      for (const after of afterCommit.splice(0)) {
+        try {
+          after(committed);
+        } catch (err) {
+          log.error({ err }, 'a mailbox arrival listener failed after the commit');
+        }
+      }
+    };
+    const result = await run.then(
+      (r) => {
+        told(true);
+        return r;
+      },
+      (err: unknown) => {
+        told(false);
+        throw err;
+      },
+    );
     emit({
       kind: 'exists',
       mailboxId: result.mailboxId,
@@ -521,6 +559,11 @@ export function createMailStore(deps: MailStoreDeps): MailStore {
     onComplaint(listener) {
       complaintListeners.add(listener);
       return () => complaintListeners.delete(listener);
+    },
+
+    onArrival(listener) {
+      arrivalListeners.add(listener);
+      return () => arrivalListeners.delete(listener);
     },
   };
   return store;

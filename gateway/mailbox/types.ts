@@ -18,6 +18,16 @@ export interface MailboxInfo {
   subscribed: boolean;
 }
 
+/** A message being stored, as MailStore.onArrival listeners see it (inside its transaction). */
+export interface StagedArrival {
+  mailboxId: number;
+  uid: number;
+  /** The bytes as stored (CRLF line ends): what readRaw() will return. */
+  raw: Buffer;
+  flags: string[];
+  internalDate: Date;
+}
+
 /** STATUS counters of a mailbox. */
 export interface MailboxStatus extends MailboxInfo {
   /** Number of messages. */
@@ -208,6 +218,14 @@ export interface MailStore {
   vanished(mailboxId: number, sinceModseq: number): number[];
   /** Hears about every change; returns an unsubscribe function. */
   subscribe(listener: (change: MailChange) => void): () => void;
+  /**
+   * Hears about a message arriving (deliver(), or append() without an origin) inside the
+   * transaction that stores it, to write rows of its own in it (agent/sync's change log: one
+   * commit for both, bench/RESULTS.md 10.11). Each listener runs in a savepoint of its own: one
+   * that throws is rolled back alone and the message is stored anyway. The function it returns
+   * is told afterwards whether that transaction committed durably.
+   */
+  onArrival?(listener: (arrival: StagedArrival) => ((committed: boolean) => void) | void): () => void;
   /** Active (not withdrawn) complaint candidates, oldest first. */
   complaintCandidates(): ComplaintCandidate[];
   /** Hears about complaints recorded and withdrawn; returns an unsubscribe function. */
