@@ -194,7 +194,7 @@ export class MailboxBridge implements SyncSink {
     uid: number,
     delivered: boolean,
   ): Promise<{ op: Op; entry: LocalEntry } | undefined> {
-    const { mail, sync } = this.o;
+    const { mail } = this.o;
     const [row] = mail.messages(mailboxId, [uid], { raw: true });
     if (row === undefined) return undefined;
     const raw = await mail.readRaw(row);

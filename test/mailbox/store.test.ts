@@ -89,6 +89,34 @@ describe('mailbox store', () => {
     expect(groupCommitOf(db).stats.commits - before.commits).toBe(1);
   });
 
+  test("arrival listeners write in the message's own commit; one that throws is rolled back alone", async () => {
+    db.exec('CREATE TABLE seen (uid INTEGER PRIMARY KEY)');
+    const told: boolean[] = [];
+    const stopGood = store.onArrival!((a) => {
+      db.prepare('INSERT INTO seen VALUES (?)').run(a.uid);
+      return (committed) => told.push(committed);
+    });
+    const stopBad = store.onArrival!(() => {
+      db.prepare('INSERT INTO seen VALUES (?)').run(999);
+      throw new Error('listener bug');
+    });
+    const before = { ...groupCommitOf(db).stats };
+    const { uid } = await store.deliver({ raw: msg('arrives') });
+    expect(groupCommitOf(db).stats.commits - before.commits).toBe(1);
+    expect(told).toEqual([true]);
+    const other = openDatabase(join(dir, 'kith.db'));
+    try {
+      expect(other.prepare('SELECT uid FROM seen').all()).toEqual([{ uid }]);
+    } finally {
+      other.close();
+    }
+    // A client's APPEND (it has an origin) is not an arrival.
+    await store.append({ raw: msg('appended'), origin: 'session' });
+    expect(told).toEqual([true]);
+    stopGood();
+    stopBad();
+  });
+
   test('UIDVALIDITY and UIDs survive a restart; UIDs are never reused; MODSEQ only grows', async () => {
     await store.deliver({ raw: msg('1') });
     const { uid: second } = await store.deliver({ raw: msg('2') });
