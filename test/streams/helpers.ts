@@ -78,26 +78,6 @@ export async function liveWebm(seconds = 5): Promise<Buffer> {
   return stdout;
 }
 
-/**
- * ffmpeg arguments that write the test pattern as a live WebM to `output` at real-time pace
- * (`-re` on both inputs): what a capture device or an encoder hands on, one cluster at a time.
- */
-export function realTimeWebm(seconds: number, output: string): string[] {
-  const pattern = PATTERN(seconds);
-  return [
-    '-v',
-    'error',
-    '-re',
-    ...pattern.slice(0, 4),
-    '-re',
-    ...pattern.slice(4),
-    '-f',
-    'webm',
-    '-y',
-    output,
-  ];
-}
-
 /** ffprobe's view of a URL or file: codec names and duration. */
 export async function probe(
   url: string,
