@@ -100,6 +100,10 @@ export class ArrivingFile implements Served {
     return this.endedWhy;
   }
 
+  arriving(): boolean {
+    return !this.saved && !this.endedWhy;
+  }
+
   /** The spool the bytes are read from while they arrive ('' when unknown). */
   get spool(): string {
     return this.view.spool;

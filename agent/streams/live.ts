@@ -49,6 +49,10 @@ class LiveServed implements Served {
     return this.record.final?.length;
   }
 
+  arriving(): boolean {
+    return !this.record.saved;
+  }
+
   async read(offset: number, max: number, signal: AbortSignal): Promise<Buffer> {
     for (;;) {
       const r = this.record;

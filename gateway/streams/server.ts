@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import { isKithError, KithError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
-import { decideRange } from './range.ts';
+import { answerAsStream, decideRange } from './range.ts';
 import type { Served, ServedCatalog } from './types.ts';
 
 export interface StreamServerOptions {
@@ -26,7 +26,8 @@ export function tokenOf(path: string): string | undefined {
 /**
  * The recipient's local HTTP server for transfers that are still arriving (docs/protocol.md,
  * "Streams"). GET and HEAD with single byte ranges (206 + Content-Range with the full length
- * from the signed manifest); bytes not arrived yet are waited for, not refused.
+ * from the signed manifest); bytes not arrived yet are waited for, not refused. An MP4 still
+ * arriving opens as a stream (range.ts answerAsStream).
  */
 export class StreamServer {
   private server?: Server;
@@ -124,11 +125,14 @@ export class StreamServer {
     signal: AbortSignal,
   ): Promise<void> {
     const length = served.length();
-    const decision = decideRange(req.headers.range, length);
+    let decision = decideRange(req.headers.range, length);
+    // An MP4 still arriving plays only from a source its player takes for a stream (range.ts).
+    const asStream = answerAsStream(served.type, served.arriving(), decision, length);
+    if (asStream) decision = { kind: 'full' };
     const headers: Record<string, string | number> = {
       'Content-Type': served.type,
       'Content-Disposition': `inline; filename*=UTF-8''${encodeURIComponent(served.name)}`,
-      'Accept-Ranges': length === undefined ? 'none' : 'bytes',
+      'Accept-Ranges': length === undefined || asStream ? 'none' : 'bytes',
       'Cache-Control': 'no-store',
     };
     if (decision.kind === 'unsatisfiable') {

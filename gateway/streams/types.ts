@@ -12,6 +12,8 @@ export interface Served {
    * final segment arrived; undefined while a live stream is still open.
    */
   length(): number | undefined;
+  /** True while bytes are still to come: neither saved whole nor ended (server.ts `asStream`). */
+  arriving(): boolean;
   /**
    * Up to `max` bytes at `offset`, only from chunks that were authenticated and stored. Waits
    * while the bytes have not arrived; an empty buffer means the content ends before `offset`.

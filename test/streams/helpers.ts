@@ -3,9 +3,11 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { promisify } from 'node:util';
 import type { KithNode } from '../../agent/node.ts';
-import { messagesContaining, until } from '../agents/network.ts';
+import { messagesContaining, progress, until } from '../agents/network.ts';
+import { runKithAsync } from '../helpers/cli.ts';
+import { CHUNK_BYTES } from '../../agent/payload/chunks.ts';
 import { HANG_MS } from '../helpers/hang.ts';
-import type { AgentId } from '../../common/ids.ts';
+import type { AgentId, MessageId } from '../../common/ids.ts';
 import { decodeOnion, encodeOnion, hopDigest } from '../../agent/delivery/frames.ts';
 import { agentKeysFromIdentity, publicFromAgentId, signWith } from '../../agent/onion/keys.ts';
 import { FrameType } from '../../agent/onion/wire.ts';
@@ -256,6 +258,63 @@ export function stepGate(node: KithNode, to: KithNode, pass: number): StepGate {
         passed++;
         await original(target, queue.shift()!);
       }
+    },
+  };
+}
+
+/** The issue's bound on what may have arrived when a player starts: 2 MiB, in whole chunks. */
+export const PLAY_BOUND_CHUNKS = Math.floor((2 * 1024 * 1024) / CHUNK_BYTES);
+
+/** A file on its way from a to b with most of it held back at a's link (sendHeld). */
+export interface HeldTransfer {
+  id: MessageId;
+  /** The link from b's link mail. */
+  url: string;
+  /** Chunks b stored of it so far. */
+  stored(): number;
+  /** Still arriving: at most `chunks` stored, frames held at the link, not delivered. */
+  stillArriving(): { stored: number; held: number; delivered: boolean };
+  /** Lets the rest through and waits until the sender's progress says delivered. */
+  finish(): Promise<void>;
+}
+
+/**
+ * Sends `file` from a to its neighbour b with `kith send --file` (the real CLI) while a's link to
+ * b lets only the manifest and `chunks` chunks through (stepGate), and waits for b's link mail:
+ * what a player is given while the transfer arrives, bounded by a count of stored chunks, not a clock.
+ */
+export async function sendHeld(
+  a: KithNode,
+  b: KithNode,
+  file: string,
+  chunks = PLAY_BOUND_CHUNKS,
+): Promise<HeldTransfer> {
+  const before = b.engine.metrics.get('chunks_received') ?? 0;
+  const stored = () => (b.engine.metrics.get('chunks_received') ?? 0) - before;
+  const gate = stepGate(a, b, 1 + chunks); // the manifest, then `chunks` chunks
+  const sent = await runKithAsync([
+    '--data-dir',
+    a.paths.root,
+    'send',
+    b.identity.fingerprint,
+    '--file',
+    file,
+  ]);
+  if (sent.status !== 0) throw new Error(`kith send failed (${sent.status}): ${sent.stderr}`);
+  const id = sent.stdout.trim() as MessageId;
+  const url = await linkMail(b, `/${encodeURIComponent(file.split('/').pop()!)}`);
+  return {
+    id,
+    url,
+    stored,
+    stillArriving: () => ({
+      stored: stored(),
+      held: gate.held(),
+      delivered: progress(a, id).state === 'delivered',
+    }),
+    finish: async () => {
+      await gate.allow(Infinity);
+      await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 'delivered', HANG_MS);
     },
   };
 }

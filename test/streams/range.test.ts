@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { mediaTypeOf, safeMediaType } from '../../agent/streams/media-type.ts';
 import { linkMail } from '../../gateway/streams/link-mail.ts';
-import { decideRange } from '../../gateway/streams/range.ts';
+import { answerAsStream, decideRange } from '../../gateway/streams/range.ts';
 import { tokenOf } from '../../gateway/streams/server.ts';
 
 describe('Range decisions (RFC 9110 14.1.2)', () => {
@@ -22,6 +22,19 @@ describe('Range decisions (RFC 9110 14.1.2)', () => {
   });
   it('plays an open-ended live stream from the start', () => {
     expect(decideRange('bytes=100-', undefined)).toEqual({ kind: 'full' });
+  });
+  it("opens an MP4 still arriving as a stream, and only a player's opening request", () => {
+    const opening = decideRange('bytes=0-', 1000);
+    expect(answerAsStream('video/mp4', true, opening, 1000)).toBe(true);
+    expect(answerAsStream('audio/mp4', true, { kind: 'full' }, 1000)).toBe(true);
+    expect(answerAsStream('video/quicktime', true, opening, 1000)).toBe(true);
+    // saved whole, or not MP4: an ordinary seekable file
+    expect(answerAsStream('video/mp4', false, opening, 1000)).toBe(false);
+    expect(answerAsStream('video/webm', true, opening, 1000)).toBe(false);
+    expect(answerAsStream('video/mp4s', true, opening, 1000)).toBe(false);
+    // a range the client chose is answered as asked
+    expect(answerAsStream('video/mp4', true, decideRange('bytes=0-99', 1000), 1000)).toBe(false);
+    expect(answerAsStream('video/mp4', true, decideRange('bytes=500-', 1000), 1000)).toBe(false);
   });
 });
 
