@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import type { KithNode } from '../../agent/node.ts';
 import type { OutboxRecord } from '../../agent/delivery/store.ts';
 import { CHUNK_BYTES } from '../../agent/payload/chunks.ts';
-import type { MessageId } from '../../common/ids.ts';
 import { runKithAsync } from '../helpers/cli.ts';
 import {
   line,
@@ -15,21 +14,7 @@ import {
   until,
   type TestNetwork,
 } from '../agents/network.ts';
-import { fileHeaderLength, gateLink, linkMail } from './helpers.ts';
-
-/** `kith send FP --file PATH` against the running node; the message id. */
-async function kithSendFile(from: KithNode, to: KithNode, file: string): Promise<MessageId> {
-  const sent = await runKithAsync([
-    '--data-dir',
-    from.paths.root,
-    'send',
-    to.identity.fingerprint,
-    '--file',
-    file,
-  ]);
-  expect(sent.status).toBe(0);
-  return sent.stdout.trim() as MessageId;
-}
+import { fileHeaderLength, gateLink, kithSendFile, linkMail } from './helpers.ts';
 
 const exists = (path: string) =>
   access(path).then(

@@ -1,3 +1,4 @@
+import { expect } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -262,6 +263,29 @@ export function stepGate(node: KithNode, to: KithNode, pass: number): StepGate {
   };
 }
 
+/**
+ * `kith --data-dir … send FP --file PATH`: the real command against the node running here; the
+ * message id. `quiet`: it must also print nothing on stderr.
+ */
+export async function kithSendFile(
+  from: KithNode,
+  to: KithNode,
+  file: string,
+  { quiet = false } = {},
+): Promise<MessageId> {
+  const sent = await runKithAsync([
+    '--data-dir',
+    from.paths.root,
+    'send',
+    to.identity.fingerprint,
+    '--file',
+    file,
+  ]);
+  if (quiet) expect(sent.stderr).toBe('');
+  expect(sent.status).toBe(0);
+  return sent.stdout.trim() as MessageId;
+}
+
 /** The issue's bound on what may have arrived when a player starts: 2 MiB, in whole chunks. */
 export const PLAY_BOUND_CHUNKS = Math.floor((2 * 1024 * 1024) / CHUNK_BYTES);
 
@@ -292,16 +316,7 @@ export async function sendHeld(
   const before = b.engine.metrics.get('chunks_received') ?? 0;
   const stored = () => (b.engine.metrics.get('chunks_received') ?? 0) - before;
   const gate = stepGate(a, b, 1 + chunks); // the manifest, then `chunks` chunks
-  const sent = await runKithAsync([
-    '--data-dir',
-    a.paths.root,
-    'send',
-    b.identity.fingerprint,
-    '--file',
-    file,
-  ]);
-  if (sent.status !== 0) throw new Error(`kith send failed (${sent.status}): ${sent.stderr}`);
-  const id = sent.stdout.trim() as MessageId;
+  const id = await kithSendFile(a, b, file);
   const url = await linkMail(b, `/${encodeURIComponent(file.split('/').pop()!)}`);
   return {
     id,

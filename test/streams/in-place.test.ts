@@ -15,22 +15,16 @@ import {
   until,
   type TestNetwork,
 } from '../agents/network.ts';
-import { decodeStart, fileHeaderLength, gateLink, linkMail, makeWebm, probe, sha256Of } from './helpers.ts';
-
-/** `kith --data-dir … send FP --file PATH`: the real command, against the node running here. */
-async function kithSendFile(from: KithNode, to: KithNode, file: string): Promise<MessageId> {
-  const sent = await runKithAsync([
-    '--data-dir',
-    from.paths.root,
-    'send',
-    to.identity.fingerprint,
-    '--file',
-    file,
-  ]);
-  expect(sent.stderr).toBe('');
-  expect(sent.status).toBe(0);
-  return sent.stdout.trim() as MessageId;
-}
+import {
+  decodeStart,
+  fileHeaderLength,
+  gateLink,
+  kithSendFile,
+  linkMail,
+  makeWebm,
+  probe,
+  sha256Of,
+} from './helpers.ts';
 
 /** Chunks the sender has out beyond the acknowledged ones. */
 const WINDOW = chunksInFlight(CHUNK_BYTES);
@@ -68,7 +62,7 @@ describe('kith send --file: sent from the file in place', () => {
     const original = await sha256Of(clip);
 
     const gate = gateLink(b, c, 4);
-    const id = await kithSendFile(a, c, clip);
+    const id = await kithSendFile(a, c, clip, { quiet: true });
     // No copy: outgoing/ holds the file itself (a hard link: the same inode, no bytes written).
     const outgoing = join(a.paths.root, 'outgoing');
     expect(await readdir(outgoing)).toEqual([id]);
@@ -133,7 +127,7 @@ describe('kith send --file: sent from the file in place', () => {
     const file = await someFile('changes.bin', 12);
     const before = c.engine.metrics.get('hash_units_received');
     const gate = gateLink(b, c, 4);
-    const id = await kithSendFile(a, c, file);
+    const id = await kithSendFile(a, c, file, { quiet: true });
     await gate.firstHeld;
     await scribble(file);
     await gate.release();
@@ -146,7 +140,7 @@ describe('kith send --file: sent from the file in place', () => {
     const before = c.engine.metrics.get('hash_units_received');
     const readBefore = a.engine.metrics.get('payload_bytes_read');
     const gate = gateLink(b, c, 4);
-    const id = await kithSendFile(a, c, file);
+    const id = await kithSendFile(a, c, file, { quiet: true });
     await gate.firstHeld;
     // 3 chunks acknowledged and the window beyond them read: b holds the rest, so the sender
     // reads nothing more until it restarts, and only the restarted sender can see the change.

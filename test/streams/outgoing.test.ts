@@ -5,9 +5,8 @@ import { join } from 'node:path';
 import type { KithNode } from '../../agent/node.ts';
 import { CHUNK_BYTES } from '../../agent/payload/chunks.ts';
 import type { MessageId } from '../../common/ids.ts';
-import { runKithAsync } from '../helpers/cli.ts';
 import { line, progress, startAgents, until, type TestNetwork } from '../agents/network.ts';
-import { sha256Of } from './helpers.ts';
+import { kithSendFile, sha256Of } from './helpers.ts';
 
 /**
  * outgoing/ keeps what a message is read from only while it is sent (agent/outgoing.ts): the hard
@@ -25,18 +24,7 @@ describe('outgoing/ after delivery', () => {
 
   const outgoing = () => readdir(join(a.paths.root, 'outgoing'));
 
-  async function sendFile(file: string): Promise<MessageId> {
-    const sent = await runKithAsync([
-      '--data-dir',
-      a.paths.root,
-      'send',
-      b.identity.fingerprint,
-      '--file',
-      file,
-    ]);
-    expect(sent.status).toBe(0);
-    return sent.stdout.trim() as MessageId;
-  }
+  const sendFile = (file: string): Promise<MessageId> => kithSendFile(a, b, file);
 
   const delivered = (id: MessageId) =>
     until(() => (progress(a, id).state === 'delivered' ? true : undefined), `${id} delivered`);
