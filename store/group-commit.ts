@@ -266,11 +266,15 @@ export class Rider {
 
 const groups = new WeakMap<Db, GroupCommit>();
 
-/** The one GroupCommit of a connection, shared by every module that writes through it. */
-export function groupCommitOf(db: Db): GroupCommit {
+/**
+ * The one GroupCommit of a connection, shared by every module that writes through it. `syncFile`
+ * counts only for the call that makes it (a test that holds the WAL's sync to look inside the
+ * window between commit and durability passes one before any module writes).
+ */
+export function groupCommitOf(db: Db, syncFile: SyncFile = fdatasyncFile): GroupCommit {
   let group = groups.get(db);
   if (!group) {
-    group = new GroupCommit(db);
+    group = new GroupCommit(db, syncFile);
     groups.set(db, group);
   }
   return group;

@@ -132,7 +132,12 @@ export class Outbox {
   private readonly listeners = new Set<(id: MessageId) => void>();
   /** Hop records waiting for the next flushHops() (at most HOP_FLUSH_MS). */
   private readonly pendingHops: PendingHop[] = [];
-  /** Hop records handed to the group commit and not committed yet (progressOf still shows them). */
+  /**
+   * Hop records handed to the group commit and not written yet (progressOf shows them). A record
+   * leaves this set when its INSERT runs, not when it is durable: from then on the connection reads
+   * the row itself, and showing both made `kith track` list a hop twice while the WAL's sync ran
+   * (test/agents/line, beside a CPU hog).
+   */
   private readonly committingHops = new Set<PendingHop>();
   private hopFlushTimer?: ReturnType<typeof setTimeout>;
 
@@ -288,8 +293,10 @@ export class Outbox {
       return;
     }
     const insert = this.stmt('INSERT INTO outbox_hops (id, hop, agent, event, at) VALUES (?, ?, ?, ?, ?)');
-    const run = (h: PendingHop) =>
+    const run = (h: PendingHop) => {
       insert.run(h.id, h.record.hop, h.record.agent ?? null, h.record.event, h.record.at);
+      this.committingHops.delete(h);
+    };
     // Each record its own write of the connection's group commit: they share its one commit with
     // whatever else is written next, and one bad record fails alone (its savepoint).
     const group = groupCommitOf(db);
@@ -412,7 +419,8 @@ export class Outbox {
       event: h.event,
       at: h.at,
     }));
-    // Records still waiting for their commit count too (flushing here would undo the batching).
+    // Records not written yet count too (flushing here would undo the batching); a written one is
+    // in `rows` already, committed or not (this connection reads its own writes).
     const pending = [...this.pendingHops, ...this.committingHops]
       .filter((h) => h.id === id)
       .map((h) => h.record);

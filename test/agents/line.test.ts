@@ -35,10 +35,10 @@ describe('real agents on a line A–B–C–D', () => {
 
     await until(() => (progress(a, id).state === 'delivered' ? true : undefined), 'delivered');
     const hops = progress(a, id).hops;
-    // Which hops were reached, in order. Reports come at least once: beside a CPU hog a clean-clone
-    // CI saw D's "reached" twice (a hop may report a packet it got twice), and progress keeps each.
-    const reached = [...new Set(hops.filter((h) => h.event === 'reached').map((h) => `${h.hop} ${h.agent}`))];
-    expect(reached.map((key) => [Number(key.split(' ')[0]), key.split(' ')[1]])).toEqual([
+    // Each hop reached once, in order (a CI run beside a CPU hog saw D's twice: progressOf showed a
+    // record both as a row and as pending while the WAL's sync ran; test/queue/outbox).
+    const reached = hops.filter((h) => h.event === 'reached');
+    expect(reached.map((h) => [h.hop, h.agent])).toEqual([
       [1, b.identity.agentId],
       [2, c.identity.agentId],
       [3, d.identity.agentId],

@@ -8,6 +8,8 @@ import { giveUpCause, nextRetryDelay, shouldGiveUp } from '../../agent/queue/pol
 import type { Fingerprint, MessageId } from '../../common/ids.ts';
 import { silentLogger } from '../../common/logger.ts';
 import { openDatabase, type Db } from '../../store/db.ts';
+import { groupCommitOf } from '../../store/group-commit.ts';
+import { heldSync } from '../helpers/held-sync.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { HANG_MS } from '../helpers/hang.ts';
 
@@ -133,6 +135,26 @@ describe('outbox (SQLite + BullMQ)', () => {
     // a reader right after a record, before its commit, sees it
     void outbox.recordHop(id(4), { hop: 4, event: 'held', at: 2000 });
     expect(outbox.progressOf(id(4)).hops.map((h) => h.hop)).toEqual([1, 2, 3, 4]);
+  });
+
+  it('shows a hop once while its commit waits for the WAL sync (kith track listed it twice)', async () => {
+    const held = heldSync();
+    groupCommitOf(db, held.sync); // before any write: this connection's group commit syncs by hand
+    outbox = makeOutbox(async () => {
+      throw new Error('no path yet');
+    });
+    await outbox.start();
+    await outbox.submit({ id: id(5), sender: ALICE, recipient: BOB, rawPath: '/x', size: 10 });
+    const recorded = outbox.recordHop(id(5), { hop: 3, agent: 'dave-agent', event: 'reached', at: 3000 });
+    const wal = await held.next(); // committed (the row is in the table), not yet durable
+    const rows = db.prepare('SELECT count(*) AS n FROM outbox_hops WHERE id = ?').get(id(5));
+    const shown = outbox.progressOf(id(5)).hops;
+    wal.done();
+    (await held.next()).done(); // the WAL's directory entry, once
+    await recorded;
+    expect(rows).toEqual({ n: 1 });
+    expect(shown).toEqual([{ hop: 3, agent: 'dave-agent', event: 'reached', at: 3000 }]);
+    expect(outbox.progressOf(id(5)).hops).toHaveLength(1);
   });
 
   it('gives up an entry older than the maximum age', () => {

@@ -4,7 +4,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase, type Db } from '../../store/db.ts';
-import { GroupCommit, Rider, type SyncFile } from '../../store/group-commit.ts';
+import { GroupCommit, Rider } from '../../store/group-commit.ts';
+import { heldSync } from '../helpers/held-sync.ts';
 
 describe('group commit', () => {
   const cleanup: Array<() => Promise<void> | void> = [];
@@ -77,20 +78,6 @@ describe('group commit', () => {
     expect(group.stats.commits).toBe(1);
     expect(committed(file)).toEqual(['taken', 'x', 'y']);
   });
-
-  /** A sync the test completes by hand: which files were synced, and a way to end each sync. */
-  function heldSync() {
-    const calls: Array<{ path: string; done: (err?: Error) => void }> = [];
-    const sync: SyncFile = (path) =>
-      new Promise<void>((resolve, reject) => {
-        calls.push({ path, done: (err) => (err ? reject(err) : resolve()) });
-      });
-    const next = async () => {
-      while (calls.length === 0) await new Promise((r) => setImmediate(r));
-      return calls.shift()!;
-    };
-    return { sync, next, calls };
-  }
 
   test('the fsync is not made on the event loop: committed at NORMAL, resolved only after the WAL is synced', async () => {
     const { db, file } = await open();
