@@ -360,6 +360,7 @@ export class KithNode {
       },
       delivery: this.delivery,
       tlsDir: this.paths.tls,
+      imapSpoolDir: this.paths.spool,
       linkedDir: join(this.paths.blobs, 'linked'),
       log: this.log.child({ part: 'gateway' }),
     });

@@ -39,6 +39,8 @@ export interface GatewayOptions {
   account: MailAccount;
   delivery: DeliveryService;
   tlsDir: string;
+  /** Where the IMAP server spools literals while they arrive (the data directory's spool/). */
+  imapSpoolDir?: string;
   /** Where file-link payloads of large attachments are written (gateway/streams/split.ts); none: never linked. */
   linkedDir?: string;
   log: Logger;
@@ -116,6 +118,7 @@ export class Gateway {
       allowInsecureAuth: config.imap.allowInsecureAuth,
       appendLimit: config.imap.appendLimit,
       maxConnections: config.imap.maxConnections,
+      tmpDir: this.options.imapSpoolDir,
       log: log.child({ part: 'imap' }),
     });
     const imapPort = (await listening('imap', config.imap.host, config.imap.port, () => imap.start())).port;

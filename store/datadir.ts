@@ -9,6 +9,8 @@ export interface DataPaths {
   blobs: string;
   redis: string;
   tls: string;
+  /** IMAP literals while they arrive (gateway/imap/parser.ts); what a crash left is removed at start. */
+  spool: string;
 }
 
 export function dataPaths(root: string): DataPaths {
@@ -18,6 +20,7 @@ export function dataPaths(root: string): DataPaths {
     blobs: join(root, 'blobs'),
     redis: join(root, 'redis'),
     tls: join(root, 'tls'),
+    spool: join(root, 'spool'),
   };
 }
 

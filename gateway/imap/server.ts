@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type Server, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +29,12 @@ export interface ImapServerOptions {
   /** Largest APPEND accepted (advertised as APPENDLIMIT). */
   appendLimit: number;
   log: Logger;
-  /** Where big literals are spooled (default: a fresh directory under the OS temp dir). */
+  /**
+   * Where big literals are spooled while they arrive: a node passes its data directory's spool/,
+   * so a literal of a user's mail never lands in the OS temp dir. The server owns the literals in
+   * it and removes those a crash left, at start. Default: a fresh directory under the OS temp
+   * dir, removed at stop.
+   */
   tmpDir?: string;
   /** Most simultaneous connections; more are answered `* BYE` and closed (default 256). */
   maxConnections?: number;
@@ -119,8 +124,10 @@ export function createImapServer(opts: ImapServerOptions): ImapServer {
 
   return {
     async start() {
-      if (opts.tmpDir) tmpDir = opts.tmpDir;
-      else {
+      if (opts.tmpDir) {
+        tmpDir = opts.tmpDir;
+        removeLeftLiterals(tmpDir);
+      } else {
         tmpDir = mkdtempSync(join(tmpdir(), 'kith-imap-'));
         ownTmp = true;
       }
@@ -172,4 +179,12 @@ export function createImapServer(opts: ImapServerOptions): ImapServer {
       if (ownTmp) rmSync(tmpDir, { recursive: true, force: true });
     },
   };
+}
+
+/** The spool as a fresh start needs it: there, mode 0700, without the literals of a previous run. */
+function removeLeftLiterals(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const name of readdirSync(dir)) {
+    if (name.startsWith('lit-')) rmSync(join(dir, name), { force: true });
+  }
 }

@@ -161,7 +161,7 @@ describe('kith start: startup, signals and what is left behind', () => {
     }
   });
 
-  it('after the node is killed with SIGKILL, the next start runs one redis-server, data intact', async () => {
+  it('after the node is killed with SIGKILL, the next start runs one redis-server, data intact, no half literal left', async () => {
     const first = await startKith(
       ['--data-dir', dataDir, '--log-level', 'warn', 'start'],
       BASE,
@@ -174,6 +174,10 @@ describe('kith start: startup, signals and what is left behind', () => {
       first.child.kill('SIGKILL');
       await exited(first.child);
     }
+    // What an IMAP APPEND being received leaves when the node dies: its literal, in the data
+    // directory's spool/ (never the OS temp dir).
+    const halfLiteral = join(dataDir, 'spool', 'lit-00112233aabbccdd');
+    writeFileSync(halfLiteral, 'half of a mail');
     const second = await startKith(
       ['--data-dir', dataDir, '--log-level', 'warn', 'start'],
       BASE,
@@ -182,6 +186,7 @@ describe('kith start: startup, signals and what is left behind', () => {
     try {
       expect(redisServersIn(redisDir)).toHaveLength(1);
       expect(await redisCommand(socket, 'GET', 'probe')).toBe('$4\r\nkept\r\n');
+      expect(existsSync(halfLiteral)).toBe(false);
       expect(runKith(['--data-dir', dataDir, 'id', '--json']).stdout).toContain('alice@example.org');
     } finally {
       second.child.kill('SIGTERM');

@@ -41,7 +41,12 @@ export async function startHarness(
   } = {},
 ): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'kith-imap-test-'));
-  if (!cachedTls) cachedTls = await ensureSelfSignedCertificate(mkdtempSync(join(tmpdir(), 'kith-tls-')));
+  if (!cachedTls) {
+    // Kept in memory: the directory is not needed once the pair is made (it was left in /tmp).
+    const tlsDir = mkdtempSync(join(tmpdir(), 'kith-tls-'));
+    cachedTls = await ensureSelfSignedCertificate(tlsDir);
+    rmSync(tlsDir, { recursive: true, force: true });
+  }
   const tls = cachedTls;
   const log = opts.log ?? silentLogger();
   const auth = new Authenticator(

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writtenDay } from '../../gateway/imap/search.ts';
+import { HANG_MS } from '../helpers/hang.ts';
+import { until } from '../helpers/until.ts';
 import { PASS, USER, capturingLogger, rawSession, startHarness, type Harness } from './harness.ts';
 
 let h: Harness;
@@ -153,8 +155,6 @@ describe('wrong passwords', () => {
   });
 });
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 describe('scripted sessions with exact responses', () => {
   test('a literal past 256 KiB spills to disk (synchronising and LITERAL+), and the file goes', async () => {
     h.store.createMailbox('Spill');
@@ -166,13 +166,23 @@ describe('scripted sessions with exact responses', () => {
       s.write(`A${plus ? 'P' : 'S'} APPEND Spill {${msg.length}${plus}}\r\n`);
       if (!plus) expect(await s.readUntil((t) => t.endsWith('\r\n'))).toBe('+ Ready for literal data\r\n');
       s.write(msg.subarray(0, 300_000));
-      let files: string[] = [];
-      for (let i = 0; i < 100 && files.length === 0; i++) {
-        await sleep(10);
-        files = readdirSync(h.spool).filter((f) => f.startsWith('lit-'));
-      }
+      // Polled (another side of a socket): bounded only as a hang, not by a second of real time.
+      const files = await until(
+        () => {
+          const found = readdirSync(h.spool).filter((f) => f.startsWith('lit-'));
+          return found.length > 0 ? found : undefined;
+        },
+        'the literal spilled to the spool',
+        HANG_MS,
+        10,
+      );
       expect(files).toHaveLength(1);
-      for (let i = 0; i < 100 && statSync(join(h.spool, files[0]!)).size < 300_000; i++) await sleep(10);
+      await until(
+        () => (statSync(join(h.spool, files[0]!)).size >= 300_000 ? true : undefined),
+        'the first 300,000 bytes in the spooled literal',
+        HANG_MS,
+        10,
+      );
       expect(statSync(join(h.spool, files[0]!)).size).toBe(300_000);
       s.write(Buffer.concat([msg.subarray(300_000), Buffer.from('\r\n')]));
       const done = await s.readUntil((t) => /A[SP] OK[^\r\n]*\r\n/.test(t));
@@ -182,6 +192,20 @@ describe('scripted sessions with exact responses', () => {
     expect((await s.send('STATUS Spill (MESSAGES SIZE)'))[0]).toBe(
       `* STATUS "Spill" (MESSAGES 2 SIZE ${2 * msg.length})`,
     );
+    s.close();
+  });
+
+  test('a literal a crash left in the spool is gone at the next start; other files there are kept', async () => {
+    writeFileSync(join(h.spool, 'lit-0123456789abcdef'), 'half of a mail an APPEND was receiving');
+    writeFileSync(join(h.spool, 'keep-me'), 'not a literal');
+    await h.restart();
+    try {
+      expect(readdirSync(h.spool)).toEqual(['keep-me']);
+    } finally {
+      rmSync(join(h.spool, 'keep-me'));
+    }
+    const s = await login();
+    expect((await s.send('NOOP')).at(-1)).toMatch(/^T\d+ OK/);
     s.close();
   });
 
