@@ -53,7 +53,10 @@ export function holderOf(snap: HeapSnapshot, n: number, depth: number): string {
 /**
  * Every node's self size summed by its holder. Not V8's retained size (that needs the dominator
  * tree): a node reachable through two holders counts for the one nearer the roots only. It is
- * enough to see which Map or array the growth hangs from.
+ * enough to see which Map or array the growth hangs from. Objects shared by a whole module (its
+ * code, class prototypes) can move from one holder to another between two snapshots when a path
+ * nearer the roots appears (ModuleWrap in A, a server's listener in B): a holder whose Δ KiB is
+ * large but whose Δ nodes is small is such a move, not growth.
  */
 export function byHolder(snap: HeapSnapshot, depth: number, nodes?: Iterable<number>): Map<string, Tally> {
   const out = new Map<string, Tally>();
