@@ -10,6 +10,9 @@
 // 1 when RSS grew more than 10% after warm-up, fds grew, or anything was lost, and 2 when the memory
 // verdict cannot be given (warm-up not reached, or the compared windows ran at different rates).
 // Also the demo's V8 heap after a forced full GC (bench/soak/heap.ts), beside RSS.
+// --snapshot-at 1200,6000 --snapshot-dir /tmp/snaps writes a heap snapshot of the demo when that
+// many mails were accepted (diff two with bench/soak/heap-diff.ts). A snapshot stops the demo for
+// seconds, so a run that takes them is for finding a holder, not for the RSS verdict.
 import { spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,6 +40,9 @@ const { values: args } = parseArgs({
     'sample-seconds': { type: 'string', default: '10' },
     /** Where every sample goes, one JSON line each (for a look at the curve afterwards). */
     samples: { type: 'string' },
+    /** Accepted-message counts at which to write a heap snapshot, comma-separated. */
+    'snapshot-at': { type: 'string', default: '' },
+    'snapshot-dir': { type: 'string', default: tmpdir() },
   },
 });
 const minutes = Number(args.minutes);
@@ -197,6 +203,25 @@ async function sampleHeap(): Promise<void> {
 await sampleHeap();
 const heapTimer = setInterval(() => void sampleHeap(), heapMs);
 
+// Heap snapshots at given accepted counts. Traffic waits while one is taken (the loop below awaits
+// `snapshotting`), so the demo is not handed a backlog the snapshot would then contain.
+const snapshotAt = args['snapshot-at']
+  .split(',')
+  .filter(Boolean)
+  .map(Number)
+  .sort((a, b) => a - b);
+let snapshotting: Promise<void> = Promise.resolve();
+function maybeSnapshot(): void {
+  if (snapshotAt.length === 0 || acceptedAt.size < snapshotAt[0]!) return;
+  const count = snapshotAt.shift()!;
+  const file = join(args['snapshot-dir'], `kith-soak-${runId}-${count}.heapsnapshot`);
+  snapshotting = snapshotting.then(async () => {
+    const t0 = Date.now();
+    await heap.snapshot(file);
+    console.log(`heap snapshot at ${count} accepted (${((Date.now() - t0) / 1000).toFixed(0)} s): ${file}`);
+  });
+}
+
 function progress(): void {
   const procs = [...samples.entries()]
     .map(([pid, e]) => {
@@ -227,6 +252,7 @@ while (Date.now() < trafficEnd) {
   const waitStart = Date.now();
   while (sends.size >= MAX_IN_FLIGHT) await Promise.race(sends);
   waitedMs += Date.now() - waitStart;
+  await snapshotting;
   const [from, to] = random() < 0.5 ? [alice, bob] : [bob, alice];
   const id = `${runId}-${n++}`;
   const { content, sum } = payload(sizeFor(random, maxKiB));
@@ -236,7 +262,10 @@ while (Date.now() < trafficEnd) {
     .get(from.name)!
     .send(id, to.email, content)
     .then(
-      () => void acceptedAt.set(id, Date.now()),
+      () => {
+        acceptedAt.set(id, Date.now());
+        maybeSnapshot();
+      },
       (err: Error) => {
         refused++;
         process.stderr.write(`${id} refused: ${err.message}\n`);
@@ -248,6 +277,7 @@ while (Date.now() < trafficEnd) {
 }
 const trafficSeconds = elapsed();
 await Promise.all(sends);
+await snapshotting;
 running = false;
 await readLoop;
 clearInterval(sampler);
